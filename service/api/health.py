@@ -1,0 +1,62 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service import observability
+from service.api.deps import context
+from service.api.problems import Problem
+from service.context import ServiceContext
+from service.store import migrate
+from service.store.database import DATABASE_AWAY
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Answer while the process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(ctx: Annotated[ServiceContext, Depends(context)]) -> dict[str, str]:
+    """Answer 200 when the database is reachable and migrated to head."""
+    try:
+        async with ctx.db.connection() as conn:
+            revision = await conn.fetchval("SELECT version_num FROM alembic_version")
+    except DATABASE_AWAY as exc:
+        raise Problem(
+            503, "the database is unreachable", kind="not-ready", headers={"Retry-After": "2"}
+        ) from exc
+    head = migrate.head_revision()
+    if revision != head:
+        raise Problem(
+            503, f"migrations at {revision}, head is {head}", kind="not-ready",
+            headers={"Retry-After": "5"},
+        )
+    return {"status": "ready", "migration": str(revision)}
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(ctx: Annotated[ServiceContext, Depends(context)]) -> Response:
+    """Expose Prometheus metrics (request counts and latency, appends, projection lag)."""
+    try:
+        async with ctx.db.connection() as conn:
+            rows = await conn.fetch(
+                """
+                SELECT c.name, greatest(coalesce(h.position, 0) - c.position, 0) AS lag
+                FROM projection_checkpoint c
+                CROSS JOIN (SELECT max(position) AS position FROM event) h
+                WHERE c.status = 'live'
+                """
+            )
+        for row in rows:
+            observability.PROJECTION_LAG.labels(row["name"]).set(row["lag"])
+    except DATABASE_AWAY:
+        pass  # metrics stay available while the database is away
+    return Response(generate_latest(observability.REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,43 @@
+"""Errors a domain decision raises; the API maps them to problem+json."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field."""
+
+    field: str
+    reason: str
+
+
+class DomainError(Exception):
+    """A command that the rules refuse (422 unless a subclass says otherwise)."""
+
+    status = 422
+    kind = "rule-violation"
+
+    def __init__(
+        self, message: str, errors: Sequence[FieldError] = (), **extra: Any
+    ) -> None:
+        super().__init__(message)
+        self.errors = list(errors)
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    """The addressed thing does not exist."""
+
+    status = 404
+    kind = "not-found"
+
+
+class Conflict(DomainError):
+    """The command does not fit the current state (opened twice, already closed...)."""
+
+    status = 409
+    kind = "state-conflict"

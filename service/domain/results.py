@@ -1,0 +1,189 @@
+"""Apply a published ranking: rewards, deductions, improvement plans and reassignment reviews.
+
+The rules (``domain.md``): rank 1 is rewarded and the last rank has an amount deducted; the
+bottom two submit an improvement plan within a week of publication; an agent last for three
+published months in a row is put up for a reassignment review, which a person decides. All of
+it applies only when at least ``min_ranked_agents`` are ranked, and only when the ranking has a
+first and a last: if every ranked agent ties (a team of one included) nobody is first or last,
+and then the bottom two do not exist either, since being "bottom" would mean nothing more than
+being in the team.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence, Set
+from datetime import datetime, timedelta
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from service.domain.ranking import RankEntry
+from service.domain.scheme import ResultsPolicy
+
+ResultKind = Literal["reward", "deduction", "improvement_plan", "reassignment_review"]
+PlanStatus = Literal["due", "submitted", "approved", "rejected", "overdue"]
+PlanDecision = Literal["approved", "rejected"]
+
+_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+class ResultDecision(BaseModel):
+    """One consequence of a published ranking for one agent, with the reason in words."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: ResultKind
+    agent_id: str
+    rank: int
+    places: tuple[int, int]
+    amount: float | None = None
+    due_at: datetime | None = None
+    reason: str
+
+
+def _has_first_and_last(entries: Sequence[RankEntry], min_ranked_agents: int) -> bool:
+    return len(entries) >= min_ranked_agents and len({e.rank for e in entries}) > 1
+
+
+def last_place_agents(entries: Sequence[RankEntry], *, min_ranked_agents: int) -> frozenset[str]:
+    """Return the agents in last place; none when all tie or too few agents are ranked."""
+    if not _has_first_and_last(entries, min_ranked_agents):
+        return frozenset()
+    last = max(e.rank for e in entries)
+    return frozenset(e.agent_id for e in entries if e.rank == last)
+
+
+def _standing(entry: RankEntry, ranked: int) -> str:
+    if not entry.tied:
+        return f"rank {entry.rank} of {ranked}"
+    first, last = entry.places
+    return f"rank {entry.rank} of {ranked}, tied (places {first}-{last})"
+
+
+def plan_due_at(published_at: datetime, policy: ResultsPolicy) -> datetime:
+    """Return when an improvement plan is due: exactly the policy's days after publication."""
+    if published_at.utcoffset() is None:
+        raise ValueError("published_at must carry a time zone")
+    return published_at + timedelta(days=policy.plan_deadline_days)
+
+
+def decide_results(
+    entries: Sequence[RankEntry],
+    policy: ResultsPolicy,
+    *,
+    published_at: datetime,
+    previous_last_places: Mapping[str, int],
+) -> list[ResultDecision]:
+    """Decide the month's rewards, deductions, improvement plans and reassignment reviews.
+
+    ``previous_last_places[agent]`` is how many published months immediately before this one
+    the agent was last in (see ``consecutive_last_places``).
+    """
+    due_at = plan_due_at(published_at, policy)
+    if not _has_first_and_last(entries, policy.min_ranked_agents):
+        return []
+    ranked = len(entries)
+    last = max(e.rank for e in entries)
+    decisions = [
+        ResultDecision(
+            kind="reward",
+            agent_id=e.agent_id,
+            rank=e.rank,
+            places=e.places,
+            amount=policy.reward_amount,
+            reason=f"first place: {_standing(e, ranked)}",
+        )
+        for e in entries
+        if e.rank == 1
+    ]
+    decisions += [
+        ResultDecision(
+            kind="deduction",
+            agent_id=e.agent_id,
+            rank=e.rank,
+            places=e.places,
+            amount=policy.deduction_amount,
+            reason=f"last place: {_standing(e, ranked)}",
+        )
+        for e in entries
+        if e.rank == last
+    ]
+    # The two lowest places are ranked-1 and ranked; a tied group is in the bottom two when the
+    # places it occupies reach into them (in 1, 2, 2, 4 the pair at 2 occupies places 2-3).
+    decisions += [
+        ResultDecision(
+            kind="improvement_plan",
+            agent_id=e.agent_id,
+            rank=e.rank,
+            places=e.places,
+            due_at=due_at,
+            reason=(
+                f"bottom two (places {ranked - 1}-{ranked} of {ranked}): {_standing(e, ranked)};"
+                f" a plan is due {policy.plan_deadline_days} days after publication"
+            ),
+        )
+        for e in entries
+        if e.places[1] >= ranked - 1
+    ]
+    for e in entries:
+        months = previous_last_places.get(e.agent_id, 0) + 1
+        if e.rank == last and months >= policy.streak_length:
+            decisions.append(
+                ResultDecision(
+                    kind="reassignment_review",
+                    agent_id=e.agent_id,
+                    rank=e.rank,
+                    places=e.places,
+                    reason=(
+                        f"last place in {months} consecutive published months: "
+                        f"{_standing(e, ranked)} this month"
+                    ),
+                )
+            )
+    return decisions
+
+
+def previous_period(period: str) -> str:
+    """Return the calendar month before a ``YYYY-MM`` period."""
+    match = _PERIOD.match(period)
+    if match is None:
+        raise ValueError(f"not a YYYY-MM period: {period!r}")
+    year, month = int(match[1]), int(match[2])
+    return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
+
+
+def consecutive_last_places(
+    agent_id: str, period: str, last_by_period: Mapping[str, Set[str]]
+) -> int:
+    """Count the months right before ``period`` in which the agent was last, without a gap.
+
+    ``last_by_period`` maps each period with a published cycle of the team to its last-place
+    agents (``last_place_agents``); a month missing from it breaks the streak.
+    """
+    count = 0
+    month = previous_period(period)
+    while agent_id in last_by_period.get(month, frozenset()):
+        count += 1
+        month = previous_period(month)
+    return count
+
+
+def plan_status(
+    due_at: datetime,
+    submitted_at: datetime | None,
+    decision: PlanDecision | None,
+    now: datetime,
+) -> PlanStatus:
+    """Return an improvement plan's status: a review decides it, a submission stops the clock."""
+    if decision is not None:
+        return decision
+    if submitted_at is not None:
+        return "submitted"
+    # Due "within one week": the deadline instant itself is still on time.
+    return "overdue" if now > due_at else "due"
+
+
+def is_late(due_at: datetime, submitted_at: datetime) -> bool:
+    """Return whether a plan was submitted after its deadline."""
+    return submitted_at > due_at

@@ -1,0 +1,342 @@
+"""Score an agent under a scheme, keeping every step so a scorecard can explain the number.
+
+composite        = sum over counted rater roles of role weight * role score      (0..100)
+role score       = sum over its criteria of criterion weight * criterion score   (0..100)
+rated criterion  = rating / scale_max * 100
+work_performance = sum over KPIs of KPI weight * attainment, or the manager's override
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence, Set
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from service.domain.kpis import Direction
+from service.domain.scheme import Criterion, KpiDef, RaterRole, Scheme
+
+# Stored with each score so that a scorecard computed by an older formula can be recognised.
+FORMULA_VERSION = "csperf-scoring/1"
+
+MissingRolesPolicy = Literal["zero", "renormalize"]
+RoleStatus = Literal["scored", "missing", "missing_scored_zero", "missing_dropped"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class CriterionScore(_Frozen):
+    """A criterion's weight in its role, its weight after re-normalisation, and its score."""
+
+    weight: float
+    effective_weight: float
+    score: float | None
+
+
+class RoleScore(_Frozen):
+    """A rater role's part of the composite."""
+
+    weight: float
+    effective_weight: float
+    score: float | None
+    status: RoleStatus
+    criteria: dict[str, CriterionScore]
+
+
+class KpiScore(_Frozen):
+    """One KPI's value against its target and floor, and what it contributed."""
+
+    kind: Literal["measured", "rated"]
+    value: float | None
+    target: float | None
+    floor: float | None
+    direction: Direction
+    weight: float
+    effective_weight: float
+    attainment: float | None
+    dropped: bool
+
+
+class WorkPerformance(_Frozen):
+    """The KPI-attainment criterion: computed from the KPIs unless overridden."""
+
+    role: str
+    criterion: str
+    score: float | None
+    computed: float | None
+    overridden: bool
+    override_reason: str | None
+    kpis: dict[str, KpiScore]
+
+
+class AgentScore(_Frozen):
+    """An agent's composite score and how it was computed."""
+
+    scheme_id: str
+    scheme_version: int
+    position: str | None
+    formula_version: str
+    composite: float | None
+    missing_roles: tuple[str, ...]
+    roles: dict[str, RoleScore]
+    work_performance: WorkPerformance | None
+    notes: tuple[str, ...]
+
+
+def attainment(
+    value: float | None, target: float, floor: float, direction: Direction
+) -> float | None:
+    """Return 0..100: 100 at or beyond the target, 0 at or beyond the floor, linear between."""
+    if value is None or math.isnan(value):
+        return None
+    if direction == "higher":
+        if value >= target:
+            return 100.0
+        if value <= floor:
+            return 0.0
+    else:
+        if value <= target:
+            return 100.0
+        if value >= floor:
+            return 0.0
+    # Strictly between floor and target here, so target != floor and the sign works out for
+    # both directions.
+    return 100.0 * (value - floor) / (target - floor)
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(names) + (" has" if len(names) == 1 else " have")
+
+
+def _kpi_score(kpi: KpiDef, value: float | None, scale_max: float) -> KpiScore:
+    if kpi.kind == "rated":
+        reached = None if value is None else value / scale_max * 100.0
+    elif kpi.target is None or kpi.floor is None:
+        reached = None  # a scheme that passed validate_scheme never gets here
+    else:
+        reached = attainment(value, kpi.target, kpi.floor, kpi.direction)
+    return KpiScore(
+        kind=kpi.kind,
+        value=value,
+        target=kpi.target,
+        floor=kpi.floor,
+        direction=kpi.direction,
+        weight=kpi.weight,
+        effective_weight=0.0,
+        attainment=reached,
+        dropped=reached is None,
+    )
+
+
+def _work_performance(
+    scheme: Scheme,
+    position: str | None,
+    owner: tuple[str, Criterion],
+    kpi_values: Mapping[str, float | None],
+    ratings: Mapping[str, float],
+    override: tuple[float, str] | None,
+    notes: list[str],
+) -> WorkPerformance:
+    role, criterion = owner
+    scored = {
+        kpi.name: _kpi_score(
+            kpi,
+            ratings.get(kpi.name) if kpi.kind == "rated" else kpi_values.get(kpi.name),
+            scheme.scale_max,
+        )
+        for kpi in scheme.kpis_for(position)
+    }
+    kept = {name: s for name, s in scored.items() if not s.dropped}
+    total = math.fsum(s.weight for s in kept.values())
+    dropped = [name for name, s in scored.items() if s.dropped and s.weight > 0]
+    computed: float | None = None
+    if total > 0:
+        # A KPI with no data drops out rather than counting as 0: no consultations is not a
+        # bad conversion rate, it is no evidence either way.
+        scored |= {
+            name: s.model_copy(update={"effective_weight": s.weight / total})
+            for name, s in kept.items()
+        }
+        computed = math.fsum(s.weight / total * (s.attainment or 0.0) for s in kept.values())
+        if dropped:
+            notes.append(f"{_names(dropped)} no data; remaining KPI weights re-normalised")
+    else:
+        notes.append(f"no KPI has data; {criterion.name} cannot be computed")
+    score = computed
+    reason = None
+    if override is not None:
+        value, reason = override
+        score = value / scheme.scale_max * 100.0
+        notes.append(f"{criterion.name} overridden by {role}: {reason}")
+    return WorkPerformance(
+        role=role,
+        criterion=criterion.name,
+        score=score,
+        computed=computed,
+        overridden=override is not None,
+        override_reason=reason,
+        kpis=scored,
+    )
+
+
+def _role_score(
+    scheme: Scheme,
+    rater_role: RaterRole,
+    ratings: Mapping[str, float] | None,
+    work_performance: WorkPerformance | None,
+    notes: list[str],
+) -> tuple[float | None, dict[str, CriterionScore]]:
+    raw: dict[str, float | None] = {}
+    for criterion in rater_role.criteria:
+        if ratings is None:
+            raw[criterion.name] = None
+        elif criterion.source == "kpi_attainment":
+            raw[criterion.name] = None if work_performance is None else work_performance.score
+        else:
+            rating = ratings.get(criterion.name)
+            raw[criterion.name] = None if rating is None else rating / scheme.scale_max * 100.0
+    weights = {c.name: c.weight for c in rater_role.criteria}
+    total = math.fsum(w for name, w in weights.items() if raw[name] is not None)
+    criteria = {
+        name: CriterionScore(
+            weight=weights[name],
+            effective_weight=weights[name] / total if total > 0 and score is not None else 0.0,
+            score=score,
+        )
+        for name, score in raw.items()
+    }
+    if total <= 0:
+        return None, criteria
+    dropped = [name for name, score in raw.items() if score is None and weights[name] > 0]
+    if dropped:
+        notes.append(
+            f"{_names(dropped)} no score; remaining {rater_role.role} criteria weights"
+            " re-normalised"
+        )
+    role_score = math.fsum(c.effective_weight * (c.score or 0.0) for c in criteria.values())
+    return role_score, criteria
+
+
+def _counted_ratings(
+    scheme: Scheme,
+    evaluations: Mapping[str, Mapping[str, float]],
+    trained_roles: Set[str],
+    notes: list[str],
+) -> dict[str, Mapping[str, float]]:
+    counted: dict[str, Mapping[str, float]] = {}
+    for role, ratings in evaluations.items():
+        rater_role = scheme.role(role)
+        if rater_role is None:
+            notes.append(f"{role} is not a rater role of this scheme; its ratings are ignored")
+        elif rater_role.weight <= 0:
+            notes.append(f"{role} ratings are recorded but not counted: the role's weight is 0")
+        elif role in scheme.requires_training and role not in trained_roles:
+            notes.append(f"{role} ratings are not counted: evaluator training is not on record")
+        else:
+            counted[role] = ratings
+    return counted
+
+
+def score_agent(
+    scheme: Scheme,
+    position: str | None,
+    kpi_values: Mapping[str, float | None],
+    evaluations: Mapping[str, Mapping[str, float]],
+    *,
+    override: tuple[float, str] | None = None,
+    missing_roles_policy: MissingRolesPolicy | None = None,
+    trained_roles: Set[str] = frozenset(),
+) -> AgentScore:
+    """Score one agent: KPI attainment, each role's criteria, and the composite, explained.
+
+    ``evaluations`` maps rater role to its scores (0..scale_max); the manager's include the rated
+    KPIs. ``override`` is the manager's work_performance (0..scale_max) and its written reason.
+    ``missing_roles_policy`` None leaves the composite None while an evaluation is missing.
+    ``trained_roles`` are the roles of ``scheme.requires_training`` whose raters are trained.
+    """
+    if override is not None and not override[1].strip():
+        raise ValueError("an override of work_performance needs a written reason")
+    notes: list[str] = []
+    counted = _counted_ratings(scheme, evaluations, trained_roles, notes)
+    owner = scheme.kpi_attainment_criterion()
+    work_performance = None
+    if owner is not None:
+        owner_ratings = counted.get(owner[0], {})
+        if owner[1].name in owner_ratings:
+            notes.append(
+                f"{owner[1].name} in the {owner[0]} scores is ignored: an override is passed"
+                " with its reason"
+            )
+        work_performance = _work_performance(
+            scheme, position, owner, kpi_values, owner_ratings, override, notes
+        )
+    elif override is not None:
+        notes.append("override ignored: the scheme has no KPI attainment criterion")
+
+    scores: dict[str, tuple[float | None, dict[str, CriterionScore]]] = {}
+    for rater_role in scheme.roles:
+        # Roles with weight 0 take no part in the composite.
+        if rater_role.weight > 0:
+            ratings = counted.get(rater_role.role)
+            scores[rater_role.role] = _role_score(
+                scheme, rater_role, ratings, work_performance, notes
+            )
+    missing = tuple(role for role, (score, _) in scores.items() if score is None)
+    composite, roles = _combine(scheme, scores, missing, missing_roles_policy, notes)
+    return AgentScore(
+        scheme_id=scheme.scheme_id,
+        scheme_version=scheme.version,
+        position=position,
+        formula_version=FORMULA_VERSION,
+        composite=composite,
+        missing_roles=missing,
+        roles=roles,
+        work_performance=work_performance,
+        notes=tuple(notes),
+    )
+
+
+def _combine(
+    scheme: Scheme,
+    scores: Mapping[str, tuple[float | None, dict[str, CriterionScore]]],
+    missing: Sequence[str],
+    policy: MissingRolesPolicy | None,
+    notes: list[str],
+) -> tuple[float | None, dict[str, RoleScore]]:
+    weights = {r.role: r.weight for r in scheme.roles if r.role in scores}
+    present_total = math.fsum(w for role, w in weights.items() if role not in missing)
+    roles: dict[str, RoleScore] = {}
+    for role, (score, criteria) in scores.items():
+        status: RoleStatus = "scored"
+        effective = weights[role]
+        if role in missing:
+            if policy is None:
+                status = "missing"
+                notes.append(f"{role} evaluation missing; the composite is provisional")
+            elif policy == "zero":
+                status, score = "missing_scored_zero", 0.0
+                notes.append(f"{role} evaluation missing; scored as 0")
+            else:
+                status, effective = "missing_dropped", 0.0
+                notes.append(f"{role} evaluation missing; remaining role weights re-normalised")
+        elif policy == "renormalize" and missing:
+            effective = weights[role] / present_total
+        roles[role] = RoleScore(
+            weight=weights[role],
+            effective_weight=effective,
+            score=score,
+            status=status,
+            criteria=criteria,
+        )
+    if missing and policy is None:
+        return None, roles
+    if present_total <= 0 and policy != "zero":
+        notes.append("no evaluation counts; there is no composite")
+        return None, roles
+    total = math.fsum(r.effective_weight * (r.score or 0.0) for r in roles.values())
+    # Rounded so that agents with equal inputs get equal composites: float sums taken in a
+    # different order can differ in the last bits and would split a genuine tie in the ranking.
+    return round(total, 4), roles

@@ -1,0 +1,60 @@
+"""Wake projection runners after appends, without a NOTIFY inside the append transaction.
+
+A NOTIFY in every append serialises commits (about 40 % fewer appends a second measured by
+the product owner). Instead, commands poke this notifier after they commit; it wakes the
+runners in this process at once and sends at most one NOTIFY per interval for other replicas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from service.store.database import Database
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "csperf_events"
+
+
+class Notifier:
+    """Debounce "new events" signals into local wake-ups and a periodic NOTIFY."""
+
+    def __init__(
+        self, db: Database, local: Callable[[], None] | None = None, interval: float = 0.02
+    ) -> None:
+        self.db = db
+        self.local = local
+        self.interval = interval
+        self._pending = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def poke(self) -> None:
+        """Note that events were committed."""
+        if self.local is not None:
+            self.local()
+        self._pending.set()
+
+    def start(self) -> None:
+        """Start the background NOTIFY sender."""
+        self._task = asyncio.create_task(self._send_loop(), name="notifier")
+
+    async def stop(self) -> None:
+        """Stop the sender."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _send_loop(self) -> None:
+        while True:
+            await self._pending.wait()
+            self._pending.clear()
+            try:
+                async with self.db.connection() as conn:
+                    await conn.execute(f"NOTIFY {CHANNEL}")
+            except Exception as exc:  # the poll still wakes runners; never crash the loop
+                log.debug("notify failed: %s", exc)
+            await asyncio.sleep(self.interval)

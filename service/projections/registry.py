@@ -1,0 +1,19 @@
+"""Every projection the service runs."""
+
+from __future__ import annotations
+
+from service.projections.base import Projection
+from service.projections.stream_index import StreamIndex
+
+
+def all_projections() -> list[Projection]:
+    """Return a fresh instance of each projection."""
+    return [StreamIndex()]
+
+
+def by_name(name: str) -> Projection:
+    """Return the projection called name; raise KeyError when there is none."""
+    for projection in all_projections():
+        if projection.name == name:
+            return projection
+    raise KeyError(name)

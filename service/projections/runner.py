@@ -1,0 +1,253 @@
+"""Keep projections following the event store, one process per projection at a time.
+
+Each projection is advanced only by the process holding a session-level advisory lock on a
+dedicated connection; the batch's read-model writes and its checkpoint commit together on that
+same connection, so an event takes effect exactly once even if the process dies mid-batch (the
+transaction is rolled back, the lock released, and another process takes over from the
+checkpoint).
+
+Wake-ups: a short adaptive poll, plus LISTEN for the debounced notifications that
+service.notifier sends *after* appends commit, so the write path never pays for a NOTIFY.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+
+import asyncpg
+
+from service import observability
+from service.projections import checkpoints
+from service.projections.base import Projection
+from service.projections.checkpoints import Generation
+from service.store.database import DATABASE_AWAY, UNAVAILABLE_ERRORS, Database
+from service.store.event_store import Cursor, RecordedEvent, read_all
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "csperf_events"
+LOCK_NAMESPACE = 7215001
+LIVE_BATCH = 500
+BUILD_BATCH = 5000
+FAILURE_RETRY_SECONDS = 5.0
+
+
+class ProjectionFailed(Exception):
+    """A projection raised on one event; it stays stopped there until fixed."""
+
+
+async def try_lock(conn: asyncpg.Connection, name: str) -> bool:
+    """Take the projection's lease for this connection's lifetime, if free."""
+    return bool(
+        await conn.fetchval(
+            "SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_NAMESPACE, name
+        )
+    )
+
+
+class Worker:
+    """Advance one projection on a connection that holds its lock."""
+
+    def __init__(self, conn: asyncpg.Connection, projection: Projection) -> None:
+        self.conn = conn
+        self.projection = projection
+        self._single_steps: set[int] = set()
+
+    async def ensure_live(self) -> tuple[Generation, Generation | None]:
+        """Return the live generation and the one being built, starting either if needed."""
+        live = await checkpoints.current(self.conn, self.projection.name, "live")
+        if live is None:
+            live = await checkpoints.start(self.conn, self.projection, "live")
+        building = await checkpoints.current(self.conn, self.projection.name, "building")
+        if building is None and live.code_version != self.projection.version:
+            log.info(
+                "projection %s: code version %s differs from live %s; rebuilding beside it",
+                self.projection.name,
+                self.projection.version,
+                live.code_version,
+            )
+            building = await checkpoints.start(self.conn, self.projection, "building")
+        return live, building
+
+    async def step(self, generation: Generation, limit: int) -> int:
+        """Apply the next batch to a generation; return how many events it read."""
+        if generation.generation in self._single_steps:
+            limit = 1
+        events: list[RecordedEvent] = []
+        try:
+            async with self.conn.transaction():
+                events = await read_all(
+                    self.conn,
+                    generation.cursor,
+                    limit,
+                    stream_types=self.projection.stream_types,
+                )
+                if not events:
+                    return 0
+                await self.projection.apply(
+                    self.conn, events, self.projection.table_names(generation.generation)
+                )
+                await checkpoints.advance(self.conn, generation, events[-1].cursor, len(events))
+        except UNAVAILABLE_ERRORS:
+            raise
+        except Exception as exc:
+            if limit > 1:
+                # Find the exact event: replay the batch one event at a time.
+                self._single_steps.add(generation.generation)
+                return 0
+            position = events[0].position if events else generation.cursor.position
+            await checkpoints.record_failure(self.conn, generation, position, repr(exc))
+            observability.PROJECTION_FAILED.labels(self.projection.name).set(1)
+            log.exception(
+                "projection %s stopped at event %s", self.projection.name, position
+            )
+            raise ProjectionFailed(self.projection.name) from exc
+        self._single_steps.discard(generation.generation)
+        observability.PROJECTION_FAILED.labels(self.projection.name).set(0)
+        observability.PROJECTED_EVENTS.labels(self.projection.name).inc(len(events))
+        if generation.status == "live":
+            observability.PROJECTION_POSITION.labels(self.projection.name).set(
+                events[-1].position
+            )
+        return len(events)
+
+    async def catch_up(
+        self, generation: Generation, limit: int, progress: Callable[[int], None] | None = None
+    ) -> None:
+        """Step a generation until it has read everything visible now."""
+        while True:
+            generation = await self._reload(generation)
+            read = await self.step(generation, limit)
+            if progress is not None and read:
+                progress(read)
+            if read == 0 and generation.generation not in self._single_steps:
+                return
+
+    async def finish_build(self, building: Generation) -> None:
+        """Catch the rebuilt generation up and swap it in, atomically for readers."""
+        await self.catch_up(building, BUILD_BATCH)
+        async with self.conn.transaction():
+            # Lock out nothing but ourselves: we hold the projection lease already.
+            building = await self._reload(building)
+            await self.catch_up(building, BUILD_BATCH)
+            live = await checkpoints.current(self.conn, self.projection.name, "live")
+            await checkpoints.swap(self.conn, self.projection, live, building)
+        log.info("projection %s: generation %s is live", self.projection.name, building.generation)
+
+    async def _reload(self, generation: Generation) -> Generation:
+        fresh = await self.conn.fetchrow(
+            "SELECT tx_id, position, events_applied FROM projection_checkpoint"
+            " WHERE name = $1 AND generation = $2",
+            generation.name,
+            generation.generation,
+        )
+        return Generation(
+            name=generation.name,
+            generation=generation.generation,
+            code_version=generation.code_version,
+            status=generation.status,
+            cursor=Cursor(fresh["tx_id"], fresh["position"]),
+            events_applied=fresh["events_applied"],
+            error=None,
+            error_position=None,
+        )
+
+    async def run_once(self) -> int:
+        """Advance the live generation one batch and any rebuild one batch."""
+        live, building = await self.ensure_live()
+        read = await self.step(live, LIVE_BATCH)
+        if building is not None:
+            built = await self.step(building, BUILD_BATCH)
+            if built < BUILD_BATCH:
+                await self.finish_build(building)
+            read += built
+        return read
+
+
+class ProjectionRunner:
+    """Run every projection's worker in this process, competing for their leases."""
+
+    def __init__(
+        self,
+        db: Database,
+        projections: Sequence[Projection],
+        *,
+        poll_seconds: float = 0.05,
+        lease_retry_seconds: float = 1.0,
+    ) -> None:
+        self.db = db
+        self.projections = list(projections)
+        self.poll_seconds = poll_seconds
+        self.lease_retry_seconds = lease_retry_seconds
+        self._wake = {p.name: asyncio.Event() for p in self.projections}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.holding: set[str] = set()
+
+    def wake(self) -> None:
+        """Tell every worker that new events may be visible."""
+        for event in self._wake.values():
+            event.set()
+
+    def start(self) -> None:
+        """Start one task per projection."""
+        self._tasks = [
+            asyncio.create_task(self._follow(p), name=f"projection:{p.name}")
+            for p in self.projections
+        ]
+
+    async def stop(self) -> None:
+        """Cancel the workers; their connections close and their leases go with them."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    async def _follow(self, projection: Projection) -> None:
+        backoff = 0.1
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await self.db.connect_single()
+                if not await try_lock(conn, projection.name):
+                    await conn.close()
+                    conn = None
+                    await asyncio.sleep(self.lease_retry_seconds)
+                    continue
+                self.holding.add(projection.name)
+                await conn.add_listener(CHANNEL, lambda *_: self._wake[projection.name].set())
+                backoff = 0.1
+                await self._drive(Worker(conn, projection))
+            except asyncio.CancelledError:
+                raise
+            except ProjectionFailed:
+                await asyncio.sleep(FAILURE_RETRY_SECONDS)
+            except DATABASE_AWAY as exc:
+                log.warning("projection %s lost the database (%s); retrying", projection.name,
+                            type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                log.exception("projection %s runner failed; retrying", projection.name)
+                await asyncio.sleep(FAILURE_RETRY_SECONDS)
+            finally:
+                self.holding.discard(projection.name)
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=2))
+
+    async def _drive(self, worker: Worker) -> None:
+        wake = self._wake[worker.projection.name]
+        idle = 0.005
+        while True:
+            wake.clear()
+            if await worker.run_once():
+                idle = 0.005
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), timeout=idle)
+            idle = min(idle * 2, self.poll_seconds)

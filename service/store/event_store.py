@@ -1,0 +1,325 @@
+"""The append-only event store: expected-version appends and reads that never skip.
+
+Ordering. Identity values are drawn before commit, so concurrent transactions commit out of
+position order and "everything after position P" can pass over a row that commits a moment
+later. Each row therefore records its transaction id, and the global read returns only rows
+whose transaction is older than the oldest one still running
+(``pg_snapshot_xmin(pg_current_snapshot())``), ordered by (transaction id, position). No
+transaction below that horizon can still add rows, so a cursor at (tx, position) never has
+anything appear behind it, and writers stay concurrent (no table lock).
+
+Per-stream order. Appenders take a transaction-scoped advisory lock on the stream *before* their
+first write, and a transaction id is assigned only at the first write. A later writer of the
+same stream therefore always gets a larger transaction id than the one it waited for, so
+(transaction id, position) order agrees with every stream's versions.
+
+Losers burn nothing. The version check is an ``INSERT .. ON CONFLICT DO UPDATE .. WHERE`` on
+the ``stream`` row inside the same statement; when it fails no event row is produced, so no
+identity value is drawn.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from service.store.errors import ConcurrencyError
+
+IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1d6a43-3c55-4d0e-9a53-0d6f4b1f7c21")
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event about to be appended."""
+
+    type: str
+    data: Mapping[str, Any]
+    schema_version: int = 1
+    event_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as stored, with its place in the stream and in the global order."""
+
+    position: int
+    tx_id: int
+    stream_id: str
+    version: int
+    event_id: uuid.UUID
+    type: str
+    schema_version: int
+    data: dict[str, Any]
+    metadata: dict[str, Any]
+    recorded_at: datetime
+
+    @property
+    def cursor(self) -> Cursor:
+        """Return the cursor that points just past this event."""
+        return Cursor(self.tx_id, self.position)
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """A place in the global order: (transaction id, position); opaque to API clients."""
+
+    tx_id: int = 0
+    position: int = 0
+
+    def encode(self) -> str:
+        """Return the opaque text form used in URLs."""
+        raw = f"{self.tx_id}.{self.position}".encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str | None) -> Cursor:
+        """Parse the opaque text form; raise ValueError when it is not one of ours."""
+        if not text:
+            return cls()
+        try:
+            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+            tx_text, pos_text = raw.split(".")
+            cursor = cls(int(tx_text), int(pos_text))
+        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+            raise ValueError("not a valid cursor") from exc
+        if cursor.tx_id < 0 or cursor.position < 0:
+            raise ValueError("not a valid cursor")
+        return cursor
+
+
+@dataclass(frozen=True)
+class StreamAppend:
+    """Events for one stream, with the version the caller believes the stream has."""
+
+    stream_id: str
+    events: Sequence[NewEvent]
+    expected_version: int | None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Where an append's events landed; duplicate when a retry matched an earlier append."""
+
+    stream_id: str
+    version: int
+    positions: list[int] = field(default_factory=list)
+    duplicate: bool = False
+
+
+def stream_type(stream_id: str) -> str:
+    """Return the aggregate type of a stream id ("cycle" for "cycle:t1:2026-11")."""
+    return stream_id.split(":", 1)[0]
+
+
+def event_ids(append: StreamAppend) -> list[uuid.UUID]:
+    """Return each event's id: given, derived from the idempotency key, or random."""
+    ids = []
+    for index, event in enumerate(append.events):
+        if event.event_id is not None:
+            ids.append(event.event_id)
+        elif append.idempotency_key is not None:
+            name = f"{append.stream_id}\x1f{append.idempotency_key}\x1f{index}"
+            ids.append(uuid.uuid5(IDEMPOTENCY_NAMESPACE, name))
+        else:
+            ids.append(uuid.uuid4())
+    return ids
+
+
+_LOCK_STREAM = "hashtextextended($1, 0)"
+
+_APPEND_SQL = f"""
+WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({_LOCK_STREAM}) AS locked),
+bumped AS (
+    INSERT INTO stream AS s (stream_id, stream_type, version)
+    SELECT $1, $2, $4::int FROM lock
+    WHERE ($3::int IS NULL OR $3::int = 0 OR EXISTS (SELECT 1 FROM stream WHERE stream_id = $1))
+      AND NOT EXISTS (SELECT 1 FROM event WHERE event_id = ANY($7::uuid[]))
+    ON CONFLICT (stream_id) DO UPDATE SET version = s.version + $4::int
+    WHERE $3::int IS NULL OR s.version = $3::int
+    RETURNING s.version
+)
+INSERT INTO event (stream_id, stream_type, version, event_id, type, schema_version, data,
+                   metadata, recorded_at)
+SELECT $1, $2, bumped.version - $4::int + e.ord, e.event_id, e.type, e.schema_version, e.data,
+       $8::jsonb, $9
+FROM bumped,
+     unnest($5::text[], $6::int[], $7::uuid[], $10::jsonb[])
+         WITH ORDINALITY AS e(type, schema_version, event_id, data, ord)
+ORDER BY e.ord
+RETURNING position, version
+"""
+
+_COLUMNS = (
+    "position, tx_id, stream_id, version, event_id, type, schema_version, data, metadata,"
+    " recorded_at"
+)
+
+
+async def append(
+    conn: asyncpg.Connection,
+    stream_id: str,
+    events: Sequence[NewEvent],
+    *,
+    expected_version: int | None,
+    metadata: Mapping[str, Any],
+    recorded_at: datetime,
+    idempotency_key: str | None = None,
+) -> AppendResult:
+    """Append events to one stream in one statement; raise ConcurrencyError on a stale version.
+
+    Works inside the caller's transaction or on its own (autocommit), but it must be the
+    transaction's first write: see the module docstring on per-stream order.
+    """
+    request = StreamAppend(stream_id, events, expected_version, idempotency_key)
+    return await _append_one(conn, request, metadata, recorded_at)
+
+
+async def append_many(
+    conn: asyncpg.Connection,
+    appends: Sequence[StreamAppend],
+    *,
+    metadata: Mapping[str, Any],
+    recorded_at: datetime,
+) -> list[AppendResult]:
+    """Append to several streams atomically; the caller must hold a transaction."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("append_many needs a transaction")
+    # Lock every stream first, in a fixed order, before the first write assigns a
+    # transaction id (per-stream order) and so that two such appends cannot deadlock.
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(s, 0))"
+        " FROM unnest($1::text[]) AS s ORDER BY 1",
+        sorted({a.stream_id for a in appends}),
+    )
+    return [await _append_one(conn, a, metadata, recorded_at) for a in appends]
+
+
+async def _append_one(
+    conn: asyncpg.Connection,
+    request: StreamAppend,
+    metadata: Mapping[str, Any],
+    recorded_at: datetime,
+) -> AppendResult:
+    if not request.events:
+        return AppendResult(request.stream_id, await stream_version(conn, request.stream_id))
+    ids = event_ids(request)
+    args = (
+        request.stream_id,
+        stream_type(request.stream_id),
+        request.expected_version,
+        len(request.events),
+        [e.type for e in request.events],
+        [e.schema_version for e in request.events],
+        ids,
+        dict(metadata),
+        recorded_at,
+        [dict(e.data) for e in request.events],
+    )
+    try:
+        if conn.is_in_transaction():
+            async with conn.transaction():  # a savepoint, so a retry lookup can follow
+                rows = await conn.fetch(_APPEND_SQL, *args)
+        else:
+            rows = await conn.fetch(_APPEND_SQL, *args)
+    except asyncpg.UniqueViolationError:
+        # Two identical retries raced past the duplicate check; the first one won.
+        rows = []
+    if rows:
+        return AppendResult(
+            request.stream_id, rows[-1]["version"], [r["position"] for r in rows]
+        )
+    return await _explain_refusal(conn, request, ids)
+
+
+async def _explain_refusal(
+    conn: asyncpg.Connection, request: StreamAppend, ids: list[uuid.UUID]
+) -> AppendResult:
+    stored = await conn.fetch(
+        "SELECT position, version FROM event WHERE event_id = ANY($1::uuid[]) ORDER BY position",
+        ids,
+    )
+    if stored:
+        current = await stream_version(conn, request.stream_id)
+        return AppendResult(
+            request.stream_id, current, [r["position"] for r in stored], duplicate=True
+        )
+    current = await stream_version(conn, request.stream_id)
+    raise ConcurrencyError(request.stream_id, request.expected_version, current)
+
+
+async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:
+    """Return the stream's current version (0 when it has no events)."""
+    version = await conn.fetchval("SELECT version FROM stream WHERE stream_id = $1", stream_id)
+    return int(version or 0)
+
+
+async def read_stream(
+    conn: asyncpg.Connection, stream_id: str, *, after_version: int = 0
+) -> list[RecordedEvent]:
+    """Return a stream's events in version order."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM event WHERE stream_id = $1 AND version > $2 ORDER BY version",
+        stream_id,
+        after_version,
+    )
+    return [_recorded(r) for r in rows]
+
+
+async def read_all(
+    conn: asyncpg.Connection,
+    after: Cursor,
+    limit: int,
+    *,
+    stream_types: Sequence[str] | None = None,
+) -> list[RecordedEvent]:
+    """Return up to limit events after the cursor, only from finished transactions."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM event
+        WHERE (tx_id, position) > ($1, $2)
+          AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+          AND ($4::text[] IS NULL OR stream_type = ANY($4::text[]))
+        ORDER BY tx_id, position
+        LIMIT $3
+        """,
+        after.tx_id,
+        after.position,
+        limit,
+        list(stream_types) if stream_types is not None else None,
+    )
+    return [_recorded(r) for r in rows]
+
+
+async def head(conn: asyncpg.Connection) -> Cursor:
+    """Return the cursor of the last event a reader can see now."""
+    row = await conn.fetchrow(
+        """
+        SELECT tx_id, position FROM event
+        WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+        ORDER BY tx_id DESC, position DESC LIMIT 1
+        """
+    )
+    return Cursor(row["tx_id"], row["position"]) if row else Cursor()
+
+
+def _recorded(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        position=row["position"],
+        tx_id=row["tx_id"],
+        stream_id=row["stream_id"],
+        version=row["version"],
+        event_id=row["event_id"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        data=row["data"],
+        metadata=row["metadata"],
+        recorded_at=row["recorded_at"],
+    )
