@@ -194,11 +194,8 @@ async def append_many(
         raise RuntimeError("append_many needs a transaction")
     # Lock every stream first, in a fixed order, before the first write assigns a
     # transaction id (per-stream order) and so that two such appends cannot deadlock.
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended(s, 0))"
-        " FROM unnest($1::text[]) AS s ORDER BY 1",
-        sorted({a.stream_id for a in appends}),
-    )
+    for stream_id in sorted({a.stream_id for a in appends}):
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", stream_id)
     return [await _append_one(conn, a, metadata, recorded_at) for a in appends]
 
 

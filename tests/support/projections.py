@@ -1,0 +1,52 @@
+"""A projection that records every event it applies, for exactly-once and ordering checks."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Sequence
+
+import asyncpg
+
+from service.projections.base import Projection, Tables
+from service.store.event_store import RecordedEvent
+
+
+class EventLogBase(Projection):
+    """Insert one row per applied event, in apply order (seq), with the applying process."""
+
+    version = 1
+    delay_seconds = 0.0
+
+    async def apply(
+        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], tables: Tables
+    ) -> None:
+        await conn.executemany(
+            f"INSERT INTO {tables[self.name]} (position, stream_id, version, applied_by)"
+            " VALUES ($1, $2, $3, $4)",
+            [(e.position, e.stream_id, e.version, os.getpid()) for e in events],
+        )
+        if self.delay_seconds:
+            # Holds the batch's transaction open, so a kill lands mid-batch.
+            await asyncio.sleep(self.delay_seconds)
+
+
+LOG_COLUMNS = """(
+    seq        bigint GENERATED ALWAYS AS IDENTITY,
+    position   bigint NOT NULL,
+    stream_id  text NOT NULL,
+    version    integer NOT NULL,
+    applied_by integer NOT NULL
+)"""
+
+
+def event_log(name: str, *, delay_seconds: float = 0.0, version: int = 1) -> Projection:
+    """Return an event-log projection with its own name (and so its own tables)."""
+    cls = type(
+        f"EventLog_{name}",
+        (EventLogBase,),
+        {"name": name, "version": version, "tables": {name: LOG_COLUMNS},
+         "delay_seconds": delay_seconds},
+    )
+    projection: Projection = cls()
+    return projection
