@@ -1,4 +1,4 @@
-"""Run a slow event-log projection in its own process: python -m tests.support.projector_process URL NAME."""
+"""Run a slow event-log projection in its own process (URL and name as arguments)."""
 
 from __future__ import annotations
 
