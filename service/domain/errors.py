@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from service.domain.problems import Problem
 
-@dataclass(frozen=True)
-class FieldError:
-    """One problem with one field."""
-
-    field: str
-    reason: str
+#: One problem with one field; the scheme validator's Problem is the same thing.
+FieldError = Problem
 
 
 class DomainError(Exception):

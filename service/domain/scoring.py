@@ -73,7 +73,7 @@ class WorkPerformance(_Frozen):
 
 
 class AgentScore(_Frozen):
-    """An agent's composite score and how it was computed."""
+    """An agent's composite score and how it was computed (``roles``: those with weight)."""
 
     scheme_id: str
     scheme_version: int
@@ -103,8 +103,8 @@ def attainment(
         if value >= floor:
             return 0.0
     # Strictly between floor and target here, so target != floor and the sign works out for
-    # both directions.
-    return 100.0 * (value - floor) / (target - floor)
+    # both directions; the clamp only absorbs floating-point rounding at the ends.
+    return min(100.0, max(0.0, 100.0 * (value - floor) / (target - floor)))
 
 
 def _names(names: Sequence[str]) -> str:
@@ -267,8 +267,8 @@ def score_agent(
         owner_ratings = counted.get(owner[0], {})
         if owner[1].name in owner_ratings:
             notes.append(
-                f"{owner[1].name} in the {owner[0]} scores is ignored: an override is passed"
-                " with its reason"
+                f"{owner[1].name} in the {owner[0]} scores is ignored: an override comes with"
+                " its written reason"
             )
         work_performance = _work_performance(
             scheme, position, owner, kpi_values, owner_ratings, override, notes
