@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from service.config import Settings, get_settings
+from service.domain.principal import ROLES
 
 
 def _database_url(settings: Settings) -> str:
@@ -91,6 +92,61 @@ def cmd_projections(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    """Create, list or revoke API keys (as the actor "cli")."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from service.domain.principal import CLI_PRINCIPAL, credential_problems, event_metadata
+    from service.store import keys
+    from service.store.database import Database
+
+    if args.action == "create":
+        problems = credential_problems(args.role, args.subject, args.source)
+        if problems:
+            for field, reason in problems:
+                print(f"--{field}: {reason}", file=sys.stderr)
+            return 2
+    db = Database(_database_url(get_settings()), pool_size=2)
+    metadata = event_metadata(CLI_PRINCIPAL, request_id=uuid.uuid4().hex)
+    now = datetime.now(UTC)
+
+    async def run() -> int:
+        try:
+            if args.action == "create":
+                issued = await keys.issue(
+                    db, role=args.role, subject=args.subject, source=args.source,
+                    name=args.name, created_by=CLI_PRINCIPAL.subject, metadata=metadata, now=now,
+                )
+                print(
+                    f"key {issued.record.key_id} (role {args.role}) created; it is shown only "
+                    "once, store it now:",
+                    file=sys.stderr,
+                )
+                print(issued.key)
+                return 0
+            if args.action == "list":
+                for k in await keys.list_keys(db, include_revoked=args.all):
+                    state = f"revoked {k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "active"
+                    print("\t".join([
+                        k.key_id, k.role, k.subject or "-", k.source or "-", state,
+                        f"{k.created_at:%Y-%m-%d %H:%M}", k.name or "",
+                    ]))
+                return 0
+            result = await keys.revoke(
+                db, args.key_id, revoked_by=CLI_PRINCIPAL.subject, metadata=metadata, now=now
+            )
+            if result is None:
+                print(f"no API key {args.key_id!r}", file=sys.stderr)
+                return 1
+            print(f"key {args.key_id} {'revoked' if result[1] else 'was already revoked'}")
+            return 0
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Describe every subcommand."""
     parser = argparse.ArgumentParser(prog="csperf", description=__doc__)
@@ -117,6 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = p_sub.add_parser("rebuild", help="rebuild one projection from zero, then swap")
     rebuild.add_argument("name")
     rebuild.set_defaults(func=cmd_projections)
+
+    keys_cmd = sub.add_parser("keys", help="create, list or revoke API keys")
+    k_sub = keys_cmd.add_subparsers(dest="action", required=True)
+    create = k_sub.add_parser("create", help="issue a key and print it (shown only once)")
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--subject", help="agent, manager or rater id the key stands for")
+    create.add_argument("--source", help="metric source of an ingest key")
+    create.add_argument("--name", help="a label to tell keys apart")
+    create.set_defaults(func=cmd_keys)
+    listing = k_sub.add_parser("list", help="list keys (no secrets)")
+    listing.add_argument("--all", action="store_true", help="include revoked keys")
+    listing.set_defaults(func=cmd_keys)
+    revoke = k_sub.add_parser("revoke", help="revoke a key at once")
+    revoke.add_argument("key_id")
+    revoke.set_defaults(func=cmd_keys)
     return parser
 
 

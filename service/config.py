@@ -25,6 +25,15 @@ class Settings(BaseSettings):
     jwt_public_key: str | None = Field(
         default=None, description="PEM public key; enables RS256 tokens when set."
     )
+    jwt_audience: str | None = Field(
+        default=None, description="When set, tokens must carry this 'aud' claim."
+    )
+    jwt_issuer: str | None = Field(
+        default=None, description="When set, tokens must carry this 'iss' claim."
+    )
+    jwt_leeway_seconds: int = Field(
+        default=30, description="Clock skew tolerated on a token's exp and nbf."
+    )
     bootstrap_admin_key: SecretStr | None = None
     log_level: str = "INFO"
     db_pool_size: int = 20

@@ -9,8 +9,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import health, problems
+from service.api import cycles, directory, events, health, keys, problems
+from service.api import schemes as schemes_api
 from service.api.middleware import RequestContextMiddleware
+from service.commands import schemes
 from service.config import Settings, get_settings
 from service.context import Clock, ServiceContext, system_clock
 from service.notifier import Notifier
@@ -76,8 +78,13 @@ def create_app(
         "published rankings and their consequences.",
         lifespan=lifespan,
     )
-    app.state.startup_hooks = []
+    app.state.startup_hooks = [keys.register_bootstrap_key, schemes.ensure_default]
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
+    app.include_router(keys.router)
+    app.include_router(directory.router)
+    app.include_router(schemes_api.router)
+    app.include_router(cycles.router)
+    app.include_router(events.router)
     return app

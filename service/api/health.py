@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service import observability
+from service.api.auth import allow, public
 from service.api.deps import context
 from service.api.problems import Problem
 from service.context import ServiceContext
@@ -17,13 +18,13 @@ from service.store.database import DATABASE_AWAY
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", dependencies=[public()])
 async def healthz() -> dict[str, str]:
     """Answer while the process is up."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", dependencies=[public()])
 async def readyz(ctx: Annotated[ServiceContext, Depends(context)]) -> dict[str, str]:
     """Answer 200 when the database is reachable and migrated to head."""
     try:
@@ -42,7 +43,8 @@ async def readyz(ctx: Annotated[ServiceContext, Depends(context)]) -> dict[str, 
     return {"status": "ready", "migration": str(revision)}
 
 
-@router.get("/metrics", response_class=Response)
+# Admin and readers (allow() admits readers on every GET): monitoring scrapes with a reader key.
+@router.get("/metrics", response_class=Response, dependencies=[allow()])
 async def metrics(ctx: Annotated[ServiceContext, Depends(context)]) -> Response:
     """Expose Prometheus metrics (request counts and latency, appends, projection lag)."""
     try:

@@ -256,7 +256,9 @@ def _kpi_problems(scheme: Scheme) -> list[Problem]:
     seen: set[str] = set()
     for i, kpi in enumerate(scheme.kpis):
         if kpi.name not in KPI_NAMES:
-            problems.append(Problem(f"kpis[{i}].name", f"unknown KPI; one of {list(KPI_NAMES)}"))
+            problems.append(
+                Problem(f"kpis[{i}].name", f"unknown KPI {kpi.name!r}; one of {list(KPI_NAMES)}")
+            )
             continue
         if kpi.name in seen:
             problems.append(Problem(f"kpis[{i}].name", f"{kpi.name} appears more than once"))

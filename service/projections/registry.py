@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from service.projections.base import Projection
+from service.projections.cycle_results import CycleResults
+from service.projections.directory import Directory
 from service.projections.stream_index import StreamIndex
 
 
 def all_projections() -> list[Projection]:
     """Return a fresh instance of each projection."""
-    return [StreamIndex()]
+    return [StreamIndex(), Directory(), CycleResults()]
 
 
 def by_name(name: str) -> Projection:

@@ -12,9 +12,11 @@ async def test_healthz_and_readyz(app_client: httpx.AsyncClient) -> None:
     assert ready.json()["status"] == "ready"
 
 
-async def test_metrics_exposes_prometheus_text(app_client: httpx.AsyncClient) -> None:
+async def test_metrics_exposes_prometheus_text(
+    app_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
     await app_client.get("/healthz")
-    response = await app_client.get("/metrics")
+    response = await app_client.get("/metrics", headers=admin_headers)
     assert response.status_code == 200
     assert "csperf_http_requests_total" in response.text
     assert 'route="/healthz"' in response.text

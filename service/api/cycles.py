@@ -1,0 +1,189 @@
+"""Monthly cycles, evaluations, rankings and scorecards."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
+
+from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
+from service.api.deps import caller, context
+from service.api.directory import ensure_team_member_or_manager
+from service.api.problems import Problem
+from service.api.schemas import (
+    CloseIn,
+    CycleIn,
+    CycleOut,
+    EvaluationIn,
+    EvaluationOut,
+    MissingOut,
+    RankingOut,
+    ReopenIn,
+    ScorecardOut,
+)
+from service.commands import cycles as commands
+from service.commands.directory import get_team
+from service.context import ServiceContext
+from service.domain import cycle as c
+from service.domain.principal import Principal, may_rate_as
+from service.domain.reports import evaluation_document
+from service.domain.scheme import RATER_ROLES
+from service.projections.cycle_results import CycleResults
+from service.projections.freshness import wait_caught_up
+from service.queries import results
+
+router = APIRouter(prefix="/v1/teams/{team_id}/cycles", tags=["cycles"])
+Ctx = Annotated[ServiceContext, Depends(context)]
+
+
+def cycle_out(cycle: c.Cycle) -> CycleOut:
+    """Render a cycle from its stream state."""
+    closed = cycle.closed
+    return CycleOut(
+        team_id=cycle.team_id, period=cycle.period, status=cycle.status,
+        scheme_id=cycle.scheme_id, scheme_version=cycle.scheme_version,
+        deadline=cycle.deadline, opened_at=cycle.opened_at,
+        closed_at=closed.closed_at if closed else None, published_at=cycle.published_at,
+        publications=cycle.publications, forced=closed.forced if closed else None,
+        close_reason=closed.reason if closed else None,
+        missing_policy=closed.missing_policy if closed else None,
+        missing_at_close=[MissingOut(**m.model_dump()) for m in closed.missing] if closed else [],
+        evaluations_submitted=len(cycle.evaluations),
+    )
+
+
+async def _manager(ctx: ServiceContext, principal: Principal, team_id: str) -> None:
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+
+
+@router.post("", response_model=CycleOut, status_code=201)
+async def open_cycle(
+    team_id: str, body: CycleIn, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+) -> CycleOut:
+    """Open a team's month, pinned to the scheme version in force (409 if it exists)."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    cycle = await commands.open_cycle(ctx, caller(principal, request), team, body.period,
+                                      body.scheme_id)
+    return cycle_out(cycle)
+
+
+@router.get("/{period}", response_model=CycleOut)
+async def get_cycle(
+    team_id: str, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+) -> CycleOut:
+    """Return a cycle: status, scheme version, deadline, progress and warnings."""
+    team = await get_team(ctx, team_id)
+    await ensure_team_member_or_manager(ctx, principal, team)
+    cycle = await commands.get_cycle(ctx, team_id, period)
+    out = cycle_out(cycle)
+    out.warnings = await results.cycle_warnings(ctx, team, cycle)
+    return out
+
+
+@router.put("/{period}/evaluations/{agent_id}/{rater_role}", response_model=EvaluationOut)
+async def put_evaluation(
+    team_id: str, period: str, agent_id: str, rater_role: str, body: EvaluationIn,
+    request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent", "rater")],
+) -> EvaluationOut:
+    """Submit or revise an evaluation: self by the agent, manager by a team manager."""
+    if rater_role not in RATER_ROLES:
+        raise Problem(422, f"unknown rater role {rater_role!r}",
+                      errors=[{"field": "rater_role", "reason": f"one of {list(RATER_ROLES)}"}])
+    if not may_rate_as(principal, rater_role, agent_id):
+        raise Problem(403, f"a {principal.role} may not submit a {rater_role} evaluation"
+                      + (" of another agent" if rater_role == "self" else ""),
+                      kind="forbidden")
+    if rater_role == "manager":
+        await _manager(ctx, principal, team_id)
+    evaluation = await commands.evaluate(ctx, caller(principal, request), commands.Evaluate(
+        team_id=team_id, period=period, agent_id=agent_id, rater_role=rater_role,
+        rater_id=principal.subject, scores=body.scores, comment=body.comment,
+    ))
+    return EvaluationOut.model_validate(evaluation_document(team_id, period, evaluation))
+
+
+@router.post("/{period}/close", response_model=CycleOut)
+async def close_cycle(
+    team_id: str, period: str, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")], body: CloseIn | None = None,
+) -> CycleOut:
+    """Close the month (409 listing missing evaluations unless forced with a reason)."""
+    await _manager(ctx, principal, team_id)
+    body = body or CloseIn()
+    cycle = await commands.close(ctx, caller(principal, request), commands.Close(
+        team_id, period, body.force, body.reason, body.missing_policy))
+    return cycle_out(cycle)
+
+
+@router.post("/{period}/publish", response_model=CycleOut)
+async def publish_cycle(
+    team_id: str, period: str, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+) -> CycleOut:
+    """Publish a closed month's ranking."""
+    await _manager(ctx, principal, team_id)
+    return cycle_out(await commands.publish(ctx, caller(principal, request), team_id, period))
+
+
+@router.post("/{period}/reopen", response_model=CycleOut)
+async def reopen_cycle(
+    team_id: str, period: str, body: ReopenIn, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+) -> CycleOut:
+    """Reopen a closed or published month for a correction (recorded with its reason)."""
+    await _manager(ctx, principal, team_id)
+    return cycle_out(await commands.reopen(ctx, caller(principal, request), team_id, period,
+                                           body.reason))
+
+
+def _json(document: Any) -> Response:
+    return Response(orjson.dumps(document), media_type="application/json")
+
+
+@router.get("/{period}/ranking", response_model=RankingOut)
+async def get_ranking(
+    team_id: str, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+) -> Response:
+    """Return the ranking, best first: frozen once closed, provisional while open."""
+    if principal.role in ("admin", "reader"):
+        stored = await results.stored_ranking(ctx, team_id, period)
+        if stored is not None:
+            return Response(stored, media_type="application/json")
+    team = await get_team(ctx, team_id)
+    cycle = await commands.get_cycle(ctx, team_id, period)
+    if principal.role == "agent" and cycle.status != "published":
+        raise Problem(403, "agents see their team's ranking once it is published",
+                      kind="forbidden")
+    await ensure_team_member_or_manager(ctx, principal, team)
+    if cycle.status == "open":
+        return _json(await results.provisional_ranking(ctx, team, cycle))
+    await wait_caught_up(ctx.db, [CycleResults()])
+    stored = await results.stored_ranking(ctx, team_id, period)
+    if stored is None:
+        raise Problem(503, "the ranking is still being built; retry shortly",
+                      headers={"Retry-After": "1"})
+    return Response(stored, media_type="application/json")
+
+
+@router.get("/{period}/scorecards/{agent_id}", response_model=ScorecardOut)
+async def get_scorecard(
+    team_id: str, period: str, agent_id: str, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")],
+) -> JSONResponse | Response:
+    """Return every number of an agent's month and how it was computed."""
+    team = await get_team(ctx, team_id)
+    ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    cycle = await commands.get_cycle(ctx, team_id, period)
+    if cycle.status == "open":
+        return _json(await results.provisional_scorecard(ctx, team, cycle, agent_id))
+    await wait_caught_up(ctx.db, [CycleResults()])
+    stored = await results.stored_scorecard(ctx, team_id, period, agent_id)
+    if stored is None:
+        raise Problem(404, f"agent {agent_id} has no scorecard in {team_id}/{period}")
+    return Response(stored, media_type="application/json")

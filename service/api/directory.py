@@ -1,0 +1,124 @@
+"""Teams and agents."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
+from service.api.deps import caller, context
+from service.api.schemas import AgentIn, AgentList, AgentOut, MembershipOut, TeamIn, TeamOut
+from service.commands import directory as commands
+from service.context import ServiceContext
+from service.domain import directory as d
+from service.domain.principal import Principal
+from service.projections.directory import Directory
+from service.projections.freshness import wait_caught_up
+from service.queries.roster import team_agents
+
+router = APIRouter(prefix="/v1", tags=["directory"])
+Ctx = Annotated[ServiceContext, Depends(context)]
+
+
+def team_out(team: d.Team) -> TeamOut:
+    """Render a team."""
+    return TeamOut(team_id=team.team_id, name=team.name, timezone=team.timezone,
+                   currency=team.currency, manager_ids=list(team.manager_ids),
+                   scheme_id=team.scheme_id, version=team.version)
+
+
+def agent_out(agent: d.Agent) -> AgentOut:
+    """Render an agent with their team history."""
+    return AgentOut(
+        agent_id=agent.agent_id, name=agent.name, team_id=agent.team_id,
+        position=agent.position, version=agent.version,
+        history=[MembershipOut(team_id=m.team_id, since=m.since, until=m.until)
+                 for m in agent.history],
+    )
+
+
+@router.put("/teams/{team_id}", response_model=TeamOut,
+            responses={201: {"model": TeamOut, "description": "created"}})
+async def put_team(
+    team_id: str, body: TeamIn, request: Request, response: Response, ctx: Ctx,
+    principal: Annotated[Principal, allow()],
+) -> TeamOut:
+    """Create or change a team (admin)."""
+    team, created = await commands.put_team(
+        ctx, caller(principal, request),
+        d.PutTeam(team_id, body.name, body.timezone, body.currency, body.manager_ids,
+                  body.scheme_id),
+    )
+    response.status_code = 201 if created else 200
+    return team_out(team)
+
+
+@router.get("/teams/{team_id}", response_model=TeamOut)
+async def get_team(
+    team_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+) -> TeamOut:
+    """Return a team (its managers, its agents, admins and readers)."""
+    team = await commands.get_team(ctx, team_id)
+    await ensure_team_member_or_manager(ctx, principal, team)
+    return team_out(team)
+
+
+async def ensure_team_member_or_manager(
+    ctx: ServiceContext, principal: Principal, team: d.Team
+) -> None:
+    """Let an agent of the team through; otherwise the caller must manage it."""
+    if principal.role == "agent":
+        agent = await commands.find_agent(ctx, principal.subject)
+        if agent is not None and agent.team_id == team.team_id:
+            return
+    ensure_manager_of(principal, team.manager_ids)
+
+
+@router.get("/teams/{team_id}/agents", response_model=AgentList)
+async def list_team_agents(
+    team_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+) -> AgentList:
+    """Return the team's current agents."""
+    team = await commands.get_team(ctx, team_id)
+    await ensure_team_member_or_manager(ctx, principal, team)
+    await wait_caught_up(ctx.db, [Directory()], timeout=2.0)
+    async with ctx.db.connection() as conn:
+        rows = await team_agents(conn, team_id)
+    agents = [await commands.get_agent(ctx, r["agent_id"]) for r in rows]
+    return AgentList(team_id=team_id, items=[agent_out(a) for a in agents])
+
+
+@router.put("/agents/{agent_id}", response_model=AgentOut,
+            responses={201: {"model": AgentOut, "description": "created"}})
+async def put_agent(
+    agent_id: str, body: AgentIn, request: Request, response: Response, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+) -> AgentOut:
+    """Create or change an agent; a different team_id is a transfer (admin, or a manager of
+    every team involved)."""
+    if principal.role == "manager":
+        d.check_id(body.team_id, "team_id")
+        target = await commands.get_team(ctx, body.team_id)
+        ensure_manager_of(principal, target.manager_ids)
+        current = await commands.find_agent(ctx, agent_id)
+        if current is not None and current.team_id != body.team_id:
+            ensure_manager_of(principal, (await commands.get_team(ctx, current.team_id))
+                              .manager_ids)
+    agent, created = await commands.put_agent(
+        ctx, caller(principal, request), d.PutAgent(agent_id, body.name, body.team_id,
+                                                    body.position),
+    )
+    response.status_code = 201 if created else 200
+    return agent_out(agent)
+
+
+@router.get("/agents/{agent_id}", response_model=AgentOut)
+async def get_agent(
+    agent_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+) -> AgentOut:
+    """Return an agent (the agent, their team's managers, admins and readers)."""
+    agent = await commands.get_agent(ctx, agent_id)
+    team = await commands.get_team(ctx, agent.team_id)
+    ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    return agent_out(agent)

@@ -1,0 +1,63 @@
+"""Directory commands: put a team, put an agent (a changed team is a transfer)."""
+
+from __future__ import annotations
+
+from service.commands.base import Caller, execute, load
+from service.context import ServiceContext
+from service.domain import directory as d
+from service.domain.errors import DomainError, FieldError, NotFound
+
+
+async def get_team(ctx: ServiceContext, team_id: str) -> d.Team:
+    """Return a team from its stream; 404 when there is none."""
+    async with ctx.db.connection() as conn:
+        team, _ = await load(conn, d.team_stream(team_id), d.evolve_team)
+    if team is None:
+        raise NotFound(f"no team {team_id}")
+    return team
+
+
+async def find_agent(ctx: ServiceContext, agent_id: str) -> d.Agent | None:
+    """Return an agent from its stream, or None."""
+    async with ctx.db.connection() as conn:
+        agent, _ = await load(conn, d.agent_stream(agent_id), d.evolve_agent)
+    return agent
+
+
+async def get_agent(ctx: ServiceContext, agent_id: str) -> d.Agent:
+    """Return an agent from its stream; 404 when there is none."""
+    agent = await find_agent(ctx, agent_id)
+    if agent is None:
+        raise NotFound(f"no agent {agent_id}")
+    return agent
+
+
+async def put_team(ctx: ServiceContext, caller: Caller, cmd: d.PutTeam) -> tuple[d.Team, bool]:
+    """Create or change a team; return it and whether it was created."""
+    team, result = await execute(
+        ctx, caller, d.team_stream(cmd.team_id), d.evolve_team,
+        lambda state: d.decide_put_team(state, cmd),
+    )
+    assert team is not None
+    created = result is not None and not result.duplicate and team.version == 1
+    return team, created
+
+
+async def put_agent(
+    ctx: ServiceContext, caller: Caller, cmd: d.PutAgent
+) -> tuple[d.Agent, bool]:
+    """Create, change or transfer an agent; return it and whether it was created."""
+    d.check_id(cmd.team_id, "team_id")
+    async with ctx.db.connection() as conn:
+        team, _ = await load(conn, d.team_stream(cmd.team_id), d.evolve_team)
+    if team is None:
+        raise DomainError(f"no team {cmd.team_id}",
+                          [FieldError("team_id", "no such team; create it first")])
+    now = ctx.clock()
+    agent, result = await execute(
+        ctx, caller, d.agent_stream(cmd.agent_id), d.evolve_agent,
+        lambda state: d.decide_put_agent(state, cmd, now),
+    )
+    assert agent is not None
+    created = result is not None and not result.duplicate and agent.version == 1
+    return agent, created

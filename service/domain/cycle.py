@@ -1,0 +1,358 @@
+"""The monthly cycle of a team: open, evaluate, close (freezing every number), publish.
+
+Closing freezes the KPI values, every score and the ranking into the close event itself, so a
+published month never changes when late data or a new scheme version arrives. A correction is
+an explicit reopening followed by a new close and publication, never an edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from service.domain.errors import Conflict, DomainError, FieldError
+from service.domain.events import DomainEvent, event
+from service.domain.ranking import RankEntry, rank
+from service.domain.scheme import Scheme, check_evaluation
+from service.domain.scoring import AgentScore, score_agent
+
+CycleStatus = Literal["open", "closed", "published"]
+MissingPolicy = Literal["zero", "renormalize"]
+#: Roles every agent of the team is expected to be evaluated by (when they carry weight).
+EXPECTED_ROLES = ("self", "manager")
+
+
+def cycle_stream(team_id: str, period: str) -> str:
+    """Return the stream id of a team's cycle for a period."""
+    return f"cycle:{team_id}:{period}"
+
+
+# --- events -------------------------------------------------------------------------------
+
+
+@event
+class CycleOpened(DomainEvent):
+    """A team's month was opened, pinned to a scheme version."""
+
+    type: Literal["CycleOpened"] = "CycleOpened"
+    team_id: str
+    period: str
+    scheme_id: str
+    scheme_version: int
+    deadline: datetime
+    opened_at: datetime
+
+
+@event
+class EvaluationSubmitted(DomainEvent):
+    """A rater submitted (or revised) an evaluation of an agent."""
+
+    type: Literal["EvaluationSubmitted"] = "EvaluationSubmitted"
+    agent_id: str
+    rater_role: str
+    rater_id: str
+    scores: dict[str, float]
+    comment: str | None = None
+    revision: int
+    submitted_at: datetime
+
+
+class MissingEvaluation(BaseModel):
+    """An expected evaluation that was not there at close."""
+
+    model_config = ConfigDict(frozen=True)
+    agent_id: str
+    rater_role: str
+
+
+class FrozenResult(BaseModel):
+    """One agent's frozen result in the close event."""
+
+    model_config = ConfigDict(frozen=True)
+    agent_id: str
+    name: str
+    position: str | None
+    kpis: dict[str, float | None]
+    totals: dict[str, float]
+    score: AgentScore
+    rank: int | None
+    tied: bool
+    places: tuple[int, int] | None
+    transfers: tuple[dict[str, Any], ...] = ()
+
+
+@event
+class CycleClosed(DomainEvent):
+    """The month was closed; every number that will be published is in this event."""
+
+    type: Literal["CycleClosed"] = "CycleClosed"
+    team_id: str
+    period: str
+    closed_at: datetime
+    forced: bool
+    reason: str | None
+    missing: tuple[MissingEvaluation, ...]
+    missing_policy: MissingPolicy | None
+    results: tuple[FrozenResult, ...]
+
+
+@event
+class CyclePublished(DomainEvent):
+    """The closed month's ranking was published; its consequences follow from this."""
+
+    type: Literal["CyclePublished"] = "CyclePublished"
+    team_id: str
+    period: str
+    published_at: datetime
+    publication: int
+
+
+@event
+class CycleReopened(DomainEvent):
+    """A closed or published month was reopened for a correction, with the reason."""
+
+    type: Literal["CycleReopened"] = "CycleReopened"
+    team_id: str
+    period: str
+    reopened_at: datetime
+    reason: str
+
+
+# --- state --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """A cycle as its stream tells it."""
+
+    team_id: str
+    period: str
+    scheme_id: str
+    scheme_version: int
+    deadline: datetime
+    opened_at: datetime
+    status: CycleStatus = "open"
+    evaluations: Mapping[tuple[str, str, str], EvaluationSubmitted] = field(default_factory=dict)
+    closed: CycleClosed | None = None
+    published_at: datetime | None = None
+    publications: int = 0
+    version: int = 0
+
+
+def evolve(state: Cycle | None, e: DomainEvent) -> Cycle | None:
+    """Apply one cycle event."""
+    if isinstance(e, CycleOpened):
+        return Cycle(e.team_id, e.period, e.scheme_id, e.scheme_version, e.deadline,
+                     e.opened_at, version=1)
+    if state is None:
+        return None
+    state = replace(state, version=state.version + 1)
+    if isinstance(e, EvaluationSubmitted):
+        key = (e.agent_id, e.rater_role, e.rater_id)
+        return replace(state, evaluations={**state.evaluations, key: e})
+    if isinstance(e, CycleClosed):
+        return replace(state, status="closed", closed=e)
+    if isinstance(e, CyclePublished):
+        return replace(state, status="published", published_at=e.published_at,
+                       publications=e.publication)
+    if isinstance(e, CycleReopened):
+        return replace(state, status="open", closed=None)
+    return state
+
+
+# --- decisions ----------------------------------------------------------------------------
+
+
+def decide_open(
+    state: Cycle | None, team_id: str, period: str, scheme: Scheme, deadline: datetime,
+    now: datetime,
+) -> list[DomainEvent]:
+    """Open a month once; a second opening is a conflict."""
+    if state is not None:
+        raise Conflict(f"the cycle {team_id}/{period} is already open or done",
+                       cycle_status=state.status)
+    return [CycleOpened(team_id=team_id, period=period, scheme_id=scheme.scheme_id,
+                        scheme_version=scheme.version, deadline=deadline, opened_at=now)]
+
+
+def require_open(state: Cycle | None, what: str) -> Cycle:
+    """Return the cycle if it takes evaluations; else raise a conflict saying why."""
+    if state is None:
+        raise Conflict(f"no open cycle to {what}")
+    if state.status != "open":
+        raise Conflict(f"the cycle is {state.status}; cannot {what}",
+                       cycle_status=state.status)
+    return state
+
+
+def decide_evaluate(
+    state: Cycle | None,
+    scheme: Scheme,
+    *,
+    agent_id: str,
+    rater_role: str,
+    rater_id: str,
+    scores: Mapping[str, float],
+    comment: str | None,
+    agent_in_team: bool,
+    now: datetime,
+) -> list[DomainEvent]:
+    """Record an evaluation (or a revision of the same rater's) while the cycle is open."""
+    cycle = require_open(state, "evaluate")
+    if not agent_in_team:
+        raise DomainError(
+            f"agent {agent_id} is not in team {cycle.team_id}",
+            [FieldError("agent_id", "not a current member of this team")],
+        )
+    problems = check_evaluation(scheme, rater_role, scores, override_reason=comment)
+    if problems:
+        raise DomainError("invalid evaluation", problems)
+    previous = cycle.evaluations.get((agent_id, rater_role, rater_id))
+    return [EvaluationSubmitted(
+        agent_id=agent_id, rater_role=rater_role, rater_id=rater_id, scores=dict(scores),
+        comment=comment, revision=(previous.revision + 1) if previous else 1, submitted_at=now,
+    )]
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    """An agent of the team at close, with what scoring needs to know about them."""
+
+    agent_id: str
+    name: str
+    position: str | None
+    kpis: Mapping[str, float | None] = field(default_factory=dict)
+    totals: Mapping[str, float] = field(default_factory=dict)
+    transfers: Sequence[Mapping[str, Any]] = ()
+
+
+def expected_roles(scheme: Scheme) -> list[str]:
+    """Return the roles whose evaluation every agent must have before a close."""
+    return [r.role for r in scheme.roles if r.role in EXPECTED_ROLES and r.weight > 0]
+
+
+def missing_evaluations(cycle: Cycle, scheme: Scheme, roster: Sequence[RosterEntry]
+                        ) -> list[MissingEvaluation]:
+    """List the expected evaluations not yet submitted."""
+    present = {(agent, role) for agent, role, _ in cycle.evaluations}
+    return [
+        MissingEvaluation(agent_id=a.agent_id, rater_role=role)
+        for a in roster
+        for role in expected_roles(scheme)
+        if (a.agent_id, role) not in present
+    ]
+
+
+def ratings_of(cycle: Cycle, agent_id: str
+               ) -> tuple[dict[str, dict[str, float]], tuple[float, str] | None]:
+    """Return an agent's ratings per role and the manager's work_performance override.
+
+    Self and manager: the latest submission counts (a team may have several managers).
+    Other roles: each criterion is averaged over the raters.
+    """
+    latest: dict[str, EvaluationSubmitted] = {}
+    pooled: dict[str, dict[str, list[float]]] = {}
+    for (agent, role, _), evaluation in cycle.evaluations.items():
+        if agent != agent_id:
+            continue
+        if role in EXPECTED_ROLES:
+            if role not in latest or evaluation.submitted_at >= latest[role].submitted_at:
+                latest[role] = evaluation
+        else:
+            for criterion, score in evaluation.scores.items():
+                pooled.setdefault(role, {}).setdefault(criterion, []).append(score)
+    ratings = {role: dict(e.scores) for role, e in latest.items()}
+    for role, criteria in pooled.items():
+        ratings[role] = {c: sum(v) / len(v) for c, v in criteria.items()}
+    override = None
+    manager = latest.get("manager")
+    if manager is not None and "work_performance" in manager.scores:
+        override = (manager.scores["work_performance"], manager.comment or "")
+        ratings["manager"] = {k: v for k, v in manager.scores.items() if k != "work_performance"}
+    return ratings, override
+
+
+def score_roster(
+    cycle: Cycle,
+    scheme: Scheme,
+    roster: Sequence[RosterEntry],
+    missing_policy: MissingPolicy | None,
+    trained_roles: frozenset[str] = frozenset(),
+) -> tuple[list[FrozenResult], list[RankEntry]]:
+    """Score every agent of the roster and rank those with a composite."""
+    scored: dict[str, tuple[RosterEntry, AgentScore]] = {}
+    for agent in roster:
+        ratings, override = ratings_of(cycle, agent.agent_id)
+        score = score_agent(scheme, agent.position, agent.kpis, ratings, override=override,
+                            missing_roles_policy=missing_policy, trained_roles=trained_roles)
+        scored[agent.agent_id] = (agent, score)
+    entries = rank({a: s.composite for a, (_, s) in scored.items() if s.composite is not None})
+    by_agent = {e.agent_id: e for e in entries}
+    results = []
+    for agent_id, (agent, score) in scored.items():
+        entry = by_agent.get(agent_id)
+        results.append(FrozenResult(
+            agent_id=agent_id, name=agent.name, position=agent.position, kpis=dict(agent.kpis),
+            totals=dict(agent.totals), score=score, rank=entry.rank if entry else None,
+            tied=entry.tied if entry else False, places=entry.places if entry else None,
+            transfers=tuple(dict(t) for t in agent.transfers),
+        ))
+    results.sort(key=lambda r: (r.rank is None, r.rank or 0, r.agent_id))
+    return results, entries
+
+
+def decide_close(
+    state: Cycle | None,
+    scheme: Scheme,
+    roster: Sequence[RosterEntry],
+    *,
+    force: bool,
+    reason: str | None,
+    missing_policy: MissingPolicy | None,
+    now: datetime,
+) -> list[DomainEvent]:
+    """Close the month: refuse while evaluations are missing unless forced with a reason."""
+    cycle = require_open(state, "close")
+    missing = missing_evaluations(cycle, scheme, roster)
+    if missing and not force:
+        raise Conflict(
+            f"{len(missing)} expected evaluation(s) missing; close with force and a reason to"
+            " score them by policy",
+            missing=[m.model_dump() for m in missing],
+        )
+    if force and not (reason and reason.strip()):
+        raise DomainError("a forced close needs a reason",
+                          [FieldError("reason", "required when force is true")])
+    policy = (missing_policy or scheme.results.missing_evaluation_policy) if missing else None
+    results, _ = score_roster(cycle, scheme, roster, policy)
+    return [CycleClosed(
+        team_id=cycle.team_id, period=cycle.period, closed_at=now, forced=force,
+        reason=reason.strip() if reason else None, missing=tuple(missing),
+        missing_policy=policy, results=tuple(results),
+    )]
+
+
+def decide_publish(state: Cycle | None, now: datetime) -> list[DomainEvent]:
+    """Publish a closed month."""
+    if state is None:
+        raise Conflict("no such cycle to publish")
+    if state.status != "closed":
+        raise Conflict(f"only a closed cycle can be published; this one is {state.status}",
+                       cycle_status=state.status)
+    return [CyclePublished(team_id=state.team_id, period=state.period, published_at=now,
+                           publication=state.publications + 1)]
+
+
+def decide_reopen(state: Cycle | None, reason: str | None, now: datetime) -> list[DomainEvent]:
+    """Reopen a closed or published month for a correction, with a written reason."""
+    if state is None or state.status == "open":
+        raise Conflict("only a closed or published cycle can be reopened")
+    if not (reason and reason.strip()):
+        raise DomainError("a correction needs a reason",
+                          [FieldError("reason", "required to reopen a cycle")])
+    return [CycleReopened(team_id=state.team_id, period=state.period, reopened_at=now,
+                          reason=reason.strip())]

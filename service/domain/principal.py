@@ -1,0 +1,140 @@
+"""Who is calling: the principal a credential proves, the roles, and the key lifecycle events.
+
+Pure: no FastAPI, no database. The API turns a credential into a ``Principal``; handlers and
+domain rules only ever see the principal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+ROLES: tuple[str, ...] = ("admin", "manager", "agent", "rater", "ingest", "reader")
+
+#: Roles whose keys and tokens must name the person (or system) they stand for.
+SUBJECT_ROLES: frozenset[str] = frozenset({"manager", "agent", "rater"})
+
+#: Evaluation rater roles (``.../evaluations/{agent_id}/{rater_role}``) that a principal of
+#: role ``rater`` may submit as; ``self`` belongs to the agent and ``manager`` to the manager.
+EXTERNAL_RATER_ROLES: frozenset[str] = frozenset({"peer", "subordinate", "customer", "expert"})
+
+#: Subjects and sources are ids of the API's id form (the caller's own agent and team ids).
+ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The caller a verified credential stands for.
+
+    ``key_id`` is the API key's id, or None for a JWT; ``source`` is set only for ingest.
+    """
+
+    subject: str
+    role: str
+    key_id: str | None = None
+    source: str | None = None
+
+    @property
+    def is_admin(self) -> bool:
+        """Tell whether the principal may do everything."""
+        return self.role == "admin"
+
+
+#: The principal of the command line: whoever can run it already holds the database.
+CLI_PRINCIPAL = Principal(subject="cli", role="admin")
+#: The principal that registers CSPERF_BOOTSTRAP_ADMIN_KEY at start-up.
+BOOTSTRAP_PRINCIPAL = Principal(subject="bootstrap", role="admin")
+
+
+def actor(principal: Principal) -> dict[str, Any]:
+    """Return the actor record that goes into every event's metadata."""
+    return {"subject": principal.subject, "role": principal.role, "key_id": principal.key_id}
+
+
+def event_metadata(
+    principal: Principal,
+    *,
+    request_id: str | None,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> dict[str, Any]:
+    """Return event metadata: who acted, in which request, correlated with what."""
+    return {
+        "actor": actor(principal),
+        "request_id": request_id,
+        "correlation_id": correlation_id or request_id,
+        "causation_id": causation_id,
+    }
+
+
+def may_rate_as(principal: Principal, rater_role: str, agent_id: str) -> bool:
+    """Tell whether the principal's role may submit an evaluation under ``rater_role``.
+
+    Only the role is checked here; whether a manager manages the team or a rater was invited
+    is the handler's to check with the domain's data.
+    """
+    if principal.is_admin:
+        return True
+    if rater_role == "self":
+        return principal.role == "agent" and principal.subject == agent_id
+    if rater_role == "manager":
+        return principal.role == "manager"
+    return principal.role == "rater" and rater_role in EXTERNAL_RATER_ROLES
+
+
+def credential_problems(
+    role: str, subject: str | None, source: str | None
+) -> list[tuple[str, str]]:
+    """List (field, reason) for a role/subject/source combination a credential cannot carry."""
+    problems: list[tuple[str, str]] = []
+    if role not in ROLES:
+        problems.append(("role", f"unknown role; one of {list(ROLES)}"))
+        return problems
+    if subject is not None and not ID_RE.fullmatch(subject):
+        problems.append(("subject", "1 to 64 letters, digits, '.', '_', ':' or '-'"))
+    elif role in SUBJECT_ROLES and not subject:
+        problems.append(("subject", f"a {role} credential must name its subject"))
+    if source is not None and not ID_RE.fullmatch(source):
+        problems.append(("source", "1 to 64 letters, digits, '.', '_', ':' or '-'"))
+    elif role == "ingest" and not source:
+        problems.append(("source", "an ingest credential must name its source"))
+    elif role != "ingest" and source:
+        problems.append(("source", "only an ingest credential carries a source"))
+    return problems
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ApiKeyIssued(_Event):
+    """An API key was issued; the secret and its hash are never part of the event."""
+
+    type: Literal["ApiKeyIssued"] = "ApiKeyIssued"
+    key_id: str
+    prefix: str
+    role: str
+    subject: str | None = None
+    source: str | None = None
+    name: str | None = None
+
+
+class ApiKeyRevoked(_Event):
+    """An API key was revoked; it stops working at once."""
+
+    type: Literal["ApiKeyRevoked"] = "ApiKeyRevoked"
+    key_id: str
+    prefix: str
+    role: str
+    subject: str | None = None
+    source: str | None = None
+    name: str | None = None
+
+
+def event_data(event: _Event) -> Mapping[str, Any]:
+    """Return an event's data without its type (the store keeps the type in its own column)."""
+    return event.model_dump(exclude={"type"})

@@ -1,0 +1,105 @@
+"""The ranking and scorecard documents, from frozen or provisional results (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from service.domain.cycle import EvaluationSubmitted, FrozenResult
+from service.domain.scheme import Scheme
+
+FORMULA = (
+    "composite = sum(role.effective_weight * role.score); role.score = sum(criterion."
+    "effective_weight * criterion.score); work_performance = sum(kpi.effective_weight * "
+    "kpi.attainment) unless overridden; attainment = 100 at or beyond target, 0 at or beyond "
+    "floor, linear between; KPIs without data drop out and the others are re-normalised"
+)
+
+
+def components(result: FrozenResult) -> dict[str, float | None]:
+    """Return the role scores and the criteria scores that make up the composite."""
+    parts: dict[str, float | None] = {}
+    for role, score in result.score.roles.items():
+        parts[role] = score.score
+        for name, criterion in score.criteria.items():
+            parts[name] = criterion.score
+    return parts
+
+
+def ranking_document(
+    team_id: str, period: str, status: str, results: Iterable[FrozenResult],
+    published_at: datetime | None,
+) -> dict[str, Any]:
+    """Return the ranking as the API shows it, best first; agents without a score apart."""
+    entries, unranked = [], []
+    for r in results:
+        if r.rank is None or r.score.composite is None:
+            unranked.append({"agent_id": r.agent_id, "name": r.name,
+                             "missing_roles": list(r.score.missing_roles)})
+            continue
+        entries.append({
+            "rank": r.rank, "agent_id": r.agent_id, "name": r.name,
+            "score": r.score.composite, "components": components(r), "tied": r.tied,
+            "places": list(r.places or (r.rank, r.rank)),
+        })
+    entries.sort(key=lambda e: (e["rank"], e["agent_id"]))
+    return {
+        "team_id": team_id, "period": period, "status": status,
+        "provisional": status == "open",
+        "published_at": published_at.isoformat() if published_at else None,
+        "entries": entries, "unranked": unranked,
+    }
+
+
+def evaluation_document(
+    team_id: str, period: str, e: EvaluationSubmitted, anonymous: bool = False
+) -> dict[str, Any]:
+    """Return an evaluation as the API shows it."""
+    return {
+        "team_id": team_id, "period": period, "agent_id": e.agent_id,
+        "rater_role": e.rater_role, "rater_id": "anonymous" if anonymous else e.rater_id,
+        "scores": e.scores, "comment": e.comment, "revision": e.revision,
+        "submitted_at": e.submitted_at.isoformat(),
+    }
+
+
+def scorecard_document(
+    team_id: str, period: str, status: str, result: FrozenResult, scheme: Scheme,
+    evaluations: Sequence[EvaluationSubmitted],
+) -> dict[str, Any]:
+    """Return every number of an agent's month and how it was computed."""
+    score = result.score
+    kpi_defs = {k.name: k for k in scheme.kpis_for(result.position)}
+    kpis: dict[str, Any] = {}
+    measured = score.work_performance.kpis if score.work_performance else {}
+    for name, kpi in kpi_defs.items():
+        detail = measured.get(name)
+        kpis[name] = {
+            "value": result.kpis.get(name) if kpi.kind == "measured" else (
+                detail.value if detail else None),
+            "kind": kpi.kind, "unit": kpi.unit, "direction": kpi.direction,
+            "target": kpi.target, "floor": kpi.floor, "weight": kpi.weight,
+            "effective_weight": detail.effective_weight if detail else None,
+            "attainment": detail.attainment if detail else None,
+            "dropped": detail.dropped if detail else True,
+        }
+    return {
+        "team_id": team_id, "period": period, "agent_id": result.agent_id,
+        "name": result.name, "position": result.position, "status": status,
+        "provisional": status == "open", "composite": score.composite,
+        "rank": result.rank, "tied": result.tied,
+        "places": list(result.places) if result.places else None,
+        "kpis": kpis, "totals": result.totals,
+        "evaluations": [
+            evaluation_document(team_id, period, e, anonymous=e.rater_role == "peer")
+            for e in evaluations
+        ],
+        "components": {role: r.model_dump(mode="json") for role, r in score.roles.items()},
+        "work_performance": (score.work_performance.model_dump(mode="json")
+                             if score.work_performance else None),
+        "notes": list(score.notes),
+        "transfers": [dict(t) for t in result.transfers],
+        "scheme_id": score.scheme_id, "scheme_version": score.scheme_version,
+        "formula_version": score.formula_version, "formula": FORMULA,
+    }

@@ -1,0 +1,239 @@
+"""cycle_results: cycles, evaluations, and the frozen rankings and scorecards of closed months.
+
+Rankings and scorecards are stored as finished JSON documents, rendered once when the month
+closes, so reading a published ranking is one indexed row and no computation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import orjson
+
+from service.domain import cycle as c
+from service.domain.events import decode
+from service.domain.reports import ranking_document, scorecard_document
+from service.domain.scheme import Scheme
+from service.domain.scheme_history import SchemePublished
+from service.projections.base import Projection, Tables
+from service.store.event_store import RecordedEvent
+
+
+class CycleResults(Projection):
+    """Everything GET needs about cycles, rankings and scorecards."""
+
+    name = "cycle_results"
+    version = 1
+    stream_types = ("cycle", "scheme")
+    tables = {
+        "scheme_versions": """(
+            scheme_id text NOT NULL,
+            version   integer NOT NULL,
+            scheme    jsonb NOT NULL,
+            PRIMARY KEY (scheme_id, version)
+        )""",
+        "cycles": """(
+            team_id        text NOT NULL,
+            period         text NOT NULL,
+            status         text NOT NULL,
+            scheme_id      text NOT NULL,
+            scheme_version integer NOT NULL,
+            deadline       timestamptz NOT NULL,
+            opened_at      timestamptz NOT NULL,
+            closed_at      timestamptz,
+            published_at   timestamptz,
+            publications   integer NOT NULL DEFAULT 0,
+            forced         boolean,
+            evaluations    integer NOT NULL DEFAULT 0,
+            PRIMARY KEY (team_id, period)
+        )""",
+        "evaluations": """(
+            team_id      text NOT NULL,
+            period       text NOT NULL,
+            agent_id     text NOT NULL,
+            rater_role   text NOT NULL,
+            rater_id     text NOT NULL,
+            revision     integer NOT NULL,
+            submitted_at timestamptz NOT NULL,
+            scores       jsonb NOT NULL,
+            event        jsonb NOT NULL,
+            PRIMARY KEY (team_id, period, agent_id, rater_role, rater_id)
+        )""",
+        "rankings": """(
+            team_id      text NOT NULL,
+            period       text NOT NULL,
+            status       text NOT NULL,
+            published_at timestamptz,
+            document     jsonb NOT NULL,
+            PRIMARY KEY (team_id, period)
+        )""",
+        "ranking_entries": """(
+            team_id    text NOT NULL,
+            period     text NOT NULL,
+            agent_id   text NOT NULL,
+            name       text NOT NULL,
+            rank       integer,
+            tied       boolean NOT NULL,
+            place_from integer,
+            place_to   integer,
+            score      double precision,
+            status     text NOT NULL,
+            PRIMARY KEY (team_id, period, agent_id)
+        )""",
+        "scorecards": """(
+            team_id  text NOT NULL,
+            period   text NOT NULL,
+            agent_id text NOT NULL,
+            status   text NOT NULL,
+            document jsonb NOT NULL,
+            PRIMARY KEY (team_id, period, agent_id)
+        )""",
+    }
+
+    async def apply(
+        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], tables: Tables
+    ) -> None:
+        """Apply each event; closes render the ranking and every scorecard at once."""
+        for recorded in events:
+            e = decode(recorded.type, recorded.schema_version, recorded.data)
+            if isinstance(e, SchemePublished):
+                await conn.execute(
+                    f"INSERT INTO {tables['scheme_versions']} VALUES ($1, $2, $3)"
+                    " ON CONFLICT DO NOTHING",
+                    e.scheme_id, e.version, e.scheme,
+                )
+            elif isinstance(e, c.CycleOpened):
+                await conn.execute(
+                    f"INSERT INTO {tables['cycles']} (team_id, period, status, scheme_id,"
+                    " scheme_version, deadline, opened_at) VALUES ($1, $2, 'open', $3, $4, $5, $6)"
+                    " ON CONFLICT DO NOTHING",
+                    e.team_id, e.period, e.scheme_id, e.scheme_version, e.deadline, e.opened_at,
+                )
+            elif isinstance(e, c.EvaluationSubmitted):
+                await self._evaluation(conn, tables, recorded.stream_id, e)
+            elif isinstance(e, c.CycleClosed):
+                await self._closed(conn, tables, e)
+            elif isinstance(e, c.CyclePublished):
+                await self._set_status(conn, tables, e.team_id, e.period, "published", e)
+            elif isinstance(e, c.CycleReopened):
+                await self._reopened(conn, tables, e)
+
+    async def _evaluation(
+        self, conn: asyncpg.Connection, tables: Tables, stream_id: str, e: c.EvaluationSubmitted
+    ) -> None:
+        _, team_id, period = stream_id.split(":", 2)
+        await conn.execute(
+            f"""
+            INSERT INTO {tables['evaluations']} AS v VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            ON CONFLICT (team_id, period, agent_id, rater_role, rater_id) DO UPDATE SET
+                revision = $6, submitted_at = $7, scores = $8, event = $9
+            """,
+            team_id, period, e.agent_id, e.rater_role, e.rater_id, e.revision, e.submitted_at,
+            e.scores, e.model_dump(mode="json"),
+        )
+        await conn.execute(
+            f"UPDATE {tables['cycles']} SET evaluations = (SELECT count(*) FROM"
+            f" {tables['evaluations']} WHERE team_id = $1 AND period = $2)"
+            " WHERE team_id = $1 AND period = $2",
+            team_id, period,
+        )
+
+    async def _closed(self, conn: asyncpg.Connection, tables: Tables, e: c.CycleClosed) -> None:
+        cycle = await conn.fetchrow(
+            f"SELECT scheme_id, scheme_version FROM {tables['cycles']}"
+            " WHERE team_id = $1 AND period = $2",
+            e.team_id, e.period,
+        )
+        scheme = Scheme.model_validate(await conn.fetchval(
+            f"SELECT scheme FROM {tables['scheme_versions']} WHERE scheme_id = $1"
+            " AND version = $2",
+            cycle["scheme_id"], cycle["scheme_version"],
+        ))
+        await conn.execute(
+            f"UPDATE {tables['cycles']} SET status = 'closed', closed_at = $3, forced = $4"
+            " WHERE team_id = $1 AND period = $2",
+            e.team_id, e.period, e.closed_at, e.forced,
+        )
+        evaluations: dict[str, list[c.EvaluationSubmitted]] = {}
+        for row in await conn.fetch(
+            f"SELECT event FROM {tables['evaluations']} WHERE team_id = $1 AND period = $2"
+            " ORDER BY rater_role, rater_id",
+            e.team_id, e.period,
+        ):
+            evaluation = c.EvaluationSubmitted.model_validate(row["event"])
+            evaluations.setdefault(evaluation.agent_id, []).append(evaluation)
+        document = ranking_document(e.team_id, e.period, "closed", e.results, None)
+        await conn.execute(
+            f"""
+            INSERT INTO {tables['rankings']} VALUES ($1, $2, 'closed', NULL, $3)
+            ON CONFLICT (team_id, period) DO UPDATE SET status = 'closed',
+                published_at = NULL, document = $3
+            """,
+            e.team_id, e.period, document,
+        )
+        await conn.execute(
+            f"DELETE FROM {tables['ranking_entries']} WHERE team_id = $1 AND period = $2",
+            e.team_id, e.period,
+        )
+        await conn.executemany(
+            f"INSERT INTO {tables['ranking_entries']} VALUES"
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'closed')",
+            [(e.team_id, e.period, r.agent_id, r.name, r.rank, r.tied,
+              r.places[0] if r.places else None, r.places[1] if r.places else None,
+              r.score.composite) for r in e.results],
+        )
+        await conn.execute(
+            f"DELETE FROM {tables['scorecards']} WHERE team_id = $1 AND period = $2",
+            e.team_id, e.period,
+        )
+        await conn.executemany(
+            f"INSERT INTO {tables['scorecards']} VALUES ($1, $2, $3, 'closed', $4::text::jsonb)",
+            [
+                (e.team_id, e.period, r.agent_id, orjson.dumps(scorecard_document(
+                    e.team_id, e.period, "closed", r, scheme, evaluations.get(r.agent_id, [])
+                )).decode())
+                for r in e.results
+            ],
+        )
+
+    async def _set_status(
+        self, conn: asyncpg.Connection, tables: Tables, team_id: str, period: str, status: str,
+        e: c.CyclePublished,
+    ) -> None:
+        published: dict[str, Any] = {"status": status, "provisional": False,
+                                     "published_at": e.published_at.isoformat()}
+        await conn.execute(
+            f"UPDATE {tables['cycles']} SET status = $3, published_at = $4, publications = $5"
+            " WHERE team_id = $1 AND period = $2",
+            team_id, period, status, e.published_at, e.publication,
+        )
+        await conn.execute(
+            f"UPDATE {tables['rankings']} SET status = $3, published_at = $4,"
+            " document = document || $5::jsonb WHERE team_id = $1 AND period = $2",
+            team_id, period, status, e.published_at, published,
+        )
+        for table in ("ranking_entries", "scorecards"):
+            await conn.execute(
+                f"UPDATE {tables[table]} SET status = $3 WHERE team_id = $1 AND period = $2",
+                team_id, period, status,
+            )
+        await conn.execute(
+            f"UPDATE {tables['scorecards']} SET document = document || $3::jsonb"
+            " WHERE team_id = $1 AND period = $2",
+            team_id, period, {"status": status, "provisional": False},
+        )
+
+    async def _reopened(self, conn: asyncpg.Connection, tables: Tables, e: c.CycleReopened
+                        ) -> None:
+        await conn.execute(
+            f"UPDATE {tables['cycles']} SET status = 'open', closed_at = NULL"
+            " WHERE team_id = $1 AND period = $2",
+            e.team_id, e.period,
+        )
+        for table in ("rankings", "ranking_entries", "scorecards"):
+            await conn.execute(
+                f"DELETE FROM {tables[table]} WHERE team_id = $1 AND period = $2",
+                e.team_id, e.period,
+            )

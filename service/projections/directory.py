@@ -1,0 +1,97 @@
+"""directory: teams, agents and each agent's team memberships over time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from service.domain import directory as d
+from service.domain.events import decode
+from service.projections.base import Projection, Tables
+from service.store.event_store import RecordedEvent
+
+
+class Directory(Projection):
+    """Who is in which team, now and at any past moment (samples follow the team of then)."""
+
+    name = "directory"
+    version = 1
+    stream_types = ("team", "agent")
+    tables = {
+        "teams": """(
+            team_id     text PRIMARY KEY,
+            name        text NOT NULL,
+            timezone    text NOT NULL,
+            currency    text NOT NULL,
+            manager_ids text[] NOT NULL,
+            scheme_id   text NOT NULL,
+            updated_at  timestamptz NOT NULL
+        )""",
+        "agents": """(
+            agent_id   text PRIMARY KEY,
+            name       text NOT NULL,
+            team_id    text NOT NULL,
+            position   text,
+            joined_at  timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL
+        )""",
+        "agent_memberships": """(
+            agent_id text NOT NULL,
+            team_id  text NOT NULL,
+            since    timestamptz NOT NULL,
+            until    timestamptz,
+            PRIMARY KEY (agent_id, since)
+        )""",
+    }
+
+    async def apply(
+        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], tables: Tables
+    ) -> None:
+        """Apply team and agent events one by one (directory changes are rare)."""
+        for recorded in events:
+            e = decode(recorded.type, recorded.schema_version, recorded.data)
+            at = recorded.recorded_at
+            if isinstance(e, d.TeamRegistered | d.TeamChanged):
+                await conn.execute(
+                    f"""
+                    INSERT INTO {tables['teams']} AS t VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    ON CONFLICT (team_id) DO UPDATE SET name = $2, timezone = $3,
+                        currency = $4, manager_ids = $5, scheme_id = $6, updated_at = $7
+                    """,
+                    e.team_id, e.name, e.timezone, e.currency, list(e.manager_ids),
+                    e.scheme_id, at,
+                )
+            elif isinstance(e, d.AgentRegistered):
+                await conn.execute(
+                    f"INSERT INTO {tables['agents']} VALUES ($1, $2, $3, $4, $5, $5)"
+                    " ON CONFLICT (agent_id) DO NOTHING",
+                    e.agent_id, e.name, e.team_id, e.position, e.effective_at,
+                )
+                await conn.execute(
+                    f"INSERT INTO {tables['agent_memberships']} VALUES ($1, $2, $3, NULL)"
+                    " ON CONFLICT DO NOTHING",
+                    e.agent_id, e.team_id, e.effective_at,
+                )
+            elif isinstance(e, d.AgentChanged):
+                await conn.execute(
+                    f"UPDATE {tables['agents']} SET name = $2, position = $3, updated_at = $4"
+                    " WHERE agent_id = $1",
+                    e.agent_id, e.name, e.position, at,
+                )
+            elif isinstance(e, d.AgentTransferred):
+                await conn.execute(
+                    f"UPDATE {tables['agents']} SET team_id = $2, updated_at = $3"
+                    " WHERE agent_id = $1",
+                    e.agent_id, e.to_team_id, at,
+                )
+                await conn.execute(
+                    f"UPDATE {tables['agent_memberships']} SET until = $2"
+                    " WHERE agent_id = $1 AND until IS NULL",
+                    e.agent_id, e.effective_at,
+                )
+                await conn.execute(
+                    f"INSERT INTO {tables['agent_memberships']} VALUES ($1, $2, $3, NULL)"
+                    " ON CONFLICT DO NOTHING",
+                    e.agent_id, e.to_team_id, e.effective_at,
+                )

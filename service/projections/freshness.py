@@ -1,0 +1,49 @@
+"""Read-your-writes: wait until projections have applied everything committed so far."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from service.projections.base import Projection
+from service.store.database import Database
+
+# The newest committed event of the projection's types, whether or not an older transaction
+# is still running (the projection itself only passes it once that one ends), and whether the
+# live checkpoint has reached it.
+_CAUGHT_UP = """
+WITH target AS (
+    SELECT tx_id, position FROM event
+    WHERE $2::text[] IS NULL OR stream_type = ANY($2::text[])
+    ORDER BY tx_id DESC, position DESC LIMIT 1
+)
+SELECT NOT EXISTS (SELECT 1 FROM target) OR EXISTS (
+    SELECT 1 FROM projection_checkpoint c, target t
+    WHERE c.name = $1 AND c.status = 'live' AND (c.tx_id, c.position) >= (t.tx_id, t.position)
+)
+"""
+
+
+async def wait_caught_up(
+    db: Database, projections: Sequence[Projection], timeout: float = 5.0  # noqa: ASYNC109
+) -> bool:
+    """Wait until each live projection has applied every event of its types committed now.
+
+    Returns False when the timeout passes first (the caller decides whether stale is fine).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with db.connection() as conn:
+        pending = list(projections)
+        while pending:
+            still = []
+            for p in pending:
+                types = list(p.stream_types) if p.stream_types else None
+                if not await conn.fetchval(_CAUGHT_UP, p.name, types):
+                    still.append(p)
+            pending = still
+            if pending:
+                if loop.time() > deadline:
+                    return False
+                await asyncio.sleep(0.005)
+    return True

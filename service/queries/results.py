@@ -1,0 +1,94 @@
+"""Rankings, scorecards and cycle warnings for the API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from service.commands.cycles import cycle_scheme, roster
+from service.context import ServiceContext
+from service.domain import cycle as c
+from service.domain.directory import Team
+from service.domain.errors import NotFound
+from service.domain.reports import ranking_document, scorecard_document
+
+#: Process monitoring warns this long before the evaluation deadline.
+DEADLINE_WARNING = timedelta(days=2)
+
+
+async def stored_ranking(ctx: ServiceContext, team_id: str, period: str) -> bytes | None:
+    """Return the frozen ranking document as JSON bytes, if the month is closed."""
+    async with ctx.db.connection() as conn:
+        text = await conn.fetchval(
+            "SELECT document::text FROM rankings WHERE team_id = $1 AND period = $2",
+            team_id, period,
+        )
+    return text.encode() if text is not None else None
+
+
+async def stored_scorecard(
+    ctx: ServiceContext, team_id: str, period: str, agent_id: str
+) -> bytes | None:
+    """Return a frozen scorecard document as JSON bytes."""
+    async with ctx.db.connection() as conn:
+        text = await conn.fetchval(
+            "SELECT document::text FROM scorecards WHERE team_id = $1 AND period = $2"
+            " AND agent_id = $3",
+            team_id, period, agent_id,
+        )
+    return text.encode() if text is not None else None
+
+
+async def _provisional(ctx: ServiceContext, team: Team, cycle: c.Cycle
+                       ) -> tuple[list[c.FrozenResult], Any]:
+    scheme = await cycle_scheme(ctx, cycle)
+    agents = await roster(ctx, team, cycle.period)
+    # While open, agents still waiting for an evaluation are ranked on what exists so far.
+    scored, _ = c.score_roster(cycle, scheme, agents, "renormalize")
+    return scored, scheme
+
+
+async def provisional_ranking(ctx: ServiceContext, team: Team, cycle: c.Cycle) -> dict[str, Any]:
+    """Compute the live ranking of an open month from the evaluations and KPIs so far."""
+    scored, _ = await _provisional(ctx, team, cycle)
+    return ranking_document(team.team_id, cycle.period, "open", scored, None)
+
+
+async def provisional_scorecard(
+    ctx: ServiceContext, team: Team, cycle: c.Cycle, agent_id: str
+) -> dict[str, Any]:
+    """Compute an agent's live scorecard for an open month."""
+    scored, scheme = await _provisional(ctx, team, cycle)
+    result = next((r for r in scored if r.agent_id == agent_id), None)
+    if result is None:
+        raise NotFound(f"agent {agent_id} is not in team {team.team_id}")
+    evaluations = [e for (a, _, _), e in cycle.evaluations.items() if a == agent_id]
+    document = scorecard_document(team.team_id, cycle.period, "open", result, scheme,
+                                  evaluations)
+    document["notes"].append(
+        "provisional: missing evaluations are left out and the other weights re-normalised"
+        " until the month closes"
+    )
+    return document
+
+
+async def cycle_warnings(ctx: ServiceContext, team: Team, cycle: c.Cycle) -> list[dict[str, Any]]:
+    """List what drifts from the plan: evaluations missing near or past the deadline."""
+    if cycle.status != "open":
+        return []
+    now = ctx.clock()
+    if now < cycle.deadline - DEADLINE_WARNING:
+        return []
+    scheme = await cycle_scheme(ctx, cycle)
+    agents = await roster(ctx, team, cycle.period)
+    missing = c.missing_evaluations(cycle, scheme, agents)
+    if not missing:
+        return []
+    passed = now >= cycle.deadline
+    return [{
+        "kind": "evaluations_overdue" if passed else "evaluations_due_soon",
+        "deadline": cycle.deadline.isoformat(),
+        "missing": [m.model_dump() for m in missing],
+        "detail": f"{len(missing)} evaluation(s) missing; the deadline "
+                  + ("has passed" if passed else "is near"),
+    }]
