@@ -9,12 +9,20 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-ROOT = Path(__file__).resolve().parents[2]
+
+def _project_root() -> Path:
+    # A source checkout keeps migrations beside the package; an installed wheel (the Docker
+    # image) keeps them in the working directory.
+    for candidate in (Path(__file__).resolve().parents[2], Path.cwd()):
+        if (candidate / "alembic.ini").exists() and (candidate / "migrations").is_dir():
+            return candidate
+    raise RuntimeError("alembic.ini and migrations/ not found beside the package or in the cwd")
 
 
 def _config(url: str | None = None) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    root = _project_root()
+    config = Config(str(root / "alembic.ini"))
+    config.set_main_option("script_location", str(root / "migrations"))
     if url is not None:
         config.attributes["url"] = url
     return config

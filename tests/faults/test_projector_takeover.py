@@ -67,7 +67,7 @@ async def test_sigkill_of_the_active_projector_hands_over_without_loss(
         processes[victim].send_signal(signal.SIGKILL)
         processes[victim].wait(timeout=10)
 
-        for _ in range(600):
+        for _ in range(2400):
             applied = await _applied(db, name)
             if len(applied) >= total:
                 break
