@@ -23,6 +23,7 @@ from service.api.schemas import (
     ReopenIn,
     ScorecardOut,
 )
+from service.api.tabular import csv_response, wants_csv
 from service.commands import cycles as commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
@@ -146,15 +147,31 @@ def _json(document: Any) -> Response:
     return Response(orjson.dumps(document), media_type="application/json")
 
 
-@router.get("/{period}/ranking", response_model=RankingOut)
+RANKING_COLUMNS = ("rank", "agent_id", "name", "score", "tied", "self", "manager",
+                   "work_performance", "work_ability", "cooperation", "service")
+
+
+def _ranking(request: Request, document: bytes | dict[str, Any]) -> Response:
+    if wants_csv(request):
+        body = orjson.loads(document) if isinstance(document, bytes) else document
+        rows = [{**e, **e["components"]} for e in body["entries"]]
+        return csv_response(rows, RANKING_COLUMNS, f"ranking-{body['team_id']}-{body['period']}")
+    if isinstance(document, bytes):
+        return Response(document, media_type="application/json")
+    return _json(document)
+
+
+@router.get("/{period}/ranking", response_model=RankingOut,
+            responses={200: {"content": {"text/csv": {}}}})
 async def get_ranking(
-    team_id: str, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    team_id: str, period: str, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")],
 ) -> Response:
-    """Return the ranking, best first: frozen once closed, provisional while open."""
+    """Return the ranking, best first: frozen once closed, provisional while open (or CSV)."""
     if principal.role in ("admin", "reader"):
         stored = await results.stored_ranking(ctx, team_id, period)
         if stored is not None:
-            return Response(stored, media_type="application/json")
+            return _ranking(request, stored)
     team = await get_team(ctx, team_id)
     cycle = await commands.get_cycle(ctx, team_id, period)
     if principal.role == "agent" and cycle.status != "published":
@@ -162,13 +179,13 @@ async def get_ranking(
                       kind="forbidden")
     await ensure_team_member_or_manager(ctx, principal, team)
     if cycle.status == "open":
-        return _json(await results.provisional_ranking(ctx, team, cycle))
+        return _ranking(request, await results.provisional_ranking(ctx, team, cycle))
     await wait_caught_up(ctx.db, [CycleResults()])
     stored = await results.stored_ranking(ctx, team_id, period)
     if stored is None:
         raise Problem(503, "the ranking is still being built; retry shortly",
                       headers={"Retry-After": "1"})
-    return Response(stored, media_type="application/json")
+    return _ranking(request, stored)
 
 
 @router.get("/{period}/scorecards/{agent_id}", response_model=ScorecardOut)

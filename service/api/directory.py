@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import caller, context
 from service.api.schemas import AgentIn, AgentList, AgentOut, MembershipOut, TeamIn, TeamOut
+from service.api.tabular import csv_response, wants_csv
 from service.commands import directory as commands
 from service.context import ServiceContext
 from service.domain import directory as d
@@ -75,10 +76,12 @@ async def ensure_team_member_or_manager(
     ensure_manager_of(principal, team.manager_ids)
 
 
-@router.get("/teams/{team_id}/agents", response_model=AgentList)
+@router.get("/teams/{team_id}/agents", response_model=AgentList,
+            responses={200: {"content": {"text/csv": {}}}})
 async def list_team_agents(
-    team_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
-) -> AgentList:
+    team_id: str, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")],
+) -> AgentList | Response:
     """Return the team's current agents."""
     team = await commands.get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
@@ -86,6 +89,12 @@ async def list_team_agents(
     async with ctx.db.connection() as conn:
         rows = await team_agents(conn, team_id)
     agents = [await commands.get_agent(ctx, r["agent_id"]) for r in rows]
+    if wants_csv(request):
+        return csv_response(
+            [{"agent_id": a.agent_id, "name": a.name, "team_id": a.team_id,
+              "position": a.position, "since": a.history[-1].since.isoformat()} for a in agents],
+            ("agent_id", "name", "team_id", "position", "since"), f"agents-{team_id}",
+        )
     return AgentList(team_id=team_id, items=[agent_out(a) for a in agents])
 
 

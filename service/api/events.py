@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
 
 from service.api.auth import allow
 from service.api.deps import context
 from service.api.problems import Problem
+from service.api.tabular import csv_response, wants_csv
 from service.context import ServiceContext
 from service.domain.principal import Principal
 from service.store.event_store import Cursor, RecordedEvent, read_all, read_stream
@@ -27,14 +30,19 @@ def event_out(e: RecordedEvent) -> dict[str, Any]:
     }
 
 
-@router.get("/events")
+FEED_COLUMNS = ("position", "cursor", "event_id", "stream_id", "version", "type",
+                "schema_version", "recorded_at", "data", "metadata")
+
+
+@router.get("/events", response_model=None, responses={200: {"content": {"text/csv": {}}}})
 async def event_feed(
+    request: Request,
     ctx: Ctx,
     principal: Annotated[Principal, allow()],
     after: Annotated[str | None, Query(max_length=200, description="cursor from `next`")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     stream_type: Annotated[list[str] | None, Query(max_length=20)] = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | Response:
     """Return events in global order after a cursor; `next` resumes without skips or repeats."""
     try:
         cursor = Cursor.decode(after)
@@ -44,7 +52,14 @@ async def event_feed(
     async with ctx.db.connection() as conn:
         events = await read_all(conn, cursor, limit, stream_types=stream_type)
     next_cursor = events[-1].cursor if events else cursor
-    return {"items": [event_out(e) for e in events], "next": next_cursor.encode()}
+    items = [event_out(e) for e in events]
+    if wants_csv(request):
+        rows = [{**i, "data": orjson.dumps(i["data"]).decode(),
+                 "metadata": orjson.dumps(i["metadata"]).decode()} for i in items]
+        response = csv_response(rows, FEED_COLUMNS, "events")
+        response.headers["X-Next-Cursor"] = next_cursor.encode()
+        return response
+    return {"items": items, "next": next_cursor.encode()}
 
 
 @router.get("/streams/{stream_id}/events")
