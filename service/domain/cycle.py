@@ -14,10 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from service.domain.errors import Conflict, DomainError, FieldError
-from service.domain.events import DomainEvent, event
+from service.domain.errors import Conflict, DomainError, FieldError, NotFound
+from service.domain.events import DomainEvent, event, upcaster
 from service.domain.ranking import RankEntry, rank
-from service.domain.scheme import Scheme, check_evaluation
+from service.domain.results import ResultDecision, decide_results
+from service.domain.scheme import ResultsPolicy, Scheme, check_evaluation
 from service.domain.scoring import AgentScore, score_agent
 
 CycleStatus = Literal["open", "closed", "published"]
@@ -102,13 +103,26 @@ class CycleClosed(DomainEvent):
 
 @event
 class CyclePublished(DomainEvent):
-    """The closed month's ranking was published; its consequences follow from this."""
+    """The closed month's ranking was published, with the consequences decided for it.
 
+    The decisions (rewards, deductions, improvement plans, reassignment reviews) are taken
+    once, here, from the frozen ranking and the cycle's pinned policy, so that replaying the
+    stream years later gives the same ledger whatever the scheme or the code says by then.
+    """
+
+    schema_version = 2
     type: Literal["CyclePublished"] = "CyclePublished"
     team_id: str
     period: str
     published_at: datetime
     publication: int
+    decisions: tuple[ResultDecision, ...] = ()
+
+
+@upcaster("CyclePublished", 1)
+def _published_v1(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 1 publications predate decided consequences: they decided none.
+    return {**data, "decisions": []}
 
 
 @event
@@ -161,6 +175,23 @@ def evolve(state: Cycle | None, e: DomainEvent) -> Cycle | None:
                        publications=e.publication)
     if isinstance(e, CycleReopened):
         return replace(state, status="open", closed=None)
+    return state
+
+
+def evolve_all(state: Cycle | None, events: Sequence[DomainEvent]) -> Cycle | None:
+    """Apply many events; runs of evaluations are merged at once instead of one copy each."""
+    pending: dict[tuple[str, str, str], EvaluationSubmitted] = {}
+    for e in events:
+        if isinstance(e, EvaluationSubmitted) and state is not None:
+            pending[(e.agent_id, e.rater_role, e.rater_id)] = e
+            state = replace(state, version=state.version + 1)
+            continue
+        if pending and state is not None:
+            state = replace(state, evaluations={**state.evaluations, **pending})
+            pending = {}
+        state = evolve(state, e)
+    if pending and state is not None:
+        state = replace(state, evaluations={**state.evaluations, **pending})
     return state
 
 
@@ -247,18 +278,25 @@ def missing_evaluations(cycle: Cycle, scheme: Scheme, roster: Sequence[RosterEnt
     ]
 
 
-def ratings_of(cycle: Cycle, agent_id: str
+def evaluations_by_agent(cycle: Cycle) -> dict[str, list[EvaluationSubmitted]]:
+    """Group the cycle's evaluations by the agent evaluated."""
+    grouped: dict[str, list[EvaluationSubmitted]] = {}
+    for (agent, _, _), evaluation in cycle.evaluations.items():
+        grouped.setdefault(agent, []).append(evaluation)
+    return grouped
+
+
+def ratings_of(evaluations: Sequence[EvaluationSubmitted]
                ) -> tuple[dict[str, dict[str, float]], tuple[float, str] | None]:
-    """Return an agent's ratings per role and the manager's work_performance override.
+    """Return one agent's ratings per role and the manager's work_performance override.
 
     Self and manager: the latest submission counts (a team may have several managers).
     Other roles: each criterion is averaged over the raters.
     """
     latest: dict[str, EvaluationSubmitted] = {}
     pooled: dict[str, dict[str, list[float]]] = {}
-    for (agent, role, _), evaluation in cycle.evaluations.items():
-        if agent != agent_id:
-            continue
+    for evaluation in evaluations:
+        role = evaluation.rater_role
         if role in EXPECTED_ROLES:
             if role not in latest or evaluation.submitted_at >= latest[role].submitted_at:
                 latest[role] = evaluation
@@ -285,8 +323,9 @@ def score_roster(
 ) -> tuple[list[FrozenResult], list[RankEntry]]:
     """Score every agent of the roster and rank those with a composite."""
     scored: dict[str, tuple[RosterEntry, AgentScore]] = {}
+    grouped = evaluations_by_agent(cycle)
     for agent in roster:
-        ratings, override = ratings_of(cycle, agent.agent_id)
+        ratings, override = ratings_of(grouped.get(agent.agent_id, []))
         score = score_agent(scheme, agent.position, agent.kpis, ratings, override=override,
                             missing_roles_policy=missing_policy, trained_roles=trained_roles)
         scored[agent.agent_id] = (agent, score)
@@ -336,15 +375,40 @@ def decide_close(
     )]
 
 
-def decide_publish(state: Cycle | None, now: datetime) -> list[DomainEvent]:
-    """Publish a closed month."""
+def frozen_ranking(closed: CycleClosed) -> list[RankEntry]:
+    """Return the ranking frozen in a close event (ranked agents only, best first)."""
+    return [
+        RankEntry(agent_id=r.agent_id, score=r.score.composite, rank=r.rank, tied=r.tied,
+                  places=r.places)
+        for r in closed.results
+        if r.rank is not None and r.places is not None and r.score.composite is not None
+    ]
+
+
+def decide_publish(
+    state: Cycle | None,
+    now: datetime,
+    *,
+    policy: ResultsPolicy,
+    currency: str,
+    previous_last_places: Mapping[str, int],
+) -> list[DomainEvent]:
+    """Publish a closed month and decide its consequences from the frozen ranking.
+
+    ``previous_last_places[agent]``: the published months of this team right before this one
+    in which the agent was last, without a gap (``results.consecutive_last_places``).
+    """
     if state is None:
-        raise Conflict("no such cycle to publish")
-    if state.status != "closed":
+        raise NotFound("no such cycle to publish")
+    if state.status != "closed" or state.closed is None:
         raise Conflict(f"only a closed cycle can be published; this one is {state.status}",
                        cycle_status=state.status)
+    decisions = decide_results(
+        frozen_ranking(state.closed), policy, published_at=now,
+        previous_last_places=previous_last_places, currency=currency, period=state.period,
+    )
     return [CyclePublished(team_id=state.team_id, period=state.period, published_at=now,
-                           publication=state.publications + 1)]
+                           publication=state.publications + 1, decisions=tuple(decisions))]
 
 
 def decide_reopen(state: Cycle | None, reason: str | None, now: datetime) -> list[DomainEvent]:

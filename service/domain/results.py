@@ -11,21 +11,19 @@ being in the team.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence, Set
 from datetime import datetime, timedelta
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from service.domain.periods import previous_period
 from service.domain.ranking import RankEntry
 from service.domain.scheme import ResultsPolicy
 
 ResultKind = Literal["reward", "deduction", "improvement_plan", "reassignment_review"]
 PlanStatus = Literal["due", "submitted", "approved", "rejected", "overdue"]
 PlanDecision = Literal["approved", "rejected"]
-
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
 
 class ResultDecision(BaseModel):
@@ -38,8 +36,11 @@ class ResultDecision(BaseModel):
     rank: int
     places: tuple[int, int]
     amount: float | None = None
+    currency: str | None = None
     due_at: datetime | None = None
     reason: str
+    #: For a reassignment review: the consecutive months (oldest first) the agent was last.
+    months: tuple[str, ...] = ()
 
 
 def _has_first_and_last(entries: Sequence[RankEntry], min_ranked_agents: int) -> bool:
@@ -54,11 +55,25 @@ def last_place_agents(entries: Sequence[RankEntry], *, min_ranked_agents: int) -
     return frozenset(e.agent_id for e in entries if e.rank == last)
 
 
+def standing(rank: int, places: tuple[int, int], ranked: int) -> str:
+    """Describe a place in a ranking in words: "rank 2 of 4, tied (places 2-3)"."""
+    first, last = places
+    if first == last:
+        return f"rank {rank} of {ranked}"
+    return f"rank {rank} of {ranked}, tied (places {first}-{last})"
+
+
 def _standing(entry: RankEntry, ranked: int) -> str:
-    if not entry.tied:
-        return f"rank {entry.rank} of {ranked}"
-    first, last = entry.places
-    return f"rank {entry.rank} of {ranked}, tied (places {first}-{last})"
+    return standing(entry.rank, entry.places, ranked)
+
+
+def _streak(period: str | None, months: int) -> tuple[str, ...]:
+    if period is None:
+        return ()
+    streak = [period]
+    while len(streak) < months:
+        streak.append(previous_period(streak[-1]))
+    return tuple(reversed(streak))
 
 
 def plan_due_at(published_at: datetime, policy: ResultsPolicy) -> datetime:
@@ -74,11 +89,14 @@ def decide_results(
     *,
     published_at: datetime,
     previous_last_places: Mapping[str, int],
+    currency: str | None = None,
+    period: str | None = None,
 ) -> list[ResultDecision]:
     """Decide the month's rewards, deductions, improvement plans and reassignment reviews.
 
     ``previous_last_places[agent]`` is how many published months immediately before this one
-    the agent was last in (see ``consecutive_last_places``).
+    the agent was last in (see ``consecutive_last_places``). ``currency`` goes on the amounts;
+    ``period``, when given, lets a review name the months of its streak.
     """
     due_at = plan_due_at(published_at, policy)
     if not _has_first_and_last(entries, policy.min_ranked_agents):
@@ -92,6 +110,7 @@ def decide_results(
             rank=e.rank,
             places=e.places,
             amount=policy.reward_amount,
+            currency=currency,
             reason=f"first place: {_standing(e, ranked)}",
         )
         for e in entries
@@ -104,6 +123,7 @@ def decide_results(
             rank=e.rank,
             places=e.places,
             amount=policy.deduction_amount,
+            currency=currency,
             reason=f"last place: {_standing(e, ranked)}",
         )
         for e in entries
@@ -139,18 +159,10 @@ def decide_results(
                         f"last place in {months} consecutive published months: "
                         f"{_standing(e, ranked)} this month"
                     ),
+                    months=_streak(period, months),
                 )
             )
     return decisions
-
-
-def previous_period(period: str) -> str:
-    """Return the calendar month before a ``YYYY-MM`` period."""
-    match = _PERIOD.match(period)
-    if match is None:
-        raise ValueError(f"not a YYYY-MM period: {period!r}")
-    year, month = int(match[1]), int(match[2])
-    return f"{year - 1:04d}-12" if month == 1 else f"{year:04d}-{month - 1:02d}"
 
 
 def consecutive_last_places(

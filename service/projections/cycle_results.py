@@ -25,7 +25,7 @@ class CycleResults(Projection):
     """Everything GET needs about cycles, rankings and scorecards."""
 
     name = "cycle_results"
-    version = 1
+    version = 2
     stream_types = ("cycle", "scheme")
     tables = {
         "scheme_versions": """(
@@ -66,7 +66,8 @@ class CycleResults(Projection):
             period       text NOT NULL,
             status       text NOT NULL,
             published_at timestamptz,
-            document     jsonb NOT NULL,
+            -- served as is: text, so a read copies bytes instead of re-serialising jsonb
+            document     text NOT NULL,
             PRIMARY KEY (team_id, period)
         )""",
         "ranking_entries": """(
@@ -95,9 +96,16 @@ class CycleResults(Projection):
     async def apply(
         self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], tables: Tables
     ) -> None:
-        """Apply each event; closes render the ranking and every scorecard at once."""
+        """Apply each event; runs of evaluations go in one statement, closes render all."""
+        evaluations: list[tuple[str, c.EvaluationSubmitted]] = []
         for recorded in events:
             e = decode(recorded.type, recorded.schema_version, recorded.data)
+            if isinstance(e, c.EvaluationSubmitted):
+                evaluations.append((recorded.stream_id, e))
+                continue
+            if evaluations:
+                await self._evaluations(conn, tables, evaluations)
+                evaluations = []
             if isinstance(e, SchemePublished):
                 await conn.execute(
                     f"INSERT INTO {tables['scheme_versions']} VALUES ($1, $2, $3)"
@@ -111,34 +119,41 @@ class CycleResults(Projection):
                     " ON CONFLICT DO NOTHING",
                     e.team_id, e.period, e.scheme_id, e.scheme_version, e.deadline, e.opened_at,
                 )
-            elif isinstance(e, c.EvaluationSubmitted):
-                await self._evaluation(conn, tables, recorded.stream_id, e)
             elif isinstance(e, c.CycleClosed):
                 await self._closed(conn, tables, e)
             elif isinstance(e, c.CyclePublished):
                 await self._set_status(conn, tables, e.team_id, e.period, "published", e)
             elif isinstance(e, c.CycleReopened):
                 await self._reopened(conn, tables, e)
+        if evaluations:
+            await self._evaluations(conn, tables, evaluations)
 
-    async def _evaluation(
-        self, conn: asyncpg.Connection, tables: Tables, stream_id: str, e: c.EvaluationSubmitted
+    async def _evaluations(
+        self, conn: asyncpg.Connection, tables: Tables,
+        evaluations: Sequence[tuple[str, c.EvaluationSubmitted]],
     ) -> None:
-        _, team_id, period = stream_id.split(":", 2)
-        await conn.execute(
+        rows = []
+        cycles = set()
+        for stream_id, e in evaluations:
+            _, team_id, period = stream_id.split(":", 2)
+            cycles.add((team_id, period))
+            rows.append((team_id, period, e.agent_id, e.rater_role, e.rater_id, e.revision,
+                         e.submitted_at, e.scores, e.model_dump(mode="json")))
+        await conn.executemany(
             f"""
             INSERT INTO {tables['evaluations']} AS v VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
             ON CONFLICT (team_id, period, agent_id, rater_role, rater_id) DO UPDATE SET
                 revision = $6, submitted_at = $7, scores = $8, event = $9
             """,
-            team_id, period, e.agent_id, e.rater_role, e.rater_id, e.revision, e.submitted_at,
-            e.scores, e.model_dump(mode="json"),
+            rows,
         )
-        await conn.execute(
-            f"UPDATE {tables['cycles']} SET evaluations = (SELECT count(*) FROM"
-            f" {tables['evaluations']} WHERE team_id = $1 AND period = $2)"
-            " WHERE team_id = $1 AND period = $2",
-            team_id, period,
-        )
+        for team_id, period in cycles:
+            await conn.execute(
+                f"UPDATE {tables['cycles']} SET evaluations = (SELECT count(*) FROM"
+                f" {tables['evaluations']} WHERE team_id = $1 AND period = $2)"
+                " WHERE team_id = $1 AND period = $2",
+                team_id, period,
+            )
 
     async def _closed(self, conn: asyncpg.Connection, tables: Tables, e: c.CycleClosed) -> None:
         cycle = await conn.fetchrow(
@@ -171,7 +186,7 @@ class CycleResults(Projection):
             ON CONFLICT (team_id, period) DO UPDATE SET status = 'closed',
                 published_at = NULL, document = $3
             """,
-            e.team_id, e.period, document,
+            e.team_id, e.period, orjson.dumps(document).decode(),
         )
         await conn.execute(
             f"DELETE FROM {tables['ranking_entries']} WHERE team_id = $1 AND period = $2",
@@ -211,7 +226,8 @@ class CycleResults(Projection):
         )
         await conn.execute(
             f"UPDATE {tables['rankings']} SET status = $3, published_at = $4,"
-            " document = document || $5::jsonb WHERE team_id = $1 AND period = $2",
+            " document = (document::jsonb || $5::jsonb)::text"
+            " WHERE team_id = $1 AND period = $2",
             team_id, period, status, e.published_at, published,
         )
         for table in ("ranking_entries", "scorecards"):

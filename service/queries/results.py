@@ -20,7 +20,7 @@ async def stored_ranking(ctx: ServiceContext, team_id: str, period: str) -> byte
     """Return the frozen ranking document as JSON bytes, if the month is closed."""
     async with ctx.db.connection() as conn:
         text = await conn.fetchval(
-            "SELECT document::text FROM rankings WHERE team_id = $1 AND period = $2",
+            "SELECT document FROM rankings WHERE team_id = $1 AND period = $2",
             team_id, period,
         )
     return text.encode() if text is not None else None

@@ -259,13 +259,15 @@ async def stream_version(conn: asyncpg.Connection, stream_id: str) -> int:
 
 
 async def read_stream(
-    conn: asyncpg.Connection, stream_id: str, *, after_version: int = 0
+    conn: asyncpg.Connection, stream_id: str, *, after_version: int = 0, limit: int | None = None
 ) -> list[RecordedEvent]:
-    """Return a stream's events in version order."""
+    """Return a stream's events in version order (the first `limit` of them, if given)."""
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM event WHERE stream_id = $1 AND version > $2 ORDER BY version",
+        f"SELECT {_COLUMNS} FROM event WHERE stream_id = $1 AND version > $2 ORDER BY version"
+        " LIMIT $3",
         stream_id,
         after_version,
+        limit,
     )
     return [_recorded(r) for r in rows]
 

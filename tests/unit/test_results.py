@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from service.domain.errors import DomainError
+from service.domain.periods import previous_period
 from service.domain.ranking import rank
 from service.domain.results import (
     ResultDecision,
@@ -14,7 +16,6 @@ from service.domain.results import (
     is_late,
     last_place_agents,
     plan_status,
-    previous_period,
 )
 from service.domain.scheme import ResultsPolicy
 
@@ -182,6 +183,17 @@ def test_third_month_in_a_row_last_opens_a_reassignment_review() -> None:
     assert "3 consecutive published months" in reviews[0].reason
 
 
+def test_a_review_names_the_months_of_its_streak_and_amounts_their_currency() -> None:
+    decisions = decide_results(
+        rank({"a": 90, "b": 80, "c": 70}), POLICY, published_at=PUBLISHED,
+        previous_last_places={"c": 2}, currency="KRW", period="2026-01",
+    )
+    review = next(d for d in decisions if d.kind == "reassignment_review")
+    assert review.months == ("2025-11", "2025-12", "2026-01")
+    assert {d.currency for d in decisions if d.amount is not None} == {"KRW"}
+    assert {d.currency for d in decisions if d.amount is None} == {None}
+
+
 def test_two_months_in_a_row_is_not_yet_a_streak() -> None:
     decisions = _decide({"a": 90, "b": 80, "c": 70, "d": 60}, previous={"d": 1})
     assert _who(decisions, "reassignment_review") == set()
@@ -221,7 +233,8 @@ def test_last_place_agents() -> None:
 def test_previous_period_crosses_the_year() -> None:
     assert previous_period("2026-11") == "2026-10"
     assert previous_period("2026-01") == "2025-12"
-    with pytest.raises(ValueError, match="YYYY-MM"):
+    # One definition of a month (service.domain.periods), refusing a bad one as a 422 would
+    with pytest.raises(DomainError, match="YYYY-MM"):
         previous_period("2026-13")
 
 
