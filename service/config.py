@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     auth_failure_limit: int = Field(
         default=20, description="Failed authentications per client per minute before 429."
     )
+    run_scheduler: bool = Field(
+        default=True, description="Run the overdue-plan scheduler in this process (one replica"
+        " scans at a time, by advisory lock)."
+    )
+    scheduler_interval_seconds: float = Field(
+        default=60.0, gt=0, description="Seconds between two scans for overdue improvement plans."
+    )
 
 
 @lru_cache(maxsize=1)

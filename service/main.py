@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from service.api import cycles, directory, events, health, keys, problems
+from service.api import metrics as metrics_api
+from service.api import sanctions as sanctions_api
 from service.api import schemes as schemes_api
 from service.api.middleware import RequestContextMiddleware
 from service.commands import schemes
@@ -19,6 +21,7 @@ from service.notifier import Notifier
 from service.projections.base import Projection
 from service.projections.registry import all_projections
 from service.projections.runner import ProjectionRunner
+from service.scheduler import Scheduler
 from service.store import migrate
 from service.store.database import Database
 from service.store.embedded import start_embedded
@@ -63,9 +66,15 @@ def create_app(
         app.state.projections = chosen
         for hook in app.state.startup_hooks:
             await hook(ctx)
+        scheduler = None
+        if settings.run_scheduler:
+            scheduler = Scheduler(ctx, interval_seconds=settings.scheduler_interval_seconds)
+            scheduler.start()
         try:
             yield
         finally:
+            if scheduler is not None:
+                await scheduler.stop()
             await ctx.notifier.stop()
             if ctx.runner is not None:
                 await ctx.runner.stop()
@@ -86,5 +95,7 @@ def create_app(
     app.include_router(directory.router)
     app.include_router(schemes_api.router)
     app.include_router(cycles.router)
+    app.include_router(metrics_api.router)
+    app.include_router(sanctions_api.router)
     app.include_router(events.router)
     return app

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -128,6 +129,16 @@ def install(app: FastAPI) -> None:
         return problem_response(
             request, 503, "the database is unavailable; retry shortly",
             kind="database-unavailable", headers={"Retry-After": "2"},
+        )
+
+    @app.exception_handler(asyncpg.DataError)
+    async def _bad_data(request: Request, exc: asyncpg.DataError) -> JSONResponse:
+        # Input PostgreSQL cannot store (a NUL byte, an out-of-range number) is the caller's
+        # error, not ours; the message names the problem, never the statement.
+        return problem_response(
+            request, 422, "the request contains a value the database cannot store",
+            kind="invalid-value",
+            errors=[{"field": "request", "reason": type(exc).__name__}],
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+import re
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from service.domain.scheme import Scheme
 
@@ -205,3 +206,181 @@ class ScorecardOut(BaseModel):
     scheme_version: int
     formula_version: str
     formula: str
+
+
+# --- results: sanctions, improvement plans, reassignment reviews, payroll --------------------
+
+SanctionKind = Literal["reward", "deduction", "improvement_plan", "reassignment_review"]
+SanctionStatus = Literal[
+    "active", "reversed", "reversal", "due", "submitted", "approved", "rejected", "overdue",
+    "cancelled", "cancellation", "open", "reassign", "retain",
+]
+
+
+class SanctionOut(BaseModel):
+    """One ledger entry: a reward, deduction, plan or review, or the reversal of one."""
+
+    id: str
+    team_id: str
+    period: str
+    agent_id: str
+    kind: SanctionKind
+    entry: Literal["grant", "reversal", "cancellation"] = Field(description=(
+        "grant: decided by a publication; reversal (of a reward or deduction) or cancellation"
+        " (of a plan or review): a later publication no longer holds the entry in `reverses`"))
+    amount: float | None = Field(description="Rewards and deductions; a reversal is negative.")
+    currency: str | None
+    due_at: datetime | None
+    status: SanctionStatus
+    reason: str
+    publication: int = Field(description="The publication of the month that wrote the entry.")
+    reverses: str | None
+    rank: int | None
+    places: list[int] | None
+    months: list[str] = Field(description="A reassignment review's streak, oldest first.")
+    late: bool | None = Field(description="A plan first submitted after its deadline.")
+    submitted_at: datetime | None
+    decided_at: datetime | None
+    decided_by: str | None
+    note: str | None = Field(description="The latest review comment or decision note.")
+    overdue_at: datetime | None
+    review_id: str | None
+    created_at: datetime
+
+
+class SanctionList(BaseModel):
+    """Ledger entries, oldest month first."""
+
+    items: list[SanctionOut]
+
+
+def _date_text(value: object) -> object:
+    # A plain date as text; lax parsing would also take a number of seconds for a date.
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a date as YYYY-MM-DD")
+    return value
+
+
+class PlanActionIn(Body):
+    """One action of an improvement plan."""
+
+    action: str = Field(min_length=1, max_length=2000)
+    due_date: Annotated[date, BeforeValidator(_date_text)] = Field(examples=["2026-12-20"])
+
+
+class PlanIn(Body):
+    """PUT .../improvement-plans/{agent_id}: the agent's analysis and actions."""
+
+    root_causes: str = Field(min_length=1, max_length=10000)
+    actions: list[PlanActionIn] = Field(min_length=1, max_length=100)
+
+
+class PlanReviewIn(Body):
+    """POST .../improvement-plans/{agent_id}/review."""
+
+    decision: Literal["approved", "rejected"]
+    comment: str = Field(default="", max_length=5000,
+                         description="Required when the plan is rejected.")
+
+
+class PlanReviewOut(BaseModel):
+    """A manager's review of one submission."""
+
+    decision: Literal["approved", "rejected"]
+    comment: str
+    reviewer_id: str
+    reviewed_at: datetime
+
+
+class PlanSubmissionOut(BaseModel):
+    """One submission of a plan."""
+
+    submission: int
+    root_causes: str
+    actions: list[dict[str, Any]]
+    submitted_at: datetime
+    late: bool
+    review: PlanReviewOut | None
+
+
+class PlanOut(BaseModel):
+    """An improvement plan owed by an agent, with its submissions and reviews."""
+
+    team_id: str
+    period: str
+    agent_id: str
+    sanction_id: str
+    publication: int
+    status: Literal["due", "submitted", "approved", "rejected", "overdue", "cancelled"]
+    due_at: datetime
+    reason: str
+    late: bool | None
+    overdue_recorded_at: datetime | None
+    submissions: list[PlanSubmissionOut]
+
+
+class ReviewDecisionIn(Body):
+    """POST /v1/reassignment-reviews/{review_id}/decision."""
+
+    decision: Literal["reassign", "retain"]
+    note: str = Field(min_length=1, max_length=5000)
+
+
+class ReviewOut(BaseModel):
+    """A reassignment review and its decision."""
+
+    review_id: str
+    team_id: str
+    period: str
+    agent_id: str
+    sanction_id: str
+    publication: int
+    status: Literal["open", "reassign", "retain", "cancelled"]
+    reason: str
+    months: list[str]
+    decision: Literal["reassign", "retain"] | None
+    note: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+class PayrollLineOut(BaseModel):
+    """A reward or deduction (or its reversal) with the ranking it came from."""
+
+    sanction_id: str
+    team_id: str
+    period: str
+    agent_id: str
+    kind: Literal["reward", "deduction"]
+    entry: Literal["grant", "reversal"]
+    amount: float
+    effect: float = Field(description="The change to the agent's pay: + rewards, - deductions.")
+    currency: str | None
+    publication: int
+    rank: int | None
+    places: list[int] | None
+    reason: str
+    reverses: str | None
+    status: str
+    created_at: datetime
+
+
+class PayrollTotalOut(BaseModel):
+    """What one agent is owed for the month: the sums of their lines."""
+
+    team_id: str
+    agent_id: str
+    currency: str | None
+    rewards: float
+    deductions: float
+    net: float
+
+
+class PayrollOut(BaseModel):
+    """A month's rewards and deductions, each traceable to its ranking, and the totals."""
+
+    period: str
+    team_id: str | None
+    lines: list[PayrollLineOut]
+    totals: list[PayrollTotalOut]
+    net_by_currency: dict[str, float]

@@ -171,7 +171,8 @@ async def previous_last_places(
 
     Only this team's cycles count (a streak does not follow an agent to another team), each
     month judged by its own frozen ranking and pinned policy; a month without a published
-    cycle ends the look-back. ``months`` bounds it: a longer streak decides nothing more.
+    cycle ends the look-back, and so does one reopened for a correction (its published ranking
+    no longer stands). ``months`` bounds it: a longer streak decides nothing more.
     """
     last_by_period: dict[str, frozenset[str]] = {}
     month = period

@@ -12,14 +12,18 @@ from rich.table import Table
 from service.projections import checkpoints
 from service.projections.base import Projection
 from service.projections.registry import all_projections, by_name
-from service.projections.runner import Worker, try_lock
+from service.projections.runner import try_lock, worker_for
 from service.store.database import Database
 
 console = Console(stderr=True)
 
 
 async def relevant_events(conn: asyncpg.Connection, projection: Projection) -> int:
-    """Count the stored events a projection reads."""
+    """Count the stored events (or rows of another source) a projection reads."""
+    count_source = getattr(projection, "count_source", None)
+    if count_source is not None:
+        counted: int = await count_source(conn)
+        return counted
     count: int = await conn.fetchval(
         "SELECT count(*) FROM event WHERE $1::text[] IS NULL OR stream_type = ANY($1::text[])",
         list(projection.stream_types) if projection.stream_types else None,
@@ -85,7 +89,7 @@ async def rebuild(db: Database, name: str) -> int:
         with _progress() as progress:
             task = progress.add_task(f"rebuilding {name}", total=total)
             if await try_lock(conn, name):
-                worker = Worker(conn, projection)
+                worker = worker_for(conn, projection)
                 await worker.catch_up(building, 5000, lambda n: progress.advance(task, n))
                 await worker.finish_build(building)
                 progress.update(task, completed=total)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from service.projections.base import Projection
 from service.projections.cycle_results import CycleResults
 from service.projections.directory import Directory
+from service.projections.metric_totals import MetricTotals
+from service.projections.sanctions import Sanctions
 from service.projections.stream_index import StreamIndex
 
 
 def all_projections() -> list[Projection]:
     """Return a fresh instance of each projection."""
-    return [StreamIndex(), Directory(), CycleResults()]
+    return [StreamIndex(), Directory(), CycleResults(), MetricTotals(), Sanctions()]
 
 
 def by_name(name: str) -> Projection:

@@ -167,6 +167,15 @@ class Worker:
         return read
 
 
+def worker_for(conn: asyncpg.Connection, projection: Projection) -> Worker:
+    """Return the worker that advances a projection; one that reads another source brings its
+    own (``make_worker``)."""
+    make: Callable[[asyncpg.Connection], Worker] | None = getattr(
+        projection, "make_worker", None
+    )
+    return make(conn) if make is not None else Worker(conn, projection)
+
+
 class ProjectionRunner:
     """Run every projection's worker in this process, competing for their leases."""
 
@@ -186,10 +195,12 @@ class ProjectionRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self.holding: set[str] = set()
 
-    def wake(self) -> None:
-        """Tell every worker that new events may be visible."""
-        for event in self._wake.values():
-            event.set()
+    def wake(self, *names: str) -> None:
+        """Tell the named workers (every worker when none is named) that new rows may be
+        visible."""
+        for name, event in self._wake.items():
+            if not names or name in names:
+                event.set()
 
     def start(self) -> None:
         """Start one task per projection."""
@@ -221,7 +232,7 @@ class ProjectionRunner:
                 self.holding.add(projection.name)
                 await conn.add_listener(CHANNEL, lambda *_: self._wake[projection.name].set())
                 backoff = 0.1
-                await self._drive(Worker(conn, projection))
+                await self._drive(worker_for(conn, projection))
             except asyncio.CancelledError:
                 raise
             except ProjectionFailed:

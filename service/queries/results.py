@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from service.commands.cycles import cycle_scheme, roster
@@ -10,7 +10,10 @@ from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain.directory import Team
 from service.domain.errors import NotFound
+from service.domain.metrics import quiet_feeds, scheme_inputs
 from service.domain.reports import ranking_document, scorecard_document
+from service.domain.scheme import Scheme
+from service.queries.kpis import last_arrivals
 
 #: Process monitoring warns this long before the evaluation deadline.
 DEADLINE_WARNING = timedelta(days=2)
@@ -73,13 +76,26 @@ async def provisional_scorecard(
 
 
 async def cycle_warnings(ctx: ServiceContext, team: Team, cycle: c.Cycle) -> list[dict[str, Any]]:
-    """List what drifts from the plan: evaluations missing near or past the deadline."""
+    """List what drifts from the plan: quiet metric feeds, evaluations missing near the
+    deadline."""
     if cycle.status != "open":
         return []
     now = ctx.clock()
+    scheme = await cycle_scheme(ctx, cycle)
+    async with ctx.db.connection() as conn:
+        arrivals = await last_arrivals(conn, team.team_id)
+    warnings = quiet_feeds(
+        scheme_inputs(scheme), arrivals, cycle.opened_at, now,
+        timedelta(minutes=ctx.settings.feed_quiet_minutes),
+    )
+    return warnings + await _evaluation_warnings(ctx, team, cycle, scheme, now)
+
+
+async def _evaluation_warnings(
+    ctx: ServiceContext, team: Team, cycle: c.Cycle, scheme: Scheme, now: datetime
+) -> list[dict[str, Any]]:
     if now < cycle.deadline - DEADLINE_WARNING:
         return []
-    scheme = await cycle_scheme(ctx, cycle)
     agents = await roster(ctx, team, cycle.period)
     missing = c.missing_evaluations(cycle, scheme, agents)
     if not missing:

@@ -42,3 +42,12 @@ async def test_request_id_is_echoed(app_client: httpx.AsyncClient) -> None:
     assert response.headers["x-request-id"] == "abc-123"
     generated = await app_client.get("/healthz")
     assert len(generated.headers["x-request-id"]) == 32
+
+
+async def test_nul_bytes_in_ids_are_422_not_500(
+    app_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    for path in ("/v1/teams/%00", "/v1/streams/a%00b/events", "/v1/agents/x%00"):
+        response = await app_client.get(path, headers=admin_headers)
+        assert response.status_code in (404, 422), (path, response.status_code)
+        assert response.headers["content-type"] == "application/problem+json"

@@ -1,0 +1,371 @@
+"""Issue 5's numbers: live metric ingestion through HTTP against COPY, KPI lag, service memory."""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import jwt
+import psutil
+
+from bench.common import BenchContext, Row, Suite, bounded, compared, percentile
+from bench.loadgen import Batch, Day, make_day, play, register
+from service.store.database import asyncpg_dsn
+
+SUITE = Suite(
+    key="ingest",
+    title="Live metrics ingestion (issue 5)",
+    about="""
+### What these mean and how they are measured
+
+The service runs as it does in production: `python -m service serve` (uvicorn, one process, its
+default event loop) in a subprocess on 127.0.0.1, against a fresh database on the benchmark
+server. `bench/loadgen.py` generates a day of a 500-agent contact centre (ten teams in two time
+zones, consultations following the day's curve with flash-sale bursts, a reply-time sample per
+agent message, orders and payments from the order system): about half a million samples. Eight
+feeds (six chat servers, two order-system nodes) push it as eight concurrent clients, each
+sending its 1,000-sample batches in time order and waiting for each answer, through `httpx`
+over real TCP. As real clients do, about 2 % of batches are sent twice, about 1 % overlap the
+previous batch by 200 samples, and 0.05 % of samples are bad (unknown agent, negative value,
+unknown metric, half an order); the run checks that the service answered exactly that:
+accepted = distinct good samples, rejected = bad samples, the rest duplicates.
+
+- **HTTP ingestion**: samples sent (good, duplicate and bad alike: each is handled) divided by
+  the wall time from the first request to the last answer. Baseline: the same distinct rows
+  (source, sample id, agent, team, period, metric, value, occurred_at, received_at) copied by
+  8 concurrent connections, 1,000 rows per `copy_records_to_table`, into a plain table with
+  the same columns and no index, constraint or default; measured once before and once after
+  the HTTP run (the figure is their mean). Target: at least 50 %.
+- **KPI read-model lag**: for every batch that stored samples, the time from its HTTP answer
+  to the first moment the `metric_totals` checkpoint (polled every 10 ms on its own
+  connection) covers the batch's last stored row, in (transaction id, id) order. Target: p99
+  below 1 s.
+- **service memory**: the largest resident set size of the service process, sampled every
+  100 ms through the run (psutil). Target: below 300 MB.
+
+Client, service and PostgreSQL share the machine's CPUs; the notes give each one's CPU time.
+""",
+)
+
+ADMIN_KEY = "csk_bench_ingest_admin_0000000000000000000000"
+JWT_SECRET = "bench-ingest-secret-with-enough-entropy-0123456789"
+PLAIN = """
+CREATE TABLE bench_plain_sample (
+    source      text NOT NULL,
+    sample_id   text NOT NULL,
+    agent_id    text NOT NULL,
+    team_id     text NOT NULL,
+    period      text NOT NULL,
+    metric      text NOT NULL,
+    value       double precision NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    received_at timestamptz NOT NULL
+)
+"""
+COPY_COLUMNS = ["source", "sample_id", "agent_id", "team_id", "period", "metric", "value",
+                "occurred_at", "received_at"]
+CLIENTS = 8
+
+
+# -- the baseline ----------------------------------------------------------------------------
+
+
+async def copy_rate(url: str, rows: list[tuple[Any, ...]]) -> float:
+    """Copy the rows into a fresh plain table from 8 connections; return rows per second."""
+    admin = await asyncpg.connect(url)
+    try:
+        await admin.execute("DROP TABLE IF EXISTS bench_plain_sample")
+        await admin.execute(PLAIN)
+    finally:
+        await admin.close()
+    conns = [await asyncpg.connect(url) for _ in range(CLIENTS)]
+    shares = [rows[i::CLIENTS] for i in range(CLIENTS)]
+
+    async def worker(conn: asyncpg.Connection, share: list[tuple[Any, ...]]) -> None:
+        for start in range(0, len(share), 1000):
+            now = datetime.now(UTC)
+            records = [(*r, now) for r in share[start:start + 1000]]
+            await conn.copy_records_to_table("bench_plain_sample", records=records,
+                                             columns=COPY_COLUMNS)
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(c, s) for c, s in zip(conns, shares, strict=True)))
+        elapsed = time.perf_counter() - started
+    finally:
+        for conn in conns:
+            await conn.close()
+    return len(rows) / elapsed
+
+
+# -- the service -----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """The service running in a subprocess."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log: Path
+
+
+@contextlib.asynccontextmanager
+async def service(url: str) -> AsyncIterator[Server]:
+    """Run `python -m service serve` on a free loopback port until the block ends."""
+    port = _free_port()
+    env = {
+        **os.environ,
+        "CSPERF_DATABASE_URL": url,
+        "CSPERF_HOST": "127.0.0.1",
+        "CSPERF_PORT": str(port),
+        "CSPERF_JWT_SECRET": JWT_SECRET,
+        "CSPERF_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+        "CSPERF_LOG_LEVEL": "WARNING",
+        "CSPERF_RUN_SCHEDULER": "false",
+    }
+    log = Path(tempfile.mkstemp(prefix="csperf-bench-ingest-", suffix=".log")[1])
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve"], env=env, stdout=out, stderr=out
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log)
+    try:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=5) as client:
+            for _ in range(300):
+                if process.poll() is not None:
+                    raise RuntimeError(f"the service exited: {log.read_text()[-2000:]}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("the service did not become ready in 30 s")
+        yield server
+    finally:
+        process.terminate()
+        try:
+            await asyncio.to_thread(process.wait, 10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+
+
+def ingest_headers(sources: list[str]) -> dict[str, dict[str, str]]:
+    """Return an ingest JWT per source."""
+    now = datetime.now(UTC)
+    return {
+        s: {"Authorization": "Bearer " + jwt.encode(
+            {"sub": s, "role": "ingest", "source": s, "iat": now,
+             "exp": now + timedelta(hours=2)}, JWT_SECRET, algorithm="HS256")}
+        for s in sources
+    }
+
+
+# -- monitors ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Monitor:
+    """Checkpoint positions and service memory sampled during the run."""
+
+    url: str
+    pid: int
+    checkpoints: list[tuple[float, tuple[int, int]]] = field(default_factory=list)
+    rss: list[int] = field(default_factory=list)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def follow_checkpoint(self) -> None:
+        """Poll the live metric_totals checkpoint every 10 ms."""
+        conn = await asyncpg.connect(self.url)
+        try:
+            while not self._stop.is_set():
+                row = await conn.fetchrow(
+                    "SELECT tx_id, position FROM projection_checkpoint"
+                    " WHERE name = 'metric_totals' AND status = 'live'")
+                if row is not None:
+                    self.checkpoints.append((time.perf_counter(),
+                                             (row["tx_id"], row["position"])))
+                await asyncio.sleep(0.01)
+        finally:
+            await conn.close()
+
+    async def follow_memory(self) -> None:
+        """Sample the service's resident set size every 100 ms."""
+        process = psutil.Process(self.pid)
+        while not self._stop.is_set():
+            self.rss.append(process.memory_info().rss)
+            await asyncio.sleep(0.1)
+
+    def stop(self) -> None:
+        """End the sampling loops."""
+        self._stop.set()
+
+
+def lags(
+    answered: list[tuple[Batch, float, dict[str, Any]]],
+    cursors: dict[tuple[str, str], tuple[int, int]],
+    checkpoints: list[tuple[float, tuple[int, int]]],
+) -> list[float]:
+    """Return, per batch that stored samples, seconds from its answer to read-model coverage."""
+    times = [t for t, _ in checkpoints]
+    positions = [c for _, c in checkpoints]
+    # The checkpoint only moves forward, so the first sample covering a target is a bisection.
+    out = []
+    for batch, answered_at, body in answered:
+        if body["accepted"] == 0:
+            continue
+        target = max(cursors[(batch.source, i)] for i in batch.ids
+                     if (batch.source, i) in cursors)
+        index = bisect.bisect_left(positions, target)
+        if index == len(positions):
+            out.append(float("inf"))
+            continue
+        out.append(max(0.0, times[index] - answered_at))
+    return out
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+async def _postmaster(url: str) -> psutil.Process | None:
+    conn = await asyncpg.connect(url)
+    try:
+        pid = await conn.fetchval("SELECT pg_backend_pid()")
+    finally:
+        await conn.close()
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process(pid).parent()
+    return None
+
+
+def _postgres_cpu(postmaster: psutil.Process | None) -> float:
+    """Return the CPU seconds of the benchmark server's live processes (not other servers')."""
+    if postmaster is None:
+        return float("nan")
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        for p in [postmaster, *postmaster.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += _cpu(p)
+    return total
+
+
+# -- the benchmark ---------------------------------------------------------------------------
+
+
+@SUITE.benchmark("http_day", "a 500-agent centre's day through HTTP from 8 clients, vs COPY")
+async def http_day(ctx: BenchContext) -> list[Row]:
+    """Ingest a day through the HTTP service; compare with COPY; measure lag and memory."""
+    day: Day = make_day(prefix="b-", consultations_per_agent=ctx.scaled(120, 25))
+    ctx.log(f"ingest: {day.sent:,} samples in {day.batches} batches, {len(day.rows):,} distinct"
+            f" good, {day.bad} bad")
+    async with ctx.fresh_database("csperf_bench_ingest") as url:
+        url = asyncpg_dsn(url)
+        copy_before = await copy_rate(url, day.rows)
+        ctx.log(f"ingest: COPY {copy_before:,.0f} rows/s")
+        async with service(url) as server:
+            admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            limits = httpx.Limits(max_connections=CLIENTS + 2, max_keepalive_connections=CLIENTS)
+            async with httpx.AsyncClient(base_url=server.base_url, timeout=120,
+                                         limits=limits) as client:
+                await register(client, day.teams, admin)
+                # Let the directory read model take the agents in before the clock starts.
+                await asyncio.sleep(1.0)
+                monitor = Monitor(url, server.process.pid)
+                tasks = [asyncio.create_task(monitor.follow_checkpoint()),
+                         asyncio.create_task(monitor.follow_memory())]
+                answered: list[tuple[Batch, float, dict[str, Any]]] = []
+                me, svc = psutil.Process(), psutil.Process(server.process.pid)
+                postmaster = await _postmaster(url)
+                cpu_me, cpu_svc, cpu_pg = _cpu(me), _cpu(svc), _postgres_cpu(postmaster)
+                started = time.perf_counter()
+                totals = await play(
+                    client, day.feeds, ingest_headers(list(day.feeds)),
+                    lambda batch, _sent, done, body: answered.append((batch, done, body)),
+                )
+                elapsed = time.perf_counter() - started
+                cpu_me, cpu_svc = _cpu(me) - cpu_me, _cpu(svc) - cpu_svc
+                cpu_pg = _postgres_cpu(postmaster) - cpu_pg
+                # Wait for the read model to take in the last batches, then stop sampling.
+                for _ in range(500):
+                    last = monitor.checkpoints[-1][1] if monitor.checkpoints else (0, 0)
+                    conn = await asyncpg.connect(url)
+                    try:
+                        newest = await conn.fetchrow(
+                            "SELECT tx_id, id FROM metric_sample"
+                            " ORDER BY tx_id DESC, id DESC LIMIT 1")
+                    finally:
+                        await conn.close()
+                    if newest is None or last >= (newest["tx_id"], newest["id"]):
+                        break
+                    await asyncio.sleep(0.02)
+                monitor.stop()
+                await asyncio.gather(*tasks)
+        conn = await asyncpg.connect(url)
+        try:
+            stored = await conn.fetch("SELECT source, sample_id, tx_id, id FROM metric_sample")
+            applied = await conn.fetchval("SELECT sum(observations) FROM metric_totals")
+        finally:
+            await conn.close()
+        copy_after = await copy_rate(url, day.rows)
+        ctx.log(f"ingest: COPY again {copy_after:,.0f} rows/s")
+    cursors = {(r["source"], r["sample_id"]): (r["tx_id"], r["id"]) for r in stored}
+    batch_lags = lags(answered, cursors, monitor.checkpoints)
+    rate = day.sent / elapsed
+    baseline = (copy_before + copy_after) / 2
+    expected = (len(day.rows), day.bad, day.sent - len(day.rows) - day.bad)
+    got = (totals["accepted"], totals["rejected"], totals["duplicates"])
+    correct = got == expected and applied == len(day.rows) and len(stored) == len(day.rows)
+    ctx.log(f"ingest: {rate:,.0f} samples/s; answers {got}, expected {expected}")
+    p50, p99 = percentile(batch_lags, 50), percentile(batch_lags, 99)
+    rss = max(monitor.rss) / 2**20 if monitor.rss else float("nan")
+    return [
+        compared(
+            "HTTP ingestion, 1,000-sample batches, 8 clients",
+            rate, "samples/s",
+            baseline="COPY of the same rows, 8 connections",
+            baseline_figure=baseline,
+            at_least=0.50,
+            notes=f"{day.sent:,} samples ({len(day.rows):,} distinct good, {day.bad} bad, the"
+            f" rest duplicates) in {day.batches} batches took {elapsed:.1f} s"
+            f" ({len(day.rows) / elapsed:,.0f} stored/s). Answers (accepted, rejected,"
+            f" duplicates) {got}, expected {expected}: {'exact' if correct else 'WRONG'}. COPY"
+            f" {copy_before:,.0f} rows/s before and {copy_after:,.0f} after. CPU seconds in the"
+            f" window: service {cpu_svc:.1f}, PostgreSQL {cpu_pg:.1f}, client {cpu_me:.1f}"
+            f" (of {elapsed * (os.cpu_count() or 1):.1f} available).",
+        ),
+        bounded(
+            "KPI read-model lag p99 under that load", p99 * 1000, "ms",
+            target="< 1000 ms", met=p99 < 1.0,
+            notes=f"p50 {p50 * 1000:.0f} ms, max {max(batch_lags) * 1000:.0f} ms over"
+            f" {len(batch_lags)} batches that stored samples.",
+        ),
+        bounded(
+            "service memory (max RSS)", rss, "MB", target="< 300 MB", met=rss < 300,
+            notes=f"sampled {len(monitor.rss)} times; one uvicorn process.",
+        ),
+    ]

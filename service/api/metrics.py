@@ -1,0 +1,352 @@
+"""Live metrics: ingestion, the quarantine, and live KPIs of agents and teams."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from service.api.auth import allow, ensure_self_or_manager, ensure_source
+from service.api.deps import context
+from service.api.directory import ensure_team_member_or_manager
+from service.api.problems import Problem
+from service.api.tabular import csv_response, wants_csv
+from service.commands import metrics as commands
+from service.commands.directory import get_agent, get_team
+from service.context import ServiceContext
+from service.domain import metrics as m
+from service.domain.kpis import MEASURED_KPIS, METRICS
+from service.domain.periods import parse_period, period_of
+from service.domain.principal import Principal
+from service.queries import kpis
+from service.store import metrics as store
+
+router = APIRouter(prefix="/v1", tags=["metrics"])
+Ctx = Annotated[ServiceContext, Depends(context)]
+
+_ID = r"^[A-Za-z0-9._:-]{1,64}$"
+_TEXT = r"^[^\x00-\x1f\x7f]+$"  # printable: no control characters (PostgreSQL refuses NUL)
+
+
+class SampleIn(BaseModel):
+    """One observation. Numbers and timestamps are strict: no strings, booleans or epochs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=128, pattern=_TEXT,
+                    description="With the source, the idempotency key: sent twice, counted once.",
+                    examples=["conv-81723-r4"])
+    agent_id: str = Field(pattern=_ID, examples=["a-17"])
+    metric: str = Field(min_length=1, max_length=64, pattern=_TEXT,
+                        description=f"One of {', '.join(METRICS)}; another name is rejected"
+                        " (and kept in the quarantine).",
+                        examples=["response_time_seconds"])
+    value: float = Field(strict=True, examples=[12.4])
+    occurred_at: AwareDatetime = Field(strict=True, description="ISO 8601 with an offset.",
+                                       examples=["2026-11-03T09:15:02+09:00"])
+
+
+class MetricsIn(BaseModel):
+    """POST /v1/metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(pattern=_ID, examples=["chat-widget"])
+    samples: list[SampleIn] = Field(max_length=m.MAX_BATCH)
+
+
+class RejectedOut(BaseModel):
+    """A sample that was kept in the quarantine instead of counted."""
+
+    index: int
+    id: str
+    reason: str = Field(description=f"One of {', '.join(m.REASONS)}.")
+    detail: str
+
+
+class IngestOut(BaseModel):
+    """What became of a batch."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[RejectedOut]
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.rsplit("/", 1)[1]])
+            return {k: walk(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    inlined: dict[str, Any] = walk(schema)
+    return inlined
+
+
+# The body is parsed by hand (one pass from bytes to models, and 413 for an oversized batch),
+# so the document is told its shape here.
+_INGEST_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": _inline(MetricsIn.model_json_schema())}},
+    },
+}
+
+
+def _field(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "body"
+
+
+def _parse(body: bytes) -> MetricsIn:
+    try:
+        return MetricsIn.model_validate_json(body)
+    except ValidationError as exc:
+        errors = [{"field": _field(e["loc"]), "reason": e["msg"], "location": "body"}
+                  for e in exc.errors(include_url=False)]
+        if any(e["type"] == "too_long" and e["loc"] == ("samples",) for e in exc.errors()):
+            raise Problem(413, f"a batch holds at most {m.MAX_BATCH} samples; split it",
+                          kind="batch-too-large",
+                          errors=[{"field": "samples",
+                                   "reason": f"at most {m.MAX_BATCH} samples"}]) from None
+        fields = ", ".join(sorted({e["field"] for e in errors})[:10])
+        raise Problem(422, f"invalid request: {fields}", kind="validation-error",
+                      errors=errors[:100]) from None
+
+
+@router.post(
+    "/metrics", response_model=IngestOut, openapi_extra=_INGEST_DOC,
+    responses={413: {"description": "more than 10,000 samples"},
+               422: {"description": "a malformed body; `errors` names each bad field"}},
+)
+async def post_metrics(
+    request: Request, ctx: Ctx, principal: Annotated[Principal, allow("ingest")],
+) -> IngestOut:
+    """Store a batch of samples once each; list those kept in the quarantine and why."""
+    batch = _parse(await request.body())
+    ensure_source(principal, batch.source)
+    samples = [m.Sample(s.id, s.agent_id, s.metric, s.value, s.occurred_at)
+               for s in batch.samples]
+    outcome = await commands.ingest(ctx, batch.source, samples)
+    return IngestOut(
+        accepted=outcome.accepted,
+        duplicates=outcome.duplicates,
+        rejected=[RejectedOut(index=r.index, id=r.id, reason=r.reason, detail=r.detail)
+                  for r in outcome.rejected],
+    )
+
+
+# -- quarantine ------------------------------------------------------------------------------
+
+
+class QuarantinedOut(BaseModel):
+    """A kept sample that was not counted, with its latest reason."""
+
+    source: str
+    id: str
+    agent_id: str
+    metric: str
+    reason: str
+    detail: str
+    status: Literal["quarantined", "accepted"]
+    attempts: int
+    raw: dict[str, Any]
+    first_received_at: datetime
+    received_at: datetime
+    replayed_at: datetime | None
+    resolved_by: str | None
+
+
+class QuarantineList(BaseModel):
+    """A page of the quarantine, oldest first."""
+
+    items: list[QuarantinedOut]
+    next: str | None = Field(description="pass as `after` for the next page")
+
+
+QUARANTINE_COLUMNS = ("source", "id", "agent_id", "metric", "reason", "detail", "status",
+                      "attempts", "first_received_at", "received_at", "replayed_at",
+                      "resolved_by", "raw")
+
+
+def _quarantined(row: Any) -> dict[str, Any]:
+    item = dict(row)
+    item["id"] = item.pop("sample_id")
+    return item
+
+
+@router.get("/metrics/quarantine", response_model=QuarantineList,
+            responses={200: {"content": {"text/csv": {}}}})
+async def list_quarantine(
+    request: Request,
+    ctx: Ctx,
+    principal: Annotated[Principal, allow()],
+    source: Annotated[str | None, Query(max_length=64)] = None,
+    agent_id: Annotated[str | None, Query(max_length=64)] = None,
+    reason: Annotated[str | None, Query(max_length=64)] = None,
+    status: Literal["quarantined", "accepted", "all"] = "quarantined",
+    after: Annotated[str | None, Query(max_length=400, description="cursor from `next`")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> QuarantineList | Response:
+    """List kept samples that were not counted (admins and readers)."""
+    try:
+        key = store.decode_after(after) if after else None
+    except ValueError as exc:
+        raise Problem(422, "after is not a cursor returned by this list",
+                      errors=[{"field": "after", "reason": "not a valid cursor"}]) from exc
+    f = store.QuarantineFilter(source, agent_id, reason, None if status == "all" else status)
+    async with ctx.db.connection() as conn:
+        rows = await store.list_quarantine(conn, f, limit, key)
+    items = [_quarantined(r) for r in rows]
+    next_cursor = store.encode_after(rows[-1]) if len(rows) == limit else None
+    if wants_csv(request):
+        response = csv_response(items, QUARANTINE_COLUMNS, "metric-quarantine")
+        if next_cursor:
+            response.headers["X-Next-Cursor"] = next_cursor
+        return response
+    return QuarantineList(items=[QuarantinedOut(**i) for i in items], next=next_cursor)
+
+
+class ReplayIn(BaseModel):
+    """POST /v1/metrics/quarantine/replay: which kept samples to try again (all by default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str | None = Field(default=None, max_length=64)
+    agent_id: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=64)
+    ids: list[str] | None = Field(default=None, max_length=m.MAX_BATCH,
+                                  description="sample ids (of any source unless one is given)")
+    limit: int = Field(default=100_000, ge=1, le=1_000_000)
+
+
+class StillRejectedOut(BaseModel):
+    """A sample a replay could still not use."""
+
+    source: str
+    id: str
+    reason: str
+    detail: str
+
+
+class ReplayOut(BaseModel):
+    """What a replay did."""
+
+    replayed: int = Field(description="samples now counted")
+    already_stored: int = Field(description="samples that had been stored meanwhile")
+    still_rejected: list[StillRejectedOut]
+
+
+@router.post("/metrics/quarantine/replay", response_model=ReplayOut)
+async def replay_quarantine(
+    request: Request, ctx: Ctx, principal: Annotated[Principal, allow()],
+    body: ReplayIn | None = None,
+) -> ReplayOut:
+    """Try kept samples again with today's directory and cycles (admins)."""
+    body = body or ReplayIn()
+    f = store.QuarantineFilter(body.source, body.agent_id, body.reason, "quarantined", body.ids)
+    result = await commands.replay(ctx, f, by=principal.subject, limit=body.limit)
+    return ReplayOut(
+        replayed=result.replayed,
+        already_stored=result.already_stored,
+        still_rejected=[StillRejectedOut(source=r.source, id=r.id, reason=r.reason,
+                                         detail=r.detail) for r in result.still_rejected],
+    )
+
+
+# -- live KPIs ---------------------------------------------------------------------------------
+
+
+class KpisOut(BaseModel):
+    """Live KPI values and raw totals for a month (ratios are fractions; null is no data)."""
+
+    period: str
+    kpis: dict[str, float | None] = Field(
+        description=f"{', '.join(MEASURED_KPIS)}; a ratio with a zero denominator is null")
+    totals: dict[str, float] = Field(description="sum of each raw metric (0 when none arrived)")
+    observations: dict[str, int] = Field(description="samples of each raw metric")
+    samples: int
+    updated_at: datetime | None
+
+
+class AgentKpisOut(KpisOut):
+    """An agent's live KPIs: every sample of theirs in the month, whichever team it counted for."""
+
+    agent_id: str
+    team_id: str = Field(description="the agent's current team")
+    by_team: list[dict[str, Any]] = Field(description="samples per team (after a transfer)")
+
+
+class FeedOut(BaseModel):
+    """When a source last sent a metric for the team."""
+
+    metric: str
+    source: str
+    last_received_at: datetime
+    last_occurred_at: datetime
+    samples: int
+
+
+class TeamKpisOut(KpisOut):
+    """A team's live totals: samples of its agents while they were in the team."""
+
+    team_id: str
+    agents: int = Field(description="agents with samples counted for the team this month")
+    feeds: list[FeedOut]
+
+
+def _period(period: str | None, timezone: str, now: datetime) -> str:
+    if period is None:
+        return period_of(now, ZoneInfo(timezone))
+    parse_period(period)
+    return period
+
+
+PeriodQuery = Annotated[
+    str | None,
+    Query(max_length=7, examples=["2026-11"],
+          description="YYYY-MM in the team's time zone; the current month when left out"),
+]
+
+
+@router.get("/agents/{agent_id}/kpis", response_model=AgentKpisOut)
+async def agent_kpis(
+    agent_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    period: PeriodQuery = None,
+) -> AgentKpisOut:
+    """Return an agent's live KPIs for a month (the agent, their team's managers, admins,
+    readers)."""
+    agent = await get_agent(ctx, agent_id)
+    team = await get_team(ctx, agent.team_id)
+    ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    month = _period(period, team.timezone, ctx.clock())
+    async with ctx.db.connection() as conn:
+        document = await kpis.agent_kpis(conn, agent_id, month)
+    return AgentKpisOut(agent_id=agent_id, team_id=agent.team_id, period=month, **document)
+
+
+@router.get("/teams/{team_id}/kpis", response_model=TeamKpisOut)
+async def team_kpis(
+    team_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    period: PeriodQuery = None,
+) -> TeamKpisOut:
+    """Return a team's live totals and KPIs for a month, and when each feed last arrived."""
+    team = await get_team(ctx, team_id)
+    await ensure_team_member_or_manager(ctx, principal, team)
+    month = _period(period, team.timezone, ctx.clock())
+    async with ctx.db.connection() as conn:
+        document = await kpis.team_kpis(conn, team_id, month)
+        feeds = await kpis.feeds(conn, team_id)
+    return TeamKpisOut(team_id=team_id, period=month, feeds=[FeedOut(**f) for f in feeds],
+                       **document)

@@ -1,0 +1,192 @@
+"""Results of published months: the sanctions ledger, improvement plans, reviews, payroll."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
+
+from service.api.auth import allow, ensure_manager_of, ensure_self, ensure_self_or_manager
+from service.api.deps import caller, context
+from service.api.schemas import (
+    PayrollOut,
+    PlanIn,
+    PlanOut,
+    PlanReviewIn,
+    ReviewDecisionIn,
+    ReviewOut,
+    SanctionKind,
+    SanctionList,
+    SanctionStatus,
+)
+from service.api.tabular import csv_response, wants_csv
+from service.commands import sanctions as commands
+from service.commands.directory import get_team
+from service.context import ServiceContext
+from service.domain import sanctions as s
+from service.domain.periods import parse_period
+from service.domain.principal import Principal
+from service.projections.directory import Directory
+from service.projections.freshness import wait_caught_up
+from service.projections.sanctions import Sanctions
+from service.queries import sanctions as queries
+
+router = APIRouter(prefix="/v1", tags=["results"])
+Ctx = Annotated[ServiceContext, Depends(context)]
+CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
+PLAN = "/teams/{team_id}/cycles/{period}/improvement-plans/{agent_id}"
+# Ids are checked against the API's alphabet before they reach the database (a NUL byte in a
+# path would otherwise be refused by PostgreSQL as a server error).
+_ID = r"^[A-Za-z0-9._:-]{1,64}$"
+TeamId = Annotated[str, Path(pattern=_ID)]
+AgentId = Annotated[str, Path(pattern=_ID)]
+IdFilter = Annotated[str | None, Query(pattern=_ID, max_length=64)]
+
+SANCTION_COLUMNS = (
+    "id", "team_id", "period", "agent_id", "kind", "entry", "amount", "currency", "due_at",
+    "status", "reason", "publication", "reverses", "rank", "places", "months", "late",
+    "submitted_at", "decided_at", "decided_by", "note", "overdue_at", "review_id", "created_at",
+)
+PAYROLL_COLUMNS = (
+    "sanction_id", "team_id", "period", "agent_id", "kind", "entry", "amount", "effect",
+    "currency", "publication", "rank", "places", "reason", "reverses", "status", "created_at",
+)
+
+
+def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Render a row's lists and times as single CSV cells."""
+    out = dict(row)
+    for key, value in row.items():
+        if isinstance(value, datetime):
+            out[key] = value.isoformat()
+    if row.get("places"):
+        out["places"] = "-".join(str(p) for p in row["places"])
+    if "months" in row:
+        out["months"] = " ".join(row["months"])
+    return out
+
+
+async def _filters(
+    ctx: ServiceContext, principal: Principal, *, team_id: str | None, period: str | None,
+    agent_id: str | None, kinds: Sequence[str] | None = None, status: str | None = None,
+) -> queries.Filters:
+    """Narrow a request to what the caller may read; refuse (403) what they may not."""
+    if period is not None:
+        parse_period(period)
+    teams: list[str] | None = None
+    if principal.role == "agent":
+        if agent_id is not None:
+            ensure_self(principal, agent_id)
+        agent_id = principal.subject
+    elif principal.role == "manager":
+        if team_id is not None:
+            team = await get_team(ctx, team_id)
+            ensure_manager_of(principal, team.manager_ids)
+        else:
+            await wait_caught_up(ctx.db, [Directory()], timeout=2.0)
+            async with ctx.db.connection() as conn:
+                teams = await queries.managed_teams(conn, principal.subject)
+    await wait_caught_up(ctx.db, [Sanctions()], timeout=2.0)
+    return queries.Filters(team_id=team_id, period=period, agent_id=agent_id, kinds=kinds,
+                           status=status, teams=teams)
+
+
+@router.get("/sanctions", response_model=SanctionList, responses=CSV)
+async def list_sanctions(
+    request: Request, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    team_id: IdFilter = None,
+    period: Annotated[str | None, Query(max_length=7, examples=["2026-11"])] = None,
+    agent_id: IdFilter = None,
+    kind: SanctionKind | None = None,
+    status: SanctionStatus | None = None,
+) -> Response | dict[str, Any]:
+    """List ledger entries (JSON or CSV): managers see their teams, agents their own."""
+    filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=agent_id,
+                             kinds=[kind] if kind else None, status=status)
+    async with ctx.db.connection() as conn:
+        items = await queries.list_items(conn, filters, ctx.clock())
+    if wants_csv(request):
+        return csv_response([_flat(i) for i in items], SANCTION_COLUMNS, "sanctions")
+    return {"items": items}
+
+
+@router.get("/payroll", response_model=PayrollOut, responses=CSV)
+async def payroll(
+    request: Request, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+    period: Annotated[str, Query(max_length=7, examples=["2026-11"])],
+    team_id: IdFilter = None,
+) -> Response | dict[str, Any]:
+    """Export a month's rewards and deductions per agent, each line traced to its ranking."""
+    filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=None)
+    async with ctx.db.connection() as conn:
+        document = await queries.payroll(conn, filters, ctx.clock())
+    if wants_csv(request):
+        suffix = f"-{team_id}" if team_id else ""
+        return csv_response([_flat(line) for line in document["lines"]], PAYROLL_COLUMNS,
+                            f"payroll-{period}{suffix}")
+    return document
+
+
+@router.get(PLAN, response_model=PlanOut)
+async def get_plan(
+    team_id: TeamId, period: str, agent_id: AgentId, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")],
+) -> dict[str, Any]:
+    """Return the improvement plan an agent owes, with its submissions, reviews and status."""
+    team = await get_team(ctx, team_id)
+    ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    return await commands.get_plan(ctx, team_id, period, agent_id)
+
+
+@router.put(PLAN, response_model=PlanOut)
+async def submit_plan(
+    team_id: TeamId, period: str, agent_id: AgentId, body: PlanIn, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("agent")],
+) -> dict[str, Any]:
+    """Submit (or, after a rejection, resubmit) one's improvement plan; late ones are marked."""
+    ensure_self(principal, agent_id)
+    return await commands.submit_plan(ctx, caller(principal, request), commands.SubmitPlan(
+        team_id=team_id, period=period, agent_id=agent_id, root_causes=body.root_causes,
+        actions=[s.PlanAction(action=a.action, due_date=a.due_date) for a in body.actions],
+    ))
+
+
+@router.post(PLAN + "/review", response_model=PlanOut)
+async def review_plan(
+    team_id: TeamId, period: str, agent_id: AgentId, body: PlanReviewIn, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any]:
+    """Approve or reject the latest submission of a plan (a rejection says why)."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    return await commands.review_plan(
+        ctx, caller(principal, request), team_id, period, agent_id, decision=body.decision,
+        comment=body.comment, reviewer_id=principal.subject,
+    )
+
+
+@router.get("/reassignment-reviews/{review_id}", response_model=ReviewOut)
+async def get_review(
+    review_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+) -> dict[str, Any]:
+    """Return a reassignment review (`{team_id}:{period}:{agent_id}`) and its decision."""
+    team, ledger, agent_id = await commands.find_review(ctx, review_id)
+    ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    review = await commands.load_review(ctx, ledger, agent_id)
+    return commands.review_document(ledger, review, agent_id)
+
+
+@router.post("/reassignment-reviews/{review_id}/decision", response_model=ReviewOut)
+async def decide_review(
+    review_id: str, body: ReviewDecisionIn, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any]:
+    """Decide a reassignment review once: reassign or retain, with a note."""
+    team, ledger, agent_id = await commands.find_review(ctx, review_id)
+    ensure_manager_of(principal, team.manager_ids)
+    return await commands.decide_review(
+        ctx, caller(principal, request), ledger, agent_id, decision=body.decision,
+        note=body.note, decided_by=principal.subject,
+    )

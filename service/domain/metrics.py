@@ -1,0 +1,188 @@
+"""Live metric samples: which ones can be used, and where each belongs (team and period).
+
+Pure: the caller looks up agents, time zones and cycle statuses and passes them in. A sample
+that is well-formed but unusable is *rejected* with a reason and kept in the quarantine by the
+caller; nothing here drops data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from service.domain.directory import Agent, team_at
+from service.domain.kpis import COUNT_METRICS, KPI_INPUTS, METRICS, metrics_needed
+from service.domain.periods import period_of
+from service.domain.scheme import Scheme
+
+#: Largest batch POST /v1/metrics takes; more is refused as a whole.
+MAX_BATCH = 10_000
+#: Clocks drift and time zones get mislabelled, but not by more than this.
+MAX_FUTURE = timedelta(days=1)
+#: Older than this is a broken clock or a unit mix-up (milliseconds read as seconds).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+#: No single observation is this large; it bounds every sum far below float overflow.
+MAX_VALUE = 1e12
+
+_KNOWN = frozenset(METRICS)
+
+# Reasons a well-formed sample is not used: stable codes clients can switch on.
+UNKNOWN_AGENT = "unknown_agent"
+UNKNOWN_METRIC = "unknown_metric"
+NEGATIVE_VALUE = "negative_value"
+NON_FINITE_VALUE = "non_finite_value"
+FRACTIONAL_COUNT = "fractional_count"
+VALUE_TOO_LARGE = "value_too_large"
+IN_FUTURE = "in_future"
+TOO_OLD = "too_old"
+PERIOD_CLOSED = "period_closed"
+REASONS: tuple[str, ...] = (
+    UNKNOWN_AGENT, UNKNOWN_METRIC, NEGATIVE_VALUE, NON_FINITE_VALUE, FRACTIONAL_COUNT,
+    VALUE_TOO_LARGE, IN_FUTURE, TOO_OLD, PERIOD_CLOSED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One observation as a source sent it."""
+
+    id: str
+    agent_id: str
+    metric: str
+    value: float
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a sample cannot be used, as a code and in words."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A usable sample with the team and period it counts toward."""
+
+    sample: Sample
+    team_id: str
+    period: str
+
+
+def check(sample: Sample, now: datetime) -> Rejection | None:
+    """Return why a sample's metric, value or time makes it unusable, or None."""
+    if sample.metric not in _KNOWN:
+        return Rejection(UNKNOWN_METRIC, f"{sample.metric!r} is not one of {list(METRICS)}")
+    value = sample.value
+    if not math.isfinite(value):
+        return Rejection(NON_FINITE_VALUE, "the value must be a finite number")
+    if value < 0:
+        return Rejection(NEGATIVE_VALUE, f"{sample.metric} cannot be negative")
+    if value > MAX_VALUE:
+        return Rejection(VALUE_TOO_LARGE, f"the value must be at most {MAX_VALUE:.0e}")
+    if sample.metric in COUNT_METRICS and not float(value).is_integer():
+        return Rejection(FRACTIONAL_COUNT, f"{sample.metric} counts whole occurrences")
+    if sample.occurred_at > now + MAX_FUTURE:
+        return Rejection(IN_FUTURE, "occurred_at is more than a day in the future")
+    if sample.occurred_at < EARLIEST:
+        return Rejection(TOO_OLD, "occurred_at is before 2000-01-01")
+    return None
+
+
+def place(sample: Sample, agent: Agent | None, zones: Mapping[str, ZoneInfo]) -> Placed | Rejection:
+    """Return the team the agent was in when the sample occurred, and that team's month.
+
+    A sample from before the agent was registered counts toward their first team (the
+    directory's rule: they were working before someone entered them).
+    """
+    if agent is None:
+        return Rejection(UNKNOWN_AGENT, f"agent {sample.agent_id} is not registered")
+    team_id = team_at(agent, sample.occurred_at)
+    if team_id is None:  # unreachable while histories have no gaps; never guess a team
+        return Rejection(UNKNOWN_AGENT, f"agent {sample.agent_id} had no team at occurred_at")
+    return Placed(sample, team_id, period_of(sample.occurred_at, zones[team_id]))
+
+
+def late(placed: Placed, status: str | None) -> Rejection | None:
+    """Refuse a sample whose team month is closed or published: the result is frozen."""
+    if status in ("closed", "published"):
+        return Rejection(
+            PERIOD_CLOSED,
+            f"the cycle {placed.team_id}/{placed.period} is {status}; late samples are kept"
+            " and reported but never change its result",
+        )
+    return None
+
+
+def to_raw(sample: Sample) -> dict[str, Any]:
+    """Return the sample as JSON-safe data for the quarantine (non-finite values as text)."""
+    value: float | str = sample.value if math.isfinite(sample.value) else str(sample.value)
+    return {
+        "id": sample.id,
+        "agent_id": sample.agent_id,
+        "metric": sample.metric,
+        "value": value,
+        "occurred_at": sample.occurred_at.isoformat(),
+    }
+
+
+def from_raw(raw: Mapping[str, Any]) -> Sample:
+    """Rebuild a quarantined sample from its stored data."""
+    return Sample(
+        id=str(raw["id"]),
+        agent_id=str(raw["agent_id"]),
+        metric=str(raw["metric"]),
+        value=float(raw["value"]),
+        occurred_at=datetime.fromisoformat(str(raw["occurred_at"])),
+    )
+
+
+# -- feed monitoring -------------------------------------------------------------------------
+
+
+def scheme_inputs(scheme: Scheme) -> frozenset[str]:
+    """Return the raw metrics a scheme's weighted measured KPIs need, for any position."""
+    positions: list[str | None] = [None, *scheme.position_overrides]
+    weighted = {
+        k.name
+        for position in positions
+        for k in scheme.kpis_for(position)
+        if k.kind == "measured" and k.weight > 0
+    }
+    return metrics_needed(weighted)
+
+
+def quiet_feeds(
+    needed: Iterable[str],
+    last_received: Mapping[str, datetime],
+    since: datetime,
+    now: datetime,
+    quiet: timedelta,
+) -> list[dict[str, Any]]:
+    """Warn about each needed metric that no source has sent for ``quiet``.
+
+    A metric never sent is counted from ``since`` (when the cycle opened), so a month that has
+    just begun is not flagged before its feeds had a chance to arrive.
+    """
+    warnings = []
+    for metric in sorted(needed):
+        last = last_received.get(metric)
+        if now - (last or since) < quiet:
+            continue
+        kpis = sorted(k for k, inputs in KPI_INPUTS.items() if metric in inputs)
+        minutes = int(quiet.total_seconds() // 60)
+        warnings.append({
+            "kind": "metric_feed_quiet",
+            "metric": metric,
+            "last_received_at": last.isoformat() if last else None,
+            "quiet_minutes": minutes,
+            "kpis": kpis,
+            "detail": f"no source has sent {metric} for {minutes} minutes or more"
+            if last else f"no source has sent {metric} since the cycle opened",
+        })
+    return warnings

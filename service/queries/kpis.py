@@ -1,0 +1,107 @@
+"""Live KPIs of an agent or a team for a month, and when each team feed last arrived."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from service.domain.kpis import AVERAGED_METRICS, METRICS, compute_kpis
+
+
+def _document(rows: Sequence[asyncpg.Record]) -> dict[str, Any]:
+    totals = dict.fromkeys(METRICS, 0.0)
+    observations = dict.fromkeys(METRICS, 0)
+    updated: datetime | None = None
+    for row in rows:
+        if row["metric"] not in totals:
+            continue
+        totals[row["metric"]] = float(row["total"])
+        observations[row["metric"]] = int(row["observations"])
+        if updated is None or row["updated_at"] > updated:
+            updated = row["updated_at"]
+    responses = sum(observations[m] for m in AVERAGED_METRICS)
+    return {
+        "kpis": compute_kpis(totals, responses),
+        "totals": totals,
+        "observations": observations,
+        "samples": sum(observations.values()),
+        "updated_at": updated,
+    }
+
+
+async def _rows(conn: asyncpg.Connection, sql: str, *args: object) -> list[asyncpg.Record]:
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
+    except asyncpg.UndefinedTableError:
+        return []  # the read model has not started yet: no data, as for a quiet month
+    return rows
+
+
+async def agent_kpis(conn: asyncpg.Connection, agent_id: str, period: str) -> dict[str, Any]:
+    """Return an agent's totals and KPIs for a period, over every team they were in."""
+    rows = await _rows(
+        conn,
+        """
+        SELECT metric, sum(total) AS total, sum(observations) AS observations,
+               max(updated_at) AS updated_at
+        FROM metric_totals WHERE agent_id = $1 AND period = $2 GROUP BY metric
+        """,
+        agent_id, period,
+    )
+    teams = await _rows(
+        conn,
+        "SELECT team_id, sum(observations) AS samples FROM metric_totals"
+        " WHERE agent_id = $1 AND period = $2 GROUP BY team_id ORDER BY team_id",
+        agent_id, period,
+    )
+    document = _document(rows)
+    document["by_team"] = [{"team_id": r["team_id"], "samples": int(r["samples"])}
+                           for r in teams]
+    return document
+
+
+async def team_kpis(conn: asyncpg.Connection, team_id: str, period: str) -> dict[str, Any]:
+    """Return a team's totals and KPIs for a period: the samples of agents while in the team."""
+    rows = await _rows(
+        conn,
+        """
+        SELECT metric, sum(total) AS total, sum(observations) AS observations,
+               max(updated_at) AS updated_at
+        FROM metric_totals WHERE team_id = $1 AND period = $2 GROUP BY metric
+        """,
+        team_id, period,
+    )
+    agents = await _rows(
+        conn,
+        "SELECT count(DISTINCT agent_id) AS n FROM metric_totals"
+        " WHERE team_id = $1 AND period = $2",
+        team_id, period,
+    )
+    document = _document(rows)
+    document["agents"] = int(agents[0]["n"]) if agents else 0
+    return document
+
+
+async def last_arrivals(conn: asyncpg.Connection, team_id: str) -> dict[str, datetime]:
+    """Return, per metric, when any source last sent it for the team."""
+    rows = await _rows(
+        conn,
+        "SELECT metric, max(last_received_at) AS at FROM metric_arrivals"
+        " WHERE team_id = $1 GROUP BY metric",
+        team_id,
+    )
+    return {r["metric"]: r["at"] for r in rows}
+
+
+async def feeds(conn: asyncpg.Connection, team_id: str) -> list[dict[str, Any]]:
+    """Return every (metric, source) feed of a team with its last arrival."""
+    rows = await _rows(
+        conn,
+        "SELECT metric, source, last_received_at, last_occurred_at, samples"
+        " FROM metric_arrivals WHERE team_id = $1 ORDER BY metric, source",
+        team_id,
+    )
+    return [dict(r) for r in rows]

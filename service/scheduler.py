@@ -1,0 +1,105 @@
+"""Background work on the clock: record improvement plans that passed their deadline unsubmitted.
+
+Readers already see such a plan as ``overdue`` (computed from their clock); the scheduler makes
+it an event (``PlanOverdue``) so that notifications and BI, which follow events, see it too.
+
+One replica at a time does the scanning: the one holding a session-level advisory lock on a
+dedicated connection, as the projection runner does. Should two ever scan at once (a lock
+connection that died unnoticed), nothing is recorded twice: the decision refuses a second
+``PlanOverdue`` for the same obligation and the append carries an idempotency key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from service.commands.sanctions import mark_overdue
+from service.context import ServiceContext
+from service.projections.freshness import wait_caught_up
+from service.projections.sanctions import Sanctions
+from service.queries.sanctions import overdue_candidates
+from service.store.database import DATABASE_AWAY
+
+log = logging.getLogger(__name__)
+
+LOCK_NAMESPACE = 7215002
+LOCK_NAME = "scheduler:overdue-plans"
+
+
+async def overdue_pass(ctx: ServiceContext) -> int:
+    """Record every plan past its deadline without a submission, at ctx.clock(); count them."""
+    now = ctx.clock()
+    # Candidates come from the read model; each is decided again on its streams.
+    await wait_caught_up(ctx.db, [Sanctions()], timeout=2.0)
+    async with ctx.db.connection() as conn:
+        candidates = await overdue_candidates(conn, now)
+    recorded = 0
+    for team_id, period, agent_id in candidates:
+        if await mark_overdue(ctx, team_id, period, agent_id, now):
+            recorded += 1
+    if recorded:
+        log.info("recorded %d overdue improvement plan(s)", recorded)
+    return recorded
+
+
+class Scheduler:
+    """Run ``overdue_pass`` every ``interval_seconds`` on the replica holding the lock."""
+
+    def __init__(
+        self, ctx: ServiceContext, *, interval_seconds: float, lock_name: str = LOCK_NAME
+    ) -> None:
+        self.ctx = ctx
+        self.interval = interval_seconds
+        self.lock_name = lock_name
+        self.holding = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the background task."""
+        self._task = asyncio.create_task(self._run(), name="scheduler:overdue-plans")
+
+    async def stop(self) -> None:
+        """Stop the task; its connection closes and the lock goes with it."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await self.ctx.db.connect_single()
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))",
+                                           LOCK_NAMESPACE, self.lock_name):
+                    await conn.close()
+                    conn = None
+                    await asyncio.sleep(self.interval)
+                    continue
+                self.holding = True
+                backoff = 0.5
+                while True:
+                    # A dead lock connection means another replica may hold the lock now.
+                    await conn.fetchval("SELECT 1")
+                    await overdue_pass(self.ctx)
+                    await asyncio.sleep(self.interval)
+            except asyncio.CancelledError:
+                raise
+            except DATABASE_AWAY as exc:
+                log.warning("scheduler lost the database (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.interval)
+            except Exception:
+                log.exception("scheduler pass failed; retrying")
+                await asyncio.sleep(self.interval)
+            finally:
+                self.holding = False
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=2))

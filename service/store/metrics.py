@@ -1,0 +1,423 @@
+"""Metric samples and their quarantine: append-only storage keyed by (source, sample id).
+
+Why samples are not events. Chat and monitoring software sends tens of thousands of samples a
+second at peak. As events, each would be a JSONB row with a stream, a version check and an
+event id, read and decoded by every projection that follows the global feed; the log that
+holds the audit trail of decisions would be ninety-nine percent telemetry. Samples therefore
+go to ``metric_sample``, a table of their own that is just as append-only (a trigger refuses
+UPDATE and DELETE) and is written in one set-based statement per batch. The KPI read model is
+rebuilt from it exactly as projections are rebuilt from the event log.
+
+Exactly once. ``(source, sample_id)`` is the primary key and inserts say ``ON CONFLICT DO
+NOTHING``: a sample sent twice, in any batch, concurrently or a year later, is stored once.
+Rows are inserted in key order so two overlapping batches wait for each other instead of
+deadlocking.
+
+Never skipped. Like events, each row records its transaction id, and the aggregator only reads
+rows of transactions older than every running one (see service/store/event_store.py).
+
+Nothing lost. A well-formed sample that cannot be used is kept in ``metric_quarantine`` with
+its reason, to be listed and replayed; re-sending it once it has become usable works too.
+
+Late samples. A batch takes a shared advisory lock on the stream of each cycle it touches
+before reading the cycle's status, the lock that cycle commands hold exclusively while they
+append: no sample is accepted into a month once its close has committed.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import orjson
+
+from service.domain import directory as d
+from service.domain import metrics as m
+from service.domain.cycle import cycle_stream
+from service.domain.events import decode
+
+#: The cycle events that set its status, and the status each sets.
+CYCLE_STATUS_EVENTS: dict[str, str] = {
+    "CycleOpened": "open",
+    "CycleClosed": "closed",
+    "CyclePublished": "published",
+    "CycleReopened": "open",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Directory:
+    """The agents of a batch with their team histories, and their teams' time zones."""
+
+    agents: dict[str, d.Agent]
+    zones: dict[str, ZoneInfo]
+
+
+# -- the directory, as of now ------------------------------------------------------------------
+
+
+#: Whether the directory read model has applied every committed agent and team event: the
+#: newest of each type is one backward probe of event_type_order, however long the log.
+DIRECTORY_FRESH = """
+WITH newest AS (
+    (SELECT tx_id, position FROM event WHERE stream_type = 'agent'
+     ORDER BY tx_id DESC, position DESC LIMIT 1)
+    UNION ALL
+    (SELECT tx_id, position FROM event WHERE stream_type = 'team'
+     ORDER BY tx_id DESC, position DESC LIMIT 1)
+)
+SELECT EXISTS (
+    SELECT 1 FROM projection_checkpoint c
+    WHERE c.name = 'directory' AND c.status = 'live'
+      AND NOT EXISTS (SELECT 1 FROM newest n WHERE (n.tx_id, n.position) > (c.tx_id, c.position))
+)
+"""
+
+
+async def _from_streams(
+    conn: asyncpg.Connection, stream_ids: list[str]
+) -> dict[str, list[Any]]:
+    rows = await conn.fetch(
+        "SELECT stream_id, type, schema_version, data FROM event"
+        " WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version",
+        stream_ids,
+    )
+    events: dict[str, list[Any]] = {}
+    for r in rows:
+        events.setdefault(r["stream_id"], []).append(
+            decode(r["type"], r["schema_version"], r["data"])
+        )
+    return events
+
+
+async def _from_read_model(
+    conn: asyncpg.Connection, agent_ids: list[str]
+) -> tuple[dict[str, d.Agent], dict[str, str]]:
+    try:
+        rows = await conn.fetch(
+            "SELECT agent_id, team_id, since, until FROM agent_memberships"
+            " WHERE agent_id = ANY($1::text[]) ORDER BY agent_id, since",
+            agent_ids,
+        )
+        histories: dict[str, list[d.Membership]] = {}
+        for r in rows:
+            histories.setdefault(r["agent_id"], []).append(
+                d.Membership(r["team_id"], r["since"], r["until"])
+            )
+        teams = sorted({ms.team_id for h in histories.values() for ms in h})
+        zones = await conn.fetch(
+            "SELECT team_id, timezone FROM teams WHERE team_id = ANY($1::text[])", teams
+        )
+    except asyncpg.UndefinedTableError:
+        return {}, {}  # the directory projection has not started yet
+    agents = {
+        agent_id: d.Agent(agent_id, "", history[-1].team_id, None, tuple(history))
+        for agent_id, history in histories.items()
+    }
+    return agents, {r["team_id"]: r["timezone"] for r in zones}
+
+
+async def directory(
+    conn: asyncpg.Connection, agent_ids: Collection[str], *, read_model: bool = True
+) -> Directory:
+    """Load the team histories of agents and their teams' time zones, in bulk.
+
+    With ``read_model`` the directory read model answers first (the caller has checked with
+    DIRECTORY_FRESH that it is up to date); agents and teams it does not show are read from
+    their streams, as is everything without it.
+    """
+    wanted = sorted(set(agent_ids))
+    agents, zone_names = await _from_read_model(conn, wanted) if read_model else ({}, {})
+    missing = [a for a in wanted if a not in agents]
+    if missing:
+        streams = await _from_streams(conn, [d.agent_stream(a) for a in missing])
+        for events in streams.values():
+            state: d.Agent | None = None
+            for e in events:
+                state = d.evolve_agent(state, e)
+            if state is not None:
+                agents[state.agent_id] = state
+    teams_missing = sorted(
+        {ms.team_id for a in agents.values() for ms in a.history} - zone_names.keys()
+    )
+    if teams_missing:
+        streams = await _from_streams(conn, [d.team_stream(t) for t in teams_missing])
+        for events in streams.values():
+            team: d.Team | None = None
+            for e in events:
+                team = d.evolve_team(team, e)
+            if team is not None:
+                zone_names[team.team_id] = team.timezone
+    zones = {team_id: ZoneInfo(name) for team_id, name in zone_names.items()}
+    # An agent whose team cannot be found (never expected) is treated as unknown, not guessed.
+    agents = {a: v for a, v in agents.items() if all(ms.team_id in zones for ms in v.history)}
+    return Directory(agents, zones)
+
+
+# -- cycles --------------------------------------------------------------------------------
+
+
+async def lock_cycles(
+    conn: asyncpg.Connection, months: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """Share-lock the cycles of (team, period) pairs and return the status of those that exist.
+
+    Call inside the batch's transaction, before its first write. Cycle commands hold the same
+    lock exclusively while appending, so a close either committed before this read or waits
+    for the batch to commit. Locks are taken in one order, so batches cannot deadlock.
+    """
+    keys = sorted(months)
+    streams = [cycle_stream(team, period) for team, period in keys]
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock_shared(hashtextextended(s, 0)) FROM unnest($1::text[]) s",
+        streams,
+    )
+    # The type list must match the event_cycle_status index (migration 0003) to use it.
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT ON (stream_id) stream_id, type FROM event
+        WHERE stream_id = ANY($1::text[])
+          AND type IN ('CycleOpened', 'CycleClosed', 'CyclePublished', 'CycleReopened')
+        ORDER BY stream_id, version DESC
+        """,
+        streams,
+    )
+    by_stream = dict(zip(streams, keys, strict=True))
+    return {by_stream[r["stream_id"]]: CYCLE_STATUS_EVENTS[r["type"]] for r in rows}
+
+
+# -- samples -------------------------------------------------------------------------------
+
+_INSERT = """
+WITH stored AS (
+    INSERT INTO metric_sample (source, sample_id, agent_id, team_id, period, metric, value,
+                               occurred_at, received_at)
+    SELECT r.source, r.sample_id, r.agent_id, r.team_id, r.period, r.metric, r.value,
+           r.occurred_at, $9
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::float8[], $8::timestamptz[])
+         AS r(source, sample_id, agent_id, team_id, period, metric, value, occurred_at)
+    ON CONFLICT (source, sample_id) DO NOTHING
+    RETURNING 1
+)
+SELECT count(*) FROM stored
+"""
+
+
+async def insert(
+    conn: asyncpg.Connection,
+    rows: Iterable[tuple[str, m.Placed]],
+    received_at: datetime,
+) -> int:
+    """Store placed samples once each; return how many were new (the rest were duplicates)."""
+    ordered = sorted(rows, key=lambda r: (r[0], r[1].sample.id))
+    if not ordered:
+        return 0
+    count: int = await conn.fetchval(
+        _INSERT,
+        [source for source, _ in ordered],
+        [p.sample.id for _, p in ordered],
+        [p.sample.agent_id for _, p in ordered],
+        [p.team_id for _, p in ordered],
+        [p.period for _, p in ordered],
+        [p.sample.metric for _, p in ordered],
+        [p.sample.value for _, p in ordered],
+        [p.sample.occurred_at for _, p in ordered],
+        received_at,
+    )
+    return count
+
+
+async def stored(
+    conn: asyncpg.Connection, keys: Collection[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Return which (source, sample id) pairs are already stored."""
+    if not keys:
+        return set()
+    rows = await conn.fetch(
+        "SELECT source, sample_id FROM metric_sample"
+        " WHERE (source, sample_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+        [s for s, _ in keys],
+        [i for _, i in keys],
+    )
+    return {(r["source"], r["sample_id"]) for r in rows}
+
+
+# -- quarantine ------------------------------------------------------------------------------
+
+
+async def quarantine(
+    conn: asyncpg.Connection,
+    items: Sequence[tuple[str, m.Sample, m.Rejection]],
+    received_at: datetime,
+) -> None:
+    """Keep rejected samples (a re-sent one updates its entry and counts the attempt)."""
+    if not items:
+        return
+    ordered = sorted(items, key=lambda i: (i[0], i[1].id))
+    await conn.execute(
+        """
+        INSERT INTO metric_quarantine AS q (source, sample_id, raw, agent_id, metric, reason,
+                                            detail, first_received_at, received_at)
+        SELECT r.source, r.sample_id, r.raw, r.agent_id, r.metric, r.reason, r.detail, $8, $8
+        FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[],
+                    $7::text[]) AS r(source, sample_id, raw, agent_id, metric, reason, detail)
+        ON CONFLICT (source, sample_id) DO UPDATE
+        SET raw = excluded.raw, agent_id = excluded.agent_id, metric = excluded.metric,
+            reason = excluded.reason, detail = excluded.detail, status = 'quarantined',
+            received_at = excluded.received_at, attempts = q.attempts + 1
+        """,
+        [source for source, _, _ in ordered],
+        [sample.id for _, sample, _ in ordered],
+        [m.to_raw(sample) for _, sample, _ in ordered],
+        [sample.agent_id for _, sample, _ in ordered],
+        [sample.metric for _, sample, _ in ordered],
+        [r.reason for _, _, r in ordered],
+        [r.detail for _, _, r in ordered],
+        received_at,
+    )
+
+
+@dataclass(frozen=True)
+class QuarantineFilter:
+    """Which quarantined samples to list or replay; None matches everything."""
+
+    source: str | None = None
+    agent_id: str | None = None
+    reason: str | None = None
+    status: str | None = "quarantined"
+    sample_ids: Sequence[str] | None = None
+
+
+#: Who resolved a quarantined sample that its source simply sent again once it was usable.
+RESENT = "resent"
+
+# A quarantined sample that was sent again once usable is stored without touching the
+# quarantine (that would cost every batch a lookup); the listing sees it through the join.
+_ENTRIES = """
+SELECT q.source, q.sample_id, q.raw, q.agent_id, q.metric, q.reason, q.detail,
+       CASE WHEN s.sample_id IS NULL THEN q.status ELSE 'accepted' END AS status,
+       q.attempts, q.first_received_at, q.received_at,
+       coalesce(q.replayed_at, s.received_at) AS replayed_at,
+       CASE WHEN q.status = 'accepted' THEN q.resolved_by
+            WHEN s.sample_id IS NOT NULL THEN 'resent' END AS resolved_by
+FROM metric_quarantine q
+LEFT JOIN metric_sample s ON s.source = q.source AND s.sample_id = q.sample_id
+"""
+
+_FILTER = """
+    ($1::text IS NULL OR q.source = $1)
+    AND ($2::text IS NULL OR q.agent_id = $2)
+    AND ($3::text IS NULL OR q.reason = $3)
+    AND ($4::text IS NULL OR (CASE WHEN s.sample_id IS NULL THEN q.status ELSE 'accepted' END)
+                             = $4)
+    AND ($5::text[] IS NULL OR q.sample_id = ANY($5::text[]))
+    AND ($6::timestamptz IS NULL
+         OR (q.first_received_at, q.source, q.sample_id) > ($6, $7::text, $8::text))
+"""
+
+
+def _filter_args(f: QuarantineFilter, after: tuple[datetime, str, str] | None) -> list[Any]:
+    ids = list(f.sample_ids) if f.sample_ids is not None else None
+    return [f.source, f.agent_id, f.reason, f.status, ids, *(after or (None, None, None))]
+
+
+def encode_after(row: asyncpg.Record | dict[str, Any]) -> str:
+    """Return the opaque cursor just past a listed quarantine entry."""
+    raw = orjson.dumps([row["first_received_at"].isoformat(), row["source"], row["sample_id"]])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_after(text: str) -> tuple[datetime, str, str]:
+    """Parse a listing cursor; raise ValueError when it is not one of ours."""
+    try:
+        when, source, sample_id = orjson.loads(
+            base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        )
+        return datetime.fromisoformat(when), str(source), str(sample_id)
+    except (binascii.Error, orjson.JSONDecodeError, TypeError, ValueError) as exc:
+        raise ValueError("not a valid cursor") from exc
+
+
+async def list_quarantine(
+    conn: asyncpg.Connection,
+    f: QuarantineFilter,
+    limit: int,
+    after: tuple[datetime, str, str] | None = None,
+) -> list[asyncpg.Record]:
+    """Return quarantine entries in arrival order, after a cursor."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""
+        {_ENTRIES}
+        WHERE {_FILTER}
+        ORDER BY q.first_received_at, q.source, q.sample_id
+        LIMIT $9
+        """,
+        *_filter_args(f, after), limit,
+    )
+    return rows
+
+
+async def claim(
+    conn: asyncpg.Connection,
+    f: QuarantineFilter,
+    limit: int,
+    after: tuple[datetime, str, str] | None = None,
+) -> list[asyncpg.Record]:
+    """Lock pending entries after a key for a replay; concurrent replays skip locked ones.
+
+    Entries whose sample was stored meanwhile are claimed too, so the replay marks them.
+    """
+    pending = QuarantineFilter(f.source, f.agent_id, f.reason, None, f.sample_ids)
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"""
+        {_ENTRIES}
+        WHERE {_FILTER} AND q.status = 'quarantined'
+        ORDER BY q.first_received_at, q.source, q.sample_id
+        LIMIT $9
+        FOR UPDATE OF q SKIP LOCKED
+        """,
+        *_filter_args(pending, after), limit,
+    )
+    return rows
+
+
+async def resolve(
+    conn: asyncpg.Connection, keys: Collection[tuple[str, str]], at: datetime, by: str
+) -> None:
+    """Mark entries as accepted: their samples are stored now."""
+    if not keys:
+        return
+    await conn.execute(
+        """
+        UPDATE metric_quarantine SET status = 'accepted', replayed_at = $3, resolved_by = $4
+        WHERE (source, sample_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+        """,
+        [s for s, _ in keys], [i for _, i in keys], at, by,
+    )
+
+
+async def still_rejected(
+    conn: asyncpg.Connection,
+    items: Sequence[tuple[str, str, m.Rejection]],
+    at: datetime,
+) -> None:
+    """Record a replay that found entries still unusable, with today's reason."""
+    if not items:
+        return
+    await conn.execute(
+        """
+        UPDATE metric_quarantine q SET reason = r.reason, detail = r.detail, replayed_at = $5
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+             AS r(source, sample_id, reason, detail)
+        WHERE q.source = r.source AND q.sample_id = r.sample_id
+        """,
+        [s for s, _, _ in items], [i for _, i, _ in items],
+        [r.reason for _, _, r in items], [r.detail for _, _, r in items], at,
+    )

@@ -1,0 +1,206 @@
+"""Live metrics through the command layer, against real PostgreSQL and the running read model."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from service.commands import metrics as commands
+from service.context import ServiceContext
+from service.domain import metrics as m
+from service.projections import checkpoints
+from service.projections.metric_totals import MetricTotals, wait_caught_up
+from service.store import metrics as store
+from tests.support.metrics import expected_totals, make_samples, stored_totals
+from tests.support.scenario import ADMIN, make_team
+
+NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
+NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)  # 09:00 in Seoul: inside the month there too
+
+
+def context(client: httpx.AsyncClient) -> ServiceContext:
+    ctx: ServiceContext = client.app.state.ctx  # type: ignore[attr-defined]
+    return ctx
+
+
+async def test_the_same_samples_sent_twice_concurrently_count_once(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    app_clock.set(NOW)
+    ctx = context(app_client)
+    team = await make_team(app_client, uid, 20)
+    samples = make_samples(uid, team.agents, 50_000, NOVEMBER, timedelta(days=25))
+    # Every sample twice, shuffled, in batches of random sizes, eight batches at a time.
+    rng = random.Random(7)
+    sends = samples + samples
+    rng.shuffle(sends)
+    batches = []
+    while sends:
+        size = rng.randint(200, 2_500)
+        batches.append(sends[:size])
+        sends = sends[size:]
+    queue: asyncio.Queue[list[m.Sample]] = asyncio.Queue()
+    for batch in batches:
+        queue.put_nowait(batch)
+    outcomes: list[commands.Settled] = []
+
+    async def sender() -> None:
+        while not queue.empty():
+            outcomes.append(await commands.ingest(ctx, f"src-{uid}", queue.get_nowait()))
+
+    await asyncio.gather(*(sender() for _ in range(8)))
+    assert sum(o.accepted for o in outcomes) == 50_000
+    assert sum(o.duplicates for o in outcomes) == 50_000
+    assert not any(o.rejected for o in outcomes)
+    assert await stored_totals(ctx.db, team.team_id, "2026-11") == expected_totals(samples)
+    async with ctx.db.connection() as conn:
+        assert await conn.fetchval(
+            "SELECT count(*) FROM metric_sample WHERE source = $1", f"src-{uid}") == 50_000
+
+
+async def test_quarantine_then_register_then_replay(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    app_clock.set(NOW)
+    ctx = context(app_client)
+    team = await make_team(app_client, uid, 1)
+    source = f"src-{uid}"
+    newcomer = f"new-{uid}"
+    samples = [
+        m.Sample(f"{uid}-1", team.agents[0], "orders", 2, NOW - timedelta(hours=1)),
+        m.Sample(f"{uid}-2", newcomer, "orders", 3, NOW - timedelta(hours=1)),
+        m.Sample(f"{uid}-3", newcomer, "paid_orders", 1, NOW - timedelta(hours=1)),
+        m.Sample(f"{uid}-4", newcomer, "likes", 1, NOW - timedelta(hours=1)),
+    ]
+    first = await commands.ingest(ctx, source, samples)
+    assert first.accepted == 1
+    assert [(r.index, r.id, r.reason) for r in first.rejected] == [
+        (1, f"{uid}-2", m.UNKNOWN_AGENT), (2, f"{uid}-3", m.UNKNOWN_AGENT),
+        (3, f"{uid}-4", m.UNKNOWN_METRIC)]
+    # Sending them again changes nothing and counts the attempt.
+    again = await commands.ingest(ctx, source, samples)
+    assert (again.accepted, again.duplicates, len(again.rejected)) == (0, 1, 3)
+    async with ctx.db.connection() as conn:
+        kept = await store.list_quarantine(conn, store.QuarantineFilter(source=source), 10)
+    assert [(r["sample_id"], r["attempts"], r["status"]) for r in kept] == [
+        (f"{uid}-2", 2, "quarantined"), (f"{uid}-3", 2, "quarantined"),
+        (f"{uid}-4", 2, "quarantined")]
+    assert kept[0]["raw"]["agent_id"] == newcomer
+
+    response = await app_client.put(f"/v1/agents/{newcomer}",
+                                    json={"name": "New", "team_id": team.team_id},
+                                    headers=ADMIN)
+    assert response.status_code == 201
+    result = await commands.replay(ctx, store.QuarantineFilter(source=source), by="admin-x")
+    assert (result.replayed, result.already_stored) == (2, 0)
+    assert [(r.id, r.reason) for r in result.still_rejected] == [(f"{uid}-4", m.UNKNOWN_METRIC)]
+    totals = await stored_totals(ctx.db, team.team_id, "2026-11")
+    assert totals[(newcomer, "orders")] == (3, 1)
+    assert totals[(newcomer, "paid_orders")] == (1, 1)
+    async with ctx.db.connection() as conn:
+        kept = await store.list_quarantine(
+            conn, store.QuarantineFilter(source=source, status=None), 10)
+    assert {r["sample_id"]: (r["status"], r["resolved_by"]) for r in kept} == {
+        f"{uid}-2": ("accepted", "admin-x"), f"{uid}-3": ("accepted", "admin-x"),
+        f"{uid}-4": ("quarantined", None)}
+    # Replaying again finds nothing new; the stored samples stay counted once.
+    result = await commands.replay(ctx, store.QuarantineFilter(source=source), by="admin-x")
+    assert (result.replayed, len(result.still_rejected)) == (0, 1)
+    final = await commands.ingest(ctx, source, samples)
+    assert (final.accepted, final.duplicates, len(final.rejected)) == (0, 3, 1)
+
+
+async def test_a_quarantined_sample_sent_again_once_usable_is_accepted(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    app_clock.set(NOW)
+    ctx = context(app_client)
+    team = await make_team(app_client, uid, 0)
+    late_agent = f"late-{uid}"
+    sample = m.Sample(f"{uid}-1", late_agent, "consultations", 4, NOW - timedelta(hours=2))
+    first = await commands.ingest(ctx, f"src-{uid}", [sample])
+    assert [r.reason for r in first.rejected] == [m.UNKNOWN_AGENT]
+    await app_client.put(f"/v1/agents/{late_agent}",
+                         json={"name": "Late", "team_id": team.team_id}, headers=ADMIN)
+    # Sent right after the registration: the directory read model may not show the agent yet,
+    # the agent's stream does.
+    second = await commands.ingest(ctx, f"src-{uid}", [sample])
+    assert (second.accepted, second.rejected) == (1, [])
+    async with ctx.db.connection() as conn:
+        kept = await store.list_quarantine(
+            conn, store.QuarantineFilter(source=f"src-{uid}", status=None), 10)
+    assert [(r["status"], r["resolved_by"]) for r in kept] == [("accepted", store.RESENT)]
+    totals = await stored_totals(ctx.db, team.team_id, "2026-11")
+    assert totals == {(late_agent, "consultations"): (4, 1)}
+
+
+async def test_transferred_agent_samples_follow_the_team_of_their_time(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    app_clock.set(datetime(2026, 11, 10, tzinfo=UTC))
+    ctx = context(app_client)
+    first = await make_team(app_client, uid + "a", 1, timezone="Asia/Seoul")
+    second = await make_team(app_client, uid + "b", 0, timezone="UTC")
+    agent = first.agents[0]
+    app_clock.set(datetime(2026, 11, 15, tzinfo=UTC))
+    response = await app_client.put(f"/v1/agents/{agent}",
+                                    json={"name": "Mover", "team_id": second.team_id},
+                                    headers=ADMIN)
+    assert response.status_code == 200
+    app_clock.set(NOW)
+    await commands.ingest(ctx, f"src-{uid}", [
+        m.Sample(f"{uid}-1", agent, "orders", 5, datetime(2026, 11, 12, tzinfo=UTC)),
+        m.Sample(f"{uid}-2", agent, "orders", 7, datetime(2026, 11, 20, tzinfo=UTC)),
+        m.Sample(f"{uid}-3", agent, "paid_orders", 6, datetime(2026, 11, 21, tzinfo=UTC)),
+    ])
+    assert await stored_totals(ctx.db, first.team_id, "2026-11") == {(agent, "orders"): (5, 1)}
+    assert await stored_totals(ctx.db, second.team_id, "2026-11") == {
+        (agent, "orders"): (7, 1), (agent, "paid_orders"): (6, 1)}
+    response = await app_client.get(f"/v1/agents/{agent}/kpis?period=2026-11", headers=ADMIN)
+    body = response.json()
+    assert body["team_id"] == second.team_id
+    assert body["totals"]["orders"] == 12 and body["samples"] == 3
+    assert body["kpis"]["payment_ratio"] == 0.5
+    assert body["by_team"] == [{"team_id": first.team_id, "samples": 1},
+                               {"team_id": second.team_id, "samples": 2}]
+    team_totals = (await app_client.get(f"/v1/teams/{first.team_id}/kpis?period=2026-11",
+                                        headers=ADMIN)).json()
+    assert team_totals["totals"]["orders"] == 5 and team_totals["agents"] == 1
+
+
+async def test_a_rebuilt_read_model_equals_the_live_one(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    app_clock.set(NOW)
+    ctx = context(app_client)
+    team = await make_team(app_client, uid, 5)
+    samples = make_samples(uid, team.agents, 3_000, NOVEMBER, timedelta(days=25), seed=3)
+    for start in range(0, len(samples), 700):
+        await commands.ingest(ctx, f"src-{uid}", samples[start:start + 700])
+    assert await wait_caught_up(ctx.db, timeout=30)
+    query = ("SELECT agent_id, team_id, period, metric, total, observations FROM metric_totals"
+             " ORDER BY 1, 2, 3, 4")
+    arrivals = ("SELECT team_id, metric, source, last_received_at, last_occurred_at, samples"
+                " FROM metric_arrivals ORDER BY 1, 2, 3")
+    async with ctx.db.connection() as conn:
+        live: list[Any] = [tuple(r) for r in await conn.fetch(query)]
+        live_arrivals = [tuple(r) for r in await conn.fetch(arrivals)]
+        before = await checkpoints.current(conn, "metric_totals", "live")
+        await checkpoints.start(conn, MetricTotals(), "building")
+        # The running service builds the new generation beside the live one and swaps it in.
+        for _ in range(600):
+            if await checkpoints.current(conn, "metric_totals", "building") is None:
+                break
+            await asyncio.sleep(0.05)
+        after = await checkpoints.current(conn, "metric_totals", "live")
+        rebuilt = [tuple(r) for r in await conn.fetch(query)]
+        rebuilt_arrivals = [tuple(r) for r in await conn.fetch(arrivals)]
+    assert before is not None and after is not None
+    assert after.generation > before.generation
+    assert rebuilt == live
+    assert rebuilt_arrivals == live_arrivals
+    assert await stored_totals(ctx.db, team.team_id, "2026-11") == expected_totals(samples)
