@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-faults lint bench openapi demo clean
+.PHONY: run test test-faults test-browser lint bench openapi demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,22 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/csperf serve
 
+# A sample shop (two teams, three months, every consequence), seeded through the API, then
+# served: open the printed URL and sign in with a printed key. Running it again adds nothing.
+demo: $(STAMP)
+	$(BIN)/csperf demo --serve
+
 lint: $(STAMP)
 	$(BIN)/ruff check service tests bench migrations
 	$(BIN)/mypy --strict service
 
 test: lint
 	$(BIN)/pytest -q -m "not faults"
+
+# The browser tests are part of `make test`; they skip (saying why) without Debian's Chromium
+# (/usr/bin/chromium). This runs only them.
+test-browser: $(STAMP)
+	$(BIN)/pytest -q -rs tests/browser
 
 test-faults: $(STAMP)
 	$(BIN)/pytest -q -m faults tests/faults

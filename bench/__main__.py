@@ -83,11 +83,14 @@ async def run(args: argparse.Namespace, server_url: str) -> int:
     chosen = select(suites, args.only)
     info = await machine_info(server_url)
     ctx = BenchContext(server_url=server_url, quick=args.quick)
+    await ctx.drop_stale_databases()
     for key, value in info.items():
         ctx.log(f"{key}: {value}")
     blocks: dict[str, str] = {"intro": INTRO, "machine": machine_block(info)}
     everything: list[Row] = []
     failed = False
+    # Waiting for a quiet machine must not push `make bench` past its time limit.
+    quiet_budget = 4 * args.quiet_wait
     for suite, keys in chosen:
         rows: list[Row] = []
         started = time.perf_counter()
@@ -95,6 +98,10 @@ async def run(args: argparse.Namespace, server_url: str) -> int:
             if benchmark.key not in keys:
                 continue
             ctx.log(f"{suite.key}.{benchmark.key}: {benchmark.title}")
+            if args.quiet_wait > 0 and quiet_budget > 0:
+                started_wait = time.perf_counter()
+                await ctx.wait_for_quiet(min(args.quiet_wait, quiet_budget))
+                quiet_budget -= time.perf_counter() - started_wait
             try:
                 rows += await benchmark.fn(ctx)
             except Exception as exc:  # report it and go on with the others
@@ -105,6 +112,9 @@ async def run(args: argparse.Namespace, server_url: str) -> int:
         everything += rows
         print(f"\n{suite.title}\n")
         print(text_table(rows))
+        for row in rows:
+            if row.notes:
+                print(f"\n- {row.name}: {row.notes}")
         # Only a full run of a suite rewrites its section: a partial one would drop rows.
         if len(keys) == len(suite.benchmarks) and not args.quick:
             blocks[suite.key] = suite_block(suite, rows, info, time.perf_counter() - started)
@@ -129,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="short smoke run (never written to BENCHMARKS.md)")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    parser.add_argument("--quiet-wait", type=float, default=45.0, metavar="SECONDS",
+                        help="before each benchmark, wait up to this long for other processes "
+                        "to leave the CPUs alone (default 45, at most 4 times that in all; "
+                        "0 to skip)")
     args = parser.parse_args(argv)
     if args.list:
         for suite in discover():

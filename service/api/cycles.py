@@ -33,7 +33,7 @@ from service.domain.reports import evaluation_document
 from service.domain.scheme import RATER_ROLES
 from service.projections.cycle_results import CycleResults
 from service.projections.freshness import wait_caught_up
-from service.queries import results
+from service.queries import monitoring, results
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles", tags=["cycles"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -77,12 +77,17 @@ async def open_cycle(
 async def get_cycle(
     team_id: str, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> CycleOut:
-    """Return a cycle: status, scheme version, deadline, progress and warnings."""
+    """Return a cycle: status, scheme version, deadline, progress, and what drifts from the
+    plan (missing evaluations, goals not acknowledged, interviews not held, quiet feeds...)."""
     team = await get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
     cycle = await commands.get_cycle(ctx, team_id, period)
     out = cycle_out(cycle)
-    out.warnings = await results.cycle_warnings(ctx, team, cycle)
+    process = await monitoring.cycle_process(ctx, team, cycle)
+    out.warnings = process.warnings
+    out.goals_unacknowledged = process.goals_unacknowledged
+    out.goals_disputed = process.goals_disputed
+    out.interviews_missing = process.interviews_missing
     return out
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import Field
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import caller, context
+from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.schemas import AgentIn, AgentList, AgentOut, MembershipOut, TeamIn, TeamOut
 from service.api.tabular import csv_response, wants_csv
 from service.commands import directory as commands
@@ -76,26 +78,41 @@ async def ensure_team_member_or_manager(
     ensure_manager_of(principal, team.manager_ids)
 
 
-@router.get("/teams/{team_id}/agents", response_model=AgentList,
+class AgentPage(AgentList):
+    """A page of a team's current agents."""
+
+    next: str | None = Field(default=None, description="pass as `after` for the next page")
+
+
+_AGENT_PAGING = paging(("agent_id", "name", "position", "joined_at"), "agent_id",
+                       ("agent_id",))
+
+
+@router.get("/teams/{team_id}/agents", response_model=AgentPage,
             responses={200: {"content": {"text/csv": {}}}})
 async def list_team_agents(
-    team_id: str, request: Request, ctx: Ctx,
+    team_id: str, request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
-) -> AgentList | Response:
-    """Return the team's current agents."""
+    page: Annotated[Paging, Depends(_AGENT_PAGING)],
+    position: Annotated[str | None, Query(max_length=100,
+                                          description="only agents in this position")] = None,
+) -> AgentPage | Response:
+    """Return the team's current agents (paged, sorted, filtered by position; or CSV)."""
     team = await commands.get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
     await wait_caught_up(ctx.db, [Directory()], timeout=2.0)
     async with ctx.db.connection() as conn:
         rows = await team_agents(conn, team_id)
-    agents = [await commands.get_agent(ctx, r["agent_id"]) for r in rows]
+    found = paginate([r for r in rows if matches(r["position"], position)], page)
+    agents = [await commands.get_agent(ctx, r["agent_id"]) for r in found.items]
     if wants_csv(request):
-        return csv_response(
+        return link(csv_response(
             [{"agent_id": a.agent_id, "name": a.name, "team_id": a.team_id,
               "position": a.position, "since": a.history[-1].since.isoformat()} for a in agents],
             ("agent_id", "name", "team_id", "position", "since"), f"agents-{team_id}",
-        )
-    return AgentList(team_id=team_id, items=[agent_out(a) for a in agents])
+        ), request, found.next, csv=True)
+    link(response, request, found.next)
+    return AgentPage(team_id=team_id, items=[agent_out(a) for a in agents], next=found.next)
 
 
 @router.put("/agents/{agent_id}", response_model=AgentOut,

@@ -7,11 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.auth import actor_metadata, allow
 from service.api.deps import context
+from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.problems import Problem
 from service.context import ServiceContext
 from service.domain.principal import BOOTSTRAP_PRINCIPAL, Principal, credential_problems
@@ -74,9 +75,10 @@ class IssuedKeyView(KeyView):
 
 
 class KeyList(BaseModel):
-    """Every key, oldest first."""
+    """A page of keys, oldest first unless sorted otherwise."""
 
     items: list[KeyView]
+    next: str | None = Field(default=None, description="pass as `after` for the next page")
 
 
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -104,11 +106,29 @@ async def create_key(
     return IssuedKeyView(**KeyView.of(issued.record).model_dump(), key=issued.key)
 
 
+_KEY_PAGING = paging(("created_at", "key_id", "role", "subject", "source", "revoked_at"),
+                     "created_at", ("key_id",))
+
+
 # Keys are administration, not business data: readers (BI tools) do not list them.
 @router.get("", response_model=KeyList, dependencies=[allow(reads=False)])
-async def list_keys(ctx: Ctx) -> KeyList:
-    """List every key, revoked ones included, without secrets."""
-    return KeyList(items=[KeyView.of(k) for k in await keys.list_keys(ctx.db)])
+async def list_keys(
+    ctx: Ctx, request: Request, response: Response,
+    page: Annotated[Paging, Depends(_KEY_PAGING)],
+    role: Role | None = None,
+    subject: Annotated[str | None, Query(max_length=64)] = None,
+    revoked: Annotated[bool | None, Query(description="true: only revoked keys; false: only"
+                                                      " active ones")] = None,
+) -> KeyList:
+    """List keys, revoked ones included unless filtered, without secrets."""
+    found = paginate(
+        [k for k in await keys.list_keys(ctx.db)
+         if matches(k.role, role) and matches(k.subject, subject)
+         and matches(k.revoked_at is not None, revoked)],
+        page, lambda k, f: getattr(k, f),
+    )
+    link(response, request, found.next)
+    return KeyList(items=[KeyView.of(k) for k in found.items], next=found.next)
 
 
 @router.post("/{key_id}/revoke", response_model=KeyView)

@@ -7,18 +7,27 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    with_config,
+)
+from typing_extensions import TypedDict
 
 from service.api.auth import allow, ensure_self_or_manager, ensure_source
 from service.api.deps import context
 from service.api.directory import ensure_team_member_or_manager
+from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.problems import Problem
 from service.api.tabular import csv_response, wants_csv
 from service.commands import metrics as commands
 from service.commands.directory import get_agent, get_team
 from service.context import ServiceContext
 from service.domain import metrics as m
-from service.domain.kpis import MEASURED_KPIS, METRICS
+from service.domain.kpis import MEASURED_KPIS
 from service.domain.periods import parse_period, period_of
 from service.domain.principal import Principal
 from service.queries import kpis
@@ -28,34 +37,18 @@ router = APIRouter(prefix="/v1", tags=["metrics"])
 Ctx = Annotated[ServiceContext, Depends(context)]
 
 _ID = r"^[A-Za-z0-9._:-]{1,64}$"
-_TEXT = r"^[^\x00-\x1f\x7f]+$"  # printable: no control characters (PostgreSQL refuses NUL)
 
 
-class SampleIn(BaseModel):
-    """One observation. Numbers and timestamps are strict: no strings, booleans or epochs."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: str = Field(min_length=1, max_length=128, pattern=_TEXT,
-                    description="With the source, the idempotency key: sent twice, counted once.",
-                    examples=["conv-81723-r4"])
-    agent_id: str = Field(pattern=_ID, examples=["a-17"])
-    metric: str = Field(min_length=1, max_length=64, pattern=_TEXT,
-                        description=f"One of {', '.join(METRICS)}; another name is rejected"
-                        " (and kept in the quarantine).",
-                        examples=["response_time_seconds"])
-    value: float = Field(strict=True, examples=[12.4])
-    occurred_at: AwareDatetime = Field(strict=True, description="ISO 8601 with an offset.",
-                                       examples=["2026-11-03T09:15:02+09:00"])
-
-
-class MetricsIn(BaseModel):
+@with_config(ConfigDict(extra="forbid", title="MetricsIn"))
+class MetricsIn(TypedDict):
     """POST /v1/metrics."""
 
-    model_config = ConfigDict(extra="forbid")
+    source: Annotated[str, Field(pattern=_ID, examples=["chat-widget"])]
+    samples: Annotated[list[m.Sample], Field(max_length=m.MAX_BATCH)]
 
-    source: str = Field(pattern=_ID, examples=["chat-widget"])
-    samples: list[SampleIn] = Field(max_length=m.MAX_BATCH)
+
+#: Parses a body straight from its bytes into dicts: no intermediate objects per sample.
+BATCH: TypeAdapter[MetricsIn] = TypeAdapter(MetricsIn)
 
 
 class RejectedOut(BaseModel):
@@ -97,7 +90,7 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 _INGEST_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": _inline(MetricsIn.model_json_schema())}},
+        "content": {"application/json": {"schema": _inline(BATCH.json_schema())}},
     },
 }
 
@@ -111,7 +104,7 @@ def _field(loc: tuple[int | str, ...]) -> str:
 
 def _parse(body: bytes) -> MetricsIn:
     try:
-        return MetricsIn.model_validate_json(body)
+        return BATCH.validate_json(body)
     except ValidationError as exc:
         errors = [{"field": _field(e["loc"]), "reason": e["msg"], "location": "body"}
                   for e in exc.errors(include_url=False)]
@@ -135,10 +128,8 @@ async def post_metrics(
 ) -> IngestOut:
     """Store a batch of samples once each; list those kept in the quarantine and why."""
     batch = _parse(await request.body())
-    ensure_source(principal, batch.source)
-    samples = [m.Sample(s.id, s.agent_id, s.metric, s.value, s.occurred_at)
-               for s in batch.samples]
-    outcome = await commands.ingest(ctx, batch.source, samples)
+    ensure_source(principal, batch["source"])
+    outcome = await commands.ingest(ctx, batch["source"], batch["samples"])
     return IngestOut(
         accepted=outcome.accepted,
         duplicates=outcome.duplicates,
@@ -190,6 +181,7 @@ def _quarantined(row: Any) -> dict[str, Any]:
             responses={200: {"content": {"text/csv": {}}}})
 async def list_quarantine(
     request: Request,
+    response: Response,
     ctx: Ctx,
     principal: Annotated[Principal, allow()],
     source: Annotated[str | None, Query(max_length=64)] = None,
@@ -197,24 +189,26 @@ async def list_quarantine(
     reason: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["quarantined", "accepted", "all"] = "quarantined",
     after: Annotated[str | None, Query(max_length=400, description="cursor from `next`")] = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    limit: LimitQuery = DEFAULT_LIMIT,
 ) -> QuarantineList | Response:
-    """List kept samples that were not counted (admins and readers)."""
+    """List kept samples that were not counted (admins and readers), in arrival order.
+
+    Paged like every list (`limit`, `after`, `next`, `Link`); the quarantine is a queue, so its
+    only order is arrival (no `sort`).
+    """
     try:
         key = store.decode_after(after) if after else None
     except ValueError as exc:
-        raise Problem(422, "after is not a cursor returned by this list",
-                      errors=[{"field": "after", "reason": "not a valid cursor"}]) from exc
+        raise invalid("after", "not a cursor returned by this list") from exc
     f = store.QuarantineFilter(source, agent_id, reason, None if status == "all" else status)
     async with ctx.db.connection() as conn:
         rows = await store.list_quarantine(conn, f, limit, key)
     items = [_quarantined(r) for r in rows]
     next_cursor = store.encode_after(rows[-1]) if len(rows) == limit else None
     if wants_csv(request):
-        response = csv_response(items, QUARANTINE_COLUMNS, "metric-quarantine")
-        if next_cursor:
-            response.headers["X-Next-Cursor"] = next_cursor
-        return response
+        return link(csv_response(items, QUARANTINE_COLUMNS, "metric-quarantine"), request,
+                    next_cursor, csv=True)
+    link(response, request, next_cursor)
     return QuarantineList(items=[QuarantinedOut(**i) for i in items], next=next_cursor)
 
 

@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import Field
 
 from service.api.auth import allow, ensure_manager_of, ensure_self, ensure_self_or_manager
 from service.api.deps import caller, context
+from service.api.pagination import Paging, link, paginate, paging
 from service.api.schemas import (
     PayrollOut,
     PlanIn,
@@ -93,9 +95,44 @@ async def _filters(
                            status=status, teams=teams)
 
 
-@router.get("/sanctions", response_model=SanctionList, responses=CSV)
+class SanctionPage(SanctionList):
+    """A page of ledger entries."""
+
+    next: str | None = Field(default=None, description="pass as `after` for the next page")
+
+
+class PayrollPage(PayrollOut):
+    """A month's payroll: a page of its lines, and the totals of all of them."""
+
+    next: str | None = Field(default=None, description="pass as `after` for the next page"
+                                                       " of lines; the totals cover every line")
+
+
+# The default order is the ledger's: month, team, publication, then the entry's place in it.
+_LEDGER_ORDER = "period,team_id,publication,ordinal"
+_SANCTION_PAGING = paging(
+    ("period", "team_id", "publication", "ordinal", "agent_id", "kind", "status", "amount",
+     "due_at", "rank", "created_at", "id"),
+    _LEDGER_ORDER, ("id",))
+_PAYROLL_PAGING = paging(
+    ("period", "team_id", "publication", "ordinal", "agent_id", "kind", "amount", "effect",
+     "rank", "created_at", "sanction_id"),
+    _LEDGER_ORDER, ("sanction_id",))
+
+
+async def _ordinals(ctx: ServiceContext, ids: Sequence[str]) -> dict[str, int]:
+    """Return each entry's place in its publication's ledger (for the default order)."""
+    async with ctx.db.connection() as conn:
+        rows = await conn.fetch("SELECT id, ordinal FROM sanctions WHERE id = ANY($1::text[])",
+                                list(ids))
+    return {r["id"]: r["ordinal"] for r in rows}
+
+
+@router.get("/sanctions", response_model=SanctionPage, responses=CSV)
 async def list_sanctions(
-    request: Request, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    request: Request, response: Response, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")],
+    page: Annotated[Paging, Depends(_SANCTION_PAGING)],
     team_id: IdFilter = None,
     period: Annotated[str | None, Query(max_length=7, examples=["2026-11"])] = None,
     agent_id: IdFilter = None,
@@ -107,26 +144,38 @@ async def list_sanctions(
                              kinds=[kind] if kind else None, status=status)
     async with ctx.db.connection() as conn:
         items = await queries.list_items(conn, filters, ctx.clock())
+    ordinals = await _ordinals(ctx, [i["id"] for i in items])
+    found = paginate(items, page, lambda i, f: ordinals.get(i["id"]) if f == "ordinal" else i[f])
     if wants_csv(request):
-        return csv_response([_flat(i) for i in items], SANCTION_COLUMNS, "sanctions")
-    return {"items": items}
+        return link(csv_response([_flat(i) for i in found.items], SANCTION_COLUMNS,
+                                 "sanctions"), request, found.next, csv=True)
+    link(response, request, found.next)
+    return {"items": found.items, "next": found.next}
 
 
-@router.get("/payroll", response_model=PayrollOut, responses=CSV)
+@router.get("/payroll", response_model=PayrollPage, responses=CSV)
 async def payroll(
-    request: Request, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+    request: Request, response: Response, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+    page: Annotated[Paging, Depends(_PAYROLL_PAGING)],
     period: Annotated[str, Query(max_length=7, examples=["2026-11"])],
     team_id: IdFilter = None,
+    agent_id: IdFilter = None,
 ) -> Response | dict[str, Any]:
     """Export a month's rewards and deductions per agent, each line traced to its ranking."""
-    filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=None)
+    filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=agent_id)
     async with ctx.db.connection() as conn:
         document = await queries.payroll(conn, filters, ctx.clock())
+    lines = document["lines"]
+    ordinals = await _ordinals(ctx, [line["sanction_id"] for line in lines])
+    found = paginate(lines, page, lambda i, f: ordinals.get(i["sanction_id"])
+                     if f == "ordinal" else i[f])
     if wants_csv(request):
         suffix = f"-{team_id}" if team_id else ""
-        return csv_response([_flat(line) for line in document["lines"]], PAYROLL_COLUMNS,
-                            f"payroll-{period}{suffix}")
-    return document
+        return link(csv_response([_flat(line) for line in found.items], PAYROLL_COLUMNS,
+                                 f"payroll-{period}{suffix}"), request, found.next, csv=True)
+    link(response, request, found.next)
+    return {**document, "lines": found.items, "next": found.next}
 
 
 @router.get(PLAN, response_model=PlanOut)

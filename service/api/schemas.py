@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from service.domain.scheme import Scheme
 
@@ -82,6 +82,13 @@ class SchemeIn(Scheme):
 
     scheme_id: str | None = None  # type: ignore[assignment]
     version: int | None = None  # type: ignore[assignment]
+    approvers: list[str] | None = Field(default=None, max_length=50, description=(
+        "Adoption by agreement: name the people who must approve this version. It is then"
+        " proposed, not in force, until `quorum` of them approve"
+        " (POST /v1/schemes/{scheme_id}/versions/{version}/approve). Left out: the version is"
+        " in force at once."))
+    quorum: int | None = Field(default=None, ge=1, le=50, description=(
+        "How many of the approvers must approve; all of them when left out."))
 
 
 class CycleIn(Body):
@@ -133,6 +140,12 @@ class CycleOut(BaseModel):
     missing_at_close: list[MissingOut] = []
     evaluations_submitted: int
     warnings: list[dict[str, Any]] = []
+    goals_unacknowledged: list[str] = Field(default=[], description=(
+        "Open cycle: agents who have not acknowledged the targets issued to them."))
+    goals_disputed: list[str] = Field(default=[], description=(
+        "Open cycle: agents whose dispute of their targets awaits a manager."))
+    interviews_missing: list[str] = Field(default=[], description=(
+        "Published cycle: evaluated agents whose feedback interview was not held yet."))
 
 
 class EvaluationIn(Body):
@@ -384,3 +397,396 @@ class PayrollOut(BaseModel):
     lines: list[PayrollLineOut]
     totals: list[PayrollTotalOut]
     net_by_currency: dict[str, float]
+
+
+# --- schemes: adoption by agreement ----------------------------------------------------------
+
+
+class ApprovalOut(BaseModel):
+    """One approver's agreement to a proposed version."""
+
+    approver_id: str
+    approved_at: datetime
+    comment: str | None
+
+
+class SchemeVersionOut(Scheme):
+    """A version of a scheme (as GET returns it) and how it came into force, or why not."""
+
+    status: Literal["proposed", "adopted", "superseded"] = Field(description=(
+        "adopted: in force (cycles open with the newest adopted version); proposed: awaiting"
+        " approvals; superseded: a newer version came into force first"))
+    proposed_by: str | None
+    proposed_at: datetime | None
+    approvers: list[str]
+    quorum: int
+    approvals: list[ApprovalOut]
+    adopted_at: datetime | None
+
+
+class SchemeVersionList(BaseModel):
+    """Every version of a scheme, newest first."""
+
+    scheme_id: str
+    in_force: int | None
+    items: list[SchemeVersionOut]
+
+
+class ApproveIn(Body):
+    """POST /v1/schemes/{scheme_id}/versions/{version}/approve."""
+
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+# --- goals ----------------------------------------------------------------------------------
+
+
+class TargetOut(BaseModel):
+    """One issued target."""
+
+    kind: Literal["measured", "rated"]
+    direction: str
+    target: float | None
+    floor: float | None
+    weight: float
+    unit: str
+    description: str
+    adjusted: bool
+
+
+class DisputeOut(BaseModel):
+    """An open dispute of an agent's targets."""
+
+    kpis: list[str]
+    comment: str
+    disputed_at: datetime
+
+
+class GoalsOut(BaseModel):
+    """The targets issued to an agent for a cycle, and where they stand."""
+
+    team_id: str
+    period: str
+    agent_id: str
+    position: str | None
+    scheme_id: str
+    scheme_version: int
+    issued_at: datetime
+    status: Literal["pending", "acknowledged", "disputed"]
+    targets: dict[str, TargetOut]
+    acknowledged_at: datetime | None
+    dispute: DisputeOut | None
+    history: list[dict[str, Any]]
+
+
+class GoalsList(BaseModel):
+    """Every current agent's goals for a cycle."""
+
+    team_id: str
+    period: str
+    items: list[GoalsOut]
+
+
+class AcknowledgeIn(Body):
+    """POST .../acknowledge."""
+
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+class DisputeIn(Body):
+    """POST .../goals/{agent_id}/dispute."""
+
+    comment: str = Field(min_length=1, max_length=5000)
+    kpis: list[Annotated[str, Field(max_length=64)]] = Field(
+        default=[], max_length=20, description="The KPIs disputed; all of them when left empty.")
+
+
+class TargetAdjustmentIn(Body):
+    """A new target or floor (or both) for one KPI."""
+
+    target: float | None = None
+    floor: float | None = None
+
+
+class ResolveIn(Body):
+    """POST .../goals/{agent_id}/resolve."""
+
+    decision: Literal["adjusted", "kept"]
+    targets: dict[str, TargetAdjustmentIn] = Field(default={}, max_length=20, description=(
+        "For an adjusted decision: the KPIs whose target or floor change for this agent."))
+    reason: str = Field(min_length=1, max_length=5000)
+
+
+# --- training -------------------------------------------------------------------------------
+
+
+class TrainingIn(Body):
+    """PUT /v1/training/{evaluator_id}/{topic}."""
+
+    completed_at: AwareDatetime
+    valid_until: AwareDatetime
+
+
+class TrainingTopicOut(BaseModel):
+    """One topic of an evaluator's training, and whether it is valid now."""
+
+    topic: str
+    title: str
+    status: Literal["valid", "expired", "not_yet_valid", "missing"]
+    completed_at: datetime | None
+    valid_until: datetime | None
+    recorded_by: str | None
+    recorded_at: datetime | None
+
+
+class TrainingOut(BaseModel):
+    """An evaluator's training on each topic."""
+
+    evaluator_id: str
+    topics: list[TrainingTopicOut]
+    history: list[dict[str, Any]]
+
+
+# --- raters ---------------------------------------------------------------------------------
+
+
+class InvitationIn(Body):
+    """POST .../invitations."""
+
+    rater_id: str = Field(min_length=1, max_length=64)
+    rater_role: Literal["peer", "subordinate", "customer", "expert"]
+    agent_ids: list[str] = Field(min_length=1, max_length=500)
+
+
+class InvitationOut(BaseModel):
+    """A rater's invitation: whom they may rate in which role, and whom they rated."""
+
+    rater_id: str
+    rater_role: str
+    agent_ids: list[str]
+    submitted: list[str]
+
+
+class InvitationList(BaseModel):
+    """A cycle's invitations."""
+
+    team_id: str
+    period: str
+    items: list[InvitationOut]
+
+
+class EvaluationList(BaseModel):
+    """A cycle's evaluations (peer raters anonymous to agents)."""
+
+    team_id: str
+    period: str
+    items: list[EvaluationOut]
+
+
+# --- feedback -------------------------------------------------------------------------------
+
+
+class ClassificationItemOut(BaseModel):
+    """One agent's place in the feedback grid."""
+
+    agent_id: str
+    name: str
+    rank: int | None
+    score: float | None
+    band: Literal["top", "middle", "bottom"] | None
+    trend: Literal["improving", "steady", "declining"] | None
+    previous_score: float | None
+    delta: float | None
+    category: str | None
+    focus: str
+
+
+class CategoryOut(BaseModel):
+    """A cell of the grid."""
+
+    band: str
+    trend: str
+    category: str
+    focus: str
+
+
+class ClassificationOut(BaseModel):
+    """A published month's agents classified by result band and trend."""
+
+    team_id: str
+    period: str
+    previous_period: str
+    bands: list[str]
+    trends: list[str]
+    trend_points: float
+    categories: list[CategoryOut]
+    items: list[ClassificationItemOut]
+
+
+class InterviewIn(Body):
+    """POST .../interviews/{agent_id}: when, where, who."""
+
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    place: str = Field(min_length=1, max_length=200)
+    participants: list[Annotated[str, Id]] = Field(default=[], max_length=20, description=(
+        "Ids of the people taking part; the manager and the agent are always included."))
+    manager_id: str | None = Field(default=None, max_length=64, description=(
+        "Who holds the interview (a manager of the team); the caller when left out."))
+
+
+class OutlineIn(Body):
+    """PUT .../interviews/{agent_id}/outline."""
+
+    objective: str = Field(min_length=1, max_length=2000)
+    sub_objectives: list[Annotated[str, Field(max_length=2000)]] = Field(default=[],
+                                                                          max_length=20)
+    questions: list[Annotated[str, Field(max_length=2000)]] = Field(
+        min_length=1, max_length=50, description="The questions, in the order to ask them.")
+
+
+class AgreedActionIn(Body):
+    """One action agreed in the interview."""
+
+    action: str = Field(min_length=1, max_length=2000)
+    due_date: Annotated[date, BeforeValidator(_date_text)] | None = None
+
+
+class InterviewRecordIn(Body):
+    """PUT .../interviews/{agent_id}/record: the seed's four questions and what was agreed."""
+
+    expectations: str = Field(min_length=1, max_length=10000,
+                              description="What should the person do?")
+    achievements: str = Field(min_length=1, max_length=10000,
+                              description="What did they do?")
+    reasons: str = Field(min_length=1, max_length=10000, description="Why this result?")
+    improvements: str = Field(min_length=1, max_length=10000,
+                              description="What to improve, and in which direction?")
+    agreed_actions: list[AgreedActionIn] = Field(min_length=1, max_length=50)
+    next_cycle_plan: str = Field(min_length=1, max_length=10000)
+    notes: str | None = Field(default=None, max_length=10000)
+
+
+class InterviewOut(BaseModel):
+    """A feedback interview: plan, outline, record and the agent's acknowledgement."""
+
+    interview_id: str
+    team_id: str
+    period: str
+    agent_id: str
+    status: Literal["scheduled", "recorded", "acknowledged"]
+    manager_id: str
+    starts_at: datetime
+    ends_at: datetime
+    place: str
+    participants: list[str]
+    revision: int
+    scheduled_at: datetime
+    outline: dict[str, Any] | None
+    record: dict[str, Any] | None
+    acknowledgement: dict[str, Any] | None
+
+
+class InterviewRowOut(BaseModel):
+    """An interview as the list shows it."""
+
+    agent_id: str
+    manager_id: str
+    starts_at: datetime
+    ends_at: datetime
+    place: str
+    participants: list[str]
+    status: str
+    outline: bool
+    recorded_at: datetime | None
+    acknowledged_at: datetime | None
+
+
+class MissingInterviewOut(BaseModel):
+    """An evaluated agent whose interview was not held yet."""
+
+    agent_id: str
+    status: Literal["unscheduled", "scheduled"]
+    starts_at: datetime | None
+
+
+class InterviewList(BaseModel):
+    """A published month's interviews, and the agents still without one held."""
+
+    team_id: str
+    period: str
+    items: list[InterviewRowOut]
+    missing: list[MissingInterviewOut]
+
+
+# --- monitoring and calibration -------------------------------------------------------------
+
+
+class OverviewCycleOut(BaseModel):
+    """One month of a team, its status and what drifts from the plan."""
+
+    period: str
+    status: Literal["open", "closed", "published"]
+    scheme_id: str
+    scheme_version: int
+    deadline: datetime
+    opened_at: datetime
+    closed_at: datetime | None
+    published_at: datetime | None
+    evaluations_submitted: int
+    goals_unacknowledged: list[str]
+    goals_disputed: list[str]
+    interviews_missing: list[str]
+    warnings: list[dict[str, Any]]
+
+
+class OverviewOut(BaseModel):
+    """A team's latest months, newest first."""
+
+    team_id: str
+    name: str
+    cycles: list[OverviewCycleOut]
+
+
+class CalibrationStatsOut(BaseModel):
+    """Count, mean, spread and range of evaluation levels (0..100)."""
+
+    count: int
+    mean: float | None
+    stddev: float | None
+    min: float | None
+    max: float | None
+
+
+class RaterCalibrationOut(CalibrationStatsOut):
+    """One rater's levels against the other raters' (the baseline)."""
+
+    rater_id: str
+    rater_role: str
+    baseline: float | None
+    deviation: float | None
+    flag: Literal["lenient", "strict"] | None
+    reason: str
+
+
+class GapOut(BaseModel):
+    """An agent's self-evaluation level against the manager's."""
+
+    agent_id: str
+    self: float | None
+    manager: float | None
+    gap: float | None
+    flag: bool
+
+
+class CalibrationOut(BaseModel):
+    """Rater calibration of a team's month."""
+
+    team_id: str
+    period: str
+    status: str
+    team: CalibrationStatsOut
+    raters: list[RaterCalibrationOut]
+    self_vs_manager: list[GapOut]
+    mean_gap: float | None
+    thresholds: dict[str, float]

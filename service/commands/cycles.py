@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from service.commands import schemes
 from service.commands.base import Caller, execute, load
 from service.commands.directory import find_agent, get_team
+from service.commands.training import find_training
 from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain.directory import Team
@@ -100,13 +101,16 @@ async def evaluate(ctx: ServiceContext, caller: Caller, cmd: Evaluate) -> c.Eval
     scheme = await pinned_scheme(ctx, cmd.team_id, cmd.period)
     agent = await find_agent(ctx, cmd.agent_id)
     in_team = agent is not None and agent.team_id == cmd.team_id
+    # Only roles that need training pay for reading the rater's records.
+    trained = (await find_training(ctx, cmd.rater_id)).records if (
+        cmd.rater_role in scheme.requires_training) else None
     now = ctx.clock()
     state, _ = await execute(
         ctx, caller, c.cycle_stream(cmd.team_id, cmd.period), c.evolve,
         lambda current: c.decide_evaluate(
             current, scheme, agent_id=cmd.agent_id, rater_role=cmd.rater_role,
             rater_id=cmd.rater_id, scores=cmd.scores, comment=cmd.comment,
-            agent_in_team=in_team, now=now,
+            agent_in_team=in_team, now=now, rater_training=trained,
         ),
         fold=c.evolve_all,
     )

@@ -61,51 +61,57 @@ async def settle(
     seen: set[tuple[str, str]] = set()
     checked: list[tuple[int, str, m.Sample]] = []
     refused: list[tuple[int, str, m.Sample, m.Rejection]] = []
+    check = m.check
     for index, (source, sample) in enumerate(items):
-        key = (source, sample.id)
+        key = (source, sample["id"])
         if key in seen:
             outcome.duplicates += 1  # the same id twice in one batch: the first one counts
             continue
         seen.add(key)
-        problem = m.check(sample, now)
+        problem = check(sample, now)
         if problem is None:
             checked.append((index, source, sample))
         else:
             refused.append((index, source, sample, problem))
 
-    # The read model answers when it has every committed directory change (a transfer a
-    # moment ago must move the next samples); otherwise the agents' streams answer.
-    fresh = bool(await conn.fetchval(store.DIRECTORY_FRESH)) if checked else True
-    found = await store.directory(conn, {s.agent_id for _, _, s in checked}, read_model=fresh)
-    placed: list[tuple[int, str, m.Placed]] = []
+    found = await store.directory(conn, {s["agent_id"] for _, _, s in checked})
+    agents, zones, place = found.agents, found.zones, m.place
+    # (source, sample id, agent, team, period, metric, value, occurred_at): a stored row.
+    rows: list[tuple[str, str, str, str, str, str, float, datetime]] = []
+    indexes: list[int] = []
     for index, source, sample in checked:
-        where = m.place(sample, found.agents.get(sample.agent_id), found.zones)
+        where = place(sample, agents.get(sample["agent_id"]), zones)
         if isinstance(where, m.Rejection):
             refused.append((index, source, sample, where))
-        else:
-            placed.append((index, source, where))
+            continue
+        rows.append((source, sample["id"], sample["agent_id"], where[0], where[1],
+                     sample["metric"], sample["value"], sample["occurred_at"]))
+        indexes.append(index)
 
-    statuses = await store.lock_cycles(conn, {(p.team_id, p.period) for _, _, p in placed})
-    usable: list[tuple[str, m.Placed]] = []
-    for index, source, p in placed:
-        closed = m.late(p, statuses.get((p.team_id, p.period))) if statuses else None
-        if closed is None:
-            usable.append((source, p))
-        else:
-            refused.append((index, source, p.sample, closed))
+    statuses = await store.lock_cycles(conn, {(r[3], r[4]) for r in rows})
+    if statuses:
+        kept_rows = []
+        for index, row in zip(indexes, rows, strict=True):
+            closed = m.late(row[3], row[4], statuses.get((row[3], row[4])))
+            if closed is None:
+                kept_rows.append(row)
+            else:
+                refused.append((index, row[0], items[index][1], closed))
+        rows = kept_rows
 
-    outcome.accepted = await store.insert(conn, usable, now)
-    outcome.duplicates += len(usable) - outcome.accepted
-    outcome.stored_keys = [(source, p.sample.id) for source, p in usable]
+    outcome.accepted = await store.insert(conn, rows, now)
+    outcome.duplicates += len(rows) - outcome.accepted
+    if not keep_rejected:  # a replay marks what is stored now; ingestion has no need
+        outcome.stored_keys = [(r[0], r[1]) for r in rows]
 
-    already = await store.stored(conn, [(source, s.id) for _, source, s, _ in refused])
+    already = await store.stored(conn, [(source, s["id"]) for _, source, s, _ in refused])
     kept: list[tuple[str, m.Sample, m.Rejection]] = []
     for index, source, sample, why in sorted(refused, key=lambda r: r[0]):
-        if (source, sample.id) in already:
+        if (source, sample["id"]) in already:
             outcome.duplicates += 1
-            outcome.stored_keys.append((source, sample.id))
+            outcome.stored_keys.append((source, sample["id"]))
             continue
-        outcome.rejected.append(Rejected(index, sample.id, why.reason, why.detail, source))
+        outcome.rejected.append(Rejected(index, sample["id"], why.reason, why.detail, source))
         kept.append((source, sample, why))
     if keep_rejected:
         await store.quarantine(conn, kept, now)

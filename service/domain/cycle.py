@@ -14,12 +14,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from service.domain.errors import Conflict, DomainError, FieldError, NotFound
+from service.domain import goals as g
+from service.domain import invitations as inv
+from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
 from service.domain.events import DomainEvent, event, upcaster
 from service.domain.ranking import RankEntry, rank
 from service.domain.results import ResultDecision, decide_results
 from service.domain.scheme import ResultsPolicy, Scheme, check_evaluation
 from service.domain.scoring import AgentScore, score_agent
+from service.domain.training import TrainingRecorded, missing_topics
 
 CycleStatus = Literal["open", "closed", "published"]
 MissingPolicy = Literal["zero", "renormalize"]
@@ -60,6 +63,9 @@ class EvaluationSubmitted(DomainEvent):
     comment: str | None = None
     revision: int
     submitted_at: datetime
+    #: The rater's training, required by the scheme for this role, was valid at submission.
+    #: False on evaluations of roles that need none, and on those recorded before the check.
+    training_on_record: bool = False
 
 
 class MissingEvaluation(BaseModel):
@@ -154,6 +160,10 @@ class Cycle:
     closed: CycleClosed | None = None
     published_at: datetime | None = None
     publications: int = 0
+    #: What each agent did with their issued targets (``service.domain.goals``).
+    goals: Mapping[str, g.GoalRecord] = field(default_factory=dict)
+    #: (rater_id, rater_role) -> the agents the rater was invited to rate in that role.
+    invitations: inv.Invitations = field(default_factory=dict)
     version: int = 0
 
 
@@ -175,6 +185,11 @@ def evolve(state: Cycle | None, e: DomainEvent) -> Cycle | None:
                        publications=e.publication)
     if isinstance(e, CycleReopened):
         return replace(state, status="open", closed=None)
+    if isinstance(e, g.GOAL_EVENTS):
+        record = g.evolve_goal(state.goals.get(e.agent_id), e)
+        return replace(state, goals={**state.goals, e.agent_id: record})
+    if isinstance(e, inv.RaterInvited):
+        return replace(state, invitations=inv.invite(state.invitations, e))
     return state
 
 
@@ -231,21 +246,45 @@ def decide_evaluate(
     comment: str | None,
     agent_in_team: bool,
     now: datetime,
+    rater_training: Mapping[str, TrainingRecorded] | None = None,
 ) -> list[DomainEvent]:
-    """Record an evaluation (or a revision of the same rater's) while the cycle is open."""
+    """Record an evaluation (or a revision of the same rater's) while the cycle is open.
+
+    Peers, subordinates, customers and experts rate only the agents they were invited to rate
+    in that role (403 otherwise). A role the scheme requires training for is refused (422,
+    naming each missing topic) unless ``rater_training`` has every topic valid at ``now``.
+    """
     cycle = require_open(state, "evaluate")
     if not agent_in_team:
         raise DomainError(
             f"agent {agent_id} is not in team {cycle.team_id}",
             [FieldError("agent_id", "not a current member of this team")],
         )
+    if inv.needs_invitation(rater_role) and not inv.is_invited(
+        cycle.invitations, rater_id, rater_role, agent_id
+    ):
+        raise Forbidden(f"{rater_id} was not invited to rate {agent_id} as {rater_role} in"
+                        f" {cycle.team_id}/{cycle.period}")
     problems = check_evaluation(scheme, rater_role, scores, override_reason=comment)
     if problems:
         raise DomainError("invalid evaluation", problems)
+    trained = False
+    if rater_role in scheme.requires_training:
+        untrained = missing_topics(rater_training or {}, scheme.training_topics, now)
+        if untrained:
+            raise DomainError(
+                f"evaluator {rater_id} lacks the training scheme {scheme.scheme_id} requires"
+                f" of a {rater_role} rater: "
+                + ", ".join(p.field.removeprefix("training.") for p in untrained),
+                untrained,
+                missing_training=[p.field.removeprefix("training.") for p in untrained],
+            )
+        trained = True
     previous = cycle.evaluations.get((agent_id, rater_role, rater_id))
     return [EvaluationSubmitted(
         agent_id=agent_id, rater_role=rater_role, rater_id=rater_id, scores=dict(scores),
         comment=comment, revision=(previous.revision + 1) if previous else 1, submitted_at=now,
+        training_on_record=trained,
     )]
 
 
@@ -286,6 +325,30 @@ def evaluations_by_agent(cycle: Cycle) -> dict[str, list[EvaluationSubmitted]]:
     return grouped
 
 
+def invited_missing(cycle: Cycle, roster: Sequence[RosterEntry]) -> list[dict[str, str]]:
+    """List the invited ratings of current agents not yet submitted."""
+    members = {a.agent_id for a in roster}
+    return [
+        {"rater_id": rater_id, "rater_role": role, "agent_id": agent_id}
+        for (rater_id, role), agents in sorted(cycle.invitations.items())
+        for agent_id in sorted(agents)
+        if agent_id in members and (agent_id, role, rater_id) not in cycle.evaluations
+    ]
+
+
+def trained_roles_of(scheme: Scheme, evaluations: Sequence[EvaluationSubmitted]) -> frozenset[str]:
+    """Return the roles needing training whose every evaluation had it on record."""
+    return frozenset(
+        role for role in scheme.requires_training
+        if all(e.training_on_record for e in evaluations if e.rater_role == role)
+    )
+
+
+def optional_roles(scheme: Scheme) -> frozenset[str]:
+    """Return the roles an agent may go without: the invited ones (not self or manager)."""
+    return frozenset(r.role for r in scheme.roles if r.role not in EXPECTED_ROLES)
+
+
 def ratings_of(evaluations: Sequence[EvaluationSubmitted]
                ) -> tuple[dict[str, dict[str, float]], tuple[float, str] | None]:
     """Return one agent's ratings per role and the manager's work_performance override.
@@ -321,13 +384,30 @@ def score_roster(
     missing_policy: MissingPolicy | None,
     trained_roles: frozenset[str] = frozenset(),
 ) -> tuple[list[FrozenResult], list[RankEntry]]:
-    """Score every agent of the roster and rank those with a composite."""
+    """Score every agent of the roster and rank those with a composite.
+
+    Each agent is scored with the targets issued to them (a resolved dispute may have adjusted
+    them); invited roles nobody rated drop out. ``trained_roles`` adds roles counted as
+    trained whatever their evaluations recorded.
+    """
     scored: dict[str, tuple[RosterEntry, AgentScore]] = {}
     grouped = evaluations_by_agent(cycle)
+    optional = optional_roles(scheme)
     for agent in roster:
-        ratings, override = ratings_of(grouped.get(agent.agent_id, []))
-        score = score_agent(scheme, agent.position, agent.kpis, ratings, override=override,
-                            missing_roles_policy=missing_policy, trained_roles=trained_roles)
+        evaluations = grouped.get(agent.agent_id, [])
+        ratings, override = ratings_of(evaluations)
+        record = cycle.goals.get(agent.agent_id)
+        adjustments = record.adjustments if record is not None else {}
+        agent_scheme = g.scheme_for_agent(scheme, agent.position, adjustments)
+        score = score_agent(
+            agent_scheme, agent.position, agent.kpis, ratings, override=override,
+            missing_roles_policy=missing_policy, optional_roles=optional,
+            trained_roles=trained_roles | trained_roles_of(scheme, evaluations),
+        )
+        if adjustments:
+            note = ("targets adjusted for this agent after a dispute: "
+                    + ", ".join(sorted(adjustments)))
+            score = score.model_copy(update={"notes": (*score.notes, note)})
         scored[agent.agent_id] = (agent, score)
     entries = rank({a: s.composite for a, (_, s) in scored.items() if s.composite is not None})
     by_agent = {e.agent_id: e for e in entries}

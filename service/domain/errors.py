@@ -37,3 +37,10 @@ class Conflict(DomainError):
 
     status = 409
     kind = "state-conflict"
+
+
+class Forbidden(DomainError):
+    """The caller may use the route, but not on this data (an uninvited rater, a non-approver)."""
+
+    status = 403
+    kind = "out-of-scope"

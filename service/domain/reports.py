@@ -79,7 +79,9 @@ def scorecard_document(
             "value": result.kpis.get(name) if kpi.kind == "measured" else (
                 detail.value if detail else None),
             "kind": kpi.kind, "unit": kpi.unit, "direction": kpi.direction,
-            "target": kpi.target, "floor": kpi.floor, "weight": kpi.weight,
+            # The targets the agent was scored against (a resolved dispute may adjust them).
+            "target": detail.target if detail else kpi.target,
+            "floor": detail.floor if detail else kpi.floor, "weight": kpi.weight,
             "effective_weight": detail.effective_weight if detail else None,
             "attainment": detail.attainment if detail else None,
             "dropped": detail.dropped if detail else True,

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.domain.kpis import KPI_DIRECTIONS, KPI_NAMES, MEASURED_KPIS, RATED_KPIS, Direction
 from service.domain.problems import Problem
+from service.domain.training import TOPICS
 
 RATER_ROLES: tuple[str, ...] = ("self", "manager", "peer", "subordinate", "customer", "expert")
 
@@ -92,6 +93,9 @@ class Scheme(_Frozen):
     position_overrides: dict[str, dict[str, KpiOverride]] = Field(default_factory=dict)
     results: ResultsPolicy = Field(default_factory=ResultsPolicy)
     requires_training: tuple[str, ...] = ()
+    #: The training topics (``service.domain.training.TOPICS``) that a rater of a role in
+    #: ``requires_training`` must have valid when submitting an evaluation.
+    training_topics: tuple[str, ...] = TOPICS
 
     def role(self, role: str) -> RaterRole | None:
         """Return the rater role named ``role``, or None if the scheme has none."""
@@ -248,6 +252,11 @@ def _role_problems(scheme: Scheme) -> list[Problem]:
     for i, role in enumerate(scheme.requires_training):
         if role not in RATER_ROLES:
             problems.append(Problem(f"requires_training[{i}]", f"unknown role {role!r}"))
+    for i, topic in enumerate(scheme.training_topics):
+        if topic not in TOPICS:
+            problems.append(
+                Problem(f"training_topics[{i}]", f"unknown topic; one of {list(TOPICS)}")
+            )
     return problems
 
 

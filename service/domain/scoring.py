@@ -21,7 +21,7 @@ from service.domain.scheme import Criterion, KpiDef, RaterRole, Scheme
 FORMULA_VERSION = "csperf-scoring/1"
 
 MissingRolesPolicy = Literal["zero", "renormalize"]
-RoleStatus = Literal["scored", "missing", "missing_scored_zero", "missing_dropped"]
+RoleStatus = Literal["scored", "missing", "missing_scored_zero", "missing_dropped", "unrated"]
 
 
 class _Frozen(BaseModel):
@@ -249,6 +249,7 @@ def score_agent(
     override: tuple[float, str] | None = None,
     missing_roles_policy: MissingRolesPolicy | None = None,
     trained_roles: Set[str] = frozenset(),
+    optional_roles: Set[str] = frozenset(),
 ) -> AgentScore:
     """Score one agent: KPI attainment, each role's criteria, and the composite, explained.
 
@@ -256,6 +257,9 @@ def score_agent(
     KPIs. ``override`` is the manager's work_performance (0..scale_max) and its written reason.
     ``missing_roles_policy`` None leaves the composite None while an evaluation is missing.
     ``trained_roles`` are the roles of ``scheme.requires_training`` whose raters are trained.
+    ``optional_roles`` are roles an agent need not be rated by (invited raters: peers,
+    customers...): without a counted rating such a role is ``unrated`` and drops out, the other
+    role weights re-normalised, instead of leaving the composite missing.
     """
     if override is not None and not override[1].strip():
         raise ValueError("an override of work_performance needs a written reason")
@@ -284,8 +288,10 @@ def score_agent(
             scores[rater_role.role] = _role_score(
                 scheme, rater_role, ratings, work_performance, notes
             )
-    missing = tuple(role for role, (score, _) in scores.items() if score is None)
-    composite, roles = _combine(scheme, scores, missing, missing_roles_policy, notes)
+    absent = [role for role, (score, _) in scores.items() if score is None]
+    missing = tuple(role for role in absent if role not in optional_roles)
+    unrated = tuple(role for role in absent if role in optional_roles)
+    composite, roles = _combine(scheme, scores, missing, missing_roles_policy, notes, unrated)
     return AgentScore(
         scheme_id=scheme.scheme_id,
         scheme_version=scheme.version,
@@ -305,14 +311,25 @@ def _combine(
     missing: Sequence[str],
     policy: MissingRolesPolicy | None,
     notes: list[str],
+    unrated: Sequence[str] = (),
 ) -> tuple[float | None, dict[str, RoleScore]]:
     weights = {r.role: r.weight for r in scheme.roles if r.role in scores}
-    present_total = math.fsum(w for role, w in weights.items() if role not in missing)
+    present_total = math.fsum(
+        w for role, w in weights.items() if role not in missing and role not in unrated
+    )
+    # Roles whose weight goes to the others: optional roles nobody rated, and missing ones
+    # when the policy re-normalises.
+    dropped = set(unrated) | (set(missing) if policy == "renormalize" else set())
+    kept_total = math.fsum(w for role, w in weights.items() if role not in dropped)
     roles: dict[str, RoleScore] = {}
     for role, (score, criteria) in scores.items():
         status: RoleStatus = "scored"
         effective = weights[role]
-        if role in missing:
+        if role in unrated:
+            status, effective = "unrated", 0.0
+            notes.append(f"{role}: no counted rating; the role drops out and the other role"
+                         " weights are re-normalised")
+        elif role in missing:
             if policy is None:
                 status = "missing"
                 notes.append(f"{role} evaluation missing; the composite is provisional")
@@ -322,8 +339,8 @@ def _combine(
             else:
                 status, effective = "missing_dropped", 0.0
                 notes.append(f"{role} evaluation missing; remaining role weights re-normalised")
-        elif policy == "renormalize" and missing:
-            effective = weights[role] / present_total
+        if dropped and role not in dropped and kept_total > 0:
+            effective = weights[role] / kept_total
         roles[role] = RoleScore(
             weight=weights[role],
             effective_weight=effective,

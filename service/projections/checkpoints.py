@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from service.projections.base import Projection, Tables
+from service.store import reporting
 from service.store.event_store import Cursor
 
 
@@ -148,6 +149,10 @@ async def swap(
 
 
 async def _point_views(conn: asyncpg.Connection, tables: Tables) -> None:
+    # Taken first by every view change (here and in ensure_reporting), so two projections'
+    # swaps and the reporting views over them never wait on each other in opposite orders.
+    await reporting.lock(conn)
+    fresh = False
     for logical, physical in tables.items():
         exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", logical)
         if exists:
@@ -158,7 +163,12 @@ async def _point_views(conn: asyncpg.Connection, tables: Tables) -> None:
                     )
                 continue
             except asyncpg.PostgresError:
-                # The columns changed shape: views over this one must be recreated by
-                # their owner (the reporting schema is rebuilt on start-up).
+                # The columns changed shape: the reporting views over this one go with it
+                # and are made again below.
                 await conn.execute(f"DROP VIEW {logical} CASCADE")
         await conn.execute(f"CREATE VIEW {logical} AS SELECT * FROM {physical}")
+        fresh = fresh or logical in reporting.relations_used()
+    if fresh:
+        # A new read model, or one whose view was dropped with the reporting views over it:
+        # (re)make those in this same transaction, so BI tools never see them missing.
+        await reporting.ensure_reporting(conn)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from service.projections.base import Projection
+from service.projections.cycle_process import CycleProcess
 from service.projections.cycle_results import CycleResults
 from service.projections.directory import Directory
 from service.projections.metric_totals import MetricTotals
@@ -12,7 +13,8 @@ from service.projections.stream_index import StreamIndex
 
 def all_projections() -> list[Projection]:
     """Return a fresh instance of each projection."""
-    return [StreamIndex(), Directory(), CycleResults(), MetricTotals(), Sanctions()]
+    return [StreamIndex(), Directory(), CycleResults(), MetricTotals(), Sanctions(),
+            CycleProcess()]
 
 
 def by_name(name: str) -> Projection:

@@ -80,6 +80,9 @@ class Database:
                             init=_init_connection,
                             command_timeout=60,
                             timeout=5,
+                            # Give idle connections back soon: a burst must not pin a
+                            # server's connection slots for minutes.
+                            max_inactive_connection_lifetime=30,
                         )
                     except UNAVAILABLE_ERRORS as exc:
                         raise DatabaseUnavailable(str(type(exc).__name__)) from exc

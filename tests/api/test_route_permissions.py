@@ -2,7 +2,9 @@
 
 A route without a rule fails ``test_every_route_declares_a_rule``; each route with an
 ``allow()`` rule is then checked for 401 without a credential and with bad or expired ones,
-403 for each role its rule refuses, and neither for each role it admits.
+403 for each role its rule refuses, and neither for each role it admits. The pages under /ui
+(``ui_allow()``, the same rule reading a session cookie) are checked the same way, except
+that no credential is a redirect to the sign-in page and a refusal is a page, not JSON.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from fastapi import FastAPI
 from service.api.auth import Allow, Public, endpoints
 from service.domain.principal import ROLES
 from service.main import create_app
+from service.ui.session import CSRF_COOKIE, CSRF_FIELD, SESSION_COOKIE, UiAllow
 from tests import conftest
 from tests.conftest import bearer, make_token
 
 #: Routes anyone may call: the probes a load balancer and an orchestrator use.
 PUBLIC_PATHS = {("GET", "/healthz"), ("GET", "/readyz")}
+#: The pages' own public routes: signing in and out, the stylesheet.
+UI_PUBLIC_PATHS = {("GET", "/ui/signin"), ("POST", "/ui/signin"), ("POST", "/ui/signout"),
+                   ("GET", "/ui/static/{name}")}
 #: FastAPI's own pages and schema (not APIRoutes, so they carry no rule of ours).
 FRAMEWORK_PATHS = {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
 #: The only route an ingest credential may use.
@@ -33,7 +39,9 @@ BODY_METHODS = {"POST", "PUT", "PATCH"}
 # Built without starting: the routes are what the app under test serves.
 APP = create_app(conftest.test_settings())
 ENDPOINTS = endpoints(APP)
-PROTECTED = [(e.method, e.path) for e in ENDPOINTS if isinstance(e.rule, Allow)]
+PROTECTED = [(e.method, e.path) for e in ENDPOINTS
+             if isinstance(e.rule, Allow) and not isinstance(e.rule, UiAllow)]
+PAGES = [(e.method, e.path) for e in ENDPOINTS if isinstance(e.rule, UiAllow)]
 
 
 def rule_of(app: FastAPI, method: str, path: str) -> Allow | Public | None:
@@ -46,6 +54,8 @@ def rule_of(app: FastAPI, method: str, path: str) -> Allow | Public | None:
 
 def test_the_app_has_routes_to_check() -> None:
     assert ("GET", "/metrics") in PROTECTED and ("POST", "/v1/keys") in PROTECTED
+    assert ("GET", "/ui/teams/{team_id}") in PAGES
+    assert ("POST", "/ui/teams/{team_id}/months/{period}/publish") in PAGES
 
 
 def test_every_route_declares_a_rule() -> None:
@@ -59,7 +69,7 @@ def test_every_route_declares_a_rule() -> None:
 
 def test_only_the_probes_are_public() -> None:
     public = {(e.method, e.path) for e in ENDPOINTS if isinstance(e.rule, Public)}
-    assert public == PUBLIC_PATHS
+    assert public == PUBLIC_PATHS | UI_PUBLIC_PATHS
 
 
 def test_ingest_only_pushes_metrics() -> None:
@@ -158,3 +168,57 @@ async def test_public_routes_need_no_credential(
 @pytest.mark.parametrize("path", ["/openapi.json", "/docs"])
 async def test_framework_pages_are_public(client: httpx.AsyncClient, path: str) -> None:
     assert (await client.get(path)).status_code == 200
+
+
+def _page_refusal(response: httpx.Response) -> bool:
+    return response.status_code == 403 and 'data-problem="forbidden"' in response.text
+
+
+def _to_signin(response: httpx.Response) -> bool:
+    return response.status_code == 303 and response.headers["location"].startswith("/ui/signin")
+
+
+async def call_page(
+    client: httpx.AsyncClient, method: str, path: str, credential: str | None
+) -> httpx.Response:
+    cookies = {CSRF_COOKIE: "perm-csrf-token"}
+    if credential is not None:
+        cookies[SESSION_COOKIE] = credential
+    headers = {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+    if method in BODY_METHODS:
+        return await client.request(method, path, headers=headers,
+                                    data={CSRF_FIELD: "perm-csrf-token"})
+    return await client.request(method, path, headers=headers)
+
+
+@pytest.mark.parametrize(("method", "path"), PAGES, ids=[f"{m} {p}" for m, p in PAGES])
+async def test_page_permissions(
+    client: httpx.AsyncClient, app_client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    rule = rule_of(app_client.app, method, path)  # type: ignore[attr-defined]
+    assert isinstance(rule, UiAllow)
+    dummy = f"perm-{uuid.uuid4().hex[:8]}"
+    url = concrete(path, dummy)
+
+    refusals = {
+        "no credential": None,
+        "garbage": "garbage",
+        "unknown key": "csk_perm0000_notarealsecretnotarealsecret",
+        "forged token": make_token("admin", secret="wrong-secret-0123456789abcdefghij"),
+        "expired token": make_token("admin", expires_in=-120),
+    }
+    for label, credential in refusals.items():
+        response = await call_page(client, method, url, credential)
+        assert _to_signin(response), f"{label}: {response.status_code} {response.text[:200]}"
+        if credential is not None and method == "GET":
+            assert f"{SESSION_COOKIE}=" in response.headers.get("set-cookie", ""), label
+
+    allowed = expected_roles(rule, method)
+    for role in ROLES:
+        response = await call_page(client, method, url, token_for(role, dummy))
+        if role in allowed:
+            assert not _to_signin(response), f"{role}: {response.text[:200]}"
+            assert not _page_refusal(response), f"{role} was refused: {response.text[:300]}"
+            assert response.status_code < 500, f"{role}: {response.status_code}"
+        else:
+            assert _page_refusal(response), f"{role}: {response.status_code} {response.text[:200]}"

@@ -75,7 +75,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_write(
         await asyncio.to_thread(service.start)
         async with httpx.AsyncClient(base_url=service.base_url, timeout=10) as client:
             events = (await client.get(f"/v1/streams/cycle:{team}:{PERIOD}/events",
-                                       headers=ADMIN)).json()["items"]
+                                       params={"limit": 1000}, headers=ADMIN)).json()["items"]
             stored = {e["data"]["agent_id"]: e["data"]["scores"]["work_ability"]
                       for e in events if e["type"] == "EvaluationSubmitted"}
             for kind, agent, value in acknowledged:
@@ -86,7 +86,8 @@ async def test_sigkill_under_load_loses_no_acknowledged_write(
                     assert stored.get(agent) == value, f"acknowledged evaluation of {agent} lost"
             # The read models have caught up with everything that was stored...
             listed = {a["agent_id"] for a in (await client.get(
-                f"/v1/teams/{team}/agents", headers=ADMIN)).json()["items"]}
+                f"/v1/teams/{team}/agents", params={"limit": 1000},
+                headers=ADMIN)).json()["items"]}
             assert {a for k, a, _ in acknowledged if k == "agent"} <= listed
 
         # ...and equal a rebuild from zero.

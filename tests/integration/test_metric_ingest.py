@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +22,11 @@ from tests.support.scenario import ADMIN, make_team
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)  # 09:00 in Seoul: inside the month there too
+
+
+def sample(sample_id: str, agent_id: str, metric: str, value: float, at: datetime) -> m.Sample:
+    return m.Sample(id=sample_id, agent_id=agent_id, metric=metric, value=value,
+                    occurred_at=at)
 
 
 def context(client: httpx.AsyncClient) -> ServiceContext:
@@ -71,10 +78,10 @@ async def test_quarantine_then_register_then_replay(
     source = f"src-{uid}"
     newcomer = f"new-{uid}"
     samples = [
-        m.Sample(f"{uid}-1", team.agents[0], "orders", 2, NOW - timedelta(hours=1)),
-        m.Sample(f"{uid}-2", newcomer, "orders", 3, NOW - timedelta(hours=1)),
-        m.Sample(f"{uid}-3", newcomer, "paid_orders", 1, NOW - timedelta(hours=1)),
-        m.Sample(f"{uid}-4", newcomer, "likes", 1, NOW - timedelta(hours=1)),
+        sample(f"{uid}-1", team.agents[0], "orders", 2, NOW - timedelta(hours=1)),
+        sample(f"{uid}-2", newcomer, "orders", 3, NOW - timedelta(hours=1)),
+        sample(f"{uid}-3", newcomer, "paid_orders", 1, NOW - timedelta(hours=1)),
+        sample(f"{uid}-4", newcomer, "likes", 1, NOW - timedelta(hours=1)),
     ]
     first = await commands.ingest(ctx, source, samples)
     assert first.accepted == 1
@@ -121,14 +128,14 @@ async def test_a_quarantined_sample_sent_again_once_usable_is_accepted(
     ctx = context(app_client)
     team = await make_team(app_client, uid, 0)
     late_agent = f"late-{uid}"
-    sample = m.Sample(f"{uid}-1", late_agent, "consultations", 4, NOW - timedelta(hours=2))
-    first = await commands.ingest(ctx, f"src-{uid}", [sample])
+    once = sample(f"{uid}-1", late_agent, "consultations", 4, NOW - timedelta(hours=2))
+    first = await commands.ingest(ctx, f"src-{uid}", [once])
     assert [r.reason for r in first.rejected] == [m.UNKNOWN_AGENT]
     await app_client.put(f"/v1/agents/{late_agent}",
                          json={"name": "Late", "team_id": team.team_id}, headers=ADMIN)
     # Sent right after the registration: the directory read model may not show the agent yet,
     # the agent's stream does.
-    second = await commands.ingest(ctx, f"src-{uid}", [sample])
+    second = await commands.ingest(ctx, f"src-{uid}", [once])
     assert (second.accepted, second.rejected) == (1, [])
     async with ctx.db.connection() as conn:
         kept = await store.list_quarantine(
@@ -153,9 +160,9 @@ async def test_transferred_agent_samples_follow_the_team_of_their_time(
     assert response.status_code == 200
     app_clock.set(NOW)
     await commands.ingest(ctx, f"src-{uid}", [
-        m.Sample(f"{uid}-1", agent, "orders", 5, datetime(2026, 11, 12, tzinfo=UTC)),
-        m.Sample(f"{uid}-2", agent, "orders", 7, datetime(2026, 11, 20, tzinfo=UTC)),
-        m.Sample(f"{uid}-3", agent, "paid_orders", 6, datetime(2026, 11, 21, tzinfo=UTC)),
+        sample(f"{uid}-1", agent, "orders", 5, datetime(2026, 11, 12, tzinfo=UTC)),
+        sample(f"{uid}-2", agent, "orders", 7, datetime(2026, 11, 20, tzinfo=UTC)),
+        sample(f"{uid}-3", agent, "paid_orders", 6, datetime(2026, 11, 21, tzinfo=UTC)),
     ])
     assert await stored_totals(ctx.db, first.team_id, "2026-11") == {(agent, "orders"): (5, 1)}
     assert await stored_totals(ctx.db, second.team_id, "2026-11") == {
@@ -204,3 +211,34 @@ async def test_a_rebuilt_read_model_equals_the_live_one(
     assert rebuilt == live
     assert rebuilt_arrivals == live_arrivals
     assert await stored_totals(ctx.db, team.team_id, "2026-11") == expected_totals(samples)
+
+
+async def test_the_command_line_lists_and_replays_the_quarantine(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any, database_url: str
+) -> None:
+    app_clock.set(NOW)
+    ctx = context(app_client)
+    team = await make_team(app_client, uid, 0)
+    newcomer, source = f"cli-{uid}", f"src-{uid}"
+    await commands.ingest(ctx, source, [
+        sample(f"{uid}-1", newcomer, "orders", 2, NOW - timedelta(hours=1))])
+
+    async def csperf(*args: str) -> tuple[int, str, str]:
+        env = {**os.environ, "CSPERF_DATABASE_URL": database_url}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "service", *args, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await process.communicate()
+        assert process.returncode is not None
+        return process.returncode, out.decode(), err.decode()
+
+    code, out, _ = await csperf("metrics", "quarantine", "list", "--source", source)
+    assert code == 0 and f"{uid}-1" in out and "unknown_agent" in out
+    await app_client.put(f"/v1/agents/{newcomer}", json={"name": "C", "team_id": team.team_id},
+                         headers=ADMIN)
+    code, _, err = await csperf("metrics", "replay-quarantine", "--source", source)
+    assert code == 0 and "replayed 1," in err
+    assert await stored_totals(ctx.db, team.team_id, "2026-11") == {(newcomer, "orders"): (2, 1)}
+    code, out, _ = await csperf("metrics", "quarantine", "list", "--source", source,
+                                "--status", "all")
+    assert "\taccepted\t" in out

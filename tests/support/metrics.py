@@ -48,9 +48,9 @@ def expected_totals(samples: Sequence[m.Sample]) -> dict[tuple[str, str], tuple[
     """Return the exact (total, observations) per (agent, metric) of each sample counted once."""
     sums: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     counts: dict[tuple[str, str], int] = defaultdict(int)
-    for s in {s.id: s for s in samples}.values():
-        sums[(s.agent_id, s.metric)] += Decimal(repr(s.value))
-        counts[(s.agent_id, s.metric)] += 1
+    for s in {s["id"]: s for s in samples}.values():
+        sums[(s["agent_id"], s["metric"])] += Decimal(repr(s["value"]))
+        counts[(s["agent_id"], s["metric"])] += 1
     return {k: (sums[k], counts[k]) for k in sums}
 
 
@@ -68,8 +68,7 @@ async def stored_totals(
 
 def as_json(s: m.Sample) -> dict[str, Any]:
     """Return a sample as POST /v1/metrics takes it."""
-    return {"id": s.id, "agent_id": s.agent_id, "metric": s.metric, "value": s.value,
-            "occurred_at": s.occurred_at.isoformat()}
+    return {**s, "occurred_at": s["occurred_at"].isoformat()}
 
 
 async def wait_for(client: httpx.AsyncClient, url: str, headers: dict[str, str],

@@ -1,0 +1,140 @@
+"""Feedback communication after publication: classification grid and interviews."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request, Response
+
+from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
+from service.api.deps import caller, context
+from service.api.problems import Problem
+from service.api.schemas import (
+    AcknowledgeIn,
+    ClassificationOut,
+    InterviewIn,
+    InterviewList,
+    InterviewOut,
+    InterviewRecordIn,
+    OutlineIn,
+)
+from service.commands import cycles
+from service.commands import feedback as commands
+from service.commands.directory import get_team
+from service.context import ServiceContext
+from service.domain import feedback as f
+from service.domain.principal import Principal
+
+router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}", tags=["feedback"])
+Ctx = Annotated[ServiceContext, Depends(context)]
+_ID = r"^[A-Za-z0-9._:-]{1,64}$"
+TeamId = Annotated[str, Path(pattern=_ID)]
+AgentId = Annotated[str, Path(pattern=_ID)]
+INTERVIEW = "/interviews/{agent_id}"
+
+
+@router.get("/feedback/classification", response_model=ClassificationOut)
+async def classification(
+    team_id: TeamId, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any]:
+    """Classify a published month's agents by result band and trend (409 before publication)."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    return await commands.classification(ctx, team_id, period)
+
+
+@router.get("/interviews", response_model=InterviewList)
+async def list_interviews(
+    team_id: TeamId, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any]:
+    """Return the month's interviews and the evaluated agents still without one held."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    cycle = await cycles.get_cycle(ctx, team_id, period)
+    rows = await commands.interview_rows(ctx, team_id, period)
+    return {"team_id": team_id, "period": period, "items": [dict(r) for r in rows],
+            "missing": commands.missing_interviews(cycle, rows)}
+
+
+@router.get(INTERVIEW, response_model=InterviewOut)
+async def get_interview(
+    team_id: TeamId, period: str, agent_id: AgentId, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")],
+) -> dict[str, Any]:
+    """Return an agent's interview: plan, outline, record, acknowledgement."""
+    team = await get_team(ctx, team_id)
+    ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    return await commands.get_interview(ctx, team_id, period, agent_id)
+
+
+@router.post(INTERVIEW, response_model=InterviewOut,
+             responses={201: {"model": InterviewOut, "description": "scheduled"}})
+async def schedule_interview(
+    team_id: TeamId, period: str, agent_id: AgentId, body: InterviewIn, request: Request,
+    response: Response, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any]:
+    """Schedule (201) or move (200) an interview; 409 naming the clash when the manager is
+    already in another interview then."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    manager_id = body.manager_id or principal.subject
+    if principal.role == "manager" and manager_id != principal.subject:
+        raise Problem(403, "a manager schedules their own interviews", kind="out-of-scope")
+    if manager_id not in team.manager_ids:
+        raise Problem(422, f"{manager_id} is not a manager of team {team_id}",
+                      errors=[{"field": "manager_id", "reason": "not a manager of this team"}])
+    document, created = await commands.schedule(ctx, caller(principal, request), f.Schedule(
+        team_id=team_id, period=period, agent_id=agent_id, manager_id=manager_id,
+        starts_at=body.starts_at, ends_at=body.ends_at, place=body.place,
+        participants=body.participants,
+    ))
+    response.status_code = 201 if created else 200
+    return document
+
+
+@router.put(INTERVIEW + "/outline", response_model=InterviewOut)
+async def prepare_outline(
+    team_id: TeamId, period: str, agent_id: AgentId, body: OutlineIn, request: Request,
+    ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any]:
+    """Prepare the interview outline: objective, sub-objectives, questions in order."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    return await commands.outline(
+        ctx, caller(principal, request), team_id, period, agent_id,
+        commands.Outline(body.objective, tuple(body.sub_objectives), tuple(body.questions)),
+        principal.subject,
+    )
+
+
+@router.put(INTERVIEW + "/record", response_model=InterviewOut)
+async def record_interview(
+    team_id: TeamId, period: str, agent_id: AgentId, body: InterviewRecordIn, request: Request,
+    ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any]:
+    """Record the held interview: the four questions, agreed actions, next cycle's plan."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    record = f.Record(
+        expectations=body.expectations, achievements=body.achievements, reasons=body.reasons,
+        improvements=body.improvements, next_cycle_plan=body.next_cycle_plan, notes=body.notes,
+        agreed_actions=[f.AgreedAction(action=a.action, due_date=a.due_date)
+                        for a in body.agreed_actions],
+    )
+    return await commands.record(ctx, caller(principal, request), team_id, period, agent_id,
+                                 record, principal.subject)
+
+
+@router.post(INTERVIEW + "/acknowledge", response_model=InterviewOut)
+async def acknowledge_interview(
+    team_id: TeamId, period: str, agent_id: AgentId, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("agent")], body: AcknowledgeIn | None = None,
+) -> dict[str, Any]:
+    """Acknowledge the record of one's own interview (the agent only)."""
+    await get_team(ctx, team_id)
+    if principal.role != "agent" or principal.subject != agent_id:
+        raise Problem(403, f"only agent {agent_id} can acknowledge their interview",
+                      kind="out-of-scope")
+    return await commands.acknowledge(ctx, caller(principal, request), team_id, period,
+                                      agent_id, principal.subject,
+                                      body.comment if body else None)

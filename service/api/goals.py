@@ -1,0 +1,103 @@
+"""Participatory goals: each agent's issued targets, acknowledged or disputed, disputes resolved.
+
+Acknowledging and disputing are the agent's own acts: nobody else, admins included, can do them
+on the agent's behalf (an acknowledgement by someone else would say nothing about whether the
+agent accepts the targets).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
+from service.api.deps import caller, context
+from service.api.problems import Problem
+from service.api.schemas import (
+    AcknowledgeIn,
+    DisputeIn,
+    GoalsList,
+    GoalsOut,
+    ResolveIn,
+)
+from service.commands import cycles
+from service.commands import goals as commands
+from service.commands.directory import get_team
+from service.context import ServiceContext
+from service.domain.goals import TargetAdjustment
+from service.domain.principal import Principal
+
+router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}/goals", tags=["goals"])
+Ctx = Annotated[ServiceContext, Depends(context)]
+_ID = r"^[A-Za-z0-9._:-]{1,64}$"
+TeamId = Annotated[str, Path(pattern=_ID)]
+AgentId = Annotated[str, Path(pattern=_ID)]
+
+
+def ensure_is_agent(principal: Principal, agent_id: str, what: str) -> None:
+    """Refuse (403) anyone but the agent themself: some acts are personal."""
+    if principal.role != "agent" or principal.subject != agent_id:
+        raise Problem(403, f"only agent {agent_id} can {what}", kind="out-of-scope")
+
+
+@router.get("", response_model=GoalsList)
+async def list_goals(
+    team_id: TeamId, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any]:
+    """Return every current agent's targets and whether they acknowledged them."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    cycle = await cycles.get_cycle(ctx, team_id, period)
+    return {"team_id": team_id, "period": period,
+            "items": await commands.list_goals(ctx, team, cycle)}
+
+
+@router.get("/{agent_id}", response_model=GoalsOut)
+async def get_goals(
+    team_id: TeamId, period: str, agent_id: AgentId, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")],
+) -> dict[str, Any]:
+    """Return the targets issued to an agent (scheme version and position), and their status."""
+    team = await get_team(ctx, team_id)
+    ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    return await commands.get_goals(ctx, team_id, period, agent_id)
+
+
+@router.post("/{agent_id}/acknowledge", response_model=GoalsOut)
+async def acknowledge(
+    team_id: TeamId, period: str, agent_id: AgentId, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("agent")], body: AcknowledgeIn | None = None,
+) -> dict[str, Any]:
+    """Acknowledge one's own targets as issued (the agent only)."""
+    await get_team(ctx, team_id)
+    ensure_is_agent(principal, agent_id, "acknowledge their goals")
+    return await commands.acknowledge(ctx, caller(principal, request), team_id, period,
+                                      agent_id, body.comment if body else None)
+
+
+@router.post("/{agent_id}/dispute", response_model=GoalsOut)
+async def dispute(
+    team_id: TeamId, period: str, agent_id: AgentId, body: DisputeIn, request: Request,
+    ctx: Ctx, principal: Annotated[Principal, allow("agent")],
+) -> dict[str, Any]:
+    """Dispute one's own targets with a comment (the agent only); a manager resolves it."""
+    await get_team(ctx, team_id)
+    ensure_is_agent(principal, agent_id, "dispute their goals")
+    return await commands.dispute(ctx, caller(principal, request), team_id, period, agent_id,
+                                  kpis=body.kpis, comment=body.comment)
+
+
+@router.post("/{agent_id}/resolve", response_model=GoalsOut)
+async def resolve(
+    team_id: TeamId, period: str, agent_id: AgentId, body: ResolveIn, request: Request,
+    ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any]:
+    """Resolve an agent's dispute: adjust targets for this cycle's scoring, or keep them."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    adjustments = {k: TargetAdjustment(target=v.target, floor=v.floor)
+                   for k, v in body.targets.items()}
+    return await commands.resolve(ctx, caller(principal, request), team_id, period, agent_id,
+                                  decision=body.decision, adjustments=adjustments,
+                                  reason=body.reason, resolved_by=principal.subject)

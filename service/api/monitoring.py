@@ -1,0 +1,43 @@
+"""Process monitoring and rater calibration for managers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+
+from service.api.auth import allow, ensure_manager_of
+from service.api.deps import context
+from service.api.schemas import CalibrationOut, OverviewOut
+from service.commands.directory import get_team
+from service.context import ServiceContext
+from service.domain.principal import Principal
+from service.queries import calibration as calibration_query
+from service.queries import monitoring
+
+router = APIRouter(prefix="/v1/teams/{team_id}", tags=["monitoring"])
+Ctx = Annotated[ServiceContext, Depends(context)]
+TeamId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+
+
+@router.get("/overview", response_model=OverviewOut)
+async def overview(
+    team_id: TeamId, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+    months: Annotated[int, Query(ge=1, le=36)] = monitoring.OVERVIEW_MONTHS,
+) -> dict[str, Any]:
+    """Return the team's latest months, newest first: status and what drifts from the plan."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    return await monitoring.team_overview(ctx, team, months)
+
+
+@router.get("/cycles/{period}/calibration", response_model=CalibrationOut)
+async def calibration(
+    team_id: TeamId, period: str, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", reads=False)],
+) -> dict[str, Any]:
+    """Return each rater's mean and spread against the others, flags for raters too lenient
+    or too strict, and the self-vs-manager gap per agent (admins and the team's managers)."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    return await calibration_query.calibration(ctx, team_id, period)

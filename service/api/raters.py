@@ -1,0 +1,82 @@
+"""Multi-rater evaluation: invitations per cycle, and the evaluations of a cycle.
+
+Peer ratings are anonymous toward the evaluatee: an agent sees peers' scores without their ids
+(here and on the scorecard); the team's managers, admins and readers see who rated whom.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
+from service.api.deps import caller, context
+from service.api.schemas import EvaluationList, InvitationIn, InvitationList
+from service.commands import cycles
+from service.commands import goals as commands
+from service.commands.directory import get_team
+from service.context import ServiceContext
+from service.domain.principal import Principal
+from service.domain.reports import evaluation_document
+
+router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}", tags=["raters"])
+Ctx = Annotated[ServiceContext, Depends(context)]
+_ID = r"^[A-Za-z0-9._:-]{1,64}$"
+TeamId = Annotated[str, Path(pattern=_ID)]
+
+
+@router.post("/invitations", response_model=InvitationList)
+async def invite(
+    team_id: TeamId, period: str, body: InvitationIn, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any]:
+    """Invite a peer, subordinate, customer or expert to rate agents of the cycle."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    cycle = await commands.invite(ctx, caller(principal, request), commands.Invite(
+        team_id=team_id, period=period, rater_id=body.rater_id, rater_role=body.rater_role,
+        agent_ids=body.agent_ids, invited_by=principal.subject,
+    ))
+    return {"team_id": team_id, "period": period,
+            "items": commands.invitations_document(cycle, body.rater_id)}
+
+
+@router.get("/invitations", response_model=InvitationList)
+async def list_invitations(
+    team_id: TeamId, period: str, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "rater")],
+) -> dict[str, Any]:
+    """Return the cycle's invitations: all for its managers, a rater's own for a rater."""
+    team = await get_team(ctx, team_id)
+    own = principal.subject if principal.role == "rater" else None
+    if own is None:
+        ensure_manager_of(principal, team.manager_ids)
+    cycle = await cycles.get_cycle(ctx, team_id, period)
+    return {"team_id": team_id, "period": period,
+            "items": commands.invitations_document(cycle, own)}
+
+
+@router.get("/evaluations", response_model=EvaluationList)
+async def list_evaluations(
+    team_id: TeamId, period: str, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")],
+    agent_id: Annotated[str | None, Query(pattern=_ID)] = None,
+) -> dict[str, Any]:
+    """Return the cycle's evaluations: an agent sees their own, with peers anonymous."""
+    team = await get_team(ctx, team_id)
+    if principal.role == "agent":
+        agent_id = agent_id or principal.subject
+    if agent_id is None:
+        ensure_manager_of(principal, team.manager_ids)
+    else:
+        ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    cycle = await cycles.get_cycle(ctx, team_id, period)
+    anonymous = principal.role == "agent"
+    items = [
+        evaluation_document(team_id, period, e,
+                            anonymous=anonymous and e.rater_role == "peer")
+        for (agent, role, rater), e in sorted(cycle.evaluations.items())
+        if agent_id is None or agent == agent_id
+    ]
+    return {"team_id": team_id, "period": period, "items": items}

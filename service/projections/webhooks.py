@@ -1,0 +1,65 @@
+"""webhook_dispatch: turn events into webhook deliveries, exactly once per subscription.
+
+Run by the projection runner like a read model (one process at a time, checkpointed), so the
+deliveries of a batch are inserted in the same transaction as its checkpoint: a crash never
+loses or doubles one. It has no tables of its own: it writes the ``webhook_delivery`` outbox
+(a migration table), which the sender (service/webhooks/sender.py) empties.
+
+A subscription gets the events after its start cursor only, and each (subscription, event)
+pair has one delivery id, inserted ``ON CONFLICT DO NOTHING``: so even a rebuild from position
+zero (``csperf projections rebuild webhook_dispatch``) re-sends nothing and back-fills nothing.
+Its ``version`` therefore never needs to change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+import asyncpg
+import orjson
+
+from service.domain import webhooks as w
+from service.projections.base import Projection, Tables
+from service.store import webhooks as store
+from service.store.event_store import RecordedEvent, stream_type
+from service.store.feed import event_document
+
+
+class WebhookDispatch(Projection):
+    """Enqueue one delivery per event and matching subscription."""
+
+    name = "webhook_dispatch"
+    version = 1
+    tables: ClassVar[dict[str, str]] = {}
+    stream_types = None
+
+    def __init__(self, on_enqueue: Callable[[], None] | None = None) -> None:
+        #: Called when deliveries were enqueued (before commit: a wake-up, not a promise).
+        self.on_enqueue = on_enqueue
+
+    async def apply(
+        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], tables: Tables
+    ) -> None:
+        """Match the batch against the active subscriptions and enqueue the deliveries."""
+        targets = await store.active_targets(conn)
+        if not targets:
+            return
+        rows = []
+        for e in events:
+            kind = stream_type(e.stream_id)
+            document = None
+            for t in targets:
+                if e.cursor <= t.start or not w.matches(t.event_types, t.stream_types, e.type,
+                                                         kind):
+                    continue
+                document = document or event_document(e)
+                delivery = w.delivery_id(t.subscription_id, e.event_id)
+                body = orjson.dumps({"delivery_id": str(delivery),
+                                     "subscription_id": t.subscription_id, "event": document})
+                rows.append((delivery, t.subscription_id, e.event_id, e.type, e.stream_id,
+                             e.position, body.decode()))
+        if rows:
+            await store.enqueue(conn, rows)
+            if self.on_enqueue is not None:
+                self.on_enqueue()

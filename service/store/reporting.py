@@ -1,0 +1,881 @@
+"""The ``reporting`` schema: stable, documented SQL views for BI tools, and their read-only role.
+
+BI tools (Metabase, Superset, Power BI, spreadsheets) read these views and nothing else. Each
+view and each of its columns carries a ``COMMENT`` that BI tools show as the description. The
+views are a contract like the API's: names and columns are only ever added, never renamed or
+dropped, and data types stay put.
+
+Why at run time. The read models are tables that the projection runner creates per
+generation (``ranking_entries__g3``) behind stable views in ``public`` (``ranking_entries``);
+they do not exist until a projection has started, and a rebuild whose columns changed shape
+drops its public view with CASCADE (``checkpoints._point_views``), taking the reporting views
+over it along. So ``ensure_reporting`` (idempotent) runs at start-up and again whenever a
+public view that a reporting view reads is created afresh, inside that same transaction, so
+readers never see the reporting views missing. A view whose source does not exist yet (a read
+model still to come) is skipped and created once it appears: that is the extension point for
+new read models (add a ``View`` to ``VIEWS`` naming its ``requires``).
+
+Views are owned by the service's database user and read the public views with its rights, so
+the BI role needs ``SELECT`` on the reporting views only: it has no rights on ``public``
+(events, API keys, read-model tables) at all. ``information_schema`` lists only what a role
+may use, so a BI tool browsing the database sees the reporting schema alone.
+
+Each view's fingerprint (a hash of its SQL and comments) is kept in ``reporting_view_state``;
+a view that exists with the current fingerprint is left alone, so a start-up does not lock
+views that BI queries are reading.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import asyncpg
+
+from service.domain.calibration import DEVIATION_POINTS, GAP_POINTS, MIN_RATINGS
+from service.domain.kpis import KPI_NAMES, METRICS
+
+log = logging.getLogger(__name__)
+
+SCHEMA = "reporting"
+#: The NOLOGIN group role whose members may read the reporting schema and nothing else.
+GROUP_ROLE = "csperf_bi"
+DEFAULT_BI_USER = "csperf_bi_user"
+#: Bumped when views are added; shown in the schema's comment.
+REPORTING_VERSION = 1
+LOCK_NAMESPACE = 7215003
+_LOCK_KEY = 1
+
+
+def _literal(text: str) -> str:
+    """Quote a constant of ours as an SQL string literal (comments take no parameters)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class View:
+    """A reporting view: its SELECT, its columns in order with their meaning, and its sources."""
+
+    name: str
+    comment: str
+    columns: dict[str, str]
+    select: str
+    #: Public relations the view reads; it is created once all of them exist.
+    requires: tuple[str, ...]
+
+    @property
+    def fingerprint(self) -> str:
+        """Return a hash of everything the database stores about the view."""
+        text = "\x1f".join([self.comment, self.select, *self.columns, *self.columns.values()])
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def ddl(self) -> str:
+        """Return the statements that (re)create the view and its comments."""
+        # (Test: every column of every view has a comment, so a column missing from
+        # ``columns`` shows up as an undocumented one.)
+        columns = ", ".join(self.columns)
+        parts = [
+            f"CREATE OR REPLACE VIEW {SCHEMA}.{self.name} ({columns}) AS {self.select}",
+            f"COMMENT ON VIEW {SCHEMA}.{self.name} IS {_literal(self.comment)}",
+        ]
+        parts += [
+            f"COMMENT ON COLUMN {SCHEMA}.{self.name}.{c} IS {_literal(text)}"
+            for c, text in self.columns.items()
+        ]
+        return ";\n".join(parts)
+
+
+def _period_start(column: str) -> str:
+    return f"to_date({column} || '-01', 'YYYY-MM-DD')"
+
+
+PERIOD = "the month, YYYY-MM, in the team's time zone"
+PERIOD_START = "the first day of the month (a date, for BI time axes)"
+TEAM = "the team's id"
+AGENT = "the agent's id"
+
+# -- KPI formulas: the same as service.domain.kpis.compute_kpis, in SQL ------------------------
+
+#: KPI -> (numerator metric, denominator) where the denominator is a metric, "responses" (the
+#: number of response-time observations) or None (the KPI is the total itself).
+KPI_SQL: dict[str, tuple[str, str | None]] = {
+    "conversion_rate": ("conversions", "consultations"),
+    "avg_response_time_seconds": ("response_time_seconds", "responses"),
+    "churn_rate": ("lost_customers", "consultations"),
+    "order_amount": ("order_amount", None),
+    "valid_order_ratio": ("valid_orders", "orders"),
+    "payment_ratio": ("paid_orders", "orders"),
+    "refund_ratio": ("refunded_orders", "paid_orders"),
+    "avg_order_value": ("order_amount", "paying_customers"),
+}
+KPI_MEANINGS: dict[str, str] = {
+    "conversion_rate": "conversions / consultations (a fraction; null: no consultations)",
+    "avg_response_time_seconds": "average response time in seconds (null: no responses)",
+    "churn_rate": "lost_customers / consultations (a fraction; null: no consultations)",
+    "order_amount": "total order amount",
+    "valid_order_ratio": "valid_orders / orders (null: no orders)",
+    "payment_ratio": "paid_orders / orders (null: no orders)",
+    "refund_ratio": "refunded_orders / paid_orders (null: no paid orders)",
+    "avg_order_value": "order_amount / paying_customers (null: no paying customers)",
+}
+
+
+def _kpi_history(group: Sequence[str], extra: dict[str, tuple[str, str]]) -> tuple[str, dict[str,
+                                                                                        str]]:
+    """Return the SELECT and column comments of a KPI history grouped by ``group``."""
+    sums = ",\n".join(
+        f"sum(total) FILTER (WHERE metric = {_literal(m)}) AS m_{m}" for m in METRICS
+    )
+    extras = "".join(f", {sql} AS x_{name}" for name, (sql, _) in extra.items())
+    inner = (
+        f"SELECT {', '.join(group)}, {sums},"
+        " sum(observations) FILTER (WHERE metric = 'response_time_seconds') AS m_responses,"
+        f" sum(observations) AS m_samples, max(updated_at) AS m_updated_at{extras}"
+        f" FROM public.metric_totals GROUP BY {', '.join(group)}"
+    )
+
+    def total(metric: str) -> str:
+        return f"coalesce(t.m_{metric}, 0)"
+
+    # order_amount is a KPI and a metric of the same value: one column.
+    kpi_names = [k for k in KPI_SQL if k not in METRICS]
+    kpis = []
+    for kpi in kpi_names:
+        numerator, denominator = KPI_SQL[kpi]
+        if denominator is None:
+            kpis.append(f"{total(numerator)}::float8")
+        else:
+            kpis.append(f"({total(numerator)} / nullif({total(denominator)}, 0))::float8")
+    select = (
+        f"SELECT {', '.join('t.' + g for g in group)}, {_period_start('t.period')}, "
+        + "".join(f"t.x_{name}, " for name in extra)
+        + ", ".join(f"{total(m)}::float8" for m in METRICS)
+        + f", {total('responses')}::bigint, {total('samples')}::bigint, "
+        + ", ".join(kpis)
+        + f", t.m_updated_at FROM ({inner}) t"
+    )
+    names = {"agent_id": AGENT, "team_id": TEAM, "period": PERIOD}
+    columns = {g: names[g] for g in group}
+    columns["period_start"] = PERIOD_START
+    columns.update({name: meaning for name, (_, meaning) in extra.items()})
+    columns.update({m: f"sum of the raw metric {m} (0 when none arrived)" for m in METRICS})
+    columns["order_amount"] += "; also the KPI order_amount"
+    columns["responses"] = "number of response_time_seconds observations"
+    columns["samples"] = "number of samples counted"
+    columns.update({k: KPI_MEANINGS[k] for k in kpi_names})
+    columns["updated_at"] = "when the last of these samples was counted"
+    return select, columns
+
+
+_AGENT_KPI_SELECT, _AGENT_KPI_COLUMNS = _kpi_history(
+    ("agent_id", "period"),
+    {"team_ids": ("string_agg(DISTINCT team_id, ',' ORDER BY team_id)",
+                  "the teams the samples counted for, comma-separated (several after a"
+                  " transfer)")},
+)
+_TEAM_KPI_SELECT, _TEAM_KPI_COLUMNS = _kpi_history(
+    ("team_id", "period"),
+    {"agents": ("count(DISTINCT agent_id)",
+                "agents with samples counted for the team in the month")},
+)
+
+# -- scorecards ----------------------------------------------------------------------------------
+
+_ROLES = ("self", "manager", "peer", "subordinate", "customer", "expert")
+_CRITERIA = {
+    "task_completion": ("self", "the agent's task completion (self-evaluation), 0..100"),
+    "work_performance": ("manager", "work performance (KPI attainment, or the manager's"
+                                    " override), 0..100"),
+    "work_ability": ("manager", "work ability (manager), 0..100"),
+    "cooperation": ("manager", "cooperation (manager), 0..100"),
+    "service": ("manager", "service (manager), 0..100"),
+}
+
+
+def _num(path: str) -> str:
+    return f"(s.document #>> '{{{path}}}')::float8"
+
+
+_SCORECARD_PARTS: list[tuple[str, str, str]] = [
+    ("team_id", "s.team_id", TEAM),
+    ("period", "s.period", PERIOD),
+    ("period_start", _period_start("s.period"), PERIOD_START),
+    ("agent_id", "s.agent_id", AGENT),
+    ("agent_name", "s.document ->> 'name'", "the agent's name at close"),
+    ("position", "s.document ->> 'position'", "the agent's position (decides their KPI set)"),
+    ("status", "s.status", "closed or published"),
+    ("composite", _num("composite"), "the composite score, 0..100 (null: not scorable)"),
+    ("rank", "(s.document ->> 'rank')::int", "the rank in the team (ties share a rank)"),
+    ("tied", "(s.document ->> 'tied')::boolean", "whether the rank is shared"),
+]
+for _role in _ROLES:
+    _SCORECARD_PARTS.append((f"{_role}_score", _num(f"components,{_role},score"),
+                             f"the {_role} part's score, 0..100 (null: none)"))
+    _SCORECARD_PARTS.append((f"{_role}_weight", _num(f"components,{_role},effective_weight"),
+                             f"the {_role} part's weight in the composite after"
+                             " re-normalisation"))
+for _criterion, (_owner, _meaning) in _CRITERIA.items():
+    _SCORECARD_PARTS.append((_criterion, _num(f"components,{_owner},criteria,{_criterion},score"),
+                             _meaning))
+_SCORECARD_PARTS += [
+    ("work_performance_computed", _num("work_performance,computed"),
+     "work performance as computed from the KPIs, before any override"),
+    ("work_performance_overridden", "(s.document #>> '{work_performance,overridden}')::boolean",
+     "whether the manager overrode work performance"),
+    ("override_reason", "s.document #>> '{work_performance,override_reason}'",
+     "the manager's written reason for an override"),
+]
+for _kpi in KPI_NAMES:
+    _SCORECARD_PARTS.append((f"{_kpi}_value", _num(f"kpis,{_kpi},value"),
+                             f"{_kpi}: the month's value (null: no data)"))
+    _SCORECARD_PARTS.append((f"{_kpi}_attainment", _num(f"kpis,{_kpi},attainment"),
+                             f"{_kpi}: attainment against target, 0..100 (null: dropped)"))
+_SCORECARD_PARTS += [
+    ("scheme_id", "s.document ->> 'scheme_id'", "the scheme the month was scored with"),
+    ("scheme_version", "(s.document ->> 'scheme_version')::int", "its version"),
+    ("formula_version", "s.document ->> 'formula_version'", "the scoring formula's version"),
+    ("notes", "array_to_string(ARRAY(SELECT jsonb_array_elements_text("
+              "coalesce(s.document -> 'notes', '[]'::jsonb))), ' | ')",
+     "how the numbers were computed (dropped KPIs, re-normalised weights), ' | '-separated"),
+]
+
+# -- the views -----------------------------------------------------------------------------------
+
+_LEDGER_STATUS = ("CASE WHEN s.status = 'due' AND s.due_at < now() THEN 'overdue'"
+                  " ELSE s.status END")
+_EFFECT = ("CASE WHEN s.kind = 'reward' THEN s.amount WHEN s.kind = 'deduction'"
+           " THEN -s.amount END")
+
+VIEWS: list[View] = [
+    View(
+        "teams",
+        "Teams: one row per team.",
+        {"team_id": TEAM, "name": "the team's name", "timezone": "IANA time zone that decides"
+         " months and deadlines", "currency": "currency of rewards and deductions",
+         "manager_ids": "the team's managers, comma-separated",
+         "scheme_id": "the scoring scheme new cycles use", "updated_at": "last change"},
+        "SELECT t.team_id, t.name, t.timezone, t.currency, array_to_string(t.manager_ids, ','),"
+        " t.scheme_id, t.updated_at FROM public.teams t",
+        ("teams",),
+    ),
+    View(
+        "agents",
+        "Agents: one row per agent, in their current team.",
+        {"agent_id": AGENT, "name": "the agent's name", "team_id": "the current team",
+         "team_name": "the current team's name", "position": "pre-sale, in-sale, after-sale..",
+         "joined_at": "when the agent was registered", "updated_at": "last change"},
+        "SELECT a.agent_id, a.name, a.team_id, t.name, a.position, a.joined_at, a.updated_at"
+        " FROM public.agents a LEFT JOIN public.teams t ON t.team_id = a.team_id",
+        ("agents", "teams"),
+    ),
+    View(
+        "agent_memberships",
+        "Which team each agent belonged to when: one row per stretch (until null: current).",
+        {"agent_id": AGENT, "team_id": TEAM, "since": "start of the membership",
+         "until": "end of the membership (null: current)"},
+        "SELECT m.agent_id, m.team_id, m.since, m.until FROM public.agent_memberships m",
+        ("agent_memberships",),
+    ),
+    View(
+        "cycles",
+        "Monthly cycles: one row per team and month.",
+        {"team_id": TEAM, "team_name": "the team's name", "period": PERIOD,
+         "period_start": PERIOD_START, "status": "open, closed or published",
+         "scheme_id": "the scheme the cycle is scored with",
+         "scheme_version": "the scheme version pinned when the cycle opened",
+         "deadline": "the evaluation deadline", "opened_at": "when it opened",
+         "closed_at": "when it closed (null: open)", "published_at": "when the ranking was"
+         " (last) published", "publications": "how many times it was published (corrections"
+         " republish)", "forced": "whether it was closed with evaluations missing",
+         "evaluations_submitted": "evaluations submitted so far"},
+        "SELECT c.team_id, t.name, c.period, " + _period_start("c.period") + ", c.status,"
+        " c.scheme_id, c.scheme_version, c.deadline, c.opened_at, c.closed_at, c.published_at,"
+        " c.publications, c.forced, c.evaluations FROM public.cycles c"
+        " LEFT JOIN public.teams t ON t.team_id = c.team_id",
+        ("cycles", "teams"),
+    ),
+    View(
+        "rankings",
+        "Monthly rankings: one row per agent and closed month, best first (rank 1).",
+        {"team_id": TEAM, "team_name": "the team's name", "period": PERIOD,
+         "period_start": PERIOD_START, "agent_id": AGENT, "agent_name": "the agent's name",
+         "rank": "standard competition rank (1, 2, 2, 4); null: not ranked",
+         "tied": "whether the rank is shared",
+         "place_from": "first of the places the agent occupies (ties share places)",
+         "place_to": "last of the places the agent occupies",
+         "score": "the composite score, 0..100",
+         "ranked_agents": "how many agents of the team were ranked that month",
+         "status": "closed or published", "published_at": "when the month was published"},
+        "SELECT r.team_id, t.name, r.period, " + _period_start("r.period") + ", r.agent_id,"
+        " r.name, r.rank, r.tied, r.place_from, r.place_to, r.score,"
+        " count(r.rank) OVER (PARTITION BY r.team_id, r.period), r.status, c.published_at"
+        " FROM public.ranking_entries r"
+        " LEFT JOIN public.cycles c ON c.team_id = r.team_id AND c.period = r.period"
+        " LEFT JOIN public.teams t ON t.team_id = r.team_id",
+        ("ranking_entries", "cycles", "teams"),
+    ),
+    View(
+        "scorecards",
+        "Scorecards, flattened: one row per agent and closed month with the composite, each"
+        " rater role's score and weight, the default scheme's criteria, and each KPI's value"
+        " and attainment. Schemes with other criteria: see scorecard_criteria and"
+        " scorecard_kpis.",
+        {name: meaning for name, _, meaning in _SCORECARD_PARTS},
+        "SELECT " + ", ".join(sql for _, sql, _ in _SCORECARD_PARTS) + " FROM public.scorecards s",
+        ("scorecards",),
+    ),
+    View(
+        "scorecard_kpis",
+        "Each KPI of each scorecard: one row per agent, closed month and KPI.",
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
+         "status": "closed or published", "kpi": "the KPI's name",
+         "kind": "measured (from metrics) or rated (by the manager)", "unit": "its unit",
+         "direction": "higher or lower is better", "value": "the month's value (null: no"
+         " data)", "target": "the target", "floor": "the floor (attainment 0)",
+         "weight": "the KPI's weight in work performance",
+         "effective_weight": "its weight after KPIs without data dropped out",
+         "attainment": "attainment, 0..100 (null: dropped)",
+         "dropped": "whether the KPI had no data and dropped out"},
+        "SELECT s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id, s.status,"
+        " k.key, k.value ->> 'kind', k.value ->> 'unit', k.value ->> 'direction',"
+        " (k.value ->> 'value')::float8, (k.value ->> 'target')::float8,"
+        " (k.value ->> 'floor')::float8, (k.value ->> 'weight')::float8,"
+        " (k.value ->> 'effective_weight')::float8, (k.value ->> 'attainment')::float8,"
+        " (k.value ->> 'dropped')::boolean"
+        " FROM public.scorecards s"
+        " CROSS JOIN LATERAL jsonb_each(coalesce(s.document -> 'kpis', '{}'::jsonb)) k",
+        ("scorecards",),
+    ),
+    View(
+        "scorecard_criteria",
+        "Each criterion of each scorecard: one row per agent, closed month, rater role and"
+        " criterion, with the role's and the criterion's weights.",
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
+         "status": "closed or published", "rater_role": "self, manager, peer, subordinate,"
+         " customer or expert", "role_weight": "the role's weight in the composite",
+         "role_effective_weight": "the role's weight after re-normalisation",
+         "role_score": "the role's score, 0..100", "role_status": "how the role was scored",
+         "criterion": "the criterion's name", "weight": "its weight in the role",
+         "effective_weight": "its weight after re-normalisation",
+         "score": "its score, 0..100"},
+        "SELECT s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id, s.status,"
+        " r.key, (r.value ->> 'weight')::float8, (r.value ->> 'effective_weight')::float8,"
+        " (r.value ->> 'score')::float8, r.value ->> 'status', c.key,"
+        " (c.value ->> 'weight')::float8, (c.value ->> 'effective_weight')::float8,"
+        " (c.value ->> 'score')::float8"
+        " FROM public.scorecards s"
+        " CROSS JOIN LATERAL jsonb_each(coalesce(s.document -> 'components', '{}'::jsonb)) r"
+        " CROSS JOIN LATERAL jsonb_each(coalesce(r.value -> 'criteria', '{}'::jsonb)) c",
+        ("scorecards",),
+    ),
+    View(
+        "evaluation_scores",
+        "Evaluations as submitted (latest revision): one row per evaluation and criterion."
+        " Peer raters are anonymous, as on the scorecard.",
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
+         "rater_role": "self, manager, peer, subordinate, customer or expert",
+         "rater_id": "who rated ('anonymous' for peers)", "revision": "1, then +1 per"
+         " revision", "submitted_at": "when this revision was submitted",
+         "criterion": "the criterion rated", "score": "the score given, 0..100",
+         "comment": "the rater's comment"},
+        "SELECT e.team_id, e.period, " + _period_start("e.period") + ", e.agent_id,"
+        " e.rater_role, CASE WHEN e.rater_role = 'peer' THEN 'anonymous' ELSE e.rater_id END,"
+        " e.revision, e.submitted_at, sc.key, (sc.value #>> '{}')::float8,"
+        " e.event ->> 'comment'"
+        " FROM public.evaluations e CROSS JOIN LATERAL jsonb_each(e.scores) sc",
+        ("evaluations",),
+    ),
+    View(
+        "kpi_history",
+        "Live KPIs per agent and month: the raw metric totals of every sample of the agent"
+        " (whichever team it counted for) and the KPIs computed from them, as GET"
+        " /v1/agents/{agent_id}/kpis shows them. Ratios are fractions; null means no data.",
+        _AGENT_KPI_COLUMNS, _AGENT_KPI_SELECT, ("metric_totals",),
+    ),
+    View(
+        "team_kpi_history",
+        "Live KPIs per team and month, from the samples of its agents while they were in the"
+        " team.",
+        _TEAM_KPI_COLUMNS, _TEAM_KPI_SELECT, ("metric_totals",),
+    ),
+    View(
+        "metric_totals",
+        "Raw metric totals: one row per team, agent, month and metric.",
+        {"team_id": "the team the samples counted for", "agent_id": AGENT, "period": PERIOD,
+         "period_start": PERIOD_START, "metric": "the raw metric",
+         "total": "sum of the samples' values", "observations": "number of samples",
+         "updated_at": "when the last sample was counted"},
+        "SELECT m.team_id, m.agent_id, m.period, " + _period_start("m.period") + ", m.metric,"
+        " m.total::float8, m.observations, m.updated_at FROM public.metric_totals m",
+        ("metric_totals",),
+    ),
+    View(
+        "metric_feeds",
+        "When each source last sent each metric for each team (feed monitoring).",
+        {"team_id": TEAM, "metric": "the raw metric", "source": "the sending system",
+         "last_received_at": "when a sample last arrived",
+         "last_occurred_at": "the latest time a sample was observed",
+         "samples": "samples received in all"},
+        "SELECT f.team_id, f.metric, f.source, f.last_received_at, f.last_occurred_at,"
+        " f.samples FROM public.metric_arrivals f",
+        ("metric_arrivals",),
+    ),
+    View(
+        "sanctions",
+        "The sanctions ledger: rewards, deductions, improvement plans and reassignment reviews"
+        " decided by published rankings, and the reversals and cancellations of later"
+        " publications. Entries are never edited: sum(effect) is what is owed.",
+        {"id": "the entry's id", "team_id": TEAM, "period": PERIOD,
+         "period_start": PERIOD_START, "agent_id": AGENT,
+         "kind": "reward, deduction, improvement_plan or reassignment_review",
+         "entry": "grant, reversal (of a reward or deduction) or cancellation",
+         "publication": "the publication that wrote the entry (1, then +1 per republication)",
+         "ordinal": "the entry's place in that publication's ledger",
+         "amount": "rewards and deductions; a reversal is negative",
+         "effect": "the change to the agent's pay: + rewards, - deductions (null otherwise)",
+         "currency": "the amount's currency", "due_at": "an improvement plan's deadline",
+         "status": "active, reversed, due, submitted, approved, rejected, overdue, open,"
+         " reassign, retain or cancelled (a plan past its deadline reads overdue)",
+         "reason": "why the entry exists", "rank": "the agent's rank that month",
+         "place_from": "first place occupied", "place_to": "last place occupied",
+         "months": "for a reassignment review: the months in last place, comma-separated",
+         "reverses": "the entry a reversal or cancellation ends",
+         "late": "a plan submitted after its deadline", "submitted_at": "plan submitted",
+         "decided_at": "plan reviewed or review decided", "decided_by": "who decided",
+         "note": "the decision's comment", "overdue_at": "when a plan was recorded overdue",
+         "created_at": "when the entry was written", "updated_at": "last status change"},
+        "SELECT s.id, s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id,"
+        " s.kind, s.entry, s.publication, s.ordinal, s.amount, " + _EFFECT + ", s.currency,"
+        " s.due_at, " + _LEDGER_STATUS + ", s.reason, s.rank, s.place_from, s.place_to,"
+        " array_to_string(s.months, ','), s.reverses, s.late, s.submitted_at, s.decided_at,"
+        " s.decided_by, s.note, s.overdue_at, s.created_at, s.updated_at"
+        " FROM public.sanctions s",
+        ("sanctions",),
+    ),
+    View(
+        "improvement_plans",
+        "Improvement plans owed by the bottom two of published months: one row per plan.",
+        {"id": "the plan's ledger id", "team_id": TEAM, "period": PERIOD,
+         "period_start": PERIOD_START, "agent_id": AGENT,
+         "publication": "the publication that called for it", "rank": "the agent's rank",
+         "reason": "why the plan is owed", "due_at": "deadline (7 days after publication)",
+         "status": "due, submitted, approved, rejected, overdue or cancelled",
+         "late": "submitted after the deadline", "submitted_at": "last submission",
+         "reviewed_at": "last review", "reviewed_by": "the reviewing manager",
+         "review_comment": "the review's comment", "overdue_at": "when recorded overdue",
+         "created_at": "when the plan was called for"},
+        "SELECT s.id, s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id,"
+        " s.publication, s.rank, s.reason, s.due_at, " + _LEDGER_STATUS + ", s.late,"
+        " s.submitted_at, s.decided_at, s.decided_by, s.note, s.overdue_at, s.created_at"
+        " FROM public.sanctions s WHERE s.kind = 'improvement_plan' AND s.entry = 'grant'",
+        ("sanctions",),
+    ),
+    View(
+        "reassignment_reviews",
+        "Reassignment reviews of agents last three months in a row: one row per review.",
+        {"id": "the review's ledger id",
+         "review_id": "the id for POST /v1/reassignment-reviews/{id}/decision",
+         "team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
+         "months": "the months in last place, comma-separated", "reason": "why",
+         "status": "open, reassign, retain or cancelled", "decided_at": "when decided",
+         "decided_by": "who decided", "note": "the decision's note",
+         "created_at": "when the review was opened"},
+        "SELECT s.id, s.team_id || ':' || s.period || ':' || s.agent_id, s.team_id, s.period, "
+        + _period_start("s.period") + ", s.agent_id, array_to_string(s.months, ','),"
+        " s.reason, s.status, s.decided_at, s.decided_by, s.note, s.created_at"
+        " FROM public.sanctions s WHERE s.kind = 'reassignment_review' AND s.entry = 'grant'",
+        ("sanctions",),
+    ),
+    View(
+        "payroll",
+        "Payroll lines: every reward and deduction (and reversal), as GET /v1/payroll lists"
+        " them.",
+        {"sanction_id": "the ledger entry", "team_id": TEAM, "period": PERIOD,
+         "period_start": PERIOD_START, "agent_id": AGENT, "kind": "reward or deduction",
+         "entry": "grant or reversal", "amount": "the amount (a reversal is negative)",
+         "effect": "the change to pay: + rewards, - deductions", "currency": "currency",
+         "publication": "the publication that wrote it", "rank": "the agent's rank",
+         "reason": "why", "reverses": "the entry a reversal ends",
+         "status": "active or reversed", "created_at": "when written"},
+        "SELECT s.id, s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id,"
+        " s.kind, s.entry, coalesce(s.amount, 0), coalesce(" + _EFFECT + ", 0), s.currency,"
+        " s.publication, s.rank, s.reason, s.reverses, s.status, s.created_at"
+        " FROM public.sanctions s WHERE s.kind IN ('reward', 'deduction')",
+        ("sanctions",),
+    ),
+    View(
+        "payroll_totals",
+        "What each agent is owed per month and currency: the sums of their payroll lines.",
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
+         "currency": "currency", "rewards": "sum of reward amounts",
+         "deductions": "sum of deduction amounts", "net": "rewards - deductions"},
+        "SELECT s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id,"
+        " s.currency,"
+        " round(coalesce(sum(s.amount) FILTER (WHERE s.kind = 'reward'), 0)::numeric, 6)"
+        "::float8,"
+        " round(coalesce(sum(s.amount) FILTER (WHERE s.kind = 'deduction'), 0)::numeric, 6)"
+        "::float8,"
+        " round(coalesce(sum(" + _EFFECT + "), 0)::numeric, 6)::float8"
+        " FROM public.sanctions s WHERE s.kind IN ('reward', 'deduction')"
+        " GROUP BY s.team_id, s.period, s.agent_id, s.currency",
+        ("sanctions",),
+    ),
+]
+
+
+# -- issue 7's read models: the process around the numbers, and rater calibration ---------------
+
+# An evaluation's level, as service.domain.calibration.level computes it: the mean of its
+# scores on 0..100, a manager's work_performance override left out.
+_LEVELS = (
+    "SELECT e.team_id, e.period, e.agent_id, e.rater_role, e.rater_id, e.revision,"
+    " e.submitted_at, (SELECT avg(x.value::float8) FROM jsonb_each_text(e.scores) x"
+    "  WHERE x.key <> 'work_performance')"
+    " / nullif(coalesce((sv.scheme ->> 'scale_max')::float8, 100), 0) * 100 AS level"
+    " FROM public.evaluations e"
+    " LEFT JOIN public.cycles c ON c.team_id = e.team_id AND c.period = e.period"
+    " LEFT JOIN public.scheme_versions sv ON sv.scheme_id = c.scheme_id"
+    "  AND sv.version = c.scheme_version"
+)
+_CALIBRATION = f"""
+WITH lv AS (SELECT * FROM ({_LEVELS}) l WHERE l.rater_role <> 'self' AND l.level IS NOT NULL),
+team AS (SELECT team_id, period, count(*) AS n, sum(level) AS s, sum(level * level) AS ss
+         FROM lv GROUP BY team_id, period),
+by_id AS (SELECT team_id, period, rater_id, count(*) AS n, sum(level) AS s,
+                 sum(level * level) AS ss FROM lv GROUP BY team_id, period, rater_id),
+r AS (SELECT team_id, period, rater_id, rater_role, count(*) AS n, avg(level) AS mean,
+             stddev_pop(level) AS sd, min(level) AS lo, max(level) AS hi
+      FROM lv GROUP BY team_id, period, rater_id, rater_role),
+b AS (SELECT r.*, t.n - i.n AS others,
+             (t.s - i.s) / nullif(t.n - i.n, 0) AS baseline,
+             sqrt(greatest((t.ss - i.ss) / nullif(t.n - i.n, 0)
+                           - ((t.s - i.s) / nullif(t.n - i.n, 0)) ^ 2, 0)) AS spread
+      FROM r JOIN team t USING (team_id, period) JOIN by_id i USING (team_id, period, rater_id))
+SELECT b.team_id, b.period, {_period_start("b.period")}, b.rater_id, b.rater_role, b.n,
+       b.mean, b.sd, b.lo, b.hi, b.others, b.baseline, b.mean - b.baseline,
+       CASE WHEN b.n < {MIN_RATINGS} OR b.others < {MIN_RATINGS} THEN NULL
+            WHEN b.mean - b.baseline > greatest({DEVIATION_POINTS}, b.spread) THEN 'lenient'
+            WHEN b.mean - b.baseline < -greatest({DEVIATION_POINTS}, b.spread) THEN 'strict'
+       END
+FROM b
+"""
+_GAPS = f"""
+WITH lv AS ({_LEVELS}),
+s AS (SELECT DISTINCT ON (team_id, period, agent_id) team_id, period, agent_id, level
+      FROM lv WHERE rater_role = 'self' ORDER BY team_id, period, agent_id, submitted_at DESC),
+m AS (SELECT DISTINCT ON (team_id, period, agent_id) team_id, period, agent_id, level
+      FROM lv WHERE rater_role = 'manager'
+      ORDER BY team_id, period, agent_id, submitted_at DESC),
+a AS (SELECT DISTINCT team_id, period, agent_id FROM lv)
+SELECT a.team_id, a.period, {_period_start("a.period")}, a.agent_id, s.level, m.level,
+       s.level - m.level, coalesce(abs(s.level - m.level) >= {GAP_POINTS}, false)
+FROM a LEFT JOIN s USING (team_id, period, agent_id) LEFT JOIN m USING (team_id, period, agent_id)
+"""
+
+VIEWS += [
+    View(
+        "goal_acknowledgements",
+        "Participative goal setting: how each agent answered their month's targets (an agent"
+        " without a row has not answered yet).",
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
+         "status": "acknowledged, disputed, or pending (after a resolved dispute)",
+         "acknowledged_at": "when the agent acknowledged", "disputed_at": "when disputed",
+         "dispute_comment": "the agent's reasons", "resolved_at": "when the manager resolved"
+         " the dispute", "decision": "the resolution", "adjustments": "targets adjusted by the"
+         " resolution, as JSON", "updated_at": "last change"},
+        "SELECT g.team_id, g.period, " + _period_start("g.period") + ", g.agent_id, g.status,"
+        " g.acknowledged_at, g.disputed_at, g.dispute_comment, g.resolved_at, g.decision,"
+        " g.adjustments::text, g.updated_at FROM public.goals g",
+        ("goals",),
+    ),
+    View(
+        "rater_invitations",
+        "Raters invited to evaluate agents (peer raters appear as 'anonymous', as on the"
+        " scorecard).",
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START,
+         "rater_id": "the invited rater ('anonymous' for peers)",
+         "rater_role": "peer, subordinate, customer or expert", "agent_id": AGENT,
+         "invited_by": "who invited", "invited_at": "when"},
+        "SELECT i.team_id, i.period, " + _period_start("i.period") + ","
+        " CASE WHEN i.rater_role = 'peer' THEN 'anonymous' ELSE i.rater_id END, i.rater_role,"
+        " i.agent_id, i.invited_by, i.invited_at FROM public.rater_invitations i",
+        ("rater_invitations",),
+    ),
+    View(
+        "evaluator_training",
+        "Evaluator training records: one row per evaluator and topic (the latest).",
+        {"evaluator_id": "the evaluator", "topic": "the training topic",
+         "completed_at": "when completed", "valid_until": "until when it counts",
+         "valid_now": "whether it is valid at query time", "recorded_by": "who recorded it",
+         "recorded_at": "when recorded"},
+        "SELECT t.evaluator_id, t.topic, t.completed_at, t.valid_until, t.valid_until > now(),"
+        " t.recorded_by, t.recorded_at FROM public.training_records t",
+        ("training_records",),
+    ),
+    View(
+        "feedback_interviews",
+        "Feedback interviews: one row per agent and month (planned, held, acknowledged).",
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
+         "manager_id": "the interviewing manager", "starts_at": "planned start",
+         "ends_at": "planned end", "place": "where", "participants": "who takes part,"
+         " comma-separated", "status": "the interview's status",
+         "outline_prepared": "whether an interview outline was prepared",
+         "recorded_at": "when the outcome was recorded",
+         "acknowledged_at": "when the agent acknowledged the record",
+         "scheduled_at": "when it was planned"},
+        "SELECT f.team_id, f.period, " + _period_start("f.period") + ", f.agent_id,"
+        " f.manager_id, f.starts_at, f.ends_at, f.place, array_to_string(f.participants, ','),"
+        " f.status, f.outline, f.recorded_at, f.acknowledged_at, f.scheduled_at"
+        " FROM public.interviews f",
+        ("interviews",),
+    ),
+    View(
+        "evaluation_levels",
+        "Each evaluation reduced to its level (the mean of its scores on 0..100, a manager's"
+        " work_performance override left out): what rater calibration compares.",
+        {"team_id": TEAM, "period": PERIOD, "agent_id": AGENT,
+         "rater_role": "self, manager, peer, subordinate, customer or expert",
+         "rater_id": "who rated ('anonymous' for peers)", "revision": "the revision",
+         "submitted_at": "when submitted", "level": "the level, 0..100"},
+        "SELECT l.team_id, l.period, l.agent_id, l.rater_role,"
+        " CASE WHEN l.rater_role = 'peer' THEN 'anonymous' ELSE l.rater_id END, l.revision,"
+        " l.submitted_at, l.level FROM (" + _LEVELS + ") l",
+        ("evaluations", "cycles", "scheme_versions"),
+    ),
+    View(
+        "rater_calibration",
+        "Rater calibration per team and month, as GET .../calibration computes it: each"
+        " rater's levels against the other raters' (leave-one-out), flagged lenient or strict"
+        f" beyond {DEVIATION_POINTS:g} points and one standard deviation, with at least"
+        f" {MIN_RATINGS} evaluations on each side. Self-evaluations are not rater levels.",
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START,
+         "rater_id": "the rater", "rater_role": "the role they rated in",
+         "evaluations": "their evaluations this month", "mean": "their mean level",
+         "stddev": "its standard deviation (population)", "min": "lowest level",
+         "max": "highest level", "baseline_evaluations": "the other raters' evaluations",
+         "baseline": "the other raters' mean level", "deviation": "mean - baseline",
+         "flag": "lenient, strict, or null (within limits, or too few evaluations)"},
+        _CALIBRATION, ("evaluations", "cycles", "scheme_versions"),
+    ),
+    View(
+        "self_manager_gaps",
+        "Per agent and month: the self-evaluation's level against the manager's; a gap of"
+        f" {GAP_POINTS:g} points or more is flagged for the feedback interview.",
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
+         "self_level": "the latest self-evaluation's level",
+         "manager_level": "the latest manager evaluation's level",
+         "gap": "self - manager (positive: the agent sees themselves higher)",
+         "flagged": f"whether the gap is {GAP_POINTS:g} points or more either way"},
+        _GAPS, ("evaluations", "cycles", "scheme_versions"),
+    ),
+]
+
+async def lock(conn: asyncpg.Connection) -> None:
+    """Take the transaction-scoped lock that serialises changes to views."""
+    await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_NAMESPACE, _LOCK_KEY)
+
+
+def relations_used() -> frozenset[str]:
+    """Return the public relations some reporting view reads."""
+    return frozenset(r for view in VIEWS for r in view.requires)
+
+
+async def _public_relations(conn: asyncpg.Connection) -> set[str]:
+    rows = await conn.fetch(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'v', 'm', 'p')"
+    )
+    return {r["relname"] for r in rows}
+
+
+async def _existing_views(conn: asyncpg.Connection) -> dict[str, str | None]:
+    rows = await conn.fetch(
+        "SELECT c.relname, s.fingerprint FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " LEFT JOIN reporting_view_state s ON s.name = c.relname"
+        " WHERE n.nspname = $1 AND c.relkind = 'v'",
+        SCHEMA,
+    )
+    return {r["relname"]: r["fingerprint"] for r in rows}
+
+
+async def group_role_exists(conn: asyncpg.Connection) -> bool:
+    """Tell whether the BI group role exists in this cluster."""
+    return bool(await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", GROUP_ROLE))
+
+
+async def ensure_reporting(conn: asyncpg.Connection, views: Sequence[View] | None = None
+                           ) -> list[str]:
+    """Create or update every reporting view whose sources exist; return those (re)made.
+
+    Idempotent and safe to run from several processes at once (an advisory lock serialises
+    it). Runs in the caller's transaction when there is one. A view that cannot be made is
+    logged and skipped, never fatal: the service keeps serving the API.
+    """
+    made: list[str] = []
+    async with conn.transaction():
+        await lock(conn)
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+        available = await _public_relations(conn)
+        existing = await _existing_views(conn)
+        grant = await group_role_exists(conn)
+        for view in views if views is not None else VIEWS:
+            missing = [r for r in view.requires if r not in available]
+            if missing:
+                log.debug("reporting.%s waits for %s", view.name, ", ".join(missing))
+                continue
+            if existing.get(view.name, "absent") == view.fingerprint:
+                continue
+            try:
+                async with conn.transaction():
+                    await _make(conn, view, grant)
+            except asyncpg.PostgresError as exc:
+                log.warning("reporting.%s could not be created: %s", view.name, exc)
+                continue
+            made.append(view.name)
+    if made:
+        log.info("reporting views made: %s", ", ".join(made))
+    return made
+
+
+async def _make(conn: asyncpg.Connection, view: View, grant: bool) -> None:
+    try:
+        async with conn.transaction():
+            await conn.execute(view.ddl())
+    except (asyncpg.InvalidTableDefinitionError, asyncpg.DatatypeMismatchError,
+            asyncpg.FeatureNotSupportedError):
+        # The columns changed in a way CREATE OR REPLACE refuses (only a new code version
+        # would do that, and the contract says it must not): rebuild the view.
+        log.warning("reporting.%s changed shape; recreating it", view.name)
+        await conn.execute(f"DROP VIEW IF EXISTS {SCHEMA}.{view.name}")
+        await conn.execute(view.ddl())
+    if grant:
+        await conn.execute(f"GRANT SELECT ON {SCHEMA}.{view.name} TO {GROUP_ROLE}")
+    await conn.execute(
+        "INSERT INTO reporting_view_state (name, fingerprint, made_at) VALUES ($1, $2, now())"
+        " ON CONFLICT (name) DO UPDATE SET fingerprint = $2, made_at = now()",
+        view.name, view.fingerprint,
+    )
+
+
+# -- the read-only role --------------------------------------------------------------------------
+
+
+def connection_url(url: str, user: str) -> str:
+    """Return a database URL for another user, without any password."""
+    parts = urlsplit(url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}@{host}"))
+
+
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_role_name(name: str) -> str | None:
+    """Say why a role name is refused (None: fine): lower-case letters, digits and _."""
+    if not _ROLE_NAME.fullmatch(name):
+        return "1 to 63 lower-case letters, digits or _, not starting with a digit"
+    if name.startswith("pg_") or name == GROUP_ROLE:
+        return f"reserved: pg_* and {GROUP_ROLE} (the group) cannot be login users"
+    return None
+
+
+def scram_verifier(password: str, *, iterations: int = 4096, salt: bytes | None = None) -> str:
+    """Return the SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 7677).
+
+    The server is given the verifier, never the password, so the password cannot end up in
+    its statement log. Only for ASCII passwords: others need SASLprep, which the server does.
+    """
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+    stored_key = hashlib.sha256(client_key).digest()
+    server_key = hmac.new(salted, b"Server Key", "sha256").digest()
+
+    def b64(raw: bytes) -> str:
+        return base64.b64encode(raw).decode()
+
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(stored_key)}:{b64(server_key)}"
+
+
+@dataclass(frozen=True)
+class RoleSetup:
+    """What ``create_bi_role`` did, for the operator."""
+
+    user: str
+    created_user: bool
+    created_group: bool
+    warnings: list[str]
+
+
+async def ensure_group(conn: asyncpg.Connection) -> bool:
+    """Create the NOLOGIN group role if missing and give it the reporting schema; return
+    whether it was created."""
+    created = False
+    if not await group_role_exists(conn):
+        try:
+            async with conn.transaction():
+                await conn.execute(f"CREATE ROLE {GROUP_ROLE} NOLOGIN")
+            created = True
+        except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+            pass  # another database of the cluster made it a moment ago
+    await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    await conn.execute(await conn.fetchval(
+        f"SELECT format('GRANT CONNECT ON DATABASE %I TO {GROUP_ROLE}', current_database())"))
+    await conn.execute(f"GRANT USAGE ON SCHEMA {SCHEMA} TO {GROUP_ROLE}")
+    await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {SCHEMA} TO {GROUP_ROLE}")
+    await conn.execute(
+        f"ALTER DEFAULT PRIVILEGES IN SCHEMA {SCHEMA} GRANT SELECT ON TABLES TO {GROUP_ROLE}"
+    )
+    return created
+
+
+async def create_bi_role(conn: asyncpg.Connection, user: str, password: str) -> RoleSetup:
+    """Create (or update) a LOGIN user in the read-only BI group; needs CREATEROLE.
+
+    The user may connect and SELECT the reporting views; it has no rights on ``public`` (the
+    event table, API keys, read-model tables), cannot create objects, and its sessions
+    default to read-only transactions.
+    """
+    problem = check_role_name(user)
+    if problem is not None:
+        raise ValueError(f"user: {problem}")
+    if not password:
+        raise ValueError("password: must not be empty")
+    warnings: list[str] = []
+    secret = scram_verifier(password) if password.isascii() else password
+    async with conn.transaction():
+        created_group = await ensure_group(conn)
+        exists = bool(await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", user))
+        verb = "ALTER ROLE" if exists else "CREATE ROLE"
+        statement = await conn.fetchval(
+            f"SELECT format('{verb} %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE"
+            " NOREPLICATION NOBYPASSRLS INHERIT PASSWORD %L', $1::text, $2::text)",
+            user, secret,
+        )
+        await conn.execute(statement)
+        await conn.execute(f'GRANT {GROUP_ROLE} TO "{user}"')
+        await conn.execute(f'ALTER ROLE "{user}" SET default_transaction_read_only = on')
+        # PostgreSQL 14 still lets everyone create objects in public; 15+ does not. Take that
+        # right away only where we may (as its owner or a superuser), so we lose nothing.
+        may_revoke = await conn.fetchval(
+            "SELECT pg_has_role(current_user, n.nspowner, 'USAGE')"
+            " OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+            " FROM pg_namespace n WHERE n.nspname = 'public'"
+        )
+        if may_revoke:
+            await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        else:
+            warnings.append("could not revoke CREATE on schema public from PUBLIC (not its"
+                            " owner); on PostgreSQL 14 do it as the owner")
+        await ensure_reporting(conn)
+        await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {SCHEMA} TO {GROUP_ROLE}")
+    return RoleSetup(user=user, created_user=not exists, created_group=created_group,
+                     warnings=warnings)
