@@ -13,11 +13,21 @@ from service.domain.principal import ROLES
 
 
 def _database_url(settings: Settings) -> str:
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    from service.store.embedded import start_embedded
+    """Return the database URL, starting the embedded server and migrating it if needed.
 
-    return start_embedded(settings.data_dir)
+    Every command may be the first one run on a fresh machine (`csperf keys create` before
+    `make run`), so the schema is brought to head here; at head it is a no-op.
+    """
+    from service.store import migrate
+
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+    else:
+        from service.store.embedded import start_embedded
+
+        url = start_embedded(settings.data_dir)
+    migrate.upgrade(url)
+    return url
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -26,12 +36,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from service.main import create_app
     from service.observability import configure_logging
-    from service.store import migrate
 
     settings = get_settings()
     configure_logging(settings.log_level)
     url = _database_url(settings)
-    migrate.upgrade(url)
     app = create_app(settings, database_url=url, migrate_on_start=False)
     where = f"http://{settings.host}:{settings.port}"
     print(f"csperf serving on {where}  (API docs: {where}/docs)", file=sys.stderr)
@@ -50,7 +58,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     """Apply migrations to the configured (or embedded) database."""
     from service.store import migrate
 
-    migrate.upgrade(_database_url(get_settings()))
+    _database_url(get_settings())
     print("database at", migrate.head_revision())
     return 0
 
@@ -115,7 +123,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from service import demo
-    from service.store import migrate
 
     now = None
     if args.now:
@@ -125,7 +132,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             return 2
     settings = get_settings()
     url = _database_url(settings)
-    migrate.upgrade(url)
     keys_file = Path(args.keys_file) if args.keys_file else None
     keys = asyncio.run(demo.run(settings, url, now=now, keys_file=keys_file, out=sys.stderr))
     where = f"http://{settings.host}:{settings.port}"
