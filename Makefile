@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test test-faults test-browser lint bench openapi demo clean
+.PHONY: run test test-faults test-fuzz test-browser lint bench openapi demo clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,7 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict service
 
 test: lint
-	$(BIN)/pytest -q -m "not faults"
+	$(BIN)/pytest -q -m "not faults and not fuzz"
 
 # The browser tests are part of `make test`; they skip (saying why) without Debian's Chromium
 # (/usr/bin/chromium). This runs only them.
@@ -35,6 +35,12 @@ test-browser: $(STAMP)
 test-faults: $(STAMP)
 	$(BIN)/pytest -q -m faults tests/faults
 
+# schemathesis against openapi.yaml and a running service: no 5xx, every answer as documented.
+# Bounded: CSPERF_FUZZ_EXAMPLES examples per operation (default 40), two passes, a few minutes.
+test-fuzz: $(STAMP)
+	$(BIN)/pytest -q -m fuzz tests/fuzz
+
+# Every suite in bench/ (each with its baseline in the same run); rewrites BENCHMARKS.md.
 bench: $(STAMP)
 	$(BIN)/python -m bench
 

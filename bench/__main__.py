@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import importlib.util
 import json
 import pkgutil
 import sys
@@ -33,7 +34,10 @@ INTRO = """
 # Benchmarks
 
 Run them with `make bench` (or `.venv/bin/python -m bench`; `--list`, `--only SUITE[.NAME]`,
-`--quick` for a short smoke run, `--no-write` to leave this file alone). The benchmark server is
+`--quick` for a short smoke run, `--no-write` to leave this file alone, `--quiet-wait SECONDS`
+for how long to wait before each benchmark for other processes to leave the CPUs alone, and
+`--json`). A suite's section is rewritten only by a full, non-quick run of that suite. The
+benchmark server is
 the embedded PostgreSQL in `$TMPDIR/csperf-bench` (`CSPERF_BENCH_DATA_DIR` to move it), or the
 server at `CSPERF_BENCH_DATABASE_URL`. Every figure is measured in the same run as its baseline,
 on the same server; each benchmark works in a fresh database made by the Alembic migrations and
@@ -90,9 +94,10 @@ async def run(args: argparse.Namespace, server_url: str) -> int:
     everything: list[Row] = []
     failed = False
     # Waiting for a quiet machine must not push `make bench` past its time limit.
-    quiet_budget = 4 * args.quiet_wait
+    quiet_budget = 3 * args.quiet_wait
     for suite, keys in chosen:
         rows: list[Row] = []
+        suite_failed = False
         started = time.perf_counter()
         for benchmark in suite.benchmarks:
             if benchmark.key not in keys:
@@ -105,7 +110,7 @@ async def run(args: argparse.Namespace, server_url: str) -> int:
             try:
                 rows += await benchmark.fn(ctx)
             except Exception as exc:  # report it and go on with the others
-                failed = True
+                failed = suite_failed = True
                 ctx.log(f"{suite.key}.{benchmark.key} FAILED: {exc!r}")
                 rows.append(Row(name=f"{benchmark.key} (failed)", figure=float("nan"),
                                 unit="", target="-", met=False, notes=repr(exc)))
@@ -115,9 +120,12 @@ async def run(args: argparse.Namespace, server_url: str) -> int:
         for row in rows:
             if row.notes:
                 print(f"\n- {row.name}: {row.notes}")
-        # Only a full run of a suite rewrites its section: a partial one would drop rows.
-        if len(keys) == len(suite.benchmarks) and not args.quick:
+        # Only a complete, successful run of a suite rewrites its section: a partial one would
+        # drop rows, and a failed one would replace figures with an error.
+        if len(keys) == len(suite.benchmarks) and not args.quick and not suite_failed:
             blocks[suite.key] = suite_block(suite, rows, info, time.perf_counter() - started)
+        elif suite_failed:
+            ctx.log(f"{suite.key}: a benchmark failed; its section of BENCHMARKS.md is kept")
     if args.json:
         print(json.dumps([r.as_dict() for r in everything], indent=2, default=str))
     if not args.no_write and len(blocks) > 2:
@@ -139,23 +147,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="short smoke run (never written to BENCHMARKS.md)")
     parser.add_argument("--no-write", action="store_true", help="do not touch BENCHMARKS.md")
     parser.add_argument("--json", action="store_true", help="also print the rows as JSON")
-    parser.add_argument("--quiet-wait", type=float, default=45.0, metavar="SECONDS",
+    parser.add_argument("--quiet-wait", type=float, default=30.0, metavar="SECONDS",
                         help="before each benchmark, wait up to this long for other processes "
-                        "to leave the CPUs alone (default 45, at most 4 times that in all; "
+                        "to leave the CPUs alone (default 30, at most 3 times that in all; "
                         "0 to skip)")
     args = parser.parse_args(argv)
     if args.list:
         for suite in discover():
             for b in suite.benchmarks:
-                print(f"{suite.key}.{b.key:<24} {b.title}")
+                print(f"{suite.key + '.' + b.key:<36} {b.title}")
         return 0
-    try:
-        import uvloop
-    except ImportError:  # the service's default loop when uvicorn[standard] is installed
-        uvloop = None
     with bench_server() as server_url:
-        if uvloop is not None:
-            return uvloop.run(run(args, server_url))
+        # uvloop is the service's loop (uvicorn[standard] brings it); fall back without it.
+        if importlib.util.find_spec("uvloop") is not None:
+            import uvloop
+
+            return int(uvloop.run(run(args, server_url)))
         return asyncio.run(run(args, server_url))
 
 

@@ -218,7 +218,7 @@ class BenchContext:
             busy = (after.user + after.system + after.nice) - (
                 before.user + before.system + before.nice
             )
-            others = busy - (time.process_time() - mine)
+            others: float = busy - (time.process_time() - mine)
             if others < threshold or time.perf_counter() >= deadline:
                 if waited or others >= threshold:
                     self.log(f"  other processes use {others:.0%} of a CPU; going on")
@@ -565,7 +565,8 @@ def suite_block(suite: Suite, rows: Sequence[Row], info: dict[str, str], seconds
         f"## {suite.title}",
         "",
         f"Measured {info['date']} on {info['cpus'].split(' ')[0]} CPUs, PostgreSQL "
-        f"{info['postgresql'].split(',')[0]}; the suite took {seconds:.0f} s.",
+        f"{info['postgresql'].split(',')[0]} (load average at start "
+        f"{info['load average at start']}); the suite took {seconds:.0f} s.",
         "",
         markdown_table(rows),
         "",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import ClassVar
 
 import asyncpg
 
@@ -41,7 +42,7 @@ class BenchNoop(Projection):
 
     name = "bench_noop"
     version = 1
-    tables: dict[str, str] = {}
+    tables: ClassVar[dict[str, str]] = {}
 
     async def apply(
         self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], tables: Tables

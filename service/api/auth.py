@@ -47,7 +47,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service import observability
-from service.api.deps import context
+from service.api.deps import service_context
 from service.api.problems import Problem
 from service.config import Settings
 from service.context import ServiceContext
@@ -225,7 +225,7 @@ def failure_limiter(request: Request) -> FailureLimiter:
     """Return the app's failed-authentication limiter, creating it on first use."""
     limiter: FailureLimiter | None = getattr(request.app.state, "auth_failure_limiter", None)
     if limiter is None:
-        limiter = FailureLimiter(context(request).settings.auth_failure_limit)
+        limiter = FailureLimiter(service_context(request).settings.auth_failure_limit)
         request.app.state.auth_failure_limiter = limiter
     return limiter
 
@@ -295,7 +295,7 @@ class Allow:
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
         try:
-            principal = await authenticate(context(request), credential)
+            principal = await authenticate(service_context(request), credential)
         except CredentialError as exc:
             limiter.record(bucket)
             observability.AUTH_FAILURES.labels(exc.reason).inc()

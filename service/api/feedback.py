@@ -33,7 +33,8 @@ AgentId = Annotated[str, Path(pattern=_ID)]
 INTERVIEW = "/interviews/{agent_id}"
 
 
-@router.get("/feedback/classification", response_model=ClassificationOut)
+@router.get("/feedback/classification", response_model=ClassificationOut,
+            responses={409: {"description": "the month is not published yet"}})
 async def classification(
     team_id: TeamId, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:

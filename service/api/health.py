@@ -24,7 +24,9 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", dependencies=[public()])
+@router.get("/readyz", dependencies=[public()],
+            responses={503: {"description": "the database is unreachable, or its migrations"
+                                            " are not at head"}})
 async def readyz(ctx: Annotated[ServiceContext, Depends(context)]) -> dict[str, str]:
     """Answer 200 when the database is reachable and migrated to head."""
     try:

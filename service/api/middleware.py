@@ -8,6 +8,7 @@ import uuid
 from collections.abc import MutableMapping
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import observability
@@ -16,8 +17,18 @@ from service.api.problems import problem_response
 log = logging.getLogger("csperf.access")
 
 
-class BodyTooLarge(Exception):
-    """The request body passed the configured limit."""
+class BodyTooLarge(HTTPException):
+    """The request body passed the configured limit.
+
+    An HTTPException so that it crosses FastAPI's body parsing, which turns any other error
+    raised while reading the body into a 400 (a chunked body has no Content-Length to refuse
+    up front, so this is how the limit reaches it).
+    """
+
+    kind = "payload-too-large"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds {limit} bytes")
 
 
 class RequestContextMiddleware:
@@ -55,7 +66,7 @@ class RequestContextMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise BodyTooLarge
+                    raise BodyTooLarge(self.max_body_bytes)
             return message
 
         async def send_with_id(message: Message) -> None:

@@ -216,7 +216,8 @@ async def review_plan(
     )
 
 
-@router.get("/reassignment-reviews/{review_id}", response_model=ReviewOut)
+@router.get("/reassignment-reviews/{review_id}", response_model=ReviewOut,
+            responses={409: {"description": "the review id names more than one review"}})
 async def get_review(
     review_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:

@@ -6,7 +6,7 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
 from service.domain.scheme import Scheme
 
@@ -101,7 +101,8 @@ class CycleIn(Body):
 class CloseIn(Body):
     """POST .../close."""
 
-    force: bool = False
+    # Strict: `"force": 0` or `"force": "yes"` is a client's mistake, not a forced close.
+    force: StrictBool = False
     reason: str | None = Field(default=None, max_length=2000)
     missing_policy: Literal["zero", "renormalize"] | None = Field(
         default=None, description="How missing evaluations are scored on a forced close;"

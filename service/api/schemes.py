@@ -28,7 +28,8 @@ Ctx = Annotated[ServiceContext, Depends(context)]
 SchemeId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 
 
-@router.get("/schemes/{scheme_id}", response_model=Scheme)
+@router.get("/schemes/{scheme_id}", response_model=Scheme,
+            responses={409: {"description": "no version of the scheme is in force yet"}})
 async def get_scheme(
     scheme_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent", "rater")],
     version: int | None = None,

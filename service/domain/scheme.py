@@ -175,7 +175,10 @@ def _sum_problem(field: str, weights: Sequence[float], what: str) -> Problem | N
     # Weights already reported as invalid would only add a second, confusing complaint here.
     if not all(math.isfinite(w) for w in weights):
         return None
-    total = math.fsum(weights)
+    try:
+        total = math.fsum(weights)
+    except OverflowError:  # finite weights near the float limit: their sum is not 1 either
+        total = math.inf
     if abs(total - 1.0) > WEIGHT_TOLERANCE:
         return Problem(field, f"{what} sum to {total:g}; they must sum to 1")
     return None

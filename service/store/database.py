@@ -58,6 +58,24 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+def _follows_a_lost_server(exc: BaseException) -> bool:
+    """Tell whether asyncpg's "another operation is in progress" means a lost server."""
+    # State 2 is asyncpg's "consume an error until the server is ready again". A pooled
+    # connection sits in it with no statement of ours running only after the server sent an
+    # error unprompted, which PostgreSQL does when it terminates the backend (shutdown,
+    # pg_terminate_backend): the connection is being lost.
+    if "another operation (2) is in progress" in str(exc):
+        return True
+    seen: set[int] = set()
+    cause: BaseException | None = exc.__cause__ or exc.__context__
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, DATABASE_AWAY):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
+
+
 class Database:
     """A lazily opened pool; nothing connects at import or construction time."""
 
@@ -97,6 +115,14 @@ class Database:
                 yield conn
         except UNAVAILABLE_ERRORS as exc:
             raise DatabaseUnavailable(str(type(exc).__name__)) from exc
+        except asyncpg.exceptions.InternalClientError as exc:
+            # A server that goes away can leave asyncpg's protocol mid-operation: the
+            # connection's next use (a statement, the rollback, or the pool's reset on release)
+            # fails with "another operation is in progress" instead of a connection error.
+            # Only that case is the server being away; otherwise this is a bug and stays one.
+            if _follows_a_lost_server(exc):
+                raise DatabaseUnavailable("connection lost mid-statement") from exc
+            raise
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:

@@ -1,0 +1,581 @@
+"""Issue 9's HTTP numbers: single-event commands from 32 clients against FastAPI's own ceiling.
+
+Also the shared pieces of the HTTP benchmarks (bench/mixed.py uses them): the service and the
+baseline app as uvicorn subprocesses on 127.0.0.1, and a small keep-alive HTTP/1.1 client
+that costs the measuring process as little CPU as possible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import jwt
+import orjson
+import psutil
+from fastapi import FastAPI
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.common import (
+    ROOT,
+    BenchContext,
+    CpuMeter,
+    Row,
+    Suite,
+    bounded,
+    compared,
+    percentile,
+)
+
+SUITE = Suite(
+    key="http",
+    title="Commands over HTTP against the framework's ceiling (issue 9)",
+    about="""
+### What these mean and how they are measured
+
+Two apps run the same way, one after the other, each as one uvicorn process on 127.0.0.1
+(`uvicorn.run(app, log_config=None, proxy_headers=False)`, uvloop and httptools, exactly as
+`csperf serve` runs): **the service** (`python -m service serve` against a fresh database on
+the benchmark server, projections running, scheduler off) and **the baseline**, a FastAPI app
+with one route of the same shape per command and nothing else: the same path, a pydantic body
+model with the same fields, a response model with the same fields, no authentication, no
+database, no middleware (`python -m bench.http baseline PORT`).
+
+32 clients, each on its own keep-alive connection, send requests back to back for a fixed
+window after a warm-up; the figure is requests answered inside the window per second, and
+latency is from writing a request to reading its whole answer. The client is a minimal
+HTTP/1.1 client on asyncio streams (pre-encoded headers, `Content-Length` bodies), so the
+measuring process takes little CPU from the two apps; every answer's status is checked. The
+baseline is measured before and after the service (the figure is the mean).
+
+- **PUT agent**: `PUT /v1/agents/{agent_id}` renaming one of 256 agents (32 teams of 8, each
+  client its own team): one `AgentChanged` event on the agent's stream per request,
+  authenticated with an admin JWT (HS256; an API key costs one more database round trip, see
+  the notes).
+- **PUT evaluation**: `PUT /v1/teams/{team}/cycles/{period}/evaluations/{agent}/manager`, a
+  revised manager evaluation (six scores) of one of the team's agents: one
+  `EvaluationSubmitted` event on the team's cycle stream, which every revision lengthens.
+
+Targets (issue 9): at least 50 % of the baseline's rate, p99 latency below 50 ms. With 32
+clients waiting for each answer, Little's law ties the two: the mean latency is 32 / rate,
+so a p99 under 50 ms needs well over 640 requests per second.
+""",
+)
+
+CLIENTS = 32
+TEAMS = 32
+AGENTS_PER_TEAM = 8
+PERIOD = "2026-11"
+ADMIN_KEY = "csk_bench_http_admin_key_00000000000000000000"
+JWT_SECRET = "bench-http-secret-with-enough-entropy-0123456789"
+MANAGER_FORM = ("work_ability", "cooperation", "service", "report_timeliness",
+                "report_reliability", "report_quality")
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """Return a loopback TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Process:
+    """An HTTP server in a subprocess."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        """Return the process id."""
+        return self.process.pid
+
+
+@contextlib.asynccontextmanager
+async def serving(argv: Sequence[str], port: int, env: Mapping[str, str],
+                  ready_path: str) -> AsyncIterator[Process]:
+    """Run argv until the block ends, once GET ready_path answers 200."""
+    log = Path(tempfile.mkstemp(prefix="csperf-bench-http-", suffix=".log")[1])
+    with log.open("wb") as out:
+        process = subprocess.Popen(list(argv), env={**os.environ, **env}, cwd=ROOT,
+                                   stdout=out, stderr=out)
+    server = Process(process, port, log)
+    try:
+        for _ in range(600):
+            if process.poll() is not None:
+                raise RuntimeError(f"{argv} exited: {log.read_text()[-2000:]}")
+            with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError):
+                conn = await Client.open(port)
+                try:
+                    status, _ = await conn.request(b"GET", ready_path.encode())
+                finally:
+                    conn.close()
+                if status == 200:
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError(f"{argv} did not become ready in 60 s")
+        yield server
+    finally:
+        process.terminate()
+        try:
+            await asyncio.to_thread(process.wait, 10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            await asyncio.to_thread(process.wait)
+        log.unlink(missing_ok=True)
+
+
+def service_env(url: str, port: int, **extra: str) -> dict[str, str]:
+    """Return the environment of a benchmarked service process."""
+    return {
+        "CSPERF_DATABASE_URL": url,
+        "CSPERF_HOST": "127.0.0.1",
+        "CSPERF_PORT": str(port),
+        "CSPERF_JWT_SECRET": JWT_SECRET,
+        "CSPERF_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY,
+        "CSPERF_LOG_LEVEL": "WARNING",
+        "CSPERF_RUN_SCHEDULER": "false",
+        "CSPERF_WEBHOOK_RUN_SENDER": "false",
+        **extra,
+    }
+
+
+def service(url: str, **extra: str) -> contextlib.AbstractAsyncContextManager[Process]:
+    """Run `python -m service serve` on a free port against url."""
+    port = free_port()
+    return serving([sys.executable, "-m", "service", "serve"], port,
+                   service_env(url, port, **extra), "/readyz")
+
+
+def baseline() -> contextlib.AbstractAsyncContextManager[Process]:
+    """Run the baseline app on a free port."""
+    port = free_port()
+    return serving([sys.executable, "-m", "bench.http", "baseline", str(port)], port, {},
+                   "/healthz")
+
+
+def token(role: str = "admin", subject: str = "bench", **claims: str) -> str:
+    """Return an HS256 JWT for the benchmarked service."""
+    now = datetime.now(UTC)
+    payload: dict[str, Any] = {"sub": subject, "role": role, "iat": now,
+                               "exp": now + timedelta(hours=2), **claims}
+    return jwt.encode(payload, JWT_SECRET, algorithm="HS256")
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """Return a process's CPU seconds so far."""
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+# -- the client --------------------------------------------------------------------------------
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection to 127.0.0.1, one request at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 port: int, headers: bytes) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.head = f"Host: 127.0.0.1:{port}\r\n".encode() + headers
+
+    @classmethod
+    async def open(cls, port: int, headers: Mapping[str, str] | None = None) -> Client:
+        """Connect; headers go with every request."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        extra = b"".join(f"{k}: {v}\r\n".encode() for k, v in (headers or {}).items())
+        return cls(reader, writer, port, extra)
+
+    async def request(self, method: bytes, path: bytes, body: bytes | None = None
+                      ) -> tuple[int, bytes]:
+        """Send one request; return the status and the body."""
+        parts = [method, b" ", path, b" HTTP/1.1\r\n", self.head]
+        if body is not None:
+            parts += [b"Content-Type: application/json\r\nContent-Length: ",
+                      str(len(body)).encode(), b"\r\n\r\n", body]
+        else:
+            parts.append(b"\r\n")
+        self.writer.write(b"".join(parts))
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = -1
+        chunked = False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            lowered = name.lower()
+            if lowered == b"content-length":
+                length = int(value)
+            elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if chunked:
+            data = bytearray()
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                data += await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                del data[-2:]
+            return status, bytes(data)
+        return status, await self.reader.readexactly(max(length, 0))
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.writer.close()
+
+
+Request = tuple[bytes, bytes, bytes | None]
+
+
+@dataclass
+class Timing:
+    """What a closed-loop load measured inside its window."""
+
+    seconds: float
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    statuses: dict[str, dict[int, int]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def count(self, kind: str | None = None) -> int:
+        """Return how many answers of this kind (all kinds: None) came inside the window."""
+        kinds = [kind] if kind is not None else list(self.latencies)
+        return sum(len(self.latencies.get(k, [])) for k in kinds)
+
+    def rate(self, kind: str | None = None) -> float:
+        """Return answers per second inside the window."""
+        return self.count(kind) / self.seconds
+
+    def ms(self, q: float, kind: str) -> float:
+        """Return a latency percentile in milliseconds."""
+        return percentile(self.latencies.get(kind, []), q) * 1000
+
+
+async def closed_loop(
+    port: int,
+    clients: int,
+    next_request: Callable[[int, int], tuple[str, Request]],
+    *,
+    seconds: float,
+    warmup: float,
+    headers: Mapping[str, str] | None = None,
+    ok: Callable[[str, int], bool] = lambda _kind, status: 200 <= status < 300,
+) -> Timing:
+    """Run `clients` connections sending next_request(client, n) back to back.
+
+    Counts and times the answers that arrive inside the window [warmup, warmup + seconds];
+    an answer ``ok`` refuses is recorded as an error.
+    """
+    conns = [await Client.open(port, headers) for _ in range(clients)]
+    timing = Timing(seconds)
+    begin = time.perf_counter() + warmup
+    end = begin + seconds
+
+    async def loop(index: int) -> None:
+        conn = conns[index]
+        n = 0
+        while time.perf_counter() < end:
+            kind, (method, path, body) = next_request(index, n)
+            n += 1
+            sent = time.perf_counter()
+            status, answer = await conn.request(method, path, body)
+            done = time.perf_counter()
+            if not ok(kind, status):
+                if len(timing.errors) < 20:
+                    timing.errors.append(f"{kind} {path.decode()} -> {status} {answer[:300]!r}")
+            if begin <= done <= end:
+                timing.latencies.setdefault(kind, []).append(done - sent)
+                counts = timing.statuses.setdefault(kind, {})
+                counts[status] = counts.get(status, 0) + 1
+
+    try:
+        await asyncio.gather(*(loop(i) for i in range(clients)))
+    finally:
+        for conn in conns:
+            conn.close()
+    return timing
+
+
+# -- the baseline app --------------------------------------------------------------------------
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class BaselineAgentIn(_Body):
+    """The body of PUT /v1/agents/{agent_id}, as the service's AgentIn."""
+
+    name: str = Field(min_length=1, max_length=200)
+    team_id: str = Field(min_length=1, max_length=64)
+    position: str | None = Field(default=None, max_length=100)
+
+
+class BaselineMembership(BaseModel):
+    """As the service's MembershipOut."""
+
+    team_id: str
+    since: datetime
+    until: datetime | None
+
+
+class BaselineAgentOut(BaseModel):
+    """As the service's AgentOut."""
+
+    agent_id: str
+    name: str
+    team_id: str
+    position: str | None
+    history: list[BaselineMembership]
+    version: int
+
+
+class BaselineEvaluationIn(_Body):
+    """As the service's EvaluationIn."""
+
+    scores: dict[str, float]
+    comment: str | None = Field(default=None, max_length=5000)
+
+
+class BaselineEvaluationOut(BaseModel):
+    """As the service's EvaluationOut."""
+
+    team_id: str
+    period: str
+    agent_id: str
+    rater_role: str
+    rater_id: str
+    scores: dict[str, float]
+    comment: str | None
+    revision: int
+    submitted_at: datetime
+
+
+_SINCE = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def baseline_app() -> FastAPI:
+    """Return the baseline: one FastAPI route per benchmarked command, of the same shape."""
+    app = FastAPI()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.put("/v1/agents/{agent_id}", response_model=BaselineAgentOut)
+    async def put_agent(agent_id: str, body: BaselineAgentIn) -> BaselineAgentOut:
+        return BaselineAgentOut(
+            agent_id=agent_id, name=body.name, team_id=body.team_id, position=body.position,
+            version=2, history=[BaselineMembership(team_id=body.team_id, since=_SINCE,
+                                                   until=None)])
+
+    @app.put("/v1/teams/{team_id}/cycles/{period}/evaluations/{agent_id}/{rater_role}",
+             response_model=BaselineEvaluationOut)
+    async def put_evaluation(team_id: str, period: str, agent_id: str, rater_role: str,
+                             body: BaselineEvaluationIn) -> BaselineEvaluationOut:
+        return BaselineEvaluationOut(
+            team_id=team_id, period=period, agent_id=agent_id, rater_role=rater_role,
+            rater_id="bench", scores=body.scores, comment=body.comment, revision=2,
+            submitted_at=datetime.now(UTC))
+
+    return app
+
+
+def serve_baseline(port: int) -> None:
+    """Serve the baseline app as `csperf serve` serves the service."""
+    import uvicorn
+
+    uvicorn.run(baseline_app(), host="127.0.0.1", port=port, log_config=None,
+                proxy_headers=False, timeout_graceful_shutdown=5)
+
+
+# -- the benchmark ---------------------------------------------------------------------------
+
+
+def team_id(index: int) -> str:
+    """Return the id of bench team index."""
+    return f"h{index:02d}"
+
+
+def agent_id(team: int, k: int) -> str:
+    """Return the id of agent k of bench team index."""
+    return f"h{team:02d}-a{k}"
+
+
+def agent_request(client: int, n: int) -> tuple[str, Request]:
+    """Rename the client's team's next agent (one AgentChanged event)."""
+    team, k = client % TEAMS, n % AGENTS_PER_TEAM
+    body = orjson.dumps({"name": f"Agent {k} r{n}", "team_id": team_id(team),
+                         "position": "pre-sale"})
+    return "PUT agent", (b"PUT", f"/v1/agents/{agent_id(team, k)}".encode(), body)
+
+
+def evaluation_request(client: int, n: int) -> tuple[str, Request]:
+    """Revise the manager evaluation of the client's team's next agent (one event)."""
+    team, k = client % TEAMS, n % AGENTS_PER_TEAM
+    score = float(40 + (n * 7 + k) % 60)
+    body = orjson.dumps({"scores": dict.fromkeys(MANAGER_FORM, score)})
+    path = f"/v1/teams/{team_id(team)}/cycles/{PERIOD}/evaluations/{agent_id(team, k)}/manager"
+    return "PUT evaluation", (b"PUT", path.encode(), body)
+
+
+async def seed(port: int, headers: Mapping[str, str]) -> None:
+    """Create the teams, their agents and open months; evaluate every agent once."""
+    async def one_team(t: int) -> None:
+        conn = await Client.open(port, headers)
+        try:
+            body = orjson.dumps({"name": f"Team {t}", "manager_ids": ["m-bench"]})
+            status, answer = await conn.request(b"PUT", f"/v1/teams/{team_id(t)}".encode(), body)
+            assert status in (200, 201), answer
+            for k in range(AGENTS_PER_TEAM):
+                body = orjson.dumps({"name": f"Agent {k}", "team_id": team_id(t),
+                                     "position": "pre-sale"})
+                status, answer = await conn.request(
+                    b"PUT", f"/v1/agents/{agent_id(t, k)}".encode(), body)
+                assert status in (200, 201), answer
+            status, answer = await conn.request(
+                b"POST", f"/v1/teams/{team_id(t)}/cycles".encode(),
+                orjson.dumps({"period": PERIOD}))
+            assert status == 201, answer
+            for k in range(AGENTS_PER_TEAM):
+                _, (method, path, body) = evaluation_request(t, k)
+                status, answer = await conn.request(method, path, body)
+                assert status == 200, answer
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(one_team(t) for t in range(TEAMS)))
+
+
+@dataclass
+class Measured:
+    """One command's run against the service, with CPU seconds per party."""
+
+    timing: Timing
+    service_cpu: float
+    postgres_cpu: float
+    client_cpu: float
+
+
+async def _measure(port: int, pid: int | None, meter: CpuMeter | None,
+                   make: Callable[[int, int], tuple[str, Request]], headers: Mapping[str, str],
+                   seconds: float, warmup: float) -> Measured:
+    process = psutil.Process(pid) if pid is not None else None
+    # CPU is taken over the whole run (warm-up included), then scaled to the window.
+    opened = meter.start() if meter is not None else None
+    before = cpu_seconds(process) if process is not None else 0.0
+    mine = time.process_time()
+    started = time.perf_counter()
+    timing = await closed_loop(port, CLIENTS, make, seconds=seconds, warmup=warmup,
+                               headers=headers)
+    share = seconds / (time.perf_counter() - started)
+    service_cpu = (cpu_seconds(process) - before) * share if process is not None else 0.0
+    postgres_cpu = float("nan")
+    if meter is not None and opened is not None:
+        postgres_cpu = meter.stop(opened).server * share
+    return Measured(timing, service_cpu, postgres_cpu, (time.process_time() - mine) * share)
+
+
+def _cpu_note(m: Measured) -> str:
+    count = m.timing.count() or 1
+    return (f"CPU per request: service {m.service_cpu / count * 1e6:,.0f} µs, PostgreSQL"
+            f" {m.postgres_cpu / count * 1e6:,.0f} µs, client {m.client_cpu / count * 1e6:,.0f}"
+            " µs")
+
+
+@SUITE.benchmark("commands", "single-event commands from 32 clients vs a trivial FastAPI route")
+async def commands(ctx: BenchContext) -> list[Row]:
+    """Measure the baseline, the service's two commands, and the baseline again."""
+    seconds, warmup = ctx.scaled(8.0, 3.0), ctx.scaled(2.0, 1.0)
+    kinds = (("PUT agent", agent_request), ("PUT evaluation", evaluation_request))
+    base: dict[str, list[Measured]] = {k: [] for k, _ in kinds}
+
+    async def run_baseline() -> None:
+        async with baseline() as app:
+            for kind, make in kinds:
+                measured = await _measure(app.port, app.pid, None, make, {}, seconds, warmup)
+                if measured.timing.errors:
+                    raise RuntimeError(f"baseline errors: {measured.timing.errors[:3]}")
+                base[kind].append(measured)
+                ctx.log(f"http: baseline {kind}: {measured.timing.rate():,.0f}/s, p99"
+                        f" {measured.timing.ms(99, kind):.1f} ms")
+
+    await run_baseline()
+    subject: dict[str, Measured] = {}
+    keyed: Measured | None = None
+    async with ctx.fresh_database("csperf_bench_http") as url:
+        meter = await CpuMeter.for_server(url)
+        async with service(url) as app:
+            admin = {"Authorization": f"Bearer {token()}"}
+            ctx.log(f"http: seeding {TEAMS} teams of {AGENTS_PER_TEAM} agents")
+            await seed(app.port, admin)
+            await asyncio.sleep(1.0)
+            for kind, make in kinds:
+                measured = await _measure(app.port, app.pid, meter, make, admin, seconds, warmup)
+                if measured.timing.errors:
+                    raise RuntimeError(f"service errors: {measured.timing.errors[:3]}")
+                subject[kind] = measured
+                ctx.log(f"http: service {kind}: {measured.timing.rate():,.0f}/s, p50"
+                        f" {measured.timing.ms(50, kind):.1f} ms, p99"
+                        f" {measured.timing.ms(99, kind):.1f} ms; {_cpu_note(measured)}")
+            # The same command authenticated with an API key: one key lookup per request.
+            keyed = await _measure(app.port, app.pid, meter, agent_request,
+                                   {"Authorization": f"Bearer {ADMIN_KEY}"}, seconds / 2, warmup)
+            ctx.log(f"http: service PUT agent with an API key: {keyed.timing.rate():,.0f}/s")
+    await run_baseline()
+
+    rows: list[Row] = []
+    for kind, _ in kinds:
+        measured = subject[kind]
+        timing = measured.timing
+        rate = timing.rate()
+        base_rates = [b.timing.rate() for b in base[kind]]
+        base_rate = sum(base_rates) / len(base_rates)
+        base_p99 = [b.timing.ms(99, kind) for b in base[kind]]
+        rows.append(compared(
+            f"{kind}, 32 clients", rate, "requests/s",
+            baseline="trivial FastAPI route of the same shape, same uvicorn setup",
+            baseline_figure=base_rate, at_least=0.50,
+            notes=f"{timing.count():,} answered in {timing.seconds:.0f} s, all"
+            f" {sorted(timing.statuses[kind])}; p50 {timing.ms(50, kind):.1f} ms."
+            f" Baseline {base_rates[0]:,.0f}/s before and {base_rates[-1]:,.0f}/s after,"
+            f" p99 {max(base_p99):.1f} ms. {_cpu_note(measured)}; the baseline's process"
+            f" {base[kind][0].service_cpu / max(base[kind][0].timing.count(), 1) * 1e6:,.0f} µs."
+        ))
+        p99 = timing.ms(99, kind)
+        rows.append(bounded(
+            f"{kind}, p99 latency (32 clients)", p99, "ms", target="< 50 ms", met=p99 < 50,
+            notes=f"p95 {timing.ms(95, kind):.1f} ms, max {timing.ms(100, kind):.1f} ms.",
+        ))
+    if keyed is not None:
+        rows.append(bounded(
+            "for scale: PUT agent with an API key instead of a JWT", keyed.timing.rate(),
+            "requests/s", target="-", met=None,
+            notes=f"p99 {keyed.timing.ms(99, 'PUT agent'):.1f} ms; the key is looked up by its"
+            f" hash on every request (revocation is immediate). {_cpu_note(keyed)}.",
+        ))
+    return rows
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "baseline":
+        serve_baseline(int(sys.argv[2]))
+    else:
+        raise SystemExit("usage: python -m bench.http baseline PORT")
