@@ -135,13 +135,19 @@ def event_ids(append: StreamAppend) -> list[uuid.UUID]:
 
 _LOCK_STREAM = "hashtextextended($1, 0)"
 
+# The duplicate check runs only for caller-chosen ids (an idempotency key or explicit event
+# ids): random ids cannot collide, and the unique index on event_id still guards every row.
+# It probes the first id alone with "=": an "= ANY(array)" probe gets a sequential scan in the
+# generic plan asyncpg's cached statement settles on while the table is young, and every append
+# then reads the whole table until autovacuum's first ANALYZE replans it.
 _APPEND_SQL = f"""
 WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({_LOCK_STREAM}) AS locked),
 bumped AS (
     INSERT INTO stream AS s (stream_id, stream_type, version)
     SELECT $1, $2, $4::int FROM lock
     WHERE ($3::int IS NULL OR $3::int = 0 OR EXISTS (SELECT 1 FROM stream WHERE stream_id = $1))
-      AND NOT EXISTS (SELECT 1 FROM event WHERE event_id = ANY($7::uuid[]))
+      AND ($11::bool IS NOT TRUE
+           OR NOT EXISTS (SELECT 1 FROM event WHERE event_id = ($7::uuid[])[1]))
     ON CONFLICT (stream_id) DO UPDATE SET version = s.version + $4::int
     WHERE $3::int IS NULL OR s.version = $3::int
     RETURNING s.version
@@ -154,6 +160,24 @@ FROM bumped,
      unnest($5::text[], $6::int[], $7::uuid[], $10::jsonb[])
          WITH ORDINALITY AS e(type, schema_version, event_id, data, ord)
 ORDER BY e.ord
+RETURNING position, version
+"""
+
+# One event, scalar parameters: no arrays to encode, parse and unnest (the common case).
+_APPEND_ONE_SQL = f"""
+WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({_LOCK_STREAM}) AS locked),
+bumped AS (
+    INSERT INTO stream AS s (stream_id, stream_type, version)
+    SELECT $1, $2, 1 FROM lock
+    WHERE ($3::int IS NULL OR $3::int = 0 OR EXISTS (SELECT 1 FROM stream WHERE stream_id = $1))
+      AND ($10::bool IS NOT TRUE OR NOT EXISTS (SELECT 1 FROM event WHERE event_id = $4::uuid))
+    ON CONFLICT (stream_id) DO UPDATE SET version = s.version + 1
+    WHERE $3::int IS NULL OR s.version = $3::int
+    RETURNING s.version
+)
+INSERT INTO event (stream_id, stream_type, version, event_id, type, schema_version, data,
+                   metadata, recorded_at)
+SELECT $1, $2, bumped.version, $4::uuid, $5, $6, $7::jsonb, $8::jsonb, $9 FROM bumped
 RETURNING position, version
 """
 
@@ -208,24 +232,47 @@ async def _append_one(
     if not request.events:
         return AppendResult(request.stream_id, await stream_version(conn, request.stream_id))
     ids = event_ids(request)
-    args = (
-        request.stream_id,
-        stream_type(request.stream_id),
-        request.expected_version,
-        len(request.events),
-        [e.type for e in request.events],
-        [e.schema_version for e in request.events],
-        ids,
-        dict(metadata),
-        recorded_at,
-        [dict(e.data) for e in request.events],
+    chosen_ids = request.idempotency_key is not None or any(
+        e.event_id is not None for e in request.events
     )
+    sql: str
+    args: tuple[Any, ...]
+    if len(request.events) == 1:
+        event = request.events[0]
+        sql = _APPEND_ONE_SQL
+        args = (
+            request.stream_id,
+            stream_type(request.stream_id),
+            request.expected_version,
+            ids[0],
+            event.type,
+            event.schema_version,
+            _plain(event.data),
+            _plain(metadata),
+            recorded_at,
+            chosen_ids,
+        )
+    else:
+        sql = _APPEND_SQL
+        args = (
+            request.stream_id,
+            stream_type(request.stream_id),
+            request.expected_version,
+            len(request.events),
+            [e.type for e in request.events],
+            [e.schema_version for e in request.events],
+            ids,
+            _plain(metadata),
+            recorded_at,
+            [_plain(e.data) for e in request.events],
+            chosen_ids,
+        )
     try:
         if conn.is_in_transaction():
             async with conn.transaction():  # a savepoint, so a retry lookup can follow
-                rows = await conn.fetch(_APPEND_SQL, *args)
+                rows = await conn.fetch(sql, *args)
         else:
-            rows = await conn.fetch(_APPEND_SQL, *args)
+            rows = await conn.fetch(sql, *args)
     except asyncpg.UniqueViolationError:
         # Two identical retries raced past the duplicate check; the first one won.
         rows = []
@@ -309,16 +356,29 @@ async def head(conn: asyncpg.Connection) -> Cursor:
     return Cursor(row["tx_id"], row["position"]) if row else Cursor()
 
 
+def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
+    return value if type(value) is dict else dict(value)
+
+
+_new = object.__new__
+
+
 def _recorded(row: asyncpg.Record) -> RecordedEvent:
-    return RecordedEvent(
-        position=row["position"],
-        tx_id=row["tx_id"],
-        stream_id=row["stream_id"],
-        version=row["version"],
-        event_id=row["event_id"],
-        type=row["type"],
-        schema_version=row["schema_version"],
-        data=row["data"],
-        metadata=row["metadata"],
-        recorded_at=row["recorded_at"],
-    )
+    # Rebuilds read hundreds of thousands of rows: filling the frozen dataclass's __dict__
+    # directly costs a quarter of its __init__ (one object.__setattr__ per field).
+    # The row's columns are _COLUMNS, in the dataclass's field order.
+    event: RecordedEvent = _new(RecordedEvent)
+    fields = event.__dict__
+    (
+        fields["position"],
+        fields["tx_id"],
+        fields["stream_id"],
+        fields["version"],
+        fields["event_id"],
+        fields["type"],
+        fields["schema_version"],
+        fields["data"],
+        fields["metadata"],
+        fields["recorded_at"],
+    ) = row
+    return event
