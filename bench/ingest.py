@@ -68,17 +68,19 @@ Client, service and PostgreSQL share the machine's CPUs; the notes give each one
 
 ### Why the 50 % target is missed
 
-Both CPUs are busy (service about 0.8 of one, PostgreSQL about 0.7 spread over its backends,
-the client 0.1), so the rate is set by CPU per sample, measured with `py-spy` on the service
-and psutil on the server's processes:
+The rate is set by CPU per sample, which is stable from run to run (the notes give each run's
+CPU seconds; `py-spy` on the service and psutil on the server's processes split them): about
+13 µs in the service and 11 µs in PostgreSQL, so on two CPUs shared with the client the
+ceiling is near 80,000 samples/s, and anything else running on the machine lowers the figure
+(quiet runs measured 55,000-60,000/s, 14-16 % of COPY):
 
 - PostgreSQL spends about 11 µs per sample, against about 2 µs per row for COPY into the
   plain table: the idempotent insert (a speculative insertion checked against the
   `(source, sample_id)` primary key, plus the `(tx_id, id)` index the read model reads in) is
   about 6 µs, the read model's aggregation about 3 µs (exact `numeric` sums), the directory
   lookup, cycle locks and commit the rest. The INSERT alone, with no Python in front of it,
-  reaches only about 35-40 % of the COPY rate ("for scale" row): no design that must refuse
-  duplicates reaches 50 % of an unindexed COPY on this machine.
+  reaches only about 30-40 % of the COPY rate ("for scale" row): storage that refuses
+  duplicates through a unique index cannot reach 50 % of an unindexed COPY on this machine.
 - The service spends about 13 µs per sample in one Python process: JSON validation into
   dicts (about 18 % of its time, pydantic-core), encoding the rows for PostgreSQL (about
   17 %, asyncpg's composite-array encoder), checking and placing each sample (team at the
