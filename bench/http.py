@@ -70,6 +70,40 @@ baseline is measured before and after the service (the figure is the mean).
 Targets (issue 9): at least 50 % of the baseline's rate, p99 latency below 50 ms. With 32
 clients waiting for each answer, Little's law ties the two: the mean latency is 32 / rate,
 so a p99 under 50 ms needs well over 640 requests per second.
+
+### Why the targets are missed
+
+The rate is set by CPU: client, service and PostgreSQL share two cores, and the notes give
+each one's CPU per request. A PUT agent costs the service process about 1.45 ms of CPU and
+PostgreSQL about 1.1 ms (nine statements, one commit with its WAL flush, and the projections'
+reads and writes of the event); the baseline's process spends about 0.12 ms. Two cores
+divided by 2.6 ms is about 770 commands a second, which is what a quiet machine measures
+(700-760/s; the figures above are lower when other processes hold a CPU, see the machine's
+load). Half the baseline, about 3,000 a second, would need under 0.7 ms of CPU per command
+for the service and the database together: less than PostgreSQL alone spends on it. No
+change of Python code reaches the 50 % target on this machine; p99 follows the rate.
+
+Where the service's time goes (`py-spy record` of the service during this load, PUT agent;
+PUT evaluation in brackets): asyncpg, its protocol, pool and codecs 45 % (40 %): about nine
+round trips a command (the team's stream, the pool's reset query on each release, BEGIN, the
+stream lock, the stream, the append, COMMIT); uvicorn, Starlette and FastAPI routing and
+middleware 24 % (24 %); the projection runners in the same process applying each event 17 %
+(10 %); JWT verification 6 % (2 %); request parsing 4 % (3 %); our command code, decoding and
+folding the stream 4 % (20 %: a revision folds the whole cycle stream, which every revision
+lengthens; with the scheme version and the agent, five pooled reads before the append).
+
+Changed after profiling: the `context` dependency every route declares was a plain `def`,
+which FastAPI runs in its thread pool, one thread hop per request; made `async`, PUT agent
+went from 338 and 267 to 467 and 445 requests/s in alternating runs (PUT evaluation 164 and
+94 to 173 and 182). Found with the mixed load, and applying here too: the app freezes its
+start-up heap out of the garbage collector's full passes (`gc.freeze()`), which had stalled
+the event loop for 60-80 ms every few seconds. Tried and not kept: skipping asyncpg's reset
+query when a connection goes back to the pool (+8 % for PUT agent, +4 % for PUT
+evaluation): pooled connections carry no session state today, but the saving is small for a
+rule every future change would have to keep. What would still help, by gain: more cores
+(the service and PostgreSQL stop sharing two), fewer round trips per command (one read of
+the team and the stream in the command's transaction), a cache of immutable scheme
+versions, and running the projections in a separate process.
 """,
 )
 

@@ -15,7 +15,7 @@ def service_context(request: Request) -> ServiceContext:
     return ctx
 
 
-def context(request: Request) -> ServiceContext:
+async def context(request: Request) -> ServiceContext:
     """Return the service context of the running app (the dependency routes declare).
 
     Async on purpose: FastAPI runs a plain ``def`` dependency in its thread pool, a thread
