@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import asyncpg
 
@@ -34,7 +33,6 @@ LOCK_NAMESPACE = 7215001
 LIVE_BATCH = 500
 BUILD_BATCH = 5000
 FAILURE_RETRY_SECONDS = 5.0
-GENERATION_CHECK_SECONDS = 1.0
 
 
 class ProjectionFailed(Exception):
@@ -57,9 +55,6 @@ class Worker:
         self.conn = conn
         self.projection = projection
         self._single_steps: set[int] = set()
-        self._generations: tuple[Generation, Generation | None] | None = None
-        self._checked_at = 0.0
-        self.last_cursor: Cursor | None = None
 
     async def ensure_live(self) -> tuple[Generation, Generation | None]:
         """Return the live generation and the one being built, starting either if needed."""
@@ -111,7 +106,6 @@ class Worker:
             )
             raise ProjectionFailed(self.projection.name) from exc
         self._single_steps.discard(generation.generation)
-        self.last_cursor = events[-1].cursor
         observability.PROJECTION_FAILED.labels(self.projection.name).set(0)
         observability.PROJECTED_EVENTS.labels(self.projection.name).inc(len(events))
         if generation.status == "live":
@@ -163,31 +157,14 @@ class Worker:
 
     async def run_once(self) -> int:
         """Advance the live generation one batch and any rebuild one batch."""
-        # Which generations exist changes rarely (a rebuild request, a new code version):
-        # look it up once a second, not on every idle poll of every projection.
-        now = asyncio.get_running_loop().time()
-        if self._generations is None or now - self._checked_at > GENERATION_CHECK_SECONDS:
-            self._generations = await self.ensure_live()
-            self._checked_at = now
-        live, building = self._generations
+        live, building = await self.ensure_live()
         read = await self.step(live, LIVE_BATCH)
-        live = self._moved(live, read)
         if building is not None:
             built = await self.step(building, BUILD_BATCH)
-            building = self._moved(building, built)
             if built < BUILD_BATCH:
                 await self.finish_build(building)
-                self._generations = None  # the swap changed which generation is live
-                return read + built
             read += built
-        self._generations = (live, building)
         return read
-
-    def _moved(self, generation: Generation, read: int) -> Generation:
-        # The checkpoint committed with the batch; keep the cached cursor in step with it.
-        if not read or self.last_cursor is None:
-            return generation
-        return replace(generation, cursor=self.last_cursor)
 
 
 def worker_for(conn: asyncpg.Connection, projection: Projection) -> Worker:
