@@ -38,30 +38,29 @@ def agent_stream(agent_id: str) -> str:
 # --- events -------------------------------------------------------------------------------
 
 
+class TeamStated(DomainEvent):
+    """What both team events carry: the whole team as it is from now on."""
+
+    team_id: str
+    name: str
+    timezone: str
+    currency: str
+    manager_ids: tuple[str, ...]
+    scheme_id: str
+
+
 @event
-class TeamRegistered(DomainEvent):
+class TeamRegistered(TeamStated):
     """A team was created."""
 
     type: Literal["TeamRegistered"] = "TeamRegistered"
-    team_id: str
-    name: str
-    timezone: str
-    currency: str
-    manager_ids: tuple[str, ...]
-    scheme_id: str
 
 
 @event
-class TeamChanged(DomainEvent):
+class TeamChanged(TeamStated):
     """A team's name, time zone, currency, managers or scheme changed."""
 
     type: Literal["TeamChanged"] = "TeamChanged"
-    team_id: str
-    name: str
-    timezone: str
-    currency: str
-    manager_ids: tuple[str, ...]
-    scheme_id: str
 
 
 @event
@@ -136,7 +135,7 @@ class Agent:
 
 def evolve_team(state: Team | None, e: DomainEvent) -> Team | None:
     """Apply one team event."""
-    if isinstance(e, TeamRegistered | TeamChanged):
+    if isinstance(e, TeamStated):
         version = state.version if state else 0
         return Team(e.team_id, e.name, e.timezone, e.currency, e.manager_ids, e.scheme_id,
                     version + 1)

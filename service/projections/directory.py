@@ -52,7 +52,7 @@ class Directory(Projection):
         for recorded in events:
             e = decode(recorded.type, recorded.schema_version, recorded.data)
             at = recorded.recorded_at
-            if isinstance(e, d.TeamRegistered | d.TeamChanged):
+            if isinstance(e, d.TeamStated):
                 await conn.execute(
                     f"""
                     INSERT INTO {tables['teams']} AS t VALUES ($1, $2, $3, $4, $5, $6, $7)
