@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from service.config import Settings
 from service.notifier import Notifier
 from service.projections.runner import ProjectionRunner
+from service.queries.documents import DocumentCache
 from service.store.database import Database
 
 Clock = Callable[[], datetime]
@@ -28,6 +29,8 @@ class ServiceContext:
     clock: Clock = system_clock
     runner: ProjectionRunner | None = None
     notifier: Notifier | None = None
+    #: checked against the database on every read (see the module), so replicas agree
+    documents: DocumentCache = field(default_factory=DocumentCache)
     extras: dict[str, object] = field(default_factory=dict)
 
     def committed(self) -> None:

@@ -34,6 +34,7 @@ from service.domain.scheme import RATER_ROLES
 from service.projections.cycle_results import CycleResults
 from service.projections.freshness import wait_caught_up
 from service.queries import monitoring, results
+from service.queries.documents import Document
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles", tags=["cycles"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -156,18 +157,37 @@ RANKING_COLUMNS = ("rank", "agent_id", "name", "score", "tied", "self", "manager
                    "work_performance", "work_ability", "cooperation", "service")
 
 
-def _ranking(request: Request, document: bytes | dict[str, Any]) -> Response:
-    if wants_csv(request):
-        body = orjson.loads(document) if isinstance(document, bytes) else document
-        rows = [{**e, **e["components"]} for e in body["entries"]]
-        return csv_response(rows, RANKING_COLUMNS, f"ranking-{body['team_id']}-{body['period']}")
-    if isinstance(document, bytes):
-        return Response(document, media_type="application/json")
-    return _json(document)
+def _ranking(request: Request, document: Document | dict[str, Any]) -> Response:
+    csv = wants_csv(request)
+    if isinstance(document, Document):
+        # A frozen ranking changes only with its revision: pollers revalidate for a 304.
+        etag = f'"{document.revision}{"-csv" if csv else ""}"'
+        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+        if etag in _etags(request.headers.get("if-none-match", "")):
+            return Response(status_code=304, headers=headers)
+        if not csv:
+            return Response(document.body, media_type="application/json", headers=headers)
+        body = orjson.loads(document.body)
+    elif csv:
+        body = document
+    else:
+        return _json(document)
+    rows = [{**e, **e["components"]} for e in body["entries"]]
+    response = csv_response(rows, RANKING_COLUMNS, f"ranking-{body['team_id']}-{body['period']}")
+    if isinstance(document, Document):
+        response.headers.update(headers)
+    return response
+
+
+def _etags(header: str) -> set[str]:
+    """Return the entity tags of an If-None-Match header (weak ones compare as strong)."""
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
 
 
 @router.get("/{period}/ranking", response_model=RankingOut,
-            responses={200: {"content": {"text/csv": {}}}})
+            responses={200: {"content": {"text/csv": {}}},
+                       304: {"description": "A closed month's ranking, unchanged since the"
+                                            " ETag sent in If-None-Match"}})
 async def get_ranking(
     team_id: str, period: str, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],

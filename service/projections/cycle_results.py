@@ -25,7 +25,8 @@ class CycleResults(Projection):
     """Everything GET needs about cycles, rankings and scorecards."""
 
     name = "cycle_results"
-    version = 2
+    # 3: rankings carry a revision, and publishing keeps the document compact
+    version = 3
     stream_types = ("cycle", "scheme")
     tables = {
         "scheme_versions": """(
@@ -68,6 +69,9 @@ class CycleResults(Projection):
             published_at timestamptz,
             -- served as is: text, so a read copies bytes instead of re-serialising jsonb
             document     text NOT NULL,
+            -- new on every write of the row: readers cache the document under it and send
+            -- it as the ETag (see service/queries/documents.py)
+            revision     uuid NOT NULL DEFAULT gen_random_uuid(),
             PRIMARY KEY (team_id, period)
         )""",
         "ranking_entries": """(
@@ -184,7 +188,7 @@ class CycleResults(Projection):
             f"""
             INSERT INTO {tables['rankings']} VALUES ($1, $2, 'closed', NULL, $3)
             ON CONFLICT (team_id, period) DO UPDATE SET status = 'closed',
-                published_at = NULL, document = $3
+                published_at = NULL, document = $3, revision = gen_random_uuid()
             """,
             e.team_id, e.period, orjson.dumps(document).decode(),
         )
@@ -224,12 +228,19 @@ class CycleResults(Projection):
             " WHERE team_id = $1 AND period = $2",
             team_id, period, status, e.published_at, e.publication,
         )
-        await conn.execute(
-            f"UPDATE {tables['rankings']} SET status = $3, published_at = $4,"
-            " document = (document::jsonb || $5::jsonb)::text"
-            " WHERE team_id = $1 AND period = $2",
-            team_id, period, status, e.published_at, published,
+        # Merged here rather than with jsonb's ||, which would re-serialise the document with
+        # spaces and reordered keys: the compact form is what every read sends.
+        document = await conn.fetchval(
+            f"SELECT document FROM {tables['rankings']} WHERE team_id = $1 AND period = $2",
+            team_id, period,
         )
+        if document is not None:
+            await conn.execute(
+                f"UPDATE {tables['rankings']} SET status = $3, published_at = $4, document = $5,"
+                " revision = gen_random_uuid() WHERE team_id = $1 AND period = $2",
+                team_id, period, status, e.published_at,
+                orjson.dumps({**orjson.loads(document), **published}).decode(),
+            )
         for table in ("ranking_entries", "scorecards"):
             await conn.execute(
                 f"UPDATE {tables[table]} SET status = $3 WHERE team_id = $1 AND period = $2",

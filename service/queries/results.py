@@ -13,20 +13,22 @@ from service.domain.errors import NotFound
 from service.domain.metrics import quiet_feeds, scheme_inputs
 from service.domain.reports import ranking_document, scorecard_document
 from service.domain.scheme import Scheme
+from service.queries.documents import Document, read_revisioned
 from service.queries.kpis import last_arrivals
 
 #: Process monitoring warns this long before the evaluation deadline.
 DEADLINE_WARNING = timedelta(days=2)
 
 
-async def stored_ranking(ctx: ServiceContext, team_id: str, period: str) -> bytes | None:
-    """Return the frozen ranking document as JSON bytes, if the month is closed."""
+async def stored_ranking(ctx: ServiceContext, team_id: str, period: str) -> Document | None:
+    """Return the frozen ranking document and its revision, if the month is closed."""
     async with ctx.db.connection() as conn:
-        text = await conn.fetchval(
-            "SELECT document FROM rankings WHERE team_id = $1 AND period = $2",
+        return await read_revisioned(
+            conn, ctx.documents, ("ranking", team_id, period),
+            "SELECT revision, CASE WHEN revision = $3 THEN NULL ELSE document END AS document"
+            " FROM rankings WHERE team_id = $1 AND period = $2",
             team_id, period,
         )
-    return text.encode() if text is not None else None
 
 
 async def stored_scorecard(

@@ -146,6 +146,51 @@ async def test_ranking_with_ties_and_publication(app_client: httpx.AsyncClient, 
     assert twice.status_code == 409
 
 
+async def test_a_frozen_ranking_revalidates_with_its_etag_and_changes_with_every_write(
+    app_client: httpx.AsyncClient, uid: str
+) -> None:
+    team = await make_team(app_client, uid, 2)
+    await team.open(PERIOD)
+    a, b = team.agents
+    await team.evaluate_all(PERIOD, {a: 90, b: 60})
+    url = team.url(PERIOD, "/ranking")
+    provisional = await app_client.get(url, headers=team.manager)
+    assert "etag" not in provisional.headers  # computed live while open
+    assert (await team.close(PERIOD)).status_code == 200
+
+    closed = await app_client.get(url, headers=team.manager)
+    tag = closed.headers["etag"]
+    assert closed.json()["status"] == "closed"
+    unchanged = await app_client.get(url, headers={**team.manager, "If-None-Match": tag})
+    assert unchanged.status_code == 304 and unchanged.content == b""
+    assert unchanged.headers["etag"] == tag
+    weak = await app_client.get(url, headers={**team.manager, "If-None-Match": f'"x", W/{tag}'})
+    assert weak.status_code == 304
+    other = await app_client.get(url, headers={**team.manager, "If-None-Match": '"x"'})
+    assert other.status_code == 200 and other.json() == closed.json()
+    as_csv = await app_client.get(url, headers={**team.manager, "Accept": "text/csv"})
+    assert as_csv.headers["etag"] not in (tag, None)
+
+    assert (await team.publish(PERIOD)).status_code == 200
+    published = await app_client.get(url, headers={**team.manager, "If-None-Match": tag})
+    assert published.status_code == 200 and published.json()["status"] == "published"
+    assert published.headers["etag"] != tag
+    assert [e["agent_id"] for e in published.json()["entries"]] == [a, b]
+
+    # A correction reopens, changes the order and freezes again: the document read after it
+    # is the new one, never the one held from before.
+    reopened = await app_client.post(team.url(PERIOD, "/reopen"),
+                                     json={"reason": "dispute upheld"}, headers=team.manager)
+    assert reopened.status_code == 200
+    await team.evaluate_all(PERIOD, {b: 95})
+    assert (await team.close(PERIOD)).status_code == 200
+    again = await app_client.get(url, headers={**team.manager,
+                                               "If-None-Match": published.headers["etag"]})
+    assert again.status_code == 200 and again.json()["status"] == "closed"
+    assert [e["agent_id"] for e in again.json()["entries"]] == [b, a]
+    assert again.headers["etag"] not in (tag, published.headers["etag"])
+
+
 async def test_everyone_tied_and_a_team_of_one(app_client: httpx.AsyncClient, uid: str) -> None:
     team = await make_team(app_client, uid, 3)
     await team.open(PERIOD)
