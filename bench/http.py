@@ -67,11 +67,24 @@ baseline is measured before and after the service (the figure is the mean).
   revised manager evaluation (six scores) of one of the team's agents: one
   `EvaluationSubmitted` event on the team's cycle stream, which every revision lengthens.
 
+- **for scale, the floor**: the baseline's PUT agent route plus the least any event-sourced
+  command must do: read the stream's version and append one event at it, through the
+  service's event store and pool (`python -m bench.http baseline PORT URL`), with no
+  authentication, middleware, directory rules or projections, against the same database.
+
 Targets (issue 9): at least 50 % of the baseline's rate, p99 latency below 50 ms. With 32
 clients waiting for each answer, Little's law ties the two: the mean latency is 32 / rate,
 so a p99 under 50 ms needs well over 640 requests per second.
 
-### Why the targets are missed
+### Why the targets are missed, and cannot be met on two cores
+
+The floor row settles it: an app that does nothing but the baseline's work plus one version
+read and one append (no authentication, no rules, no projections, autocommit) answers
+28-30 % of the baseline's rate on this machine, with a p99 of 48-72 ms. Everything a real
+command adds (verifying the caller, loading the aggregate to decide, the event's metadata,
+keeping the read models live) only lowers that. Half the rate of a route that never touches
+a database is out of reach for any command that stores its event in PostgreSQL before it
+answers, while client, service and database share two cores.
 
 The rate is set by CPU: client, service and PostgreSQL share two cores, and the notes give
 each one's CPU per request. A PUT agent costs the service process about 1.45 ms of CPU and

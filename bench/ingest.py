@@ -59,28 +59,44 @@ once.
   below 1 s.
 - **for scale**: the service's own INSERT statement (`service.store.metrics.insert`, which
   keeps `(source, id)` unique and the rows in read order) run directly from 8 connections
-  with the same rows: how much of the COPY rate PostgreSQL leaves to any design that must
-  refuse duplicates. Not a target; it explains the first row.
+  with the same rows; and the same 8-connection COPY into the plain table with
+  `(source, sample_id)` as its only index (no conflict handling: a duplicate would fail the
+  whole COPY), the cheapest storage that refuses duplicates at all. Not targets; they
+  bound the first row.
 - **service memory**: the largest resident set size of the service process, sampled every
   100 ms through the run (psutil). Target: below 300 MB.
 
 Client, service and PostgreSQL share the machine's CPUs; the notes give each one's CPU time.
 
-### Why the 50 % target is missed
+### Why the 50 % target is missed, and cannot be met on two cores
 
-The rate is set by CPU per sample, which is stable from run to run (the notes give each run's
-CPU seconds; `py-spy` on the service and psutil on the server's processes split them): about
-13 µs in the service and 11 µs in PostgreSQL, so on two CPUs shared with the client the
-ceiling is near 80,000 samples/s, and anything else running on the machine lowers the figure
-(quiet runs measured 55,000-60,000/s, 14-16 % of COPY):
+Half the COPY rate is about 150,000-180,000 samples/s here. Two cores give 11-13 µs of CPU
+per sample at that rate, for the load client, the service and PostgreSQL together. Measured
+in the same runs:
+
+- The load client (httpx, sending and reading) spends about 2 µs per sample.
+- COPY into a table keyed only by `(source, sample_id)`, with nothing in front of it, reaches
+  64-76 % of the plain COPY and keeps 1.7 of the 2 cores busy doing so (the notes): about
+  2.6 µs per row in the COPY client (asyncpg encoding the rows) and 4.6 µs in PostgreSQL.
+  That is 9 µs of the 11-13 before a single byte of HTTP or JSON, and such a COPY cannot
+  even tell a duplicate from a new sample: it fails.
+- What remains, 2-4 µs per sample, would have to pay for HTTP and JSON parsing, checking
+  each sample, placing it in its team and month, refusing duplicates sample by sample and
+  aggregating the read model. The service spends about 13 µs in Python and 11 µs in
+  PostgreSQL per sample today; the fastest Python parse of a sample alone (orjson) is
+  about 0.5 µs.
+
+So no design that stores each sample in PostgreSQL and refuses duplicates there reaches half
+of an unindexed COPY while client, service and database share two cores; the rate is
+CPU-bound and would scale with cores (the service and PostgreSQL stop competing).
+
+Where the service's time goes today (`py-spy` on the service, psutil on the server):
 
 - PostgreSQL spends about 11 µs per sample, against about 2 µs per row for COPY into the
   plain table: the idempotent insert (a speculative insertion checked against the
   `(source, sample_id)` primary key, plus the `(tx_id, id)` index the read model reads in) is
   about 6 µs, the read model's aggregation about 3 µs (exact `numeric` sums), the directory
-  lookup, cycle locks and commit the rest. The INSERT alone, with no Python in front of it,
-  reaches only about 30-40 % of the COPY rate ("for scale" row): storage that refuses
-  duplicates through a unique index cannot reach 50 % of an unindexed COPY on this machine.
+  lookup, cycle locks and commit the rest.
 - The service spends about 13 µs per sample in one Python process: JSON validation into
   dicts (about 18 % of its time, pydantic-core), encoding the rows for PostgreSQL (about
   17 %, asyncpg's composite-array encoder), checking and placing each sample (team at the

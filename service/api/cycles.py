@@ -193,24 +193,33 @@ async def get_ranking(
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> Response:
     """Return the ranking, best first: frozen once closed, provisional while open (or CSV)."""
-    if principal.role in ("admin", "reader"):
+    # A closed month is served from its stored document when the projection has caught up
+    # with the month's stream (asked in the same round trip); the stream is read only while
+    # the month is open or the projection is behind it.
+    team = None
+    if principal.role not in ("admin", "reader"):
+        team = await get_team(ctx, team_id)
+        await ensure_team_member_or_manager(ctx, principal, team)
+    stored = await results.stored_ranking(ctx, team_id, period)
+    if stored is None or not stored.current:
+        team = team or await get_team(ctx, team_id)
+        cycle = await commands.get_cycle(ctx, team_id, period)
+        if cycle.status == "open":
+            _ensure_agents_wait(principal, cycle.status)
+            return _ranking(request, await results.provisional_ranking(ctx, team, cycle))
+        await wait_caught_up(ctx.db, [CycleResults()], stream_id=c.cycle_stream(team_id, period))
         stored = await results.stored_ranking(ctx, team_id, period)
-        if stored is not None:
-            return _ranking(request, stored)
-    team = await get_team(ctx, team_id)
-    cycle = await commands.get_cycle(ctx, team_id, period)
-    if principal.role == "agent" and cycle.status != "published":
+        if stored is None:
+            raise Problem(503, "the ranking is still being built; retry shortly",
+                          headers={"Retry-After": "1"})
+    _ensure_agents_wait(principal, stored.status)
+    return _ranking(request, stored.document)
+
+
+def _ensure_agents_wait(principal: Principal, status: str) -> None:
+    if principal.role == "agent" and status != "published":
         raise Problem(403, "agents see their team's ranking once it is published",
                       kind="forbidden")
-    await ensure_team_member_or_manager(ctx, principal, team)
-    if cycle.status == "open":
-        return _ranking(request, await results.provisional_ranking(ctx, team, cycle))
-    await wait_caught_up(ctx.db, [CycleResults()])
-    stored = await results.stored_ranking(ctx, team_id, period)
-    if stored is None:
-        raise Problem(503, "the ranking is still being built; retry shortly",
-                      headers={"Retry-After": "1"})
-    return _ranking(request, stored)
 
 
 @router.get("/{period}/scorecards/{agent_id}", response_model=ScorecardOut)
@@ -224,7 +233,7 @@ async def get_scorecard(
     cycle = await commands.get_cycle(ctx, team_id, period)
     if cycle.status == "open":
         return _json(await results.provisional_scorecard(ctx, team, cycle, agent_id))
-    await wait_caught_up(ctx.db, [CycleResults()])
+    await wait_caught_up(ctx.db, [CycleResults()], stream_id=c.cycle_stream(team_id, period))
     stored = await results.stored_scorecard(ctx, team_id, period, agent_id)
     if stored is None:
         raise Problem(404, f"agent {agent_id} has no scorecard in {team_id}/{period}")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import asyncpg
 
-from service.context import ServiceContext
+from service.context import ServiceContext, StreamStates
 from service.domain.events import DomainEvent, decode
 from service.store.errors import ConcurrencyError
 from service.store.event_store import AppendResult, NewEvent, append, read_stream
@@ -32,18 +32,40 @@ class Caller:
 
 
 async def load(
-    conn: asyncpg.Connection, stream_id: str, evolve: Evolve[S], fold: Fold[S] | None = None
+    conn: asyncpg.Connection, stream_id: str, evolve: Evolve[S], fold: Fold[S] | None = None,
+    *, states: StreamStates | None = None,
 ) -> tuple[S | None, int]:
-    """Fold a stream into its state; return the state and the stream version."""
-    recorded = await read_stream(conn, stream_id)
+    """Fold a stream into its state; return the state and the stream version.
+
+    With states, start from the state held for this stream and fold only the events after its
+    version (a month of a large team has thousands). Only pass states where the connection has
+    written nothing yet: what is held must be committed, as every other reader would see it.
+    """
+    key = (stream_id, evolve, fold)
+    held = states.get(key) if states is not None else None
+    state, version = (cast(S | None, held[0]), held[1]) if held is not None else (None, 0)
+    recorded = await read_stream(conn, stream_id, after_version=version)
+    if not recorded:
+        return state, version
     events = [decode(r.type, r.schema_version, r.data) for r in recorded]
-    version = recorded[-1].version if recorded else 0
     if fold is not None:
-        return fold(None, events), version
-    state: S | None = None
-    for e in events:
-        state = evolve(state, e)
+        state = fold(state, events)
+    else:
+        for e in events:
+            state = evolve(state, e)
+    version = recorded[-1].version
+    if states is not None:
+        states.put(key, (state, version))
     return state, version
+
+
+async def read_state(
+    ctx: ServiceContext, stream_id: str, evolve: Evolve[S], fold: Fold[S] | None = None
+) -> S | None:
+    """Return a stream's current state, outside any command (a read)."""
+    async with ctx.db.connection() as conn:
+        state, _ = await load(conn, stream_id, evolve, fold, states=ctx.states)
+    return state
 
 
 def to_new(events: list[DomainEvent]) -> list[NewEvent]:
@@ -75,7 +97,8 @@ async def execute(
                     await conn.execute(
                         "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", stream_id
                     )
-                    state, version = await load(conn, stream_id, evolve, fold)
+                    state, version = await load(conn, stream_id, evolve, fold,
+                                                states=ctx.states)
                     events = decide(state)
                     if not events:
                         return state, None
@@ -90,7 +113,7 @@ async def execute(
                     raise
                 continue
             if result.duplicate:
-                state, _ = await load(conn, stream_id, evolve, fold)
+                state, _ = await load(conn, stream_id, evolve, fold, states=ctx.states)
                 return state, result
         ctx.committed()
         for e in events:

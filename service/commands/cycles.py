@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from service.commands import schemes
-from service.commands.base import Caller, execute, load
+from service.commands.base import Caller, execute, read_state
 from service.commands.directory import find_agent, get_team
 from service.commands.training import find_training
 from service.context import ServiceContext
@@ -33,8 +33,7 @@ from service.store.event_store import read_stream
 
 async def find_cycle(ctx: ServiceContext, team_id: str, period: str) -> c.Cycle | None:
     """Return the cycle from its stream, or None."""
-    async with ctx.db.connection() as conn:
-        cycle, _ = await load(conn, c.cycle_stream(team_id, period), c.evolve, c.evolve_all)
+    cycle = await read_state(ctx, c.cycle_stream(team_id, period), c.evolve, c.evolve_all)
     return cycle
 
 

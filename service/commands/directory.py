@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from service.commands.base import Caller, execute, load
+from service.commands.base import Caller, execute, read_state
 from service.context import ServiceContext
 from service.domain import directory as d
 from service.domain.errors import DomainError, FieldError, NotFound
@@ -10,8 +10,7 @@ from service.domain.errors import DomainError, FieldError, NotFound
 
 async def get_team(ctx: ServiceContext, team_id: str) -> d.Team:
     """Return a team from its stream; 404 when there is none."""
-    async with ctx.db.connection() as conn:
-        team, _ = await load(conn, d.team_stream(team_id), d.evolve_team)
+    team = await read_state(ctx, d.team_stream(team_id), d.evolve_team)
     if team is None:
         raise NotFound(f"no team {team_id}")
     return team
@@ -19,8 +18,7 @@ async def get_team(ctx: ServiceContext, team_id: str) -> d.Team:
 
 async def find_agent(ctx: ServiceContext, agent_id: str) -> d.Agent | None:
     """Return an agent from its stream, or None."""
-    async with ctx.db.connection() as conn:
-        agent, _ = await load(conn, d.agent_stream(agent_id), d.evolve_agent)
+    agent = await read_state(ctx, d.agent_stream(agent_id), d.evolve_agent)
     return agent
 
 
@@ -48,8 +46,7 @@ async def put_agent(
 ) -> tuple[d.Agent, bool]:
     """Create, change or transfer an agent; return it and whether it was created."""
     d.check_id(cmd.team_id, "team_id")
-    async with ctx.db.connection() as conn:
-        team, _ = await load(conn, d.team_stream(cmd.team_id), d.evolve_team)
+    team = await read_state(ctx, d.team_stream(cmd.team_id), d.evolve_team)
     if team is None:
         raise DomainError(f"no team {cmd.team_id}",
                           [FieldError("team_id", "no such team; create it first")])

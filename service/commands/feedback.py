@@ -16,7 +16,7 @@ from typing import Any
 import asyncpg
 
 from service.commands import cycles
-from service.commands.base import RETRIES, Caller, execute, load, to_new
+from service.commands.base import RETRIES, Caller, execute, load, read_state, to_new
 from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain import feedback as f
@@ -66,9 +66,7 @@ async def classification(ctx: ServiceContext, team_id: str, period: str) -> dict
 async def load_interview(ctx: ServiceContext, team_id: str, period: str, agent_id: str
                          ) -> f.Interview | None:
     """Return an agent's interview for a team's month, if any was scheduled."""
-    async with ctx.db.connection() as conn:
-        state, _ = await load(conn, f.interview_stream(team_id, period, agent_id),
-                              f.evolve_interview)
+    state = await read_state(ctx, f.interview_stream(team_id, period, agent_id), f.evolve_interview)
     return state
 
 

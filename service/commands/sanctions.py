@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from service.commands.base import Caller, execute, load
+from service.commands.base import Caller, execute, read_state
 from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain import cycle as c
@@ -29,9 +29,7 @@ SCHEDULER = Caller(metadata={"actor": {"subject": "scheduler", "role": "admin", 
 
 async def ledger_of(ctx: ServiceContext, team_id: str, period: str) -> s.Ledger | None:
     """Return the month's ledger from its cycle stream, or None when there is no cycle."""
-    async with ctx.db.connection() as conn:
-        ledger, _ = await load(conn, c.cycle_stream(team_id, period), s.evolve_ledger,
-                               s.fold_ledger)
+    ledger = await read_state(ctx, c.cycle_stream(team_id, period), s.evolve_ledger, s.fold_ledger)
     return ledger
 
 
@@ -48,8 +46,7 @@ async def get_ledger(ctx: ServiceContext, team_id: str, period: str) -> tuple[Te
 async def load_plan(ctx: ServiceContext, team_id: str, period: str, agent_id: str
                     ) -> s.Plan | None:
     """Return an agent's plan stream state."""
-    async with ctx.db.connection() as conn:
-        plan, _ = await load(conn, s.plan_stream(team_id, period, agent_id), s.evolve_plan)
+    plan = await read_state(ctx, s.plan_stream(team_id, period, agent_id), s.evolve_plan)
     return plan
 
 
@@ -175,10 +172,8 @@ async def find_review(ctx: ServiceContext, review_id: str) -> tuple[Team, s.Ledg
 
 async def load_review(ctx: ServiceContext, ledger: s.Ledger, agent_id: str) -> s.Review | None:
     """Return an agent's review stream state for the ledger's month."""
-    async with ctx.db.connection() as conn:
-        review, _ = await load(conn, s.review_stream(ledger.team_id, ledger.period, agent_id),
-                               s.evolve_review)
-    return review
+    return await read_state(ctx, s.review_stream(ledger.team_id, ledger.period, agent_id),
+                            s.evolve_review)
 
 
 def review_document(ledger: s.Ledger, review: s.Review | None, agent_id: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from service.commands.base import Caller, execute, load
+from service.commands.base import Caller, execute, read_state
 from service.context import ServiceContext
 from service.domain.errors import Conflict, NotFound
 from service.domain.scheme import DEFAULT_SCHEME, Scheme
@@ -25,8 +25,7 @@ SYSTEM = Caller(metadata={"actor": {"subject": "system", "role": "admin", "key_i
 
 async def history(ctx: ServiceContext, scheme_id: str) -> SchemeVersions:
     """Return every version of a scheme, in force or proposed; 404 when there is none."""
-    async with ctx.db.connection() as conn:
-        state, _ = await load(conn, scheme_stream(scheme_id), evolve)
+    state = await read_state(ctx, scheme_stream(scheme_id), evolve)
     if state is None or not (state.versions or state.proposals):
         raise NotFound(f"no scheme {scheme_id}")
     return state

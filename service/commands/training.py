@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from service.commands.base import Caller, execute, load
+from service.commands.base import Caller, execute, read_state
 from service.context import ServiceContext
 from service.domain import training as t
 from service.domain.directory import check_id
@@ -12,8 +12,7 @@ from service.domain.directory import check_id
 
 async def find_training(ctx: ServiceContext, evaluator_id: str) -> t.Training:
     """Return an evaluator's training (empty when nothing was ever recorded)."""
-    async with ctx.db.connection() as conn:
-        state, _ = await load(conn, t.training_stream(evaluator_id), t.evolve)
+    state = await read_state(ctx, t.training_stream(evaluator_id), t.evolve)
     return state or t.Training(evaluator_id)
 
 

@@ -24,11 +24,29 @@ SELECT NOT EXISTS (SELECT 1 FROM target) OR EXISTS (
 """
 
 
+
+
+def applied_stream(projection: str, stream: str) -> str:
+    """Return SQL that is true when the live projection (a parameter) has applied the last
+    event of the stream (a parameter): one indexed probe, usable inside another query."""
+    return f"""(NOT EXISTS (SELECT 1 FROM event WHERE stream_id = {stream}) OR EXISTS (
+    SELECT 1 FROM projection_checkpoint c
+    WHERE c.name = {projection} AND c.status = 'live' AND (c.tx_id, c.position) >= (
+        SELECT tx_id, position FROM event WHERE stream_id = {stream}
+        ORDER BY version DESC LIMIT 1)))"""
+
+
+_STREAM_CAUGHT_UP = f"SELECT {applied_stream('$1', '$2')}"
+
+
 async def wait_caught_up(
-    db: Database, projections: Sequence[Projection], timeout: float = 5.0  # noqa: ASYNC109
+    db: Database, projections: Sequence[Projection], timeout: float = 5.0,  # noqa: ASYNC109
+    *, stream_id: str | None = None,
 ) -> bool:
     """Wait until each live projection has applied every event of its types committed now.
 
+    With stream_id, wait only for that stream's events: a read about one month need not wait
+    for the projection to take in every other team's evaluations first.
     Returns False when the timeout passes first (the caller decides whether stale is fine).
     """
     loop = asyncio.get_running_loop()
@@ -38,8 +56,12 @@ async def wait_caught_up(
         while pending:
             still = []
             for p in pending:
-                types = list(p.stream_types) if p.stream_types else None
-                if not await conn.fetchval(_CAUGHT_UP, p.name, types):
+                if stream_id is not None:
+                    caught_up = await conn.fetchval(_STREAM_CAUGHT_UP, p.name, stream_id)
+                else:
+                    types = list(p.stream_types) if p.stream_types else None
+                    caught_up = await conn.fetchval(_CAUGHT_UP, p.name, types)
+                if not caught_up:
                     still.append(p)
             pending = still
             if pending:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +14,8 @@ from service.domain.errors import NotFound
 from service.domain.metrics import quiet_feeds, scheme_inputs
 from service.domain.reports import ranking_document, scorecard_document
 from service.domain.scheme import Scheme
+from service.projections.cycle_results import CycleResults
+from service.projections.freshness import applied_stream
 from service.queries.documents import Document, read_revisioned
 from service.queries.kpis import last_arrivals
 
@@ -20,15 +23,35 @@ from service.queries.kpis import last_arrivals
 DEADLINE_WARNING = timedelta(days=2)
 
 
-async def stored_ranking(ctx: ServiceContext, team_id: str, period: str) -> Document | None:
-    """Return the frozen ranking document and its revision, if the month is closed."""
+@dataclass(frozen=True)
+class StoredRanking:
+    """A frozen ranking as stored, and whether the store had caught up with its month."""
+
+    document: Document
+    status: str
+    #: the projection has applied every event of the month's stream committed before the read,
+    #: so the row says what the stream says (closed or published, never reopened since)
+    current: bool
+
+
+# The composed fragment is code (applied_stream); every value is a parameter.
+_STORED_RANKING = " ".join((
+    "SELECT revision, status, CASE WHEN revision = $5 THEN NULL ELSE document END AS document,",
+    applied_stream("$3", "$4"),
+    "AS current FROM rankings WHERE team_id = $1 AND period = $2",
+))
+
+
+async def stored_ranking(ctx: ServiceContext, team_id: str, period: str) -> StoredRanking | None:
+    """Return the frozen ranking of a closed month, if one is stored (in one round trip)."""
     async with ctx.db.connection() as conn:
-        return await read_revisioned(
-            conn, ctx.documents, ("ranking", team_id, period),
-            "SELECT revision, CASE WHEN revision = $3 THEN NULL ELSE document END AS document"
-            " FROM rankings WHERE team_id = $1 AND period = $2",
-            team_id, period,
-        )
+        found = await read_revisioned(conn, ctx.documents, ("ranking", team_id, period),
+                                      _STORED_RANKING, team_id, period, CycleResults.name,
+                                      c.cycle_stream(team_id, period))
+    if found is None:
+        return None
+    document, row = found
+    return StoredRanking(document, row["status"], row["current"])
 
 
 async def stored_scorecard(

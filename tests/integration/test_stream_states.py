@@ -1,0 +1,55 @@
+"""Held aggregates: a load folds only the events after the held version, and catches up with
+events another process appended, so replicas with different caches decide on the same state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from service.commands.base import load, to_new
+from service.context import stream_states
+from service.domain import directory as d
+from service.domain.events import DomainEvent
+from service.store.database import Database
+from service.store.event_store import append
+
+NOW = datetime(2026, 11, 3, 9, 15, tzinfo=UTC)
+META = {"actor": {"subject": "tester", "role": "admin", "key_id": None}}
+
+
+async def test_a_held_state_folds_only_new_events_and_sees_other_writers(
+    db: Database, uid: str
+) -> None:
+    stream = d.agent_stream(f"a-{uid}")
+    folded: list[int] = []
+
+    def counting_fold(state: d.Agent | None, events: Sequence[DomainEvent]) -> d.Agent | None:
+        folded.append(len(events))
+        for e in events:
+            state = d.evolve_agent(state, e)
+        return state
+
+    async def put(state: d.Agent | None, version: int, name: str) -> None:
+        cmd = d.PutAgent(agent_id=f"a-{uid}", name=name, team_id=f"t-{uid}")
+        async with db.connection() as conn:
+            await append(conn, stream, to_new(d.decide_put_agent(state, cmd, NOW)),
+                         expected_version=version, metadata=META, recorded_at=NOW)
+
+    mine, theirs = stream_states(), stream_states()
+    await put(None, 0, "First")
+    async with db.connection() as conn:
+        state, version = await load(conn, stream, d.evolve_agent, counting_fold, states=mine)
+        assert state is not None and state.name == "First" and version == 1
+        # Another replica, with a cache of its own, renames the agent twice.
+        other, other_version = await load(conn, stream, d.evolve_agent, states=theirs)
+        await put(other, other_version, "Second")
+        other, other_version = await load(conn, stream, d.evolve_agent, states=theirs)
+        await put(other, other_version, "Third")
+        state, version = await load(conn, stream, d.evolve_agent, counting_fold, states=mine)
+        assert state is not None and state.name == "Third" and version == 3
+        again, same = await load(conn, stream, d.evolve_agent, counting_fold, states=mine)
+        fresh, fresh_version = await load(conn, stream, d.evolve_agent, counting_fold)
+    assert again == state and same == 3
+    assert fresh == state and fresh_version == 3
+    # One event, then the two new ones, then nothing to fold; the uncached load folds all three.
+    assert folded == [1, 2, 3]
