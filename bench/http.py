@@ -80,7 +80,7 @@ so a p99 under 50 ms needs well over 640 requests per second.
 
 The floor row settles it: an app that does nothing but the baseline's work plus one version
 read and one append (no authentication, no rules, no projections, autocommit) answers
-28-30 % of the baseline's rate on this machine, with a p99 of 48-72 ms. Everything a real
+28-31 % of the baseline's rate on this machine, with a p99 of 48-131 ms. Everything a real
 command adds (verifying the caller, loading the aggregate to decide, the event's metadata,
 keeping the read models live) only lowers that. Half the rate of a route that never touches
 a database is out of reach for any command that stores its event in PostgreSQL before it

@@ -68,27 +68,30 @@ once.
 
 Client, service and PostgreSQL share the machine's CPUs; the notes give each one's CPU time.
 
-### Why the 50 % target is missed, and cannot be met on two cores
+### Why the 50 % target is missed, and what meeting it would take
 
-Half the COPY rate is about 150,000-180,000 samples/s here. Two cores give 11-13 µs of CPU
-per sample at that rate, for the load client, the service and PostgreSQL together. Measured
-in the same runs:
+The rate is CPU-bound. At half the COPY rate, two cores leave 11-16 µs of CPU per sample (the
+COPY baseline itself moves between about 220,000 and 370,000 rows/s from run to run on this
+shared VM) for the load client, the service and PostgreSQL together. Measured in the same
+runs:
 
-- The load client (httpx, sending and reading) spends about 2 µs per sample.
-- COPY into a table keyed only by `(source, sample_id)`, with nothing in front of it, reaches
-  64-76 % of the plain COPY and keeps 1.7 of the 2 cores busy doing so (the notes): about
-  2.6 µs per row in the COPY client (asyncpg encoding the rows) and 4.6 µs in PostgreSQL.
-  That is 9 µs of the 11-13 before a single byte of HTTP or JSON, and such a COPY cannot
-  even tell a duplicate from a new sample: it fails.
-- What remains, 2-4 µs per sample, would have to pay for HTTP and JSON parsing, checking
-  each sample, placing it in its team and month, refusing duplicates sample by sample and
-  aggregating the read model. The service spends about 13 µs in Python and 11 µs in
-  PostgreSQL per sample today; the fastest Python parse of a sample alone (orjson) is
-  about 0.5 µs.
+- The load client (httpx, sending and reading) spends 2-3 µs per sample.
+- COPY into a table keyed only by `(source, sample_id)`, with nothing in front of it, keeps
+  about 1.7 of the 2 cores busy (the notes): about 2.6 µs per row in the COPY client
+  (asyncpg encoding the rows) and 4.5 µs in PostgreSQL, 7 µs in all. Such a COPY cannot even
+  answer a duplicate: it fails.
+- What remains, 2-6 µs per sample, would have to pay for HTTP and JSON parsing, checking
+  each sample, placing it in its team and month, refusing duplicates one by one (the
+  duplicate-refusing INSERT alone reaches 32-56 % of COPY, "for scale") and aggregating the
+  read model. Today the service spends about 13-20 µs per sample in Python and PostgreSQL
+  11-17 µs.
 
-So no design that stores each sample in PostgreSQL and refuses duplicates there reaches half
-of an unindexed COPY while client, service and database share two cores; the rate is
-CPU-bound and would scale with cores (the service and PostgreSQL stop competing).
+Meeting 50 % would take an ingest path at COPY speed (COPY straight into the keyed table,
+falling back to the refusing INSERT only for a batch that holds a duplicate) and a service
+that checks, places and encodes a sample in 3-4 µs of Python (hand-written checks over
+orjson instead of pydantic, placement from an in-memory directory checked against its
+version): a 3-4x cut of the service's cost, at the edge of what two shared cores allow even
+then. More cores lift the ceiling directly: the service and PostgreSQL stop competing.
 
 Where the service's time goes today (`py-spy` on the service, psutil on the server):
 

@@ -48,6 +48,18 @@ def sqlalchemy_url(url: str) -> str:
     return "postgresql+asyncpg://" + asyncpg_dsn(url)[len("postgresql://") :]
 
 
+async def _no_session_state(conn: asyncpg.Connection) -> None:
+    """Return a pooled connection as it is: pooled connections never hold session state.
+
+    asyncpg rolls back an open transaction and drops listeners before calling this; what it
+    skips is its reset statement (unlock session advisory locks, CLOSE ALL, UNLISTEN, RESET
+    ALL), one round trip on every release: two of a ranking read's four. The service takes
+    session locks and LISTENs only on dedicated connections (``connect_single``) and sets
+    nothing per session; tests/unit/test_pooled_connections.py fails the build if service
+    code starts to.
+    """
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for json_type in ("json", "jsonb"):
         await conn.set_type_codec(
@@ -101,6 +113,7 @@ class Database:
                             # Give idle connections back soon: a burst must not pin a
                             # server's connection slots for minutes.
                             max_inactive_connection_lifetime=30,
+                            reset=_no_session_state,
                         )
                     except UNAVAILABLE_ERRORS as exc:
                         raise DatabaseUnavailable(str(type(exc).__name__)) from exc
