@@ -34,11 +34,13 @@ clients send no `If-None-Match`, so every answer is a full 200 with the whole do
 How a read is served: one query returns the ranking row's revision, and the document only
 when that revision is not the one the process already holds (`service/queries/documents.py`),
 together with whether the projection has applied every event of the month's stream; the API
-key is looked up by its hash. The read is CPU-bound in the one service process: about
-0.6-0.7 ms a request, half of it FastAPI's routing, dependency solving and response, so 16
-clients waiting on one another put the median near 16 x that, and the p99 depends on how
-steady the machine is (the `load average` above; the same code measured 14-30 ms p99 over a
-day on this shared 2-core VM).
+key is looked up by its hash; pooled connections go back without a reset statement. The read
+is CPU-bound in the one service process (about 97 % of a core during the run): 0.5-0.8 ms a
+request, half of it FastAPI's routing, dependency solving and response, so 16 clients
+waiting on one another put the median near 16 x that. The p99 then depends on how steady the
+machine is: on 2026-12-01 this shared 2-core VM ran the same code at 12-24 ms p99 (p50 8-13
+ms) from run to run, and its speed itself varied by a third within the hour (compare
+"close alone" between runs).
 """,
 )
 
