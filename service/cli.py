@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from service.config import Settings, get_settings
 from service.domain.principal import ROLES
@@ -49,9 +51,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "  .venv/bin/csperf keys create --role admin --name me",
             file=sys.stderr,
         )
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; with the default
+    # action that ends the process before atexit, which is where the embedded server is
+    # stopped, so `docker stop` or systemd would leave its PostgreSQL running. Exiting
+    # through SystemExit instead runs atexit.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
                 proxy_headers=False, timeout_graceful_shutdown=5)
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
