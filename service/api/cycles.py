@@ -205,18 +205,18 @@ async def get_ranking(
         team = team or await get_team(ctx, team_id)
         cycle = await commands.get_cycle(ctx, team_id, period)
         if cycle.status == "open":
-            _ensure_agents_wait(principal, cycle.status)
+            _ensure_agents_see_published_only(principal, cycle.status)
             return _ranking(request, await results.provisional_ranking(ctx, team, cycle))
         await wait_caught_up(ctx.db, [CycleResults()], stream_id=c.cycle_stream(team_id, period))
         stored = await results.stored_ranking(ctx, team_id, period)
         if stored is None:
             raise Problem(503, "the ranking is still being built; retry shortly",
                           headers={"Retry-After": "1"})
-    _ensure_agents_wait(principal, stored.status)
+    _ensure_agents_see_published_only(principal, stored.status)
     return _ranking(request, stored.document)
 
 
-def _ensure_agents_wait(principal: Principal, status: str) -> None:
+def _ensure_agents_see_published_only(principal: Principal, status: str) -> None:
     if principal.role == "agent" and status != "published":
         raise Problem(403, "agents see their team's ranking once it is published",
                       kind="forbidden")
