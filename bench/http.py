@@ -80,7 +80,7 @@ so a p99 under 50 ms needs well over 640 requests per second.
 
 The floor row settles it: an app that does nothing but the baseline's work plus one version
 read and one append (no authentication, no rules, no projections, autocommit) answers
-28-31 % of the baseline's rate on this machine, with a p99 of 48-131 ms. Everything a real
+28-32 % of the baseline's rate on this machine, with a p99 of 48-131 ms. Everything a real
 command adds (verifying the caller, loading the aggregate to decide, the event's metadata,
 keeping the read models live) only lowers that. Half the rate of a route that never touches
 a database is out of reach for any command that stores its event in PostgreSQL before it
@@ -418,6 +418,13 @@ class BaselineEvaluationOut(BaseModel):
 _SINCE = datetime(2026, 11, 1, tzinfo=UTC)
 
 
+def _agent_out(agent_id: str, body: BaselineAgentIn, version: int) -> BaselineAgentOut:
+    return BaselineAgentOut(
+        agent_id=agent_id, name=body.name, team_id=body.team_id, position=body.position,
+        version=version, history=[BaselineMembership(team_id=body.team_id, since=_SINCE,
+                                                     until=None)])
+
+
 def baseline_app() -> FastAPI:
     """Return the baseline: one FastAPI route per benchmarked command, of the same shape."""
     app = FastAPI()
@@ -428,10 +435,7 @@ def baseline_app() -> FastAPI:
 
     @app.put("/v1/agents/{agent_id}", response_model=BaselineAgentOut)
     async def put_agent(agent_id: str, body: BaselineAgentIn) -> BaselineAgentOut:
-        return BaselineAgentOut(
-            agent_id=agent_id, name=body.name, team_id=body.team_id, position=body.position,
-            version=2, history=[BaselineMembership(team_id=body.team_id, since=_SINCE,
-                                                   until=None)])
+        return _agent_out(agent_id, body, 2)
 
     @app.put("/v1/teams/{team_id}/cycles/{period}/evaluations/{agent_id}/{rater_role}",
              response_model=BaselineEvaluationOut)
@@ -480,10 +484,7 @@ def floor_app(url: str) -> FastAPI:
                 "agent_id": agent_id, "name": body.name, "team_id": body.team_id,
                 "position": body.position})], expected_version=version,
                 metadata={"actor": {"subject": "bench"}}, recorded_at=datetime.now(UTC))
-        return BaselineAgentOut(
-            agent_id=agent_id, name=body.name, team_id=body.team_id, position=body.position,
-            version=version + 1, history=[BaselineMembership(team_id=body.team_id,
-                                                             since=_SINCE, until=None)])
+        return _agent_out(agent_id, body, version + 1)
 
     return app
 

@@ -159,24 +159,23 @@ RANKING_COLUMNS = ("rank", "agent_id", "name", "score", "tied", "self", "manager
 
 def _ranking(request: Request, document: Document | dict[str, Any]) -> Response:
     csv = wants_csv(request)
-    if isinstance(document, Document):
-        # A frozen ranking changes only with its revision: pollers revalidate for a 304.
-        etag = f'"{document.revision}{"-csv" if csv else ""}"'
-        headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-        if etag in _etags(request.headers.get("if-none-match", "")):
-            return Response(status_code=304, headers=headers)
-        if not csv:
-            return Response(document.body, media_type="application/json", headers=headers)
-        body = orjson.loads(document.body)
-    elif csv:
-        body = document
-    else:
-        return _json(document)
-    rows = [{**e, **e["components"]} for e in body["entries"]]
-    response = csv_response(rows, RANKING_COLUMNS, f"ranking-{body['team_id']}-{body['period']}")
-    if isinstance(document, Document):
-        response.headers.update(headers)
+    if not isinstance(document, Document):
+        return _ranking_csv(document) if csv else _json(document)
+    # A frozen ranking changes only with its revision: pollers revalidate for a 304.
+    etag = f'"{document.revision}{"-csv" if csv else ""}"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if etag in _etags(request.headers.get("if-none-match", "")):
+        return Response(status_code=304, headers=headers)
+    if not csv:
+        return Response(document.body, media_type="application/json", headers=headers)
+    response = _ranking_csv(orjson.loads(document.body))
+    response.headers.update(headers)
     return response
+
+
+def _ranking_csv(body: dict[str, Any]) -> Response:
+    rows = [{**e, **e["components"]} for e in body["entries"]]
+    return csv_response(rows, RANKING_COLUMNS, f"ranking-{body['team_id']}-{body['period']}")
 
 
 def _etags(header: str) -> set[str]:

@@ -33,8 +33,7 @@ from service.store.event_store import read_stream
 
 async def find_cycle(ctx: ServiceContext, team_id: str, period: str) -> c.Cycle | None:
     """Return the cycle from its stream, or None."""
-    cycle = await read_state(ctx, c.cycle_stream(team_id, period), c.evolve, c.evolve_all)
-    return cycle
+    return await read_state(ctx, c.cycle_stream(team_id, period), c.evolve, c.evolve_all)
 
 
 async def get_cycle(ctx: ServiceContext, team_id: str, period: str) -> c.Cycle:

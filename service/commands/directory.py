@@ -18,8 +18,7 @@ async def get_team(ctx: ServiceContext, team_id: str) -> d.Team:
 
 async def find_agent(ctx: ServiceContext, agent_id: str) -> d.Agent | None:
     """Return an agent from its stream, or None."""
-    agent = await read_state(ctx, d.agent_stream(agent_id), d.evolve_agent)
-    return agent
+    return await read_state(ctx, d.agent_stream(agent_id), d.evolve_agent)
 
 
 async def get_agent(ctx: ServiceContext, agent_id: str) -> d.Agent:

@@ -66,8 +66,8 @@ async def classification(ctx: ServiceContext, team_id: str, period: str) -> dict
 async def load_interview(ctx: ServiceContext, team_id: str, period: str, agent_id: str
                          ) -> f.Interview | None:
     """Return an agent's interview for a team's month, if any was scheduled."""
-    state = await read_state(ctx, f.interview_stream(team_id, period, agent_id), f.evolve_interview)
-    return state
+    return await read_state(ctx, f.interview_stream(team_id, period, agent_id),
+                            f.evolve_interview)
 
 
 def interview_document(interview: f.Interview) -> dict[str, Any]:

@@ -29,8 +29,8 @@ SCHEDULER = Caller(metadata={"actor": {"subject": "scheduler", "role": "admin", 
 
 async def ledger_of(ctx: ServiceContext, team_id: str, period: str) -> s.Ledger | None:
     """Return the month's ledger from its cycle stream, or None when there is no cycle."""
-    ledger = await read_state(ctx, c.cycle_stream(team_id, period), s.evolve_ledger, s.fold_ledger)
-    return ledger
+    return await read_state(ctx, c.cycle_stream(team_id, period), s.evolve_ledger,
+                            s.fold_ledger)
 
 
 async def get_ledger(ctx: ServiceContext, team_id: str, period: str) -> tuple[Team, s.Ledger]:
@@ -46,8 +46,7 @@ async def get_ledger(ctx: ServiceContext, team_id: str, period: str) -> tuple[Te
 async def load_plan(ctx: ServiceContext, team_id: str, period: str, agent_id: str
                     ) -> s.Plan | None:
     """Return an agent's plan stream state."""
-    plan = await read_state(ctx, s.plan_stream(team_id, period, agent_id), s.evolve_plan)
-    return plan
+    return await read_state(ctx, s.plan_stream(team_id, period, agent_id), s.evolve_plan)
 
 
 def plan_document(ledger: s.Ledger, plan: s.Plan | None, agent_id: str, now: datetime

@@ -25,15 +25,14 @@ SELECT NOT EXISTS (SELECT 1 FROM target) OR EXISTS (
 
 
 
-
 def applied_stream(projection: str, stream: str) -> str:
     """Return SQL that is true when the live projection (a parameter) has applied the last
-    event of the stream (a parameter): one indexed probe, usable inside another query."""
-    return f"""(NOT EXISTS (SELECT 1 FROM event WHERE stream_id = {stream}) OR EXISTS (
-    SELECT 1 FROM projection_checkpoint c
-    WHERE c.name = {projection} AND c.status = 'live' AND (c.tx_id, c.position) >= (
-        SELECT tx_id, position FROM event WHERE stream_id = {stream}
-        ORDER BY version DESC LIMIT 1)))"""
+    event of the stream (a parameter), or the stream has none: one probe of the stream's
+    last event, usable inside another query."""
+    return f"""COALESCE((
+    SELECT c.tx_id IS NOT NULL AND (c.tx_id, c.position) >= (e.tx_id, e.position)
+    FROM event e LEFT JOIN projection_checkpoint c ON c.name = {projection} AND c.status = 'live'
+    WHERE e.stream_id = {stream} ORDER BY e.version DESC LIMIT 1), true)"""
 
 
 _STREAM_CAUGHT_UP = f"SELECT {applied_stream('$1', '$2')}"

@@ -52,6 +52,8 @@ async def test_a_stream_wait_ignores_other_streams_the_projection_has_not_reache
         assert not await wait_caught_up(db, [projection], timeout=0.05, stream_id=other)
         assert not await wait_caught_up(db, [projection], timeout=0.05)
         assert await wait_caught_up(db, [projection], timeout=0.05, stream_id=f"fresh{uid}:no")
+        # A projection with no live checkpoint has applied nothing.
+        assert not await wait_caught_up(db, [follower(uid + "n")], timeout=0.05, stream_id=mine)
     finally:
         async with db.connection() as conn:
             await conn.execute("DELETE FROM projection_checkpoint WHERE name = $1",
