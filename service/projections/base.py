@@ -8,7 +8,7 @@ from typing import ClassVar
 
 import asyncpg
 
-from service.store.event_store import RecordedEvent
+from service.store.event_store import DataOnly, RecordedEvent
 
 
 class Tables:
@@ -45,6 +45,8 @@ class Projection(ABC):
     tables: ClassVar[dict[str, str]]
     #: Only events of these stream types are read; None reads everything.
     stream_types: ClassVar[tuple[str, ...] | None] = None
+    #: The events whose data apply() reads; None: every event's (see DataOnly).
+    data_only: ClassVar[DataOnly | None] = None
 
     @abstractmethod
     async def apply(

@@ -20,9 +20,9 @@ from service.domain import feedback as f
 from service.domain import goals as g
 from service.domain import invitations as inv
 from service.domain import training as t
-from service.domain.events import decode
 from service.projections.base import Projection, Tables
-from service.store.event_store import RecordedEvent
+from service.projections.decoded import decoded
+from service.store.event_store import DataOnly, RecordedEvent
 
 #: Cycle events this read model needs; evaluations (most of a cycle stream) are skipped.
 _CYCLE_TYPES = frozenset({"GoalsAcknowledged", "GoalsDisputed", "GoalDisputeResolved",
@@ -41,6 +41,7 @@ class CycleProcess(Projection):
     name = "cycle_process"
     version = 1
     stream_types = ("cycle", "training", "interview")
+    data_only = DataOnly(("cycle",), _CYCLE_TYPES)
     tables = {
         "goals": """(
             team_id         text NOT NULL,
@@ -101,7 +102,7 @@ class CycleProcess(Projection):
             is_cycle = recorded.stream_id.startswith("cycle:")
             if is_cycle and recorded.type not in _CYCLE_TYPES:
                 continue
-            e = decode(recorded.type, recorded.schema_version, recorded.data)
+            e = decoded(recorded)
             if is_cycle:
                 team_id, period = _cycle_key(recorded.stream_id)
                 if isinstance(e, inv.RaterInvited):

@@ -13,11 +13,11 @@ import asyncpg
 import orjson
 
 from service.domain import cycle as c
-from service.domain.events import decode
 from service.domain.reports import ranking_document, scorecard_document
 from service.domain.scheme import Scheme
 from service.domain.scheme_history import SchemePublished
 from service.projections.base import Projection, Tables
+from service.projections.decoded import decoded
 from service.store.event_store import RecordedEvent
 
 
@@ -103,7 +103,7 @@ class CycleResults(Projection):
         """Apply each event; runs of evaluations go in one statement, closes render all."""
         evaluations: list[tuple[str, c.EvaluationSubmitted]] = []
         for recorded in events:
-            e = decode(recorded.type, recorded.schema_version, recorded.data)
+            e = decoded(recorded)
             if isinstance(e, c.EvaluationSubmitted):
                 evaluations.append((recorded.stream_id, e))
                 continue

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import asyncpg
 
 from service.domain import directory as d
-from service.domain.events import decode
 from service.projections.base import Projection, Tables
+from service.projections.decoded import decoded
 from service.store.event_store import RecordedEvent
 
 
@@ -50,7 +50,7 @@ class Directory(Projection):
     ) -> None:
         """Apply team and agent events one by one (directory changes are rare)."""
         for recorded in events:
-            e = decode(recorded.type, recorded.schema_version, recorded.data)
+            e = decoded(recorded)
             at = recorded.recorded_at
             if isinstance(e, d.TeamStated):
                 await conn.execute(

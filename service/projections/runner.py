@@ -84,6 +84,7 @@ class Worker:
                     generation.cursor,
                     limit,
                     stream_types=self.projection.stream_types,
+                    data_only=self.projection.data_only,
                 )
                 if not events:
                     return 0

@@ -19,9 +19,9 @@ import asyncpg
 
 from service.domain import cycle as c
 from service.domain import sanctions as s
-from service.domain.events import decode
 from service.projections.base import Projection, Tables
-from service.store.event_store import RecordedEvent
+from service.projections.decoded import decoded
+from service.store.event_store import DataOnly, RecordedEvent
 
 #: Cycle events the ledger needs; evaluations (most of a cycle stream) are skipped undecoded.
 _CYCLE_TYPES = frozenset({"CycleOpened", "CycleClosed", "CyclePublished"})
@@ -33,6 +33,7 @@ class Sanctions(Projection):
     name = "sanctions"
     version = 1
     stream_types = ("cycle", "plan", "review")
+    data_only = DataOnly(("cycle",), _CYCLE_TYPES)
     tables = {
         "sanctions": """(
             id           text PRIMARY KEY,
@@ -81,7 +82,7 @@ class Sanctions(Projection):
         for recorded in events:
             if recorded.stream_id.startswith("cycle:") and recorded.type not in _CYCLE_TYPES:
                 continue
-            e = decode(recorded.type, recorded.schema_version, recorded.data)
+            e = decoded(recorded)
             if isinstance(e, c.CycleOpened | c.CycleClosed | c.CyclePublished):
                 await self._cycle(conn, tables, e)
             elif isinstance(e, s.PlanSubmitted):

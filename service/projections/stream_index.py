@@ -7,13 +7,14 @@ from collections.abc import Sequence
 import asyncpg
 
 from service.projections.base import Projection, Tables
-from service.store.event_store import RecordedEvent, stream_type
+from service.store.event_store import DataOnly, RecordedEvent, stream_type
 
 
 class StreamIndex(Projection):
     """Lets auditors and BI list streams without scanning the event table."""
 
     name = "stream_index"
+    data_only = DataOnly(("*",))  # counts events, never reads them
     version = 1
     tables = {
         "stream_index": """(

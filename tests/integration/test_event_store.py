@@ -12,6 +12,7 @@ from service.store.database import Database
 from service.store.errors import ConcurrencyError
 from service.store.event_store import (
     Cursor,
+    DataOnly,
     NewEvent,
     StreamAppend,
     append,
@@ -196,3 +197,33 @@ def test_cursor_round_trips_and_rejects_garbage() -> None:
     for bad in ("???", "bm90LWEtY3Vyc29y", "LTEuNQ"):
         with pytest.raises(ValueError):
             Cursor.decode(bad)
+
+
+async def test_a_global_read_leaves_out_only_the_data_its_reader_does_not_need(
+    db: Database, uid: str
+) -> None:
+    async with db.connection() as conn:
+        await append(conn, f"warm:{uid}", events("warm"), expected_version=0,
+                     metadata=META, recorded_at=NOW)
+        warm = await conn.fetchrow("SELECT tx_id, position FROM event WHERE stream_id = $1",
+                                   f"warm:{uid}")
+        start = Cursor(warm["tx_id"], warm["position"])
+        await append(conn, f"kept:{uid}", events("Wanted", "Counted"), expected_version=0,
+                     metadata=META, recorded_at=NOW)
+        await append(conn, f"other:{uid}", events("Counted"), expected_version=0,
+                     metadata=META, recorded_at=NOW)
+
+        async def read(only: DataOnly | None) -> list[tuple[str, str, dict[str, object]]]:
+            seen = await read_all(conn, start, 100, data_only=only)
+            return [(e.stream_id.split(":")[0], e.type, e.data) for e in seen
+                    if e.stream_id.endswith(uid)]
+
+        everything = await read(None)
+        some = await read(DataOnly(("kept",), frozenset({"Wanted"})))
+        none = await read(DataOnly(("*",)))
+    assert everything == [("kept", "Wanted", {"n": 0}), ("kept", "Counted", {"n": 1}),
+                          ("other", "Counted", {"n": 0})]
+    # Every event still arrives, in order (the reader's checkpoint passes all of them).
+    assert some == [("kept", "Wanted", {"n": 0}), ("kept", "Counted", {}),
+                    ("other", "Counted", {"n": 0})]
+    assert none == [("kept", "Wanted", {}), ("kept", "Counted", {}), ("other", "Counted", {})]

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from service.commands.base import load, to_new
-from service.context import stream_states
+from service.commands.base import Caller, execute, load, to_new
+from service.context import ServiceContext, stream_states
 from service.domain import directory as d
 from service.domain.events import DomainEvent
 from service.store.database import Database
 from service.store.event_store import append
+from tests.conftest import test_settings
 
 NOW = datetime(2026, 11, 3, 9, 15, tzinfo=UTC)
 META = {"actor": {"subject": "tester", "role": "admin", "key_id": None}}
@@ -53,3 +54,20 @@ async def test_a_held_state_folds_only_new_events_and_sees_other_writers(
     assert fresh == state and fresh_version == 3
     # One event, then the two new ones, then nothing to fold; the uncached load folds all three.
     assert folded == [1, 2, 3]
+
+
+async def test_a_command_holds_the_state_it_committed(db: Database, uid: str) -> None:
+    ctx = ServiceContext(settings=test_settings(), db=db)
+    stream = d.agent_stream(f"a-{uid}")
+
+    def decide(state: d.Agent | None) -> list[DomainEvent]:
+        cmd = d.PutAgent(agent_id=f"a-{uid}", name="Held", team_id=f"t-{uid}")
+        return list(d.decide_put_agent(state, cmd, NOW))
+
+    state, result = await execute(ctx, Caller(META), stream, d.evolve_agent, decide)
+    assert result is not None and state is not None
+    # The next command or read starts from the committed state: no event to read back.
+    assert ctx.states.get((stream, d.evolve_agent, None)) == (state, result.version)
+    async with db.connection() as conn:
+        fresh, version = await load(conn, stream, d.evolve_agent)
+    assert (fresh, version) == (state, result.version)
