@@ -333,7 +333,7 @@ class DataOnly:
     event_types: frozenset[str] = frozenset()
 
 
-_READ_ALL = """
+READ_ALL = """
 SELECT position, tx_id, stream_id, version, event_id, type, schema_version,
        CASE WHEN $5::text[] IS NOT NULL AND (stream_type = ANY($5) OR '*' = ANY($5))
                  AND NOT type = ANY($6::text[])
@@ -358,7 +358,7 @@ async def read_all(
 ) -> list[RecordedEvent]:
     """Return up to limit events after the cursor, only from finished transactions."""
     rows = await conn.fetch(
-        _READ_ALL,
+        READ_ALL,
         after.tx_id,
         after.position,
         limit,
