@@ -58,6 +58,9 @@ VERSION = "1.0.0"
 #: collection waits for a hundred middle ones; the worst pause measured is then ~15 ms
 #: (bench/cycle.py). Garbage in reference cycles, rare here, lives a little longer.
 GC_THRESHOLDS = (5_000, 10, 100)
+#: How long a start waits for the read models' tables (a new database makes them in well
+#: under a second) before serving anyway.
+READ_MODELS_TIMEOUT_SECONDS = 30.0
 
 
 async def resolve_database_url(settings: Settings) -> str:
@@ -127,6 +130,11 @@ def create_app(
         if settings.run_projections:
             ctx.runner = ProjectionRunner(db, chosen, poll_seconds=settings.projection_poll_seconds)
             ctx.runner.start()
+            try:
+                async with asyncio.timeout(READ_MODELS_TIMEOUT_SECONDS):
+                    await ctx.runner.wait_for_read_models()
+            except TimeoutError:
+                log.warning("serving before every read model exists; the first reads may fail")
         signal = CommitSignal()
         ctx.extras["commit_signal"] = signal
         ctx.notifier = Notifier(db, local=_on_commit(ctx.runner, signal))
@@ -174,11 +182,13 @@ def create_app(
                                ensure_reporting_views]
     problems.install(app)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    # FastAPI tries routes in this order, about 1.5 us of matching each on every request, so
+    # the hottest come first: probes, published rankings and scorecards, then everything else.
     app.include_router(health.router)
+    app.include_router(cycles.router)
     app.include_router(keys.router)
     app.include_router(directory.router)
     app.include_router(schemes_api.router)
-    app.include_router(cycles.router)
     app.include_router(goals.router)
     app.include_router(raters.router)
     app.include_router(training.router)

@@ -241,16 +241,14 @@ class CycleResults(Projection):
                 team_id, period, status, e.published_at,
                 orjson.dumps({**orjson.loads(document), **published}).decode(),
             )
+        # A scorecard's document keeps the status it was rendered with; reads overlay the
+        # column (service/queries/results.py), so publishing never rewrites a month of
+        # documents (a quarter of a second for 1,000 agents).
         for table in ("ranking_entries", "scorecards"):
             await conn.execute(
                 f"UPDATE {tables[table]} SET status = $3 WHERE team_id = $1 AND period = $2",
                 team_id, period, status,
             )
-        await conn.execute(
-            f"UPDATE {tables['scorecards']} SET document = document || $3::jsonb"
-            " WHERE team_id = $1 AND period = $2",
-            team_id, period, {"status": status, "provisional": False},
-        )
 
     async def _reopened(self, conn: asyncpg.Connection, tables: Tables, e: c.CycleReopened
                         ) -> None:

@@ -210,6 +210,22 @@ class ProjectionRunner:
             for p in self.projections
         ]
 
+    async def wait_for_read_models(self) -> None:
+        """Return once every projection has its live tables, made here or by another process.
+
+        Serving before then would answer a first read with a missing table.
+        """
+        names = {p.name for p in self.projections}
+        while True:
+            with contextlib.suppress(*DATABASE_AWAY):
+                async with self.db.connection() as conn:
+                    live = await conn.fetch(
+                        "SELECT name FROM projection_checkpoint WHERE status = 'live'"
+                    )
+                if names <= {r["name"] for r in live}:
+                    return
+            await asyncio.sleep(0.02)
+
     async def stop(self) -> None:
         """Cancel the workers; their connections close and their leases go with them."""
         for task in self._tasks:

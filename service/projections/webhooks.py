@@ -14,6 +14,7 @@ Its ``version`` therefore never needs to change.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import ClassVar
 
 import asyncpg
@@ -22,7 +23,7 @@ import orjson
 from service.domain import webhooks as w
 from service.projections.base import Projection, Tables
 from service.store import webhooks as store
-from service.store.event_store import RecordedEvent, stream_type
+from service.store.event_store import DataOnly, RecordedEvent, read_data, stream_type
 from service.store.feed import event_document
 
 
@@ -33,6 +34,8 @@ class WebhookDispatch(Projection):
     version = 1
     tables: ClassVar[dict[str, str]] = {}
     stream_types = None
+    # Payloads are read only for the events some subscription wants (read_data below).
+    data_only = DataOnly(("*",))
 
     def __init__(self, on_enqueue: Callable[[], None] | None = None) -> None:
         #: Called when deliveries were enqueued (before commit: a wake-up, not a promise).
@@ -45,15 +48,16 @@ class WebhookDispatch(Projection):
         targets = await store.active_targets(conn)
         if not targets:
             return
+        wanted = [
+            (e, subscribed) for e in events
+            if (subscribed := [t for t in targets if e.cursor > t.start and w.matches(
+                t.event_types, t.stream_types, e.type, stream_type(e.stream_id))])
+        ]
+        payloads = await read_data(conn, [e.position for e, _ in wanted])
         rows = []
-        for e in events:
-            kind = stream_type(e.stream_id)
-            document = None
-            for t in targets:
-                if e.cursor <= t.start or not w.matches(t.event_types, t.stream_types, e.type,
-                                                         kind):
-                    continue
-                document = document or event_document(e)
+        for e, subscribed in wanted:
+            document = event_document(replace(e, data=payloads[e.position]))
+            for t in subscribed:
                 delivery = w.delivery_id(t.subscription_id, e.event_id)
                 body = orjson.dumps({"delivery_id": str(delivery),
                                      "subscription_id": t.subscription_id, "event": document})

@@ -60,8 +60,9 @@ async def stored_scorecard(
     """Return a frozen scorecard document as JSON bytes."""
     async with ctx.db.connection() as conn:
         text = await conn.fetchval(
-            "SELECT document::text FROM scorecards WHERE team_id = $1 AND period = $2"
-            " AND agent_id = $3",
+            # The status column is the truth: publishing updates it, not the document.
+            "SELECT (document || jsonb_build_object('status', status))::text FROM scorecards"
+            " WHERE team_id = $1 AND period = $2 AND agent_id = $3",
             team_id, period, agent_id,
         )
     return text.encode() if text is not None else None

@@ -369,6 +369,16 @@ async def read_all(
     return [_recorded(r) for r in rows]
 
 
+async def read_data(conn: asyncpg.Connection, positions: Sequence[int]) -> dict[int, Any]:
+    """Return the data of the events at these positions, by position."""
+    if not positions:
+        return {}
+    rows = await conn.fetch(
+        "SELECT position, data FROM event WHERE position = ANY($1::bigint[])", list(positions)
+    )
+    return {r["position"]: r["data"] for r in rows}
+
+
 async def head(conn: asyncpg.Connection) -> Cursor:
     """Return the cursor of the last event a reader can see now."""
     row = await conn.fetchrow(

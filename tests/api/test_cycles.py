@@ -133,11 +133,19 @@ async def test_ranking_with_ties_and_publication(app_client: httpx.AsyncClient, 
     early = await team.publish(PERIOD)
     assert early.status_code == 409
     assert (await team.close(PERIOD)).status_code == 200
+
+    async def card_status() -> tuple[object, object]:
+        card = (await app_client.get(team.url(PERIOD, f"/scorecards/{a}"),
+                                     headers=team.manager)).json()
+        return card["status"], card["provisional"]
+
+    assert await card_status() == ("closed", False)
     published = await team.publish(PERIOD)
     assert published.status_code == 200
     assert published.json()["status"] == "published"
     ranking = await team.ranking(PERIOD)
     assert ranking["status"] == "published" and ranking["provisional"] is False
+    assert await card_status() == ("published", False)
     entries = ranking["entries"]
     assert [(e["agent_id"], e["rank"], e["tied"]) for e in entries] == [  # type: ignore[union-attr]
         (a, 1, False), (b, 2, True), (c, 2, True), (d, 4, False)]

@@ -12,7 +12,7 @@ from service.domain import directory as d
 from service.domain.events import DomainEvent
 from service.store.database import Database
 from service.store.event_store import append
-from tests.conftest import test_settings
+from tests import conftest
 
 NOW = datetime(2026, 11, 3, 9, 15, tzinfo=UTC)
 META = {"actor": {"subject": "tester", "role": "admin", "key_id": None}}
@@ -57,7 +57,7 @@ async def test_a_held_state_folds_only_new_events_and_sees_other_writers(
 
 
 async def test_a_command_holds_the_state_it_committed(db: Database, uid: str) -> None:
-    ctx = ServiceContext(settings=test_settings(), db=db)
+    ctx = ServiceContext(settings=conftest.test_settings(), db=db)
     stream = d.agent_stream(f"a-{uid}")
 
     def decide(state: d.Agent | None) -> list[DomainEvent]:
