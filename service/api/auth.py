@@ -265,6 +265,24 @@ class Allow:
             return self.reads and method.upper() in SAFE_METHODS
         return role in self.roles
 
+    async def admitted(self, request: Request) -> Principal | None:
+        """Return the principal this rule admits, or None, quietly: nothing logged or counted.
+
+        For a path that answers before FastAPI (service/api/frozen.py): when this says None,
+        the route's own dependency runs and refuses, logs and counts as always.
+        """
+        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not credential:
+            return None
+        bucket = f"{_client(request)}|{credential_label(credential)}"
+        if failure_limiter(request).retry_after(bucket) is not None:
+            return None
+        try:
+            principal = await authenticate(service_context(request), credential)
+        except CredentialError:
+            return None
+        return principal if self.permits(principal.role, request.method) else None
+
     async def __call__(
         self,
         request: Request,
@@ -410,13 +428,17 @@ def _unscoped(principal: Principal) -> bool:
     return principal.role in ("admin", "reader")
 
 
+def manages(principal: Principal, manager_ids: Collection[str]) -> bool:
+    """Tell whether the principal may act as a manager of the team with ``manager_ids``."""
+    return _unscoped(principal) or (
+        principal.role == "manager" and principal.subject in manager_ids
+    )
+
+
 def ensure_manager_of(principal: Principal, manager_ids: Collection[str]) -> None:
     """Refuse (403) unless the principal manages the team whose managers are ``manager_ids``."""
-    if _unscoped(principal):
-        return
-    if principal.role == "manager" and principal.subject in manager_ids:
-        return
-    raise _out_of_scope(principal, "only a manager of this team may do this")
+    if not manages(principal, manager_ids):
+        raise _out_of_scope(principal, "only a manager of this team may do this")
 
 
 def ensure_self(principal: Principal, agent_id: str) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
-from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
+from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, manages
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.schemas import AgentIn, AgentList, AgentOut, MembershipOut, TeamIn, TeamOut
@@ -67,15 +67,23 @@ async def get_team(
     return team_out(team)
 
 
+async def is_team_member_or_manager(
+    ctx: ServiceContext, principal: Principal, team: d.Team
+) -> bool:
+    """Tell whether the principal is an agent of the team or may manage it."""
+    if principal.role == "agent":
+        agent = await commands.find_agent(ctx, principal.subject)
+        if agent is not None and agent.team_id == team.team_id:
+            return True
+    return manages(principal, team.manager_ids)
+
+
 async def ensure_team_member_or_manager(
     ctx: ServiceContext, principal: Principal, team: d.Team
 ) -> None:
     """Let an agent of the team through; otherwise the caller must manage it."""
-    if principal.role == "agent":
-        agent = await commands.find_agent(ctx, principal.subject)
-        if agent is not None and agent.team_id == team.team_id:
-            return
-    ensure_manager_of(principal, team.manager_ids)
+    if not await is_team_member_or_manager(ctx, principal, team):
+        ensure_manager_of(principal, team.manager_ids)  # refuses, saying why
 
 
 class AgentPage(AgentList):
