@@ -191,21 +191,19 @@ async def stored_ranking_response(request: Request, team_id: str, period: str
                                   ) -> Response | None:
     """Return get_ranking's answer when it is a 200 or 304 from the stored document, else None.
 
-    Quiet (nothing raised, logged or counted): service/api/frozen.py calls it before FastAPI,
-    and on None the route runs and answers, refusals and errors included.
+    Quiet (nothing logged or counted; an unknown team or a database error raises):
+    service/api/frozen.py calls it before FastAPI, and on None or an error the route runs and
+    answers, refusals and errors included.
     """
     principal = await RANKING_RULE.admitted(request)
     if principal is None:
         return None
     ctx = service_context(request)
-    try:
-        if principal.role not in ("admin", "reader"):
-            team = await get_team(ctx, team_id)
-            if not await is_team_member_or_manager(ctx, principal, team):
-                return None
-        stored = await results.stored_ranking(ctx, team_id, period)
-    except Exception:  # an unknown team, the database away: the route answers those
-        return None
+    if principal.role not in ("admin", "reader"):
+        team = await get_team(ctx, team_id)
+        if not await is_team_member_or_manager(ctx, principal, team):
+            return None
+    stored = await results.stored_ranking(ctx, team_id, period)
     if stored is None or not stored.current or (
             principal.role == "agent" and stored.status != "published"):
         return None

@@ -40,7 +40,10 @@ class FrozenRankings:
             match = _PATH.fullmatch(scope["path"])
             if match is not None:
                 request = Request(scope, receive)
-                response = await cycles.stored_ranking_response(request, *match.groups())
+                try:
+                    response = await cycles.stored_ranking_response(request, *match.groups())
+                except Exception:  # an unknown team, the database away: the app answers
+                    response = None
                 if response is not None:
                     scope["route"] = self.route  # metrics and logs name the route as usual
                     await response(scope, receive, send)

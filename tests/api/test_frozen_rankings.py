@@ -11,6 +11,8 @@ import pytest
 from starlette.responses import Response
 
 from service.api import cycles
+from service.queries import results
+from service.store.errors import DatabaseUnavailable
 from tests.conftest import bearer, make_token
 from tests.support.scenario import ADMIN, make_team
 
@@ -76,3 +78,20 @@ async def test_a_closed_ranking_is_answered_early_and_every_refusal_by_the_route
     assert late.content == early.content
     same = ("content-type", "etag", "cache-control", "content-length")
     assert {h: late.headers[h] for h in same} == {h: early.headers[h] for h in same}
+
+
+async def test_a_database_error_on_the_early_path_is_the_routes_problem_not_a_500(
+    app_client: httpx.AsyncClient, uid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = await make_team(app_client, uid, 2)
+    await team.open(PERIOD)
+    await team.evaluate_all(PERIOD, dict(zip(team.agents, (90, 80), strict=True)))
+    assert (await team.close(PERIOD)).status_code == 200
+
+    async def away(*_: Any) -> None:
+        raise DatabaseUnavailable("ConnectionRefusedError")
+
+    monkeypatch.setattr(results, "stored_ranking", away)
+    response = await app_client.get(team.url(PERIOD, "/ranking"), headers=team.manager)
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
