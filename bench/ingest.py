@@ -71,9 +71,18 @@ Client, service and PostgreSQL share the machine's CPUs; the notes give each one
 ### Why the 50 % target is missed, and what meeting it would take
 
 The rate is CPU-bound. At half the COPY rate, two cores leave 11-16 µs of CPU per sample (the
-COPY baseline itself moves between about 220,000 and 370,000 rows/s from run to run on this
-shared VM) for the load client, the service and PostgreSQL together. Measured in the same
-runs:
+COPY baseline itself moved between about 220,000 and 370,000 rows/s from run to run on this
+shared VM on 2026-11-30, and was about 135,000 on 2026-12-01's slower one, where the budget
+is twice as large and every cost below twice as large too) for the load client, the service
+and PostgreSQL together. Two facts decide it, both measured in every run:
+
+- The service's own duplicate-refusing INSERT, run directly from 8 connections with no HTTP,
+  validation, placement or read model in front of it, reaches 32-56 % of the COPY rate
+  ("for scale"). The whole path can only be slower than one of its parts.
+- The service process alone spends more CPU per sample (HTTP, JSON, checks, placement,
+  encoding: 13-20 µs on 2026-11-30, 35 µs on 2026-12-01) than the budget for everything.
+
+In detail, measured in the same runs:
 
 - The load client (httpx, sending and reading) spends 2-3 µs per sample.
 - COPY into a table keyed only by `(source, sample_id)`, with nothing in front of it, keeps
