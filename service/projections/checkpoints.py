@@ -55,6 +55,21 @@ async def current(conn: asyncpg.Connection, name: str, status: str) -> Generatio
     return _generation(row) if row else None
 
 
+async def live_and_building(
+    conn: asyncpg.Connection, name: str
+) -> tuple[Generation | None, Generation | None]:
+    """Return the projection's live and building generations in one round trip."""
+    rows = await conn.fetch(
+        _SELECT + " WHERE name = $1 AND status IN ('live', 'building')"
+        " ORDER BY generation DESC",
+        name,
+    )
+    newest: dict[str, Generation] = {}
+    for row in rows:
+        newest.setdefault(row["status"], _generation(row))
+    return newest.get("live"), newest.get("building")
+
+
 async def all_generations(conn: asyncpg.Connection) -> list[Generation]:
     """Return every projection's live and building generations."""
     rows = await conn.fetch(

@@ -24,7 +24,7 @@ from service.projections import checkpoints
 from service.projections.base import Projection
 from service.projections.checkpoints import Generation
 from service.store.database import DATABASE_AWAY, UNAVAILABLE_ERRORS, Database
-from service.store.event_store import Cursor, RecordedEvent, read_all
+from service.store.event_store import Cursor, DataOnly, RecordedEvent, read_all
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ LOCK_NAMESPACE = 7215001
 LIVE_BATCH = 500
 BUILD_BATCH = 5000
 FAILURE_RETRY_SECONDS = 5.0
+#: A probe for whether anything is new reads no payload.
+NO_DATA = DataOnly(("*",))
 
 
 class ProjectionFailed(Exception):
@@ -58,10 +60,10 @@ class Worker:
 
     async def ensure_live(self) -> tuple[Generation, Generation | None]:
         """Return the live generation and the one being built, starting either if needed."""
-        live = await checkpoints.current(self.conn, self.projection.name, "live")
+        # Every idle poll of every projection passes here: one round trip for both.
+        live, building = await checkpoints.live_and_building(self.conn, self.projection.name)
         if live is None:
             live = await checkpoints.start(self.conn, self.projection, "live")
-        building = await checkpoints.current(self.conn, self.projection.name, "building")
         if building is None and live.code_version != self.projection.version:
             log.info(
                 "projection %s: code version %s differs from live %s; rebuilding beside it",
@@ -76,6 +78,11 @@ class Worker:
         """Apply the next batch to a generation; return how many events it read."""
         if generation.generation in self._single_steps:
             limit = 1
+        # Most polls find nothing: ask outside a transaction first (one round trip, not three).
+        if not await read_all(self.conn, generation.cursor, 1,
+                              stream_types=self.projection.stream_types,
+                              data_only=NO_DATA):
+            return 0
         events: list[RecordedEvent] = []
         try:
             async with self.conn.transaction():

@@ -112,6 +112,9 @@ class AppendResult:
     version: int
     positions: list[int] = field(default_factory=list)
     duplicate: bool = False
+    #: Of a new append: the events' ids, in order, and the transaction that wrote them.
+    event_ids: list[uuid.UUID] = field(default_factory=list)
+    tx_id: int | None = None
 
 
 def stream_type(stream_id: str) -> str:
@@ -160,7 +163,7 @@ FROM bumped,
      unnest($5::text[], $6::int[], $7::uuid[], $10::jsonb[])
          WITH ORDINALITY AS e(type, schema_version, event_id, data, ord)
 ORDER BY e.ord
-RETURNING position, version
+RETURNING position, version, tx_id
 """
 
 # One event, scalar parameters: no arrays to encode, parse and unnest (the common case).
@@ -178,7 +181,7 @@ bumped AS (
 INSERT INTO event (stream_id, stream_type, version, event_id, type, schema_version, data,
                    metadata, recorded_at)
 SELECT $1, $2, bumped.version, $4::uuid, $5, $6, $7::jsonb, $8::jsonb, $9 FROM bumped
-RETURNING position, version
+RETURNING position, version, tx_id
 """
 
 _COLUMNS = (
@@ -278,7 +281,8 @@ async def _append_one(
         rows = []
     if rows:
         return AppendResult(
-            request.stream_id, rows[-1]["version"], [r["position"] for r in rows]
+            request.stream_id, rows[-1]["version"], [r["position"] for r in rows],
+            event_ids=ids, tx_id=rows[-1]["tx_id"],
         )
     return await _explain_refusal(conn, request, ids)
 

@@ -8,6 +8,10 @@ from typing import Any
 import httpx
 import pytest
 
+from service.commands import base
+from service.domain.events import decode
+from service.store.database import Database
+from service.store.event_store import read_stream
 from tests.support.scenario import ADMIN, MANAGER_FORM, make_team, uniform_composite
 
 PERIOD = "2026-11"
@@ -335,3 +339,27 @@ async def test_agent_transferred_mid_month_is_ranked_in_the_new_team(
                                  headers=new.manager)).json()
     assert card["transfers"] == [{"from_team_id": old.team_id, "to_team_id": new.team_id,
                                   "effective_at": "2026-11-15T00:00:00+00:00"}]
+
+
+async def test_a_close_is_held_as_written_and_equals_what_its_stored_data_decodes_to(
+    app_client: httpx.AsyncClient, uid: str, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The projections of the writing process use the model the command wrote; it must be the
+    # model every other process (and a rebuild) decodes from the stored data.
+    written: dict[tuple[object, int, int], object] = {}
+    hold = base.remember
+
+    def spy(event_id: Any, tx_id: int, position: int, event: Any, dump: float) -> None:
+        written[(event_id, tx_id, position)] = event
+        hold(event_id, tx_id, position, event, dump)
+
+    monkeypatch.setattr(base, "remember", spy)
+    team = await make_team(app_client, uid, 3)
+    await team.open(PERIOD)
+    await team.evaluate_all(PERIOD, dict(zip(team.agents, (90, 80, 70), strict=True)))
+    assert (await team.close(PERIOD, force=True, reason="month end")).status_code == 200
+    async with db.connection() as conn:
+        stored = await read_stream(conn, f"cycle:{team.team_id}:{PERIOD}")
+    closed = next(e for e in stored if e.type == "CycleClosed")
+    model = written[(closed.event_id, closed.tx_id, closed.position)]
+    assert model == decode(closed.type, closed.schema_version, closed.data)

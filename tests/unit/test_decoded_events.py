@@ -42,3 +42,14 @@ def test_cheap_events_are_not_held(monkeypatch: pytest.MonkeyPatch) -> None:
     stored = recorded(3)
     first, again = memo.decoded(stored), memo.decoded(stored)
     assert again == first and again is not first
+
+
+def test_a_written_event_is_held_only_when_decoding_it_would_be_expensive() -> None:
+    cheap, costly = recorded(4), recorded(5)
+    models = {}
+    for stored, dump_seconds in ((cheap, 0.0001), (costly, 0.01)):
+        models[stored.position] = decode(stored.type, stored.schema_version, stored.data)
+        memo.remember(stored.event_id, stored.tx_id, stored.position, models[stored.position],
+                      dump_seconds)
+    assert memo.decoded(costly) is models[5]
+    assert memo.decoded(cheap) is not models[4]
