@@ -195,18 +195,19 @@ async def stored_ranking_response(request: Request, team_id: str, period: str
     service/api/frozen.py calls it before FastAPI, and on None or an error the route runs and
     answers, refusals and errors included.
     """
-    principal = await RANKING_RULE.admitted(request)
-    if principal is None:
-        return None
     ctx = service_context(request)
+    # The document first: an open month has none, and its read then costs one query here
+    # before the route does its work, not the credential and team checks twice.
+    stored = await results.stored_ranking(ctx, team_id, period)
+    if stored is None or not stored.current:
+        return None
+    principal = await RANKING_RULE.admitted(request)
+    if principal is None or (principal.role == "agent" and stored.status != "published"):
+        return None
     if principal.role not in ("admin", "reader"):
         team = await get_team(ctx, team_id)
         if not await is_team_member_or_manager(ctx, principal, team):
             return None
-    stored = await results.stored_ranking(ctx, team_id, period)
-    if stored is None or not stored.current or (
-            principal.role == "agent" and stored.status != "published"):
-        return None
     return _ranking(request, stored.document)
 
 

@@ -12,7 +12,7 @@ answer 200 from the stored document: the same credential check (service.api.auth
 role rule as the route, the same team-membership check, the same document and headers
 (service.api.cycles.stored_ranking_response). Every other request, and every one of these that
 would end in anything but that answer (no credential, a refusal, an open month, a projection
-behind, CSV, a database error), goes to the app untouched, which answers it as always.
+behind, a database error), goes to the app untouched, which answers it as always.
 """
 
 from __future__ import annotations
