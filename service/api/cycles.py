@@ -202,7 +202,7 @@ async def stored_ranking_response(request: Request, team_id: str, period: str
     if stored is None or not stored.current:
         return None
     principal = await RANKING_RULE.admitted(request)
-    if principal is None or (principal.role == "agent" and stored.status != "published"):
+    if principal is None or not _may_see(principal, stored.status):
         return None
     if principal.role not in ("admin", "reader"):
         team = await get_team(ctx, team_id)
@@ -249,8 +249,13 @@ async def get_ranking(
     return _ranking(request, stored.document)
 
 
+def _may_see(principal: Principal, status: str) -> bool:
+    """Tell whether the principal may see a ranking in this status (agents: once published)."""
+    return principal.role != "agent" or status == "published"
+
+
 def _ensure_agents_see_published_only(principal: Principal, status: str) -> None:
-    if principal.role == "agent" and status != "published":
+    if not _may_see(principal, status):
         raise Problem(403, "agents see their team's ranking once it is published",
                       kind="forbidden")
 

@@ -43,7 +43,7 @@ async def load(
     version (a month of a large team has thousands). Only pass states where the connection has
     written nothing yet: what is held must be committed, as every other reader would see it.
     """
-    key = (stream_id, evolve, fold)
+    key = _held_key(stream_id, evolve, fold)
     held = states.get(key) if states is not None else None
     state, version = (cast(S | None, held[0]), held[1]) if held is not None else (None, 0)
     recorded = await read_stream(conn, stream_id, after_version=version)
@@ -59,6 +59,11 @@ async def load(
     if states is not None:
         states.put(key, (state, version))
     return state, version
+
+
+def _held_key(stream_id: str, evolve: Evolve[S], fold: Fold[S] | None) -> tuple[object, ...]:
+    # One aggregate per way of folding the stream: a cycle and its sanctions ledger differ.
+    return (stream_id, evolve, fold)
 
 
 async def read_state(
@@ -125,7 +130,7 @@ async def execute(
             state = evolve(state, e)
         # Committed, so hold it: the next command or read on this stream folds nothing (the
         # close of a 1,000-agent month is a 3.6 MB event, 0.3 s to read back and decode).
-        ctx.states.put((stream_id, evolve, fold), (state, result.version))
+        ctx.states.put(_held_key(stream_id, evolve, fold), (state, result.version))
         if result.tx_id is not None:
             for event, event_id, position in zip(events, result.event_ids, result.positions,
                                                  strict=True):

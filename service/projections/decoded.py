@@ -45,15 +45,16 @@ def decoded(recorded: RecordedEvent) -> DomainEvent:
         return held[0]
     started = time.perf_counter()
     event = decode(recorded.type, recorded.schema_version, recorded.data)
-    spent = time.perf_counter() - started
-    if spent >= WORTH_HOLDING_SECONDS:
-        _held.put(key, (event, int(spent * 1_000_000)))
+    _hold(key, event, time.perf_counter() - started)
     return event
 
 
 def remember(event_id: uuid.UUID, tx_id: int, position: int, event: DomainEvent,
              dump_seconds: float) -> None:
     """Hold the model of an event just committed, when decoding it would be expensive."""
-    cost = dump_seconds * DECODE_PER_DUMP
-    if cost >= WORTH_HOLDING_SECONDS:
-        _held.put((event_id, tx_id, position), (event, int(cost * 1_000_000)))
+    _hold((event_id, tx_id, position), event, dump_seconds * DECODE_PER_DUMP)
+
+
+def _hold(key: _Key, event: DomainEvent, cost_seconds: float) -> None:
+    if cost_seconds >= WORTH_HOLDING_SECONDS:
+        _held.put(key, (event, int(cost_seconds * 1_000_000)))

@@ -24,7 +24,6 @@ SELECT NOT EXISTS (SELECT 1 FROM target) OR EXISTS (
 """
 
 
-
 def applied_stream(projection: str, stream: str) -> str:
     """Return SQL that is true when the live projection (a parameter) has applied the last
     event of the stream (a parameter), or the stream has none: one probe of the stream's

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
+import asyncpg
 import pytest
 
 from service.store.database import Database
@@ -28,6 +29,14 @@ META = {"actor": {"subject": "tester", "role": "admin", "key_id": None}, "reques
 
 def events(*types: str) -> list[NewEvent]:
     return [NewEvent(t, {"n": i}) for i, t in enumerate(types)]
+
+
+async def cursor_after_new_event(conn: asyncpg.Connection, stream: str) -> Cursor:
+    """Append one event to a new stream; return the cursor just past it."""
+    await append(conn, stream, events("warm"), expected_version=0, metadata=META,
+                 recorded_at=NOW)
+    row = await conn.fetchrow("SELECT tx_id, position FROM event WHERE stream_id = $1", stream)
+    return Cursor(row["tx_id"], row["position"])
 
 
 async def test_append_and_read_back_in_version_order(db: Database, uid: str) -> None:
@@ -165,9 +174,7 @@ async def test_global_read_waits_for_a_transaction_that_commits_late(
     db: Database, uid: str
 ) -> None:
     async with db.connection() as conn:
-        await append(conn, f"test:{uid}-0", events("warm"), expected_version=0,
-                     metadata=META, recorded_at=NOW)
-        cursor = (await read_all(conn, Cursor(), 1_000_000))[-1].cursor
+        cursor = await cursor_after_new_event(conn, f"test:{uid}-0")
     slow = await db.connect_single()
     try:
         tx = slow.transaction()
@@ -203,11 +210,7 @@ async def test_a_global_read_leaves_out_only_the_data_its_reader_does_not_need(
     db: Database, uid: str
 ) -> None:
     async with db.connection() as conn:
-        await append(conn, f"warm:{uid}", events("warm"), expected_version=0,
-                     metadata=META, recorded_at=NOW)
-        warm = await conn.fetchrow("SELECT tx_id, position FROM event WHERE stream_id = $1",
-                                   f"warm:{uid}")
-        start = Cursor(warm["tx_id"], warm["position"])
+        start = await cursor_after_new_event(conn, f"warm:{uid}")
         await append(conn, f"kept:{uid}", events("Wanted", "Counted"), expected_version=0,
                      metadata=META, recorded_at=NOW)
         await append(conn, f"other:{uid}", events("Counted"), expected_version=0,
