@@ -9,6 +9,8 @@ The convention (README.md states it too, in an HTML comment at its top):
 - ``<!-- not run: REASON -->`` on the line before an ``sh`` fence keeps that block out (the
   service start, docker compose, a stream that never ends); the reason is required. The one
   block that says ``make run`` gives the service its ``CSPERF_*`` variables.
+- ``<!-- eventually: REASON -->`` before a block that only reads (a read model that follows
+  the writes within a second) runs it again, for up to 10 s, until it answers as shown.
 - Every ``curl`` of a run block must answer 2xx or 304, and the block must exit 0, except that
   the last ``curl`` of a block followed by an ``http`` block answers as that block says.
 - An ``http`` block right after a run block (only blank lines between) is the answer of the
@@ -44,13 +46,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.server import free_port
-
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 README_URL = "http://127.0.0.1:8000"
 SHELL_ALIASES = {"bash", "shell", "console", "zsh"}
 NOT_RUN = re.compile(r"^<!--\s*not run:\s*(\S.*?)\s*-->$")
+EVENTUALLY = re.compile(r"^<!--\s*eventually:\s*(\S.*?)\s*-->$")
+EVENTUALLY_SECONDS = 10
 FENCE = re.compile(r"^(\s*)```(\S*)\s*$")
 SCRIPT_SECONDS = 150
 
@@ -65,6 +67,7 @@ class Block:
     section: str
     text: str
     skip_reason: str | None = None
+    eventually: bool = False
     expected: Block | None = None
     index: int = 0  # among run blocks
 
@@ -105,7 +108,8 @@ def parse(text: str) -> list[Block]:
         previous = next((ln.strip() for ln in reversed(lines[:i]) if ln.strip()), "")
         marker = NOT_RUN.match(previous)
         blocks.append(Block(lang=lang, line=i + 1, end=j, section=section, text="\n".join(body),
-                            skip_reason=marker.group(1) if marker else None))
+                            skip_reason=marker.group(1) if marker else None,
+                            eventually=EVENTUALLY.match(previous) is not None))
         # An expected answer follows its block with nothing but blank lines between.
         if lang in ("http", "text") and len(blocks) > 1:
             before = blocks[-2]
@@ -261,13 +265,27 @@ def script(blocks: list[Block], base_url: str) -> str:
     parts = [CURL_WRAPPER]
     for block in blocks:
         k = block.index
-        parts.append(
-            f"__readme_block={k}; __readme_curl_n=0\n"
+        run = (
+            f'rm -f "$__README_OUT/b{k}".*; __readme_block={k}; __readme_curl_n=0\n'
             f"{{\n{block.text.replace(README_URL, base_url)}\n}}"
             f' > "$__README_OUT/b{k}.out" 2> "$__README_OUT/b{k}.err" < /dev/null\n'
             f'echo $? > "$__README_OUT/b{k}.rc"\n'
         )
+        if block.eventually:
+            # Again until this module's own check passes (it reads the files just written).
+            run = (f"__readme_since=$SECONDS\nwhile :; do\n{run}"
+                   f'"$__README_PYTHON" -c "import sys; from tests.docs.test_readme import '
+                   f'recheck; sys.exit(recheck({k}))" && break\n'
+                   f"(( SECONDS - __readme_since >= {EVENTUALLY_SECONDS} )) && break\n"
+                   f"sleep 0.25\ndone\n")
+        parts.append(run)
     return "\n".join(parts)
+
+
+def recheck(k: int) -> int:
+    """Return 0 when run block k's files (in $__README_OUT) answer as the README shows."""
+    block = run_blocks(parse(README.read_text()))[k]
+    return 0 if check(block, read_outcome(Path(os.environ["__README_OUT"]), k)) is None else 1
 
 
 def text(path: Path) -> str:
@@ -312,6 +330,10 @@ def stop_postgres(pgdata: Path) -> None:
 @pytest.fixture(scope="module")
 def readme_run() -> Iterator[tuple[list[Block], dict[int, Outcome]]]:
     """Run the README's blocks against a fresh `csperf serve` on its own embedded server."""
+    # Imported here: `recheck` imports this module in a fresh interpreter, and needs no
+    # service (tests.support.server brings the whole service with it).
+    from tests.support.server import free_port
+
     blocks = parse(README.read_text())
     chosen = run_blocks(blocks)
     workdir = Path(tempfile.mkdtemp(prefix="csperf-readme-"))
@@ -345,7 +367,7 @@ def readme_run() -> Iterator[tuple[list[Block], dict[int, Outcome]]]:
             if time.monotonic() > deadline:
                 raise RuntimeError("csperf serve did not become ready in 90 s")
             time.sleep(0.2)
-        env["__README_OUT"] = str(out)
+        env.update({"__README_OUT": str(out), "__README_PYTHON": sys.executable})
         subprocess.run(["bash", "-c", script(chosen, base_url)], cwd=shim.parents[2], env=env,
                        timeout=SCRIPT_SECONDS, stdin=subprocess.DEVNULL,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
@@ -396,6 +418,8 @@ SAMPLE = """# Title
 CSPERF_BOOTSTRAP_ADMIN_KEY=csk_x make run
 ```
 
+<!-- eventually: a read model -->
+
 ```sh
 curl -s $API/thing
 ```
@@ -426,8 +450,9 @@ def test_the_convention_reads_blocks_markers_and_expected_answers() -> None:
     assert chosen[0].expected is not None and chosen[0].expected.lang == "http"
     assert chosen[1].expected is None  # prose between: the text block is not its answer
     assert blocks[0].skip_reason == "needs docker"
+    assert chosen[0].eventually and not chosen[1].eventually
     assert service_variables(blocks) == {"CSPERF_BOOTSTRAP_ADMIN_KEY": "csk_x"}
-    assert "README.md line 10 (## Steps)" in chosen[0].name()
+    assert "README.md line 12 (## Steps)" in chosen[0].name()
 
 
 def test_a_drifted_answer_fails_naming_what_differs() -> None:
