@@ -204,7 +204,8 @@ def lines_in_order(expected: list[str], actual: str) -> str | None:
 def check(block: Block, outcome: Outcome | None) -> str | None:
     """Return why a run block failed its convention, or None."""
     if outcome is None or outcome.rc is None:
-        return "did not run: the shell stopped before it"
+        return (f"did not finish: the shell stopped in or before it, or the {SCRIPT_SECONDS} s "
+                "for the whole README ran out")
     expected = block.expected
     last_is_checked = expected is not None and expected.lang == "http"
     for n, (status, _, body) in enumerate(outcome.curls):
@@ -254,7 +255,7 @@ __readme_curl_n=0
 curl() {
   __readme_curl_n=$((__readme_curl_n + 1))
   local f="$__README_OUT/b$__readme_block.c$__readme_curl_n"
-  command curl -D "$f.head" "$@" | tee "$f.body"
+  command curl --max-time 30 -D "$f.head" "$@" | tee "$f.body"
   return "${PIPESTATUS[0]}"
 }
 '''
@@ -368,9 +369,15 @@ def readme_run() -> Iterator[tuple[list[Block], dict[int, Outcome]]]:
                 raise RuntimeError("csperf serve did not become ready in 90 s")
             time.sleep(0.2)
         env.update({"__README_OUT": str(out), "__README_PYTHON": sys.executable})
-        subprocess.run(["bash", "-c", script(chosen, base_url)], cwd=shim.parents[2], env=env,
-                       timeout=SCRIPT_SECONDS, stdin=subprocess.DEVNULL,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        shell = subprocess.Popen(["bash", "-c", script(chosen, base_url)], cwd=shim.parents[2],
+                                 env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            shell.wait(timeout=SCRIPT_SECONDS)
+        except subprocess.TimeoutExpired:
+            # The block that was running has no exit code: the check names it.
+            os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait()
         yield chosen, {b.index: read_outcome(out, b.index) for b in chosen}
     finally:
         if service.poll() is None:
@@ -390,6 +397,7 @@ def test_every_readme_block_runs_and_answers_as_shown(
 ) -> None:
     """Run the README's sh blocks in order; each answers as the README shows."""
     chosen, outcomes = readme_run
+    assert any(b.expected for b in chosen), "README.md shows no answer for the test to check"
     failures = []
     for block in chosen:
         outcome = outcomes.get(block.index)
