@@ -368,7 +368,9 @@ def readme_run() -> Iterator[tuple[list[Block], dict[int, Outcome]]]:
             if time.monotonic() > deadline:
                 raise RuntimeError("csperf serve did not become ready in 90 s")
             time.sleep(0.2)
-        env.update({"__README_OUT": str(out), "__README_PYTHON": sys.executable})
+        env.update({"__README_OUT": str(out), "__README_PYTHON": sys.executable,
+                    # The README's curls go to this machine's service, never through a proxy.
+                    "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
         shell = subprocess.Popen(["bash", "-c", script(chosen, base_url)], cwd=shim.parents[2],
                                  env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL, start_new_session=True)
