@@ -640,11 +640,12 @@ VIEWS += [
         "evaluation_levels",
         "Each evaluation reduced to its level (the mean of its scores on 0..100, a manager's"
         " work_performance override left out): what rater calibration compares.",
-        {"team_id": TEAM, "period": PERIOD, "agent_id": AGENT,
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
          "rater_role": "self, manager, peer, subordinate, customer or expert",
          "rater_id": "who rated ('anonymous' for peers)", "revision": "the revision",
          "submitted_at": "when submitted", "level": "the level, 0..100"},
-        "SELECT l.team_id, l.period, l.agent_id, l.rater_role,"
+        "SELECT l.team_id, l.period, " + _period_start("l.period") + ", l.agent_id,"
+        " l.rater_role,"
         " CASE WHEN l.rater_role = 'peer' THEN 'anonymous' ELSE l.rater_id END, l.revision,"
         " l.submitted_at, l.level FROM (" + _LEVELS + ") l",
         ("evaluations", "cycles", "scheme_versions"),

@@ -309,6 +309,25 @@ async def test_the_bi_role_reads_the_reporting_schema_and_nothing_else(
             await admin.execute(f'DROP ROLE IF EXISTS "{user}"')
 
 
+def test_every_monthly_view_has_a_period_start_beside_its_period() -> None:
+    for view in reporting.VIEWS:
+        names = list(view.columns)
+        if "period" in names:
+            assert names[names.index("period") + 1] == "period_start", view.name
+
+
+async def test_evaluation_levels_period_start_is_the_first_of_the_month(
+    app_client: httpx.AsyncClient, db: Database, uid: str
+) -> None:
+    await all_views_ready(db)
+    team = await make_team(app_client, uid, 1)
+    await team.open(PERIOD)
+    await team.evaluate_all(PERIOD, {team.agents[0]: 80})
+    rows = await _eventually(db, "SELECT period, period_start FROM reporting.evaluation_levels"
+                             " WHERE team_id = $1", team.team_id, count=1)
+    assert rows[0]["period_start"].isoformat() == PERIOD + "-01"
+
+
 def test_role_names_are_checked() -> None:
     assert reporting.check_role_name("csperf_bi_user") is None
     for bad in ("", "Bad", "1abc", "pg_reader", "csperf_bi", "a;drop", "x" * 64):
