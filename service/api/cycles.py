@@ -24,7 +24,7 @@ from service.api.schemas import (
     ReopenIn,
     ScorecardOut,
 )
-from service.api.tabular import csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import cycles as commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
@@ -226,7 +226,7 @@ def ranking_route() -> APIRoute:
 
 
 @router.get("/{period}/ranking", response_model=RankingOut,
-            responses={200: {"content": {"text/csv": {}}},
+            responses={**CSV_ANSWER,
                        304: {"description": "A closed month's ranking, unchanged since the"
                                             " ETag sent in If-None-Match"}})
 async def get_ranking(
