@@ -34,14 +34,15 @@ def test_db_url_with_no_server_running_says_so_and_starts_none(tmp_path: Path) -
     assert not (tmp_path / "pgdata").exists()  # no server was started to answer
 
 
-def test_db_url_prints_the_running_servers_url_and_names_its_folder() -> None:
-    # The test run's own embedded server (or, against an external server, one started here).
+def test_db_url_prints_the_running_servers_url_and_names_its_folder(tmp_path: Path) -> None:
+    # The test run's own embedded server (or, against an external server, one started here
+    # and stopped when the test run ends).
     if os.environ.get("CSPERF_TEST_DATABASE_URL"):
-        folder = Path(tempfile.mkdtemp(prefix="csperf-db-url-"))
+        folder = tmp_path
     else:
         folder = Path(os.environ.get("CSPERF_TEST_DATA_DIR",
                                      Path(tempfile.gettempdir()) / "csperf-tests"))
-    url = start_embedded(folder)  # a no-op when it runs; stopped at exit when started here
+    url = start_embedded(folder)  # a no-op when it runs
     done = _csperf("db", "url", "--user", "metabase", env=_env(CSPERF_DATA_DIR=str(folder)))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == connection_url(url, "metabase")
