@@ -25,9 +25,12 @@ def _database_url(settings: Settings) -> str:
     if settings.database_url is not None:
         url = settings.database_url.get_secret_value()
     else:
-        from service.store.embedded import start_embedded
+        from service.store.embedded import EmbeddedUnavailable, start_embedded
 
-        url = start_embedded(settings.data_dir)
+        try:
+            url = start_embedded(settings.data_dir)
+        except EmbeddedUnavailable as exc:
+            raise SystemExit(f"csperf: {exc}") from None
     migrate.upgrade(url)
     return url
 
@@ -54,7 +57,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again; with the default
     # action that ends the process before atexit, which is where the embedded server is
     # stopped, so `docker stop` or systemd would leave its PostgreSQL running. Exiting
-    # through SystemExit instead runs atexit.
+    # through SystemExit instead runs atexit, with status 0: a stop asked for and done
+    # gracefully is a success (`make run` would otherwise report "Error 143").
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
                 proxy_headers=False, timeout_graceful_shutdown=5)
@@ -62,7 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+    raise SystemExit(0)
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -75,13 +79,33 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_db_url(args: argparse.Namespace) -> int:
-    """Print the connection string of the configured (or embedded) database."""
-    url = _database_url(get_settings())
-    if args.user:
-        from service.store.reporting import connection_url
+    """Print the connection string of the configured database, or of the running embedded one.
 
-        url = connection_url(url, args.user)
-    print(url)
+    It starts nothing: a URL to a server that stops when this command ends is of no use, and
+    a new server under the wrong data folder would hide the mistake.
+    """
+    from service.store.embedded import EmbeddedUnavailable, running_url
+    from service.store.reporting import connection_url
+
+    settings = get_settings()
+    if settings.database_url is not None:
+        url = settings.database_url.get_secret_value()
+        print("the database of CSPERF_DATABASE_URL", file=sys.stderr)
+    else:
+        folder = settings.data_dir.expanduser().resolve()
+        try:
+            found = running_url(folder)
+        except EmbeddedUnavailable as exc:
+            print(f"csperf: {exc}", file=sys.stderr)
+            return 1
+        if found is None:
+            print(f"the service is not running for data folder {folder}: no embedded PostgreSQL"
+                  " runs there. Start it (make run, or csperf serve) with that CSPERF_DATA_DIR,"
+                  " or set CSPERF_DATA_DIR to the folder the service uses.", file=sys.stderr)
+            return 1
+        url = found
+        print(f"the embedded PostgreSQL of data folder {folder}", file=sys.stderr)
+    print(connection_url(url, args.user) if args.user else url)
     return 0
 
 

@@ -24,7 +24,7 @@ from service.api.schemas import (
     ReopenIn,
     ScorecardOut,
 )
-from service.api.tabular import csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import cycles as commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
@@ -160,12 +160,15 @@ RANKING_COLUMNS = ("rank", "agent_id", "name", "score", "tied", "self", "manager
 
 def _ranking(request: Request, document: Document | dict[str, Any]) -> Response:
     csv = wants_csv(request)
+    condition = request.headers.get("if-none-match", "")
     if not isinstance(document, Document):
+        if _none_match_fails(condition, None):
+            return Response(status_code=304)
         return _ranking_csv(document) if csv else _json(document)
     # A frozen ranking changes only with its revision: pollers revalidate for a 304.
     etag = f'"{document.revision}{"-csv" if csv else ""}"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if etag in _etags(request.headers.get("if-none-match", "")):
+    if _none_match_fails(condition, etag):
         return Response(status_code=304, headers=headers)
     if not csv:
         return Response(document.body, media_type="application/json", headers=headers)
@@ -179,9 +182,14 @@ def _ranking_csv(body: dict[str, Any]) -> Response:
     return csv_response(rows, RANKING_COLUMNS, f"ranking-{body['team_id']}-{body['period']}")
 
 
-def _etags(header: str) -> set[str]:
-    """Return the entity tags of an If-None-Match header (weak ones compare as strong)."""
-    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+def _none_match_fails(header: str, etag: str | None) -> bool:
+    """Tell whether If-None-Match matches a current representation, so a GET answers 304.
+
+    RFC 9110 13.1.2: "*" matches whenever a representation exists (this one, even with no
+    ETag); otherwise the weak comparison, so W/ tags compare as strong ones.
+    """
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+    return "*" in tags or (etag is not None and etag in tags)
 
 
 RANKING_RULE = Allow(("manager", "agent"), reads=True)
@@ -218,7 +226,7 @@ def ranking_route() -> APIRoute:
 
 
 @router.get("/{period}/ranking", response_model=RankingOut,
-            responses={200: {"content": {"text/csv": {}}},
+            responses={**CSV_ANSWER,
                        304: {"description": "A closed month's ranking, unchanged since the"
                                             " ETag sent in If-None-Match"}})
 async def get_ranking(

@@ -11,7 +11,7 @@ from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, m
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.schemas import AgentIn, AgentList, AgentOut, MembershipOut, TeamIn, TeamOut
-from service.api.tabular import csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import directory as commands
 from service.context import ServiceContext
 from service.domain import directory as d
@@ -97,7 +97,7 @@ _AGENT_PAGING = paging(("agent_id", "name", "position", "joined_at"), "agent_id"
 
 
 @router.get("/teams/{team_id}/agents", response_model=AgentPage,
-            responses={200: {"content": {"text/csv": {}}}})
+            responses=CSV_ANSWER)
 async def list_team_agents(
     team_id: str, request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],

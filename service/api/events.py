@@ -14,7 +14,7 @@ from service.api.auth import allow
 from service.api.deps import context
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.problems import Problem
-from service.api.tabular import csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.context import ServiceContext
 from service.domain.principal import Principal
 from service.store.event_store import Cursor, RecordedEvent, read_stream
@@ -103,7 +103,7 @@ class StreamOut(BaseModel):
     next: str | None = Field(description="pass as `after` for the next page; null at the end")
 
 
-@router.get("/events", response_model=FeedOut, responses={200: {"content": {"text/csv": {}}}})
+@router.get("/events", response_model=FeedOut, responses=CSV_ANSWER)
 async def event_feed(
     request: Request,
     ctx: Ctx,
@@ -133,7 +133,7 @@ async def event_feed(
 
 
 @router.get("/streams/{stream_id}/events", response_model=StreamOut,
-            responses={200: {"content": {"text/csv": {}}}})
+            responses=CSV_ANSWER)
 async def stream_events(
     stream_id: Annotated[str, Path(max_length=300)], request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow()],

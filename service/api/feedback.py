@@ -18,6 +18,7 @@ from service.api.schemas import (
     InterviewRecordIn,
     OutlineIn,
 )
+from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import cycles
 from service.commands import feedback as commands
 from service.commands.directory import get_team
@@ -32,29 +33,52 @@ TeamId = Annotated[str, Path(pattern=_ID)]
 AgentId = Annotated[str, Path(pattern=_ID)]
 INTERVIEW = "/interviews/{agent_id}"
 
+CLASSIFICATION_COLUMNS = ("team_id", "period", "agent_id", "name", "rank", "score", "band",
+                          "trend", "previous_score", "delta", "category", "focus")
+#: CSV: the interviews, then the evaluated agents with none planned ("unscheduled").
+INTERVIEW_COLUMNS = ("team_id", "period", "agent_id", "manager_id", "status", "starts_at",
+                     "ends_at", "place", "participants", "outline", "recorded_at",
+                     "acknowledged_at")
+
 
 @router.get("/feedback/classification", response_model=ClassificationOut,
-            responses={409: {"description": "the month is not published yet"}})
+            responses={**CSV_ANSWER, 409: {"description": "the month is not published yet"}})
 async def classification(
-    team_id: TeamId, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
-) -> dict[str, Any]:
-    """Classify a published month's agents by result band and trend (409 before publication)."""
+    team_id: TeamId, period: str, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any] | Response:
+    """Classify a published month's agents by result band and trend (or CSV; 409 before
+    publication)."""
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
-    return await commands.classification(ctx, team_id, period)
+    document = await commands.classification(ctx, team_id, period)
+    if wants_csv(request):
+        return csv_response(({"team_id": team_id, "period": period, **i}
+                             for i in document["items"]),
+                            CLASSIFICATION_COLUMNS, f"classification-{team_id}-{period}")
+    return document
 
 
-@router.get("/interviews", response_model=InterviewList)
+@router.get("/interviews", response_model=InterviewList, responses=CSV_ANSWER)
 async def list_interviews(
-    team_id: TeamId, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
-) -> dict[str, Any]:
-    """Return the month's interviews and the evaluated agents still without one held."""
+    team_id: TeamId, period: str, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any] | Response:
+    """Return the month's interviews and the evaluated agents still without one held (or
+    CSV)."""
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     cycle = await cycles.get_cycle(ctx, team_id, period)
     rows = await commands.interview_rows(ctx, team_id, period)
-    return {"team_id": team_id, "period": period, "items": [dict(r) for r in rows],
-            "missing": commands.missing_interviews(cycle, rows)}
+    items = [dict(r) for r in rows]
+    missing = commands.missing_interviews(cycle, rows)
+    if wants_csv(request):
+        planned = {i["agent_id"] for i in items}
+        return csv_response(
+            [{"team_id": team_id, "period": period, **r} for r in items
+             + [m for m in missing if m["agent_id"] not in planned]],
+            INTERVIEW_COLUMNS, f"interviews-{team_id}-{period}")
+    return {"team_id": team_id, "period": period, "items": items, "missing": missing}
 
 
 @router.get(INTERVIEW, response_model=InterviewOut)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import caller, context
@@ -21,6 +21,7 @@ from service.api.schemas import (
     GoalsOut,
     ResolveIn,
 )
+from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import cycles
 from service.commands import goals as commands
 from service.commands.directory import get_team
@@ -34,6 +35,11 @@ _ID = r"^[A-Za-z0-9._:-]{1,64}$"
 TeamId = Annotated[str, Path(pattern=_ID)]
 AgentId = Annotated[str, Path(pattern=_ID)]
 
+#: CSV: one row per agent and target (a scheme's targets differ by position).
+GOAL_COLUMNS = ("team_id", "period", "agent_id", "position", "scheme_id", "scheme_version",
+                "issued_at", "status", "acknowledged_at", "target_name", "kind", "direction",
+                "target", "floor", "weight", "unit", "adjusted")
+
 
 def ensure_is_agent(principal: Principal, agent_id: str, what: str) -> None:
     """Refuse (403) anyone but the agent themself: some acts are personal."""
@@ -41,16 +47,22 @@ def ensure_is_agent(principal: Principal, agent_id: str, what: str) -> None:
         raise Problem(403, f"only agent {agent_id} can {what}", kind="out-of-scope")
 
 
-@router.get("", response_model=GoalsList)
+@router.get("", response_model=GoalsList, responses=CSV_ANSWER)
 async def list_goals(
-    team_id: TeamId, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
-) -> dict[str, Any]:
-    """Return every current agent's targets and whether they acknowledged them."""
+    team_id: TeamId, period: str, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any] | Response:
+    """Return every current agent's targets and whether they acknowledged them (or CSV)."""
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     cycle = await cycles.get_cycle(ctx, team_id, period)
-    return {"team_id": team_id, "period": period,
-            "items": await commands.list_goals(ctx, team, cycle)}
+    items = await commands.list_goals(ctx, team, cycle)
+    if wants_csv(request):
+        return csv_response(
+            ({**goals, **target, "target_name": name}
+             for goals in items for name, target in goals["targets"].items()),
+            GOAL_COLUMNS, f"goals-{team_id}-{period}")
+    return {"team_id": team_id, "period": period, "items": items}
 
 
 @router.get("/{agent_id}", response_model=GoalsOut)

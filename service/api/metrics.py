@@ -22,7 +22,7 @@ from service.api.deps import context
 from service.api.directory import ensure_team_member_or_manager
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.problems import Problem
-from service.api.tabular import csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import metrics as commands
 from service.commands.directory import get_agent, get_team
 from service.context import ServiceContext
@@ -178,7 +178,7 @@ def _quarantined(row: Any) -> dict[str, Any]:
 
 
 @router.get("/metrics/quarantine", response_model=QuarantineList,
-            responses={200: {"content": {"text/csv": {}}}})
+            responses=CSV_ANSWER)
 async def list_quarantine(
     request: Request,
     response: Response,
@@ -314,33 +314,51 @@ PeriodQuery = Annotated[
 ]
 
 
-@router.get("/agents/{agent_id}/kpis", response_model=AgentKpisOut)
+#: CSV of a month's KPIs: one row per KPI (the months before are reporting.kpi_history).
+KPI_COLUMNS = ("period", "team_id", "agent_id", "kpi", "value", "samples", "updated_at")
+
+
+def _kpi_csv(document: AgentKpisOut | TeamKpisOut, agent_id: str | None, name: str
+             ) -> Response:
+    return csv_response(
+        ({"period": document.period, "team_id": document.team_id, "agent_id": agent_id,
+          "kpi": kpi, "value": value, "samples": document.samples,
+          "updated_at": document.updated_at} for kpi, value in document.kpis.items()),
+        KPI_COLUMNS, name)
+
+
+@router.get("/agents/{agent_id}/kpis", response_model=AgentKpisOut,
+            responses=CSV_ANSWER)
 async def agent_kpis(
-    agent_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
-    period: PeriodQuery = None,
-) -> AgentKpisOut:
-    """Return an agent's live KPIs for a month (the agent, their team's managers, admins,
-    readers)."""
+    agent_id: str, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")], period: PeriodQuery = None,
+) -> AgentKpisOut | Response:
+    """Return an agent's live KPIs for a month, or CSV (the agent, their team's managers,
+    admins, readers)."""
     agent = await get_agent(ctx, agent_id)
     team = await get_team(ctx, agent.team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     month = _period(period, team.timezone, ctx.clock())
     async with ctx.db.connection() as conn:
         document = await kpis.agent_kpis(conn, agent_id, month)
-    return AgentKpisOut(agent_id=agent_id, team_id=agent.team_id, period=month, **document)
+    out = AgentKpisOut(agent_id=agent_id, team_id=agent.team_id, period=month, **document)
+    return _kpi_csv(out, agent_id, f"kpis-{agent_id}-{month}") if wants_csv(request) else out
 
 
-@router.get("/teams/{team_id}/kpis", response_model=TeamKpisOut)
+@router.get("/teams/{team_id}/kpis", response_model=TeamKpisOut,
+            responses=CSV_ANSWER)
 async def team_kpis(
-    team_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
-    period: PeriodQuery = None,
-) -> TeamKpisOut:
-    """Return a team's live totals and KPIs for a month, and when each feed last arrived."""
+    team_id: str, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")], period: PeriodQuery = None,
+) -> TeamKpisOut | Response:
+    """Return a team's live totals and KPIs for a month, and when each feed last arrived (or
+    CSV: the KPIs)."""
     team = await get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
     month = _period(period, team.timezone, ctx.clock())
     async with ctx.db.connection() as conn:
         document = await kpis.team_kpis(conn, team_id, month)
         feeds = await kpis.feeds(conn, team_id)
-    return TeamKpisOut(team_id=team_id, period=month, feeds=[FeedOut(**f) for f in feeds],
-                       **document)
+    out = TeamKpisOut(team_id=team_id, period=month, feeds=[FeedOut(**f) for f in feeds],
+                      **document)
+    return _kpi_csv(out, None, f"kpis-{team_id}-{month}") if wants_csv(request) else out

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from service.api.auth import allow, ensure_manager_of
 from service.api.deps import context
 from service.api.schemas import CalibrationOut, OverviewOut
+from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain.principal import Principal
@@ -18,6 +19,10 @@ from service.queries import monitoring
 router = APIRouter(prefix="/v1/teams/{team_id}", tags=["monitoring"])
 Ctx = Annotated[ServiceContext, Depends(context)]
 TeamId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+
+#: CSV: the raters (the self-vs-manager gaps are reporting.self_manager_gaps).
+CALIBRATION_COLUMNS = ("team_id", "period", "rater_id", "rater_role", "count", "mean",
+                       "stddev", "min", "max", "baseline", "deviation", "flag", "reason")
 
 
 @router.get("/overview", response_model=OverviewOut)
@@ -31,13 +36,20 @@ async def overview(
     return await monitoring.team_overview(ctx, team, months)
 
 
-@router.get("/cycles/{period}/calibration", response_model=CalibrationOut)
+@router.get("/cycles/{period}/calibration", response_model=CalibrationOut,
+            responses=CSV_ANSWER)
 async def calibration(
-    team_id: TeamId, period: str, ctx: Ctx,
+    team_id: TeamId, period: str, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", reads=False)],
-) -> dict[str, Any]:
+) -> dict[str, Any] | Response:
     """Return each rater's mean and spread against the others, flags for raters too lenient
-    or too strict, and the self-vs-manager gap per agent (admins and the team's managers)."""
+    or too strict, and the self-vs-manager gap per agent (admins and the team's managers;
+    CSV: the raters)."""
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
-    return await calibration_query.calibration(ctx, team_id, period)
+    document = await calibration_query.calibration(ctx, team_id, period)
+    if wants_csv(request):
+        return csv_response(({"team_id": team_id, "period": period, **r}
+                             for r in document["raters"]),
+                            CALIBRATION_COLUMNS, f"calibration-{team_id}-{period}")
+    return document

@@ -23,7 +23,7 @@ from service.api.schemas import (
     SanctionList,
     SanctionStatus,
 )
-from service.api.tabular import csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import sanctions as commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
@@ -37,7 +37,6 @@ from service.queries import sanctions as queries
 
 router = APIRouter(prefix="/v1", tags=["results"])
 Ctx = Annotated[ServiceContext, Depends(context)]
-CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
 PLAN = "/teams/{team_id}/cycles/{period}/improvement-plans/{agent_id}"
 # Ids are checked against the API's alphabet before they reach the database (a NUL byte in a
 # path would otherwise be refused by PostgreSQL as a server error).
@@ -128,7 +127,7 @@ async def _ordinals(ctx: ServiceContext, ids: Sequence[str]) -> dict[str, int]:
     return {r["id"]: r["ordinal"] for r in rows}
 
 
-@router.get("/sanctions", response_model=SanctionPage, responses=CSV)
+@router.get("/sanctions", response_model=SanctionPage, responses=CSV_ANSWER)
 async def list_sanctions(
     request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
@@ -153,7 +152,7 @@ async def list_sanctions(
     return {"items": found.items, "next": found.next}
 
 
-@router.get("/payroll", response_model=PayrollPage, responses=CSV)
+@router.get("/payroll", response_model=PayrollPage, responses=CSV_ANSWER)
 async def payroll(
     request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import date
 from typing import Any
 
 from fastapi import Request
@@ -12,6 +13,9 @@ from fastapi.responses import StreamingResponse
 
 #: Cells a spreadsheet would run as a formula start with one of these (plus tab and CR).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+#: The OpenAPI answers of a route that also answers `Accept: text/csv`.
+CSV_ANSWER: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
 
 
 def wants_csv(request: Request) -> bool:
@@ -28,6 +32,10 @@ def cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value) if isinstance(value, float) else str(value)
+    if isinstance(value, date):  # datetimes too: ISO 8601, as in JSON
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return cell(",".join(str(v) for v in value))
     text = value if isinstance(value, str) else str(value)
     if text.startswith(FORMULA_PREFIXES):
         return "'" + text

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Path, Request, Response
 
 from service.api.auth import allow
 from service.api.deps import caller, context
 from service.api.problems import Problem
 from service.api.schemas import TrainingIn, TrainingOut
+from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import training as commands
 from service.context import ServiceContext
 from service.domain import training as t
@@ -18,6 +19,9 @@ from service.domain.principal import Principal
 router = APIRouter(prefix="/v1/training", tags=["training"])
 Ctx = Annotated[ServiceContext, Depends(context)]
 EvaluatorId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+
+TRAINING_COLUMNS = ("evaluator_id", "topic", "title", "status", "completed_at", "valid_until",
+                    "recorded_by", "recorded_at")
 
 
 def training_document(training: t.Training, ctx: ServiceContext) -> dict[str, Any]:
@@ -53,13 +57,19 @@ async def record_training(
     return training_document(training, ctx)
 
 
-@router.get("/{evaluator_id}", response_model=TrainingOut)
+@router.get("/{evaluator_id}", response_model=TrainingOut, responses=CSV_ANSWER)
 async def get_training(
-    evaluator_id: EvaluatorId, ctx: Ctx,
+    evaluator_id: EvaluatorId, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent", "rater")],
-) -> dict[str, Any]:
-    """Return an evaluator's training per topic: managers see anyone's, others their own."""
+) -> dict[str, Any] | Response:
+    """Return an evaluator's training per topic (or CSV): managers see anyone's, others
+    their own."""
     if principal.role in ("agent", "rater") and principal.subject != evaluator_id:
         raise Problem(403, "an evaluator may only read their own training",
                       kind="out-of-scope")
-    return training_document(await commands.find_training(ctx, evaluator_id), ctx)
+    document = training_document(await commands.find_training(ctx, evaluator_id), ctx)
+    if wants_csv(request):
+        return csv_response(({"evaluator_id": evaluator_id, **topic}
+                             for topic in document["topics"]),
+                            TRAINING_COLUMNS, f"training-{evaluator_id}")
+    return document

@@ -640,11 +640,12 @@ VIEWS += [
         "evaluation_levels",
         "Each evaluation reduced to its level (the mean of its scores on 0..100, a manager's"
         " work_performance override left out): what rater calibration compares.",
-        {"team_id": TEAM, "period": PERIOD, "agent_id": AGENT,
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
          "rater_role": "self, manager, peer, subordinate, customer or expert",
          "rater_id": "who rated ('anonymous' for peers)", "revision": "the revision",
          "submitted_at": "when submitted", "level": "the level, 0..100"},
-        "SELECT l.team_id, l.period, l.agent_id, l.rater_role,"
+        "SELECT l.team_id, l.period, " + _period_start("l.period") + ", l.agent_id,"
+        " l.rater_role,"
         " CASE WHEN l.rater_role = 'peer' THEN 'anonymous' ELSE l.rater_id END, l.revision,"
         " l.submitted_at, l.level FROM (" + _LEVELS + ") l",
         ("evaluations", "cycles", "scheme_versions"),
@@ -837,12 +838,52 @@ async def ensure_group(conn: asyncpg.Connection) -> bool:
     return created
 
 
+async def _revoke_from_public(conn: asyncpg.Connection) -> list[str]:
+    """Take from PUBLIC every right on schema public and TEMP on this database; say what not.
+
+    PostgreSQL gives every role USAGE on public (and, before 15, CREATE) and TEMP on each
+    database through PUBLIC, and a right held through PUBLIC cannot be refused to one role:
+    so the BI user could list the tables and CREATE TEMP TABLE in a READ WRITE transaction.
+    The role that owns the csperf tables (the service's) is given both rights back by name;
+    views need neither for their readers, since they read their tables as their owner.
+    """
+    warnings: list[str] = []
+    service_role = await conn.fetchval(
+        "SELECT tableowner FROM pg_tables WHERE schemaname = 'public' AND tablename = 'event'"
+    ) or await conn.fetchval("SELECT current_user")
+    superuser = await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    owns_schema = await conn.fetchval(
+        "SELECT pg_has_role(current_user, nspowner, 'USAGE') FROM pg_namespace"
+        " WHERE nspname = 'public'")
+    if superuser or owns_schema:
+        await conn.execute("REVOKE ALL ON SCHEMA public FROM PUBLIC")
+        await conn.execute(await conn.fetchval(
+            "SELECT format('GRANT USAGE, CREATE ON SCHEMA public TO %I', $1::text)",
+            service_role))
+    else:
+        warnings.append("could not revoke the rights on schema public from PUBLIC (not its"
+                        " owner): run `REVOKE ALL ON SCHEMA public FROM PUBLIC` as the owner")
+    owns_database = await conn.fetchval(
+        "SELECT pg_has_role(current_user, datdba, 'USAGE') FROM pg_database"
+        " WHERE datname = current_database()")
+    if superuser or owns_database:
+        await conn.execute(await conn.fetchval(
+            "SELECT format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database())"))
+        await conn.execute(await conn.fetchval(
+            "SELECT format('GRANT TEMPORARY ON DATABASE %I TO %I', current_database(),"
+            " $1::text)", service_role))
+    else:
+        warnings.append("could not revoke TEMP on this database from PUBLIC (not its owner):"
+                        " run `REVOKE TEMPORARY ON DATABASE ... FROM PUBLIC` as the owner")
+    return warnings
+
+
 async def create_bi_role(conn: asyncpg.Connection, user: str, password: str) -> RoleSetup:
     """Create (or update) a LOGIN user in the read-only BI group; needs CREATEROLE.
 
     The user may connect and SELECT the reporting views; it has no rights on ``public`` (the
-    event table, API keys, read-model tables), cannot create objects, and its sessions
-    default to read-only transactions.
+    event table, API keys, read-model tables), cannot create objects, not even temporary
+    tables, and its sessions default to read-only transactions.
     """
     problem = check_role_name(user)
     if problem is not None:
@@ -863,18 +904,7 @@ async def create_bi_role(conn: asyncpg.Connection, user: str, password: str) -> 
         await conn.execute(statement)
         await conn.execute(f'GRANT {GROUP_ROLE} TO "{user}"')
         await conn.execute(f'ALTER ROLE "{user}" SET default_transaction_read_only = on')
-        # PostgreSQL 14 still lets everyone create objects in public; 15+ does not. Take that
-        # right away only where we may (as its owner or a superuser), so we lose nothing.
-        may_revoke = await conn.fetchval(
-            "SELECT pg_has_role(current_user, n.nspowner, 'USAGE')"
-            " OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
-            " FROM pg_namespace n WHERE n.nspname = 'public'"
-        )
-        if may_revoke:
-            await conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-        else:
-            warnings.append("could not revoke CREATE on schema public from PUBLIC (not its"
-                            " owner); on PostgreSQL 14 do it as the owner")
+        warnings += await _revoke_from_public(conn)
         await ensure_reporting(conn)
         await conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA {SCHEMA} TO {GROUP_ROLE}")
     return RoleSetup(user=user, created_user=not exists, created_group=created_group,

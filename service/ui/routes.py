@@ -477,8 +477,9 @@ async def agent_page(
     selected = period if period in cards else (
         next((m for m in reversed(shown) if cards[m]["status"] != "open"), None)
         or (shown[-1] if shown else None))
-    live = await api.call(principal, metrics_api.agent_kpis, agent_id=agent_id, ctx=ctx,
-                          principal=principal, period=current)
+    live = api.document(await api.call(principal, metrics_api.agent_kpis, agent_id=agent_id,
+                                       request=request, ctx=ctx, principal=principal,
+                                       period=current))
     trends = []
     reference = cards[selected]["kpis"] if selected else {}
     for name in MEASURED_KPIS:
@@ -554,7 +555,7 @@ async def agent_page(
         "evaluations": evaluations, "sanctions": sanctions, "plans": plans,
         "live": live, "live_label": month_label(current),
         "live_kpis": [(KPI_LABELS.get(k, (k, k))[1], _live_text(k, v, f))
-                      for k, v in live.kpis.items()],
+                      for k, v in live["kpis"].items()],
         "feedback": await _feedback(ctx, principal, team.team_id, shown, cards, f),
         "manages": manages(principal, team), "done": DONE.get(done or ""),
         "here": session.here(request),

@@ -168,6 +168,9 @@ async def test_a_frozen_ranking_revalidates_with_its_etag_and_changes_with_every
     url = team.url(PERIOD, "/ranking")
     provisional = await app_client.get(url, headers=team.manager)
     assert "etag" not in provisional.headers  # computed live while open
+    # RFC 9110: "*" matches any current representation, the provisional one included.
+    anything = await app_client.get(url, headers={**team.manager, "If-None-Match": "*"})
+    assert anything.status_code == 304 and anything.content == b""
     assert (await team.close(PERIOD)).status_code == 200
 
     closed = await app_client.get(url, headers=team.manager)
@@ -178,6 +181,8 @@ async def test_a_frozen_ranking_revalidates_with_its_etag_and_changes_with_every
     assert unchanged.headers["etag"] == tag
     weak = await app_client.get(url, headers={**team.manager, "If-None-Match": f'"x", W/{tag}'})
     assert weak.status_code == 304
+    star = await app_client.get(url, headers={**team.manager, "If-None-Match": "*"})
+    assert star.status_code == 304 and star.headers["etag"] == tag
     other = await app_client.get(url, headers={**team.manager, "If-None-Match": '"x"'})
     assert other.status_code == 200 and other.json() == closed.json()
     as_csv = await app_client.get(url, headers={**team.manager, "Accept": "text/csv"})

@@ -273,7 +273,8 @@ async def test_the_bi_role_reads_the_reporting_schema_and_nothing_else(
                     "SELECT * FROM public.teams LIMIT 1", "SELECT * FROM public.stream LIMIT 1",
                     "SELECT * FROM webhook_subscription LIMIT 1",
                     "SELECT * FROM reporting_view_state LIMIT 1"):
-            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            # Without USAGE on public, an unqualified name is not even found.
+            with pytest.raises((asyncpg.InsufficientPrivilegeError, asyncpg.UndefinedTableError)):
                 await bi.fetch(sql)
         # Even with the read-only default switched off, nothing can be written.
         await bi.execute("SET default_transaction_read_only = off")
@@ -288,6 +289,15 @@ async def test_the_bi_role_reads_the_reporting_schema_and_nothing_else(
             with pytest.raises((asyncpg.InsufficientPrivilegeError,
                                 asyncpg.ObjectNotInPrerequisiteStateError)):
                 await bi.execute(sql)
+        # Not even a temporary table, in a transaction that asks to write.
+        await bi.execute("BEGIN READ WRITE")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await bi.execute("CREATE TEMP TABLE mine (a int)")
+        await bi.execute("ROLLBACK")
+        assert await bi.fetchval(
+            "SELECT has_database_privilege(current_database(), 'TEMPORARY')") is False
+        assert await bi.fetchval("SELECT has_schema_privilege('public', 'USAGE')") is False
+        assert await bi.fetchval("SELECT has_schema_privilege('public', 'CREATE')") is False
         # A BI tool browsing the database sees the reporting schema only.
         visible = await bi.fetch(
             "SELECT DISTINCT table_schema FROM information_schema.tables"
@@ -297,6 +307,25 @@ async def test_the_bi_role_reads_the_reporting_schema_and_nothing_else(
         await bi.close()
         async with db.connection() as admin:
             await admin.execute(f'DROP ROLE IF EXISTS "{user}"')
+
+
+def test_every_monthly_view_has_a_period_start_beside_its_period() -> None:
+    for view in reporting.VIEWS:
+        names = list(view.columns)
+        if "period" in names:
+            assert names[names.index("period") + 1] == "period_start", view.name
+
+
+async def test_evaluation_levels_period_start_is_the_first_of_the_month(
+    app_client: httpx.AsyncClient, db: Database, uid: str
+) -> None:
+    await all_views_ready(db)
+    team = await make_team(app_client, uid, 1)
+    await team.open(PERIOD)
+    await team.evaluate_all(PERIOD, {team.agents[0]: 80})
+    rows = await _eventually(db, "SELECT period, period_start FROM reporting.evaluation_levels"
+                             " WHERE team_id = $1", team.team_id, count=1)
+    assert rows[0]["period_start"].isoformat() == PERIOD + "-01"
 
 
 def test_role_names_are_checked() -> None:
