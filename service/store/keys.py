@@ -131,10 +131,10 @@ def bootstrap_key_id(key: str) -> str:
 def bootstrap_key_problem(key: str) -> str | None:
     """Say why a configured bootstrap key is unusable, or return None when it is fine."""
     if not key.startswith(KEY_MARK):
-        return f"CSPERF_BOOTSTRAP_ADMIN_KEY must start with {KEY_MARK!r}"
+        return f"the key must start with {KEY_MARK!r}"
     if len(key) < MIN_BOOTSTRAP_LENGTH or not key.isprintable() or " " in key:
         return (
-            f"CSPERF_BOOTSTRAP_ADMIN_KEY must be at least {MIN_BOOTSTRAP_LENGTH} printable "
+            f"the key must be at least {MIN_BOOTSTRAP_LENGTH} printable "
             "characters without spaces; generate one with: python -c \"import secrets; "
             "print('csk_boot_' + secrets.token_urlsafe(32))\""
         )
@@ -268,7 +268,7 @@ async def ensure_bootstrap(
     """
     problem = bootstrap_key_problem(key)
     if problem is not None:
-        raise ValueError(problem)
+        raise ValueError(f"CSPERF_BOOTSTRAP_ADMIN_KEY: {problem}")
     key_id = bootstrap_key_id(key)
     existing = await get(db, key_id)
     if existing is not None:

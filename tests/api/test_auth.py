@@ -21,11 +21,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, FastAPI
+from pydantic import ValidationError
 
 from service.api.auth import allow, endpoints, ensure_manager_of, ensure_self, ensure_source
 from service.api.keys import register_bootstrap_key
 from service.cli import main as cli
-from service.config import get_settings
+from service.config import get_settings, settings_problems
 from service.domain.principal import Principal
 from service.store import event_store, keys
 from service.store.database import Database
@@ -103,6 +104,19 @@ async def scratch_app(database_url: str) -> AsyncIterator[FastAPI]:
     )
     app = create_app(settings, database_url=database_url, migrate_on_start=False)
     app.include_router(scratch_router)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="module")
+async def proxied_app(database_url: str) -> AsyncIterator[FastAPI]:
+    """The app as deployed behind a reverse proxy at 10.99.0.0/16, with a low failure limit."""
+    from service.main import create_app
+
+    settings = conftest.test_settings(
+        trusted_proxies="10.99.0.0/16", auth_failure_limit=SCRATCH_LIMIT, run_projections=False
+    )
+    app = create_app(settings, database_url=database_url, migrate_on_start=False)
     async with app.router.lifespan_context(app):
         yield app
 
@@ -339,22 +353,134 @@ async def test_rs256_tokens_when_configured(scratch: httpx.AsyncClient) -> None:
 # -- rate limit ------------------------------------------------------------------------------
 
 
-async def test_failed_authentications_are_rate_limited(
-    scratch_app: FastAPI, key_headers: KeyHeaders
-) -> None:
-    ip = unique_ip()
-    async with client_for(scratch_app, ip) as c:
+def bad_key(secret: str | None = None, prefix: str | None = None) -> str:
+    """Return an API key nobody issued (a fresh secret and prefix unless given)."""
+    return f"csk_{prefix or uuid.uuid4().hex[:8]}_{secret or uuid.uuid4().hex}"
+
+
+def forged_token(subject: str | None = None) -> str:
+    """Return a JWT signed with the wrong secret: it proves no identity."""
+    return make_token("agent", subject, secret="not-the-service-secret-0123456789abcdef")
+
+
+async def test_failures_past_the_limit_are_429_with_retry_after(scratch_app: FastAPI) -> None:
+    async with client_for(scratch_app) as c:
         for _ in range(SCRATCH_LIMIT):
-            assert_401(await c.get("/metrics", headers=bearer("csk_abcd1234_wrong")))
-        limited = await c.get("/metrics", headers=bearer("csk_abcd1234_wrong"))
+            assert_401(await c.get("/metrics", headers=bearer(bad_key())))
+        limited = await c.get("/metrics", headers=bearer(bad_key()))
         assert limited.status_code == 429
         assert limited.headers["content-type"] == "application/problem+json"
         assert 1 <= int(limited.headers["retry-after"]) <= 60
-        # Other prefixes from the same address, and valid keys, are not held back.
-        assert_401(await c.get("/metrics", headers=bearer("csk_zzzz9999_wrong")))
-        assert (await c.get("/metrics", headers=await key_headers("reader"))).status_code == 200
     async with client_for(scratch_app) as elsewhere:
-        assert_401(await elsewhere.get("/metrics", headers=bearer("csk_abcd1234_wrong")))
+        assert_401(await elsewhere.get("/metrics", headers=bearer(bad_key())))
+
+
+async def test_bad_jwts_from_one_address_do_not_lock_out_valid_users_behind_it(
+    scratch_app: FastAPI, key_headers: KeyHeaders
+) -> None:
+    # Issue 17 item 4: 20 bad JWTs behind one address (a proxy, an office) used to refuse
+    # every valid JWT from that address for a minute.
+    async with client_for(scratch_app) as c:
+        answers = [(await c.get("/metrics", headers=bearer(forged_token()))).status_code
+                   for _ in range(25)]
+        assert answers[:SCRATCH_LIMIT] == [401] * SCRATCH_LIMIT
+        assert set(answers[SCRATCH_LIMIT:]) == {429}
+        assert (await c.get("/metrics", headers=bearer(make_token("reader")))).status_code == 200
+        assert (await c.get("/metrics", headers=await key_headers("reader"))).status_code == 200
+
+
+async def test_a_brute_force_from_one_address_brakes_failures_only(
+    scratch_app: FastAPI, key_headers: KeyHeaders
+) -> None:
+    async with client_for(scratch_app) as c:
+        for _ in range(SCRATCH_LIMIT):
+            assert_401(await c.get("/metrics", headers=bearer(bad_key())))
+        # A new prefix, a new secret or a JWT instead: still the same address, still braked.
+        assert (await c.get("/metrics", headers=bearer(bad_key()))).status_code == 429
+        assert (await c.get("/metrics", headers=bearer(forged_token()))).status_code == 429
+        # Valid credentials from that address pass.
+        assert (await c.get("/metrics", headers=await key_headers("reader"))).status_code == 200
+        assert (await c.get("/metrics", headers=bearer(make_token("reader")))).status_code == 200
+
+
+async def test_a_brute_force_on_one_key_is_braked_whatever_its_prefix_and_address(
+    scratch_app: FastAPI,
+) -> None:
+    secret = uuid.uuid4().hex
+    answers = []
+    for _ in range(SCRATCH_LIMIT + 2):
+        async with client_for(scratch_app) as c:  # a new address each time
+            answers.append((await c.get("/metrics", headers=bearer(bad_key(secret)))).status_code)
+    assert answers == [401] * SCRATCH_LIMIT + [429, 429]
+
+
+async def test_a_brute_force_on_one_token_subject_is_braked_but_its_valid_token_passes(
+    scratch_app: FastAPI, uid: str
+) -> None:
+    subject = f"a-{uid}"
+    answers = []
+    for _ in range(SCRATCH_LIMIT + 2):
+        async with client_for(scratch_app) as c:
+            expired = make_token("reader", subject, expires_in=-3600)
+            answers.append((await c.get("/metrics", headers=bearer(expired))).status_code)
+    assert answers == [401] * SCRATCH_LIMIT + [429, 429]
+    async with client_for(scratch_app) as c:
+        valid = make_token("reader", subject)
+        assert (await c.get("/metrics", headers=bearer(valid))).status_code == 200
+    # A forged signature proves no subject, so it cannot brake somebody else's name.
+    victim = f"v-{uid}"
+    for _ in range(SCRATCH_LIMIT + 2):
+        async with client_for(scratch_app) as c:
+            assert_401(await c.get("/metrics", headers=bearer(forged_token(victim))))
+
+
+def behind_proxy(app: FastAPI, peer: str) -> httpx.AsyncClient:
+    """Return a client reaching the app from ``peer`` through uvicorn's proxy-header handling,
+    configured as `csperf serve` configures it."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from service.cli import proxy_options
+
+    proxy_headers, allowed = proxy_options(app.state.ctx.settings)
+    assert proxy_headers and allowed is not None
+    wrapped = ProxyHeadersMiddleware(app, trusted_hosts=allowed)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=wrapped, client=(peer, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://csperf.test")
+
+
+def test_without_trusted_proxies_forwarded_headers_are_ignored() -> None:
+    from service.cli import proxy_options
+
+    assert proxy_options(conftest.test_settings()) == (False, None)
+    assert proxy_options(conftest.test_settings(trusted_proxies="10.0.0.1, 172.16.0.0/12")) == (
+        True, ["10.0.0.1", "172.16.0.0/12"]
+    )
+
+
+async def test_the_client_address_comes_from_x_forwarded_for_only_via_a_trusted_proxy(
+    proxied_app: FastAPI,
+) -> None:
+    raw = uuid.uuid4().bytes
+    trusted_peer = f"10.99.{raw[0]}.{raw[1]}"  # inside the trusted 10.99.0.0/16
+    client_a, client_b = f"203.0.{raw[2]}.1", f"203.0.{raw[2]}.2"
+    async with behind_proxy(proxied_app, trusted_peer) as proxy:
+        for _ in range(SCRATCH_LIMIT):
+            assert_401(await proxy.get("/metrics", headers={
+                **bearer(bad_key()), "X-Forwarded-For": client_a}))
+        braked = await proxy.get("/metrics", headers={
+            **bearer(bad_key()), "X-Forwarded-For": client_a})
+        assert braked.status_code == 429
+        # Another client behind the same proxy is another address.
+        assert_401(await proxy.get("/metrics", headers={
+            **bearer(bad_key()), "X-Forwarded-For": client_b}))
+    untrusted_peer = f"10.98.{raw[0]}.{raw[1]}"
+    async with behind_proxy(proxied_app, untrusted_peer) as direct:
+        # Anyone can write X-Forwarded-For: from an untrusted peer it is ignored, so a new
+        # value each time does not escape the peer's own bucket.
+        answers = [(await direct.get("/metrics", headers={
+            **bearer(bad_key()), "X-Forwarded-For": f"198.51.100.{i}"})).status_code
+            for i in range(SCRATCH_LIMIT + 1)]
+        assert answers == [401] * SCRATCH_LIMIT + [429]
 
 
 async def test_a_missing_credential_is_not_a_failed_guess(scratch_app: FastAPI) -> None:
@@ -399,12 +525,17 @@ async def test_a_revoked_bootstrap_key_stays_revoked(
         assert_401(await c.get("/v1/keys", headers=bearer(key)))
 
 
-async def test_a_weak_bootstrap_key_stops_start_up(app_client: httpx.AsyncClient) -> None:
-    ctx = app_client.app.state.ctx  # type: ignore[attr-defined]
-    weak = dataclasses.replace(ctx, settings=conftest.test_settings(bootstrap_admin_key="admin"))
+async def test_a_weak_bootstrap_key_is_refused_by_the_settings_and_the_registration(
+    app_client: httpx.AsyncClient, db: Database
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        conftest.test_settings(bootstrap_admin_key="admin")
+    assert settings_problems(refused.value) == [
+        "invalid setting CSPERF_BOOTSTRAP_ADMIN_KEY: the key must start with 'csk_'"
+    ]
     with pytest.raises(ValueError, match="CSPERF_BOOTSTRAP_ADMIN_KEY") as caught:
-        await register_bootstrap_key(weak)
-    assert "'admin'" not in str(caught.value)
+        await keys.ensure_bootstrap(db, "csk_short", metadata={}, now=datetime.now(UTC))
+    assert "csk_short" not in str(caught.value)
 
 
 # -- logs never hold secrets ---------------------------------------------------------------

@@ -137,7 +137,8 @@ async def test_route_permissions(
     refusals = {
         "no credential": {},
         "garbage": bearer("garbage"),
-        "unknown key": bearer("csk_perm0000_notarealsecretnotarealsecret"),
+        # A secret of this test's own: failures are counted per presented key as well.
+        "unknown key": bearer(f"csk_perm0000_{uuid.uuid4().hex}"),
         "forged token": bearer(make_token("admin", secret="wrong-secret-0123456789abcdefghij")),
         "expired token": bearer(make_token("admin", expires_in=-120)),
     }
@@ -203,7 +204,7 @@ async def test_page_permissions(
     refusals = {
         "no credential": None,
         "garbage": "garbage",
-        "unknown key": "csk_perm0000_notarealsecretnotarealsecret",
+        "unknown key": f"csk_perm0000_{uuid.uuid4().hex}",
         "forged token": make_token("admin", secret="wrong-secret-0123456789abcdefghij"),
         "expired token": make_token("admin", expires_in=-120),
     }
