@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import hashlib
 import hmac
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -27,11 +26,13 @@ from service.api.auth import allow, endpoints, ensure_manager_of, ensure_self, e
 from service.api.keys import register_bootstrap_key
 from service.cli import main as cli
 from service.config import get_settings, settings_problems
+from service.context import ServiceContext
 from service.domain.principal import Principal
 from service.store import event_store, keys
 from service.store.database import Database
 from tests import conftest
 from tests.conftest import TEST_BOOTSTRAP_KEY, bearer, make_token
+from tests.support.databases import fresh_database
 
 KeyHeaders = Callable[..., Awaitable[dict[str, str]]]
 TokenHeaders = Callable[..., dict[str, str]]
@@ -91,7 +92,6 @@ async def agent(
 
 
 SCRATCH_LIMIT = 4
-BOOT_ID = keys.bootstrap_key_id(TEST_BOOTSTRAP_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +165,9 @@ async def test_issue_use_list_and_revoke_a_key(
     listing = await client.get("/v1/keys", headers=admin_headers)
     assert key not in listing.text and "hash" not in listing.text
     mine = next(k for k in listing.json()["items"] if k["key_id"] == key_id)
-    assert mine["revoked_at"] is None and mine["created_by"] == f"apikey:{BOOT_ID}"
+    boot = await keys.find_by_key(db, TEST_BOOTSTRAP_KEY)
+    assert boot is not None
+    assert mine["revoked_at"] is None and mine["created_by"] == f"apikey:{boot.key_id}"
 
     revoked = await client.post(f"/v1/keys/{key_id}/revoke", headers=admin_headers)
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
@@ -181,7 +183,9 @@ async def test_issue_use_list_and_revoke_a_key(
         assert keys.hash_key(key).hex() not in str(event.data)
         assert event.data["role"] == "agent"
     issued = events[0].metadata
-    assert issued["actor"] == {"subject": f"apikey:{BOOT_ID}", "role": "admin", "key_id": BOOT_ID}
+    assert issued["actor"] == {
+        "subject": f"apikey:{boot.key_id}", "role": "admin", "key_id": boot.key_id
+    }
     assert issued["correlation_id"] == f"corr-{uid}"
     assert issued["request_id"] == created.headers["x-request-id"]
     assert issued["causation_id"] is None
@@ -492,37 +496,87 @@ async def test_a_missing_credential_is_not_a_failed_guess(scratch_app: FastAPI) 
 # -- bootstrap -------------------------------------------------------------------------------
 
 
-async def test_bootstrap_registration_is_idempotent_across_replicas(
-    app_client: httpx.AsyncClient, db: Database
-) -> None:
-    ctx = app_client.app.state.ctx  # type: ignore[attr-defined]
-    key = "csk_boot_" + uuid.uuid4().hex + uuid.uuid4().hex
-    replica = dataclasses.replace(ctx, settings=conftest.test_settings(bootstrap_admin_key=key))
+# Registering another bootstrap key retires the test run's own, so these tests register
+# theirs in a database of their own.
+
+
+@pytest.fixture(scope="module")
+def bootstrap_database_url() -> Iterator[str]:
+    """A migrated database for the bootstrap tests alone."""
+    with fresh_database("csperf_boot") as url:
+        yield url
+
+
+@pytest.fixture
+async def boot_db(bootstrap_database_url: str) -> AsyncIterator[Database]:
+    """A pool on the bootstrap tests' database."""
+    database = Database(bootstrap_database_url, pool_size=10)
+    yield database
+    await database.close()
+
+
+def configured(db: Database, key: str) -> ServiceContext:
+    """Return a replica's context whose CSPERF_BOOTSTRAP_ADMIN_KEY is ``key``."""
+    return ServiceContext(settings=conftest.test_settings(bootstrap_admin_key=key), db=db)
+
+
+def boot_key() -> str:
+    return "csk_boot_" + uuid.uuid4().hex + uuid.uuid4().hex
+
+
+async def test_bootstrap_registration_is_idempotent_across_replicas(boot_db: Database) -> None:
+    key = boot_key()
+    replica = configured(boot_db, key)
     await asyncio.gather(*(register_bootstrap_key(replica) for _ in range(8)))
     await register_bootstrap_key(replica)  # a restart
-    key_id = keys.bootstrap_key_id(key)
-    async with db.connection() as conn:
-        rows = await conn.fetchval("SELECT count(*) FROM api_key WHERE key_id = $1", key_id)
-        events = await event_store.read_stream(conn, f"apikey:{key_id}")
+    record = await keys.find_by_key(boot_db, key)
+    assert record is not None
+    async with boot_db.connection() as conn:
+        rows = await conn.fetchval("SELECT count(*) FROM api_key WHERE key_hash = $1",
+                                   keys.hash_key(key))
+        events = await event_store.read_stream(conn, f"apikey:{record.key_id}")
     assert rows == 1 and [e.type for e in events] == ["ApiKeyIssued"]
     assert events[0].metadata["actor"]["subject"] == "bootstrap"
-    async with client_for(app_client.app) as c:  # type: ignore[attr-defined]
-        assert (await c.get("/v1/keys", headers=bearer(key))).status_code == 200
+    assert await keys.find_active(boot_db, key) == record
 
 
-async def test_a_revoked_bootstrap_key_stays_revoked(
-    app_client: httpx.AsyncClient, admin_headers: dict[str, str]
-) -> None:
-    ctx = app_client.app.state.ctx  # type: ignore[attr-defined]
-    key = "csk_boot_" + uuid.uuid4().hex + uuid.uuid4().hex
-    replica = dataclasses.replace(ctx, settings=conftest.test_settings(bootstrap_admin_key=key))
+async def test_a_bootstrap_key_id_reveals_nothing_about_the_key(boot_db: Database) -> None:
+    # Issue 17 item 9: the id was "boot" and 12 hex digits of the key's unsalted SHA-256,
+    # and it is public (actor.key_id on the event feed).
+    key = boot_key()
+    record, created = await keys.ensure_bootstrap(boot_db, key, metadata={}, now=datetime.now(UTC))
+    assert created and record.key_id.startswith("boot") and len(record.key_id) == 16
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    assert record.key_id[4:] not in digest and record.key_id[4:] not in key
+    # The id is drawn at random, so the same key would get another id in another database.
+    assert len({keys.new_bootstrap_key_id() for _ in range(50)}) == 50
+
+
+async def test_a_changed_bootstrap_key_retires_the_previous_one(boot_db: Database) -> None:
+    old, new = boot_key(), boot_key()
+    await register_bootstrap_key(configured(boot_db, old))
+    first = await keys.find_by_key(boot_db, old)
+    await register_bootstrap_key(configured(boot_db, new))
+    assert await keys.find_active(boot_db, old) is None
+    current = await keys.find_active(boot_db, new)
+    assert current is not None and first is not None and current.key_id != first.key_id
+    # A replica still configured with the old key restarts: it neither revives the old key
+    # nor retires the new one.
+    await register_bootstrap_key(configured(boot_db, old))
+    assert await keys.find_active(boot_db, old) is None
+    assert await keys.find_active(boot_db, new) == current
+
+
+async def test_a_revoked_bootstrap_key_stays_revoked(boot_db: Database) -> None:
+    key = boot_key()
+    replica = configured(boot_db, key)
     await register_bootstrap_key(replica)
-    async with client_for(app_client.app) as c:  # type: ignore[attr-defined]
-        key_id = keys.bootstrap_key_id(key)
-        revoked = await c.post(f"/v1/keys/{key_id}/revoke", headers=admin_headers)
-        assert revoked.status_code == 200
-        await register_bootstrap_key(replica)  # a restart with the same setting
-        assert_401(await c.get("/v1/keys", headers=bearer(key)))
+    record = await keys.find_by_key(boot_db, key)
+    assert record is not None
+    await keys.revoke(boot_db, record.key_id, revoked_by="test", metadata={},
+                      now=datetime.now(UTC))
+    await register_bootstrap_key(replica)  # a restart with the same setting
+    assert await keys.find_active(boot_db, key) is None
 
 
 async def test_a_weak_bootstrap_key_is_refused_by_the_settings_and_the_registration(
