@@ -493,6 +493,32 @@ async def test_a_missing_credential_is_not_a_failed_guess(scratch_app: FastAPI) 
             assert_401(await c.get("/metrics"))
 
 
+async def sign_in_through(proxy: httpx.AsyncClient, headers: dict[str, str]) -> httpx.Response:
+    """Post the sign-in form with a reader token and a matching CSRF pair."""
+    csrf = uuid.uuid4().hex
+    return await proxy.post("/ui/signin", data={"key": make_token("reader"), "csrf_token": csrf},
+                            headers={**headers, "Cookie": f"csperf_csrf={csrf}"})
+
+
+async def test_ui_cookies_are_secure_behind_a_trusted_tls_proxy(proxied_app: FastAPI) -> None:
+    # Issue 17 item 5: the scheme was read without proxy headers, so never https behind one.
+    raw = uuid.uuid4().bytes
+    async with behind_proxy(proxied_app, f"10.99.{raw[0]}.{raw[1]}") as proxy:
+        signed_in = await sign_in_through(proxy, {
+            "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9",
+            # The browser's Origin is the proxy's https one; the form check must agree.
+            "Origin": "https://csperf.test",
+        })
+        assert signed_in.status_code == 303, signed_in.text
+        cookies = signed_in.headers.get_list("set-cookie")
+        assert cookies and all("; Secure" in c or "; secure" in c for c in cookies), cookies
+    async with behind_proxy(proxied_app, f"10.98.{raw[0]}.{raw[1]}") as untrusted:
+        plain = await sign_in_through(untrusted, {"X-Forwarded-Proto": "https"})
+        assert plain.status_code == 303, plain.text
+        cookies = plain.headers.get_list("set-cookie")
+        assert cookies and not [c for c in cookies if "secure" in c.lower()], cookies
+
+
 # -- bootstrap -------------------------------------------------------------------------------
 
 
