@@ -7,6 +7,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -14,6 +17,22 @@ ENV_PREFIX = "CSPERF_"
 #: The shortest HS256 secret accepted: RFC 7518 section 3.2 wants a key of at least the
 #: hash's size (256 bits) for HS256; a shorter one can be guessed offline from one token.
 MIN_JWT_SECRET_BYTES = 32
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@lru_cache(maxsize=4)
+def rsa_public_key(pem: str) -> RSAPublicKey:
+    """Return the RSA public key of CSPERF_JWT_PUBLIC_KEY; raise ValueError if it is none."""
+    # Environment variables often carry PEM newlines as the two characters "\n".
+    try:
+        key = load_pem_public_key(pem.replace("\\n", "\n").encode())
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ValueError("not a PEM public key (-----BEGIN PUBLIC KEY----- ...)") from None
+    if not isinstance(key, RSAPublicKey):
+        raise ValueError("not an RSA public key (RS256 is the only public-key algorithm)")
+    return key
 
 
 class Settings(BaseSettings):
@@ -82,13 +101,31 @@ class Settings(BaseSettings):
     @field_validator("trusted_proxies")
     @classmethod
     def _check_proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Written back in canonical form: uvicorn takes "10.0.0.1/8" (host bits set) for a
+        # name, not a network, and would silently trust nobody.
+        canonical = []
         for item in value:
             try:
-                ipaddress.ip_network(item, strict=False)
+                canonical.append(str(ipaddress.ip_network(item, strict=False)) if "/" in item
+                                 else str(ipaddress.ip_address(item)))
             except ValueError:
                 raise ValueError(
                     f"{item!r} is not an IP address or CIDR network (e.g. 10.0.0.5,172.16.0.0/12)"
                 ) from None
+        return tuple(canonical)
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+    @field_validator("jwt_public_key")
+    @classmethod
+    def _check_public_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            rsa_public_key(value)
         return value
 
     @field_validator("jwt_secret")

@@ -46,13 +46,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated, Any
 
 import fastapi.routing
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
@@ -61,7 +59,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from service import observability
 from service.api.deps import service_context
 from service.api.problems import Problem
-from service.config import Settings
+from service.config import Settings, rsa_public_key
 from service.context import ServiceContext
 from service.domain.principal import ID_RE, ROLES, Principal, credential_problems, event_metadata
 from service.store import keys
@@ -107,20 +105,11 @@ class TooManyFailures(Exception):
 # -- credentials -------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4)
-def _rsa_public_key(pem: str) -> RSAPublicKey:
-    # Environment variables often carry PEM newlines as the two characters "\n".
-    key = load_pem_public_key(pem.replace("\\n", "\n").encode())
-    if not isinstance(key, RSAPublicKey):
-        raise ValueError("CSPERF_JWT_PUBLIC_KEY is not an RSA public key")
-    return key
-
-
 def _verification_key(alg: object, settings: Settings) -> str | RSAPublicKey | None:
     if alg == "HS256" and settings.jwt_secret is not None:
         return settings.jwt_secret.get_secret_value()
     if alg == "RS256" and settings.jwt_public_key:
-        return _rsa_public_key(settings.jwt_public_key)
+        return rsa_public_key(settings.jwt_public_key)
     return None
 
 

@@ -49,6 +49,27 @@ def test_trusted_proxies_are_ips_and_networks(env: pytest.MonkeyPatch) -> None:
     assert line.startswith("invalid setting CSPERF_TRUSTED_PROXIES: 'proxy.local' is not")
 
 
+def test_proxy_networks_are_written_as_uvicorn_reads_them(env: pytest.MonkeyPatch) -> None:
+    # uvicorn parses "10.1.2.3/8" strictly, fails, and keeps it as a name that never matches.
+    env.setenv("CSPERF_TRUSTED_PROXIES", "10.1.2.3/8,::ffff:10.0.0.1,2001:DB8::1")
+    assert Settings().trusted_proxies == ("10.0.0.0/8", "::ffff:a00:1", "2001:db8::1")
+
+
+def test_log_level_and_public_key_are_checked_at_start(env: pytest.MonkeyPatch) -> None:
+    env.setenv("CSPERF_LOG_LEVEL", "loud")
+    env.setenv("CSPERF_JWT_PUBLIC_KEY", "-----BEGIN PUBLIC KEY-----\\nnonsense")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert settings_problems(refused.value) == [
+        "invalid setting CSPERF_JWT_PUBLIC_KEY: not a PEM public key"
+        " (-----BEGIN PUBLIC KEY----- ...)",
+        "invalid setting CSPERF_LOG_LEVEL: one of DEBUG, INFO, WARNING, ERROR, CRITICAL",
+    ]
+    env.setenv("CSPERF_LOG_LEVEL", "warning")
+    env.delenv("CSPERF_JWT_PUBLIC_KEY")
+    assert Settings().log_level == "WARNING"
+
+
 def test_a_short_jwt_secret_is_refused(env: pytest.MonkeyPatch) -> None:
     secret = "x" * (MIN_JWT_SECRET_BYTES - 1)
     env.setenv("CSPERF_JWT_SECRET", secret)
