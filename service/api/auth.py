@@ -43,7 +43,7 @@ import logging
 import math
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -268,7 +268,8 @@ class FailureLimiter:
         self.window = window_seconds
         self.max_buckets = max_buckets
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        # Least recently failed first: a bucket that keeps failing is never the one evicted.
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
     def retry_after(self, bucket: str) -> float | None:
         """Return the seconds until the bucket may try again, or None when it may now."""
@@ -289,10 +290,14 @@ class FailureLimiter:
         if self.limit <= 0:
             return
         now = self._clock()
-        times = self._failures.setdefault(bucket, deque(maxlen=self.limit))
+        times = self._failures.get(bucket)
+        if times is None:
+            times = self._failures[bucket] = deque(maxlen=self.limit)
+        else:
+            self._failures.move_to_end(bucket)
         times.append(now)
         if len(self._failures) > self.max_buckets:
-            self._prune(now)
+            self._prune()
 
     def fail(self, buckets: Iterable[str]) -> float | None:
         """Count one failure against each bucket; return the longest wait of those that were
@@ -308,12 +313,15 @@ class FailureLimiter:
         """Forget every failure."""
         self._failures.clear()
 
-    def _prune(self, now: float) -> None:
-        # Memory stays bounded however many addresses and prefixes an attacker invents.
-        for name in [b for b, t in self._failures.items() if not t or t[-1] <= now - self.window]:
-            del self._failures[name]
-        while len(self._failures) > self.max_buckets:
-            del self._failures[next(iter(self._failures))]
+    def _prune(self) -> None:
+        # Memory stays bounded however many addresses and keys an attacker invents. The least
+        # recently failed go first (the expired ones are among them), so a flood's own
+        # address bucket, failing all the time, stays. Down to nine tenths, so the next pass is
+        # max_buckets/10 new buckets away: a flood of fresh identities costs a few dictionary
+        # steps per failure, not a scan of every bucket.
+        low_water = self.max_buckets * 9 // 10
+        while len(self._failures) > low_water:
+            self._failures.popitem(last=False)
 
 
 def failure_limiter(request: Request) -> FailureLimiter:

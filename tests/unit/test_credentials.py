@@ -263,6 +263,12 @@ def test_a_failure_names_the_subject_only_when_the_signature_verified() -> None:
     with pytest.raises(CredentialError) as caught:
         verify_jwt(forged, settings())
     assert caught.value.reason == "bad-signature" and caught.value.identity is None
+    # The signature is checked before the time claims: a forged expired token names nobody.
+    forged_expired = jwt.encode(claims(sub="a-7", exp=past),
+                                "another-secret-0123456789abcdefghij", algorithm="HS256")
+    with pytest.raises(CredentialError) as caught:
+        verify_jwt(forged_expired, settings())
+    assert caught.value.reason == "bad-signature" and caught.value.identity is None
 
 
 def test_a_key_is_identified_by_its_secret_not_its_prefix() -> None:
@@ -480,6 +486,16 @@ def test_limiter_memory_is_bounded() -> None:
     for i in range(1000):
         limiter.record(f"10.0.{i}|jwt")
     assert len(limiter._failures) <= 100
+
+
+def test_a_flood_of_fresh_identities_neither_grows_memory_nor_frees_its_address() -> None:
+    clock = FakeClock()
+    limiter = FailureLimiter(5, 60, max_buckets=100, clock=clock)
+    answers = [limiter.fail(["addr:attacker", f"key:{i}"]) for i in range(1000)]
+    assert len(limiter._failures) <= 100
+    # The flooding address keeps failing, so it is never the bucket evicted: still braked.
+    assert all(wait is not None for wait in answers[5:])
+    assert limiter.retry_after("addr:attacker") is not None
 
 
 # -- audit metadata ------------------------------------------------------------------------
