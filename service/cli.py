@@ -10,7 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from service.config import Settings, get_settings
+from pydantic import ValidationError
+
+from service.config import Settings, get_settings, settings_problems
 from service.domain.principal import ROLES
 
 
@@ -60,9 +62,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # through SystemExit instead runs atexit, with status 0: a stop asked for and done
     # gracefully is a success (`make run` would otherwise report "Error 143").
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    proxy_headers, forwarded_allow_ips = proxy_options(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                proxy_headers=False, timeout_graceful_shutdown=5)
+                timeout_graceful_shutdown=5, proxy_headers=proxy_headers,
+                forwarded_allow_ips=forwarded_allow_ips)
     return 0
+
+
+def proxy_options(settings: Settings) -> tuple[bool, list[str] | None]:
+    """Return uvicorn's (proxy_headers, forwarded_allow_ips): X-Forwarded-* believed from
+    trusted proxies only.
+
+    uvicorn then rewrites the request's client address (X-Forwarded-For, read from the right,
+    skipping trusted hops) and scheme (X-Forwarded-Proto) before the app sees them, so the
+    failed-authentication limit counts the real client and the pages' cookies are Secure
+    behind a TLS proxy. Without trusted proxies the headers are ignored: anyone could send them.
+    """
+    if not settings.trusted_proxies:
+        return False, None
+    return True, list(settings.trusted_proxies)
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -396,6 +414,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line."""
     args = build_parser().parse_args(argv)
+    try:
+        get_settings()
+    except ValidationError as exc:
+        # A bad setting is the operator's to fix: one line each, not a stack trace, and no
+        # database started first.
+        for line in settings_problems(exc):
+            print(f"csperf: {line}", file=sys.stderr)
+        return 2
     code: int = args.func(args)
     return code
 

@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 from fastapi import FastAPI
 
-from service import ui
+from service import docs, ui
 from service.api import (
     cycles,
     directory,
@@ -178,6 +178,9 @@ def create_app(
         summary="Customer-service performance management: live KPIs, monthly evaluations, "
         "published rankings and their consequences.",
         lifespan=lifespan,
+        # Served by service.docs from the package's own assets, not FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.startup_hooks = [keys.register_bootstrap_key, schemes.ensure_default,
                                ensure_reporting_views]
@@ -202,6 +205,7 @@ def create_app(
     app.include_router(events.router)
     app.include_router(stream_api.router)
     app.include_router(webhooks_api.router)
+    docs.install(app)
     # The built-in pages (/ui): a dashboard over the API's own handlers, not in the schema.
     ui.install(app)
     return app

@@ -20,27 +20,37 @@ allow-list: HS256 with ``CSPERF_JWT_SECRET``, RS256 with ``CSPERF_JWT_PUBLIC_KEY
 chosen by the algorithm, never the other way round, so ``alg: none`` and HS256-signed-with-
 the-public-key tokens are refused.
 
-Failed authentications are limited per client address and credential prefix (all JWTs from
-one address share a bucket) to ``auth_failure_limit`` a minute, then answered 429. The count
-is kept in this process: with N replicas a client gets up to N times the limit. That is a
-brake on floods, not the defence against guessing, which is the keys' 256 random bits.
+Failed authentications are counted, ``auth_failure_limit`` a minute, in two buckets: the
+client address, and the identity the credential presents (an API key's secret part, since
+the prefix in front of it is free text nobody checks; a JWT's ``sub`` once its signature
+verifies; a JWT whose signature fails presents no identity anybody proved, so it counts per
+address only). A failure past the limit of either bucket is answered 429 with Retry-After.
+A credential is always checked first, and a valid one is never refused: the brake only
+changes how failures are answered, so nobody behind a shared address (a proxy, an office
+NAT) is locked out by somebody else's bad tokens, and nobody can lock a user out by sending
+bad tokens in their name. The client address is the TCP peer, or, behind a proxy listed in
+``CSPERF_TRUSTED_PROXIES``, the address uvicorn reads from X-Forwarded-For. The count is kept
+in this process: with N replicas a client gets up to N times the limit. That is a brake on
+floods (clients told to back off, logs that say so), not the defence against guessing,
+which is the keys' 256 random bits and the JWT signature.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import math
+import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Annotated, Any
 
 import fastapi.routing
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
@@ -49,9 +59,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from service import observability
 from service.api.deps import service_context
 from service.api.problems import Problem
-from service.config import Settings
+from service.config import Settings, rsa_public_key
 from service.context import ServiceContext
-from service.domain.principal import ROLES, Principal, event_metadata
+from service.domain.principal import ID_RE, ROLES, Principal, credential_problems, event_metadata
 from service.store import keys
 
 log = logging.getLogger("csperf.auth")
@@ -70,41 +80,72 @@ BEARER = HTTPBearer(
 
 
 class CredentialError(Exception):
-    """A presented credential is not valid; ``reason`` is for logs, the message for clients."""
+    """A presented credential is not valid; ``reason`` is for logs, the message for clients.
 
-    def __init__(self, reason: str, detail: str) -> None:
+    ``identity`` is the failure bucket of the identity the credential presents, or None when
+    it presents none that anybody proved (a JWT whose signature fails).
+    """
+
+    def __init__(self, reason: str, detail: str, identity: str | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.identity = identity
+
+
+class TooManyFailures(Exception):
+    """A failed authentication past the limit of its address or identity: answer 429."""
+
+    def __init__(self, failure: CredentialError, retry_after: float) -> None:
+        super().__init__(failure.detail)
+        self.failure = failure
+        self.retry_after = retry_after
 
 
 # -- credentials -------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=4)
-def _rsa_public_key(pem: str) -> RSAPublicKey:
-    # Environment variables often carry PEM newlines as the two characters "\n".
-    key = load_pem_public_key(pem.replace("\\n", "\n").encode())
-    if not isinstance(key, RSAPublicKey):
-        raise ValueError("CSPERF_JWT_PUBLIC_KEY is not an RSA public key")
-    return key
 
 
 def _verification_key(alg: object, settings: Settings) -> str | RSAPublicKey | None:
     if alg == "HS256" and settings.jwt_secret is not None:
         return settings.jwt_secret.get_secret_value()
     if alg == "RS256" and settings.jwt_public_key:
-        return _rsa_public_key(settings.jwt_public_key)
+        return rsa_public_key(settings.jwt_public_key)
     return None
 
 
-def _claim(claims: dict[str, Any], name: str) -> str | None:
+#: Time claims PyJWT checks; it would take a numeric string ("exp": "9999999999") as a number.
+_TIME_CLAIMS = ("exp", "nbf", "iat")
+#: Errors PyJWT raises before or while checking the signature: nobody proved the claims.
+_UNSIGNED_ERRORS = (
+    jwt.DecodeError, jwt.InvalidAlgorithmError, jwt.InvalidKeyError, jwt.InvalidSignatureError
+)
+
+
+def _claim(claims: dict[str, Any], name: str, identity: str | None) -> str | None:
     value = claims.get(name)
     if value is None:
         return None
     if not isinstance(value, str) or not value or len(value) > _MAX_CLAIM:
-        raise CredentialError("bad-claims", f"the token's {name!r} claim is not a valid string")
+        detail = f"the token's {name!r} claim is not a valid string"
+        raise CredentialError("bad-claims", detail, identity)
     return value
+
+
+def _subject_identity(claims: dict[str, Any]) -> str | None:
+    """Return the failure bucket of a signed token's subject, when it is a well-formed id."""
+    subject = claims.get("sub")
+    if isinstance(subject, str) and ID_RE.fullmatch(subject):
+        return f"sub:{subject}"
+    return None
+
+
+def _signed_identity(token: str) -> str | None:
+    """Return the subject bucket of a token whose signature verified but whose claims failed."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return None
+    return _subject_identity(claims)
 
 
 def verify_jwt(token: str, settings: Settings) -> Principal:
@@ -127,19 +168,44 @@ def verify_jwt(token: str, settings: Settings) -> Principal:
             issuer=settings.jwt_issuer,
             leeway=settings.jwt_leeway_seconds,
         )
-    except jwt.ExpiredSignatureError as exc:
-        raise CredentialError("expired", "the token has expired") from exc
-    except jwt.ImmatureSignatureError as exc:
-        raise CredentialError("not-yet-valid", "the token is not valid yet") from exc
     except jwt.InvalidSignatureError as exc:
         raise CredentialError("bad-signature", "the token's signature does not verify") from exc
-    except jwt.PyJWTError as exc:
+    except _UNSIGNED_ERRORS as exc:
         raise CredentialError("invalid-token", "the token is not valid") from exc
-    subject, role, source = _claim(claims, "sub"), _claim(claims, "role"), _claim(claims, "source")
+    # Past here the signature verified, so the subject is the issuer's word: count by it.
+    except jwt.ExpiredSignatureError as exc:
+        raise CredentialError("expired", "the token has expired", _signed_identity(token)) from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise CredentialError(
+            "not-yet-valid", "the token is not valid yet", _signed_identity(token)
+        ) from exc
+    except jwt.PyJWTError as exc:
+        raise CredentialError("invalid-token", "the token is not valid", _signed_identity(token)
+                              ) from exc
+    identity = _subject_identity(claims)
+    for name in _TIME_CLAIMS:
+        value = claims.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise CredentialError(
+                "bad-claims", f"the token's {name!r} claim must be a number (seconds since"
+                " the epoch)", identity,
+            )
+    subject = _claim(claims, "sub", identity)
+    role = _claim(claims, "role", identity)
+    source = _claim(claims, "source", identity)
     if subject is None or role not in ROLES:
-        raise CredentialError("bad-claims", f"the token's role must be one of {list(ROLES)}")
+        raise CredentialError(
+            "bad-claims", f"the token's role must be one of {list(ROLES)}", identity
+        )
     if role == "ingest" and source is None:
-        raise CredentialError("bad-claims", "an ingest token must carry a 'source' claim")
+        raise CredentialError("bad-claims", "an ingest token must carry a 'source' claim", identity)
+    # The same rule as a key's: ids of the API's id form, so no control or bidi character
+    # reaches the audit trail.
+    problems = credential_problems(role, subject, source if role == "ingest" else None)
+    if problems:
+        field, reason = problems[0]
+        name = "sub" if field == "subject" else field
+        raise CredentialError("bad-claims", f"the token's {name!r} claim: {reason}", identity)
     return Principal(
         subject=subject, role=role, key_id=None, source=source if role == "ingest" else None
     )
@@ -152,9 +218,28 @@ async def authenticate(ctx: ServiceContext, credential: str) -> Principal:
     if credential.startswith(keys.KEY_MARK):
         record = await keys.find_active(ctx.db, credential)
         if record is None:
-            raise CredentialError("unknown-key", "the API key is unknown or revoked")
+            raise CredentialError(
+                "unknown-key", "the API key is unknown or revoked", key_identity(credential)
+            )
         return record.principal
     return verify_jwt(credential, ctx.settings)
+
+
+#: Bucket names hold an HMAC of a presented key's secret under this process's own random key,
+#: so not even this process's memory holds a plain hash of something that may be a real key.
+_BUCKET_KEY = secrets.token_bytes(32)
+
+
+def key_identity(credential: str) -> str:
+    """Return the failure bucket of a presented API key: its secret part, not its prefix.
+
+    A key is found by the hash of all of it, so the prefix in front is free text: an attacker
+    who changes it keeps the same identity here (and the same address bucket anyway).
+    """
+    prefix = keys.key_prefix(credential)
+    secret = credential[len(keys.KEY_MARK) + len(prefix) + 1 :] if prefix else credential
+    digest = hmac.new(_BUCKET_KEY, secret.encode("utf-8", "surrogatepass"), hashlib.sha256)
+    return "key:" + digest.hexdigest()[:32]
 
 
 def credential_label(credential: str) -> str:
@@ -183,7 +268,8 @@ class FailureLimiter:
         self.window = window_seconds
         self.max_buckets = max_buckets
         self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
+        # Least recently failed first: a bucket that keeps failing is never the one evicted.
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
 
     def retry_after(self, bucket: str) -> float | None:
         """Return the seconds until the bucket may try again, or None when it may now."""
@@ -204,21 +290,38 @@ class FailureLimiter:
         if self.limit <= 0:
             return
         now = self._clock()
-        times = self._failures.setdefault(bucket, deque(maxlen=self.limit))
+        times = self._failures.get(bucket)
+        if times is None:
+            times = self._failures[bucket] = deque(maxlen=self.limit)
+        else:
+            self._failures.move_to_end(bucket)
         times.append(now)
         if len(self._failures) > self.max_buckets:
-            self._prune(now)
+            self._prune()
+
+    def fail(self, buckets: Iterable[str]) -> float | None:
+        """Count one failure against each bucket; return the longest wait of those that were
+        already at the limit (answer 429), or None when none was (answer 401)."""
+        names = list(dict.fromkeys(buckets))
+        braked = [name for name in names if self.retry_after(name) is not None]
+        for name in names:
+            self.record(name)
+        waits = [self.retry_after(name) for name in braked]
+        return max((w for w in waits if w is not None), default=None) if braked else None
 
     def reset(self) -> None:
         """Forget every failure."""
         self._failures.clear()
 
-    def _prune(self, now: float) -> None:
-        # Memory stays bounded however many addresses and prefixes an attacker invents.
-        for name in [b for b, t in self._failures.items() if not t or t[-1] <= now - self.window]:
-            del self._failures[name]
-        while len(self._failures) > self.max_buckets:
-            del self._failures[next(iter(self._failures))]
+    def _prune(self) -> None:
+        # Memory stays bounded however many addresses and keys an attacker invents. The least
+        # recently failed go first (the expired ones are among them), so a flood's own
+        # address bucket, failing all the time, stays. Down to nine tenths, so the next pass is
+        # max_buckets/10 new buckets away: a flood of fresh identities costs a few dictionary
+        # steps per failure, not a scan of every bucket.
+        low_water = self.max_buckets * 9 // 10
+        while len(self._failures) > low_water:
+            self._failures.popitem(last=False)
 
 
 def failure_limiter(request: Request) -> FailureLimiter:
@@ -230,8 +333,45 @@ def failure_limiter(request: Request) -> FailureLimiter:
     return limiter
 
 
-def _client(request: Request) -> str:
+def client_address(request: Request) -> str:
+    """Return the client's address: the peer's, or behind a trusted proxy the forwarded one.
+
+    uvicorn has already rewritten it from X-Forwarded-For when the peer is in
+    CSPERF_TRUSTED_PROXIES (``service.cli.proxy_options``), and only then.
+    """
     return request.client.host if request.client is not None else "unknown"
+
+
+async def check_credential(request: Request, credential: str) -> Principal:
+    """Authenticate a credential and count its failure; raise CredentialError (401) or
+    TooManyFailures (429)."""
+    try:
+        return await authenticate(service_context(request), credential)
+    except CredentialError as exc:
+        buckets = [f"addr:{client_address(request)}"]
+        if exc.identity is not None:
+            buckets.append(exc.identity)
+        wait = failure_limiter(request).fail(buckets)
+        if wait is not None:
+            raise TooManyFailures(exc, wait) from None
+        raise
+
+
+def retry_after_seconds(exc: TooManyFailures) -> int:
+    """Return the whole seconds a braked client should wait (Retry-After)."""
+    return max(1, math.ceil(exc.retry_after))
+
+
+def log_failure(request: Request, credential: str, exc: CredentialError | TooManyFailures) -> None:
+    """Count and log a failed authentication, saying nothing secret about the credential."""
+    reason = "rate-limited" if isinstance(exc, TooManyFailures) else exc.reason
+    observability.AUTH_FAILURES.labels(reason).inc()
+    actor = {"client": client_address(request), "credential": credential_label(credential)}
+    if isinstance(exc, TooManyFailures):
+        log.warning("authentication refused: too many failures (%s)", exc.failure.reason,
+                    extra={"reason": reason, "actor": actor})
+    else:
+        log.warning("authentication failed: %s", reason, extra={"reason": reason, "actor": actor})
 
 
 # -- route rules -----------------------------------------------------------------------------
@@ -274,9 +414,6 @@ class Allow:
         scheme, _, credential = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not credential:
             return None
-        bucket = f"{_client(request)}|{credential_label(credential)}"
-        if failure_limiter(request).retry_after(bucket) is not None:
-            return None
         try:
             principal = await authenticate(service_context(request), credential)
         except CredentialError:
@@ -289,7 +426,7 @@ class Allow:
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
     ) -> Principal:
         """Authenticate the request and check its role; return the principal."""
-        client = _client(request)
+        client = client_address(request)
         if credentials is None:
             observability.AUTH_FAILURES.labels("missing").inc()
             log.info(
@@ -298,29 +435,16 @@ class Allow:
             )
             raise _unauthorized("a bearer credential is required", invalid=False)
         credential = credentials.credentials
-        label = credential_label(credential)
-        bucket = f"{client}|{label}"
-        limiter = failure_limiter(request)
-        wait = limiter.retry_after(bucket)
-        if wait is not None:
-            observability.AUTH_FAILURES.labels("rate-limited").inc()
-            log.warning(
-                "authentication refused: too many failures",
-                extra={"reason": "rate-limited", "actor": {"client": client, "credential": label}},
-            )
+        try:
+            principal = await check_credential(request, credential)
+        except TooManyFailures as exc:
+            log_failure(request, credential, exc)
             raise Problem(
                 429, "too many failed authentications; retry later", kind="too-many-failures",
-                headers={"Retry-After": str(max(1, math.ceil(wait)))},
-            )
-        try:
-            principal = await authenticate(service_context(request), credential)
+                headers={"Retry-After": str(retry_after_seconds(exc))},
+            ) from None
         except CredentialError as exc:
-            limiter.record(bucket)
-            observability.AUTH_FAILURES.labels(exc.reason).inc()
-            log.warning(
-                "authentication failed: %s", exc.reason,
-                extra={"reason": exc.reason, "actor": {"client": client, "credential": label}},
-            )
+            log_failure(request, credential, exc)
             raise _unauthorized(exc.detail, invalid=True) from None
         if not self.permits(principal.role, request.method):
             observability.AUTH_FAILURES.labels("role").inc()

@@ -122,19 +122,35 @@ def new_key() -> tuple[str, str]:
     return f"{KEY_MARK}{prefix}_{secrets.token_urlsafe(SECRET_BYTES)}", prefix
 
 
-def bootstrap_key_id(key: str) -> str:
-    """Return the id of a configured bootstrap key: fixed by its hash, so replicas agree."""
-    # 16 characters, so it can never collide with an 8-character issued key id.
-    return "boot" + hash_key(key).hex()[:12]
+#: Who registers (and retires) the configured bootstrap key.
+BOOTSTRAP_CREATOR = "bootstrap"
+_BOOTSTRAP_ID_MARK = "boot"
+
+
+def new_bootstrap_key_id() -> str:
+    """Return a fresh id for a bootstrap key: ``boot`` and 12 random characters.
+
+    Random, not derived from the key: the id is public (``actor.key_id`` on every event the key
+    writes, which readers see), and an id derived from an operator-chosen key, even a salted
+    hash of it, would let anyone check guesses at that key offline. Stability comes from the
+    database instead: the key is found by its hash at every start and keeps the id it got the
+    first time. 16 characters, so it never collides with an 8-character issued key id.
+    """
+    return _BOOTSTRAP_ID_MARK + "".join(secrets.choice(_PREFIX_ALPHABET) for _ in range(12))
+
+
+def _legacy_bootstrap_key_id(key: str) -> str:
+    # Before issue 17 the id was these 12 hex digits of the key's unsalted SHA-256.
+    return _BOOTSTRAP_ID_MARK + hash_key(key).hex()[:12]
 
 
 def bootstrap_key_problem(key: str) -> str | None:
     """Say why a configured bootstrap key is unusable, or return None when it is fine."""
     if not key.startswith(KEY_MARK):
-        return f"CSPERF_BOOTSTRAP_ADMIN_KEY must start with {KEY_MARK!r}"
+        return f"the key must start with {KEY_MARK!r}"
     if len(key) < MIN_BOOTSTRAP_LENGTH or not key.isprintable() or " " in key:
         return (
-            f"CSPERF_BOOTSTRAP_ADMIN_KEY must be at least {MIN_BOOTSTRAP_LENGTH} printable "
+            f"the key must be at least {MIN_BOOTSTRAP_LENGTH} printable "
             "characters without spaces; generate one with: python -c \"import secrets; "
             "print('csk_boot_' + secrets.token_urlsafe(32))\""
         )
@@ -257,35 +273,68 @@ async def issue(
     raise RuntimeError("could not find a free key id")
 
 
+async def find_by_key(db: Database, key: str) -> ApiKey | None:
+    """Return the key a credential matches, revoked or not."""
+    async with db.connection() as conn:
+        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM api_key WHERE key_hash = $1",
+                                  hash_key(key))
+    return _record(row) if row is not None else None
+
+
 async def ensure_bootstrap(
     db: Database, key: str, *, metadata: Mapping[str, Any], now: datetime
 ) -> tuple[ApiKey, bool]:
     """Register a configured admin key once; return (key, whether this call created it).
 
-    Idempotent across restarts and replicas starting together: the id comes from the key's
-    hash and the append expects an empty stream, so only one registration can win. A revoked
-    bootstrap key stays revoked.
+    Idempotent across restarts and replicas starting together: the key is found by its hash
+    (unique in the table), so it keeps the random id of its first registration, and of two
+    replicas registering it at once the second insert fails on the hash and takes the
+    winner's row. A revoked bootstrap key stays revoked. A new key (the setting changed)
+    retires the bootstrap keys registered before it: changing the setting is how an operator
+    replaces a leaked key, which must then stop working.
     """
     problem = bootstrap_key_problem(key)
     if problem is not None:
-        raise ValueError(problem)
-    key_id = bootstrap_key_id(key)
-    existing = await get(db, key_id)
+        raise ValueError(f"CSPERF_BOOTSTRAP_ADMIN_KEY: {problem}")
+    existing = await find_by_key(db, key)
     if existing is not None:
+        if existing.key_id == _legacy_bootstrap_key_id(key) and existing.revoked_at is None:
+            log.warning(
+                "bootstrap admin key %s has an id made from its hash, which the event feed shows;"
+                " configure a new CSPERF_BOOTSTRAP_ADMIN_KEY (the old one is then revoked)",
+                existing.key_id, extra={"reason": "bootstrap-legacy-id"},
+            )
         return existing, False
-    record = ApiKey(
-        key_id=key_id, prefix=key_prefix(key) or "", role="admin", subject=None, source=None,
-        name="bootstrap (CSPERF_BOOTSTRAP_ADMIN_KEY)", created_at=now, created_by="bootstrap",
-    )
-    try:
-        await _insert(db, key=key, record=record, metadata=metadata)
-    except ConcurrencyError:
-        winner = await get(db, key_id)
-        if winner is None:  # pragma: no cover - the stream exists only with its row
-            raise
-        return winner, False
-    _log_change("issued", record, metadata)
-    return record, True
+    for _ in range(_ISSUE_ATTEMPTS):
+        record = ApiKey(
+            key_id=new_bootstrap_key_id(), prefix=key_prefix(key) or "", role="admin",
+            subject=None, source=None, name="bootstrap (CSPERF_BOOTSTRAP_ADMIN_KEY)",
+            created_at=now, created_by=BOOTSTRAP_CREATOR,
+        )
+        try:
+            await _insert(db, key=key, record=record, metadata=metadata)
+        except ConcurrencyError:
+            continue  # the random id is taken
+        except asyncpg.UniqueViolationError:
+            winner = await find_by_key(db, key)  # another replica registered it meanwhile
+            if winner is None:  # pragma: no cover - the hash is unique and never deleted
+                raise
+            return winner, False
+        _log_change("issued", record, metadata)
+        await _retire_previous_bootstraps(db, record.key_id, metadata=metadata, now=now)
+        return record, True
+    raise RuntimeError("could not find a free key id")
+
+
+async def _retire_previous_bootstraps(
+    db: Database, current: str, *, metadata: Mapping[str, Any], now: datetime
+) -> None:
+    """Revoke every other active bootstrap key: the setting names one admin key at a time."""
+    for old in await list_keys(db, include_revoked=False):
+        if old.created_by == BOOTSTRAP_CREATOR and old.key_id != current:
+            await revoke(db, old.key_id, revoked_by=BOOTSTRAP_CREATOR, metadata=metadata, now=now)
+            log.warning("bootstrap admin key %s revoked: CSPERF_BOOTSTRAP_ADMIN_KEY now names"
+                        " key %s", old.key_id, current, extra={"reason": "bootstrap-replaced"})
 
 
 async def revoke(

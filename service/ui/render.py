@@ -23,7 +23,17 @@ from service.ui import session
 #: Everything comes from these pages: no inline script or style, no third party, no framing.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+#: The pages use no camera, microphone, location, payment or sensor: deny them to any script.
+PERMISSIONS_POLICY = ("accelerometer=(), camera=(), display-capture=(), geolocation=(), "
+                      "gyroscope=(), magnetometer=(), microphone=(), payment=(), usb=()")
+#: Sent on every /ui response, redirects and static files included: a page opened from another
+#: site shares no window (window.opener) with it, and no feature the pages never use is granted.
+ISOLATION_HEADERS = {
+    "Permissions-Policy": PERMISSIONS_POLICY,
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 HEADERS = {
+    **ISOLATION_HEADERS,
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
@@ -127,6 +137,12 @@ class UiRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def ui_handler(request: Request) -> Response:
+            response = await page_or_error(request)
+            for name, value in ISOLATION_HEADERS.items():
+                response.headers.setdefault(name, value)
+            return response
+
+        async def page_or_error(request: Request) -> Response:
             try:
                 return await handler(request)
             except session.SignInRequired as exc:

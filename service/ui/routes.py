@@ -20,13 +20,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from service import observability
 from service.api import cycles as cycles_api
 from service.api import directory as directory_api
 from service.api import feedback as feedback_api
 from service.api import metrics as metrics_api
 from service.api import sanctions as sanctions_api
-from service.api.auth import CredentialError, authenticate, credential_label, failure_limiter
+from service.api.auth import CredentialError, TooManyFailures, check_credential, log_failure
 from service.api.auth import public as public_rule
 from service.api.deps import context
 from service.api.pagination import MAX_LIMIT
@@ -225,20 +224,13 @@ async def signin(request: Request, ctx: Ctx) -> Response:
 
     if not key:
         return again(422, "Enter your API key.")
-    client = request.client.host if request.client is not None else "unknown"
-    bucket = f"{client}|{credential_label(key)}"
-    limiter = failure_limiter(request)
-    if limiter.retry_after(bucket) is not None:
-        observability.AUTH_FAILURES.labels("rate-limited").inc()
-        return again(429, "Too many failed attempts. Wait a minute and try again.")
     try:
-        principal = await authenticate(ctx, key)
+        principal = await check_credential(request, key)
+    except TooManyFailures as exc:
+        log_failure(request, key, exc)
+        return again(429, "Too many failed attempts. Wait a minute and try again.")
     except CredentialError as exc:
-        limiter.record(bucket)
-        observability.AUTH_FAILURES.labels(exc.reason).inc()
-        log.warning("sign-in failed: %s", exc.reason,
-                    extra={"reason": exc.reason, "actor": {"client": client,
-                                                           "credential": credential_label(key)}})
+        log_failure(request, key, exc)
         return again(401, "That key is unknown, revoked or expired.")
     if principal.role not in session.UI_ROLES:
         return again(403, f"A key of the {principal.role} role has no pages here; it is for"

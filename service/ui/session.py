@@ -7,6 +7,23 @@ API's own check: the same lookup of the key's hash (revocation is immediate), th
 verification, the same failed-authentication limit, the same role list. Without a credential
 a page redirects to the sign-in form instead of answering 401.
 
+Why the cookie holds the credential itself and not a server-side session id (issue 17): the
+credential is checked on every request exactly as the API checks it, so revoking a key, or a
+JWT expiring, ends its browser sessions at once on every replica, with no session state for
+the replicas to share. A session table would be a second, parallel credential store: written
+outside the event-sourced commands, read on every page, with its own expiry and revocation
+rules that must never outlive the key's (the classic bug of such tables). What it would buy is
+narrow: a stolen cookie would be a 12-hour page session rather than the key. The cookie is
+already out of reach of scripts (HttpOnly), of other sites (SameSite=Strict), of the JSON API
+paths (Path=/ui) and, behind TLS, of the network (Secure, below); what remains is a
+compromised browser or machine, which also holds the key its user pasted. Signing out forgets
+the cookie; to end a key everywhere, revoke it.
+
+Cookies are Secure when the page was served over HTTPS. Behind a TLS-terminating proxy the
+scheme is the proxy's X-Forwarded-Proto, which uvicorn believes only from the peers listed in
+CSPERF_TRUSTED_PROXIES (``service.cli.proxy_options``); the same scheme decides the Origin
+check of forms.
+
 Forms that change something carry a CSRF token (double submit): a random token in a second
 cookie, echoed in a hidden field, compared in constant time. SameSite=Strict already keeps
 other sites' forms from carrying the session; the token and the Origin check are the second
@@ -87,7 +104,7 @@ def csrf_token(request: Request) -> str:
 
 
 def secure(request: Request) -> bool:
-    """Tell whether cookies must be Secure (the page was served over HTTPS)."""
+    """Tell whether cookies must be Secure (served over HTTPS, or behind a trusted TLS proxy)."""
     return request.url.scheme == "https"
 
 

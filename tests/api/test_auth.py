@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import dataclasses
 import hashlib
 import hmac
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -21,16 +20,19 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, FastAPI
+from pydantic import ValidationError
 
 from service.api.auth import allow, endpoints, ensure_manager_of, ensure_self, ensure_source
 from service.api.keys import register_bootstrap_key
 from service.cli import main as cli
-from service.config import get_settings
+from service.config import get_settings, settings_problems
+from service.context import ServiceContext
 from service.domain.principal import Principal
 from service.store import event_store, keys
 from service.store.database import Database
 from tests import conftest
 from tests.conftest import TEST_BOOTSTRAP_KEY, bearer, make_token
+from tests.support.databases import fresh_database
 
 KeyHeaders = Callable[..., Awaitable[dict[str, str]]]
 TokenHeaders = Callable[..., dict[str, str]]
@@ -90,7 +92,6 @@ async def agent(
 
 
 SCRATCH_LIMIT = 4
-BOOT_ID = keys.bootstrap_key_id(TEST_BOOTSTRAP_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +104,19 @@ async def scratch_app(database_url: str) -> AsyncIterator[FastAPI]:
     )
     app = create_app(settings, database_url=database_url, migrate_on_start=False)
     app.include_router(scratch_router)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+@pytest.fixture(scope="module")
+async def proxied_app(database_url: str) -> AsyncIterator[FastAPI]:
+    """The app as deployed behind a reverse proxy at 10.99.0.0/16, with a low failure limit."""
+    from service.main import create_app
+
+    settings = conftest.test_settings(
+        trusted_proxies="10.99.0.0/16", auth_failure_limit=SCRATCH_LIMIT, run_projections=False
+    )
+    app = create_app(settings, database_url=database_url, migrate_on_start=False)
     async with app.router.lifespan_context(app):
         yield app
 
@@ -151,7 +165,9 @@ async def test_issue_use_list_and_revoke_a_key(
     listing = await client.get("/v1/keys", headers=admin_headers)
     assert key not in listing.text and "hash" not in listing.text
     mine = next(k for k in listing.json()["items"] if k["key_id"] == key_id)
-    assert mine["revoked_at"] is None and mine["created_by"] == f"apikey:{BOOT_ID}"
+    boot = await keys.find_by_key(db, TEST_BOOTSTRAP_KEY)
+    assert boot is not None
+    assert mine["revoked_at"] is None and mine["created_by"] == f"apikey:{boot.key_id}"
 
     revoked = await client.post(f"/v1/keys/{key_id}/revoke", headers=admin_headers)
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
@@ -167,7 +183,9 @@ async def test_issue_use_list_and_revoke_a_key(
         assert keys.hash_key(key).hex() not in str(event.data)
         assert event.data["role"] == "agent"
     issued = events[0].metadata
-    assert issued["actor"] == {"subject": f"apikey:{BOOT_ID}", "role": "admin", "key_id": BOOT_ID}
+    assert issued["actor"] == {
+        "subject": f"apikey:{boot.key_id}", "role": "admin", "key_id": boot.key_id
+    }
     assert issued["correlation_id"] == f"corr-{uid}"
     assert issued["request_id"] == created.headers["x-request-id"]
     assert issued["causation_id"] is None
@@ -339,22 +357,134 @@ async def test_rs256_tokens_when_configured(scratch: httpx.AsyncClient) -> None:
 # -- rate limit ------------------------------------------------------------------------------
 
 
-async def test_failed_authentications_are_rate_limited(
-    scratch_app: FastAPI, key_headers: KeyHeaders
-) -> None:
-    ip = unique_ip()
-    async with client_for(scratch_app, ip) as c:
+def bad_key(secret: str | None = None, prefix: str | None = None) -> str:
+    """Return an API key nobody issued (a fresh secret and prefix unless given)."""
+    return f"csk_{prefix or uuid.uuid4().hex[:8]}_{secret or uuid.uuid4().hex}"
+
+
+def forged_token(subject: str | None = None) -> str:
+    """Return a JWT signed with the wrong secret: it proves no identity."""
+    return make_token("agent", subject, secret="not-the-service-secret-0123456789abcdef")
+
+
+async def test_failures_past_the_limit_are_429_with_retry_after(scratch_app: FastAPI) -> None:
+    async with client_for(scratch_app) as c:
         for _ in range(SCRATCH_LIMIT):
-            assert_401(await c.get("/metrics", headers=bearer("csk_abcd1234_wrong")))
-        limited = await c.get("/metrics", headers=bearer("csk_abcd1234_wrong"))
+            assert_401(await c.get("/metrics", headers=bearer(bad_key())))
+        limited = await c.get("/metrics", headers=bearer(bad_key()))
         assert limited.status_code == 429
         assert limited.headers["content-type"] == "application/problem+json"
         assert 1 <= int(limited.headers["retry-after"]) <= 60
-        # Other prefixes from the same address, and valid keys, are not held back.
-        assert_401(await c.get("/metrics", headers=bearer("csk_zzzz9999_wrong")))
-        assert (await c.get("/metrics", headers=await key_headers("reader"))).status_code == 200
     async with client_for(scratch_app) as elsewhere:
-        assert_401(await elsewhere.get("/metrics", headers=bearer("csk_abcd1234_wrong")))
+        assert_401(await elsewhere.get("/metrics", headers=bearer(bad_key())))
+
+
+async def test_bad_jwts_from_one_address_do_not_lock_out_valid_users_behind_it(
+    scratch_app: FastAPI, key_headers: KeyHeaders
+) -> None:
+    # Issue 17 item 4: 20 bad JWTs behind one address (a proxy, an office) used to refuse
+    # every valid JWT from that address for a minute.
+    async with client_for(scratch_app) as c:
+        answers = [(await c.get("/metrics", headers=bearer(forged_token()))).status_code
+                   for _ in range(25)]
+        assert answers[:SCRATCH_LIMIT] == [401] * SCRATCH_LIMIT
+        assert set(answers[SCRATCH_LIMIT:]) == {429}
+        assert (await c.get("/metrics", headers=bearer(make_token("reader")))).status_code == 200
+        assert (await c.get("/metrics", headers=await key_headers("reader"))).status_code == 200
+
+
+async def test_a_brute_force_from_one_address_brakes_failures_only(
+    scratch_app: FastAPI, key_headers: KeyHeaders
+) -> None:
+    async with client_for(scratch_app) as c:
+        for _ in range(SCRATCH_LIMIT):
+            assert_401(await c.get("/metrics", headers=bearer(bad_key())))
+        # A new prefix, a new secret or a JWT instead: still the same address, still braked.
+        assert (await c.get("/metrics", headers=bearer(bad_key()))).status_code == 429
+        assert (await c.get("/metrics", headers=bearer(forged_token()))).status_code == 429
+        # Valid credentials from that address pass.
+        assert (await c.get("/metrics", headers=await key_headers("reader"))).status_code == 200
+        assert (await c.get("/metrics", headers=bearer(make_token("reader")))).status_code == 200
+
+
+async def test_a_brute_force_on_one_key_is_braked_whatever_its_prefix_and_address(
+    scratch_app: FastAPI,
+) -> None:
+    secret = uuid.uuid4().hex
+    answers = []
+    for _ in range(SCRATCH_LIMIT + 2):
+        async with client_for(scratch_app) as c:  # a new address each time
+            answers.append((await c.get("/metrics", headers=bearer(bad_key(secret)))).status_code)
+    assert answers == [401] * SCRATCH_LIMIT + [429, 429]
+
+
+async def test_a_brute_force_on_one_token_subject_is_braked_but_its_valid_token_passes(
+    scratch_app: FastAPI, uid: str
+) -> None:
+    subject = f"a-{uid}"
+    answers = []
+    for _ in range(SCRATCH_LIMIT + 2):
+        async with client_for(scratch_app) as c:
+            expired = make_token("reader", subject, expires_in=-3600)
+            answers.append((await c.get("/metrics", headers=bearer(expired))).status_code)
+    assert answers == [401] * SCRATCH_LIMIT + [429, 429]
+    async with client_for(scratch_app) as c:
+        valid = make_token("reader", subject)
+        assert (await c.get("/metrics", headers=bearer(valid))).status_code == 200
+    # A forged signature proves no subject, so it cannot brake somebody else's name.
+    victim = f"v-{uid}"
+    for _ in range(SCRATCH_LIMIT + 2):
+        async with client_for(scratch_app) as c:
+            assert_401(await c.get("/metrics", headers=bearer(forged_token(victim))))
+
+
+def behind_proxy(app: FastAPI, peer: str) -> httpx.AsyncClient:
+    """Return a client reaching the app from ``peer`` through uvicorn's proxy-header handling,
+    configured as `csperf serve` configures it."""
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from service.cli import proxy_options
+
+    proxy_headers, allowed = proxy_options(app.state.ctx.settings)
+    assert proxy_headers and allowed is not None
+    wrapped = ProxyHeadersMiddleware(app, trusted_hosts=allowed)  # type: ignore[arg-type]
+    transport = httpx.ASGITransport(app=wrapped, client=(peer, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://csperf.test")
+
+
+def test_without_trusted_proxies_forwarded_headers_are_ignored() -> None:
+    from service.cli import proxy_options
+
+    assert proxy_options(conftest.test_settings()) == (False, None)
+    assert proxy_options(conftest.test_settings(trusted_proxies="10.0.0.1, 172.16.0.0/12")) == (
+        True, ["10.0.0.1", "172.16.0.0/12"]
+    )
+
+
+async def test_the_client_address_comes_from_x_forwarded_for_only_via_a_trusted_proxy(
+    proxied_app: FastAPI,
+) -> None:
+    raw = uuid.uuid4().bytes
+    trusted_peer = f"10.99.{raw[0]}.{raw[1]}"  # inside the trusted 10.99.0.0/16
+    client_a, client_b = f"203.0.{raw[2]}.1", f"203.0.{raw[2]}.2"
+    async with behind_proxy(proxied_app, trusted_peer) as proxy:
+        for _ in range(SCRATCH_LIMIT):
+            assert_401(await proxy.get("/metrics", headers={
+                **bearer(bad_key()), "X-Forwarded-For": client_a}))
+        braked = await proxy.get("/metrics", headers={
+            **bearer(bad_key()), "X-Forwarded-For": client_a})
+        assert braked.status_code == 429
+        # Another client behind the same proxy is another address.
+        assert_401(await proxy.get("/metrics", headers={
+            **bearer(bad_key()), "X-Forwarded-For": client_b}))
+    untrusted_peer = f"10.98.{raw[0]}.{raw[1]}"
+    async with behind_proxy(proxied_app, untrusted_peer) as direct:
+        # Anyone can write X-Forwarded-For: from an untrusted peer it is ignored, so a new
+        # value each time does not escape the peer's own bucket.
+        answers = [(await direct.get("/metrics", headers={
+            **bearer(bad_key()), "X-Forwarded-For": f"198.51.100.{i}"})).status_code
+            for i in range(SCRATCH_LIMIT + 1)]
+        assert answers == [401] * SCRATCH_LIMIT + [429]
 
 
 async def test_a_missing_credential_is_not_a_failed_guess(scratch_app: FastAPI) -> None:
@@ -363,48 +493,129 @@ async def test_a_missing_credential_is_not_a_failed_guess(scratch_app: FastAPI) 
             assert_401(await c.get("/metrics"))
 
 
+async def sign_in_through(proxy: httpx.AsyncClient, headers: dict[str, str]) -> httpx.Response:
+    """Post the sign-in form with a reader token and a matching CSRF pair."""
+    csrf = uuid.uuid4().hex
+    return await proxy.post("/ui/signin", data={"key": make_token("reader"), "csrf_token": csrf},
+                            headers={**headers, "Cookie": f"csperf_csrf={csrf}"})
+
+
+async def test_ui_cookies_are_secure_behind_a_trusted_tls_proxy(proxied_app: FastAPI) -> None:
+    # Issue 17 item 5: the scheme was read without proxy headers, so never https behind one.
+    raw = uuid.uuid4().bytes
+    async with behind_proxy(proxied_app, f"10.99.{raw[0]}.{raw[1]}") as proxy:
+        signed_in = await sign_in_through(proxy, {
+            "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9",
+            # The browser's Origin is the proxy's https one; the form check must agree.
+            "Origin": "https://csperf.test",
+        })
+        assert signed_in.status_code == 303, signed_in.text
+        cookies = signed_in.headers.get_list("set-cookie")
+        assert cookies and all("; Secure" in c or "; secure" in c for c in cookies), cookies
+    async with behind_proxy(proxied_app, f"10.98.{raw[0]}.{raw[1]}") as untrusted:
+        plain = await sign_in_through(untrusted, {"X-Forwarded-Proto": "https"})
+        assert plain.status_code == 303, plain.text
+        cookies = plain.headers.get_list("set-cookie")
+        assert cookies and not [c for c in cookies if "secure" in c.lower()], cookies
+
+
 # -- bootstrap -------------------------------------------------------------------------------
 
 
-async def test_bootstrap_registration_is_idempotent_across_replicas(
-    app_client: httpx.AsyncClient, db: Database
-) -> None:
-    ctx = app_client.app.state.ctx  # type: ignore[attr-defined]
-    key = "csk_boot_" + uuid.uuid4().hex + uuid.uuid4().hex
-    replica = dataclasses.replace(ctx, settings=conftest.test_settings(bootstrap_admin_key=key))
+# Registering another bootstrap key retires the test run's own, so these tests register
+# theirs in a database of their own.
+
+
+@pytest.fixture(scope="module")
+def bootstrap_database_url() -> Iterator[str]:
+    """A migrated database for the bootstrap tests alone."""
+    with fresh_database("csperf_boot") as url:
+        yield url
+
+
+@pytest.fixture
+async def boot_db(bootstrap_database_url: str) -> AsyncIterator[Database]:
+    """A pool on the bootstrap tests' database."""
+    database = Database(bootstrap_database_url, pool_size=10)
+    yield database
+    await database.close()
+
+
+def configured(db: Database, key: str) -> ServiceContext:
+    """Return a replica's context whose CSPERF_BOOTSTRAP_ADMIN_KEY is ``key``."""
+    return ServiceContext(settings=conftest.test_settings(bootstrap_admin_key=key), db=db)
+
+
+def boot_key() -> str:
+    return "csk_boot_" + uuid.uuid4().hex + uuid.uuid4().hex
+
+
+async def test_bootstrap_registration_is_idempotent_across_replicas(boot_db: Database) -> None:
+    key = boot_key()
+    replica = configured(boot_db, key)
     await asyncio.gather(*(register_bootstrap_key(replica) for _ in range(8)))
     await register_bootstrap_key(replica)  # a restart
-    key_id = keys.bootstrap_key_id(key)
-    async with db.connection() as conn:
-        rows = await conn.fetchval("SELECT count(*) FROM api_key WHERE key_id = $1", key_id)
-        events = await event_store.read_stream(conn, f"apikey:{key_id}")
+    record = await keys.find_by_key(boot_db, key)
+    assert record is not None
+    async with boot_db.connection() as conn:
+        rows = await conn.fetchval("SELECT count(*) FROM api_key WHERE key_hash = $1",
+                                   keys.hash_key(key))
+        events = await event_store.read_stream(conn, f"apikey:{record.key_id}")
     assert rows == 1 and [e.type for e in events] == ["ApiKeyIssued"]
     assert events[0].metadata["actor"]["subject"] == "bootstrap"
-    async with client_for(app_client.app) as c:  # type: ignore[attr-defined]
-        assert (await c.get("/v1/keys", headers=bearer(key))).status_code == 200
+    assert await keys.find_active(boot_db, key) == record
 
 
-async def test_a_revoked_bootstrap_key_stays_revoked(
-    app_client: httpx.AsyncClient, admin_headers: dict[str, str]
-) -> None:
-    ctx = app_client.app.state.ctx  # type: ignore[attr-defined]
-    key = "csk_boot_" + uuid.uuid4().hex + uuid.uuid4().hex
-    replica = dataclasses.replace(ctx, settings=conftest.test_settings(bootstrap_admin_key=key))
+async def test_a_bootstrap_key_id_reveals_nothing_about_the_key(boot_db: Database) -> None:
+    # Issue 17 item 9: the id was "boot" and 12 hex digits of the key's unsalted SHA-256,
+    # and it is public (actor.key_id on the event feed).
+    key = boot_key()
+    record, created = await keys.ensure_bootstrap(boot_db, key, metadata={}, now=datetime.now(UTC))
+    assert created and record.key_id.startswith("boot") and len(record.key_id) == 16
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    assert record.key_id[4:] not in digest and record.key_id[4:] not in key
+    # The id is drawn at random, so the same key would get another id in another database.
+    assert len({keys.new_bootstrap_key_id() for _ in range(50)}) == 50
+
+
+async def test_a_changed_bootstrap_key_retires_the_previous_one(boot_db: Database) -> None:
+    old, new = boot_key(), boot_key()
+    await register_bootstrap_key(configured(boot_db, old))
+    first = await keys.find_by_key(boot_db, old)
+    await register_bootstrap_key(configured(boot_db, new))
+    assert await keys.find_active(boot_db, old) is None
+    current = await keys.find_active(boot_db, new)
+    assert current is not None and first is not None and current.key_id != first.key_id
+    # A replica still configured with the old key restarts: it neither revives the old key
+    # nor retires the new one.
+    await register_bootstrap_key(configured(boot_db, old))
+    assert await keys.find_active(boot_db, old) is None
+    assert await keys.find_active(boot_db, new) == current
+
+
+async def test_a_revoked_bootstrap_key_stays_revoked(boot_db: Database) -> None:
+    key = boot_key()
+    replica = configured(boot_db, key)
     await register_bootstrap_key(replica)
-    async with client_for(app_client.app) as c:  # type: ignore[attr-defined]
-        key_id = keys.bootstrap_key_id(key)
-        revoked = await c.post(f"/v1/keys/{key_id}/revoke", headers=admin_headers)
-        assert revoked.status_code == 200
-        await register_bootstrap_key(replica)  # a restart with the same setting
-        assert_401(await c.get("/v1/keys", headers=bearer(key)))
+    record = await keys.find_by_key(boot_db, key)
+    assert record is not None
+    await keys.revoke(boot_db, record.key_id, revoked_by="test", metadata={},
+                      now=datetime.now(UTC))
+    await register_bootstrap_key(replica)  # a restart with the same setting
+    assert await keys.find_active(boot_db, key) is None
 
 
-async def test_a_weak_bootstrap_key_stops_start_up(app_client: httpx.AsyncClient) -> None:
-    ctx = app_client.app.state.ctx  # type: ignore[attr-defined]
-    weak = dataclasses.replace(ctx, settings=conftest.test_settings(bootstrap_admin_key="admin"))
+async def test_a_weak_bootstrap_key_is_refused_by_the_settings_and_the_registration(
+    app_client: httpx.AsyncClient, db: Database
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        conftest.test_settings(bootstrap_admin_key="admin")
+    assert settings_problems(refused.value) == [
+        "invalid setting CSPERF_BOOTSTRAP_ADMIN_KEY: the key must start with 'csk_'"
+    ]
     with pytest.raises(ValueError, match="CSPERF_BOOTSTRAP_ADMIN_KEY") as caught:
-        await register_bootstrap_key(weak)
-    assert "'admin'" not in str(caught.value)
+        await keys.ensure_bootstrap(db, "csk_short", metadata={}, now=datetime.now(UTC))
+    assert "csk_short" not in str(caught.value)
 
 
 # -- logs never hold secrets ---------------------------------------------------------------

@@ -30,6 +30,7 @@ from service.api.auth import (
     ensure_self,
     ensure_self_or_manager,
     ensure_source,
+    key_identity,
     public,
     route_rule,
     verify_jwt,
@@ -118,11 +119,8 @@ def test_a_malformed_key_shows_no_prefix() -> None:
     assert credential_label("eyJhbGciOi.payload.sig") == "jwt"
 
 
-def test_bootstrap_key_id_is_derived_from_the_hash() -> None:
+def test_bootstrap_key_rules() -> None:
     key = "csk_boot_" + "x" * 40
-    assert keys.bootstrap_key_id(key) == keys.bootstrap_key_id(key)
-    assert keys.bootstrap_key_id(key) != keys.bootstrap_key_id(key + "y")
-    assert len(keys.bootstrap_key_id(key)) == 16
     assert keys.bootstrap_key_problem(key) is None
     assert keys.bootstrap_key_problem("admin") is not None
     assert keys.bootstrap_key_problem("csk_short") is not None
@@ -223,6 +221,71 @@ def test_required_claims(missing: str) -> None:
 
 def test_unknown_role_is_refused() -> None:
     assert refused(jwt.encode(claims(role="root"), SECRET, algorithm="HS256")) == "bad-claims"
+
+
+@pytest.mark.parametrize("subject", [
+    "m-1\u202eevil", "m\x00", "m-1\n", "m 1", "x" * 65, "agent\u200b",
+])
+def test_a_subject_outside_the_id_pattern_is_refused(subject: str) -> None:
+    # Issue 17 item 10: control and bidi characters reached the audit trail through 'sub'.
+    token = jwt.encode(claims(sub=subject), SECRET, algorithm="HS256")
+    with pytest.raises(CredentialError) as caught:
+        verify_jwt(token, settings())
+    assert caught.value.reason == "bad-claims" and "'sub'" in caught.value.detail
+
+
+def test_an_ingest_source_outside_the_id_pattern_is_refused() -> None:
+    token = jwt.encode(claims(role="ingest", source="crm\u202e"), SECRET, algorithm="HS256")
+    assert refused(token) == "bad-claims"
+
+
+@pytest.mark.parametrize("name", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", ["numeric-string", True])
+def test_time_claims_must_be_numbers(name: str, value: object) -> None:
+    moment = int((datetime.now(UTC) + (timedelta(hours=1) if name == "exp"
+                                        else -timedelta(minutes=1))).timestamp())
+    payload = {**claims(), name: str(moment) if value == "numeric-string" else value}
+    # pyjwt would take "1790000000" as a number; hand-made, as a careless issuer would send it.
+    token = handmade({"alg": "HS256", "typ": "JWT"}, payload, SECRET.encode())
+    refused(token)
+    numeric = handmade({"alg": "HS256", "typ": "JWT"}, {**claims(), name: moment},
+                       SECRET.encode())
+    assert verify_jwt(numeric, settings()).subject == "m-1"
+
+
+def test_a_failure_names_the_subject_only_when_the_signature_verified() -> None:
+    past = datetime.now(UTC) - timedelta(hours=1)
+    expired = jwt.encode(claims(sub="a-7", exp=past), SECRET, algorithm="HS256")
+    with pytest.raises(CredentialError) as caught:
+        verify_jwt(expired, settings())
+    assert caught.value.identity == "sub:a-7"
+    forged = jwt.encode(claims(sub="a-7"), "another-secret-0123456789abcdefghij", algorithm="HS256")
+    with pytest.raises(CredentialError) as caught:
+        verify_jwt(forged, settings())
+    assert caught.value.reason == "bad-signature" and caught.value.identity is None
+    # The signature is checked before the time claims: a forged expired token names nobody.
+    forged_expired = jwt.encode(claims(sub="a-7", exp=past),
+                                "another-secret-0123456789abcdefghij", algorithm="HS256")
+    with pytest.raises(CredentialError) as caught:
+        verify_jwt(forged_expired, settings())
+    assert caught.value.reason == "bad-signature" and caught.value.identity is None
+
+
+def test_a_key_is_identified_by_its_secret_not_its_prefix() -> None:
+    assert key_identity("csk_aaaa1111_secret-one") == key_identity("csk_zzzz9999_secret-one")
+    assert key_identity("csk_aaaa1111_secret-one") != key_identity("csk_aaaa1111_secret-two")
+    assert "secret-one" not in key_identity("csk_aaaa1111_secret-one")
+    assert key_identity("csk_nounderscoreatall") != key_identity("csk_nounderscoreatalL")
+
+
+def test_a_failure_counts_in_every_bucket_and_brakes_past_the_limit_of_any() -> None:
+    clock = FakeClock()
+    limiter = FailureLimiter(2, 60, clock=clock)
+    assert limiter.fail(["addr:a", "key:1"]) is None
+    assert limiter.fail(["addr:a", "key:2"]) is None
+    assert limiter.fail(["addr:a", "key:3"]) == pytest.approx(60)  # the address is full
+    assert limiter.fail(["addr:b", "key:1"]) is None  # key 1 has failed twice now
+    assert limiter.fail(["addr:c", "key:1"]) == pytest.approx(60)  # the identity is full
 
 
 def test_garbage_is_refused() -> None:
@@ -423,6 +486,16 @@ def test_limiter_memory_is_bounded() -> None:
     for i in range(1000):
         limiter.record(f"10.0.{i}|jwt")
     assert len(limiter._failures) <= 100
+
+
+def test_a_flood_of_fresh_identities_neither_grows_memory_nor_frees_its_address() -> None:
+    clock = FakeClock()
+    limiter = FailureLimiter(5, 60, max_buckets=100, clock=clock)
+    answers = [limiter.fail(["addr:attacker", f"key:{i}"]) for i in range(1000)]
+    assert len(limiter._failures) <= 100
+    # The flooding address keeps failing, so it is never the bucket evicted: still braked.
+    assert all(wait is not None for wait in answers[5:])
+    assert limiter.retry_after("addr:attacker") is not None
 
 
 # -- audit metadata ------------------------------------------------------------------------
