@@ -11,7 +11,6 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from service.config import Settings
@@ -95,17 +94,10 @@ def test_the_image_leaves_out_the_embedded_server_and_make_installs_it() -> None
 
 
 def test_compose_sets_only_names_the_service_reads() -> None:
-    unknown = environment_names() - settings_names() - set(CLI_VARIABLES) - {TRUSTED_PROXIES}
+    unknown = environment_names() - settings_names() - set(CLI_VARIABLES)
     assert not unknown, f"not settings of service.config.Settings: {sorted(unknown)}"
     for name, reader in CLI_VARIABLES.items():
         assert name in reader.read_text(), f"{reader.name} no longer reads {name}"
-
-
-@pytest.mark.skipif("trusted_proxies" not in Settings.model_fields,
-                    reason="CSPERF_TRUSTED_PROXIES is added to Settings by the hardening work"
-                           " (issue 17 item 4), on another branch until merged")
-def test_the_trusted_proxies_setting_exists() -> None:
-    assert TRUSTED_PROXIES in settings_names()
 
 
 def test_compose_never_sets_an_empty_secret_and_scales_behind_a_proxy() -> None:
