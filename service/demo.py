@@ -54,6 +54,7 @@ from service.config import Settings
 from service.context import ServiceContext
 from service.domain.periods import month_start, next_period, period_of, previous_period
 from service.domain.principal import CLI_PRINCIPAL, event_metadata
+from service.domain.training import TOPICS
 from service.store import keys as key_store
 
 SOURCE_CHAT = "chat-widget"
@@ -368,6 +369,14 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
         await api.send("PUT", f"/v1/agents/{agent.agent_id}", admin, {
             "name": agent.name, "team_id": agent.team_id, "position": agent.position})
     say(f"{len(TEAMS)} teams, {len(AGENTS)} agents")
+    # Version 2 of the scheme asks every rater with weight, managers included, for evaluator
+    # training on record: HR recorded the managers' course before the demo's first month.
+    trained_at = clock.at - timedelta(days=30)
+    for team in TEAMS:
+        for topic in TOPICS:
+            await api.send("PUT", f"/v1/training/{team.manager_id}/{topic}", admin, {
+                "completed_at": trained_at.isoformat(),
+                "valid_until": (trained_at + timedelta(days=730)).isoformat()})
 
     async def cycle(team: DemoTeam, period: str) -> dict[str, Any] | None:
         response = await api.client.get(f"/v1/teams/{team.team_id}/cycles/{period}",
@@ -382,8 +391,13 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
 
     async def open_month(team: DemoTeam, period: str) -> None:
         if await cycle(team, period) is None:
+            # The past months were opened before the upgrade to version 2 (fair months) and
+            # keep version 1; the current month is the first under version 2.
+            body: dict[str, Any] = {"period": period}
+            if period != months[-1]:
+                body["scheme_version"] = 1
             await api.send("POST", f"/v1/teams/{team.team_id}/cycles",
-                           api.as_("manager", team.manager_id), {"period": period})
+                           api.as_("manager", team.manager_id), body)
             say(f"{team.team_id} {period}: opened")
 
     async def ingest(team: DemoTeam, period: str, index: int, until: datetime | None) -> None:
