@@ -336,14 +336,6 @@ def eligibilities(scheme: Scheme, period: str, roster: Sequence[RosterEntry],
     return found
 
 
-def in_month(scheme: Scheme, period: str, roster: Sequence[RosterEntry]
-             ) -> list[RosterEntry]:
-    """Return the roster agents in the month (fair months leave out those outside it)."""
-    if not scheme.results.fair_months:
-        return list(roster)
-    return [a for a in roster if a.agent_id in eligibilities(scheme, period, [a])]
-
-
 def expected_agents(scheme: Scheme, period: str, roster: Sequence[RosterEntry]
                     ) -> list[RosterEntry]:
     """Return the agents whose evaluations a close waits for: fair months, the ranked ones."""
