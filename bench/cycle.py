@@ -24,7 +24,8 @@ SUITE = Suite(
     about="""
 ### What these mean and how they are measured
 
-A team of 1,000 agents with a self and a manager evaluation each (the evaluations are appended
+A team of 1,000 agents on version 1 of `online-shop-cs` with a self and a manager evaluation
+each (the evaluations are appended
 to the cycle's stream in bulk to set the stage; the timed steps go through the real service).
 The service runs as in production, `python -m service serve` in its own process on 127.0.0.1,
 and is called over TCP, so the figures include HTTP, routing, authentication (an API key
@@ -57,6 +58,14 @@ only they hold, so neither check can be skipped.
 On 2026-12-01 this shared 2-core VM ran about half as fast as on 2026-11-27 and varied by a
 third within the hour (a fixed pure-Python loop took 60-103 ms from one minute to the next):
 compare "close alone" and the floor between runs.
+
+**fair months** (issue 15) is the same close + publish on version 2 of `online-shop-cs`, for
+a month in which 100 of the 1,000 agents have an absence on record and 50 of them are away
+more than half of November (not ranked), against the same month without absences: six teams
+in one database, closed alternately (plain, with absences, plain...), the best of three of
+each kind. Presence is read in two queries for the whole roster (the absences touching the
+month and the memberships) and computed in the domain with the scores, so the ratio should
+stay near 1.
 """,
 )
 
@@ -66,8 +75,13 @@ MANAGER_FORM = ("work_ability", "cooperation", "service", "report_timeliness",
                 "report_reliability", "report_quality")
 
 
-async def _seed(port: int, db_url: str, team: str, agents: int) -> None:
-    """Create the team and agents over HTTP; append the evaluations in bulk."""
+async def _seed(port: int, db_url: str, team: str, agents: int, *, scheme_version: int = 1,
+                absences: int = 0, not_ranked: int = 0) -> None:
+    """Create the team and agents over HTTP (and absences); append the evaluations in bulk.
+
+    ``absences`` agents get an absence: the first ``not_ranked`` of them 20 days (below half
+    of November: not ranked under fair months), the others 5 days.
+    """
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60,
                                  headers=admin) as client:
@@ -80,7 +94,17 @@ async def _seed(port: int, db_url: str, team: str, agents: int) -> None:
                            json={"name": f"Agent {i}", "team_id": team, "position": "pre-sale"})
                 for i in range(batch, min(batch + 50, agents))
             ])
-        response = await client.post(f"/v1/teams/{team}/cycles", json={"period": PERIOD})
+        for batch in range(0, absences, 50):
+            answers = await asyncio.gather(*[
+                client.put(f"/v1/agents/{team}-a{i * (agents // absences)}/absences/away",
+                           json={"from": "2026-11-03", "to": "2026-11-22" if i < not_ranked
+                                 else "2026-11-07", "kind": "leave"})
+                for i in range(batch, min(batch + 50, absences))
+            ])
+            for answer in answers:
+                answer.raise_for_status()
+        response = await client.post(f"/v1/teams/{team}/cycles",
+                                     json={"period": PERIOD, "scheme_version": scheme_version})
         response.raise_for_status()
     now = datetime(2026, 11, 28, tzinfo=UTC)
     events = []
@@ -92,7 +116,9 @@ async def _seed(port: int, db_url: str, team: str, agents: int) -> None:
             scores={"task_completion": score}, revision=1, submitted_at=now))
         events.append(EvaluationSubmitted(
             agent_id=agent, rater_role="manager", rater_id="m-bench",
-            scores=dict.fromkeys(MANAGER_FORM, float(score)), revision=1, submitted_at=now))
+            scores=dict.fromkeys(MANAGER_FORM, float(score)), revision=1, submitted_at=now,
+            # Version 2 counts a manager's ratings only with their training on record.
+            training_on_record=scheme_version > 1))
     stream = cycle_stream(team, PERIOD)
     db = Database(db_url, pool_size=2)
     try:
@@ -154,6 +180,57 @@ async def close_publish(ctx: BenchContext) -> list[Row]:
                 f" {len(document) // 1000} KB ranking served from memory by a one-route FastAPI"
                 " app under uvicorn, no credential, database or middleware, 16 clients as"
                 " above, in the same run: what this machine allows any FastAPI service."),
+    ]
+
+
+async def _close_publish(client: httpx.AsyncClient, team: str, ranked: int) -> float:
+    """Close and publish a team's month; return the seconds until its published ranking."""
+    base = f"/v1/teams/{team}/cycles/{PERIOD}"
+    started = time.perf_counter()
+    (await client.post(f"{base}/close", json={})).raise_for_status()
+    (await client.post(f"{base}/publish")).raise_for_status()
+    ranking = await client.get(f"{base}/ranking")
+    ranking.raise_for_status()
+    while ranking.json()["status"] != "published":
+        await asyncio.sleep(0.005)
+        ranking = await client.get(f"{base}/ranking")
+    done = time.perf_counter() - started
+    assert len(ranking.json()["entries"]) == ranked, (team, len(ranking.json()["entries"]))
+    return done
+
+
+@SUITE.benchmark("fair_months", "close and publish a fair month: 100 absences, 50 not ranked")
+async def fair_months(ctx: BenchContext) -> list[Row]:
+    """Time close + publish of a version 2 month with absences against the same without."""
+    agents = int(ctx.scaled(AGENTS, 200))
+    absent, not_ranked = agents // 10, agents // 20
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    rounds = 3
+    async with ctx.fresh_database("csperf_bench_fair") as url, service(url) as server:
+        ctx.log(f"cycle: seeding {2 * rounds} version 2 teams of {agents} agents")
+        for r in range(rounds):
+            await _seed(server.port, url, f"plain{r}", agents, scheme_version=2)
+            await _seed(server.port, url, f"fair{r}", agents, scheme_version=2,
+                        absences=absent, not_ranked=not_ranked)
+        plain: list[float] = []
+        fair: list[float] = []
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=60,
+                                     headers=headers) as client:
+            # Alternated, so a noisy neighbour slows both kinds alike; the best of each kept.
+            for r in range(rounds):
+                plain.append(await _close_publish(client, f"plain{r}", agents))
+                fair.append(await _close_publish(client, f"fair{r}", agents - not_ranked))
+        ctx.log(f"cycle: without absences {plain}, with {fair}")
+    ratio = min(fair) / min(plain)
+    return [
+        bounded(f"fair month close + publish, {agents} agents, {absent} absent,"
+                f" {not_ranked} not ranked", min(fair), "s", target="-", met=None,
+                notes=f"best of {rounds}; all: {', '.join(f'{t:.2f}' for t in fair)} s"),
+        bounded("the same month without absences (version 2)", min(plain), "s", target="-",
+                met=None,
+                notes=f"best of {rounds}; all: {', '.join(f'{t:.2f}' for t in plain)} s"),
+        bounded("with absences / without", ratio, "x", target="<= 1.2", met=ratio <= 1.2,
+                notes="issue 15: presence must not make a month's close noticeably slower"),
     ]
 
 

@@ -158,7 +158,9 @@ async def seed(port: int, admin: Mapping[str, str]) -> None:
                          {"name": f"Agent {t}.{k}", "team_id": team_id(t),
                           "position": "pre-sale"})
             for period in (LAST, THIS):
-                await ok(b"POST", f"/v1/teams/{team_id(t)}/cycles", {"period": period})
+                # Version 1, as measured before fair months (its managers need no training).
+                await ok(b"POST", f"/v1/teams/{team_id(t)}/cycles",
+                         {"period": period, "scheme_version": 1})
                 base = f"/v1/teams/{team_id(t)}/cycles/{period}/evaluations"
                 for k in range(AGENTS):
                     await ok(b"PUT", f"{base}/{agent_id(t, k)}/self",

@@ -19,6 +19,12 @@ The story, for the three months before the current one (``months_for``) and the 
   plans submitted on time, late, rejected and resubmitted, or never (overdue); Berlin's last
   month is closed but left for its manager to publish; the current month is open, with live
   metrics up to now and a few evaluations in.
+- the past months were opened on version 1 of ``online-shop-cs`` (before the upgrade); the
+  current month is the first on version 2, "fair months": in Shanghai Liu Yang is on parental
+  leave and Xu Ming is hired on the 20th (both not ranked), Zhou Jie is away twelve days (ranked
+  against a pro-rated order-amount target); Berlin's response-time feed is not connected this
+  month (avg_response_time_seconds unavailable for the team); a third team, Guangzhou, has two
+  managers, one of whom (Huang Bo) is also an agent, rated as such by the other (Lin Fang).
 
 Running it again changes nothing: ids are fixed, sample ids are derived from agent, hour and
 metric (the ingestion's idempotency key), each step looks at the state first (a closed month
@@ -54,6 +60,7 @@ from service.config import Settings
 from service.context import ServiceContext
 from service.domain.periods import month_start, next_period, period_of, previous_period
 from service.domain.principal import CLI_PRINCIPAL, event_metadata
+from service.domain.training import TOPICS
 from service.store import keys as key_store
 
 SOURCE_CHAT = "chat-widget"
@@ -78,6 +85,12 @@ class DemoTeam:
     currency: str
     manager_id: str
     manager_name: str
+    #: Other managers of the team (a playing manager is also one of its agents).
+    co_managers: tuple[str, ...] = ()
+    #: The first of the demo's months the team takes part in (0: all four).
+    first_month: int = 0
+    #: Raw metrics the team's feeds do not send in the current month (a KPI unavailable).
+    missing_now: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,11 +108,22 @@ class DemoAgent:
     #: Overconfidence: added to the self-evaluation.
     self_bias: float = 0.0
     note: str = ""
+    #: Current month: the day of the month they were hired (fair months: a mid-month hire).
+    hired_day: int | None = None
+    #: Current month: (first day, last day or None for months beyond, kind, note) away.
+    away: tuple[int, int | None, str, str] | None = None
 
 
 TEAMS = (
     DemoTeam("shop-sh", "Shanghai flagship store", "Asia/Shanghai", "CNY", "m-chen", "Chen Jing"),
-    DemoTeam("shop-be", "Berlin web shop", "Europe/Berlin", "EUR", "m-weber", "Anna Weber"),
+    DemoTeam("shop-be", "Berlin web shop", "Europe/Berlin", "EUR", "m-weber", "Anna Weber",
+             # The chat widget's response-time feed is not connected in Berlin this month:
+             # avg_response_time_seconds is unavailable for the whole team (fair months).
+             missing_now=("response_time_seconds",)),
+    # Two managers, one of whom (Huang Bo) also serves customers: his manager evaluation is
+    # given by the other manager, Lin Fang. New this month, on version 2 from the start.
+    DemoTeam("shop-gz", "Guangzhou live-stream team", "Asia/Shanghai", "CNY", "m-lin",
+             "Lin Fang", co_managers=("gz-huang",), first_month=3),
 )
 AGENTS = (
     DemoAgent("sh-li-na", "Li Na", "shop-sh", "pre-sale", (0.90, 0.93, 0.94, 0.93),
@@ -108,9 +132,16 @@ AGENTS = (
               self_bias=9, note="last three months running"),
     DemoAgent("sh-zhao-min", "Zhao Min", "shop-sh", "in-sale", (0.30, 0.56, 0.84, 0.88),
               note="improves every month"),
-    DemoAgent("sh-liu-yang", "Liu Yang", "shop-sh", "in-sale", (0.62, 0.58, 0.63, 0.60)),
+    DemoAgent("sh-liu-yang", "Liu Yang", "shop-sh", "in-sale", (0.62, 0.58, 0.63, 0.60),
+              away=(1, None, "leave", "parental leave")),
     DemoAgent("sh-sun-hui", "Sun Hui", "shop-sh", "after-sale", (0.50, 0.52, 0.47, 0.55)),
-    DemoAgent("sh-zhou-jie", "Zhou Jie", "shop-sh", "after-sale", (0.41, 0.44, 0.38, 0.42)),
+    DemoAgent("sh-zhou-jie", "Zhou Jie", "shop-sh", "after-sale", (0.41, 0.44, 0.38, 0.42),
+              away=(1, 12, "training", "product certification course")),
+    # Fair months in the current month (version 2 of online-shop-cs): Liu Yang on parental
+    # leave and Xu Ming, hired on the 20th, are not ranked; Zhou Jie, away twelve days, is
+    # ranked against a pro-rated order-amount target.
+    DemoAgent("sh-xu-ming", "Xu Ming", "shop-sh", "in-sale", (0.5, 0.5, 0.5, 0.5),
+              hired_day=20, note="hired on the 20th"),
     DemoAgent("be-lena-fischer", "Lena Fischer", "shop-be", "pre-sale", (0.86, 0.88, 0.90, 0.89),
               note="the star"),
     DemoAgent("be-jonas-becker", "Jonas Becker", "shop-be", "pre-sale", (0.34, 0.30, 0.28, 0.33),
@@ -122,7 +153,13 @@ AGENTS = (
     DemoAgent("be-emma-hoffmann", "Emma Hoffmann", "shop-be", "after-sale",
               (0.22, 0.45, 0.70, 0.78), note="improves every month"),
     DemoAgent("be-paul-koch", "Paul Koch", "shop-be", "after-sale", (0.46, 0.40, 0.44, 0.47)),
+    DemoAgent("gz-huang", "Huang Bo", "shop-gz", "pre-sale", (0.7, 0.7, 0.7, 0.74),
+              note="playing manager"),
+    DemoAgent("gz-he-xin", "He Xin", "shop-gz", "pre-sale", (0.6, 0.6, 0.6, 0.66)),
+    DemoAgent("gz-tang-li", "Tang Li", "shop-gz", "in-sale", (0.5, 0.5, 0.5, 0.52)),
+    DemoAgent("gz-feng-yu", "Feng Yu", "shop-gz", "after-sale", (0.4, 0.4, 0.4, 0.45)),
 )
+
 #: Months the demo publishes; Berlin's latest is left closed for its manager to publish.
 UNPUBLISHED = {("shop-be", 2)}
 #: The agent whose key the demo prints, to show the agent's view.
@@ -228,6 +265,18 @@ def day_samples(
         if paid:
             yield SOURCE_ORDERS, sample(f"{agent.agent_id}:{stamp}:order_amount",
                                         "order_amount", round(amount, 2))
+
+
+def present(agent: DemoAgent, period: str, day: date, team: DemoTeam) -> bool:
+    """Tell whether the agent works on a day of the current month (hired, not away)."""
+    start = month_start(period, ZoneInfo(team.timezone)).date()
+    number = (day - start).days + 1
+    if agent.hired_day is not None and number < agent.hired_day:
+        return False
+    if agent.away is not None:
+        first, last, _, _ = agent.away
+        return not (number >= first and (last is None or number <= last))
+    return True
 
 
 def month_samples(
@@ -359,15 +408,58 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
         if out is not None:
             print(f"  {text}", file=out, flush=True)
 
+    current = months[-1]
+
+    def team_members(team: DemoTeam, index: int) -> list[DemoAgent]:
+        """Return the team's agents in a month: a late hire only from the current month."""
+        return [a for a in AGENTS if a.team_id == team.team_id
+                and (a.hired_day is None or months[index] == current)]
+
+    async def absences(team: DemoTeam, period: str) -> None:
+        for agent in team_members(team, len(months) - 1):
+            if agent.away is None:
+                continue
+            first, last, kind, note = agent.away
+            start = month_start(period, ZoneInfo(team.timezone)).date()
+            end = start + timedelta(days=(last or 120) - 1)
+            url = f"/v1/agents/{agent.agent_id}/absences/{period}-{kind}"
+            manager = api.as_("manager", team.manager_id)
+            if (await api.client.get(url, headers=manager)).status_code == 200:
+                continue
+            await api.send("PUT", url, manager, {
+                "from": (start + timedelta(days=first - 1)).isoformat(),
+                "to": end.isoformat(), "kind": kind, "note": note})
+            say(f"{agent.agent_id}: {note} recorded")
+
+    async def hire(agent: DemoAgent, period: str, team: DemoTeam) -> None:
+        start = month_start(period, ZoneInfo(team.timezone)).date()
+        assert agent.hired_day is not None
+        known = await api.client.get(f"/v1/agents/{agent.agent_id}", headers=admin)
+        if known.status_code == 200:
+            return
+        await api.send("PUT", f"/v1/agents/{agent.agent_id}", admin, {
+            "name": agent.name, "team_id": agent.team_id, "position": agent.position,
+            "hired_on": (start + timedelta(days=agent.hired_day - 1)).isoformat()})
+        say(f"{agent.agent_id} hired")
+
     clock.move(month_start(months[0], ZoneInfo("UTC")) - timedelta(days=1))
     for team in TEAMS:
         await api.send("PUT", f"/v1/teams/{team.team_id}", admin, {
             "name": team.name, "timezone": team.timezone, "currency": team.currency,
-            "manager_ids": [team.manager_id]})
+            "manager_ids": [team.manager_id, *team.co_managers]})
     for agent in AGENTS:
-        await api.send("PUT", f"/v1/agents/{agent.agent_id}", admin, {
-            "name": agent.name, "team_id": agent.team_id, "position": agent.position})
+        if agent.hired_day is None:
+            await api.send("PUT", f"/v1/agents/{agent.agent_id}", admin, {
+                "name": agent.name, "team_id": agent.team_id, "position": agent.position})
     say(f"{len(TEAMS)} teams, {len(AGENTS)} agents")
+    # Version 2 of the scheme asks every rater with weight, managers included, for evaluator
+    # training on record: HR recorded the managers' course before the demo's first month.
+    trained_at = clock.at - timedelta(days=30)
+    for manager_id in [m for t in TEAMS for m in (t.manager_id, *t.co_managers)]:
+        for topic in TOPICS:
+            await api.send("PUT", f"/v1/training/{manager_id}/{topic}", admin, {
+                "completed_at": trained_at.isoformat(),
+                "valid_until": (trained_at + timedelta(days=730)).isoformat()})
 
     async def cycle(team: DemoTeam, period: str) -> dict[str, Any] | None:
         response = await api.client.get(f"/v1/teams/{team.team_id}/cycles/{period}",
@@ -382,8 +474,13 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
 
     async def open_month(team: DemoTeam, period: str) -> None:
         if await cycle(team, period) is None:
+            # The past months were opened before the upgrade to version 2 (fair months) and
+            # keep version 1; the current month is the first under version 2.
+            body: dict[str, Any] = {"period": period}
+            if period != months[-1]:
+                body["scheme_version"] = 1
             await api.send("POST", f"/v1/teams/{team.team_id}/cycles",
-                           api.as_("manager", team.manager_id), {"period": period})
+                           api.as_("manager", team.manager_id), body)
             say(f"{team.team_id} {period}: opened")
 
     async def ingest(team: DemoTeam, period: str, index: int, until: datetime | None) -> None:
@@ -392,10 +489,12 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
             return  # sent before the month closed; a closed month takes no samples
         batches: dict[str, list[dict[str, Any]]] = {SOURCE_CHAT: [], SOURCE_ORDERS: []}
         new = 0
-        for agent in AGENTS:
-            if agent.team_id != team.team_id:
-                continue
+        for agent in team_members(team, index):
             for source, sample in month_samples(agent, team, period, index, until):
+                day = datetime.fromisoformat(sample["occurred_at"]).date()
+                if period == current and not (present(agent, period, day, team)
+                                              and sample["metric"] not in team.missing_now):
+                    continue
                 batches[source].append(sample)
         for source, samples in batches.items():
             headers = api.as_("ingest", f"demo-{source}", source=source)
@@ -416,8 +515,7 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
         state = await cycle(team, period)
         if state is None or state["status"] != "open":
             return
-        chosen = agents if agents is not None else [a for a in AGENTS
-                                                    if a.team_id == team.team_id]
+        chosen = agents if agents is not None else team_members(team, index)
         before = state["evaluations_submitted"]
         for agent in chosen:
             url = f"/v1/teams/{team.team_id}/cycles/{period}/evaluations/{agent.agent_id}/{role}"
@@ -550,18 +648,24 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
         # What would happen after now happens now, in the order it was planned.
         steps.append(Step(min(moment, now), len(steps), label, run))
 
-    current = months[-1]
     for index, period in enumerate(months):
         for team in TEAMS:
+            if index < team.first_month:
+                continue
             tz = ZoneInfo(team.timezone)
             opened = month_start(period, tz) + timedelta(hours=9)
             add(opened.astimezone(UTC), "open", partial(open_month, team, period))
             if period == current:
-                members = [a for a in AGENTS if a.team_id == team.team_id]
+                add(opened.astimezone(UTC), "absences", partial(absences, team, period))
+                members = [a for a in team_members(team, index)
+                           if a.hired_day is None and (a.away is None or a.away[1] is not None)]
+                if team.co_managers:  # a new team: everyone evaluated so far
+                    few, managed = members, members
+                else:
+                    few, managed = members[:4], members[:2]
                 add(now, "ingest", partial(ingest, team, period, index, now))
-                add(now, "self", partial(evaluate, team, period, index, "self", members[:4]))
-                add(now, "manager",
-                    partial(evaluate, team, period, index, "manager", members[:2]))
+                add(now, "self", partial(evaluate, team, period, index, "self", few))
+                add(now, "manager", partial(evaluate, team, period, index, "manager", managed))
                 continue
             add(at(team, period, 1, 0), "ingest", partial(ingest, team, period, index, None))
             add(at(team, period, 2, 10), "self", partial(evaluate, team, period, index, "self"))
@@ -576,8 +680,7 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
                 add(at(team, period, 5 + day, hour), label, run)
             if index >= 2:
                 continue  # the latest month's interviews are still to be held
-            members = [a for a in AGENTS if a.team_id == team.team_id]
-            for n, agent in enumerate(members):
+            for n, agent in enumerate(team_members(team, index)):
                 slot = at(team, period, 7, 10) + timedelta(minutes=45 * n)
                 for moment, stage in ((at(team, period, 6, 17), "schedule"),
                                       (at(team, period, 7, 9), "outline"),
@@ -585,6 +688,14 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
                                       (at(team, period, 8, 9), "acknowledge")):
                     add(moment, stage, partial(interview, team, period, index, agent, slot,
                                                stage))
+
+    # Hired late in the current month: registered on the day, after last month's closes.
+    for agent in AGENTS:
+        if agent.hired_day is not None:
+            team = next(t for t in TEAMS if t.team_id == agent.team_id)
+            hired = month_start(current, ZoneInfo(team.timezone)) + timedelta(
+                days=agent.hired_day - 1, hours=9)
+            add(hired.astimezone(UTC), "hire", partial(hire, agent, current, team))
 
     for step in sorted(steps):
         clock.move(step.at)

@@ -71,7 +71,7 @@ async def open_cycle(
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     cycle = await commands.open_cycle(ctx, caller(principal, request), team, body.period,
-                                      body.scheme_id)
+                                      body.scheme_id, body.scheme_version)
     return cycle_out(cycle)
 
 
@@ -126,7 +126,10 @@ async def close_cycle(
     body = body or CloseIn()
     cycle = await commands.close(ctx, caller(principal, request), commands.Close(
         team_id, period, body.force, body.reason, body.missing_policy))
-    return cycle_out(cycle)
+    out = cycle_out(cycle)
+    # Fair months: what the manager should look at (empty under version 1).
+    out.warnings = c.fairness_warnings(cycle.closed.results) if cycle.closed else []
+    return out
 
 
 @router.post("/{period}/publish", response_model=CycleOut)

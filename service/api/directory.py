@@ -10,11 +10,22 @@ from pydantic import Field
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, manages
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, matches, paginate, paging
-from service.api.schemas import AgentIn, AgentList, AgentOut, MembershipOut, TeamIn, TeamOut
+from service.api.schemas import (
+    AbsenceIn,
+    AbsenceList,
+    AbsenceOut,
+    AgentIn,
+    AgentList,
+    AgentOut,
+    MembershipOut,
+    TeamIn,
+    TeamOut,
+)
 from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import directory as commands
 from service.context import ServiceContext
 from service.domain import directory as d
+from service.domain.errors import NotFound
 from service.domain.principal import Principal
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
@@ -38,6 +49,17 @@ def agent_out(agent: d.Agent) -> AgentOut:
         position=agent.position, version=agent.version,
         history=[MembershipOut(team_id=m.team_id, since=m.since, until=m.until)
                  for m in agent.history],
+        hired_on=agent.hired_on, left_on=agent.left_on,
+    )
+
+
+def absence_out(agent_id: str, absence: d.Absence) -> AbsenceOut:
+    """Render an absence."""
+    return AbsenceOut(
+        agent_id=agent_id, absence_id=absence.absence_id, from_date=absence.from_date,
+        to_date=absence.to_date, kind=absence.kind, note=absence.note,
+        status="cancelled" if absence.cancelled_at else "active", revision=absence.revision,
+        recorded_at=absence.recorded_at, cancelled_at=absence.cancelled_at,
     )
 
 
@@ -140,8 +162,9 @@ async def put_agent(
             ensure_manager_of(principal, (await commands.get_team(ctx, current.team_id))
                               .manager_ids)
     agent, created = await commands.put_agent(
-        ctx, caller(principal, request), d.PutAgent(agent_id, body.name, body.team_id,
-                                                    body.position),
+        ctx, caller(principal, request), d.PutAgent(
+            agent_id, body.name, body.team_id, body.position, body.hired_on, body.left_on,
+            frozenset(body.model_fields_set & {"hired_on", "left_on"})),
     )
     response.status_code = 201 if created else 200
     return agent_out(agent)
@@ -156,3 +179,71 @@ async def get_agent(
     team = await commands.get_team(ctx, agent.team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     return agent_out(agent)
+
+
+async def _absence_writer(ctx: ServiceContext, principal: Principal, agent_id: str) -> None:
+    """Let admins and the managers of the agent's current team record absences."""
+    agent = await commands.get_agent(ctx, agent_id)
+    ensure_manager_of(principal, (await commands.get_team(ctx, agent.team_id)).manager_ids)
+
+
+@router.put("/agents/{agent_id}/absences/{absence_id}", response_model=AbsenceOut,
+            response_model_by_alias=True,
+            responses={201: {"model": AbsenceOut, "description": "created"}})
+async def put_absence(
+    agent_id: str, absence_id: str, body: AbsenceIn, request: Request, response: Response,
+    ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+) -> AbsenceOut:
+    """Record or change an agent's absence, dates inclusive in the team's time zone (a
+    manager of the agent's team, or an admin)."""
+    await _absence_writer(ctx, principal, agent_id)
+    absence, created = await commands.put_absence(ctx, caller(principal, request), d.PutAbsence(
+        agent_id, absence_id, body.from_date, body.to_date, body.kind, body.note))
+    response.status_code = 201 if created else 200
+    return absence_out(agent_id, absence)
+
+
+@router.delete("/agents/{agent_id}/absences/{absence_id}", response_model=AbsenceOut,
+               response_model_by_alias=True)
+async def cancel_absence(
+    agent_id: str, absence_id: str, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+) -> AbsenceOut:
+    """Cancel an absence: recorded as a cancellation, kept in the history."""
+    await _absence_writer(ctx, principal, agent_id)
+    absence = await commands.cancel_absence(ctx, caller(principal, request), agent_id,
+                                            absence_id)
+    return absence_out(agent_id, absence)
+
+
+async def _absence_reader(ctx: ServiceContext, principal: Principal, agent_id: str) -> d.Agent:
+    agent = await commands.get_agent(ctx, agent_id)
+    team = await commands.get_team(ctx, agent.team_id)
+    ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    return agent
+
+
+@router.get("/agents/{agent_id}/absences", response_model=AbsenceList,
+            response_model_by_alias=True)
+async def list_absences(
+    agent_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+) -> AbsenceList:
+    """Return an agent's absences, cancelled ones included (the agent, their team's managers,
+    admins and readers)."""
+    agent = await _absence_reader(ctx, principal, agent_id)
+    ordered = sorted(agent.absences.values(), key=lambda a: (a.from_date, a.absence_id))
+    return AbsenceList(agent_id=agent_id, items=[absence_out(agent_id, a) for a in ordered])
+
+
+@router.get("/agents/{agent_id}/absences/{absence_id}", response_model=AbsenceOut,
+            response_model_by_alias=True)
+async def get_absence(
+    agent_id: str, absence_id: str, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")],
+) -> AbsenceOut:
+    """Return one absence of an agent."""
+    agent = await _absence_reader(ctx, principal, agent_id)
+    absence = agent.absences.get(absence_id)
+    if absence is None:
+        raise NotFound(f"agent {agent_id} has no absence {absence_id}")
+    return absence_out(agent_id, absence)

@@ -48,6 +48,47 @@ class AgentIn(Body):
     team_id: str = Field(min_length=1, max_length=64)
     position: str | None = Field(default=None, max_length=100,
                                  examples=["pre-sale", "in-sale", "after-sale"])
+    hired_on: date | None = Field(default=None, description=(
+        "First day of employment (YYYY-MM-DD, team time zone). Left out: unchanged; null:"
+        " cleared."))
+    left_on: date | None = Field(default=None, description=(
+        "Last day of employment (YYYY-MM-DD, team time zone), not before hired_on. Left out:"
+        " unchanged; null: cleared (re-hired)."))
+
+
+class AbsenceIn(Body):
+    """PUT /v1/agents/{agent_id}/absences/{absence_id}: dates inclusive, team time zone."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    from_date: date = Field(alias="from", examples=["2026-11-03"])
+    to_date: date = Field(alias="to", examples=["2026-11-20"])
+    kind: Literal["leave", "sick", "training", "other"]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class AbsenceOut(BaseModel):
+    """An absence of an agent, as recorded last (cancelled ones stay listed)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    agent_id: str
+    absence_id: str
+    from_date: date = Field(alias="from", serialization_alias="from")
+    to_date: date = Field(alias="to", serialization_alias="to")
+    kind: str
+    note: str | None
+    status: Literal["active", "cancelled"]
+    revision: int
+    recorded_at: datetime
+    cancelled_at: datetime | None = None
+
+
+class AbsenceList(BaseModel):
+    """An agent's absences, oldest first."""
+
+    agent_id: str
+    items: list[AbsenceOut]
 
 
 class MembershipOut(BaseModel):
@@ -67,6 +108,8 @@ class AgentOut(BaseModel):
     position: str | None
     history: list[MembershipOut]
     version: int
+    hired_on: date | None = None
+    left_on: date | None = None
 
 
 class AgentList(BaseModel):
@@ -96,6 +139,10 @@ class CycleIn(Body):
 
     period: str = Field(examples=["2026-11"], max_length=7)
     scheme_id: str | None = Field(default=None, max_length=64)
+    scheme_version: int | None = Field(default=None, ge=1, description=(
+        "Open the month on an earlier version in force (for example version 1 of"
+        " online-shop-cs, to finish a quarter under the rules it started with); the latest"
+        " when left out."))
 
 
 class CloseIn(Body):
@@ -183,6 +230,16 @@ class RankingEntryOut(BaseModel):
     places: list[int]
 
 
+class NotRankedOut(BaseModel):
+    """An agent present too little of the month to be ranked."""
+
+    agent_id: str
+    name: str
+    reason: str
+    active_days: int
+    days: int
+
+
 class RankingOut(BaseModel):
     """A team's ranking for a month, best first; provisional while the cycle is open."""
 
@@ -193,6 +250,23 @@ class RankingOut(BaseModel):
     published_at: datetime | None = None
     entries: list[RankingEntryOut]
     unranked: list[dict[str, Any]] = []
+    not_ranked: list[NotRankedOut] = Field(default=[], description=(
+        "Fair months: agents in the month but below the scheme's min_active_share; no reward,"
+        " deduction or plan."))
+    unavailable_kpis: list[str] = Field(default=[], description=(
+        "Fair months: measured KPIs no ranked agent of the team has data for; they drop out"
+        " for everyone."))
+
+
+class EligibilityOut(BaseModel):
+    """Whether an agent is ranked in a month, and the days that decided it."""
+
+    days: int
+    active_days: int
+    share: float
+    ranked: bool
+    reason: str | None = None
+    days_in_team: int | None = None
 
 
 class ScorecardOut(BaseModel):
@@ -220,6 +294,8 @@ class ScorecardOut(BaseModel):
     scheme_version: int
     formula_version: str
     formula: str
+    eligibility: EligibilityOut | None = Field(default=None, description=(
+        "Fair months: the agent's days in the month and whether they are ranked."))
 
 
 # --- results: sanctions, improvement plans, reassignment reviews, payroll --------------------

@@ -12,7 +12,7 @@ from service.commands.training import find_training
 from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain.directory import Team
-from service.domain.errors import NotFound
+from service.domain.errors import DomainError, FieldError, NotFound
 from service.domain.events import decode
 from service.domain.periods import (
     evaluation_deadline,
@@ -22,12 +22,13 @@ from service.domain.periods import (
     previous_period,
     zone,
 )
+from service.domain.presence import DateRange, Span, period_dates
 from service.domain.results import consecutive_last_places, last_place_agents
 from service.domain.scheme import Scheme
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.queries.metrics_source import agent_inputs
-from service.queries.roster import team_agents, transfers_between
+from service.queries.roster import presence_inputs, team_agents, transfers_between
 from service.store.event_store import read_stream
 
 
@@ -47,11 +48,18 @@ async def get_cycle(ctx: ServiceContext, team_id: str, period: str) -> c.Cycle:
 
 
 async def open_cycle(
-    ctx: ServiceContext, caller: Caller, team: Team, period: str, scheme_id: str | None
+    ctx: ServiceContext, caller: Caller, team: Team, period: str, scheme_id: str | None,
+    scheme_version: int | None = None,
 ) -> c.Cycle:
-    """Open a team's month pinned to the scheme version in force now."""
+    """Open a team's month pinned to the scheme version in force now (or the one named)."""
     parse_period(period)
-    scheme = await schemes.get_scheme(ctx, scheme_id or team.scheme_id)
+    try:
+        scheme = await schemes.get_scheme(ctx, scheme_id or team.scheme_id, scheme_version)
+    except NotFound as exc:
+        if scheme_version is None:
+            raise
+        raise DomainError(str(exc), [FieldError("scheme_version", "not a version in force")]
+                          ) from exc
     deadline = evaluation_deadline(period, zone(team.timezone))
     now = ctx.clock()
     cycle, _ = await execute(
@@ -117,9 +125,10 @@ async def evaluate(ctx: ServiceContext, caller: Caller, cmd: Evaluate) -> c.Eval
 
 
 async def roster(ctx: ServiceContext, team: Team, period: str) -> list[c.RosterEntry]:
-    """Return the team's agents with their KPI inputs and transfers for the period."""
+    """Return the team's agents with their KPI inputs, transfers and presence for the period."""
     await wait_caught_up(ctx.db, [Directory()])
     tz = zone(team.timezone)
+    first, last = period_dates(period)
     async with ctx.db.connection() as conn:
         agents = await team_agents(conn, team.team_id)
         ids = [a["agent_id"] for a in agents]
@@ -127,14 +136,23 @@ async def roster(ctx: ServiceContext, team: Team, period: str) -> list[c.RosterE
         moves = await transfers_between(
             conn, ids, month_start(period, tz), month_start(next_period(period), tz)
         )
+        absences, memberships = await presence_inputs(conn, ids, first, last)
     return [
         c.RosterEntry(
             agent_id=a["agent_id"], name=a["name"], position=a["position"],
             kpis=inputs[a["agent_id"]][1], totals=inputs[a["agent_id"]][0],
             transfers=moves.get(a["agent_id"], []),
+            span=Span(a["hired_on"], a["left_on"]),
+            absences=[DateRange(*r) for r in absences.get(a["agent_id"], [])],
+            memberships=memberships.get(a["agent_id"], []),
         )
         for a in agents
     ]
+
+
+def presence_of(team: Team) -> c.Presence:
+    """Return what fair months need of the team to place days: its id and time zone."""
+    return c.Presence(team.team_id, zone(team.timezone))
 
 
 @dataclass(frozen=True)
@@ -158,7 +176,7 @@ async def close(ctx: ServiceContext, caller: Caller, cmd: Close) -> c.Cycle:
         ctx, caller, c.cycle_stream(cmd.team_id, cmd.period), c.evolve,
         lambda current: c.decide_close(
             current, scheme, agents, force=cmd.force, reason=cmd.reason,
-            missing_policy=cmd.missing_policy, now=now,
+            missing_policy=cmd.missing_policy, now=now, presence=presence_of(team),
         ),
         fold=c.evolve_all,
     )

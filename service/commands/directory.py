@@ -57,3 +57,30 @@ async def put_agent(
     assert agent is not None
     created = result is not None and not result.duplicate and agent.version == 1
     return agent, created
+
+
+async def put_absence(
+    ctx: ServiceContext, caller: Caller, cmd: d.PutAbsence
+) -> tuple[d.Absence, bool]:
+    """Record or change an absence; return it and whether it was new."""
+    now = ctx.clock()
+    agent, _ = await execute(
+        ctx, caller, d.agent_stream(cmd.agent_id), d.evolve_agent,
+        lambda state: d.decide_put_absence(state, cmd, now),
+    )
+    assert agent is not None
+    absence = agent.absences[cmd.absence_id]
+    return absence, absence.revision == 1 and absence.recorded_at == now
+
+
+async def cancel_absence(
+    ctx: ServiceContext, caller: Caller, agent_id: str, absence_id: str
+) -> d.Absence:
+    """Cancel an absence (a new event; the record stays in the history)."""
+    now = ctx.clock()
+    agent, _ = await execute(
+        ctx, caller, d.agent_stream(agent_id), d.evolve_agent,
+        lambda state: d.decide_cancel_absence(state, agent_id, absence_id, now),
+    )
+    assert agent is not None
+    return agent.absences[absence_id]

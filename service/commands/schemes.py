@@ -12,6 +12,7 @@ from service.domain.scheme import DEFAULT_SCHEME, Scheme
 from service.domain.scheme_history import (
     SchemeVersions,
     decide_approve,
+    decide_builtin,
     decide_propose,
     decide_publish,
     evolve,
@@ -103,11 +104,12 @@ async def approve(
 
 
 async def ensure_default(ctx: ServiceContext) -> None:
-    """Publish the built-in online-shop-cs version 1 on first start (idempotent, race-safe)."""
+    """Put the built-in online-shop-cs in force: version 1 on first start, then its
+    fair-months version once on new and upgraded installations (idempotent, race-safe)."""
     try:
         await execute(
             ctx, SYSTEM, scheme_stream(DEFAULT_SCHEME.scheme_id), evolve,
-            lambda current: [] if current is not None else decide_publish(None, DEFAULT_SCHEME),
+            lambda current: decide_builtin(current, ctx.clock()),
         )
     except ConcurrencyError:
         pass  # another replica published it first

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,10 +19,12 @@ from service.domain import goals as g
 from service.domain import invitations as inv
 from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
 from service.domain.events import DomainEvent, event, upcaster
+from service.domain.kpis import MEASURED_KPIS, has_data
+from service.domain.presence import DateRange, Eligibility, Span, eligibility
 from service.domain.ranking import RankEntry, rank
 from service.domain.results import ResultDecision, decide_results
 from service.domain.scheme import ResultsPolicy, Scheme, check_evaluation
-from service.domain.scoring import AgentScore, score_agent
+from service.domain.scoring import AgentScore, Yardstick, score_agent
 from service.domain.training import TrainingRecorded, missing_topics
 
 CycleStatus = Literal["open", "closed", "published"]
@@ -90,6 +93,8 @@ class FrozenResult(BaseModel):
     tied: bool
     places: tuple[int, int] | None
     transfers: tuple[dict[str, Any], ...] = ()
+    #: Fair months: the agent's days in the month and whether they were ranked.
+    eligibility: Eligibility | None = None
 
 
 @event
@@ -298,6 +303,46 @@ class RosterEntry:
     kpis: Mapping[str, float | None] = field(default_factory=dict)
     totals: Mapping[str, float] = field(default_factory=dict)
     transfers: Sequence[Mapping[str, Any]] = ()
+    span: Span = field(default_factory=Span)
+    absences: Sequence[DateRange] = ()
+    #: (team_id, since, until) of the agent's memberships, for days_in_team.
+    memberships: Sequence[tuple[str, datetime, datetime | None]] = ()
+
+
+@dataclass(frozen=True)
+class Presence:
+    """Fair months: the team's time zone and id, to place transfers on team dates."""
+
+    team_id: str
+    tz: ZoneInfo | None = None
+
+
+def eligibilities(scheme: Scheme, period: str, roster: Sequence[RosterEntry],
+                  presence: Presence | None = None) -> dict[str, Eligibility]:
+    """Return each roster agent's eligibility under fair months, leaving out those not in
+    the month at all (hired after it, left before it); empty when the scheme has no fair
+    months (version 1: everyone on the roster is ranked)."""
+    if not scheme.results.fair_months:
+        return {}
+    found: dict[str, Eligibility] = {}
+    for agent in roster:
+        decided = eligibility(
+            period, agent.span, agent.absences, scheme.results.min_active_share,
+            tz=presence.tz if presence else None, memberships=agent.memberships,
+            team_id=presence.team_id if presence else None,
+        )
+        if decided is not None:
+            found[agent.agent_id] = decided
+    return found
+
+
+def expected_agents(scheme: Scheme, period: str, roster: Sequence[RosterEntry]
+                    ) -> list[RosterEntry]:
+    """Return the agents whose evaluations a close waits for: fair months, the ranked ones."""
+    if not scheme.results.fair_months:
+        return list(roster)
+    ranked = eligibilities(scheme, period, roster)
+    return [a for a in roster if a.agent_id in ranked and ranked[a.agent_id].ranked]
 
 
 def expected_roles(scheme: Scheme) -> list[str]:
@@ -311,7 +356,7 @@ def missing_evaluations(cycle: Cycle, scheme: Scheme, roster: Sequence[RosterEnt
     present = {(agent, role) for agent, role, _ in cycle.evaluations}
     return [
         MissingEvaluation(agent_id=a.agent_id, rater_role=role)
-        for a in roster
+        for a in expected_agents(scheme, cycle.period, roster)
         for role in expected_roles(scheme)
         if (a.agent_id, role) not in present
     ]
@@ -383,16 +428,24 @@ def score_roster(
     roster: Sequence[RosterEntry],
     missing_policy: MissingPolicy | None,
     trained_roles: frozenset[str] = frozenset(),
+    presence: Presence | None = None,
 ) -> tuple[list[FrozenResult], list[RankEntry]]:
     """Score every agent of the roster and rank those with a composite.
 
     Each agent is scored with the targets issued to them (a resolved dispute may have adjusted
     them); invited roles nobody rated drop out. ``trained_roles`` adds roles counted as
-    trained whatever their evaluations recorded.
+    trained whatever their evaluations recorded. Under fair months, agents outside the month
+    are left out, those below ``min_active_share`` are scored but not ranked, and every
+    ranked agent is measured by the team-month's one yardstick (``yardsticks``).
     """
     scored: dict[str, tuple[RosterEntry, AgentScore]] = {}
     grouped = evaluations_by_agent(cycle)
     optional = optional_roles(scheme)
+    fair = scheme.results.fair_months
+    present = eligibilities(scheme, cycle.period, roster, presence)
+    if fair:
+        roster = [a for a in roster if a.agent_id in present]
+    sticks = yardsticks(scheme, roster, present) if fair else {}
     for agent in roster:
         evaluations = grouped.get(agent.agent_id, [])
         ratings, override = ratings_of(evaluations)
@@ -403,13 +456,21 @@ def score_roster(
             agent_scheme, agent.position, agent.kpis, ratings, override=override,
             missing_roles_policy=missing_policy, optional_roles=optional,
             trained_roles=trained_roles | trained_roles_of(scheme, evaluations),
+            yardstick=sticks.get(agent.agent_id),
         )
         if adjustments:
             note = ("targets adjusted for this agent after a dispute: "
                     + ", ".join(sorted(adjustments)))
             score = score.model_copy(update={"notes": (*score.notes, note)})
+        elig = present.get(agent.agent_id)
+        if elig is not None and not elig.ranked:
+            note = (f"not ranked: {elig.reason}, below the scheme's minimum share of"
+                    f" {scheme.results.min_active_share:.0%}; no reward, deduction or plan,"
+                    " and evaluations are not expected")
+            score = score.model_copy(update={"notes": (*score.notes, note)})
         scored[agent.agent_id] = (agent, score)
-    entries = rank({a: s.composite for a, (_, s) in scored.items() if s.composite is not None})
+    entries = rank({a: s.composite for a, (_, s) in scored.items()
+                    if s.composite is not None and (not fair or present[a].ranked)})
     by_agent = {e.agent_id: e for e in entries}
     results = []
     for agent_id, (agent, score) in scored.items():
@@ -419,9 +480,68 @@ def score_roster(
             totals=dict(agent.totals), score=score, rank=entry.rank if entry else None,
             tied=entry.tied if entry else False, places=entry.places if entry else None,
             transfers=tuple(dict(t) for t in agent.transfers),
+            eligibility=present.get(agent_id),
         ))
     results.sort(key=lambda r: (r.rank is None, r.rank or 0, r.agent_id))
     return results, entries
+
+
+def yardsticks(scheme: Scheme, roster: Sequence[RosterEntry],
+               present: Mapping[str, Eligibility]) -> dict[str, Yardstick]:
+    """Return each agent's yardstick: one per team-month and position.
+
+    A measured KPI is unavailable for a position when none of its ranked agents has data for
+    it (when none is ranked, none of its agents in the month): it drops out for everyone.
+    """
+    by_position: dict[str | None, list[RosterEntry]] = {}
+    for agent in roster:
+        by_position.setdefault(agent.position, []).append(agent)
+    sticks: dict[str, Yardstick] = {}
+    for position, agents in by_position.items():
+        data = {a.agent_id: {k: has_data(k, a.kpis.get(k), a.totals) for k in MEASURED_KPIS}
+                for a in agents}
+        ranked = [a for a in agents if present[a.agent_id].ranked] or agents
+        unavailable = frozenset(
+            k.name for k in scheme.kpis_for(position)
+            if k.kind == "measured" and not any(data[a.agent_id][k.name] for a in ranked)
+        )
+        for agent in agents:
+            elig = present[agent.agent_id]
+            sticks[agent.agent_id] = Yardstick(unavailable=unavailable,
+                                               has_data=data[agent.agent_id],
+                                               share=elig.active_days / elig.days)
+    return sticks
+
+
+def fairness_warnings(results: Sequence[FrozenResult]) -> list[dict[str, Any]]:
+    """List what the manager should fix before closing: ranked agents with no data for a
+    counting KPI, and KPIs unavailable to the whole team (fair months)."""
+    warnings: list[dict[str, Any]] = []
+    no_data: list[dict[str, Any]] = []
+    unavailable: set[str] = set()
+    for r in results:
+        wp = r.score.work_performance
+        if wp is None or r.eligibility is None:
+            continue
+        unavailable.update(n for n, k in wp.kpis.items() if k.status == "unavailable")
+        if r.eligibility.ranked:
+            missing = sorted(n for n, k in wp.kpis.items()
+                             if k.status == "no_data" and k.kind == "measured" and k.weight > 0)
+            if missing:
+                no_data.append({"agent_id": r.agent_id, "kpis": missing})
+    if no_data:
+        warnings.append({
+            "kind": "kpi_no_data", "agents": no_data,
+            "detail": f"{len(no_data)} ranked agent(s) have no data for a KPI their teammates"
+                      " are measured on: it scores 0; fix the feed or record the absence",
+        })
+    if unavailable:
+        warnings.append({
+            "kind": "kpi_unavailable", "kpis": sorted(unavailable),
+            "detail": f"{len(unavailable)} KPI(s) have no data for any ranked agent of the team"
+                      " and drop out for everyone",
+        })
+    return warnings
 
 
 def decide_close(
@@ -433,6 +553,7 @@ def decide_close(
     reason: str | None,
     missing_policy: MissingPolicy | None,
     now: datetime,
+    presence: Presence | None = None,
 ) -> list[DomainEvent]:
     """Close the month: refuse while evaluations are missing unless forced with a reason."""
     cycle = require_open(state, "close")
@@ -447,7 +568,7 @@ def decide_close(
         raise DomainError("a forced close needs a reason",
                           [FieldError("reason", "required when force is true")])
     policy = (missing_policy or scheme.results.missing_evaluation_policy) if missing else None
-    results, _ = score_roster(cycle, scheme, roster, policy)
+    results, _ = score_roster(cycle, scheme, roster, policy, presence=presence)
     return [CycleClosed(
         team_id=cycle.team_id, period=cycle.period, closed_at=now, forced=force,
         reason=reason.strip() if reason else None, missing=tuple(missing),

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
-from service.domain.errors import DomainError, FieldError
+from service.domain.errors import DomainError, FieldError, NotFound
 from service.domain.events import DomainEvent, event
 from service.domain.periods import zone
+from service.domain.presence import ABSENCE_KINDS, AbsenceKind, DateRange, Span
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 ID_RULE = "1 to 64 letters, digits, '.', '_', ':' or '-'"
@@ -96,6 +97,40 @@ class AgentTransferred(DomainEvent):
     effective_at: datetime
 
 
+@event
+class AgentEmploymentChanged(DomainEvent):
+    """An agent's employment span (hire and leaving dates, team time zone) was set."""
+
+    type: Literal["AgentEmploymentChanged"] = "AgentEmploymentChanged"
+    agent_id: str
+    hired_on: date | None
+    left_on: date | None
+
+
+@event
+class AbsenceRecorded(DomainEvent):
+    """An absence of an agent was recorded, or changed (same absence_id): dates inclusive."""
+
+    type: Literal["AbsenceRecorded"] = "AbsenceRecorded"
+    agent_id: str
+    absence_id: str
+    from_date: date
+    to_date: date
+    kind: AbsenceKind
+    note: str | None = None
+    recorded_at: datetime
+
+
+@event
+class AbsenceCancelled(DomainEvent):
+    """A recorded absence was cancelled; the record stays in the agent's history."""
+
+    type: Literal["AbsenceCancelled"] = "AbsenceCancelled"
+    agent_id: str
+    absence_id: str
+    cancelled_at: datetime
+
+
 # --- state --------------------------------------------------------------------------------
 
 
@@ -122,6 +157,25 @@ class Membership:
 
 
 @dataclass(frozen=True)
+class Absence:
+    """An absence as recorded last, and whether it was cancelled."""
+
+    absence_id: str
+    from_date: date
+    to_date: date
+    kind: AbsenceKind
+    note: str | None
+    recorded_at: datetime
+    revision: int = 1
+    cancelled_at: datetime | None = None
+
+    @property
+    def dates(self) -> DateRange:
+        """Return the absence's inclusive date range."""
+        return DateRange(self.from_date, self.to_date)
+
+
+@dataclass(frozen=True)
 class Agent:
     """An agent as its stream tells it."""
 
@@ -131,6 +185,18 @@ class Agent:
     position: str | None
     history: tuple[Membership, ...] = field(default_factory=tuple)
     version: int = 0
+    hired_on: date | None = None
+    left_on: date | None = None
+    absences: Mapping[str, Absence] = field(default_factory=dict)
+
+    @property
+    def span(self) -> Span:
+        """Return the employment span."""
+        return Span(self.hired_on, self.left_on)
+
+    def active_absences(self) -> list[DateRange]:
+        """Return the date ranges of the absences not cancelled."""
+        return [a.dates for a in self.absences.values() if a.cancelled_at is None]
 
 
 def evolve_team(state: Team | None, e: DomainEvent) -> Team | None:
@@ -155,6 +221,18 @@ def evolve_agent(state: Agent | None, e: DomainEvent) -> Agent | None:
         closed = replace(state.history[-1], until=e.effective_at)
         history = (*state.history[:-1], closed, Membership(e.to_team_id, e.effective_at))
         return replace(state, team_id=e.to_team_id, history=history, version=state.version + 1)
+    if isinstance(e, AgentEmploymentChanged):
+        return replace(state, hired_on=e.hired_on, left_on=e.left_on, version=state.version + 1)
+    if isinstance(e, AbsenceRecorded):
+        previous = state.absences.get(e.absence_id)
+        absence = Absence(e.absence_id, e.from_date, e.to_date, e.kind, e.note, e.recorded_at,
+                          previous.revision + 1 if previous else 1)
+        return replace(state, absences={**state.absences, e.absence_id: absence},
+                       version=state.version + 1)
+    if isinstance(e, AbsenceCancelled):
+        cancelled = replace(state.absences[e.absence_id], cancelled_at=e.cancelled_at)
+        return replace(state, absences={**state.absences, e.absence_id: cancelled},
+                       version=state.version + 1)
     return state
 
 
@@ -226,6 +304,20 @@ class PutAgent:
     name: str
     team_id: str
     position: str | None = None
+    hired_on: date | None = None
+    left_on: date | None = None
+    #: Which of hired_on and left_on the caller sent (PUT semantics: a date left out keeps its
+    #: value; one sent as null clears it, as when a leaver is re-hired).
+    dates_sent: frozenset[str] = frozenset()
+
+
+def _employment(state: Agent | None, cmd: PutAgent) -> tuple[date | None, date | None]:
+    hired = cmd.hired_on if "hired_on" in cmd.dates_sent else (state.hired_on if state else None)
+    left = cmd.left_on if "left_on" in cmd.dates_sent else (state.left_on if state else None)
+    if hired is not None and left is not None and left < hired:
+        raise DomainError("invalid employment span", [FieldError(
+            "left_on", f"{left.isoformat()} is before hired_on {hired.isoformat()}")])
+    return hired, left
 
 
 def decide_put_agent(state: Agent | None, cmd: PutAgent, now: datetime) -> list[DomainEvent]:
@@ -235,10 +327,16 @@ def decide_put_agent(state: Agent | None, cmd: PutAgent, now: datetime) -> list[
     if not cmd.name.strip():
         raise DomainError("invalid agent", [FieldError("name", "must not be blank")])
     position = cmd.position.strip() if cmd.position else None
+    hired, left = _employment(state, cmd)
+    employment: list[DomainEvent] = []
+    if (hired, left) != ((state.hired_on, state.left_on) if state else (None, None)):
+        employment.append(AgentEmploymentChanged(agent_id=cmd.agent_id, hired_on=hired,
+                                                 left_on=left))
     if state is None:
         return [AgentRegistered(agent_id=cmd.agent_id, name=cmd.name.strip(),
-                                team_id=cmd.team_id, position=position, effective_at=now)]
-    events: list[DomainEvent] = []
+                                team_id=cmd.team_id, position=position, effective_at=now),
+                *employment]
+    events: list[DomainEvent] = list(employment)
     if (state.name, state.position) != (cmd.name.strip(), position if cmd.position is not None
                                         else state.position):
         events.append(AgentChanged(agent_id=cmd.agent_id, name=cmd.name.strip(),
@@ -248,3 +346,61 @@ def decide_put_agent(state: Agent | None, cmd: PutAgent, now: datetime) -> list[
         events.append(AgentTransferred(agent_id=cmd.agent_id, from_team_id=state.team_id,
                                        to_team_id=cmd.team_id, effective_at=now))
     return events
+
+
+@dataclass(frozen=True)
+class PutAbsence:
+    """Record or change an absence of an agent (dates inclusive, team time zone)."""
+
+    agent_id: str
+    absence_id: str
+    from_date: date
+    to_date: date
+    kind: str
+    note: str | None = None
+
+
+def decide_put_absence(state: Agent | None, cmd: PutAbsence, now: datetime
+                       ) -> list[DomainEvent]:
+    """Record an absence inside the employment span; nothing when it is unchanged."""
+    if state is None:
+        raise NotFound(f"no agent {cmd.agent_id}")
+    check_id(cmd.absence_id, "absence_id")
+    problems: list[FieldError] = []
+    if cmd.kind not in ABSENCE_KINDS:
+        problems.append(FieldError("kind", f"one of {list(ABSENCE_KINDS)}"))
+    if cmd.to_date < cmd.from_date:
+        problems.append(FieldError(
+            "to", f"{cmd.to_date.isoformat()} is before from {cmd.from_date.isoformat()}"))
+    span = state.span
+    if span.hired_on is not None and cmd.from_date < span.hired_on:
+        problems.append(FieldError(
+            "from", f"before the employment span: hired_on is {span.hired_on.isoformat()}"))
+    if span.left_on is not None and cmd.to_date > span.left_on:
+        problems.append(FieldError(
+            "to", f"after the employment span: left_on is {span.left_on.isoformat()}"))
+    if problems:
+        raise DomainError("invalid absence", problems)
+    note = cmd.note.strip() if cmd.note and cmd.note.strip() else None
+    current = state.absences.get(cmd.absence_id)
+    if current is not None and current.cancelled_at is None and (
+        current.from_date, current.to_date, current.kind, current.note
+    ) == (cmd.from_date, cmd.to_date, cmd.kind, note):
+        return []
+    return [AbsenceRecorded(agent_id=cmd.agent_id, absence_id=cmd.absence_id,
+                            from_date=cmd.from_date, to_date=cmd.to_date,
+                            kind=cmd.kind,
+                            note=note, recorded_at=now)]
+
+
+def decide_cancel_absence(state: Agent | None, agent_id: str, absence_id: str, now: datetime
+                          ) -> list[DomainEvent]:
+    """Cancel an absence (kept in the history); cancelling it again changes nothing."""
+    if state is None:
+        raise NotFound(f"no agent {agent_id}")
+    current = state.absences.get(absence_id)
+    if current is None:
+        raise NotFound(f"agent {agent_id} has no absence {absence_id}")
+    if current.cancelled_at is not None:
+        return []
+    return [AbsenceCancelled(agent_id=agent_id, absence_id=absence_id, cancelled_at=now)]

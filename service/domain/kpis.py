@@ -54,6 +54,9 @@ MEASURED_KPIS: tuple[str, ...] = (
 )
 RATED_KPIS: tuple[str, ...] = ("report_timeliness", "report_reliability", "report_quality")
 KPI_NAMES: tuple[str, ...] = MEASURED_KPIS + RATED_KPIS
+#: Measured KPIs that add up over the month (the others are ratios or averages): the only ones
+#: whose targets can follow an agent's presence.
+SUMMED_KPIS: tuple[str, ...] = ("order_amount",)
 
 # Which way is better is part of what a KPI means, not a scheme choice: a scheme that called a
 # lower conversion rate better would be a mistake, so validate_scheme checks against this.
@@ -114,3 +117,12 @@ def compute_kpis(totals: Mapping[str, float], responses: int) -> dict[str, float
         "refund_ratio": _ratio(total("refunded_orders"), total("paid_orders")),
         "avg_order_value": _ratio(total("order_amount"), total("paying_customers")),
     }
+
+
+def has_data(kpi: str, value: float | None, totals: Mapping[str, float]) -> bool:
+    """Tell whether a measured KPI has data: a sum needs a sample, a ratio a denominator."""
+    if kpi in SUMMED_KPIS:
+        # compute_kpis counts a metric that never arrived as 0; "no sample at all" is still
+        # no evidence, which the one-yardstick rule needs to tell apart.
+        return any(metric in totals for metric in KPI_INPUTS[kpi])
+    return value is not None

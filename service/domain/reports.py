@@ -17,6 +17,16 @@ FORMULA = (
 )
 
 
+FAIR_FORMULA = (
+    "composite = sum(role.effective_weight * role.score); role.score = sum(criterion."
+    "effective_weight * criterion.score); work_performance = sum(kpi.effective_weight * "
+    "kpi.attainment) unless overridden; attainment = 100 at or beyond target, 0 at or beyond "
+    "floor, linear between; fair months: one yardstick per team-month and position (a KPI no"
+    " ranked agent has data for is unavailable and drops out for everyone; a KPI this agent"
+    " has no data for scores 0), prorate KPIs scale target and floor by the active share"
+)
+
+
 def components(result: FrozenResult) -> dict[str, float | None]:
     """Return the role scores and the criteria scores that make up the composite."""
     parts: dict[str, float | None] = {}
@@ -32,8 +42,17 @@ def ranking_document(
     published_at: datetime | None,
 ) -> dict[str, Any]:
     """Return the ranking as the API shows it, best first; agents without a score apart."""
-    entries, unranked = [], []
+    entries, unranked, not_ranked = [], [], []
+    unavailable: set[str] = set()
     for r in results:
+        elig = r.eligibility
+        if elig is not None and r.score.work_performance is not None:
+            unavailable.update(n for n, k in r.score.work_performance.kpis.items()
+                               if k.status == "unavailable")
+        if elig is not None and not elig.ranked:
+            not_ranked.append({"agent_id": r.agent_id, "name": r.name, "reason": elig.reason,
+                               "active_days": elig.active_days, "days": elig.days})
+            continue
         if r.rank is None or r.score.composite is None:
             unranked.append({"agent_id": r.agent_id, "name": r.name,
                              "missing_roles": list(r.score.missing_roles)})
@@ -49,6 +68,8 @@ def ranking_document(
         "provisional": status == "open",
         "published_at": published_at.isoformat() if published_at else None,
         "entries": entries, "unranked": unranked,
+        "not_ranked": sorted(not_ranked, key=lambda n: n["agent_id"]),
+        "unavailable_kpis": sorted(unavailable),
     }
 
 
@@ -85,7 +106,10 @@ def scorecard_document(
             "effective_weight": detail.effective_weight if detail else None,
             "attainment": detail.attainment if detail else None,
             "dropped": detail.dropped if detail else True,
+            "status": detail.status if detail else None,
         }
+        if detail is not None and detail.prorated_by is not None:
+            kpis[name]["prorated_by"] = detail.prorated_by
     return {
         "team_id": team_id, "period": period, "agent_id": result.agent_id,
         "name": result.name, "position": result.position, "status": status,
@@ -103,5 +127,8 @@ def scorecard_document(
         "notes": list(score.notes),
         "transfers": [dict(t) for t in result.transfers],
         "scheme_id": score.scheme_id, "scheme_version": score.scheme_version,
-        "formula_version": score.formula_version, "formula": FORMULA,
+        "formula_version": score.formula_version,
+        "formula": FAIR_FORMULA if result.eligibility is not None else FORMULA,
+        "eligibility": (result.eligibility.model_dump(mode="json")
+                        if result.eligibility is not None else None),
     }

@@ -14,7 +14,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.domain.kpis import KPI_DIRECTIONS, KPI_NAMES, MEASURED_KPIS, RATED_KPIS, Direction
+from service.domain.kpis import (
+    KPI_DIRECTIONS,
+    KPI_NAMES,
+    MEASURED_KPIS,
+    RATED_KPIS,
+    SUMMED_KPIS,
+    Direction,
+)
 from service.domain.problems import Problem
 from service.domain.training import TOPICS
 
@@ -44,6 +51,9 @@ class KpiDef(_Frozen):
     weight: float
     unit: str = ""
     description: str = ""
+    #: Fair months: target and floor scale with the agent's share of the month (below 1).
+    #: Only for summed KPIs: ratios and averages are never pro-rated.
+    prorate: bool = False
 
 
 class KpiOverride(_Frozen):
@@ -79,6 +89,18 @@ class ResultsPolicy(_Frozen):
     plan_deadline_days: int = 7
     streak_length: int = 3
     missing_evaluation_policy: Literal["zero", "renormalize"] = "zero"
+    #: Version 2's "fair months" rules (``domain.md``): presence (``min_active_share``),
+    #: pro-rated targets (KPI ``prorate``) and one yardstick per team, month and position.
+    #: False keeps version 1's behaviour for the cycles pinned to it.
+    fair_months: bool = False
+    #: Fair months: an agent active for less than this share of the month is not ranked.
+    min_active_share: float = 0.5
+    #: When an agent's own result reaches them; version 1 behaves as on_publication.
+    release: Literal["after_interview", "on_publication"] = "on_publication"
+    #: after_interview: the latest release, this many days after publication.
+    release_days: int = 3
+    #: Days after their release within which an agent may appeal their month.
+    appeal_days: int = 5
 
 
 class Scheme(_Frozen):
@@ -288,6 +310,9 @@ def _kpi_problems(scheme: Scheme) -> list[Problem]:
         problems.extend(_bounds_problems(path, expected_kind, better, kpi.target, kpi.floor))
         if (p := _weight_problem(f"{path}.weight", kpi.weight)) is not None:
             problems.append(p)
+        if kpi.prorate and kpi.name not in SUMMED_KPIS:
+            problems.append(Problem(f"{path}.prorate", "only a summed KPI can be pro-rated"
+                                    f" ({', '.join(SUMMED_KPIS)}); ratios and averages never"))
     if scheme.kpis:
         weights = [k.weight for k in scheme.kpis]
         if (p := _sum_problem("kpis", weights, "KPI weights")) is not None:
@@ -344,6 +369,12 @@ def _results_problems(policy: ResultsPolicy) -> list[Problem]:
     ):
         if value < 1:
             problems.append(Problem(f"results.{name}", "must be at least 1"))
+    if not (math.isfinite(policy.min_active_share) and 0 <= policy.min_active_share <= 1):
+        problems.append(Problem("results.min_active_share", "must be between 0 and 1"))
+    for name, value in (("release_days", policy.release_days),
+                        ("appeal_days", policy.appeal_days)):
+        if value < 0:
+            problems.append(Problem(f"results.{name}", "must be at least 0"))
     return problems
 
 
@@ -513,3 +544,16 @@ DEFAULT_SCHEME: Scheme = Scheme(
     kpis=_DEFAULT_KPIS,
     requires_training=("peer", "subordinate", "customer", "expert"),
 )
+
+
+#: Version 2, "fair months" (``domain.md``): presence decides who is ranked, order_amount's
+#: target follows presence, one yardstick per team-month, results released after the feedback
+#: interview, appeals; evaluator training of every rater role with weight but self.
+DEFAULT_SCHEME_V2: Scheme = DEFAULT_SCHEME.model_copy(update={
+    "version": 2,
+    "kpis": tuple(k.model_copy(update={"prorate": True}) if k.name == "order_amount" else k
+                  for k in _DEFAULT_KPIS),
+    "results": ResultsPolicy(fair_months=True, min_active_share=0.5, release="after_interview",
+                             release_days=3, appeal_days=5),
+    "requires_training": ("manager", "peer", "subordinate", "customer", "expert"),
+})

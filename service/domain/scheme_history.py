@@ -23,7 +23,7 @@ from typing import Any, Literal
 from service.domain.directory import ID_PATTERN, ID_RULE
 from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
 from service.domain.events import DomainEvent, event
-from service.domain.scheme import Scheme, validate_scheme
+from service.domain.scheme import DEFAULT_SCHEME, DEFAULT_SCHEME_V2, Scheme, validate_scheme
 
 VersionStatus = Literal["proposed", "adopted", "superseded"]
 #: A proposal names at most this many approvers.
@@ -239,3 +239,24 @@ def version_history(state: SchemeVersions) -> list[dict[str, Any]]:
             "adopted_at": published.published_at if published else None,
         })
     return items
+
+
+def decide_builtin(state: SchemeVersions | None, now: datetime | None = None
+                   ) -> list[DomainEvent]:
+    """Publish the built-in online-shop-cs: version 1 on a new installation, then the
+    fair-months version once, unless some version of the scheme already has fair months.
+
+    An upgraded installation thus gets version 2 in force (as its next version number), and
+    an admin who later publishes a version without fair months is not overruled at the next
+    start: the fair-months version is in the history, so it is never appended again.
+    """
+    events: list[DomainEvent] = []
+    if state is None or not (state.versions or state.proposals):
+        events += decide_publish(state, DEFAULT_SCHEME, now)
+        for e in events:
+            state = evolve(state, e)
+    assert state is not None
+    known = [*state.versions.values(), *(p.scheme for p in state.proposals.values())]
+    if not any(s.results.fair_months for s in known):
+        events += decide_publish(state, DEFAULT_SCHEME_V2, now)
+    return events

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence, Set
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from service.domain.kpis import Direction
+from service.domain.presence import prorated
 from service.domain.scheme import Criterion, KpiDef, RaterRole, Scheme
 
 # Stored with each score so that a scorecard computed by an older formula can be recognised.
 FORMULA_VERSION = "csperf-scoring/1"
+#: Fair months (scheme results.fair_months): one yardstick per team-month and pro-rated targets.
+FAIR_FORMULA_VERSION = "csperf-scoring/2"
 
 MissingRolesPolicy = Literal["zero", "renormalize"]
 RoleStatus = Literal["scored", "missing", "missing_scored_zero", "missing_dropped", "unrated"]
+#: measured: a value counted; no_data: nothing arrived for this agent (version 1: dropped;
+#: fair months: attainment 0); unavailable: no ranked agent of the team has data (dropped).
+KpiStatus = Literal["measured", "no_data", "unavailable"]
 
 
 class _Frozen(BaseModel):
@@ -58,6 +65,22 @@ class KpiScore(_Frozen):
     effective_weight: float
     attainment: float | None
     dropped: bool
+    status: KpiStatus | None = None
+    #: Fair months: the share of the month target and floor were scaled by (prorate KPIs).
+    prorated_by: float | None = None
+
+
+@dataclass(frozen=True)
+class Yardstick:
+    """Fair months: what the team-month says about one agent's KPIs.
+
+    ``unavailable``: measured KPIs no ranked agent of the team (and position) has data for;
+    ``has_data``: per measured KPI, whether this agent has any; ``share``: active days / days.
+    """
+
+    unavailable: frozenset[str] = frozenset()
+    has_data: Mapping[str, bool] = field(default_factory=dict)
+    share: float = 1.0
 
 
 class WorkPerformance(_Frozen):
@@ -128,7 +151,31 @@ def _kpi_score(kpi: KpiDef, value: float | None, scale_max: float) -> KpiScore:
         effective_weight=0.0,
         attainment=reached,
         dropped=reached is None,
+        status="no_data" if reached is None else "measured",
     )
+
+
+def _fair_kpi_score(kpi: KpiDef, value: float | None, scale_max: float, yardstick: Yardstick,
+                    notes: list[str]) -> KpiScore:
+    """Score a KPI by the one-yardstick rule: unavailable drops out, no data scores 0."""
+    if kpi.kind == "rated":
+        return _kpi_score(kpi, value, scale_max)
+    if kpi.name in yardstick.unavailable:
+        return _kpi_score(kpi, None, scale_max).model_copy(update={"status": "unavailable"})
+    share = yardstick.share
+    scaled = kpi.prorate and share < 1 and kpi.target is not None and kpi.floor is not None
+    if scaled:
+        assert kpi.target is not None and kpi.floor is not None
+        kpi = kpi.model_copy(update={"target": prorated(kpi.target, share),
+                                     "floor": prorated(kpi.floor, share)})
+        notes.append(f"{kpi.name} target and floor pro-rated to {share:.0%} of the month")
+    scored = _kpi_score(kpi, value, scale_max)
+    update: dict[str, object] = {"prorated_by": round(share, 4) if scaled else None}
+    if not yardstick.has_data.get(kpi.name, False):
+        # Not let off: teammates are judged on this KPI, so no data here counts as nothing
+        # achieved, and the close lists it so that the feed is fixed before the month ends.
+        update |= {"status": "no_data", "attainment": 0.0, "dropped": False}
+    return scored.model_copy(update=update)
 
 
 def _work_performance(
@@ -139,23 +186,36 @@ def _work_performance(
     ratings: Mapping[str, float],
     override: tuple[float, str] | None,
     notes: list[str],
+    yardstick: Yardstick | None = None,
 ) -> WorkPerformance:
     role, criterion = owner
     scored = {
-        kpi.name: _kpi_score(
-            kpi,
-            ratings.get(kpi.name) if kpi.kind == "rated" else kpi_values.get(kpi.name),
-            scheme.scale_max,
+        kpi.name: (
+            _kpi_score(kpi, value, scheme.scale_max) if yardstick is None
+            else _fair_kpi_score(kpi, value, scheme.scale_max, yardstick, notes)
         )
         for kpi in scheme.kpis_for(position)
+        for value in (ratings.get(kpi.name) if kpi.kind == "rated"
+                      else kpi_values.get(kpi.name),)
     }
     kept = {name: s for name, s in scored.items() if not s.dropped}
     total = math.fsum(s.weight for s in kept.values())
     dropped = [name for name, s in scored.items() if s.dropped and s.weight > 0]
     computed: float | None = None
+    if yardstick is not None:
+        unavailable = [n for n in dropped if scored[n].status == "unavailable"]
+        if unavailable:
+            notes.append(f"{', '.join(unavailable)}: no ranked agent of the team has data this"
+                         " month; dropped for everyone, remaining KPI weights re-normalised")
+        dropped = [n for n in dropped if n not in unavailable]
+        no_data = [n for n, s in scored.items() if s.status == "no_data" and not s.dropped
+                   and s.weight > 0]
+        if no_data:
+            notes.append(f"{_names(no_data)} no data for this agent while teammates have;"
+                         " attainment 0")
     if total > 0:
-        # A KPI with no data drops out rather than counting as 0: no consultations is not a
-        # bad conversion rate, it is no evidence either way.
+        # Version 1: a KPI with no data drops out rather than counting as 0 (no consultations
+        # is no evidence either way). Fair months keep it, at 0, unless the whole team lacks it.
         scored |= {
             name: s.model_copy(update={"effective_weight": s.weight / total})
             for name, s in kept.items()
@@ -250,6 +310,7 @@ def score_agent(
     missing_roles_policy: MissingRolesPolicy | None = None,
     trained_roles: Set[str] = frozenset(),
     optional_roles: Set[str] = frozenset(),
+    yardstick: Yardstick | None = None,
 ) -> AgentScore:
     """Score one agent: KPI attainment, each role's criteria, and the composite, explained.
 
@@ -260,6 +321,7 @@ def score_agent(
     ``optional_roles`` are roles an agent need not be rated by (invited raters: peers,
     customers...): without a counted rating such a role is ``unrated`` and drops out, the other
     role weights re-normalised, instead of leaving the composite missing.
+    ``yardstick`` (fair months) scores the measured KPIs by the team-month's one yardstick.
     """
     if override is not None and not override[1].strip():
         raise ValueError("an override of work_performance needs a written reason")
@@ -275,7 +337,7 @@ def score_agent(
                 " its written reason"
             )
         work_performance = _work_performance(
-            scheme, position, owner, kpi_values, owner_ratings, override, notes
+            scheme, position, owner, kpi_values, owner_ratings, override, notes, yardstick
         )
     elif override is not None:
         notes.append("override ignored: the scheme has no KPI attainment criterion")
@@ -296,7 +358,7 @@ def score_agent(
         scheme_id=scheme.scheme_id,
         scheme_version=scheme.version,
         position=position,
-        formula_version=FORMULA_VERSION,
+        formula_version=FORMULA_VERSION if yardstick is None else FAIR_FORMULA_VERSION,
         composite=composite,
         missing_roles=missing,
         roles=roles,

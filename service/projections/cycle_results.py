@@ -26,7 +26,8 @@ class CycleResults(Projection):
 
     name = "cycle_results"
     # 3: rankings carry a revision, and publishing keeps the document compact
-    version = 3
+    # 4: fair months (not_ranked, unavailable_kpis, eligibility, KPI status)
+    version = 4
     stream_types = ("cycle", "scheme")
     tables = {
         "scheme_versions": """(

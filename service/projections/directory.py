@@ -16,7 +16,8 @@ class Directory(Projection):
     """Who is in which team, now and at any past moment (samples follow the team of then)."""
 
     name = "directory"
-    version = 1
+    # 2: employment spans and absences (fair months)
+    version = 2
     stream_types = ("team", "agent")
     tables = {
         "teams": """(
@@ -34,7 +35,18 @@ class Directory(Projection):
             team_id    text NOT NULL,
             position   text,
             joined_at  timestamptz NOT NULL,
-            updated_at timestamptz NOT NULL
+            updated_at timestamptz NOT NULL,
+            hired_on   date,
+            left_on    date
+        )""",
+        # Absences not cancelled: what a close needs to count active days in one query.
+        "agent_absences": """(
+            agent_id   text NOT NULL,
+            absence_id text NOT NULL,
+            from_date  date NOT NULL,
+            to_date    date NOT NULL,
+            kind       text NOT NULL,
+            PRIMARY KEY (agent_id, absence_id)
         )""",
         "agent_memberships": """(
             agent_id text NOT NULL,
@@ -64,7 +76,7 @@ class Directory(Projection):
                 )
             elif isinstance(e, d.AgentRegistered):
                 await conn.execute(
-                    f"INSERT INTO {tables['agents']} VALUES ($1, $2, $3, $4, $5, $5)"
+                    f"INSERT INTO {tables['agents']} VALUES ($1, $2, $3, $4, $5, $5, NULL, NULL)"
                     " ON CONFLICT (agent_id) DO NOTHING",
                     e.agent_id, e.name, e.team_id, e.position, e.effective_at,
                 )
@@ -94,4 +106,25 @@ class Directory(Projection):
                     f"INSERT INTO {tables['agent_memberships']} VALUES ($1, $2, $3, NULL)"
                     " ON CONFLICT DO NOTHING",
                     e.agent_id, e.to_team_id, e.effective_at,
+                )
+            elif isinstance(e, d.AgentEmploymentChanged):
+                await conn.execute(
+                    f"UPDATE {tables['agents']} SET hired_on = $2, left_on = $3, updated_at = $4"
+                    " WHERE agent_id = $1",
+                    e.agent_id, e.hired_on, e.left_on, at,
+                )
+            elif isinstance(e, d.AbsenceRecorded):
+                await conn.execute(
+                    f"""
+                    INSERT INTO {tables['agent_absences']} VALUES ($1, $2, $3, $4, $5)
+                    ON CONFLICT (agent_id, absence_id) DO UPDATE SET from_date = $3,
+                        to_date = $4, kind = $5
+                    """,
+                    e.agent_id, e.absence_id, e.from_date, e.to_date, e.kind,
+                )
+            elif isinstance(e, d.AbsenceCancelled):
+                await conn.execute(
+                    f"DELETE FROM {tables['agent_absences']} WHERE agent_id = $1"
+                    " AND absence_id = $2",
+                    e.agent_id, e.absence_id,
                 )

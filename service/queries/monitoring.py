@@ -126,6 +126,7 @@ async def cycle_process(ctx: ServiceContext, team: Team, cycle: c.Cycle) -> Proc
     """Return where a cycle's process stands and every warning about it."""
     now = ctx.clock()
     process = Process(warnings=list(await results.cycle_warnings(ctx, team, cycle)))
+    process.warnings += await results.fairness_warnings(ctx, team, cycle)
     if cycle.status == "open":
         await _open_process(ctx, cycle, process, now)
     elif cycle.status == "published":

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from service.commands.cycles import cycle_scheme, roster
+from service.commands.cycles import cycle_scheme, presence_of, roster
 from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain.directory import Team
@@ -73,7 +73,8 @@ async def _provisional(ctx: ServiceContext, team: Team, cycle: c.Cycle
     scheme = await cycle_scheme(ctx, cycle)
     agents = await roster(ctx, team, cycle.period)
     # While open, agents still waiting for an evaluation are ranked on what exists so far.
-    scored, _ = c.score_roster(cycle, scheme, agents, "renormalize")
+    scored, _ = c.score_roster(cycle, scheme, agents, "renormalize",
+                               presence=presence_of(team))
     return scored, scheme
 
 
@@ -99,6 +100,19 @@ async def provisional_scorecard(
         " until the month closes"
     )
     return document
+
+
+async def fairness_warnings(ctx: ServiceContext, team: Team, cycle: c.Cycle
+                            ) -> list[dict[str, Any]]:
+    """List fair months' warnings: ranked agents without data for a KPI, unavailable KPIs
+    (from the frozen results once closed, from the live scoring while open)."""
+    if cycle.closed is not None:
+        return c.fairness_warnings(cycle.closed.results)
+    scheme = await cycle_scheme(ctx, cycle)
+    if not scheme.results.fair_months:
+        return []
+    scored, _ = await _provisional(ctx, team, cycle)
+    return c.fairness_warnings(scored)
 
 
 async def cycle_warnings(ctx: ServiceContext, team: Team, cycle: c.Cycle) -> list[dict[str, Any]]:

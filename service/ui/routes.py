@@ -335,7 +335,8 @@ async def board(
     for card in cards.values():
         for name in kpi_names:
             kpi = card["kpis"].get(name)
-            if kpi and name not in targets:
+            # The month's target: a pro-rated one is shown on its agent's cell instead.
+            if kpi and name not in targets and kpi.get("prorated_by") is None:
                 targets[name] = f.kpi(name, kpi["target"], kpi["unit"])
     rows = []
     for e in entries:
@@ -347,6 +348,8 @@ async def board(
             "manager": f.num(e["components"].get("manager"), 1),
             "kpis": _kpi_cells(card, kpi_names, f),
             "evaluated": _evaluated(card),
+            # Late evaluations (part B of issue 15 adds `late` to each evaluation).
+            "late": any(e.get("late") for e in (card or {}).get("evaluations", [])),
         })
     missing = [{"agent_id": u["agent_id"], "name": u["name"],
                 "missing": ", ".join(u["missing_roles"]) or "everything",
@@ -363,6 +366,9 @@ async def board(
         "previous": previous_period(period), "next": next_period(period),
         "cycle": cycle, "ranking": ranking, "ranking_note": ranking_note, "rows": rows,
         "unranked": missing, "kpi_names": kpi_names, "kpi_labels": KPI_LABELS,
+        "not_ranked": list(ranking.get("not_ranked", [])) if ranking else [],
+        "unavailable": [KPI_LABELS.get(k, (k, k))[1]
+                        for k in (ranking.get("unavailable_kpis", []) if ranking else [])],
         "targets": targets, "sanctions": sanctions, "own_card": own_card,
         "own_kpis": _kpi_cells(own_card, kpi_names, f) if own_card else [],
         "manages": manages(principal, team) and api.permits(principal, cycles_api.close_cycle),
@@ -374,19 +380,30 @@ async def board(
 
 def _kpi_cells(card: Mapping[str, Any] | None, names: Sequence[str], f: Fmt
                ) -> list[dict[str, Any]]:
-    cells = []
+    cells: list[dict[str, Any]] = []
     for name in names:
         kpi = (card or {}).get("kpis", {}).get(name)
         if kpi is None:
             cells.append({"text": fmt.DASH, "attainment": None, "title": "not visible"})
             continue
         attainment = kpi.get("attainment")
+        label = KPI_LABELS.get(name, (name, name))[1]
+        status = kpi.get("status")
+        title = (f"{label}: attainment {f.num(attainment, 0)} of 100" if attainment is not None
+                 else "no data this month")
+        prorated = kpi.get("prorated_by") is not None
+        if prorated:
+            title += (f"; target pro-rated to {f.kpi(name, kpi['target'], kpi['unit'])}"
+                      f" ({f.num(100 * kpi['prorated_by'], 0)} % of the month)")
+        if status == "unavailable":
+            title = f"{label}: no data for anyone in the team this month; left out for everyone"
+        elif status == "no_data" and not kpi.get("dropped"):
+            title = f"{label}: no data while teammates have some; counts as attainment 0"
         cells.append({
-            "text": f.kpi(name, kpi["value"], kpi["unit"]),
-            "attainment": attainment,
-            "title": (f"{KPI_LABELS.get(name, (name, name))[1]}: attainment "
-                      f"{f.num(attainment, 0)} of 100" if attainment is not None
-                      else "no data this month"),
+            "text": f.kpi(name, kpi["value"], kpi["unit"]) if status != "unavailable"
+            else fmt.DASH,
+            "attainment": None if status == "unavailable" else attainment,
+            "title": title, "status": status, "prorated": prorated,
         })
     return cells
 
@@ -518,7 +535,8 @@ async def agent_page(
                 if value is not None else fmt.DASH,
                 "meter": charts.meter(value, f"attainment {f.num(value, 0)} of 100")
                 if value is not None else "",
-                "dropped": kpi["dropped"],
+                "dropped": kpi["dropped"], "status": kpi.get("status"),
+                "prorated": kpi.get("prorated_by") is not None,
             })
         for e in card["evaluations"]:
             evaluations.append({

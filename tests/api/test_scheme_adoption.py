@@ -9,13 +9,13 @@ import httpx
 
 from tests.conftest import bearer, make_token
 from tests.support.raters import use_scheme
-from tests.support.scenario import ADMIN, make_team
+from tests.support.scenario import ADMIN, DEFAULT_V1_URL, make_team
 
 NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 async def base_scheme(client: httpx.AsyncClient) -> dict[str, Any]:
-    base: dict[str, Any] = (await client.get("/v1/schemes/online-shop-cs", headers=ADMIN)).json()
+    base: dict[str, Any] = (await client.get(DEFAULT_V1_URL, headers=ADMIN)).json()
     base.pop("scheme_id"), base.pop("version")
     return base
 
@@ -99,14 +99,14 @@ async def test_the_version_in_force_stays_until_a_newer_one_is_adopted(
                               json={**changed, "approvers": [team.manager_id, "hr-1", "ceo"],
                                     "quorum": 2})
     assert (v2.json()["version"], v2.json()["quorum"]) == (2, 2)
-    opened = (await team.open("2026-11")).json()
+    opened = (await team.open("2026-11", scheme_version=None)).json()
     assert opened["scheme_version"] == 1
     assert (await app_client.post(approve_url(scheme_id, 2), headers=team.manager)).json()[
         "status"] == "proposed"
     hr = bearer(make_token("manager", "hr-1"))
     assert (await app_client.post(approve_url(scheme_id, 2), headers=hr)).json()[
         "status"] == "adopted"
-    assert (await team.open("2026-12")).json()["scheme_version"] == 2
+    assert (await team.open("2026-12", scheme_version=None)).json()["scheme_version"] == 2
     # a pending proposal is superseded when a newer version comes into force first
     v3 = await app_client.put(f"/v1/schemes/{scheme_id}", headers=ADMIN,
                               json={**base, "approvers": ["ceo"]})

@@ -40,7 +40,7 @@ async def test_sigkill_under_load_loses_no_acknowledged_write(
                                  json={"name": "Crash", "manager_ids": [f"m-{uid}"]})
             assert r.status_code == 201
             r = await client.post(f"/v1/teams/{team}/cycles", headers=manager,
-                                  json={"period": PERIOD})
+                                  json={"period": PERIOD, "scheme_version": 1})
             assert r.status_code == 201
 
             stop_at = time.monotonic() + 2.0

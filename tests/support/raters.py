@@ -32,7 +32,7 @@ async def train(client: httpx.AsyncClient, evaluator_id: str, *, topics: tuple[s
 async def scheme_with(client: httpx.AsyncClient, scheme_id: str, weights: dict[str, float],
                       **changes: Any) -> dict[str, Any]:
     """Publish a copy of the default scheme with other role weights (and other changes)."""
-    base = (await client.get("/v1/schemes/online-shop-cs", headers=ADMIN)).json()
+    base = (await client.get("/v1/schemes/online-shop-cs?version=1", headers=ADMIN)).json()
     base.pop("scheme_id"), base.pop("version")
     base["roles"] = [{**r, "weight": weights.get(r["role"], 0.0)} for r in base["roles"]]
     base.update(changes)

@@ -9,6 +9,12 @@ import httpx
 from tests.conftest import TEST_BOOTSTRAP_KEY, bearer, make_token
 
 ADMIN = bearer(TEST_BOOTSTRAP_KEY)
+#: The tests written for version 1 of online-shop-cs open their months on it explicitly:
+#: version 2 (fair months) is in force on every installation, and tests of its rules open
+#: their months with ``scheme_version=None`` (tests/api/test_fair_months.py).
+V1 = 1
+#: Version 1 of the built-in scheme, the base of the schemes tests publish.
+DEFAULT_V1_URL = "/v1/schemes/online-shop-cs?version=1"
 MANAGER_FORM = ("work_ability", "cooperation", "service", "report_timeliness",
                 "report_reliability", "report_quality")
 
@@ -32,9 +38,12 @@ class Team:
     def url(self, period: str, tail: str = "") -> str:
         return f"/v1/teams/{self.team_id}/cycles/{period}{tail}"
 
-    async def open(self, period: str) -> httpx.Response:
+    async def open(self, period: str, scheme_version: int | None = V1) -> httpx.Response:
+        body: dict[str, object] = {"period": period}
+        if scheme_version is not None:
+            body["scheme_version"] = scheme_version
         response = await self.client.post(f"/v1/teams/{self.team_id}/cycles",
-                                          json={"period": period}, headers=self.manager)
+                                          json=body, headers=self.manager)
         assert response.status_code == 201, response.text
         return response
 

@@ -20,11 +20,34 @@ def test_the_demo_fills_the_three_months_before_now_and_the_current_one() -> Non
         "2025-10", "2025-11", "2025-12", "2026-01"]
 
 
-def test_the_shop_is_two_teams_of_six_across_the_three_positions() -> None:
-    assert len(demo.TEAMS) == 2 and len(demo.AGENTS) == 12
+def test_the_shop_is_two_teams_of_six_a_late_hire_and_a_new_team_of_four() -> None:
+    assert len(demo.TEAMS) == 3 and len(demo.AGENTS) == 6 + 1 + 6 + 4
     for team in demo.TEAMS:
         positions = {a.position for a in demo.AGENTS if a.team_id == team.team_id}
         assert positions == {"pre-sale", "in-sale", "after-sale"}
+
+
+async def test_the_current_month_shows_each_fair_months_rule(shop: Shop) -> None:
+    month = "/v1/teams/{}/cycles/2026-11"
+    sh = await api_get(shop, month.format("shop-sh"))
+    assert sh["scheme_version"] >= 2
+    assert (await api_get(shop, month.format("shop-sh") + "?x"))["status"] == "open"
+    ranking = await api_get(shop, month.format("shop-sh") + "/ranking")
+    not_ranked = {n["agent_id"]: n["reason"] for n in ranking["not_ranked"]}
+    assert not_ranked == {"sh-liu-yang": "active 0 of 30 days",
+                          "sh-xu-ming": "active 11 of 30 days"}
+    leave = await api_get(shop, "/v1/agents/sh-liu-yang/absences")
+    assert [(a["kind"], a["note"]) for a in leave["items"]] == [("leave", "parental leave")]
+    card = await api_get(shop, month.format("shop-sh") + "/scorecards/sh-zhou-jie")
+    assert card["eligibility"]["active_days"] == 18 and card["eligibility"]["ranked"]
+    assert card["kpis"]["order_amount"]["target"] == 50000 * 18 / 30
+    berlin = await api_get(shop, month.format("shop-be") + "/ranking")
+    assert berlin["unavailable_kpis"] == ["avg_response_time_seconds"]
+    team = await api_get(shop, "/v1/teams/shop-gz")
+    assert team["manager_ids"] == ["m-lin", "gz-huang"]
+    huang = await api_get(shop, month.format("shop-gz") + "/scorecards/gz-huang")
+    assert [(e["rater_role"], e["rater_id"]) for e in huang["evaluations"]
+            if e["rater_role"] == "manager"] == [("manager", "m-lin")]
 
 
 async def test_the_story_is_in_the_service(shop: Shop) -> None:

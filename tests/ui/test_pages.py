@@ -150,6 +150,19 @@ async def test_the_board_shows_the_apis_ranking(sign_in: SignIn, shop: Shop) -> 
     assert "Provisional" in page.text and "Evaluation deadline" in page.text
 
 
+async def test_the_board_shows_fair_months(sign_in: SignIn) -> None:
+    shanghai = (await (await sign_in("m-chen")).get("/ui/teams/shop-sh?period=2026-11")).text
+    section = shanghai[shanghai.index('id="not-ranked"'):]
+    assert 'data-agent="sh-liu-yang"' in section and "active 0 of 30 days" in section
+    assert 'data-agent="sh-xu-ming"' in section and "active 11 of 30 days" in section
+    assert 'data-agent="sh-liu-yang"' not in dict(ranking_rows(shanghai)).values()
+    berlin = (await (await sign_in("m-weber")).get("/ui/teams/shop-be?period=2026-11")).text
+    assert "Unavailable for the whole team this month" in berlin
+    assert 'data-status="unavailable"' in berlin
+    card = (await (await sign_in("m-chen")).get("/ui/agents/sh-zhou-jie?period=2026-11")).text
+    assert "Present 18 of 30 days" in card and 'title="pro-rated to the days present"' in card
+
+
 async def test_ties_are_visible(sign_in: SignIn, shop: Shop) -> None:
     client = await sign_in("m-weber")
     page = await client.get("/ui/teams/shop-be?period=2026-09")
