@@ -237,6 +237,6 @@ async def decide_review(
     team, ledger, agent_id = await commands.find_review(ctx, review_id)
     ensure_manager_of(principal, team.manager_ids)
     return await commands.decide_review(
-        ctx, caller(principal, request), ledger, agent_id, decision=body.decision,
+        ctx, caller(principal, request), team, ledger, agent_id, decision=body.decision,
         note=body.note, decided_by=principal.subject,
     )

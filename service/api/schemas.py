@@ -169,6 +169,11 @@ class EvaluationOut(BaseModel):
     comment: str | None
     revision: int
     submitted_at: datetime
+    late: bool = Field(default=False, description=(
+        "Stored after the cycle's evaluation deadline (accepted, and shown as late)."))
+    deadline: datetime | None = Field(default=None, description=(
+        "The cycle's evaluation deadline when it was stored (the end of the 7th of the"
+        " following month, team time)."))
 
 
 class RankingEntryOut(BaseModel):

@@ -102,13 +102,16 @@ async def evaluate(ctx: ServiceContext, caller: Caller, cmd: Evaluate) -> c.Eval
     # Only roles that need training pay for reading the rater's records.
     trained = (await find_training(ctx, cmd.rater_id)).records if (
         cmd.rater_role in scheme.requires_training) else None
+    # Only a rater about to judge their own case needs the team's managers (to name who may).
+    own_case = cmd.rater_role != "self" and cmd.rater_id == cmd.agent_id
+    managers = (await get_team(ctx, cmd.team_id)).manager_ids if own_case else ()
     now = ctx.clock()
     state, _ = await execute(
         ctx, caller, c.cycle_stream(cmd.team_id, cmd.period), c.evolve,
         lambda current: c.decide_evaluate(
             current, scheme, agent_id=cmd.agent_id, rater_role=cmd.rater_role,
             rater_id=cmd.rater_id, scores=cmd.scores, comment=cmd.comment,
-            agent_in_team=in_team, now=now, rater_training=trained,
+            agent_in_team=in_team, now=now, rater_training=trained, manager_ids=managers,
         ),
         fold=c.evolve_all,
     )

@@ -16,13 +16,19 @@ from pydantic import BaseModel, ConfigDict
 
 from service.domain import goals as g
 from service.domain import invitations as inv
+from service.domain.conflicts import ensure_not_own_case
 from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
 from service.domain.events import DomainEvent, event, upcaster
 from service.domain.ranking import RankEntry, rank
 from service.domain.results import ResultDecision, decide_results
 from service.domain.scheme import ResultsPolicy, Scheme, check_evaluation
 from service.domain.scoring import AgentScore, score_agent
-from service.domain.training import TrainingRecorded, missing_topics
+from service.domain.training import (
+    TrainingRecorded,
+    how_to_record,
+    missing_topics,
+    record_path,
+)
 
 CycleStatus = Literal["open", "closed", "published"]
 MissingPolicy = Literal["zero", "renormalize"]
@@ -66,6 +72,10 @@ class EvaluationSubmitted(DomainEvent):
     #: The rater's training, required by the scheme for this role, was valid at submission.
     #: False on evaluations of roles that need none, and on those recorded before the check.
     training_on_record: bool = False
+    #: Stored after the cycle's evaluation deadline (accepted, and shown as late). False on
+    #: evaluations recorded before lateness was marked; ``deadline`` is None on those.
+    late: bool = False
+    deadline: datetime | None = None
 
 
 class MissingEvaluation(BaseModel):
@@ -247,14 +257,21 @@ def decide_evaluate(
     agent_in_team: bool,
     now: datetime,
     rater_training: Mapping[str, TrainingRecorded] | None = None,
+    manager_ids: Sequence[str] = (),
 ) -> list[DomainEvent]:
     """Record an evaluation (or a revision of the same rater's) while the cycle is open.
 
-    Peers, subordinates, customers and experts rate only the agents they were invited to rate
-    in that role (403 otherwise). A role the scheme requires training for is refused (422,
-    naming each missing topic) unless ``rater_training`` has every topic valid at ``now``.
+    Nobody rates themselves in any role but ``self`` (403 conflict-of-interest, naming who may:
+    ``manager_ids`` are the team's managers). Peers, subordinates, customers and experts rate
+    only the agents they were invited to rate in that role (403 otherwise). A role the scheme
+    requires training for is refused (422, naming each missing topic and where to record it)
+    unless ``rater_training`` has every topic valid at ``now``. An evaluation stored after the
+    cycle's deadline is accepted and marked late.
     """
     cycle = require_open(state, "evaluate")
+    if rater_role != "self":
+        ensure_not_own_case(rater_id, agent_id, f"give the {rater_role} evaluation of",
+                            team_id=cycle.team_id, manager_ids=manager_ids)
     if not agent_in_team:
         raise DomainError(
             f"agent {agent_id} is not in team {cycle.team_id}",
@@ -272,20 +289,28 @@ def decide_evaluate(
     if rater_role in scheme.requires_training:
         untrained = missing_topics(rater_training or {}, scheme.training_topics, now)
         if untrained:
+            topics = [p.field.removeprefix("training.") for p in untrained]
             raise DomainError(
                 f"evaluator {rater_id} lacks the training scheme {scheme.scheme_id} requires"
-                f" of a {rater_role} rater: "
-                + ", ".join(p.field.removeprefix("training.") for p in untrained),
-                untrained,
-                missing_training=[p.field.removeprefix("training.") for p in untrained],
+                f" of a {rater_role} rater: " + ", ".join(topics) + "; "
+                + how_to_record(rater_id, topics),
+                untrained, missing_training=topics,
+                record_with=[record_path(rater_id, topic) for topic in topics],
             )
         trained = True
     previous = cycle.evaluations.get((agent_id, rater_role, rater_id))
     return [EvaluationSubmitted(
         agent_id=agent_id, rater_role=rater_role, rater_id=rater_id, scores=dict(scores),
         comment=comment, revision=(previous.revision + 1) if previous else 1, submitted_at=now,
-        training_on_record=trained,
+        training_on_record=trained, late=is_late_evaluation(cycle.deadline, now),
+        deadline=cycle.deadline,
     )]
+
+
+def is_late_evaluation(deadline: datetime, submitted_at: datetime) -> bool:
+    """Tell whether an evaluation was stored after the cycle's evaluation deadline."""
+    # The deadline instant itself (the end of the 7th, team time) is still on time.
+    return submitted_at > deadline
 
 
 @dataclass(frozen=True)
@@ -315,6 +340,12 @@ def missing_evaluations(cycle: Cycle, scheme: Scheme, roster: Sequence[RosterEnt
         for role in expected_roles(scheme)
         if (a.agent_id, role) not in present
     ]
+
+
+def late_evaluations(cycle: Cycle) -> list[EvaluationSubmitted]:
+    """List the cycle's evaluations (latest revision of each) stored after its deadline."""
+    return sorted((e for e in cycle.evaluations.values() if e.late),
+                  key=lambda e: (e.agent_id, e.rater_role, e.submitted_at))
 
 
 def evaluations_by_agent(cycle: Cycle) -> dict[str, list[EvaluationSubmitted]]:

@@ -28,6 +28,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.domain.conflicts import ensure_not_own_case
 from service.domain.cycle import CycleClosed, CycleOpened, CyclePublished
 from service.domain.directory import ID_PATTERN
 from service.domain.errors import Conflict, DomainError, FieldError, NotFound
@@ -439,9 +440,15 @@ def decide_review_plan(
     comment: str,
     reviewer_id: str,
     now: datetime,
+    manager_ids: Sequence[str] = (),
 ) -> list[DomainEvent]:
-    """Approve or reject the latest submission, once; a rejection must say why."""
+    """Approve or reject the latest submission, once; a rejection must say why.
+
+    Nobody reviews their own plan (403 conflict-of-interest; ``manager_ids`` name who may).
+    """
     owed = _obligation(ledger, "improvement_plan", agent_id)
+    ensure_not_own_case(reviewer_id, agent_id, "review the improvement plan of",
+                        team_id=owed.team_id, manager_ids=manager_ids)
     record = (state or Plan()).record(owed.publication)
     latest = record.latest
     if latest is None:
@@ -519,9 +526,15 @@ def decide_reassignment(
     note: str,
     decided_by: str,
     now: datetime,
+    manager_ids: Sequence[str] = (),
 ) -> list[DomainEvent]:
-    """Decide an open review once, with a note; deciding again is a conflict."""
+    """Decide an open review once, with a note; deciding again is a conflict.
+
+    Nobody decides their own review (403 conflict-of-interest; ``manager_ids`` name who may).
+    """
     owed = _obligation(ledger, "reassignment_review", agent_id)
+    ensure_not_own_case(decided_by, agent_id, "decide the reassignment review of",
+                        team_id=owed.team_id, manager_ids=manager_ids)
     earlier = (state or Review()).decisions.get(owed.publication)
     if earlier is not None:
         raise Conflict(

@@ -126,6 +126,16 @@ async def cycle_process(ctx: ServiceContext, team: Team, cycle: c.Cycle) -> Proc
     """Return where a cycle's process stands and every warning about it."""
     now = ctx.clock()
     process = Process(warnings=list(await results.cycle_warnings(ctx, team, cycle)))
+    late = c.late_evaluations(cycle)
+    if late:
+        # Who rated stays out: a peer's rating is anonymous, and agents read these warnings.
+        process.warnings.append({
+            "kind": "evaluations_late", "deadline": cycle.deadline.isoformat(),
+            "evaluations": [{"agent_id": e.agent_id, "rater_role": e.rater_role,
+                             "submitted_at": e.submitted_at.isoformat()} for e in late],
+            "detail": f"{len(late)} evaluation(s) were stored after the evaluation deadline"
+                      f" ({cycle.deadline.isoformat()})",
+        })
     if cycle.status == "open":
         await _open_process(ctx, cycle, process, now)
     elif cycle.status == "published":
