@@ -232,7 +232,7 @@ class ScorecardOut(BaseModel):
 SanctionKind = Literal["reward", "deduction", "improvement_plan", "reassignment_review"]
 SanctionStatus = Literal[
     "active", "reversed", "reversal", "due", "submitted", "approved", "rejected", "overdue",
-    "cancelled", "cancellation", "open", "reassign", "retain",
+    "cancelled", "cancellation", "open", "reassign", "retain", "basis_change",
 ]
 
 
@@ -244,9 +244,12 @@ class SanctionOut(BaseModel):
     period: str
     agent_id: str
     kind: SanctionKind
-    entry: Literal["grant", "reversal", "cancellation"] = Field(description=(
-        "grant: decided by a publication; reversal (of a reward or deduction) or cancellation"
-        " (of a plan or review): a later publication no longer holds the entry in `reverses`"))
+    entry: Literal["grant", "reversal", "cancellation", "basis_change"] = Field(description=(
+        "grant: decided by a publication (or by a revision after an earlier month's"
+        " correction); reversal (of a reward or deduction) or cancellation (of a plan or"
+        " review): a later publication or revision no longer holds the entry in `reverses`;"
+        " basis_change: it no longer holds a review a person already decided, which keeps"
+        " its decision and is marked `basis_changed`"))
     amount: float | None = Field(description="Rewards and deductions; a reversal is negative.")
     currency: str | None
     due_at: datetime | None
@@ -263,6 +266,11 @@ class SanctionOut(BaseModel):
     decided_by: str | None
     note: str | None = Field(description="The latest review comment or decision note.")
     overdue_at: datetime | None
+    basis_changed: bool = Field(default=False, description=(
+        "A decided review whose streak a correction no longer holds: the decision stands,"
+        " for a person to look at again."))
+    basis_note: str | None = Field(default=None, description=(
+        "Why the basis changed, naming the correction."))
     review_id: str | None
     created_at: datetime
 
@@ -361,6 +369,11 @@ class ReviewOut(BaseModel):
     note: str | None
     decided_by: str | None
     decided_at: datetime | None
+    basis_changed: bool = Field(default=False, description=(
+        "Decided, and then a correction no longer holds the streak it stood on: the decision"
+        " stands, for a person to look at again."))
+    ended_by: str | None = Field(default=None, description=(
+        "Why a later publication or revision ended the review (naming the correction)."))
 
 
 class PayrollLineOut(BaseModel):

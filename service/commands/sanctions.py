@@ -183,7 +183,9 @@ def review_document(ledger: s.Ledger, review: s.Review | None, agent_id: str
     shown = owed or ledger.ever("reassignment_review", agent_id)
     assert shown is not None
     decided = (review or s.Review()).decisions.get(shown.publication)
-    status = "cancelled" if owed is None else (decided.decision if decided else "open")
+    # A decided review that a correction no longer calls for keeps its decision.
+    status = decided.decision if decided else ("cancelled" if owed is None else "open")
+    ending = ledger.endings.get(shown.id) if owed is None else None
     return {
         "review_id": s.review_id(ledger.team_id, ledger.period, agent_id),
         "team_id": ledger.team_id, "period": ledger.period, "agent_id": agent_id,
@@ -193,6 +195,8 @@ def review_document(ledger: s.Ledger, review: s.Review | None, agent_id: str
         "note": decided.note if decided else None,
         "decided_by": decided.decided_by if decided else None,
         "decided_at": decided.decided_at if decided else None,
+        "basis_changed": owed is None and decided is not None,
+        "ended_by": ending.reason if ending is not None else None,
     }
 
 

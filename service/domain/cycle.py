@@ -20,7 +20,7 @@ from service.domain.conflicts import ensure_not_own_case
 from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
 from service.domain.events import DomainEvent, event, upcaster
 from service.domain.ranking import RankEntry, rank
-from service.domain.results import ResultDecision, decide_results
+from service.domain.results import ResultDecision, decide_results, last_place_agents
 from service.domain.scheme import ResultsPolicy, Scheme, check_evaluation
 from service.domain.scoring import AgentScore, score_agent
 from service.domain.training import (
@@ -133,12 +133,42 @@ class CyclePublished(DomainEvent):
     published_at: datetime
     publication: int
     decisions: tuple[ResultDecision, ...] = ()
+    #: The reason of the correction (the reopening) this publication follows, if any.
+    correction: str | None = None
 
 
 @upcaster("CyclePublished", 1)
 def _published_v1(data: dict[str, Any]) -> dict[str, Any]:
     # Version 1 publications predate decided consequences: they decided none.
     return {**data, "decisions": []}
+
+
+@event
+class ConsequencesRevised(DomainEvent):
+    """A published month's consequences were re-derived after an earlier month's correction.
+
+    Its frozen ranking stands; what changes is what depends on the corrected month: the
+    reassignment reviews whose streak of last places included it. ``publication`` numbers the
+    revision in the month's ledger, after its publications (the ledger settles it like one).
+    """
+
+    type: Literal["ConsequencesRevised"] = "ConsequencesRevised"
+    team_id: str
+    period: str
+    revised_at: datetime
+    publication: int
+    decisions: tuple[ResultDecision, ...]
+    corrected_period: str
+    corrected_publication: int
+    correction: str | None = None
+
+    def cause(self) -> str:
+        """Name the correction this revision follows, in words."""
+        if self.corrected_publication == 1:
+            return f"the first publication of {self.corrected_period}"
+        why = f": {self.correction}" if self.correction else ""
+        return (f"the correction of {self.corrected_period}"
+                f" (publication {self.corrected_publication}{why})")
 
 
 @event
@@ -170,6 +200,10 @@ class Cycle:
     closed: CycleClosed | None = None
     published_at: datetime | None = None
     publications: int = 0
+    #: The consequences in force: the latest publication's, or the latest revision's.
+    decisions: tuple[ResultDecision, ...] = ()
+    #: The reason of the latest reopening (the correction a new publication follows).
+    correction: str | None = None
     #: What each agent did with their issued targets (``service.domain.goals``).
     goals: Mapping[str, g.GoalRecord] = field(default_factory=dict)
     #: (rater_id, rater_role) -> the agents the rater was invited to rate in that role.
@@ -192,9 +226,11 @@ def evolve(state: Cycle | None, e: DomainEvent) -> Cycle | None:
         return replace(state, status="closed", closed=e)
     if isinstance(e, CyclePublished):
         return replace(state, status="published", published_at=e.published_at,
-                       publications=e.publication)
+                       publications=e.publication, decisions=e.decisions)
+    if isinstance(e, ConsequencesRevised):
+        return replace(state, publications=e.publication, decisions=e.decisions)
     if isinstance(e, CycleReopened):
-        return replace(state, status="open", closed=None)
+        return replace(state, status="open", closed=None, correction=e.reason)
     if isinstance(e, g.GOAL_EVENTS):
         record = g.evolve_goal(state.goals.get(e.agent_id), e)
         return replace(state, goals={**state.goals, e.agent_id: record})
@@ -519,7 +555,57 @@ def decide_publish(
         previous_last_places=previous_last_places, currency=currency, period=state.period,
     )
     return [CyclePublished(team_id=state.team_id, period=state.period, published_at=now,
-                           publication=state.publications + 1, decisions=tuple(decisions))]
+                           publication=state.publications + 1, decisions=tuple(decisions),
+                           correction=state.correction if state.publications else None)]
+
+
+def last_in_month(closed: CycleClosed, policy: ResultsPolicy) -> frozenset[str]:
+    """Return the agents in last place in a closed month (the month a streak counts).
+
+    Judged on the frozen ranking with the month's pinned policy; an agent who is not ranked
+    is never last, so such a month breaks their streak.
+    """
+    return last_place_agents(frozen_ranking(closed), min_ranked_agents=policy.min_ranked_agents)
+
+
+def decide_revise_consequences(
+    state: Cycle | None,
+    now: datetime,
+    *,
+    policy: ResultsPolicy,
+    previous_last_places: Mapping[str, int],
+    corrected_period: str,
+    corrected_publication: int,
+    correction: str | None,
+) -> list[DomainEvent]:
+    """Re-derive a published month's reassignment reviews after an earlier month changed.
+
+    Only the reviews depend on other months (rewards, deductions and plans follow this
+    month's own ranking), so only they are decided again, with the publication's own time;
+    when the reviews come out the same, nothing is recorded (a second correction of the same
+    month changes nothing twice). A month not published (never, or reopened) is left alone:
+    its own publication will decide.
+    """
+    if state is None or state.status != "published" or state.closed is None:
+        return []
+    published_at = state.published_at or now
+    reviews = tuple(
+        d for d in decide_results(
+            frozen_ranking(state.closed), policy, published_at=published_at,
+            previous_last_places=previous_last_places, period=state.period,
+        )
+        if d.kind == "reassignment_review"
+    )
+    before = {d.agent_id for d in state.decisions if d.kind == "reassignment_review"}
+    if {d.agent_id for d in reviews} == before:
+        return []
+    kept = tuple(d for d in state.decisions if d.kind != "reassignment_review")
+    return [ConsequencesRevised(
+        team_id=state.team_id, period=state.period, revised_at=now,
+        publication=state.publications + 1, decisions=kept + reviews,
+        corrected_period=corrected_period, corrected_publication=corrected_publication,
+        correction=correction,
+    )]
 
 
 def decide_reopen(state: Cycle | None, reason: str | None, now: datetime) -> list[DomainEvent]:

@@ -204,7 +204,7 @@ def test_a_correction_reverses_what_no_longer_holds_and_the_ledger_sums_to_what_
                                       "t:2026-11:d:improvement_plan:p1": "cancelled",
                                       "t:2026-11:a:reward:p1": "reversed"}
     reversal = settlement.entries[2]
-    assert "publication 2 no longer grants this reward" in reversal.reason
+    assert "publication 2 (correction: a dispute) no longer grants this reward" in reversal.reason
     assert "now rank 2 of 4" in reversal.reason and reversal.rank == 2
     assert owed(month) == decided(second) == {("reward", "d"): 100.0, ("deduction", "c"): 100.0}
     # c's plan is still the one publication 1 opened, with its deadline
