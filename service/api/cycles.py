@@ -90,6 +90,7 @@ async def get_cycle(
     out.goals_unacknowledged = process.goals_unacknowledged
     out.goals_disputed = process.goals_disputed
     out.interviews_missing = process.interviews_missing
+    out.late_samples = process.late_samples
     return out
 
 

@@ -147,6 +147,9 @@ class CycleOut(BaseModel):
         "Open cycle: agents whose dispute of their targets awaits a manager."))
     interviews_missing: list[str] = Field(default=[], description=(
         "Published cycle: evaluated agents whose feedback interview was not held yet."))
+    late_samples: int = Field(default=0, description=(
+        "Closed or published cycle: samples that arrived after the close, kept in the"
+        " quarantine (reason period_closed) and not counted."))
 
 
 class EvaluationIn(Body):
@@ -756,6 +759,7 @@ class OverviewCycleOut(BaseModel):
     goals_unacknowledged: list[str]
     goals_disputed: list[str]
     interviews_missing: list[str]
+    late_samples: int = 0
     warnings: list[dict[str, Any]]
 
 
