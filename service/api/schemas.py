@@ -134,7 +134,13 @@ class CycleOut(BaseModel):
     opened_at: datetime
     closed_at: datetime | None = None
     published_at: datetime | None = None
-    publications: int
+    publications: int = Field(description=(
+        "The number of the month's latest settlement of consequences: each publication takes"
+        " the next one, and so does each revision of its reassignment reviews after an"
+        " earlier month's correction (counted in `revisions`)."))
+    revisions: int = Field(default=0, description=(
+        "How many times the month's reassignment reviews were re-derived after a correction"
+        " of an earlier month (its ranking and other consequences stand)."))
     forced: bool | None = None
     close_reason: str | None = None
     missing_policy: str | None = None

@@ -200,6 +200,8 @@ class Cycle:
     closed: CycleClosed | None = None
     published_at: datetime | None = None
     publications: int = 0
+    #: How many of the publication numbers are revisions after an earlier month's correction.
+    revisions: int = 0
     #: The consequences in force: the latest publication's, or the latest revision's.
     decisions: tuple[ResultDecision, ...] = ()
     #: The reason of the latest reopening (the correction a new publication follows).
@@ -228,7 +230,8 @@ def evolve(state: Cycle | None, e: DomainEvent) -> Cycle | None:
         return replace(state, status="published", published_at=e.published_at,
                        publications=e.publication, decisions=e.decisions)
     if isinstance(e, ConsequencesRevised):
-        return replace(state, publications=e.publication, decisions=e.decisions)
+        return replace(state, publications=e.publication, revisions=state.revisions + 1,
+                       decisions=e.decisions)
     if isinstance(e, CycleReopened):
         return replace(state, status="open", closed=None, correction=e.reason)
     if isinstance(e, g.GOAL_EVENTS):

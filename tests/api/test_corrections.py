@@ -116,7 +116,7 @@ async def test_a_correction_that_completes_a_streak_opens_a_review(
     assert decided.status_code == 200, decided.text
     # November was not republished: its publication time and its other entries stand
     cycle = (await app_client.get(team.url("2026-11"), headers=team.manager)).json()
-    assert cycle["status"] == "published"
+    assert (cycle["status"], cycle["publications"], cycle["revisions"]) == ("published", 2, 1)
     assert cycle["published_at"] == (FIRST + timedelta(days=62)).isoformat().replace(
         "+00:00", "Z")
 
@@ -187,3 +187,25 @@ async def test_a_correction_reaches_only_the_months_a_streak_can_span(
     open_reviews = await ledger(team, kind="reassignment_review", status="open")
     assert [(r["period"], r["agent_id"]) for r in open_reviews] == [("2026-12", c)]
     assert "ConsequencesRevised" not in await stream_types(team, "2026-12")
+
+
+async def test_a_month_published_after_the_next_one_completes_its_streak(
+    app_client: httpx.AsyncClient, uid: str, app_clock: PinnedClock
+) -> None:
+    team = await make_team(app_client, uid, 3)
+    c = team.agents[2]
+    scores = dict(zip(team.agents, (90, 80, 70), strict=True))
+    for i, month in enumerate(MONTHS):
+        app_clock.set(FIRST + timedelta(days=31 * i))
+        await team.open(month)
+        await team.evaluate_all(month, scores)
+        assert (await team.close(month)).status_code == 200
+        if month != "2026-10":
+            assert (await team.publish(month)).status_code == 200
+    assert await ledger(team, kind="reassignment_review") == []  # October unpublished
+    app_clock.set(CORRECTED_AT)
+    assert (await team.publish("2026-10")).status_code == 200
+    reviews = await ledger(team, kind="reassignment_review")
+    assert [(r["agent_id"], r["period"], r["status"]) for r in reviews] == [
+        (c, "2026-11", "open")]
+    assert "after the first publication of 2026-10" in reviews[0]["reason"]
