@@ -50,6 +50,7 @@ SANCTION_COLUMNS = (
     "id", "team_id", "period", "agent_id", "kind", "entry", "amount", "currency", "due_at",
     "status", "reason", "publication", "reverses", "rank", "places", "months", "late",
     "submitted_at", "decided_at", "decided_by", "note", "overdue_at", "review_id", "created_at",
+    "basis_changed", "basis_note",
 )
 PAYROLL_COLUMNS = (
     "sanction_id", "team_id", "period", "agent_id", "kind", "entry", "amount", "effect",

@@ -314,10 +314,13 @@ def _obligation(ledger: Ledger | None, kind: ResultKind, agent_id: str) -> Ledge
     cancelled = ledger.ever(kind, agent_id)
     if cancelled is not None:
         ending = ledger.endings.get(cancelled.id)
+        # A decided review that ended keeps its decision: it "no longer stands", not cancelled.
+        verb = ("no longer stands since a later publication" if kind == "reassignment_review"
+                else "was cancelled by a later publication")
         raise Conflict(
             f"the {word} of agent {agent_id} in {where} (publication {cancelled.publication})"
-            f" was cancelled by a later publication"
-            + (f": {ending.reason}" if ending is not None else ""), cancelled=cancelled.id,
+            f" {verb}" + (f": {ending.reason}" if ending is not None else ""),
+            cancelled=cancelled.id,
         )
     if kind == "reassignment_review":
         raise NotFound(f"no reassignment review of agent {agent_id} in {where}")

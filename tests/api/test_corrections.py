@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -144,6 +146,16 @@ async def test_a_decided_review_keeps_its_decision_and_is_marked_basis_changed(
     assert (shown["status"], shown["decision"], shown["basis_changed"]) == (
         "reassign", "reassign", True)
     assert "correction of 2026-10" in shown["ended_by"]
+    again = await app_client.post(
+        f"/v1/reassignment-reviews/{team.team_id}:2026-11:{c}/decision",
+        json={"decision": "retain", "note": "x"}, headers=team.manager)
+    assert again.status_code == 409 and "no longer stands" in again.json()["detail"]
+    as_csv = await app_client.get("/v1/sanctions", headers={**team.manager, "Accept": "text/csv"},
+                                  params={"team_id": team.team_id, "period": "2026-11",
+                                          "kind": "reassignment_review"})
+    rows = list(csv.DictReader(io.StringIO(as_csv.text, newline="")))
+    assert [(r["entry"], r["basis_changed"]) for r in rows] == [("grant", "true"),
+                                                               ("basis_change", "false")]
 
 
 async def test_correcting_a_month_twice_the_same_way_changes_nothing_twice(
