@@ -49,7 +49,8 @@ def cycle_out(cycle: c.Cycle) -> CycleOut:
         scheme_id=cycle.scheme_id, scheme_version=cycle.scheme_version,
         deadline=cycle.deadline, opened_at=cycle.opened_at,
         closed_at=closed.closed_at if closed else None, published_at=cycle.published_at,
-        publications=cycle.publications, forced=closed.forced if closed else None,
+        publications=cycle.publications, revisions=cycle.revisions,
+        forced=closed.forced if closed else None,
         close_reason=closed.reason if closed else None,
         missing_policy=closed.missing_policy if closed else None,
         missing_at_close=[MissingOut(**m.model_dump()) for m in closed.missing] if closed else [],
@@ -90,6 +91,7 @@ async def get_cycle(
     out.goals_unacknowledged = process.goals_unacknowledged
     out.goals_disputed = process.goals_disputed
     out.interviews_missing = process.interviews_missing
+    out.late_samples = process.late_samples
     return out
 
 

@@ -17,7 +17,7 @@ from pydantic import (
 )
 from typing_extensions import TypedDict
 
-from service.api.auth import allow, ensure_self_or_manager, ensure_source
+from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, ensure_source
 from service.api.deps import context
 from service.api.directory import ensure_team_member_or_manager
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
@@ -30,7 +30,10 @@ from service.domain import metrics as m
 from service.domain.kpis import MEASURED_KPIS
 from service.domain.periods import parse_period, period_of
 from service.domain.principal import Principal
+from service.projections.directory import Directory
+from service.projections.freshness import wait_caught_up
 from service.queries import kpis
+from service.queries.sanctions import managed_teams
 from service.store import metrics as store
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
@@ -148,6 +151,10 @@ class QuarantinedOut(BaseModel):
     id: str
     agent_id: str
     metric: str
+    team_id: str | None = Field(default=None, description=(
+        "The team the sample belongs to (the agent's team when it occurred); null when the"
+        " agent is unknown."))
+    period: str | None = Field(default=None, description="The team's month of the sample.")
     reason: str
     detail: str
     status: Literal["quarantined", "accepted"]
@@ -166,7 +173,8 @@ class QuarantineList(BaseModel):
     next: str | None = Field(description="pass as `after` for the next page")
 
 
-QUARANTINE_COLUMNS = ("source", "id", "agent_id", "metric", "reason", "detail", "status",
+QUARANTINE_COLUMNS = ("source", "id", "agent_id", "metric", "team_id", "period", "reason",
+                      "detail", "status",
                       "attempts", "first_received_at", "received_at", "replayed_at",
                       "resolved_by", "raw")
 
@@ -183,15 +191,18 @@ async def list_quarantine(
     request: Request,
     response: Response,
     ctx: Ctx,
-    principal: Annotated[Principal, allow()],
+    principal: Annotated[Principal, allow("manager")],
     source: Annotated[str | None, Query(max_length=64)] = None,
     agent_id: Annotated[str | None, Query(max_length=64)] = None,
     reason: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["quarantined", "accepted", "all"] = "quarantined",
+    team_id: Annotated[str | None, Query(max_length=64)] = None,
+    period: Annotated[str | None, Query(max_length=7, examples=["2026-11"])] = None,
     after: Annotated[str | None, Query(max_length=400, description="cursor from `next`")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> QuarantineList | Response:
-    """List kept samples that were not counted (admins and readers), in arrival order.
+    """List kept samples that were not counted, in arrival order: admins and readers see
+    all, a manager the samples of the teams they manage (late ones of a closed month, say).
 
     Paged like every list (`limit`, `after`, `next`, `Link`); the quarantine is a queue, so its
     only order is arrival (no `sort`).
@@ -200,7 +211,11 @@ async def list_quarantine(
         key = store.decode_after(after) if after else None
     except ValueError as exc:
         raise invalid("after", "not a cursor returned by this list") from exc
-    f = store.QuarantineFilter(source, agent_id, reason, None if status == "all" else status)
+    if period is not None:
+        parse_period(period)
+    teams = await _readable_teams(ctx, principal, team_id)
+    f = store.QuarantineFilter(source, agent_id, reason, None if status == "all" else status,
+                               team_id=team_id, period=period, teams=teams)
     async with ctx.db.connection() as conn:
         rows = await store.list_quarantine(conn, f, limit, key)
     items = [_quarantined(r) for r in rows]
@@ -210,6 +225,21 @@ async def list_quarantine(
                     next_cursor, csv=True)
     link(response, request, next_cursor)
     return QuarantineList(items=[QuarantinedOut(**i) for i in items], next=next_cursor)
+
+
+async def _readable_teams(ctx: ServiceContext, principal: Principal, team_id: str | None
+                          ) -> list[str] | None:
+    """Return the teams whose quarantine a manager may read (None: every team); 403 others."""
+    if principal.role != "manager":
+        return None
+    if team_id is not None:
+        team = await get_team(ctx, team_id)
+        ensure_manager_of(principal, team.manager_ids)
+        return [team_id]
+    # Samples of unknown agents belong to no team: only admins and readers see them.
+    await wait_caught_up(ctx.db, [Directory()], timeout=2.0)
+    async with ctx.db.connection() as conn:
+        return await managed_teams(conn, principal.subject)
 
 
 class ReplayIn(BaseModel):

@@ -49,6 +49,7 @@ SANCTION_COLUMNS = (
     "id", "team_id", "period", "agent_id", "kind", "entry", "amount", "currency", "due_at",
     "status", "reason", "publication", "reverses", "rank", "places", "months", "late",
     "submitted_at", "decided_at", "decided_by", "note", "overdue_at", "review_id", "created_at",
+    "basis_changed", "basis_note",
 )
 PAYROLL_COLUMNS = (
     "sanction_id", "team_id", "period", "agent_id", "kind", "entry", "amount", "effect",
@@ -236,6 +237,6 @@ async def decide_review(
     team, ledger, agent_id = await commands.find_review(ctx, review_id)
     ensure_manager_of(principal, team.manager_ids)
     return await commands.decide_review(
-        ctx, caller(principal, request), ledger, agent_id, decision=body.decision,
+        ctx, caller(principal, request), team, ledger, agent_id, decision=body.decision,
         note=body.note, decided_by=principal.subject,
     )

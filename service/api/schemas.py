@@ -181,7 +181,13 @@ class CycleOut(BaseModel):
     opened_at: datetime
     closed_at: datetime | None = None
     published_at: datetime | None = None
-    publications: int
+    publications: int = Field(description=(
+        "The number of the month's latest settlement of consequences: each publication takes"
+        " the next one, and so does each revision of its reassignment reviews after an"
+        " earlier month's correction (counted in `revisions`)."))
+    revisions: int = Field(default=0, description=(
+        "How many times the month's reassignment reviews were re-derived after a correction"
+        " of an earlier month (its ranking and other consequences stand)."))
     forced: bool | None = None
     close_reason: str | None = None
     missing_policy: str | None = None
@@ -194,6 +200,9 @@ class CycleOut(BaseModel):
         "Open cycle: agents whose dispute of their targets awaits a manager."))
     interviews_missing: list[str] = Field(default=[], description=(
         "Published cycle: evaluated agents whose feedback interview was not held yet."))
+    late_samples: int = Field(default=0, description=(
+        "Closed or published cycle: samples that arrived after the close, kept in the"
+        " quarantine (reason period_closed) and not counted."))
 
 
 class EvaluationIn(Body):
@@ -216,6 +225,11 @@ class EvaluationOut(BaseModel):
     comment: str | None
     revision: int
     submitted_at: datetime
+    late: bool = Field(default=False, description=(
+        "Stored after the cycle's evaluation deadline (accepted, and shown as late)."))
+    deadline: datetime | None = Field(default=None, description=(
+        "The cycle's evaluation deadline when it was stored (the end of the 7th of the"
+        " following month, team time)."))
 
 
 class RankingEntryOut(BaseModel):
@@ -303,7 +317,7 @@ class ScorecardOut(BaseModel):
 SanctionKind = Literal["reward", "deduction", "improvement_plan", "reassignment_review"]
 SanctionStatus = Literal[
     "active", "reversed", "reversal", "due", "submitted", "approved", "rejected", "overdue",
-    "cancelled", "cancellation", "open", "reassign", "retain",
+    "cancelled", "cancellation", "open", "reassign", "retain", "basis_change",
 ]
 
 
@@ -315,9 +329,12 @@ class SanctionOut(BaseModel):
     period: str
     agent_id: str
     kind: SanctionKind
-    entry: Literal["grant", "reversal", "cancellation"] = Field(description=(
-        "grant: decided by a publication; reversal (of a reward or deduction) or cancellation"
-        " (of a plan or review): a later publication no longer holds the entry in `reverses`"))
+    entry: Literal["grant", "reversal", "cancellation", "basis_change"] = Field(description=(
+        "grant: decided by a publication (or by a revision after an earlier month's"
+        " correction); reversal (of a reward or deduction) or cancellation (of a plan or"
+        " review): a later publication or revision no longer holds the entry in `reverses`;"
+        " basis_change: it no longer holds a review a person already decided, which keeps"
+        " its decision and is marked `basis_changed`"))
     amount: float | None = Field(description="Rewards and deductions; a reversal is negative.")
     currency: str | None
     due_at: datetime | None
@@ -334,6 +351,11 @@ class SanctionOut(BaseModel):
     decided_by: str | None
     note: str | None = Field(description="The latest review comment or decision note.")
     overdue_at: datetime | None
+    basis_changed: bool = Field(default=False, description=(
+        "A decided review whose streak a correction no longer holds: the decision stands,"
+        " for a person to look at again."))
+    basis_note: str | None = Field(default=None, description=(
+        "Why the basis changed, naming the correction."))
     review_id: str | None
     created_at: datetime
 
@@ -432,6 +454,11 @@ class ReviewOut(BaseModel):
     note: str | None
     decided_by: str | None
     decided_at: datetime | None
+    basis_changed: bool = Field(default=False, description=(
+        "Decided, and then a correction no longer holds the streak it stood on: the decision"
+        " stands, for a person to look at again."))
+    ended_by: str | None = Field(default=None, description=(
+        "Why a later publication or revision ended the review (naming the correction)."))
 
 
 class PayrollLineOut(BaseModel):
@@ -814,6 +841,7 @@ class OverviewCycleOut(BaseModel):
     goals_unacknowledged: list[str]
     goals_disputed: list[str]
     interviews_missing: list[str]
+    late_samples: int = 0
     warnings: list[dict[str, Any]]
 
 

@@ -23,13 +23,16 @@ from service.domain.periods import (
     zone,
 )
 from service.domain.presence import DateRange, Span, period_dates
-from service.domain.results import consecutive_last_places, last_place_agents
-from service.domain.scheme import Scheme
+from service.domain.results import consecutive_last_places
+from service.domain.scheme import ResultsPolicy, Scheme
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.queries.metrics_source import agent_inputs
 from service.queries.roster import presence_inputs, team_agents, transfers_between
 from service.store.event_store import read_stream
+
+#: How far ahead a correction can reach a streak, whatever a later month's policy says.
+MAX_STREAK_LOOKAHEAD = 12
 
 
 async def find_cycle(ctx: ServiceContext, team_id: str, period: str) -> c.Cycle | None:
@@ -110,13 +113,16 @@ async def evaluate(ctx: ServiceContext, caller: Caller, cmd: Evaluate) -> c.Eval
     # Only roles that need training pay for reading the rater's records.
     trained = (await find_training(ctx, cmd.rater_id)).records if (
         cmd.rater_role in scheme.requires_training) else None
+    # Only a rater about to judge their own case needs the team's managers (to name who may).
+    own_case = cmd.rater_role != "self" and cmd.rater_id == cmd.agent_id
+    managers = (await get_team(ctx, cmd.team_id)).manager_ids if own_case else ()
     now = ctx.clock()
     state, _ = await execute(
         ctx, caller, c.cycle_stream(cmd.team_id, cmd.period), c.evolve,
         lambda current: c.decide_evaluate(
             current, scheme, agent_id=cmd.agent_id, rater_role=cmd.rater_role,
             rater_id=cmd.rater_id, scores=cmd.scores, comment=cmd.comment,
-            agent_in_team=in_team, now=now, rater_training=trained,
+            agent_in_team=in_team, now=now, rater_training=trained, manager_ids=managers,
         ),
         fold=c.evolve_all,
     )
@@ -202,15 +208,17 @@ async def previous_last_places(
         if earlier is None or earlier.status != "published" or earlier.closed is None:
             break
         policy = (await cycle_scheme(ctx, earlier)).results
-        last_by_period[month] = last_place_agents(
-            c.frozen_ranking(earlier.closed), min_ranked_agents=policy.min_ranked_agents
-        )
+        last_by_period[month] = c.last_in_month(earlier.closed, policy)
     agents = set().union(*last_by_period.values()) if last_by_period else set()
     return {a: consecutive_last_places(a, period, last_by_period) for a in sorted(agents)}
 
 
 async def publish(ctx: ServiceContext, caller: Caller, team_id: str, period: str) -> c.Cycle:
-    """Publish a closed month, deciding its rewards, deductions, plans and reviews."""
+    """Publish a closed month, deciding its rewards, deductions, plans and reviews.
+
+    Then carry the month forward: the later published months whose reassignment reviews
+    depend on it are re-derived (``carry_forward``).
+    """
     parse_period(period)
     team = await get_team(ctx, team_id)
     policy = (await pinned_scheme(ctx, team_id, period)).results
@@ -223,7 +231,54 @@ async def publish(ctx: ServiceContext, caller: Caller, team_id: str, period: str
         fold=c.evolve_all,
     )
     assert state is not None
+    await carry_forward(ctx, caller, state)
     return state
+
+
+async def carry_forward(ctx: ServiceContext, caller: Caller, published: c.Cycle) -> list[str]:
+    """Re-derive the reviews of the later months whose streak may include a published month.
+
+    A later month's streak reaches back ``streak_length - 1`` months through published months
+    only, so the walk stops at the first month not published or out of reach: a correction
+    followed by a year of published months re-derives two of them, not twelve. Each month is
+    decided on its own stream (``decide_revise_consequences``); one whose reviews come out the
+    same records nothing. Should the service stop between the months, publishing the corrected
+    month again (or the later month itself) re-derives what was left. Returns the revised months.
+    """
+    revised = []
+    month = published.period
+    for distance in range(1, MAX_STREAK_LOOKAHEAD + 1):
+        month = next_period(month)
+        later = await find_cycle(ctx, published.team_id, month)
+        if later is None or later.status != "published" or later.closed is None:
+            break
+        policy = (await cycle_scheme(ctx, later)).results
+        if distance >= policy.streak_length:
+            break
+        if await _revise(ctx, caller, published, month, policy):
+            revised.append(month)
+    return revised
+
+
+async def _revise(ctx: ServiceContext, caller: Caller, published: c.Cycle, month: str,
+                  policy: ResultsPolicy) -> bool:
+    """Re-derive one later month's reviews; tell whether anything was recorded."""
+    streaks = await previous_last_places(ctx, published.team_id, month, policy.streak_length - 1)
+    now = ctx.clock()
+    # Each month's revision is its own command: the caller's idempotency key (if any) belongs
+    # to the publication, so the revision gets one derived from it.
+    key = caller.idempotency_key
+    step = Caller(caller.metadata, f"{key}:carry:{month}" if key else None)
+    _, result = await execute(
+        ctx, step, c.cycle_stream(published.team_id, month), c.evolve,
+        lambda current: c.decide_revise_consequences(
+            current, now, policy=policy, previous_last_places=streaks,
+            corrected_period=published.period, corrected_publication=published.publications,
+            correction=published.correction,
+        ),
+        fold=c.evolve_all,
+    )
+    return result is not None and not result.duplicate
 
 
 async def reopen(

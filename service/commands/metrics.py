@@ -74,7 +74,9 @@ async def settle(
         else:
             refused.append((index, source, sample, problem))
 
-    found = await store.directory(conn, {s["agent_id"] for _, _, s in checked})
+    # The agents of refused samples too: a kept sample names its team and month when known.
+    found = await store.directory(conn, {s["agent_id"] for _, _, s in checked}
+                                  | {s["agent_id"] for _, _, s, _ in refused})
     agents, zones, place = found.agents, found.zones, m.place
     # (source, sample id, agent, team, period, metric, value, occurred_at): a stored row.
     rows: list[tuple[str, str, str, str, str, str, float, datetime]] = []
@@ -105,14 +107,18 @@ async def settle(
         outcome.stored_keys = [(r[0], r[1]) for r in rows]
 
     already = await store.stored(conn, [(source, s["id"]) for _, source, s, _ in refused])
-    kept: list[tuple[str, m.Sample, m.Rejection]] = []
+    kept: list[store.Kept] = []
     for index, source, sample, why in sorted(refused, key=lambda r: r[0]):
         if (source, sample["id"]) in already:
             outcome.duplicates += 1
             outcome.stored_keys.append((source, sample["id"]))
             continue
         outcome.rejected.append(Rejected(index, sample["id"], why.reason, why.detail, source))
-        kept.append((source, sample, why))
+        if keep_rejected:
+            placed = (None if why.reason in m.UNPLACEABLE
+                      else place(sample, agents.get(sample["agent_id"]), zones))
+            kept.append(store.Kept(source, sample, why,
+                                   None if isinstance(placed, m.Rejection) else placed))
     if keep_rejected:
         await store.quarantine(conn, kept, now)
     return outcome

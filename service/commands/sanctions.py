@@ -123,12 +123,13 @@ async def review_plan(
     decision: PlanDecision, comment: str, reviewer_id: str,
 ) -> dict[str, Any]:
     """Approve or reject the latest submission of a plan and return the plan."""
-    _, ledger = await get_ledger(ctx, team_id, period)
+    team, ledger = await get_ledger(ctx, team_id, period)
     now = ctx.clock()
     plan, _ = await execute(
         ctx, caller, s.plan_stream(team_id, period, agent_id), s.evolve_plan,
         lambda state: s.decide_review_plan(state, ledger, agent_id, decision=decision,
-                                           comment=comment, reviewer_id=reviewer_id, now=now),
+                                           comment=comment, reviewer_id=reviewer_id, now=now,
+                                           manager_ids=team.manager_ids),
     )
     return plan_document(ledger, plan, agent_id, now)
 
@@ -182,7 +183,9 @@ def review_document(ledger: s.Ledger, review: s.Review | None, agent_id: str
     shown = owed or ledger.ever("reassignment_review", agent_id)
     assert shown is not None
     decided = (review or s.Review()).decisions.get(shown.publication)
-    status = "cancelled" if owed is None else (decided.decision if decided else "open")
+    # A decided review that a correction no longer calls for keeps its decision.
+    status = decided.decision if decided else ("cancelled" if owed is None else "open")
+    ending = ledger.endings.get(shown.id) if owed is None else None
     return {
         "review_id": s.review_id(ledger.team_id, ledger.period, agent_id),
         "team_id": ledger.team_id, "period": ledger.period, "agent_id": agent_id,
@@ -192,11 +195,13 @@ def review_document(ledger: s.Ledger, review: s.Review | None, agent_id: str
         "note": decided.note if decided else None,
         "decided_by": decided.decided_by if decided else None,
         "decided_at": decided.decided_at if decided else None,
+        "basis_changed": owed is None and decided is not None,
+        "ended_by": ending.reason if ending is not None else None,
     }
 
 
 async def decide_review(
-    ctx: ServiceContext, caller: Caller, ledger: s.Ledger, agent_id: str, *,
+    ctx: ServiceContext, caller: Caller, team: Team, ledger: s.Ledger, agent_id: str, *,
     decision: s.ReviewDecision, note: str, decided_by: str,
 ) -> dict[str, Any]:
     """Record a manager's decision on a reassignment review and return the review."""
@@ -204,6 +209,7 @@ async def decide_review(
     review, _ = await execute(
         ctx, caller, s.review_stream(ledger.team_id, ledger.period, agent_id), s.evolve_review,
         lambda state: s.decide_reassignment(state, ledger, agent_id, decision=decision,
-                                            note=note, decided_by=decided_by, now=now),
+                                            note=note, decided_by=decided_by, now=now,
+                                            manager_ids=team.manager_ids),
     )
     return review_document(ledger, review, agent_id)

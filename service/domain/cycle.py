@@ -17,15 +17,21 @@ from pydantic import BaseModel, ConfigDict
 
 from service.domain import goals as g
 from service.domain import invitations as inv
+from service.domain.conflicts import ensure_not_own_case
 from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
 from service.domain.events import DomainEvent, event, upcaster
 from service.domain.kpis import MEASURED_KPIS, has_data
 from service.domain.presence import DateRange, Eligibility, Span, eligibility
 from service.domain.ranking import RankEntry, rank
-from service.domain.results import ResultDecision, decide_results
+from service.domain.results import ResultDecision, decide_results, last_place_agents
 from service.domain.scheme import ResultsPolicy, Scheme, check_evaluation
 from service.domain.scoring import AgentScore, Yardstick, score_agent
-from service.domain.training import TrainingRecorded, missing_topics
+from service.domain.training import (
+    TrainingRecorded,
+    how_to_record,
+    missing_topics,
+    record_path,
+)
 
 CycleStatus = Literal["open", "closed", "published"]
 MissingPolicy = Literal["zero", "renormalize"]
@@ -69,6 +75,10 @@ class EvaluationSubmitted(DomainEvent):
     #: The rater's training, required by the scheme for this role, was valid at submission.
     #: False on evaluations of roles that need none, and on those recorded before the check.
     training_on_record: bool = False
+    #: Stored after the cycle's evaluation deadline (accepted, and shown as late). False on
+    #: evaluations recorded before lateness was marked; ``deadline`` is None on those.
+    late: bool = False
+    deadline: datetime | None = None
 
 
 class MissingEvaluation(BaseModel):
@@ -128,12 +138,42 @@ class CyclePublished(DomainEvent):
     published_at: datetime
     publication: int
     decisions: tuple[ResultDecision, ...] = ()
+    #: The reason of the correction (the reopening) this publication follows, if any.
+    correction: str | None = None
 
 
 @upcaster("CyclePublished", 1)
 def _published_v1(data: dict[str, Any]) -> dict[str, Any]:
     # Version 1 publications predate decided consequences: they decided none.
     return {**data, "decisions": []}
+
+
+@event
+class ConsequencesRevised(DomainEvent):
+    """A published month's consequences were re-derived after an earlier month's correction.
+
+    Its frozen ranking stands; what changes is what depends on the corrected month: the
+    reassignment reviews whose streak of last places included it. ``publication`` numbers the
+    revision in the month's ledger, after its publications (the ledger settles it like one).
+    """
+
+    type: Literal["ConsequencesRevised"] = "ConsequencesRevised"
+    team_id: str
+    period: str
+    revised_at: datetime
+    publication: int
+    decisions: tuple[ResultDecision, ...]
+    corrected_period: str
+    corrected_publication: int
+    correction: str | None = None
+
+    def cause(self) -> str:
+        """Name the correction this revision follows, in words."""
+        if self.corrected_publication == 1:
+            return f"the first publication of {self.corrected_period}"
+        why = f": {self.correction}" if self.correction else ""
+        return (f"the correction of {self.corrected_period}"
+                f" (publication {self.corrected_publication}{why})")
 
 
 @event
@@ -165,6 +205,12 @@ class Cycle:
     closed: CycleClosed | None = None
     published_at: datetime | None = None
     publications: int = 0
+    #: How many of the publication numbers are revisions after an earlier month's correction.
+    revisions: int = 0
+    #: The consequences in force: the latest publication's, or the latest revision's.
+    decisions: tuple[ResultDecision, ...] = ()
+    #: The reason of the latest reopening (the correction a new publication follows).
+    correction: str | None = None
     #: What each agent did with their issued targets (``service.domain.goals``).
     goals: Mapping[str, g.GoalRecord] = field(default_factory=dict)
     #: (rater_id, rater_role) -> the agents the rater was invited to rate in that role.
@@ -187,9 +233,12 @@ def evolve(state: Cycle | None, e: DomainEvent) -> Cycle | None:
         return replace(state, status="closed", closed=e)
     if isinstance(e, CyclePublished):
         return replace(state, status="published", published_at=e.published_at,
-                       publications=e.publication)
+                       publications=e.publication, decisions=e.decisions)
+    if isinstance(e, ConsequencesRevised):
+        return replace(state, publications=e.publication, revisions=state.revisions + 1,
+                       decisions=e.decisions)
     if isinstance(e, CycleReopened):
-        return replace(state, status="open", closed=None)
+        return replace(state, status="open", closed=None, correction=e.reason)
     if isinstance(e, g.GOAL_EVENTS):
         record = g.evolve_goal(state.goals.get(e.agent_id), e)
         return replace(state, goals={**state.goals, e.agent_id: record})
@@ -252,14 +301,21 @@ def decide_evaluate(
     agent_in_team: bool,
     now: datetime,
     rater_training: Mapping[str, TrainingRecorded] | None = None,
+    manager_ids: Sequence[str] = (),
 ) -> list[DomainEvent]:
     """Record an evaluation (or a revision of the same rater's) while the cycle is open.
 
-    Peers, subordinates, customers and experts rate only the agents they were invited to rate
-    in that role (403 otherwise). A role the scheme requires training for is refused (422,
-    naming each missing topic) unless ``rater_training`` has every topic valid at ``now``.
+    Nobody rates themselves in any role but ``self`` (403 conflict-of-interest, naming who may:
+    ``manager_ids`` are the team's managers). Peers, subordinates, customers and experts rate
+    only the agents they were invited to rate in that role (403 otherwise). A role the scheme
+    requires training for is refused (422, naming each missing topic and where to record it)
+    unless ``rater_training`` has every topic valid at ``now``. An evaluation stored after the
+    cycle's deadline is accepted and marked late.
     """
     cycle = require_open(state, "evaluate")
+    if rater_role != "self":
+        ensure_not_own_case(rater_id, agent_id, f"give the {rater_role} evaluation of",
+                            team_id=cycle.team_id, manager_ids=manager_ids)
     if not agent_in_team:
         raise DomainError(
             f"agent {agent_id} is not in team {cycle.team_id}",
@@ -277,20 +333,28 @@ def decide_evaluate(
     if rater_role in scheme.requires_training:
         untrained = missing_topics(rater_training or {}, scheme.training_topics, now)
         if untrained:
+            topics = [p.field.removeprefix("training.") for p in untrained]
             raise DomainError(
                 f"evaluator {rater_id} lacks the training scheme {scheme.scheme_id} requires"
-                f" of a {rater_role} rater: "
-                + ", ".join(p.field.removeprefix("training.") for p in untrained),
-                untrained,
-                missing_training=[p.field.removeprefix("training.") for p in untrained],
+                f" of a {rater_role} rater: " + ", ".join(topics) + "; "
+                + how_to_record(rater_id, topics),
+                untrained, missing_training=topics,
+                record_with=[record_path(rater_id, topic) for topic in topics],
             )
         trained = True
     previous = cycle.evaluations.get((agent_id, rater_role, rater_id))
     return [EvaluationSubmitted(
         agent_id=agent_id, rater_role=rater_role, rater_id=rater_id, scores=dict(scores),
         comment=comment, revision=(previous.revision + 1) if previous else 1, submitted_at=now,
-        training_on_record=trained,
+        training_on_record=trained, late=is_late_evaluation(cycle.deadline, now),
+        deadline=cycle.deadline,
     )]
+
+
+def is_late_evaluation(deadline: datetime, submitted_at: datetime) -> bool:
+    """Tell whether an evaluation was stored after the cycle's evaluation deadline."""
+    # The deadline instant itself (the end of the 7th, team time) is still on time.
+    return submitted_at > deadline
 
 
 @dataclass(frozen=True)
@@ -360,6 +424,12 @@ def missing_evaluations(cycle: Cycle, scheme: Scheme, roster: Sequence[RosterEnt
         for role in expected_roles(scheme)
         if (a.agent_id, role) not in present
     ]
+
+
+def late_evaluations(cycle: Cycle) -> list[EvaluationSubmitted]:
+    """List the cycle's evaluations (latest revision of each) stored after its deadline."""
+    return sorted((e for e in cycle.evaluations.values() if e.late),
+                  key=lambda e: (e.agent_id, e.rater_role, e.submitted_at))
 
 
 def evaluations_by_agent(cycle: Cycle) -> dict[str, list[EvaluationSubmitted]]:
@@ -609,7 +679,57 @@ def decide_publish(
         previous_last_places=previous_last_places, currency=currency, period=state.period,
     )
     return [CyclePublished(team_id=state.team_id, period=state.period, published_at=now,
-                           publication=state.publications + 1, decisions=tuple(decisions))]
+                           publication=state.publications + 1, decisions=tuple(decisions),
+                           correction=state.correction if state.publications else None)]
+
+
+def last_in_month(closed: CycleClosed, policy: ResultsPolicy) -> frozenset[str]:
+    """Return the agents in last place in a closed month (the month a streak counts).
+
+    Judged on the frozen ranking with the month's pinned policy; an agent who is not ranked
+    is never last, so such a month breaks their streak.
+    """
+    return last_place_agents(frozen_ranking(closed), min_ranked_agents=policy.min_ranked_agents)
+
+
+def decide_revise_consequences(
+    state: Cycle | None,
+    now: datetime,
+    *,
+    policy: ResultsPolicy,
+    previous_last_places: Mapping[str, int],
+    corrected_period: str,
+    corrected_publication: int,
+    correction: str | None,
+) -> list[DomainEvent]:
+    """Re-derive a published month's reassignment reviews after an earlier month changed.
+
+    Only the reviews depend on other months (rewards, deductions and plans follow this
+    month's own ranking), so only they are decided again, with the publication's own time;
+    when the reviews come out the same, nothing is recorded (a second correction of the same
+    month changes nothing twice). A month not published (never, or reopened) is left alone:
+    its own publication will decide.
+    """
+    if state is None or state.status != "published" or state.closed is None:
+        return []
+    published_at = state.published_at or now
+    reviews = tuple(
+        d for d in decide_results(
+            frozen_ranking(state.closed), policy, published_at=published_at,
+            previous_last_places=previous_last_places, period=state.period,
+        )
+        if d.kind == "reassignment_review"
+    )
+    before = {d.agent_id for d in state.decisions if d.kind == "reassignment_review"}
+    if {d.agent_id for d in reviews} == before:
+        return []
+    kept = tuple(d for d in state.decisions if d.kind != "reassignment_review")
+    return [ConsequencesRevised(
+        team_id=state.team_id, period=state.period, revised_at=now,
+        publication=state.publications + 1, decisions=kept + reviews,
+        corrected_period=corrected_period, corrected_publication=corrected_publication,
+        correction=correction,
+    )]
 
 
 def decide_reopen(state: Cycle | None, reason: str | None, now: datetime) -> list[DomainEvent]:

@@ -53,6 +53,8 @@ REASONS: tuple[str, ...] = (
     UNKNOWN_AGENT, UNKNOWN_METRIC, NEGATIVE_VALUE, NON_FINITE_VALUE, FRACTIONAL_COUNT,
     VALUE_TOO_LARGE, IN_FUTURE, TOO_OLD, PERIOD_CLOSED,
 )
+#: Reasons that say the timestamp itself is unusable: such a sample has no month to belong to.
+UNPLACEABLE: frozenset[str] = frozenset({IN_FUTURE, TOO_OLD})
 
 
 @with_config(ConfigDict(extra="forbid"))

@@ -81,7 +81,8 @@ def evaluation_document(
         "team_id": team_id, "period": period, "agent_id": e.agent_id,
         "rater_role": e.rater_role, "rater_id": "anonymous" if anonymous else e.rater_id,
         "scores": e.scores, "comment": e.comment, "revision": e.revision,
-        "submitted_at": e.submitted_at.isoformat(),
+        "submitted_at": e.submitted_at.isoformat(), "late": e.late,
+        "deadline": e.deadline.isoformat() if e.deadline else None,
     }
 
 

@@ -21,21 +21,22 @@ publication that opened the obligation they answer, so a plan answers exactly on
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.domain.cycle import CycleClosed, CycleOpened, CyclePublished
+from service.domain.conflicts import ensure_not_own_case
+from service.domain.cycle import ConsequencesRevised, CycleClosed, CycleOpened, CyclePublished
 from service.domain.directory import ID_PATTERN
 from service.domain.errors import Conflict, DomainError, FieldError, NotFound
 from service.domain.events import DomainEvent, event
 from service.domain.results import PlanDecision, ResultDecision, ResultKind, standing
 
-EntryType = Literal["grant", "reversal", "cancellation"]
-EndStatus = Literal["reversed", "cancelled"]
+EntryType = Literal["grant", "reversal", "cancellation", "basis_change"]
+EndStatus = Literal["reversed", "cancelled", "basis_changed"]
 ReviewDecision = Literal["reassign", "retain"]
 
 #: Kinds that carry an amount owed (to or by the agent); the others are obligations.
@@ -43,10 +44,11 @@ AMOUNT_KINDS: tuple[ResultKind, ...] = ("reward", "deduction")
 KINDS: tuple[ResultKind, ...] = ("reward", "deduction", "improvement_plan", "reassignment_review")
 #: Every status a ledger item can have. Rewards and deductions: active, then perhaps reversed;
 #: plans: due, submitted, approved, rejected, overdue, cancelled; reviews: open, reassign,
-#: retain, cancelled; the entries that reverse or cancel another: reversal, cancellation.
+#: retain, cancelled; the entries that reverse or cancel another: reversal, cancellation,
+#: and basis_change (a decided review no longer called for: it keeps its decision).
 STATUSES: tuple[str, ...] = (
     "active", "reversed", "reversal", "due", "submitted", "approved", "rejected", "overdue",
-    "cancelled", "cancellation", "open", "reassign", "retain",
+    "cancelled", "cancellation", "open", "reassign", "retain", "basis_change",
 )
 
 _KIND_WORDS: dict[str, str] = {
@@ -148,6 +150,8 @@ class Ledger(_Frozen):
     active: dict[str, LedgerEntry] = Field(default_factory=dict)
     #: Grants a later publication ended, by entry id.
     ended: dict[str, LedgerEntry] = Field(default_factory=dict)
+    #: The entry that ended each ended grant (its reason names the correction), by grant id.
+    endings: dict[str, LedgerEntry] = Field(default_factory=dict)
 
     def obligation(self, kind: ResultKind, agent_id: str) -> LedgerEntry | None:
         """Return the grant of this kind in force for the agent, if any."""
@@ -166,6 +170,22 @@ class Settlement(_Frozen):
     ended: tuple[tuple[str, EndStatus], ...] = ()
 
 
+#: What settles a month's ledger: a publication, or a revision after an earlier correction.
+Settling = CyclePublished | ConsequencesRevised
+
+
+def _settled_at(e: Settling) -> datetime:
+    return e.published_at if isinstance(e, CyclePublished) else e.revised_at
+
+
+def _by(e: Settling) -> str:
+    """Name what settles, in words: "publication 2 (correction: ...)", "revision 3 after ..."."""
+    if isinstance(e, ConsequencesRevised):
+        return f"revision {e.publication}, after {e.cause()},"
+    return (f"publication {e.publication} (correction: {e.correction})" if e.correction
+            else f"publication {e.publication}")
+
+
 def _now_standing(ledger: Ledger, agent_id: str) -> str:
     found = ledger.standings.get(agent_id)
     if found is None or found.rank is None or found.places is None:
@@ -181,47 +201,71 @@ def _holds(entry: LedgerEntry, decision: ResultDecision | None) -> bool:
     return True
 
 
-def _ending(ledger: Ledger, old: LedgerEntry, e: CyclePublished, ordinal: int) -> LedgerEntry:
+def _end_status(old: LedgerEntry, decided: bool) -> EndStatus:
+    if old.kind in AMOUNT_KINDS:
+        return "reversed"
+    return "basis_changed" if decided else "cancelled"
+
+
+def _ending(ledger: Ledger, old: LedgerEntry, e: Settling, ordinal: int, decided: bool
+            ) -> LedgerEntry:
     now = ledger.standings.get(old.agent_id)
     word = _KIND_WORDS[old.kind]
     is_amount = old.kind in AMOUNT_KINDS
+    status = _end_status(old, decided)
     verb = "no longer grants this" if is_amount else "no longer calls for this"
+    # A decided review is history a person made: it keeps its decision, to be looked at again.
+    after = ("; the decision stands, marked for a person to look at again"
+             if status == "basis_changed" else "")
     return LedgerEntry(
-        id=f"{old.id}:{'reversed' if is_amount else 'cancelled'}-p{e.publication}",
+        id=f"{old.id}:{status}-p{e.publication}",
         team_id=old.team_id, period=old.period, agent_id=old.agent_id, kind=old.kind,
-        entry="reversal" if is_amount else "cancellation", publication=e.publication,
+        entry={"reversed": "reversal", "cancelled": "cancellation",
+               "basis_changed": "basis_change"}[status],
+        publication=e.publication,
         ordinal=ordinal, amount=-old.amount if is_amount and old.amount is not None else None,
         currency=old.currency if is_amount else None,
-        reason=(f"publication {e.publication} {verb} {word} (from publication {old.publication}):"
-                f" now {_now_standing(ledger, old.agent_id)}"),
+        reason=(f"{_by(e)} {verb} {word} (from publication {old.publication}):"
+                f" now {_now_standing(ledger, old.agent_id)}{after}"),
         rank=now.rank if now else None, places=now.places if now else None,
-        reverses=old.id, created_at=e.published_at,
+        reverses=old.id, created_at=_settled_at(e),
     )
 
 
-def _grant(ledger: Ledger, d: ResultDecision, e: CyclePublished, ordinal: int) -> LedgerEntry:
+def _grant(ledger: Ledger, d: ResultDecision, e: Settling, ordinal: int) -> LedgerEntry:
+    reason = d.reason
+    if isinstance(e, ConsequencesRevised):
+        reason += f" (opened by revision {e.publication}, after {e.cause()})"
     return LedgerEntry(
         id=entry_id(ledger.team_id, ledger.period, d.agent_id, d.kind, e.publication),
         team_id=ledger.team_id, period=ledger.period, agent_id=d.agent_id, kind=d.kind,
         entry="grant", publication=e.publication, ordinal=ordinal, amount=d.amount,
-        currency=d.currency, due_at=d.due_at, reason=d.reason, rank=d.rank, places=d.places,
-        months=d.months, created_at=e.published_at,
+        currency=d.currency, due_at=d.due_at, reason=reason, rank=d.rank, places=d.places,
+        months=d.months, created_at=_settled_at(e),
     )
 
 
-def settle(ledger: Ledger, e: CyclePublished) -> tuple[Ledger, Settlement]:
-    """Apply a publication: end the grants it no longer holds, grant what it newly decides."""
-    decided = {(d.kind, d.agent_id): d for d in e.decisions}
+def settle(ledger: Ledger, e: Settling, decided: Set[str] = frozenset()
+           ) -> tuple[Ledger, Settlement]:
+    """Apply a publication or revision: end the grants it no longer holds, grant the new ones.
+
+    ``decided``: ids of review grants a person has decided; one no longer called for keeps
+    its decision and is marked ``basis_changed`` instead of cancelled.
+    """
+    decisions = {(d.kind, d.agent_id): d for d in e.decisions}
     active = dict(ledger.active)
     ended = dict(ledger.ended)
+    endings = dict(ledger.endings)
     entries: list[LedgerEntry] = []
     closing: list[tuple[str, EndStatus]] = []
     for key, old in sorted(ledger.active.items()):
-        if _holds(old, decided.get((old.kind, old.agent_id))):
+        if _holds(old, decisions.get((old.kind, old.agent_id))):
             continue
-        entries.append(_ending(ledger, old, e, len(entries)))
-        closing.append((old.id, "reversed" if old.kind in AMOUNT_KINDS else "cancelled"))
+        ending = _ending(ledger, old, e, len(entries), old.id in decided)
+        entries.append(ending)
+        closing.append((old.id, _end_status(old, old.id in decided)))
         ended[old.id] = active.pop(key)
+        endings[old.id] = ending
     for d in e.decisions:
         key = f"{d.kind}:{d.agent_id}"
         if key in active:
@@ -230,7 +274,7 @@ def settle(ledger: Ledger, e: CyclePublished) -> tuple[Ledger, Settlement]:
         entries.append(grant)
         active[key] = grant
     state = ledger.model_copy(update={"publication": e.publication, "active": active,
-                                      "ended": ended})
+                                      "ended": ended, "endings": endings})
     return state, Settlement(entries=tuple(entries), ended=tuple(closing))
 
 
@@ -244,7 +288,7 @@ def evolve_ledger(state: Ledger | None, e: DomainEvent) -> Ledger | None:
         standings = {r.agent_id: Standing(rank=r.rank, places=r.places) for r in e.results}
         ranked = sum(1 for r in e.results if r.rank is not None)
         return state.model_copy(update={"standings": standings, "ranked": ranked})
-    if isinstance(e, CyclePublished):
+    if isinstance(e, CyclePublished | ConsequencesRevised):
         return settle(state, e)[0]
     return state
 
@@ -269,9 +313,14 @@ def _obligation(ledger: Ledger | None, kind: ResultKind, agent_id: str) -> Ledge
         return found
     cancelled = ledger.ever(kind, agent_id)
     if cancelled is not None:
+        ending = ledger.endings.get(cancelled.id)
+        # A decided review that ended keeps its decision: it "no longer stands", not cancelled.
+        verb = ("no longer stands since a later publication" if kind == "reassignment_review"
+                else "was cancelled by a later publication")
         raise Conflict(
             f"the {word} of agent {agent_id} in {where} (publication {cancelled.publication})"
-            f" was cancelled by a later publication", cancelled=cancelled.id,
+            f" {verb}" + (f": {ending.reason}" if ending is not None else ""),
+            cancelled=cancelled.id,
         )
     if kind == "reassignment_review":
         raise NotFound(f"no reassignment review of agent {agent_id} in {where}")
@@ -439,9 +488,15 @@ def decide_review_plan(
     comment: str,
     reviewer_id: str,
     now: datetime,
+    manager_ids: Sequence[str] = (),
 ) -> list[DomainEvent]:
-    """Approve or reject the latest submission, once; a rejection must say why."""
+    """Approve or reject the latest submission, once; a rejection must say why.
+
+    Nobody reviews their own plan (403 conflict-of-interest; ``manager_ids`` name who may).
+    """
     owed = _obligation(ledger, "improvement_plan", agent_id)
+    ensure_not_own_case(reviewer_id, agent_id, "review the improvement plan of",
+                        team_id=owed.team_id, manager_ids=manager_ids)
     record = (state or Plan()).record(owed.publication)
     latest = record.latest
     if latest is None:
@@ -519,9 +574,15 @@ def decide_reassignment(
     note: str,
     decided_by: str,
     now: datetime,
+    manager_ids: Sequence[str] = (),
 ) -> list[DomainEvent]:
-    """Decide an open review once, with a note; deciding again is a conflict."""
+    """Decide an open review once, with a note; deciding again is a conflict.
+
+    Nobody decides their own review (403 conflict-of-interest; ``manager_ids`` name who may).
+    """
     owed = _obligation(ledger, "reassignment_review", agent_id)
+    ensure_not_own_case(decided_by, agent_id, "decide the reassignment review of",
+                        team_id=owed.team_id, manager_ids=manager_ids)
     earlier = (state or Review()).decisions.get(owed.publication)
     if earlier is not None:
         raise Conflict(

@@ -34,6 +34,18 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 
 
+def record_path(evaluator_id: str, topic: str) -> str:
+    """Return the API path where an admin records an evaluator's training on a topic."""
+    return f"PUT /v1/training/{evaluator_id}/{topic}"
+
+
+def how_to_record(evaluator_id: str, topics: Iterable[str]) -> str:
+    """Say, in words, how the missing topics get on record."""
+    paths = ", ".join(record_path(evaluator_id, t) for t in topics)
+    return (f"an admin records each completed topic with {paths}"
+            " (body: completed_at, valid_until)")
+
+
 def training_stream(evaluator_id: str) -> str:
     """Return the stream id of an evaluator's training records."""
     return f"training:{evaluator_id}"

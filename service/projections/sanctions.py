@@ -24,14 +24,18 @@ from service.projections.decoded import decoded
 from service.store.event_store import DataOnly, RecordedEvent
 
 #: Cycle events the ledger needs; evaluations (most of a cycle stream) are skipped undecoded.
-_CYCLE_TYPES = frozenset({"CycleOpened", "CycleClosed", "CyclePublished"})
+_CYCLE_TYPES = frozenset({"CycleOpened", "CycleClosed", "CyclePublished",
+                          "ConsequencesRevised"})
+#: Review statuses that record a person's decision (kept when the basis of the review changes).
+_DECIDED = ["reassign", "retain"]
 
 
 class Sanctions(Projection):
     """The ledger read model, and each month's ledger state that the next publication needs."""
 
     name = "sanctions"
-    version = 1
+    # 2: a decided review no longer called for keeps its decision (basis_changed, basis_note).
+    version = 2
     stream_types = ("cycle", "plan", "review")
     data_only = DataOnly(("cycle",), _CYCLE_TYPES)
     tables = {
@@ -60,6 +64,8 @@ class Sanctions(Projection):
             decided_by   text,
             note         text,
             overdue_at   timestamptz,
+            basis_changed boolean NOT NULL DEFAULT false,
+            basis_note   text,
             created_at   timestamptz NOT NULL,
             updated_at   timestamptz NOT NULL,
             -- The ledger order of a month (also its index for team and period filters).
@@ -83,7 +89,8 @@ class Sanctions(Projection):
             if recorded.stream_id.startswith("cycle:") and recorded.type not in _CYCLE_TYPES:
                 continue
             e = decoded(recorded)
-            if isinstance(e, c.CycleOpened | c.CycleClosed | c.CyclePublished):
+            if isinstance(e, c.CycleOpened | c.CycleClosed | c.CyclePublished
+                          | c.ConsequencesRevised):
                 await self._cycle(conn, tables, e)
             elif isinstance(e, s.PlanSubmitted):
                 await conn.execute(
@@ -118,16 +125,22 @@ class Sanctions(Projection):
 
     async def _cycle(
         self, conn: asyncpg.Connection, tables: Tables,
-        e: c.CycleOpened | c.CycleClosed | c.CyclePublished,
+        e: c.CycleOpened | c.CycleClosed | c.CyclePublished | c.ConsequencesRevised,
     ) -> None:
         stored = await conn.fetchval(
             f"SELECT state FROM {tables['sanction_ledgers']} WHERE team_id = $1 AND period = $2",
             e.team_id, e.period,
         )
         ledger = s.Ledger.model_validate(stored) if stored is not None else None
-        if isinstance(e, c.CyclePublished) and ledger is not None:
-            ledger, settlement = s.settle(ledger, e)
-            await self._settle(conn, tables, settlement, e)
+        if isinstance(e, c.CyclePublished | c.ConsequencesRevised) and ledger is not None:
+            # Reviews decided so far are in this table (their events came earlier in the
+            # feed, so a rebuild finds the same ones).
+            reviews = [g.id for g in ledger.active.values() if g.kind == "reassignment_review"]
+            decided = {r["id"] for r in await conn.fetch(
+                f"SELECT id FROM {tables['sanctions']} WHERE id = ANY($1::text[])"
+                " AND status = ANY($2::text[])", reviews, _DECIDED)} if reviews else set()
+            ledger, settlement = s.settle(ledger, e, decided)
+            await self._settle(conn, tables, settlement)
         else:
             ledger = s.evolve_ledger(ledger, e)
         if ledger is None:
@@ -139,13 +152,20 @@ class Sanctions(Projection):
         )
 
     async def _settle(
-        self, conn: asyncpg.Connection, tables: Tables, settlement: s.Settlement,
-        e: c.CyclePublished,
+        self, conn: asyncpg.Connection, tables: Tables, settlement: s.Settlement
     ) -> None:
+        endings = {x.reverses: x for x in settlement.entries if x.reverses is not None}
         for ended, status in settlement.ended:
+            at = endings[ended].created_at
+            if status == "basis_changed":
+                await conn.execute(
+                    f"UPDATE {tables['sanctions']} SET basis_changed = true, basis_note = $2,"
+                    " updated_at = $3 WHERE id = $1", ended, endings[ended].reason, at,
+                )
+                continue
             await conn.execute(
                 f"UPDATE {tables['sanctions']} SET status = $2, updated_at = $3 WHERE id = $1",
-                ended, status, e.published_at,
+                ended, status, at,
             )
         await conn.executemany(
             f"""

@@ -27,6 +27,7 @@ from service.projections.sanctions import Sanctions
 from service.queries import results
 from service.queries.roster import team_agents
 from service.queries.sanctions import Filters, list_items
+from service.store import metrics as metric_store
 
 #: How many months the team overview shows by default.
 OVERVIEW_MONTHS = 12
@@ -39,6 +40,8 @@ class Process:
     goals_unacknowledged: list[str] = field(default_factory=list)
     goals_disputed: list[str] = field(default_factory=list)
     interviews_missing: list[str] = field(default_factory=list)
+    #: Samples kept because they arrived after the month closed (still not counted).
+    late_samples: int = 0
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -127,11 +130,39 @@ async def cycle_process(ctx: ServiceContext, team: Team, cycle: c.Cycle) -> Proc
     now = ctx.clock()
     process = Process(warnings=list(await results.cycle_warnings(ctx, team, cycle)))
     process.warnings += await results.fairness_warnings(ctx, team, cycle)
+    late = c.late_evaluations(cycle)
+    if late:
+        # Who rated stays out: a peer's rating is anonymous, and agents read these warnings.
+        process.warnings.append({
+            "kind": "evaluations_late", "deadline": cycle.deadline.isoformat(),
+            "evaluations": [{"agent_id": e.agent_id, "rater_role": e.rater_role,
+                             "submitted_at": e.submitted_at.isoformat()} for e in late],
+            "detail": f"{len(late)} evaluation(s) were stored after the evaluation deadline"
+                      f" ({cycle.deadline.isoformat()})",
+        })
     if cycle.status == "open":
         await _open_process(ctx, cycle, process, now)
-    elif cycle.status == "published":
+    else:
+        await _late_samples(ctx, cycle, process)
+    if cycle.status == "published":
         await _published_process(ctx, cycle, process, now)
     return process
+
+
+async def _late_samples(ctx: ServiceContext, cycle: c.Cycle, process: Process) -> None:
+    async with ctx.db.connection() as conn:
+        count, agents, latest = await metric_store.late_samples(conn, cycle.team_id,
+                                                                cycle.period)
+    if count:
+        process.late_samples = count
+        process.warnings.append({
+            "kind": "late_samples", "count": count, "agents": agents,
+            "last_received_at": latest.isoformat() if latest else None,
+            "detail": f"{count} sample(s) arrived after the month closed; they are kept in the"
+                      " quarantine (GET /v1/metrics/quarantine?team_id="
+                      f"{cycle.team_id}&period={cycle.period}&reason=period_closed) and do not"
+                      " change the result; reopen the month and replay them to count them",
+        })
 
 
 async def team_overview(ctx: ServiceContext, team: Team, months: int = OVERVIEW_MONTHS
@@ -159,6 +190,7 @@ async def team_overview(ctx: ServiceContext, team: Team, months: int = OVERVIEW_
             "goals_unacknowledged": process.goals_unacknowledged,
             "goals_disputed": process.goals_disputed,
             "interviews_missing": process.interviews_missing,
+            "late_samples": process.late_samples,
             "warnings": process.warnings,
         })
     return {"team_id": team.team_id, "name": team.name, "cycles": items}

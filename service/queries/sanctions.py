@@ -21,7 +21,7 @@ _SELECT = """
 SELECT id, team_id, period, agent_id, kind, entry, publication, ordinal, amount, currency,
        due_at, CASE WHEN status = 'due' AND due_at < $1 THEN 'overdue' ELSE status END AS status,
        reason, rank, place_from, place_to, months, reverses, late, submitted_at, decided_at,
-       decided_by, note, overdue_at, created_at
+       decided_by, note, overdue_at, basis_changed, basis_note, created_at
 FROM sanctions
 WHERE ($2::text IS NULL OR team_id = $2)
   AND ($3::text IS NULL OR period = $3)
@@ -67,6 +67,7 @@ def item(row: asyncpg.Record) -> dict[str, Any]:
         "months": list(row["months"]), "late": row["late"],
         "submitted_at": row["submitted_at"], "decided_at": row["decided_at"],
         "decided_by": row["decided_by"], "note": row["note"], "overdue_at": row["overdue_at"],
+        "basis_changed": row["basis_changed"], "basis_note": row["basis_note"],
         "review_id": (review_id(row["team_id"], row["period"], row["agent_id"])
                       if row["kind"] == "reassignment_review" else None),
         "created_at": row["created_at"],

@@ -29,7 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -246,35 +246,52 @@ async def stored(
 # -- quarantine ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Kept:
+    """A refused sample to keep, with its reason and, when known, its team and month."""
+
+    source: str
+    sample: m.Sample
+    why: m.Rejection
+    #: (team_id, period) the sample belongs to; None when its agent is unknown.
+    where: tuple[str, str] | None = None
+
+
 async def quarantine(
     conn: asyncpg.Connection,
-    items: Sequence[tuple[str, m.Sample, m.Rejection]],
+    items: Sequence[Kept],
     received_at: datetime,
 ) -> None:
     """Keep rejected samples (a re-sent one updates its entry and counts the attempt)."""
     if not items:
         return
-    ordered = sorted(items, key=lambda i: (i[0], i[1]["id"]))
+    ordered = sorted(items, key=lambda i: (i.source, i.sample["id"]))
     await conn.execute(
         """
         INSERT INTO metric_quarantine AS q (source, sample_id, raw, agent_id, metric, reason,
-                                            detail, first_received_at, received_at)
-        SELECT r.source, r.sample_id, r.raw, r.agent_id, r.metric, r.reason, r.detail, $8, $8
+                                            detail, first_received_at, received_at, team_id,
+                                            period)
+        SELECT r.source, r.sample_id, r.raw, r.agent_id, r.metric, r.reason, r.detail, $8, $8,
+               r.team_id, r.period
         FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::text[], $5::text[], $6::text[],
-                    $7::text[]) AS r(source, sample_id, raw, agent_id, metric, reason, detail)
+                    $7::text[], $9::text[], $10::text[])
+             AS r(source, sample_id, raw, agent_id, metric, reason, detail, team_id, period)
         ON CONFLICT (source, sample_id) DO UPDATE
         SET raw = excluded.raw, agent_id = excluded.agent_id, metric = excluded.metric,
             reason = excluded.reason, detail = excluded.detail, status = 'quarantined',
-            received_at = excluded.received_at, attempts = q.attempts + 1
+            received_at = excluded.received_at, attempts = q.attempts + 1,
+            team_id = excluded.team_id, period = excluded.period
         """,
-        [source for source, _, _ in ordered],
-        [sample["id"] for _, sample, _ in ordered],
-        [m.to_raw(sample) for _, sample, _ in ordered],
-        [sample["agent_id"] for _, sample, _ in ordered],
-        [sample["metric"] for _, sample, _ in ordered],
-        [r.reason for _, _, r in ordered],
-        [r.detail for _, _, r in ordered],
+        [i.source for i in ordered],
+        [i.sample["id"] for i in ordered],
+        [m.to_raw(i.sample) for i in ordered],
+        [i.sample["agent_id"] for i in ordered],
+        [i.sample["metric"] for i in ordered],
+        [i.why.reason for i in ordered],
+        [i.why.detail for i in ordered],
         received_at,
+        [i.where[0] if i.where else None for i in ordered],
+        [i.where[1] if i.where else None for i in ordered],
     )
 
 
@@ -287,6 +304,10 @@ class QuarantineFilter:
     reason: str | None = None
     status: str | None = "quarantined"
     sample_ids: Sequence[str] | None = None
+    team_id: str | None = None
+    period: str | None = None
+    #: Only samples of these teams (a manager's); None for admins and readers.
+    teams: Sequence[str] | None = None
 
 
 #: Who resolved a quarantined sample that its source simply sent again once it was usable.
@@ -295,7 +316,8 @@ RESENT = "resent"
 # A quarantined sample that was sent again once usable is stored without touching the
 # quarantine (that would cost every batch a lookup); the listing sees it through the join.
 _ENTRIES = """
-SELECT q.source, q.sample_id, q.raw, q.agent_id, q.metric, q.reason, q.detail,
+SELECT q.source, q.sample_id, q.raw, q.agent_id, q.metric, q.reason, q.detail, q.team_id,
+       q.period,
        CASE WHEN s.sample_id IS NULL THEN q.status ELSE 'accepted' END AS status,
        q.attempts, q.first_received_at, q.received_at,
        coalesce(q.replayed_at, s.received_at) AS replayed_at,
@@ -314,12 +336,17 @@ _FILTER = """
     AND ($5::text[] IS NULL OR q.sample_id = ANY($5::text[]))
     AND ($6::timestamptz IS NULL
          OR (q.first_received_at, q.source, q.sample_id) > ($6, $7::text, $8::text))
+    AND ($9::text IS NULL OR q.team_id = $9)
+    AND ($10::text IS NULL OR q.period = $10)
+    AND ($11::text[] IS NULL OR q.team_id = ANY($11::text[]))
 """
 
 
 def _filter_args(f: QuarantineFilter, after: tuple[datetime, str, str] | None) -> list[Any]:
     ids = list(f.sample_ids) if f.sample_ids is not None else None
-    return [f.source, f.agent_id, f.reason, f.status, ids, *(after or (None, None, None))]
+    teams = list(f.teams) if f.teams is not None else None
+    return [f.source, f.agent_id, f.reason, f.status, ids, *(after or (None, None, None)),
+            f.team_id, f.period, teams]
 
 
 def encode_after(row: asyncpg.Record | dict[str, Any]) -> str:
@@ -351,11 +378,28 @@ async def list_quarantine(
         {_ENTRIES}
         WHERE {_FILTER}
         ORDER BY q.first_received_at, q.source, q.sample_id
-        LIMIT $9
+        LIMIT $12
         """,
         *_filter_args(f, after), limit,
     )
     return rows
+
+
+async def late_samples(conn: asyncpg.Connection, team_id: str, period: str
+                       ) -> tuple[int, list[str], datetime | None]:
+    """Count a closed month's samples kept because they came late: count, agents, latest."""
+    row = await conn.fetchrow(
+        f"""
+        SELECT count(*) AS n, coalesce(array_agg(DISTINCT e.agent_id), '{{}}') AS agents,
+               max(e.received_at) AS latest
+        FROM ({_ENTRIES}
+              WHERE q.team_id = $1 AND q.period = $2 AND q.reason = $3) e
+        WHERE e.status = 'quarantined'
+        """,
+        team_id, period, m.PERIOD_CLOSED,
+    )
+    assert row is not None
+    return row["n"], sorted(row["agents"]), row["latest"]
 
 
 async def claim(
@@ -372,13 +416,13 @@ async def claim(
     was stored meanwhile are returned too, so the replay marks them.
     """
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('metric-replay', 0))")
-    pending = QuarantineFilter(f.source, f.agent_id, f.reason, None, f.sample_ids)
+    pending = replace(f, status=None)
     rows: list[asyncpg.Record] = await conn.fetch(
         f"""
         {_ENTRIES}
         WHERE {_FILTER} AND q.status = 'quarantined'
         ORDER BY q.first_received_at, q.source, q.sample_id
-        LIMIT $9
+        LIMIT $12
         """,
         *_filter_args(pending, after), limit,
     )

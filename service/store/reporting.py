@@ -486,10 +486,14 @@ VIEWS: list[View] = [
          "months": "the months in last place, comma-separated", "reason": "why",
          "status": "open, reassign, retain or cancelled", "decided_at": "when decided",
          "decided_by": "who decided", "note": "the decision's note",
-         "created_at": "when the review was opened"},
+         "created_at": "when the review was opened",
+         "basis_changed": "decided, then a correction no longer held its streak: the decision"
+                          " stands, to be looked at again",
+         "basis_note": "why the basis changed, naming the correction"},
         "SELECT s.id, s.team_id || ':' || s.period || ':' || s.agent_id, s.team_id, s.period, "
         + _period_start("s.period") + ", s.agent_id, array_to_string(s.months, ','),"
-        " s.reason, s.status, s.decided_at, s.decided_by, s.note, s.created_at"
+        " s.reason, s.status, s.decided_at, s.decided_by, s.note, s.created_at,"
+        " s.basis_changed, s.basis_note"
         " FROM public.sanctions s WHERE s.kind = 'reassignment_review' AND s.entry = 'grant'",
         ("sanctions",),
     ),

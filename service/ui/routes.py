@@ -543,6 +543,7 @@ async def agent_page(
                 **e, "scores_text": [(CRITERIA_LABELS.get(k, k), f.num(v, 0))
                                      for k, v in e["scores"].items()],
                 "when": f.when(e["submitted_at"]),
+                "deadline_text": f.when(e["deadline"]) if e.get("deadline") else "",
             })
     sanctions = await _sanction_rows(ctx, principal, request, agent_id=agent_id)
     plans = []

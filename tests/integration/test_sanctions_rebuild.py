@@ -75,7 +75,11 @@ async def test_rebuilding_the_sanctions_projection_gives_the_same_ledger(
     before = await _rows(db, team.team_id)
     statuses = {(r["kind"], r["agent_id"], r["period"], r["status"]) for r in before
                 if "kind" in r}
-    assert ("reassignment_review", d, "2026-11", "cancelled") in statuses
+    # d's review was decided before the correction: it keeps its decision, marked
+    assert ("reassignment_review", d, "2026-11", "retain") in statuses
+    review_row = next(r for r in before if r.get("kind") == "reassignment_review"
+                      and r["entry"] == "grant")
+    assert review_row["basis_changed"] and "correction: dispute" in review_row["basis_note"]
     assert ("improvement_plan", c, "2026-11", "approved") in statuses
     assert ("improvement_plan", b, "2026-11", "overdue") in statuses
     assert ("reward", a, "2026-11", "reversed") in statuses
@@ -90,4 +94,39 @@ async def test_rebuilding_the_sanctions_projection_gives_the_same_ledger(
     async with db.connection() as conn:
         new = await checkpoints.current(conn, "sanctions", "live")
     assert new is not None and new.generation > old.generation
+    assert await _rows(db, team.team_id) == before
+
+
+async def test_a_rebuild_gives_the_same_ledger_after_a_correction_carried_forward(
+    app_client: httpx.AsyncClient, db: Database, uid: str, app_clock: PinnedClock
+) -> None:
+    team = await make_team(app_client, uid, 3)
+    a, b, c = team.agents
+    months = ("2026-09", "2026-10", "2026-11", "2026-12")
+    for i, month in enumerate(months):
+        app_clock.set(START + timedelta(days=31 * i))
+        await team.open(month)
+        await team.evaluate_all(month, {a: 90, b: 80, c: 70})
+        assert (await team.close(month)).status_code == 200
+        assert (await team.publish(month)).status_code == 200
+    decided = await app_client.post(
+        f"/v1/reassignment-reviews/{team.team_id}:2026-11:{c}/decision",
+        json={"decision": "retain", "note": "coaching"}, headers=team.manager)
+    assert decided.status_code == 200, decided.text
+    # October corrected: c first. November's decided review keeps its decision (basis
+    # changed); December's open review is cancelled.
+    app_clock.set(START + timedelta(days=130))
+    reopened = await app_client.post(team.url("2026-10", "/reopen"),
+                                     json={"reason": "mixed-up agents"}, headers=team.manager)
+    assert reopened.status_code == 200
+    await team.evaluate_all("2026-10", {c: 95})
+    assert (await team.close("2026-10")).status_code == 200
+    assert (await team.publish("2026-10")).status_code == 200
+
+    assert await wait_caught_up(db, [Sanctions()], timeout=10)
+    before = await _rows(db, team.team_id)
+    reviews = {(r["period"], r["status"], r["basis_changed"]) for r in before
+               if r.get("kind") == "reassignment_review" and r["entry"] == "grant"}
+    assert reviews == {("2026-11", "retain", True), ("2026-12", "cancelled", False)}
+    assert await admin.rebuild(db, "sanctions") == 0
     assert await _rows(db, team.team_id) == before

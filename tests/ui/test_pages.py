@@ -8,6 +8,7 @@ closed, waiting for its manager.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -342,3 +343,30 @@ async def test_static_files_are_served_with_a_long_cache(anonymous: httpx.AsyncC
     assert "immutable" in css.headers["cache-control"]
     assert (await anonymous.get("/ui/static/../main.py")).status_code == 404
     assert (await anonymous.get("/ui/static/nothing.css")).status_code == 404
+
+
+async def test_a_late_evaluation_is_flagged_on_the_agent_page(
+    sign_in: SignIn, shop: Shop
+) -> None:
+    card = await api_get(shop, "/v1/teams/shop-sh/cycles/2026-11/scorecards/sh-sun-hui",
+                         "m-chen")
+    current = next(e for e in card["evaluations"] if e["rater_role"] == "manager")
+    page = await (await sign_in("m-chen")).get("/ui/agents/sh-sun-hui?period=2026-11")
+    assert "after the evaluation deadline" not in page.text
+    pinned = shop.clock.pinned
+    shop.clock.set(datetime(2026, 12, 9, 9, 0, tzinfo=UTC))  # past the 7th in Shanghai
+    try:
+        # the same scores again: a late revision that changes no number other tests read
+        transport = httpx.ASGITransport(app=shop.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://csperf.test") as api:
+            revised = await api.put(
+                "/v1/teams/shop-sh/cycles/2026-11/evaluations/sh-sun-hui/manager",
+                json={"scores": current["scores"], "comment": current["comment"]},
+                headers=shop.api("m-chen"))
+        assert revised.status_code == 200 and revised.json()["late"] is True, revised.text
+        page = await (await sign_in("m-chen")).get("/ui/agents/sh-sun-hui?period=2026-11")
+        assert page.status_code == 200
+        assert re.search(r'<span class="badge badge-overdue" title="stored after the evaluation'
+                         r' deadline, [^"]+">late</span>', page.text), page.text
+    finally:
+        shop.clock.set(pinned)  # type: ignore[arg-type]

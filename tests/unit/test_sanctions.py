@@ -204,7 +204,7 @@ def test_a_correction_reverses_what_no_longer_holds_and_the_ledger_sums_to_what_
                                       "t:2026-11:d:improvement_plan:p1": "cancelled",
                                       "t:2026-11:a:reward:p1": "reversed"}
     reversal = settlement.entries[2]
-    assert "publication 2 no longer grants this reward" in reversal.reason
+    assert "publication 2 (correction: a dispute) no longer grants this reward" in reversal.reason
     assert "now rank 2 of 4" in reversal.reason and reversal.rank == 2
     assert owed(month) == decided(second) == {("reward", "d"): 100.0, ("deduction", "c"): 100.0}
     # c's plan is still the one publication 1 opened, with its deadline
@@ -377,3 +377,64 @@ def test_review_ids_with_colons_list_every_reading() -> None:
     assert s.parse_review_id("t:2026-13:a") == []
     assert s.parse_review_id("nonsense") == []
     assert s.parse_review_id(":2026-11:a") == []
+
+
+# --- corrections carry forward ----------------------------------------------------------------
+
+
+def _revise(month: Month, previous: dict[str, int]) -> list[DomainEvent]:
+    return c.decide_revise_consequences(
+        month.state, PUBLISHED + timedelta(days=20), policy=POLICY,
+        previous_last_places=previous, corrected_period="2026-10", corrected_publication=2,
+        correction="scores keyed for the wrong agent")
+
+
+def test_a_revision_re_derives_only_the_reviews_and_names_the_correction() -> None:
+    month = Month()
+    month.publish({"a": 90, "b": 80, "c": 70}, previous={"c": 2})
+    before = month.ledger
+    assert before.obligation("reassignment_review", "c") is not None
+    # October no longer has c last: November's streak is one month long
+    [revised] = _revise(month, {})
+    assert isinstance(revised, c.ConsequencesRevised)
+    assert revised.publication == 2 and {d.kind for d in revised.decisions} == {
+        "reward", "deduction", "improvement_plan"}
+    ledger, settlement = s.settle(before, revised)
+    [ending] = settlement.entries
+    assert (ending.kind, ending.entry, ending.reverses) == (
+        "reassignment_review", "cancellation", "t:2026-11:c:reassignment_review:p1")
+    assert ("revision 2, after the correction of 2026-10 (publication 2: scores keyed for the"
+            " wrong agent)") in ending.reason
+    assert ledger.obligation("reward", "a") is not None  # the rest stands, untouched
+    assert ledger.endings["t:2026-11:c:reassignment_review:p1"] == ending
+    month._add(revised)
+    assert month.state is not None and month.state.revisions == 1
+    # the same again records nothing
+    assert _revise(month, {}) == []
+    # and a streak that comes back opens a review again, saying why
+    [back] = _revise(month, {"c": 2})
+    _, reopened = s.settle(ledger, back)
+    [grant] = reopened.entries
+    assert grant.entry == "grant" and "opened by revision 3" in grant.reason
+
+
+def test_a_decided_review_that_no_longer_holds_is_a_basis_change_not_a_cancellation() -> None:
+    month = Month()
+    month.publish({"a": 90, "b": 80, "c": 70}, previous={"c": 2})
+    [revised] = _revise(month, {})
+    assert isinstance(revised, c.ConsequencesRevised)
+    review = "t:2026-11:c:reassignment_review:p1"
+    _, settlement = s.settle(month.ledger, revised, decided={review})
+    [ending] = settlement.entries
+    assert (ending.entry, ending.initial_status) == ("basis_change", "basis_change")
+    assert "the decision stands" in ending.reason
+    assert dict(settlement.ended) == {review: "basis_changed"}
+
+
+def test_a_month_not_published_is_not_revised() -> None:
+    month = Month()
+    assert _revise(month, {"c": 2}) == []
+    month.publish({"a": 90, "b": 80, "c": 70})
+    month._add(c.CycleReopened(team_id="t", period="2026-11", reopened_at=PUBLISHED,
+                               reason="recheck"))
+    assert _revise(month, {"c": 2}) == []
