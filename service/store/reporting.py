@@ -244,6 +244,15 @@ _SCORECARD_PARTS += [
     ("notes", "array_to_string(ARRAY(SELECT jsonb_array_elements_text("
               "coalesce(s.document -> 'notes', '[]'::jsonb))), ' | ')",
      "how the numbers were computed (dropped KPIs, re-normalised weights), ' | '-separated"),
+    # Fair months (scheme version 2); null on months scored without presence.
+    ("ranked", "(s.document #>> '{eligibility,ranked}')::boolean",
+     "whether the agent was present enough to be ranked (null: a month without presence"
+     " rules)"),
+    ("active_days", "(s.document #>> '{eligibility,active_days}')::int",
+     "the month's days inside the employment span and outside absences"),
+    ("days", "(s.document #>> '{eligibility,days}')::int", "the month's calendar days"),
+    ("not_ranked_reason", "s.document #>> '{eligibility,reason}'",
+     "why the agent was not ranked (null: ranked)"),
 ]
 
 # -- the views -----------------------------------------------------------------------------------
