@@ -10,6 +10,7 @@ from pydantic import Field
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, manages
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, matches, paginate, paging
+from service.api.params import IdPath
 from service.api.schemas import AgentIn, AgentList, AgentOut, MembershipOut, TeamIn, TeamOut
 from service.api.tabular import csv_response, wants_csv
 from service.commands import directory as commands
@@ -44,7 +45,7 @@ def agent_out(agent: d.Agent) -> AgentOut:
 @router.put("/teams/{team_id}", response_model=TeamOut,
             responses={201: {"model": TeamOut, "description": "created"}})
 async def put_team(
-    team_id: str, body: TeamIn, request: Request, response: Response, ctx: Ctx,
+    team_id: IdPath, body: TeamIn, request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow()],
 ) -> TeamOut:
     """Create or change a team (admin)."""
@@ -59,7 +60,7 @@ async def put_team(
 
 @router.get("/teams/{team_id}", response_model=TeamOut)
 async def get_team(
-    team_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    team_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> TeamOut:
     """Return a team (its managers, its agents, admins and readers)."""
     team = await commands.get_team(ctx, team_id)
@@ -99,7 +100,7 @@ _AGENT_PAGING = paging(("agent_id", "name", "position", "joined_at"), "agent_id"
 @router.get("/teams/{team_id}/agents", response_model=AgentPage,
             responses={200: {"content": {"text/csv": {}}}})
 async def list_team_agents(
-    team_id: str, request: Request, response: Response, ctx: Ctx,
+    team_id: IdPath, request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
     page: Annotated[Paging, Depends(_AGENT_PAGING)],
     position: Annotated[str | None, Query(max_length=100,
@@ -126,7 +127,7 @@ async def list_team_agents(
 @router.put("/agents/{agent_id}", response_model=AgentOut,
             responses={201: {"model": AgentOut, "description": "created"}})
 async def put_agent(
-    agent_id: str, body: AgentIn, request: Request, response: Response, ctx: Ctx,
+    agent_id: IdPath, body: AgentIn, request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> AgentOut:
     """Create or change an agent; a different team_id is a transfer (admin, or a manager of
@@ -149,7 +150,7 @@ async def put_agent(
 
 @router.get("/agents/{agent_id}", response_model=AgentOut)
 async def get_agent(
-    agent_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    agent_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> AgentOut:
     """Return an agent (the agent, their team's managers, admins and readers)."""
     agent = await commands.get_agent(ctx, agent_id)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import caller, context
+from service.api.params import IdPath, PeriodPath
 from service.api.problems import Problem
 from service.api.schemas import (
     AcknowledgeIn,
@@ -30,9 +31,6 @@ from service.domain.principal import Principal
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}/goals", tags=["goals"])
 Ctx = Annotated[ServiceContext, Depends(context)]
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-TeamId = Annotated[str, Path(pattern=_ID)]
-AgentId = Annotated[str, Path(pattern=_ID)]
 
 
 def ensure_is_agent(principal: Principal, agent_id: str, what: str) -> None:
@@ -43,7 +41,8 @@ def ensure_is_agent(principal: Principal, agent_id: str, what: str) -> None:
 
 @router.get("", response_model=GoalsList)
 async def list_goals(
-    team_id: TeamId, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+    team_id: IdPath, period: PeriodPath,
+    ctx: Ctx, principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Return every current agent's targets and whether they acknowledged them."""
     team = await get_team(ctx, team_id)
@@ -55,7 +54,7 @@ async def list_goals(
 
 @router.get("/{agent_id}", response_model=GoalsOut)
 async def get_goals(
-    team_id: TeamId, period: str, agent_id: AgentId, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return the targets issued to an agent (scheme version and position), and their status."""
@@ -66,7 +65,7 @@ async def get_goals(
 
 @router.post("/{agent_id}/acknowledge", response_model=GoalsOut)
 async def acknowledge(
-    team_id: TeamId, period: str, agent_id: AgentId, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("agent")], body: AcknowledgeIn | None = None,
 ) -> dict[str, Any]:
     """Acknowledge one's own targets as issued (the agent only)."""
@@ -78,7 +77,7 @@ async def acknowledge(
 
 @router.post("/{agent_id}/dispute", response_model=GoalsOut)
 async def dispute(
-    team_id: TeamId, period: str, agent_id: AgentId, body: DisputeIn, request: Request,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: DisputeIn, request: Request,
     ctx: Ctx, principal: Annotated[Principal, allow("agent")],
 ) -> dict[str, Any]:
     """Dispute one's own targets with a comment (the agent only); a manager resolves it."""
@@ -90,7 +89,7 @@ async def dispute(
 
 @router.post("/{agent_id}/resolve", response_model=GoalsOut)
 async def resolve(
-    team_id: TeamId, period: str, agent_id: AgentId, body: ResolveIn, request: Request,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: ResolveIn, request: Request,
     ctx: Ctx, principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Resolve an agent's dispute: adjust targets for this cycle's scoring, or keep them."""

@@ -21,14 +21,17 @@ from service.api.auth import allow, ensure_self_or_manager, ensure_source
 from service.api.deps import context
 from service.api.directory import ensure_team_member_or_manager
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
+from service.api.params import IdPath, IdQuery
 from service.api.problems import Problem
+from service.api.schemas import Body
 from service.api.tabular import csv_response, wants_csv
 from service.commands import metrics as commands
 from service.commands.directory import get_agent, get_team
 from service.context import ServiceContext
 from service.domain import metrics as m
+from service.domain.ids import ID_PATTERN
 from service.domain.kpis import MEASURED_KPIS
-from service.domain.periods import parse_period, period_of
+from service.domain.periods import PERIOD_PATTERN, check_period, period_of
 from service.domain.principal import Principal
 from service.queries import kpis
 from service.store import metrics as store
@@ -36,14 +39,12 @@ from service.store import metrics as store
 router = APIRouter(prefix="/v1", tags=["metrics"])
 Ctx = Annotated[ServiceContext, Depends(context)]
 
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-
 
 @with_config(ConfigDict(extra="forbid", title="MetricsIn"))
 class MetricsIn(TypedDict):
     """POST /v1/metrics."""
 
-    source: Annotated[str, Field(pattern=_ID, examples=["chat-widget"])]
+    source: Annotated[str, Field(pattern=ID_PATTERN, examples=["chat-widget"])]
     samples: Annotated[list[m.Sample], Field(max_length=m.MAX_BATCH)]
 
 
@@ -184,8 +185,8 @@ async def list_quarantine(
     response: Response,
     ctx: Ctx,
     principal: Annotated[Principal, allow()],
-    source: Annotated[str | None, Query(max_length=64)] = None,
-    agent_id: Annotated[str | None, Query(max_length=64)] = None,
+    source: IdQuery = None,
+    agent_id: IdQuery = None,
     reason: Annotated[str | None, Query(max_length=64)] = None,
     status: Literal["quarantined", "accepted", "all"] = "quarantined",
     after: Annotated[str | None, Query(max_length=400, description="cursor from `next`")] = None,
@@ -212,13 +213,11 @@ async def list_quarantine(
     return QuarantineList(items=[QuarantinedOut(**i) for i in items], next=next_cursor)
 
 
-class ReplayIn(BaseModel):
+class ReplayIn(Body):
     """POST /v1/metrics/quarantine/replay: which kept samples to try again (all by default)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    source: str | None = Field(default=None, max_length=64)
-    agent_id: str | None = Field(default=None, max_length=64)
+    source: str | None = Field(default=None, pattern=ID_PATTERN)
+    agent_id: str | None = Field(default=None, pattern=ID_PATTERN)
     reason: str | None = Field(default=None, max_length=64)
     ids: list[str] | None = Field(default=None, max_length=m.MAX_BATCH,
                                   description="sample ids (of any source unless one is given)")
@@ -303,20 +302,19 @@ class TeamKpisOut(KpisOut):
 def _period(period: str | None, timezone: str, now: datetime) -> str:
     if period is None:
         return period_of(now, ZoneInfo(timezone))
-    parse_period(period)
-    return period
+    return check_period(period, now)
 
 
 PeriodQuery = Annotated[
     str | None,
-    Query(max_length=7, examples=["2026-11"],
+    Query(pattern=PERIOD_PATTERN, max_length=7, examples=["2026-11"],
           description="YYYY-MM in the team's time zone; the current month when left out"),
 ]
 
 
 @router.get("/agents/{agent_id}/kpis", response_model=AgentKpisOut)
 async def agent_kpis(
-    agent_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    agent_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
     period: PeriodQuery = None,
 ) -> AgentKpisOut:
     """Return an agent's live KPIs for a month (the agent, their team's managers, admins,
@@ -332,7 +330,7 @@ async def agent_kpis(
 
 @router.get("/teams/{team_id}/kpis", response_model=TeamKpisOut)
 async def team_kpis(
-    team_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    team_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
     period: PeriodQuery = None,
 ) -> TeamKpisOut:
     """Return a team's live totals and KPIs for a month, and when each feed last arrived."""

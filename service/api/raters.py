@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Request
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import caller, context
+from service.api.params import IdPath, IdQuery, PeriodPath
 from service.api.schemas import EvaluationList, InvitationIn, InvitationList
 from service.commands import cycles
 from service.commands import goals as commands
@@ -22,13 +23,11 @@ from service.domain.reports import evaluation_document
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}", tags=["raters"])
 Ctx = Annotated[ServiceContext, Depends(context)]
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-TeamId = Annotated[str, Path(pattern=_ID)]
 
 
 @router.post("/invitations", response_model=InvitationList)
 async def invite(
-    team_id: TeamId, period: str, body: InvitationIn, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, body: InvitationIn, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Invite a peer, subordinate, customer or expert to rate agents of the cycle."""
@@ -44,7 +43,7 @@ async def invite(
 
 @router.get("/invitations", response_model=InvitationList)
 async def list_invitations(
-    team_id: TeamId, period: str, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "rater")],
 ) -> dict[str, Any]:
     """Return the cycle's invitations: all for its managers, a rater's own for a rater."""
@@ -59,9 +58,9 @@ async def list_invitations(
 
 @router.get("/evaluations", response_model=EvaluationList)
 async def list_evaluations(
-    team_id: TeamId, period: str, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
-    agent_id: Annotated[str | None, Query(pattern=_ID)] = None,
+    agent_id: IdQuery = None,
 ) -> dict[str, Any]:
     """Return the cycle's evaluations: an agent sees their own, with peers anonymous."""
     team = await get_team(ctx, team_id)

@@ -6,17 +6,48 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from service.domain.ids import ID_PATTERN
+from service.domain.periods import PERIOD_PATTERN
 from service.domain.scheme import Scheme
+from service.domain.text import unusable_strings
 
-Id = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$", min_length=1, max_length=64)
+Id = Field(pattern=ID_PATTERN, min_length=1, max_length=64)
+
+
+def refuse_unusable_text(model: str, data: Any) -> Any:
+    """Return decoded JSON unchanged; raise a ValidationError naming each string, key or value,
+    that holds a NUL or a lone surrogate (PostgreSQL stores neither)."""
+    errors = [
+        InitErrorDetails(type=PydanticCustomError("unusable_text", reason), loc=path, input=None)
+        for path, reason in unusable_strings(data)
+    ]
+    if errors:
+        raise ValidationError.from_exception_data(model, errors)
+    return data
 
 
 class Body(BaseModel):
-    """Request bodies refuse unknown fields, so a misspelt field is an error, not ignored."""
+    """Request bodies refuse unknown fields, so a misspelt field is an error, not ignored, and
+    text PostgreSQL cannot store, so it is refused naming the field, not by the driver."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _usable_text(cls, data: Any) -> Any:
+        return refuse_unusable_text(cls.__name__, data)
 
 
 class TeamIn(Body):
@@ -25,8 +56,8 @@ class TeamIn(Body):
     name: str = Field(min_length=1, max_length=200)
     timezone: str | None = Field(default=None, max_length=64, examples=["Asia/Seoul"])
     currency: str | None = Field(default=None, max_length=3, examples=["CNY"])
-    manager_ids: list[str] | None = Field(default=None, max_length=100)
-    scheme_id: str | None = Field(default=None, max_length=64)
+    manager_ids: list[Annotated[str, Id]] | None = Field(default=None, max_length=100)
+    scheme_id: Annotated[str, Id] | None = None
 
 
 class TeamOut(BaseModel):
@@ -45,7 +76,7 @@ class AgentIn(Body):
     """PUT /v1/agents/{agent_id}."""
 
     name: str = Field(min_length=1, max_length=200)
-    team_id: str = Field(min_length=1, max_length=64)
+    team_id: Annotated[str, Id]
     position: str | None = Field(default=None, max_length=100,
                                  examples=["pre-sale", "in-sale", "after-sale"])
 
@@ -90,12 +121,18 @@ class SchemeIn(Scheme):
     quorum: int | None = Field(default=None, ge=1, le=50, description=(
         "How many of the approvers must approve; all of them when left out."))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _usable_text(cls, data: Any) -> Any:
+        return refuse_unusable_text(cls.__name__, data)
+
 
 class CycleIn(Body):
     """POST /v1/teams/{team_id}/cycles."""
 
-    period: str = Field(examples=["2026-11"], max_length=7)
-    scheme_id: str | None = Field(default=None, max_length=64)
+    period: str = Field(examples=["2026-11"], max_length=7, pattern=PERIOD_PATTERN,
+                        description="YYYY-MM, from 2000-01 to ten years ahead")
+    scheme_id: Annotated[str, Id] | None = None
 
 
 class CloseIn(Body):
@@ -554,9 +591,9 @@ class TrainingOut(BaseModel):
 class InvitationIn(Body):
     """POST .../invitations."""
 
-    rater_id: str = Field(min_length=1, max_length=64)
+    rater_id: Annotated[str, Id]
     rater_role: Literal["peer", "subordinate", "customer", "expert"]
-    agent_ids: list[str] = Field(min_length=1, max_length=500)
+    agent_ids: list[Annotated[str, Id]] = Field(min_length=1, max_length=500)
 
 
 class InvitationOut(BaseModel):
@@ -632,7 +669,7 @@ class InterviewIn(Body):
     place: str = Field(min_length=1, max_length=200)
     participants: list[Annotated[str, Id]] = Field(default=[], max_length=20, description=(
         "Ids of the people taking part; the manager and the agent are always included."))
-    manager_id: str | None = Field(default=None, max_length=64, description=(
+    manager_id: Annotated[str, Id] | None = Field(default=None, description=(
         "Who holds the interview (a manager of the team); the caller when left out."))
 
 

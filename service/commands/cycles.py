@@ -15,6 +15,7 @@ from service.domain.directory import Team
 from service.domain.errors import NotFound
 from service.domain.events import decode
 from service.domain.periods import (
+    check_period,
     evaluation_deadline,
     month_start,
     next_period,
@@ -50,10 +51,10 @@ async def open_cycle(
     ctx: ServiceContext, caller: Caller, team: Team, period: str, scheme_id: str | None
 ) -> c.Cycle:
     """Open a team's month pinned to the scheme version in force now."""
-    parse_period(period)
+    now = ctx.clock()
+    check_period(period, now)
     scheme = await schemes.get_scheme(ctx, scheme_id or team.scheme_id)
     deadline = evaluation_deadline(period, zone(team.timezone))
-    now = ctx.clock()
     cycle, _ = await execute(
         ctx, caller, c.cycle_stream(team.team_id, period), c.evolve,
         lambda state: c.decide_open(state, team.team_id, period, scheme, deadline, now),

@@ -22,6 +22,7 @@ from pydantic import AwareDatetime, ConfigDict, Field, Strict, with_config
 from typing_extensions import TypedDict
 
 from service.domain.directory import Agent, team_at
+from service.domain.ids import ID_PATTERN
 from service.domain.kpis import COUNT_METRICS, KPI_INPUTS, METRICS, metrics_needed
 from service.domain.periods import period_of
 from service.domain.scheme import Scheme
@@ -36,7 +37,6 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_VALUE = 1e12
 
 _KNOWN = frozenset(METRICS)
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
 _TEXT = r"^[^\x00-\x1f\x7f]+$"  # printable: no control characters (PostgreSQL refuses NUL)
 
 # Reasons a well-formed sample is not used: stable codes clients can switch on.
@@ -63,7 +63,7 @@ class Sample(TypedDict):
     id: Annotated[str, Field(
         min_length=1, max_length=128, pattern=_TEXT, examples=["conv-81723-r4"],
         description="With the source, the idempotency key: sent twice, counted once.")]
-    agent_id: Annotated[str, Field(pattern=_ID, examples=["a-17"])]
+    agent_id: Annotated[str, Field(pattern=ID_PATTERN, examples=["a-17"])]
     metric: Annotated[str, Field(
         min_length=1, max_length=64, pattern=_TEXT, examples=["response_time_seconds"],
         description=f"One of {', '.join(METRICS)}; another name is rejected (and kept).")]

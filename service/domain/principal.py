@@ -6,12 +6,13 @@ domain rules only ever see the principal.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from service.domain.ids import ID_RE  # subjects and sources are ids of the API's id form
 
 ROLES: tuple[str, ...] = ("admin", "manager", "agent", "rater", "ingest", "reader")
 
@@ -21,9 +22,6 @@ SUBJECT_ROLES: frozenset[str] = frozenset({"manager", "agent", "rater"})
 #: Evaluation rater roles (``.../evaluations/{agent_id}/{rater_role}``) that a principal of
 #: role ``rater`` may submit as; ``self`` belongs to the agent and ``manager`` to the manager.
 EXTERNAL_RATER_ROLES: frozenset[str] = frozenset({"peer", "subordinate", "customer", "expert"})
-
-#: Subjects and sources are ids of the API's id form (the caller's own agent and team ids).
-ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
