@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     TypeAdapter,
     ValidationError,
     with_config,
@@ -119,16 +121,38 @@ def _parse(body: bytes) -> MetricsIn:
                       errors=errors[:100]) from None
 
 
+#: How each media type POST /v1/metrics reads is parsed into a batch; other formats are added
+#: here. (`application/*+json` is JSON too, as FastAPI reads it on every other route.)
+INGEST_PARSERS: dict[str, Callable[[bytes], MetricsIn]] = {"application/json": _parse}
+
+
+def _ingest_parser(request: Request) -> Callable[[bytes], MetricsIn]:
+    """Return the parser of the request's Content-Type; 415 when it is missing or not read."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type.startswith("application/") and media_type.endswith("+json"):
+        media_type = "application/json"
+    parser = INGEST_PARSERS.get(media_type)
+    if parser is None:
+        accepted = ", ".join(INGEST_PARSERS)
+        raise Problem(415, f"a batch of samples is sent as {accepted}, not"
+                           f" {media_type or 'without a Content-Type'}",
+                      kind="unsupported-media-type", headers={"Accept-Post": accepted},
+                      errors=[{"field": "content-type", "reason": f"one of {accepted}",
+                               "location": "header"}])
+    return parser
+
+
 @router.post(
     "/metrics", response_model=IngestOut, openapi_extra=_INGEST_DOC,
     responses={413: {"description": "more than 10,000 samples"},
+               415: {"description": "a Content-Type other than application/json"},
                422: {"description": "a malformed body; `errors` names each bad field"}},
 )
 async def post_metrics(
     request: Request, ctx: Ctx, principal: Annotated[Principal, allow("ingest")],
 ) -> IngestOut:
     """Store a batch of samples once each; list those kept in the quarantine and why."""
-    batch = _parse(await request.body())
+    batch = _ingest_parser(request)(await request.body())
     ensure_source(principal, batch["source"])
     outcome = await commands.ingest(ctx, batch["source"], batch["samples"])
     return IngestOut(
@@ -221,7 +245,7 @@ class ReplayIn(Body):
     reason: str | None = Field(default=None, max_length=64)
     ids: list[str] | None = Field(default=None, max_length=m.MAX_BATCH,
                                   description="sample ids (of any source unless one is given)")
-    limit: int = Field(default=100_000, ge=1, le=1_000_000)
+    limit: StrictInt = Field(default=100_000, ge=1, le=1_000_000)
 
 
 class StillRejectedOut(BaseModel):

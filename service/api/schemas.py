@@ -12,7 +12,9 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     StrictBool,
+    StrictInt,
     ValidationError,
     model_validator,
 )
@@ -24,6 +26,9 @@ from service.domain.scheme import Scheme
 from service.domain.text import unusable_strings
 
 Id = Field(pattern=ID_PATTERN, min_length=1, max_length=64)
+#: A JSON number and nothing else: lax parsing read `true` as 1.0 and `"80"` as 80, and
+#: Python's JSON reader takes NaN and Infinity, which no score or target means.
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 
 
 def refuse_unusable_text(model: str, data: Any) -> Any:
@@ -118,7 +123,7 @@ class SchemeIn(Scheme):
         " proposed, not in force, until `quorum` of them approve"
         " (POST /v1/schemes/{scheme_id}/versions/{version}/approve). Left out: the version is"
         " in force at once."))
-    quorum: int | None = Field(default=None, ge=1, le=50, description=(
+    quorum: StrictInt | None = Field(default=None, ge=1, le=50, description=(
         "How many of the approvers must approve; all of them when left out."))
 
     @model_validator(mode="before")
@@ -189,7 +194,7 @@ class CycleOut(BaseModel):
 class EvaluationIn(Body):
     """PUT .../evaluations/{agent_id}/{rater_role}."""
 
-    scores: dict[str, float] = Field(examples=[{"task_completion": 85}])
+    scores: dict[str, Number] = Field(examples=[{"task_completion": 85}])
     comment: str | None = Field(default=None, max_length=5000, description=(
         "Free text; required as the written reason when work_performance is overridden."))
 
@@ -542,8 +547,8 @@ class DisputeIn(Body):
 class TargetAdjustmentIn(Body):
     """A new target or floor (or both) for one KPI."""
 
-    target: float | None = None
-    floor: float | None = None
+    target: Number | None = None
+    floor: Number | None = None
 
 
 class ResolveIn(Body):

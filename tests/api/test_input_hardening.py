@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 
 from service.api.problems import PROBLEM_JSON
-from tests.conftest import TEST_BOOTSTRAP_KEY, TestClock
+from tests.conftest import TEST_BOOTSTRAP_KEY, TestClock, bearer, make_token
 from tests.support.scenario import Team, make_team
 from tests.support.server import free_port
 
@@ -207,3 +207,74 @@ async def test_a_nul_in_an_id_is_a_422_naming_it_in_path_body_and_query(
         _refused(response)
         assert field in _fields(response), (response.request.url, response.text)
         assert "Error" not in response.text  # no driver class names
+
+
+# -- 3. scores and targets are JSON numbers only ----------------------------------------------
+
+
+@pytest.mark.parametrize("score", [b"true", b"false", b'"80"', b"NaN", b"Infinity", b"null"])
+async def test_a_score_that_is_not_a_json_number_is_a_422_naming_the_criterion(
+    app_client: httpx.AsyncClient, team: Team, score: bytes
+) -> None:
+    agent = team.agents[0]
+    response = await app_client.put(
+        team.url("2026-11", f"/evaluations/{agent}/self"),
+        content=b'{"scores":{"task_completion":' + score + b"}}",
+        headers={**team.agent(agent), **JSON})
+    _refused(response)
+    assert _fields(response) == {"scores.task_completion"}, response.text
+
+
+async def test_scores_as_integers_and_decimals_are_taken(
+    app_client: httpx.AsyncClient, team: Team
+) -> None:
+    agent = team.agents[0]
+    for score in (70, 72.5):
+        response = await app_client.put(
+            team.url("2026-11", f"/evaluations/{agent}/self"),
+            json={"scores": {"task_completion": score}}, headers=team.agent(agent))
+        assert response.status_code == 200, response.text
+        assert response.json()["scores"] == {"task_completion": score}
+
+
+@pytest.mark.parametrize("value", ["5", True])
+async def test_a_target_that_is_not_a_json_number_is_a_422(
+    app_client: httpx.AsyncClient, team: Team, value: object
+) -> None:
+    agent = team.agents[0]
+    response = await app_client.post(
+        team.url("2026-11", f"/goals/{agent}/resolve"),
+        json={"decision": "adjusted", "reason": "ok",
+              "targets": {"order_amount": {"target": value}}}, headers=team.manager)
+    _refused(response)
+    assert _fields(response) == {"targets.order_amount.target"}, response.text
+
+
+# -- 8. POST /v1/metrics reads JSON only --------------------------------------------------------
+
+
+@pytest.mark.parametrize("content_type", [
+    "text/plain", "application/x-www-form-urlencoded", "application/xml", "*/*", None])
+async def test_a_metrics_batch_in_another_media_type_is_a_415(
+    app_client: httpx.AsyncClient, uid: str, content_type: str | None
+) -> None:
+    source = f"chat-{uid}"
+    headers = bearer(make_token("ingest", source=source))
+    if content_type is not None:
+        headers["content-type"] = content_type
+    body = b'{"source":"' + source.encode() + b'","samples":[]}'
+    response = await app_client.post("/v1/metrics", content=body, headers=headers)
+    _refused(response, 415)
+    assert response.headers["accept-post"] == "application/json"
+
+
+@pytest.mark.parametrize("content_type", [
+    "application/json", "application/json; charset=utf-8", "application/vnd.csperf+json"])
+async def test_a_metrics_batch_in_json_is_read(
+    app_client: httpx.AsyncClient, uid: str, content_type: str
+) -> None:
+    source = f"chat-{uid}"
+    headers = {**bearer(make_token("ingest", source=source)), "content-type": content_type}
+    body = b'{"source":"' + source.encode() + b'","samples":[]}'
+    response = await app_client.post("/v1/metrics", content=body, headers=headers)
+    assert response.status_code == 200, response.text
