@@ -149,11 +149,14 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 def allowed_methods(request: Request) -> list[str]:
     """Return every method some route of the app answers on the request's path."""
     routes = request.app.router.routes
-    return [
+    allowed = [
         method for method in _METHODS
         if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
                for route in routes)
     ]
+    if "GET" in allowed and "HEAD" not in allowed:  # middleware.HeadAsGet answers it
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return allowed
 
 
 def install(app: FastAPI) -> None:

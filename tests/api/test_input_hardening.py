@@ -278,3 +278,54 @@ async def test_a_metrics_batch_in_json_is_read(
     body = b'{"source":"' + source.encode() + b'","samples":[]}'
     response = await app_client.post("/v1/metrics", content=body, headers=headers)
     assert response.status_code == 200, response.text
+
+
+# -- HEAD answers as GET without a body -------------------------------------------------------
+
+
+async def test_head_answers_every_get_route_as_get_without_a_body(
+    app_client: httpx.AsyncClient, team: Team
+) -> None:
+    admin = {"Authorization": f"Bearer {TEST_BOOTSTRAP_KEY}"}
+    csv = {**admin, "accept": "text/csv"}
+    for url, headers in (
+        ("/healthz", {}),
+        (f"/v1/teams/{team.team_id}", admin),
+        (f"/v1/teams/{team.team_id}/agents", csv),
+        (team.url("2026-11", "/ranking"), csv),
+        ("/v1/events/stream", {**admin, "accept": "text/event-stream"}),
+    ):
+        got = await app_client.head(url, headers=headers)
+        assert got.status_code == 200, (url, got.text)
+        assert got.content == b"", url
+        if "stream" not in url:
+            full = await app_client.get(url, headers=headers)
+            assert got.headers["content-type"] == full.headers["content-type"], url
+            assert got.headers.get("content-length") == full.headers.get("content-length"), url
+    # The checks of GET run: no credential is still a 401, and an unknown team a 404.
+    assert (await app_client.head(f"/v1/teams/{team.team_id}")).status_code == 401
+    assert (await app_client.head("/v1/teams/t-none-such", headers=admin)).status_code == 404
+    # A path without GET still refuses HEAD, and Allow names HEAD beside GET where it can.
+    refused = await app_client.head(f"/v1/teams/{team.team_id}/cycles", headers=admin)
+    assert refused.status_code == 405
+    allowed = await app_client.delete(f"/v1/teams/{team.team_id}", headers=admin)
+    assert {"GET", "HEAD", "PUT"} <= {m.strip() for m in allowed.headers["allow"].split(",")}
+
+
+async def test_head_over_a_real_connection_keeps_it_usable(
+    app_client: httpx.AsyncClient, team: Team
+) -> None:
+    head = b"HEAD /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    get = (f"GET /v1/teams/{team.team_id} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+           f"Authorization: Bearer {TEST_BOOTSTRAP_KEY}\r\n\r\n").encode()
+    async with _served(app_client) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(head)
+            await writer.drain()
+            answer = await reader.readuntil(b"\r\n\r\n")
+            assert answer.startswith(b"HTTP/1.1 200"), answer
+            status, body = await _exchange(reader, writer, get)  # no stray body before it
+            assert status == 200, body
+        finally:
+            writer.close()
