@@ -30,7 +30,7 @@ from service.commands import cycles as commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain import cycle as c
-from service.domain.principal import Principal, may_rate_as
+from service.domain.principal import Principal, may_rate_as, rating_refusal
 from service.domain.reports import evaluation_document
 from service.domain.scheme import RATER_ROLES
 from service.projections.cycle_results import CycleResults
@@ -106,9 +106,7 @@ async def put_evaluation(
         raise Problem(422, f"unknown rater role {rater_role!r}",
                       errors=[{"field": "rater_role", "reason": f"one of {list(RATER_ROLES)}"}])
     if not may_rate_as(principal, rater_role, agent_id):
-        raise Problem(403, f"a {principal.role} may not submit a {rater_role} evaluation"
-                      + (" of another agent" if rater_role == "self" else ""),
-                      kind="forbidden")
+        raise Problem(403, rating_refusal(principal, rater_role), kind="forbidden")
     if rater_role == "manager":
         await _manager(ctx, principal, team_id)
     evaluation = await commands.evaluate(ctx, caller(principal, request), commands.Evaluate(

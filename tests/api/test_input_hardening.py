@@ -13,7 +13,7 @@ import uvicorn
 
 from service.api.problems import PROBLEM_JSON
 from tests.conftest import TEST_BOOTSTRAP_KEY, TestClock, bearer, make_token
-from tests.support.scenario import Team, make_team
+from tests.support.scenario import MANAGER_FORM, Team, make_team
 from tests.support.server import free_port
 
 JSON = {"content-type": "application/json"}
@@ -329,3 +329,25 @@ async def test_head_over_a_real_connection_keeps_it_usable(
             assert status == 200, body
         finally:
             writer.close()
+
+
+# -- only the agent submits their self-evaluation ---------------------------------------------
+
+
+async def test_an_admin_may_not_submit_an_agents_self_evaluation(
+    app_client: httpx.AsyncClient, team: Team
+) -> None:
+    agent = team.agents[0]
+    admin = {"Authorization": f"Bearer {TEST_BOOTSTRAP_KEY}"}
+    url = team.url("2026-11", f"/evaluations/{agent}/self")
+    refused = await app_client.put(url, json={"scores": {"task_completion": 90}}, headers=admin)
+    body = _refused(refused, 403)
+    assert body["detail"] == "only the agent may submit their own self-evaluation"
+    # Nothing was stored, and the agent's own goes through; an admin still rates as manager.
+    listed = await app_client.get(team.url("2026-11", "/evaluations"), headers=admin)
+    assert listed.json()["items"] == []
+    await team.self_eval("2026-11", agent, 70.0)
+    manager = await app_client.put(
+        team.url("2026-11", f"/evaluations/{agent}/manager"),
+        json={"scores": dict.fromkeys(MANAGER_FORM, 60)}, headers=admin)
+    assert manager.status_code == 200, manager.text
