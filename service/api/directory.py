@@ -17,6 +17,7 @@ from service.commands import directory as commands
 from service.context import ServiceContext
 from service.domain import directory as d
 from service.domain.principal import Principal
+from service.domain.text import PRINTABLE_PATTERN
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.queries.roster import team_agents
@@ -103,7 +104,7 @@ async def list_team_agents(
     team_id: IdPath, request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
     page: Annotated[Paging, Depends(_AGENT_PAGING)],
-    position: Annotated[str | None, Query(max_length=100,
+    position: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE_PATTERN,
                                           description="only agents in this position")] = None,
 ) -> AgentPage | Response:
     """Return the team's current agents (paged, sorted, filtered by position; or CSV)."""

@@ -35,6 +35,7 @@ from service.domain.ids import ID_PATTERN
 from service.domain.kpis import MEASURED_KPIS
 from service.domain.periods import PERIOD_PATTERN, check_period, period_of
 from service.domain.principal import Principal
+from service.domain.text import PRINTABLE_PATTERN
 from service.queries import kpis
 from service.store import metrics as store
 
@@ -211,7 +212,7 @@ async def list_quarantine(
     principal: Annotated[Principal, allow()],
     source: IdQuery = None,
     agent_id: IdQuery = None,
-    reason: Annotated[str | None, Query(max_length=64)] = None,
+    reason: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE_PATTERN)] = None,
     status: Literal["quarantined", "accepted", "all"] = "quarantined",
     after: Annotated[str | None, Query(max_length=400, description="cursor from `next`")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+#: Free text in a query string: no control characters (a URL cannot carry a lone surrogate).
+PRINTABLE_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 
 def unusable(text: str) -> str | None:

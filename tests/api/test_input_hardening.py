@@ -202,6 +202,10 @@ async def test_a_nul_in_an_id_is_a_422_naming_it_in_path_body_and_query(
          "subject"),
         (await app_client.get("/v1/metrics/quarantine", params={"agent_id": "a\x00"},
                               headers=admin), "agent_id"),
+        (await app_client.get("/v1/metrics/quarantine", params={"reason": "r\x00"},
+                              headers=admin), "reason"),
+        (await app_client.get(f"/v1/teams/{team.team_id}/agents", params={"position": "p\x00"},
+                              headers=admin), "position"),
     ]
     for response, field in cases:
         _refused(response)
