@@ -11,11 +11,13 @@ from typing import Annotated
 from fastapi import Depends, Path, Query, Request
 
 from service.api.deps import service_context
-from service.domain.ids import ID_PATTERN
+from service.domain.ids import COMPOUND_ID_PATTERN, ID_PATTERN
 from service.domain.periods import PERIOD_PATTERN, check_period
 
 #: An id in the path: a team, an agent, a scheme, an evaluator, a review.
 IdPath = Annotated[str, Path(pattern=ID_PATTERN, examples=["t-1"])]
+#: A compound id in the path: ids joined by ':'.
+CompoundIdPath = Annotated[str, Path(pattern=COMPOUND_ID_PATTERN, examples=["t-1:2026-11:a-1"])]
 #: An optional id filter in the query string.
 IdQuery = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)]
 

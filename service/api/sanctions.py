@@ -12,7 +12,7 @@ from pydantic import Field
 from service.api.auth import allow, ensure_manager_of, ensure_self, ensure_self_or_manager
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, paginate, paging
-from service.api.params import PERIOD_QUERY, IdPath, IdQuery, PeriodPath
+from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
 from service.api.schemas import (
     PayrollOut,
     PlanIn,
@@ -40,8 +40,6 @@ router = APIRouter(prefix="/v1", tags=["results"])
 Ctx = Annotated[ServiceContext, Depends(context)]
 CSV: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
 PLAN = "/teams/{team_id}/cycles/{period}/improvement-plans/{agent_id}"
-# Ids are checked against the API's alphabet before they reach the database (a NUL byte in a
-# path would otherwise be refused by PostgreSQL as a server error).
 
 SANCTION_COLUMNS = (
     "id", "team_id", "period", "agent_id", "kind", "entry", "amount", "currency", "due_at",
@@ -217,7 +215,7 @@ async def review_plan(
 @router.get("/reassignment-reviews/{review_id}", response_model=ReviewOut,
             responses={409: {"description": "the review id names more than one review"}})
 async def get_review(
-    review_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    review_id: CompoundIdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return a reassignment review (`{team_id}:{period}:{agent_id}`) and its decision."""
     team, ledger, agent_id = await commands.find_review(ctx, review_id)
@@ -228,7 +226,7 @@ async def get_review(
 
 @router.post("/reassignment-reviews/{review_id}/decision", response_model=ReviewOut)
 async def decide_review(
-    review_id: IdPath, body: ReviewDecisionIn, request: Request, ctx: Ctx,
+    review_id: CompoundIdPath, body: ReviewDecisionIn, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Decide a reassignment review once: reassign or retain, with a note."""

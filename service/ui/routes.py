@@ -42,7 +42,7 @@ from service.api.schemas import (
 from service.commands.cycles import pinned_scheme
 from service.context import ServiceContext
 from service.domain.errors import DomainError, NotFound
-from service.domain.ids import ID_PATTERN
+from service.domain.ids import COMPOUND_ID_PATTERN, ID_PATTERN
 from service.domain.kpis import MEASURED_KPIS
 from service.domain.periods import next_period, parse_period, period_of, previous_period
 from service.domain.principal import Principal, may_rate_as, rating_refusal
@@ -680,7 +680,7 @@ async def review_plan(
 
 @router.post("/reviews/{review_id}/decision")
 async def decide_review(
-    request: Request, review_id: Annotated[str, Path(max_length=200)], ctx: Ctx,
+    request: Request, review_id: Annotated[str, Path(pattern=COMPOUND_ID_PATTERN)], ctx: Ctx,
     principal: Manager,
 ) -> Response:
     """Decide a reassignment review (the API's POST .../decision)."""
