@@ -31,7 +31,7 @@ from service.api import schemes as schemes_api
 from service.api import stream as stream_api
 from service.api import webhooks as webhooks_api
 from service.api.frozen import FrozenRankings
-from service.api.middleware import RequestContextMiddleware
+from service.api.middleware import HeadAsGet, RequestContextMiddleware
 from service.commands import schemes
 from service.config import Settings, get_settings
 from service.context import Clock, ServiceContext, system_clock
@@ -186,6 +186,7 @@ def create_app(
                                ensure_reporting_views]
     problems.install(app)
     # Added first, so it runs inside the request context (ids, logs, metrics) of the next.
+    app.add_middleware(HeadAsGet)
     app.add_middleware(FrozenRankings)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # FastAPI tries routes in this order, about 1.5 us of matching each on every request, so

@@ -61,7 +61,8 @@ from service.api.deps import service_context
 from service.api.problems import Problem
 from service.config import Settings, rsa_public_key
 from service.context import ServiceContext
-from service.domain.principal import ID_RE, ROLES, Principal, credential_problems, event_metadata
+from service.domain.ids import ID_RE
+from service.domain.principal import ROLES, Principal, credential_problems, event_metadata
 from service.store import keys
 
 log = logging.getLogger("csperf.auth")

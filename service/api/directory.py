@@ -10,6 +10,7 @@ from pydantic import Field
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, manages
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, matches, paginate, paging
+from service.api.params import IdPath
 from service.api.schemas import (
     AbsenceIn,
     AbsenceList,
@@ -27,6 +28,7 @@ from service.context import ServiceContext
 from service.domain import directory as d
 from service.domain.errors import NotFound
 from service.domain.principal import Principal
+from service.domain.text import PRINTABLE_PATTERN
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.queries.roster import team_agents
@@ -66,7 +68,7 @@ def absence_out(agent_id: str, absence: d.Absence) -> AbsenceOut:
 @router.put("/teams/{team_id}", response_model=TeamOut,
             responses={201: {"model": TeamOut, "description": "created"}})
 async def put_team(
-    team_id: str, body: TeamIn, request: Request, response: Response, ctx: Ctx,
+    team_id: IdPath, body: TeamIn, request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow()],
 ) -> TeamOut:
     """Create or change a team (admin)."""
@@ -81,7 +83,7 @@ async def put_team(
 
 @router.get("/teams/{team_id}", response_model=TeamOut)
 async def get_team(
-    team_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    team_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> TeamOut:
     """Return a team (its managers, its agents, admins and readers)."""
     team = await commands.get_team(ctx, team_id)
@@ -121,10 +123,10 @@ _AGENT_PAGING = paging(("agent_id", "name", "position", "joined_at"), "agent_id"
 @router.get("/teams/{team_id}/agents", response_model=AgentPage,
             responses=CSV_ANSWER)
 async def list_team_agents(
-    team_id: str, request: Request, response: Response, ctx: Ctx,
+    team_id: IdPath, request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
     page: Annotated[Paging, Depends(_AGENT_PAGING)],
-    position: Annotated[str | None, Query(max_length=100,
+    position: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE_PATTERN,
                                           description="only agents in this position")] = None,
 ) -> AgentPage | Response:
     """Return the team's current agents (paged, sorted, filtered by position; or CSV)."""
@@ -148,7 +150,7 @@ async def list_team_agents(
 @router.put("/agents/{agent_id}", response_model=AgentOut,
             responses={201: {"model": AgentOut, "description": "created"}})
 async def put_agent(
-    agent_id: str, body: AgentIn, request: Request, response: Response, ctx: Ctx,
+    agent_id: IdPath, body: AgentIn, request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> AgentOut:
     """Create or change an agent; a different team_id is a transfer (admin, or a manager of
@@ -172,7 +174,7 @@ async def put_agent(
 
 @router.get("/agents/{agent_id}", response_model=AgentOut)
 async def get_agent(
-    agent_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    agent_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> AgentOut:
     """Return an agent (the agent, their team's managers, admins and readers)."""
     agent = await commands.get_agent(ctx, agent_id)
@@ -191,7 +193,8 @@ async def _absence_writer(ctx: ServiceContext, principal: Principal, agent_id: s
             response_model_by_alias=True,
             responses={201: {"model": AbsenceOut, "description": "created"}})
 async def put_absence(
-    agent_id: str, absence_id: str, body: AbsenceIn, request: Request, response: Response,
+    agent_id: IdPath, absence_id: IdPath, body: AbsenceIn, request: Request,
+    response: Response,
     ctx: Ctx, principal: Annotated[Principal, allow("manager")],
 ) -> AbsenceOut:
     """Record or change an agent's absence, dates inclusive in the team's time zone (a
@@ -206,7 +209,7 @@ async def put_absence(
 @router.delete("/agents/{agent_id}/absences/{absence_id}", response_model=AbsenceOut,
                response_model_by_alias=True)
 async def cancel_absence(
-    agent_id: str, absence_id: str, request: Request, ctx: Ctx,
+    agent_id: IdPath, absence_id: IdPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> AbsenceOut:
     """Cancel an absence: recorded as a cancellation, kept in the history."""
@@ -226,7 +229,7 @@ async def _absence_reader(ctx: ServiceContext, principal: Principal, agent_id: s
 @router.get("/agents/{agent_id}/absences", response_model=AbsenceList,
             response_model_by_alias=True)
 async def list_absences(
-    agent_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    agent_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> AbsenceList:
     """Return an agent's absences, cancelled ones included (the agent, their team's managers,
     admins and readers)."""
@@ -238,7 +241,7 @@ async def list_absences(
 @router.get("/agents/{agent_id}/absences/{absence_id}", response_model=AbsenceOut,
             response_model_by_alias=True)
 async def get_absence(
-    agent_id: str, absence_id: str, ctx: Ctx,
+    agent_id: IdPath, absence_id: IdPath, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> AbsenceOut:
     """Return one absence of an agent."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
@@ -11,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictInt,
     TypeAdapter,
     ValidationError,
     with_config,
@@ -21,15 +23,19 @@ from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, e
 from service.api.deps import context
 from service.api.directory import ensure_team_member_or_manager
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
+from service.api.params import PERIOD_QUERY, IdPath, IdQuery
 from service.api.problems import Problem
+from service.api.schemas import Body
 from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import metrics as commands
 from service.commands.directory import get_agent, get_team
 from service.context import ServiceContext
 from service.domain import metrics as m
+from service.domain.ids import ID_PATTERN
 from service.domain.kpis import MEASURED_KPIS
-from service.domain.periods import parse_period, period_of
+from service.domain.periods import PERIOD_PATTERN, check_period, period_of
 from service.domain.principal import Principal
+from service.domain.text import PRINTABLE_PATTERN
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.queries import kpis
@@ -39,14 +45,12 @@ from service.store import metrics as store
 router = APIRouter(prefix="/v1", tags=["metrics"])
 Ctx = Annotated[ServiceContext, Depends(context)]
 
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-
 
 @with_config(ConfigDict(extra="forbid", title="MetricsIn"))
 class MetricsIn(TypedDict):
     """POST /v1/metrics."""
 
-    source: Annotated[str, Field(pattern=_ID, examples=["chat-widget"])]
+    source: Annotated[str, Field(pattern=ID_PATTERN, examples=["chat-widget"])]
     samples: Annotated[list[m.Sample], Field(max_length=m.MAX_BATCH)]
 
 
@@ -121,16 +125,38 @@ def _parse(body: bytes) -> MetricsIn:
                       errors=errors[:100]) from None
 
 
+#: How each media type POST /v1/metrics reads is parsed into a batch; other formats are added
+#: here. (`application/*+json` is JSON too, as FastAPI reads it on every other route.)
+INGEST_PARSERS: dict[str, Callable[[bytes], MetricsIn]] = {"application/json": _parse}
+
+
+def _ingest_parser(request: Request) -> Callable[[bytes], MetricsIn]:
+    """Return the parser of the request's Content-Type; 415 when it is missing or not read."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type.startswith("application/") and media_type.endswith("+json"):
+        media_type = "application/json"
+    parser = INGEST_PARSERS.get(media_type)
+    if parser is None:
+        accepted = ", ".join(INGEST_PARSERS)
+        raise Problem(415, f"a batch of samples is sent as {accepted}, not"
+                           f" {media_type or 'without a Content-Type'}",
+                      kind="unsupported-media-type", headers={"Accept-Post": accepted},
+                      errors=[{"field": "content-type", "reason": f"one of {accepted}",
+                               "location": "header"}])
+    return parser
+
+
 @router.post(
     "/metrics", response_model=IngestOut, openapi_extra=_INGEST_DOC,
     responses={413: {"description": "more than 10,000 samples"},
+               415: {"description": "a Content-Type other than application/json"},
                422: {"description": "a malformed body; `errors` names each bad field"}},
 )
 async def post_metrics(
     request: Request, ctx: Ctx, principal: Annotated[Principal, allow("ingest")],
 ) -> IngestOut:
     """Store a batch of samples once each; list those kept in the quarantine and why."""
-    batch = _parse(await request.body())
+    batch = _ingest_parser(request)(await request.body())
     ensure_source(principal, batch["source"])
     outcome = await commands.ingest(ctx, batch["source"], batch["samples"])
     return IngestOut(
@@ -192,12 +218,12 @@ async def list_quarantine(
     response: Response,
     ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
-    source: Annotated[str | None, Query(max_length=64)] = None,
-    agent_id: Annotated[str | None, Query(max_length=64)] = None,
-    reason: Annotated[str | None, Query(max_length=64)] = None,
+    source: IdQuery = None,
+    agent_id: IdQuery = None,
+    reason: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE_PATTERN)] = None,
     status: Literal["quarantined", "accepted", "all"] = "quarantined",
-    team_id: Annotated[str | None, Query(max_length=64)] = None,
-    period: Annotated[str | None, Query(max_length=7, examples=["2026-11"])] = None,
+    team_id: IdQuery = None,
+    period: Annotated[str | None, PERIOD_QUERY] = None,
     after: Annotated[str | None, Query(max_length=400, description="cursor from `next`")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> QuarantineList | Response:
@@ -212,7 +238,7 @@ async def list_quarantine(
     except ValueError as exc:
         raise invalid("after", "not a cursor returned by this list") from exc
     if period is not None:
-        parse_period(period)
+        check_period(period, ctx.clock())
     teams = await _readable_teams(ctx, principal, team_id)
     f = store.QuarantineFilter(source, agent_id, reason, None if status == "all" else status,
                                team_id=team_id, period=period, teams=teams)
@@ -242,17 +268,15 @@ async def _readable_teams(ctx: ServiceContext, principal: Principal, team_id: st
         return await managed_teams(conn, principal.subject)
 
 
-class ReplayIn(BaseModel):
+class ReplayIn(Body):
     """POST /v1/metrics/quarantine/replay: which kept samples to try again (all by default)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    source: str | None = Field(default=None, max_length=64)
-    agent_id: str | None = Field(default=None, max_length=64)
+    source: str | None = Field(default=None, pattern=ID_PATTERN)
+    agent_id: str | None = Field(default=None, pattern=ID_PATTERN)
     reason: str | None = Field(default=None, max_length=64)
     ids: list[str] | None = Field(default=None, max_length=m.MAX_BATCH,
                                   description="sample ids (of any source unless one is given)")
-    limit: int = Field(default=100_000, ge=1, le=1_000_000)
+    limit: StrictInt = Field(default=100_000, ge=1, le=1_000_000)
 
 
 class StillRejectedOut(BaseModel):
@@ -333,13 +357,12 @@ class TeamKpisOut(KpisOut):
 def _period(period: str | None, timezone: str, now: datetime) -> str:
     if period is None:
         return period_of(now, ZoneInfo(timezone))
-    parse_period(period)
-    return period
+    return check_period(period, now)
 
 
 PeriodQuery = Annotated[
     str | None,
-    Query(max_length=7, examples=["2026-11"],
+    Query(pattern=PERIOD_PATTERN, max_length=7, examples=["2026-11"],
           description="YYYY-MM in the team's time zone; the current month when left out"),
 ]
 
@@ -360,7 +383,7 @@ def _kpi_csv(document: AgentKpisOut | TeamKpisOut, agent_id: str | None, name: s
 @router.get("/agents/{agent_id}/kpis", response_model=AgentKpisOut,
             responses=CSV_ANSWER)
 async def agent_kpis(
-    agent_id: str, request: Request, ctx: Ctx,
+    agent_id: IdPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")], period: PeriodQuery = None,
 ) -> AgentKpisOut | Response:
     """Return an agent's live KPIs for a month, or CSV (the agent, their team's managers,
@@ -378,7 +401,7 @@ async def agent_kpis(
 @router.get("/teams/{team_id}/kpis", response_model=TeamKpisOut,
             responses=CSV_ANSWER)
 async def team_kpis(
-    team_id: str, request: Request, ctx: Ctx,
+    team_id: IdPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")], period: PeriodQuery = None,
 ) -> TeamKpisOut | Response:
     """Return a team's live totals and KPIs for a month, and when each feed last arrived (or

@@ -6,12 +6,13 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
 from service.api.auth import allow, ensure_manager_of, ensure_self, ensure_self_or_manager
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, paginate, paging
+from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
 from service.api.schemas import (
     PayrollOut,
     PlanIn,
@@ -28,7 +29,7 @@ from service.commands import sanctions as commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain import sanctions as s
-from service.domain.periods import parse_period
+from service.domain.periods import check_period
 from service.domain.principal import Principal
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
@@ -38,12 +39,6 @@ from service.queries import sanctions as queries
 router = APIRouter(prefix="/v1", tags=["results"])
 Ctx = Annotated[ServiceContext, Depends(context)]
 PLAN = "/teams/{team_id}/cycles/{period}/improvement-plans/{agent_id}"
-# Ids are checked against the API's alphabet before they reach the database (a NUL byte in a
-# path would otherwise be refused by PostgreSQL as a server error).
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-TeamId = Annotated[str, Path(pattern=_ID)]
-AgentId = Annotated[str, Path(pattern=_ID)]
-IdFilter = Annotated[str | None, Query(pattern=_ID, max_length=64)]
 
 SANCTION_COLUMNS = (
     "id", "team_id", "period", "agent_id", "kind", "entry", "amount", "currency", "due_at",
@@ -76,7 +71,7 @@ async def _filters(
 ) -> queries.Filters:
     """Narrow a request to what the caller may read; refuse (403) what they may not."""
     if period is not None:
-        parse_period(period)
+        check_period(period, ctx.clock())
     teams: list[str] | None = None
     if principal.role == "agent":
         if agent_id is not None:
@@ -133,9 +128,9 @@ async def list_sanctions(
     request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
     page: Annotated[Paging, Depends(_SANCTION_PAGING)],
-    team_id: IdFilter = None,
-    period: Annotated[str | None, Query(max_length=7, examples=["2026-11"])] = None,
-    agent_id: IdFilter = None,
+    team_id: IdQuery = None,
+    period: Annotated[str | None, PERIOD_QUERY] = None,
+    agent_id: IdQuery = None,
     kind: SanctionKind | None = None,
     status: SanctionStatus | None = None,
 ) -> Response | dict[str, Any]:
@@ -158,9 +153,9 @@ async def payroll(
     request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
     page: Annotated[Paging, Depends(_PAYROLL_PAGING)],
-    period: Annotated[str, Query(max_length=7, examples=["2026-11"])],
-    team_id: IdFilter = None,
-    agent_id: IdFilter = None,
+    period: Annotated[str, PERIOD_QUERY],
+    team_id: IdQuery = None,
+    agent_id: IdQuery = None,
 ) -> Response | dict[str, Any]:
     """Export a month's rewards and deductions per agent, each line traced to its ranking."""
     filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=agent_id)
@@ -180,7 +175,7 @@ async def payroll(
 
 @router.get(PLAN, response_model=PlanOut)
 async def get_plan(
-    team_id: TeamId, period: str, agent_id: AgentId, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return the improvement plan an agent owes, with its submissions, reviews and status."""
@@ -191,7 +186,7 @@ async def get_plan(
 
 @router.put(PLAN, response_model=PlanOut)
 async def submit_plan(
-    team_id: TeamId, period: str, agent_id: AgentId, body: PlanIn, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: PlanIn, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("agent")],
 ) -> dict[str, Any]:
     """Submit (or, after a rejection, resubmit) one's improvement plan; late ones are marked."""
@@ -204,7 +199,8 @@ async def submit_plan(
 
 @router.post(PLAN + "/review", response_model=PlanOut)
 async def review_plan(
-    team_id: TeamId, period: str, agent_id: AgentId, body: PlanReviewIn, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: PlanReviewIn,
+    request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Approve or reject the latest submission of a plan (a rejection says why)."""
@@ -219,7 +215,7 @@ async def review_plan(
 @router.get("/reassignment-reviews/{review_id}", response_model=ReviewOut,
             responses={409: {"description": "the review id names more than one review"}})
 async def get_review(
-    review_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    review_id: CompoundIdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return a reassignment review (`{team_id}:{period}:{agent_id}`) and its decision."""
     team, ledger, agent_id = await commands.find_review(ctx, review_id)
@@ -230,7 +226,7 @@ async def get_review(
 
 @router.post("/reassignment-reviews/{review_id}/decision", response_model=ReviewOut)
 async def decide_review(
-    review_id: str, body: ReviewDecisionIn, request: Request, ctx: Ctx,
+    review_id: CompoundIdPath, body: ReviewDecisionIn, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Decide a reassignment review once: reassign or retain, with a note."""

@@ -10,11 +10,10 @@ from typing import Literal
 
 from service.domain.errors import DomainError, FieldError, NotFound
 from service.domain.events import DomainEvent, event
+from service.domain.ids import ID_RE, ID_RULE
 from service.domain.periods import zone
 from service.domain.presence import ABSENCE_KINDS, AbsenceKind, DateRange, Span
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-ID_RULE = "1 to 64 letters, digits, '.', '_', ':' or '-'"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_CURRENCY = "CNY"
 DEFAULT_SCHEME_ID = "online-shop-cs"
@@ -22,7 +21,7 @@ DEFAULT_SCHEME_ID = "online-shop-cs"
 
 def check_id(value: str, field_name: str) -> None:
     """Refuse an id outside the API's id alphabet."""
-    if not ID_PATTERN.fullmatch(value):
+    if not ID_RE.fullmatch(value):
         raise DomainError(f"invalid {field_name}", [FieldError(field_name, ID_RULE)])
 
 
@@ -277,7 +276,7 @@ def decide_put_team(state: Team | None, cmd: PutTeam) -> list[DomainEvent]:
         state.manager_ids if state else ()
     )
     for index, manager in enumerate(managers):
-        if not ID_PATTERN.fullmatch(manager):
+        if not ID_RE.fullmatch(manager):
             problems.append(FieldError(f"manager_ids[{index}]", ID_RULE))
     scheme_id = cmd.scheme_id or (state.scheme_id if state else DEFAULT_SCHEME_ID)
     if not cmd.name.strip():

@@ -22,9 +22,11 @@ from pydantic import AwareDatetime, ConfigDict, Field, Strict, with_config
 from typing_extensions import TypedDict
 
 from service.domain.directory import Agent, team_at
+from service.domain.ids import ID_PATTERN
 from service.domain.kpis import COUNT_METRICS, KPI_INPUTS, METRICS, metrics_needed
 from service.domain.periods import period_of
 from service.domain.scheme import Scheme
+from service.domain.text import PRINTABLE_PATTERN
 
 #: Largest batch POST /v1/metrics takes; more is refused as a whole.
 MAX_BATCH = 10_000
@@ -36,8 +38,6 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_VALUE = 1e12
 
 _KNOWN = frozenset(METRICS)
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-_TEXT = r"^[^\x00-\x1f\x7f]+$"  # printable: no control characters (PostgreSQL refuses NUL)
 
 # Reasons a well-formed sample is not used: stable codes clients can switch on.
 UNKNOWN_AGENT = "unknown_agent"
@@ -63,11 +63,11 @@ class Sample(TypedDict):
     or epochs."""
 
     id: Annotated[str, Field(
-        min_length=1, max_length=128, pattern=_TEXT, examples=["conv-81723-r4"],
+        min_length=1, max_length=128, pattern=PRINTABLE_PATTERN, examples=["conv-81723-r4"],
         description="With the source, the idempotency key: sent twice, counted once.")]
-    agent_id: Annotated[str, Field(pattern=_ID, examples=["a-17"])]
+    agent_id: Annotated[str, Field(pattern=ID_PATTERN, examples=["a-17"])]
     metric: Annotated[str, Field(
-        min_length=1, max_length=64, pattern=_TEXT, examples=["response_time_seconds"],
+        min_length=1, max_length=64, pattern=PRINTABLE_PATTERN, examples=["response_time_seconds"],
         description=f"One of {', '.join(METRICS)}; another name is rejected (and kept).")]
     value: Annotated[float, Strict(), Field(examples=[12.4])]
     occurred_at: Annotated[AwareDatetime, Strict(), Field(

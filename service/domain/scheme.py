@@ -8,12 +8,12 @@ every problem at once, so an admin can fix a scheme in one round trip.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from service.domain.ids import ID_RE
 from service.domain.kpis import (
     KPI_DIRECTIONS,
     KPI_NAMES,
@@ -30,7 +30,6 @@ RATER_ROLES: tuple[str, ...] = ("self", "manager", "peer", "subordinate", "custo
 # Weights are decimals typed by people (0.3 + 0.7); sums are compared with this tolerance.
 WEIGHT_TOLERANCE = 1e-6
 
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class _Frozen(BaseModel):
@@ -381,7 +380,7 @@ def _results_problems(policy: ResultsPolicy) -> list[Problem]:
 def validate_scheme(scheme: Scheme) -> list[Problem]:
     """List every problem with a scheme; an empty list means it can be published."""
     problems: list[Problem] = []
-    if not _ID_PATTERN.match(scheme.scheme_id):
+    if not ID_RE.fullmatch(scheme.scheme_id):
         problems.append(Problem("scheme_id", "1 to 64 letters, digits, '.', '_', ':' or '-'"))
     if scheme.version < 1:
         problems.append(Problem("version", "must be at least 1"))

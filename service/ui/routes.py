@@ -41,9 +41,10 @@ from service.api.schemas import (
 from service.commands.cycles import pinned_scheme
 from service.context import ServiceContext
 from service.domain.errors import DomainError, NotFound
+from service.domain.ids import COMPOUND_ID_PATTERN, ID_PATTERN
 from service.domain.kpis import MEASURED_KPIS
 from service.domain.periods import next_period, parse_period, period_of, previous_period
-from service.domain.principal import Principal, may_rate_as
+from service.domain.principal import Principal, may_rate_as, rating_refusal
 from service.queries.sanctions import managed_teams
 from service.ui import api, charts, fmt, queries, render, session
 from service.ui.render import UiRoute, page, redirect
@@ -53,8 +54,7 @@ log = logging.getLogger("csperf.auth")
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=UiRoute)
 Ctx = Annotated[ServiceContext, Depends(context)]
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-Id = Annotated[str, Path(pattern=_ID)]
+Id = Annotated[str, Path(pattern=ID_PATTERN)]
 Month = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Viewer = Annotated[Principal, ui_allow("manager", "agent")]
@@ -605,7 +605,7 @@ async def _feedback(
 @router.get("/sanctions")
 async def sanctions_page(
     request: Request, ctx: Ctx, principal: Viewer,
-    team_id: Annotated[str | None, Query(pattern=_ID)] = None,
+    team_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     done: Annotated[str | None, Query(max_length=40)] = None,
 ) -> HTMLResponse:
     """Show plans due, overdue and waiting for review, open reviews, and the ledger."""
@@ -692,7 +692,7 @@ async def review_plan(
 
 @router.post("/reviews/{review_id}/decision")
 async def decide_review(
-    request: Request, review_id: Annotated[str, Path(max_length=200)], ctx: Ctx,
+    request: Request, review_id: Annotated[str, Path(pattern=COMPOUND_ID_PATTERN)], ctx: Ctx,
     principal: Manager,
 ) -> Response:
     """Decide a reassignment review (the API's POST .../decision)."""
@@ -721,8 +721,7 @@ async def _evaluation_form(
     team = await team_of(ctx, principal, team_id)
     # The checks PUT .../evaluations makes before it decides; the form's post runs them again.
     if not may_rate_as(principal, rater_role, agent_id):
-        raise Problem(403, f"a {principal.role} may not submit a {rater_role} evaluation"
-                      + (" of another agent" if rater_role == "self" else ""), kind="forbidden")
+        raise Problem(403, rating_refusal(principal, rater_role), kind="forbidden")
     if rater_role == "manager" and not manages(principal, team):
         raise Problem(403, "only a manager of this team may do this", kind="out-of-scope")
     card = await scorecard(ctx, principal, team_id, period, agent_id)
