@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import os
 import socket
@@ -185,18 +184,22 @@ async def copy_rate(url: str, rows: list[tuple[Any, ...]], clients: int = CLIENT
 
 
 async def insert_rate(url: str, rows: list[tuple[Any, ...]]) -> float:
-    """Run the service's own INSERT of the rows (as new samples) from 8 connections, with no
-    HTTP, validation or classification in front of it; return rows per second."""
+    """Run the service's own SQL path (stage by COPY, place, judge, store once, delta totals)
+    on the rows as new samples from 8 connections, with no HTTP or Python checks in front of
+    it; return rows per second."""
     conns = [await asyncpg.connect(url) for _ in range(CLIENTS)]
     for conn in conns:
         await _init_connection(conn)
-    renamed = [("direct-" + r[0], *r[1:]) for r in rows]
-    shares = [renamed[i::CLIENTS] for i in range(CLIENTS)]
+    shares = [rows[i::CLIENTS] for i in range(CLIENTS)]
 
     async def worker(conn: asyncpg.Connection, share: list[tuple[Any, ...]]) -> None:
         for start in range(0, len(share), 1000):
+            staged = [(i, "direct-" + r[0], r[1], r[2], r[5], r[6], r[7])
+                      for i, r in enumerate(share[start:start + 1000])]
             async with conn.transaction():
-                await store.insert(conn, list(share[start:start + 1000]), datetime.now(UTC))
+                await store.stage(conn, staged)
+                await store.place(conn)
+                await store.settle(conn, datetime.now(UTC))
 
     try:
         started = time.perf_counter()
@@ -299,28 +302,27 @@ def ingest_headers(sources: list[str]) -> dict[str, dict[str, str]]:
 
 @dataclass
 class Monitor:
-    """Checkpoint positions and service memory sampled during the run."""
+    """KPI read latencies and service memory sampled during the run."""
 
     url: str
     pid: int
-    checkpoints: list[tuple[float, tuple[int, int]]] = field(default_factory=list)
+    reads: list[float] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def follow_checkpoint(self) -> None:
-        """Poll the live metric_totals checkpoint every 10 ms."""
-        conn = await asyncpg.connect(self.url)
-        try:
-            while not self._stop.is_set():
-                row = await conn.fetchrow(
-                    "SELECT tx_id, position FROM projection_checkpoint"
-                    " WHERE name = 'metric_totals' AND status = 'live'")
-                if row is not None:
-                    self.checkpoints.append((time.perf_counter(),
-                                             (row["tx_id"], row["position"])))
-                await asyncio.sleep(0.01)
-        finally:
-            await conn.close()
+    async def follow_kpis(self, client: httpx.AsyncClient, agents: list[str],
+                          headers: dict[str, str], period: str) -> None:
+        """Read an agent's live KPIs every 20 ms (a dashboard's poll), timing each read."""
+        n = 0
+        while not self._stop.is_set():
+            agent = agents[n % len(agents)]
+            n += 1
+            started = time.perf_counter()
+            response = await client.get(f"/v1/agents/{agent}/kpis?period={period}",
+                                        headers=headers)
+            self.reads.append(time.perf_counter() - started)
+            response.raise_for_status()
+            await asyncio.sleep(0.02)
 
     async def follow_memory(self) -> None:
         """Sample the service's resident set size every 100 ms."""
@@ -332,29 +334,6 @@ class Monitor:
     def stop(self) -> None:
         """End the sampling loops."""
         self._stop.set()
-
-
-def lags(
-    answered: list[tuple[Batch, float, dict[str, Any]]],
-    cursors: dict[tuple[str, str], tuple[int, int]],
-    checkpoints: list[tuple[float, tuple[int, int]]],
-) -> list[float]:
-    """Return, per batch that stored samples, seconds from its answer to read-model coverage."""
-    times = [t for t, _ in checkpoints]
-    positions = [c for _, c in checkpoints]
-    # The checkpoint only moves forward, so the first sample covering a target is a bisection.
-    out = []
-    for batch, answered_at, body in answered:
-        if body["accepted"] == 0:
-            continue
-        target = max(cursors[(batch.source, i)] for i in batch.ids
-                     if (batch.source, i) in cursors)
-        index = bisect.bisect_left(positions, target)
-        if index == len(positions):
-            out.append(float("inf"))
-            continue
-        out.append(max(0.0, times[index] - answered_at))
-    return out
 
 
 def _cpu(process: psutil.Process) -> float:
@@ -386,6 +365,20 @@ def _postgres_cpu(postmaster: psutil.Process | None) -> float:
 
 
 # -- the benchmark ---------------------------------------------------------------------------
+
+
+async def _kpi_samples(client: httpx.AsyncClient, agents: list[str], headers: dict[str, str],
+                       periods: list[str]) -> int:
+    """Return the samples the live KPIs of every agent count for some periods."""
+    total = 0
+    for agent in agents:
+        for period in periods:
+            response = await client.get(f"/v1/agents/{agent}/kpis?period={period}",
+                                        headers=headers)
+            response.raise_for_status()
+            total += response.json()["samples"]
+    return total
+
 
 
 async def _peer_run(url: str, day: Day) -> tuple[float, tuple[int, int, int], float]:
@@ -425,7 +418,9 @@ async def http_day(ctx: BenchContext) -> list[Row]:
                 # Let the directory read model take the agents in before the clock starts.
                 await asyncio.sleep(1.0)
                 monitor = Monitor(url, server.process.pid)
-                tasks = [asyncio.create_task(monitor.follow_checkpoint()),
+                agents = [a for t in day.teams for a in t.agents]
+                period = day.rows[0][4]
+                tasks = [asyncio.create_task(monitor.follow_kpis(client, agents, admin, period)),
                          asyncio.create_task(monitor.follow_memory())]
                 answered: list[tuple[Batch, float, dict[str, Any]]] = []
                 me, svc = psutil.Process(), psutil.Process(server.process.pid)
@@ -439,26 +434,16 @@ async def http_day(ctx: BenchContext) -> list[Row]:
                 elapsed = time.perf_counter() - started
                 cpu_me, cpu_svc = _cpu(me) - cpu_me, _cpu(svc) - cpu_svc
                 cpu_pg = _postgres_cpu(postmaster) - cpu_pg
-                # Wait for the read model to take in the last batches, then stop sampling.
-                for _ in range(500):
-                    last = monitor.checkpoints[-1][1] if monitor.checkpoints else (0, 0)
-                    conn = await asyncpg.connect(url)
-                    try:
-                        newest = await conn.fetchrow(
-                            "SELECT tx_id, id FROM metric_sample"
-                            " ORDER BY tx_id DESC, id DESC LIMIT 1")
-                    finally:
-                        await conn.close()
-                    if newest is None or last >= (newest["tx_id"], newest["id"]):
-                        break
-                    await asyncio.sleep(0.02)
                 monitor.stop()
                 await asyncio.gather(*tasks)
+                # Read-your-writes: totals read right after the last answer, no waiting.
+                fresh = await _kpi_samples(client, agents, admin,
+                                           sorted({r[4] for r in day.rows}))
         peer_rate, peer_answers, peer_cpu = await _peer_run(url, day)
         ctx.log(f"ingest: the peer {peer_rate:,.0f} samples/s; answers {peer_answers}")
         conn = await asyncpg.connect(url)
         try:
-            stored = await conn.fetch("SELECT source, sample_id, tx_id, id FROM metric_sample")
+            stored = await conn.fetch("SELECT source, sample_id FROM metric_sample")
             applied = await conn.fetchval("SELECT sum(observations) FROM metric_totals")
         finally:
             await conn.close()
@@ -473,16 +458,15 @@ async def http_day(ctx: BenchContext) -> list[Row]:
         direct = await insert_rate(url, day.rows)
         ctx.log(f"ingest: COPY from one connection {copy_single:,.0f} rows/s; the ingest INSERT"
                 f" alone {direct:,.0f} rows/s")
-    cursors = {(r["source"], r["sample_id"]): (r["tx_id"], r["id"]) for r in stored}
-    batch_lags = lags(answered, cursors, monitor.checkpoints)
     rate = day.sent / elapsed
     baseline = (copy_before + copy_after) / 2
     rejections = day.rejections
     expected = (len(day.rows), rejections, day.sent - len(day.rows) - rejections)
     got = (totals["accepted"], totals["rejected"], totals["duplicates"])
-    correct = got == expected and applied == len(day.rows) and len(stored) == len(day.rows)
+    correct = (got == expected and applied == len(day.rows) and len(stored) == len(day.rows)
+               and fresh == len(day.rows))
     ctx.log(f"ingest: {rate:,.0f} samples/s; answers {got}, expected {expected}")
-    p50, p99 = percentile(batch_lags, 50), percentile(batch_lags, 99)
+    p50, p99 = percentile(monitor.reads, 50), percentile(monitor.reads, 99)
     rss = max(monitor.rss) / 2**20 if monitor.rss else float("nan")
     return [
         compared(
@@ -513,8 +497,9 @@ async def http_day(ctx: BenchContext) -> list[Row]:
         bounded(
             "for scale: the ingest INSERT alone, 8 connections", direct, "rows/s",
             target="-", met=None,
-            notes="store.insert (ON CONFLICT on the idempotency key, two indexes) of the same"
-            " rows as new samples, without HTTP, validation, placement or the aggregator: the"
+            notes="the service's SQL path (COPY to the stage, placement, judging, ON CONFLICT on"
+            " the idempotency key, delta totals) on the same rows as new samples, without HTTP"
+            " or Python checks: the"
             f" ceiling PostgreSQL itself sets on this design ({direct / baseline:.0%} of the"
             f" COPY rate). COPY from a single connection: {copy_single:,.0f} rows/s.",
         ),
@@ -530,10 +515,11 @@ async def http_day(ctx: BenchContext) -> list[Row]:
             f" (the COPY client {keyed_cpu.client / keyed_cpu.wall:.2f}).",
         ),
         bounded(
-            "KPI read-model lag p99 under that load", p99 * 1000, "ms",
-            target="< 1000 ms", met=p99 < 1.0,
-            notes=f"p50 {p50 * 1000:.0f} ms, max {max(batch_lags) * 1000:.0f} ms over"
-            f" {len(batch_lags)} batches that stored samples.",
+            "KPI read p99 under that load (GET /v1/agents/{id}/kpis)", p99 * 1000, "ms",
+            target="(informational)", met=None,
+            notes=f"p50 {p50 * 1000:.1f} ms over {len(monitor.reads)} reads, one every 20 ms"
+            " during the run. No lag to measure: the totals read right after the last answer"
+            f" counted {fresh:,} samples of {len(day.rows):,} stored (read-your-writes).",
         ),
         bounded(
             "service memory (max RSS)", rss, "MB", target="< 300 MB", met=rss < 300,

@@ -37,6 +37,7 @@ from service.config import Settings, get_settings
 from service.context import Clock, ServiceContext, system_clock
 from service.notifier import Notifier
 from service.projections.base import Projection
+from service.projections.metric_totals import Compactor
 from service.projections.registry import all_projections
 from service.projections.runner import ProjectionRunner
 from service.projections.webhooks import WebhookDispatch
@@ -145,6 +146,9 @@ def create_app(
         for hook in app.state.startup_hooks:
             await hook(ctx)
         sender = _start_webhook_sender(ctx, chosen)
+        compactor = Compactor(db) if settings.run_projections else None
+        if compactor is not None:
+            compactor.start()
         scheduler = None
         if settings.run_scheduler:
             scheduler = Scheduler(ctx, interval_seconds=settings.scheduler_interval_seconds)
@@ -165,6 +169,8 @@ def create_app(
                 await sender.stop()
             if scheduler is not None:
                 await scheduler.stop()
+            if compactor is not None:
+                await compactor.stop()
             await ctx.notifier.stop()
             if ctx.runner is not None:
                 await ctx.runner.stop()

@@ -11,17 +11,13 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    TypeAdapter,
-    ValidationError,
-    with_config,
 )
-from typing_extensions import TypedDict
 
+from service.api import metric_bodies as bodies
 from service.api.auth import allow, ensure_self_or_manager, ensure_source
 from service.api.deps import context
 from service.api.directory import ensure_team_member_or_manager
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
-from service.api.problems import Problem
 from service.api.tabular import csv_response, wants_csv
 from service.commands import metrics as commands
 from service.commands.directory import get_agent, get_team
@@ -37,18 +33,6 @@ router = APIRouter(prefix="/v1", tags=["metrics"])
 Ctx = Annotated[ServiceContext, Depends(context)]
 
 _ID = r"^[A-Za-z0-9._:-]{1,64}$"
-
-
-@with_config(ConfigDict(extra="forbid", title="MetricsIn"))
-class MetricsIn(TypedDict):
-    """POST /v1/metrics."""
-
-    source: Annotated[str, Field(pattern=_ID, examples=["chat-widget"])]
-    samples: Annotated[list[m.Sample], Field(max_length=m.MAX_BATCH)]
-
-
-#: Parses a body straight from its bytes into dicts: no intermediate objects per sample.
-BATCH: TypeAdapter[MetricsIn] = TypeAdapter(MetricsIn)
 
 
 class RejectedOut(BaseModel):
@@ -90,32 +74,9 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 _INGEST_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": _inline(BATCH.json_schema())}},
+        "content": {"application/json": {"schema": _inline(bodies.BATCH.json_schema())}},
     },
 }
-
-
-def _field(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "body"
-
-
-def _parse(body: bytes) -> MetricsIn:
-    try:
-        return BATCH.validate_json(body)
-    except ValidationError as exc:
-        errors = [{"field": _field(e["loc"]), "reason": e["msg"], "location": "body"}
-                  for e in exc.errors(include_url=False)]
-        if any(e["type"] == "too_long" and e["loc"] == ("samples",) for e in exc.errors()):
-            raise Problem(413, f"a batch holds at most {m.MAX_BATCH} samples; split it",
-                          kind="batch-too-large",
-                          errors=[{"field": "samples",
-                                   "reason": f"at most {m.MAX_BATCH} samples"}]) from None
-        fields = ", ".join(sorted({e["field"] for e in errors})[:10])
-        raise Problem(422, f"invalid request: {fields}", kind="validation-error",
-                      errors=errors[:100]) from None
 
 
 @router.post(
@@ -127,7 +88,7 @@ async def post_metrics(
     request: Request, ctx: Ctx, principal: Annotated[Principal, allow("ingest")],
 ) -> IngestOut:
     """Store a batch of samples once each; list those kept in the quarantine and why."""
-    batch = _parse(await request.body())
+    batch = bodies.parse_json(await request.body())
     ensure_source(principal, batch["source"])
     outcome = await commands.ingest(ctx, batch["source"], batch["samples"])
     return IngestOut(

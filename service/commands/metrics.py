@@ -2,8 +2,8 @@
 
 One transaction per batch: look the agents up, place every sample in its team and month,
 share-lock those months' cycles and refuse the closed ones, store the rest once each, and keep
-the rejected ones in the quarantine. The KPI read model follows the stored samples
-(service/projections/metric_totals.py).
+the rejected ones in the quarantine; the KPI totals are appended in the same statement
+(service/projections/metric_totals.py compacts them).
 """
 
 from __future__ import annotations
@@ -44,6 +44,20 @@ class Settled:
     stored_keys: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _why(reason: str, sample: m.Sample, status: str | None, team_id: str | None,
+         period: str | None) -> m.Rejection:
+    """Return the domain's rejection for a reason the database gave."""
+    if reason == m.UNKNOWN_METRIC:
+        return m.unknown_metric(sample["metric"])
+    if reason == m.FRACTIONAL_COUNT:
+        return m.fractional_count(sample["metric"])
+    if reason == m.PERIOD_CLOSED and team_id and period and status:
+        closed = m.late(team_id, period, store.CYCLE_STATUS_EVENTS[status])
+        if closed is not None:
+            return closed
+    return m.unknown_agent(sample["agent_id"])
+
+
 async def settle(
     conn: asyncpg.Connection,
     items: Sequence[tuple[str, m.Sample]],
@@ -53,15 +67,19 @@ async def settle(
 ) -> Settled:
     """Store the usable samples of (source, sample) pairs once each; call in a transaction.
 
-    ``keep_rejected`` puts rejected samples in the quarantine (ingestion); a replay leaves
-    them where they are. Samples already stored count as duplicates, even when they would be
-    refused now (a retry of a sample accepted before its month closed).
+    Python checks what needs no data (value and time); the batch is copied to the staging
+    table and the database does the rest in two statements (placement and cycle locks; the
+    metric catalogue, closed months, storing once and the delta totals), so a KPI read after
+    the commit includes the batch. ``keep_rejected`` puts rejected samples in the quarantine
+    (ingestion); a replay leaves them where they are. Samples already stored count as
+    duplicates, even when they would be refused now (a retry of a sample accepted before its
+    month closed).
     """
     outcome = Settled()
     seen: set[tuple[str, str]] = set()
-    checked: list[tuple[int, str, m.Sample]] = []
+    staged: list[store.Staged] = []
     refused: list[tuple[int, str, m.Sample, m.Rejection]] = []
-    check = m.check
+    check = m.check_value
     for index, (source, sample) in enumerate(items):
         key = (source, sample["id"])
         if key in seen:
@@ -70,39 +88,26 @@ async def settle(
         seen.add(key)
         problem = check(sample, now)
         if problem is None:
-            checked.append((index, source, sample))
+            staged.append((index, source, sample["id"], sample["agent_id"], sample["metric"],
+                           sample["value"], sample["occurred_at"]))
         else:
             refused.append((index, source, sample, problem))
 
-    found = await store.directory(conn, {s["agent_id"] for _, _, s in checked})
-    agents, zones, place = found.agents, found.zones, m.place
-    # (source, sample id, agent, team, period, metric, value, occurred_at): a stored row.
-    rows: list[tuple[str, str, str, str, str, str, float, datetime]] = []
-    indexes: list[int] = []
-    for index, source, sample in checked:
-        where = place(sample, agents.get(sample["agent_id"]), zones)
-        if isinstance(where, m.Rejection):
-            refused.append((index, source, sample, where))
-            continue
-        rows.append((source, sample["id"], sample["agent_id"], where[0], where[1],
-                     sample["metric"], sample["value"], sample["occurred_at"]))
-        indexes.append(index)
-
-    statuses = await store.lock_cycles(conn, {(r[3], r[4]) for r in rows})
-    if statuses:
-        kept_rows = []
-        for index, row in zip(indexes, rows, strict=True):
-            closed = m.late(row[3], row[4], statuses.get((row[3], row[4])))
-            if closed is None:
-                kept_rows.append(row)
-            else:
-                refused.append((index, row[0], items[index][1], closed))
-        rows = kept_rows
-
-    outcome.accepted = await store.insert(conn, rows, now)
-    outcome.duplicates += len(rows) - outcome.accepted
-    if not keep_rejected:  # a replay marks what is stored now; ingestion has no need
-        outcome.stored_keys = [(r[0], r[1]) for r in rows]
+    if staged:
+        await store.stage(conn, staged)
+        if not await store.place(conn):
+            await store.place_by_hand(conn, staged)
+        judged = await store.settle(conn, now)
+        outcome.accepted = judged.accepted
+        outcome.duplicates += len(staged) - len(judged.rejected) - judged.accepted
+        refusing = set()
+        for index, reason, status, team_id, period in judged.rejected:
+            source, sample = items[index]
+            refusing.add(index)
+            refused.append((index, source, sample, _why(reason, sample, status, team_id,
+                                                        period)))
+        if not keep_rejected:  # a replay marks what is stored now; ingestion has no need
+            outcome.stored_keys = [(r[1], r[2]) for r in staged if r[0] not in refusing]
 
     already = await store.stored(conn, [(source, s["id"]) for _, source, s, _ in refused])
     kept: list[tuple[str, m.Sample, m.Rejection]] = []
@@ -131,12 +136,6 @@ async def _in_transaction(
     raise AssertionError("unreachable")
 
 
-def _wake(ctx: ServiceContext) -> None:
-    # Only this process's aggregator is woken at once; another replica's polls within 50 ms.
-    if ctx.runner is not None:
-        ctx.runner.wake("metric_totals")
-
-
 async def ingest(ctx: ServiceContext, source: str, samples: Sequence[m.Sample]) -> Settled:
     """Store a batch from one source; usable samples once each, the others in the quarantine."""
     now = ctx.clock()
@@ -145,10 +144,7 @@ async def ingest(ctx: ServiceContext, source: str, samples: Sequence[m.Sample]) 
     async def work(conn: asyncpg.Connection) -> Settled:
         return await settle(conn, items, now, keep_rejected=True)
 
-    outcome = await _in_transaction(ctx, work)
-    if outcome.accepted:
-        _wake(ctx)
-    return outcome
+    return await _in_transaction(ctx, work)
 
 
 @dataclass
@@ -203,8 +199,6 @@ async def replay(
         result.replayed += outcome.accepted
         result.already_stored += outcome.duplicates
         result.still_rejected += outcome.rejected
-        if outcome.accepted:
-            _wake(ctx)
         if len(claimed) < size:
             break
     return result
