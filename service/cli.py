@@ -284,6 +284,43 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_metrics_archive(args: argparse.Namespace) -> int:
+    """Archive fully published months of samples to compressed CSV files, then drop them."""
+    import re
+    from datetime import UTC, datetime
+
+    from service.store import metric_partitions
+    from service.store.database import Database
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.before):
+        print(f"--before {args.before!r}: expected YYYY-MM", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    directory = Path(args.to) if args.to else settings.data_dir / "archive"
+    db = Database(_database_url(settings), pool_size=1)
+
+    def report(result: metric_partitions.Archived | metric_partitions.Skipped) -> None:
+        if isinstance(result, metric_partitions.Archived):
+            print(f"{result.period}\tarchived\t{result.samples}\t{result.file}"
+                  f"\tsha256:{result.sha256}")
+        else:
+            print(f"{result.period}\tskipped\t{result.reason}", file=sys.stderr)
+
+    async def run() -> int:
+        try:
+            async with db.connection() as conn:
+                done = await metric_partitions.archive(conn, args.before, directory,
+                                                       datetime.now(UTC), progress=report)
+            archived = sum(isinstance(r, metric_partitions.Archived) for r in done)
+            print(f"archived {archived} month(s) before {args.before} to {directory}",
+                  file=sys.stderr)
+            return 0
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Describe every subcommand."""
     parser = argparse.ArgumentParser(prog="csperf", description=__doc__)
@@ -333,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("name")
     rebuild.set_defaults(func=cmd_projections)
 
-    metrics_cmd = sub.add_parser("metrics", help="the live-metrics quarantine")
+    metrics_cmd = sub.add_parser("metrics", help="the live-metrics quarantine, import, archive")
     m_sub = metrics_cmd.add_subparsers(dest="action", required=True)
     replay = m_sub.add_parser(
         "replay-quarantine",
@@ -351,6 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--id", action="append", help="only this sample id (repeatable)")
         cmd.add_argument("--limit", type=int, default=limit)
         cmd.set_defaults(func=cmd_metrics)
+
+    archive = m_sub.add_parser(
+        "archive", help="export published months' samples to .csv.gz (+ .sha256), then drop"
+        " them; totals, rankings and scorecards stay")
+    archive.add_argument("--before", required=True, help="archive months before this YYYY-MM")
+    archive.add_argument("--to", help="folder for the files (default: DATA_DIR/archive)")
+    archive.set_defaults(func=cmd_metrics_archive)
 
     keys_cmd = sub.add_parser("keys", help="create, list or revoke API keys")
     k_sub = keys_cmd.add_subparsers(dest="action", required=True)

@@ -42,7 +42,7 @@ from service.projections.registry import all_projections
 from service.projections.runner import ProjectionRunner
 from service.projections.webhooks import WebhookDispatch
 from service.scheduler import Scheduler
-from service.store import migrate, reporting
+from service.store import metric_partitions, migrate, reporting
 from service.store.database import Database
 from service.store.embedded import start_embedded
 from service.store.feed import CommitSignal
@@ -146,7 +146,11 @@ def create_app(
         for hook in app.state.startup_hooks:
             await hook(ctx)
         sender = _start_webhook_sender(ctx, chosen)
-        compactor = Compactor(db) if settings.run_projections else None
+        # This month's samples and the next few months' have a partition before they arrive
+        # (the compactor's replica keeps it so as months pass).
+        async with db.connection() as conn:
+            await metric_partitions.ensure(conn, ctx.clock())
+        compactor = Compactor(db, clock=ctx.clock) if settings.run_projections else None
         if compactor is not None:
             compactor.start()
         scheduler = None

@@ -51,6 +51,8 @@ def _why(reason: str, sample: m.Sample, status: str | None, team_id: str | None,
         return m.unknown_metric(sample["metric"])
     if reason == m.FRACTIONAL_COUNT:
         return m.fractional_count(sample["metric"])
+    if reason == m.PERIOD_UNAVAILABLE and period:
+        return m.period_unavailable(period)
     if reason == m.PERIOD_CLOSED and team_id and period and status:
         closed = m.late(team_id, period, store.CYCLE_STATUS_EVENTS[status])
         if closed is not None:

@@ -49,9 +49,10 @@ VALUE_TOO_LARGE = "value_too_large"
 IN_FUTURE = "in_future"
 TOO_OLD = "too_old"
 PERIOD_CLOSED = "period_closed"
+PERIOD_UNAVAILABLE = "period_unavailable"
 REASONS: tuple[str, ...] = (
     UNKNOWN_AGENT, UNKNOWN_METRIC, NEGATIVE_VALUE, NON_FINITE_VALUE, FRACTIONAL_COUNT,
-    VALUE_TOO_LARGE, IN_FUTURE, TOO_OLD, PERIOD_CLOSED,
+    VALUE_TOO_LARGE, IN_FUTURE, TOO_OLD, PERIOD_CLOSED, PERIOD_UNAVAILABLE,
 )
 
 
@@ -88,6 +89,15 @@ def unknown_metric(metric: str) -> Rejection:
 def fractional_count(metric: str) -> Rejection:
     """Return the rejection of a count that is not a whole number."""
     return Rejection(FRACTIONAL_COUNT, f"{metric} counts whole occurrences")
+
+
+def period_unavailable(period: str) -> Rejection:
+    """Return the rejection of a sample whose month has no storage (not made yet, archived)."""
+    return Rejection(
+        PERIOD_UNAVAILABLE,
+        f"samples of {period} are not stored: the month is archived or not prepared yet"
+        " (the service prepares the coming months ahead); kept for replay",
+    )
 
 
 def unknown_agent(agent_id: str) -> Rejection:

@@ -22,15 +22,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
 
 import asyncpg
 
+from service.store import metric_partitions
 from service.store.database import DATABASE_AWAY, Database
 
 log = logging.getLogger(__name__)
 
 LOCK_NAMESPACE = 7215003
 LOCK_NAME = "metric-totals:compactor"
+#: How often the compacting replica makes the coming months' partitions.
+PARTITIONS_EVERY_SECONDS = 3600.0
 #: Deltas folded per statement: a step stays short whatever the backlog.
 STEP_ROWS = 50_000
 
@@ -114,8 +120,10 @@ async def rebuild(conn: asyncpg.Connection) -> None:
 class Compactor:
     """Fold deltas every ``interval_seconds`` on the replica holding the lock."""
 
-    def __init__(self, db: Database, *, interval_seconds: float = 1.0) -> None:
+    def __init__(self, db: Database, *, clock: Callable[[], datetime],
+                 interval_seconds: float = 1.0) -> None:
         self.db = db
+        self.clock = clock
         self.interval = interval_seconds
         self.holding = False
         self._task: asyncio.Task[None] | None = None
@@ -146,8 +154,13 @@ class Compactor:
                     continue
                 self.holding = True
                 backoff = 0.5
+                checked = -PARTITIONS_EVERY_SECONDS
                 while True:
                     await compact_all(conn)
+                    if time.monotonic() - checked > PARTITIONS_EVERY_SECONDS:
+                        # Months keep coming: the next ones get their partition ahead.
+                        await metric_partitions.ensure(conn, self.clock())
+                        checked = time.monotonic()
                     await asyncio.sleep(self.interval)
             except asyncio.CancelledError:
                 raise

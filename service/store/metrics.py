@@ -263,9 +263,10 @@ FROM (SELECT DISTINCT team_id, period FROM placed ORDER BY team_id, period) k
 """
 
 # Judges the placed samples (a metric the catalogue lists, a whole number for a count, a
-# known agent, an open month) and, in the same statement, stores the usable ones once each
-# (in key order: overlapping batches wait, never deadlock) and appends their totals and feed
-# arrivals as delta rows. Answers one row with the count stored, then one per rejection.
+# known agent, an open month, a month with a live partition: migration 0006) and, in the same
+# statement, stores the usable ones once each (in key order: overlapping batches wait, never
+# deadlock) and appends their totals and feed arrivals as delta rows. Answers one row with the
+# count stored, then one per rejection.
 _SETTLE = """
 WITH cycles AS (
     SELECT k.team_id, k.period,
@@ -280,9 +281,11 @@ WITH cycles AS (
                 WHEN k.whole AND s.value <> trunc(s.value) THEN 'fractional_count'
                 WHEN s.team_id IS NULL THEN 'unknown_agent'
                 WHEN c.status IN ('CycleClosed', 'CyclePublished') THEN 'period_closed'
+                WHEN p.period IS NULL THEN 'period_unavailable'
            END AS reason
     FROM metric_stage s
     LEFT JOIN metric_known k ON k.metric = s.metric
+    LEFT JOIN metric_partition p ON p.period = s.period AND p.state = 'live'
     LEFT JOIN cycles c ON c.team_id = s.team_id AND c.period = s.period
 ), stored AS (
     INSERT INTO metric_sample (source, sample_id, agent_id, team_id, period, metric, value,
