@@ -1,5 +1,15 @@
 """Bodies of POST /v1/metrics: from bytes to (source, samples), or a 4xx naming the field.
 
+Three media types, one pipeline (``PARSERS``): ``application/json`` (the batch document),
+``text/csv`` and ``application/x-ndjson`` (one sample per row or line, the same five fields;
+the source is the ``source`` query parameter). The rule for files: a file that cannot be read
+as samples is refused whole with a 422 that names each bad line and field (a missing column, a
+stray quote, a comma as the decimal separator, a malformed NDJSON line): nothing of it is
+stored, so nothing is lost: fix the export and send it again (sending twice is safe). A UTF-8
+byte order mark and CRLF line endings are read as what they are. A row that reads well but
+cannot be used (an unknown agent, a negative count, a closed month) is rejected and kept like
+any JSON sample, by its index (the row's line number minus 2 for CSV, minus 1 for NDJSON).
+
 Tens of thousands of samples arrive a second, so a well-formed JSON batch takes a fast path:
 orjson decodes it and one loop checks each sample's shape with plain type checks and compiled
 patterns (measured against pydantic-core's TypedDict validation and msgspec in BENCHMARKS.md,
@@ -11,7 +21,10 @@ accepts only bodies the adapter accepts too, into the same values.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -115,3 +128,159 @@ def parse_json(body: bytes) -> MetricsIn:
         return BATCH.validate_json(body)
     except ValidationError as exc:
         raise validation_problem(exc) from None
+
+
+#: One sample's shape, for naming the bad fields of a row or line.
+SAMPLE: TypeAdapter[m.Sample] = TypeAdapter(m.Sample)
+COLUMNS = ("id", "agent_id", "metric", "value", "occurred_at")
+_NUMBER = re.compile(r"-?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_MAX_ERRORS = 100
+
+
+def _line_problem(errors: list[dict[str, Any]]) -> Problem:
+    lines = ", ".join(sorted({e["field"].split(":")[0] for e in errors},
+                             key=lambda t: int(t.split()[-1]))[:10])
+    return Problem(422, f"unreadable {lines}; nothing of the file was stored",
+                   kind="validation-error", errors=errors[:_MAX_ERRORS])
+
+
+def _row_errors(line: int, row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Name the bad fields of a row that failed the fast check, as pydantic words them."""
+    try:
+        SAMPLE.validate_json(orjson.dumps(row))
+    except ValidationError as exc:
+        return [{"field": f"line {line}: {_field(e['loc'])}", "reason": e["msg"],
+                 "location": "body"} for e in exc.errors(include_url=False)]
+    except TypeError:
+        pass
+    return [{"field": f"line {line}", "reason": "not a sample", "location": "body"}]
+
+
+def _too_many(limit: int | None, count: int) -> None:
+    if limit is not None and count > limit:
+        raise Problem(413, f"a batch holds at most {limit} samples; split it",
+                      kind="batch-too-large",
+                      errors=[{"field": "samples", "reason": f"at most {limit} samples"}])
+
+
+def read_csv(body: bytes, limit: int | None = m.MAX_BATCH) -> list[m.Sample]:
+    """Read a CSV file of samples (header row naming the five columns, any order)."""
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = body[:exc.start].count(b"\n") + 1
+        raise _line_problem([{"field": f"line {line}", "reason": "not UTF-8 text",
+                              "location": "body"}]) from None
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    errors: list[dict[str, Any]] = []
+    samples: list[m.Sample] = []
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise _line_problem([{"field": "line 1", "reason": "no header row",
+                                  "location": "body"}])
+        missing = [c for c in COLUMNS if c not in header]
+        extra = [c for c in header if c not in COLUMNS]
+        if missing or extra or len(set(header)) != len(header):
+            raise _line_problem([{"field": "line 1", "location": "body", "reason":
+                                  f"the header must name the columns {', '.join(COLUMNS)}"
+                                  f" once each (missing: {', '.join(missing) or '-'};"
+                                  f" unexpected: {', '.join(extra) or '-'})"}])
+        for fields in reader:
+            line = reader.line_num
+            if not fields:
+                continue  # a blank line
+            _too_many(limit, len(samples) + 1)
+            if len(fields) != len(header):
+                errors.append({"field": f"line {line}", "location": "body", "reason":
+                               f"{len(fields)} fields, the header has {len(header)}"
+                               " (a comma inside a value must be quoted; decimals take a"
+                               " dot)"})
+                continue
+            row: dict[str, Any] = dict(zip(header, fields, strict=True))
+            raw_value = row["value"].strip()
+            if not _NUMBER.fullmatch(raw_value):
+                errors.append({"field": f"line {line}: value", "location": "body",
+                               "reason": f"{row['value']!r} is not a number (decimals take a"
+                               " dot, no thousands separators)"})
+                continue
+            row["value"] = float(raw_value)
+            if shaped(row):
+                samples.append(row)  # type: ignore[arg-type]
+            else:
+                errors.extend(_row_errors(line, row))
+            if len(errors) >= _MAX_ERRORS:
+                break
+    except csv.Error as exc:
+        errors.append({"field": f"line {reader.line_num}", "location": "body",
+                       "reason": f"not CSV: {exc} (a stray or unclosed quote?)"})
+    if errors:
+        raise _line_problem(errors)
+    return samples
+
+
+def read_ndjson(body: bytes, limit: int | None = m.MAX_BATCH) -> list[m.Sample]:
+    """Read newline-delimited JSON samples, one object a line (blank lines are skipped)."""
+    errors: list[dict[str, Any]] = []
+    samples: list[m.Sample] = []
+    for number, raw in enumerate(body.splitlines(), start=1):
+        text = raw.strip()
+        if number == 1 and text.startswith(b"\xef\xbb\xbf"):
+            text = text[3:]
+        if not text:
+            continue
+        _too_many(limit, len(samples) + 1)
+        try:
+            sample = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            errors.append({"field": f"line {number}", "location": "body",
+                           "reason": f"not JSON: {exc}"})
+        else:
+            if shaped(sample):
+                samples.append(sample)
+            else:
+                errors.extend(_row_errors(number, sample))
+        if len(errors) >= _MAX_ERRORS:
+            break
+    if errors:
+        raise _line_problem(errors)
+    return samples
+
+
+def _file_parser(read: Callable[[bytes], list[m.Sample]]
+                 ) -> Callable[[bytes, str | None], MetricsIn]:
+    def parse(body: bytes, source: str | None) -> MetricsIn:
+        if source is None or not _SOURCE.fullmatch(source):
+            raise Problem(422, "a file of samples needs ?source=NAME (letters, digits, ._:-)",
+                          kind="validation-error",
+                          errors=[{"field": "source", "location": "query",
+                                   "reason": "required: the sending system's name"}])
+        return MetricsIn(source=source, samples=read(body))
+    return parse
+
+
+def _json(body: bytes, source: str | None) -> MetricsIn:
+    if source is not None:
+        raise Problem(422, "a JSON batch names its source in the body",
+                      kind="validation-error",
+                      errors=[{"field": "source", "location": "query",
+                               "reason": "only for text/csv and application/x-ndjson"}])
+    return parse_json(body)
+
+
+#: Media type -> parser of (body, ?source=) into a batch. Anything else is read as JSON.
+PARSERS: dict[str, Callable[[bytes, str | None], MetricsIn]] = {
+    "application/json": _json,
+    "text/csv": _file_parser(read_csv),
+    "application/x-ndjson": _file_parser(read_ndjson),
+}
+
+
+def media_type(content_type: str | None) -> str:
+    """Return the bare, lower-case media type of a Content-Type header."""
+    return (content_type or "application/json").split(";", 1)[0].strip().lower()
+
+
+def parse(content_type: str | None, body: bytes, source: str | None) -> MetricsIn:
+    """Parse a body of any accepted media type into a batch, or raise a 4xx problem."""
+    return PARSERS.get(media_type(content_type), _json)(body, source)

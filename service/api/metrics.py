@@ -74,7 +74,20 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 _INGEST_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": _inline(bodies.BATCH.json_schema())}},
+        "content": {
+            "application/json": {"schema": _inline(bodies.BATCH.json_schema())},
+            "text/csv": {"schema": {
+                "type": "string",
+                "description": "a header row naming id, agent_id, metric, value, occurred_at"
+                " (any order), then one sample a row; UTF-8 (a BOM is fine), LF or CRLF;"
+                " decimals take a dot. Needs ?source=.",
+                "example": "id,agent_id,metric,value,occurred_at\n"
+                "conv-81723-r4,a-17,response_time_seconds,12.4,2026-11-03T09:15:02+09:00\n"}},
+            "application/x-ndjson": {"schema": {
+                "type": "string",
+                "description": "one sample object a line, the fields of the JSON batch's"
+                " samples. Needs ?source=."}},
+        },
     },
 }
 
@@ -82,13 +95,21 @@ _INGEST_DOC: dict[str, Any] = {
 @router.post(
     "/metrics", response_model=IngestOut, openapi_extra=_INGEST_DOC,
     responses={413: {"description": "more than 10,000 samples"},
-               422: {"description": "a malformed body; `errors` names each bad field"}},
+               422: {"description": "a malformed body; `errors` names each bad field (and"
+                     " line, for a file)"}},
 )
 async def post_metrics(
     request: Request, ctx: Ctx, principal: Annotated[Principal, allow("ingest")],
+    source: Annotated[str | None, Query(
+        max_length=64, description="the sending system, for text/csv and"
+        " application/x-ndjson bodies (a JSON batch names it in the body)")] = None,
 ) -> IngestOut:
-    """Store a batch of samples once each; list those kept in the quarantine and why."""
-    batch = bodies.parse_json(await request.body())
+    """Store a batch of samples once each; list those kept in the quarantine and why.
+
+    The body is a JSON batch, a CSV file or NDJSON lines (see the request body); a file that
+    cannot be read is refused whole with a 422 naming each bad line.
+    """
+    batch = bodies.parse(request.headers.get("content-type"), await request.body(), source)
     ensure_source(principal, batch["source"])
     outcome = await commands.ingest(ctx, batch["source"], batch["samples"])
     return IngestOut(
