@@ -198,8 +198,8 @@ async def insert_rate(url: str, rows: list[tuple[Any, ...]]) -> float:
                       for i, r in enumerate(share[start:start + 1000])]
             async with conn.transaction():
                 await store.stage(conn, staged)
-                await store.place(conn)
-                await store.settle(conn, datetime.now(UTC))
+                mark = await store.place(conn)
+                await store.settle(conn, datetime.now(UTC), mark)
 
     try:
         started = time.perf_counter()

@@ -73,7 +73,6 @@ UPGRADE = [
     "CREATE INDEX metric_total_agent ON metric_total (agent_id, period)",
     """
         CREATE TABLE metric_total_delta (
-            id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             team_id      text NOT NULL,
             period       text NOT NULL,
             agent_id     text NOT NULL,
@@ -83,8 +82,9 @@ UPGRADE = [
             updated_at   timestamptz NOT NULL
         )
     """,
+    # Deltas live about a second (the compactor folds them), so one index, for the agent read
+    # that follows each batch; a team read scans the few pending rows.
     "CREATE INDEX metric_total_delta_agent ON metric_total_delta (agent_id, period)",
-    "CREATE INDEX metric_total_delta_team ON metric_total_delta (team_id, period)",
     """
         CREATE TABLE metric_arrival (
             team_id          text NOT NULL,
@@ -98,7 +98,6 @@ UPGRADE = [
     """,
     """
         CREATE TABLE metric_arrival_delta (
-            id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             team_id          text NOT NULL,
             metric           text NOT NULL,
             source           text NOT NULL,
@@ -107,7 +106,6 @@ UPGRADE = [
             samples          bigint NOT NULL
         )
     """,
-    "CREATE INDEX metric_arrival_delta_team ON metric_arrival_delta (team_id)",
     """
         INSERT INTO metric_total
         SELECT team_id, period, agent_id, metric, sum(value::numeric), count(*),

@@ -18,6 +18,15 @@ from service.context import ServiceContext
 from service.domain import metrics as m
 from service.store import metrics as store
 
+#: Placements tried when the directory changes between locking and storing (each try is a
+#: fresh look at a directory that changed a moment ago: twice in a row is already rare).
+PLACEMENTS = 5
+
+
+class DirectoryChanging(RuntimeError):
+    """The directory changed under every placement of a batch (never expected)."""
+
+
 #: A batch that deadlocked with a concurrent one (never expected: rows and locks are taken in
 #: one order) is tried again this often.
 RETRIES = 3
@@ -97,9 +106,15 @@ async def settle(
 
     if staged:
         await store.stage(conn, staged)
-        if not await store.place(conn):
-            await store.place_by_hand(conn, staged)
-        judged = await store.settle(conn, now)
+        for _ in range(PLACEMENTS):
+            mark = await store.place(conn)
+            if mark is None:  # the directory read model lags: place from the streams
+                await store.place_by_hand(conn, staged)
+            judged = await store.settle(conn, now, mark)
+            if not judged.moved:
+                break
+        else:
+            raise DirectoryChanging("the directory kept changing while placing a batch")
         outcome.accepted = judged.accepted
         outcome.duplicates += len(staged) - len(judged.rejected) - judged.accepted
         refusing = set()

@@ -43,7 +43,7 @@ STEP_ROWS = 50_000
 _FOLD_TOTALS = """
 WITH moved AS (
     DELETE FROM metric_total_delta
-    WHERE id IN (SELECT id FROM metric_total_delta ORDER BY id LIMIT $1)
+    WHERE ctid = ANY(ARRAY(SELECT ctid FROM metric_total_delta LIMIT $1))
     RETURNING team_id, period, agent_id, metric, total, observations, updated_at
 ), folded AS (
     INSERT INTO metric_total AS t
@@ -60,7 +60,7 @@ SELECT count(*) FROM moved
 _FOLD_ARRIVALS = """
 WITH moved AS (
     DELETE FROM metric_arrival_delta
-    WHERE id IN (SELECT id FROM metric_arrival_delta ORDER BY id LIMIT $1)
+    WHERE ctid = ANY(ARRAY(SELECT ctid FROM metric_arrival_delta LIMIT $1))
     RETURNING team_id, metric, source, last_received_at, last_occurred_at, samples
 ), folded AS (
     INSERT INTO metric_arrival AS a

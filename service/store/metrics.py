@@ -217,64 +217,81 @@ STAGE_COLUMNS = ("idx", "source", "sample_id", "agent_id", "metric", "value", "o
 #: A staged sample: (index in the batch, source, sample id, agent, metric, value, occurred_at).
 Staged = tuple[int, str, str, str, str, float, datetime]
 
-# Places each staged sample: the team the agent was in when it occurred (the membership that
-# began last before it; before the first one, the first team: the directory's rule, see
-# service/domain/directory.py team_at), and that team's month in its time zone. Only when
-# the directory read model has applied every committed directory change (see _DIRECTORY);
-# otherwise it places nothing and says so. Then share-locks the (team, month) cycles, in one
-# order, as lock_cycles() does: a close either committed before the next statement reads the
-# cycles' status, or waits for this batch.
-_PLACE = """
-WITH newest AS (
+# The newest agent and team events, and whether the directory read model has applied them
+# (see _DIRECTORY): ``mark`` changes with every committed directory change.
+_NEWEST_DIRECTORY = """
+newest AS (
     (SELECT tx_id, position FROM event WHERE stream_type = 'agent'
      ORDER BY tx_id DESC, position DESC LIMIT 1)
     UNION ALL
     (SELECT tx_id, position FROM event WHERE stream_type = 'team'
      ORDER BY tx_id DESC, position DESC LIMIT 1)
-), fresh AS (
+), directory AS (
     SELECT EXISTS (
         SELECT 1 FROM projection_checkpoint c
         WHERE c.name = 'directory' AND c.status = 'live'
           AND NOT EXISTS (SELECT 1 FROM newest n
                           WHERE (n.tx_id, n.position) > (c.tx_id, c.position))
-    ) AS ok
-), placed AS (
-    UPDATE metric_stage s
-    SET team_id = p.team_id, period = to_char(s.occurred_at AT TIME ZONE p.timezone, 'YYYY-MM')
-    FROM (
-        SELECT st.idx, ms.team_id, t.timezone
-        FROM metric_stage st
-        CROSS JOIN LATERAL (
-            SELECT m.team_id FROM agent_memberships m
-            WHERE m.agent_id = st.agent_id
-            ORDER BY m.since <= st.occurred_at DESC,
-                     CASE WHEN m.since <= st.occurred_at THEN m.since END DESC, m.since
-            LIMIT 1
-        ) ms
-        JOIN teams t ON t.team_id = ms.team_id
-    ) p
-    WHERE s.idx = p.idx AND (SELECT ok FROM fresh)
-    RETURNING s.team_id, s.period
-)
-SELECT (SELECT ok FROM fresh) AS fresh,
-       count(pg_advisory_xact_lock_shared(hashtextextended(
-           'cycle:' || k.team_id || ':' || k.period, 0))) AS cycles
-FROM (SELECT DISTINCT team_id, period FROM placed ORDER BY team_id, period) k
+    ) AS fresh,
+    (SELECT string_agg(tx_id || '.' || position, ',' ORDER BY tx_id, position) FROM newest)
+    AS mark
+)"""
+
+# Share-locks, in one order, the cycles the staged samples can fall in: each team the agent
+# ever belonged to, in the month of the sample in that team's time zone (a superset of the
+# placement _SETTLE makes, for one hash join instead of placing each sample twice). Cycle
+# commands hold the same locks exclusively while appending, so a close either committed
+# before _SETTLE reads the cycles' status, or waits for this batch (see lock_cycles). Only
+# when the directory read model is fresh; says so, with its mark.
+_PLACE = f"""
+WITH {_NEWEST_DIRECTORY}
+SELECT d.fresh, d.mark,
+       (SELECT count(pg_advisory_xact_lock_shared(hashtextextended(
+                   'cycle:' || k.team_id || ':' || k.period, 0)))
+        FROM (SELECT DISTINCT m.team_id,
+                     to_char(s.occurred_at AT TIME ZONE t.timezone, 'YYYY-MM') AS period
+              FROM metric_stage s
+              JOIN agent_memberships m ON m.agent_id = s.agent_id
+              JOIN teams t ON t.team_id = m.team_id
+              WHERE d.fresh
+              ORDER BY 1, 2) k) AS cycles
+FROM directory d
 """
 
-# Judges the placed samples (a metric the catalogue lists, a whole number for a count, a
-# known agent, an open month, a month with a live partition: migration 0006) and, in the same
-# statement, stores the usable ones once each (in key order: overlapping batches wait, never
-# deadlock) and appends their totals and feed arrivals as delta rows. Answers one row with the
-# count stored, then one per rejection.
-_SETTLE = """
-WITH cycles AS (
+# Places each staged sample (unless placed by hand: $2 is NULL): the team the agent was in
+# when it occurred (the membership that began last before it; before the first one, the
+# first team: the directory's rule, service/domain/directory.py team_at), and that team's
+# month in its time zone. Judges it (a metric the catalogue lists, a whole number for a
+# count, a known agent, an open month, a month with a live partition: migration 0006) and,
+# in the same statement, stores the usable ones once each (in key order: overlapping batches
+# wait, never deadlock) and appends their totals and feed arrivals as delta rows. Writes
+# nothing when the directory changed since _PLACE took its locks ($2, the mark): the caller
+# places again. Answers one row with the count stored, then one per rejection.
+_SETTLE = f"""
+WITH {_NEWEST_DIRECTORY}, moved AS (
+    SELECT $2::text IS NOT NULL AND $2::text IS DISTINCT FROM (SELECT mark FROM directory)
+           AS yes
+), placed AS (
+    SELECT s.idx, s.source, s.sample_id, s.agent_id, s.metric, s.value, s.occurred_at,
+           CASE WHEN $2::text IS NULL THEN s.team_id ELSE ms.team_id END AS team_id,
+           CASE WHEN $2::text IS NULL THEN s.period
+                ELSE to_char(s.occurred_at AT TIME ZONE t.timezone, 'YYYY-MM') END AS period
+    FROM metric_stage s
+    LEFT JOIN LATERAL (
+        SELECT m.team_id FROM agent_memberships m
+        WHERE $2::text IS NOT NULL AND m.agent_id = s.agent_id
+        ORDER BY m.since <= s.occurred_at DESC,
+                 CASE WHEN m.since <= s.occurred_at THEN m.since END DESC, m.since
+        LIMIT 1
+    ) ms ON true
+    LEFT JOIN teams t ON t.team_id = ms.team_id
+), cycles AS (
     SELECT k.team_id, k.period,
            (SELECT e.type FROM event e
             WHERE e.stream_id = 'cycle:' || k.team_id || ':' || k.period
               AND e.type IN ('CycleOpened', 'CycleClosed', 'CyclePublished', 'CycleReopened')
             ORDER BY e.version DESC LIMIT 1) AS status
-    FROM (SELECT DISTINCT team_id, period FROM metric_stage WHERE team_id IS NOT NULL) k
+    FROM (SELECT DISTINCT team_id, period FROM placed WHERE team_id IS NOT NULL) k
 ), judged AS (
     SELECT s.*, c.status,
            CASE WHEN k.metric IS NULL THEN 'unknown_metric'
@@ -283,7 +300,7 @@ WITH cycles AS (
                 WHEN c.status IN ('CycleClosed', 'CyclePublished') THEN 'period_closed'
                 WHEN p.period IS NULL THEN 'period_unavailable'
            END AS reason
-    FROM metric_stage s
+    FROM placed s
     LEFT JOIN metric_known k ON k.metric = s.metric
     LEFT JOIN metric_partition p ON p.period = s.period AND p.state = 'live'
     LEFT JOIN cycles c ON c.team_id = s.team_id AND c.period = s.period
@@ -291,7 +308,7 @@ WITH cycles AS (
     INSERT INTO metric_sample (source, sample_id, agent_id, team_id, period, metric, value,
                                occurred_at, received_at)
     SELECT source, sample_id, agent_id, team_id, period, metric, value, occurred_at, $1
-    FROM judged WHERE reason IS NULL
+    FROM judged WHERE reason IS NULL AND NOT (SELECT yes FROM moved)
     ORDER BY source, sample_id
     ON CONFLICT DO NOTHING
     RETURNING source, agent_id, team_id, period, metric, value, occurred_at
@@ -307,9 +324,11 @@ WITH cycles AS (
     FROM stored GROUP BY team_id, metric, source
 )
 SELECT NULL::integer AS idx, NULL::text AS reason, NULL::text AS status,
-       NULL::text AS team_id, NULL::text AS period, (SELECT count(*) FROM stored) AS accepted
+       NULL::text AS team_id, NULL::text AS period, (SELECT count(*) FROM stored) AS accepted,
+       (SELECT yes FROM moved) AS moved
 UNION ALL
-SELECT idx, reason, status, team_id, period, NULL FROM judged WHERE reason IS NOT NULL
+SELECT idx, reason, status, team_id, period, NULL, NULL FROM judged
+WHERE reason IS NOT NULL AND NOT (SELECT yes FROM moved)
 """
 
 _PLACE_BY_HAND = """
@@ -322,10 +341,12 @@ WHERE s.idx = p.idx
 @dataclass(frozen=True, slots=True)
 class Judged:
     """What the database made of a staged batch: how many were stored, and the rejections
-    as (index, reason, cycle status event, team, period)."""
+    as (index, reason, cycle status event, team, period); ``moved``: nothing was written,
+    the directory changed since place() (place again)."""
 
     accepted: int
     rejected: list[tuple[int, str, str | None, str | None, str | None]]
+    moved: bool = False
 
 
 async def stage(conn: asyncpg.Connection, rows: Sequence[Staged]) -> None:
@@ -333,12 +354,14 @@ async def stage(conn: asyncpg.Connection, rows: Sequence[Staged]) -> None:
     await conn.copy_records_to_table("metric_stage", records=rows, columns=STAGE_COLUMNS)
 
 
-async def place(conn: asyncpg.Connection) -> bool:
-    """Place the staged samples and share-lock their cycles; False when the directory read
-    model lags (nothing placed: call place_by_hand)."""
+async def place(conn: asyncpg.Connection) -> str | None:
+    """Share-lock the cycles the staged samples can fall in; return the directory's mark
+    for settle(), or None when the directory read model lags (call place_by_hand)."""
     row = await conn.fetchrow(_PLACE)
-    fresh: bool = row["fresh"]
-    return fresh
+    if not row["fresh"]:
+        return None
+    mark: str = row["mark"] or ""
+    return mark
 
 
 async def place_by_hand(conn: asyncpg.Connection, staged: Sequence[Staged]) -> None:
@@ -356,22 +379,26 @@ async def place_by_hand(conn: asyncpg.Connection, staged: Sequence[Staged]) -> N
 
 
 async def place_as(conn: asyncpg.Connection, placed: Sequence[tuple[int, str, str]]) -> None:
-    """Place staged samples as told: (index in the batch, team, period)."""
+    """Place staged samples as told: (index in the batch, team, period); settle(mark=None)."""
     await conn.execute(_PLACE_BY_HAND, [p[0] for p in placed], [p[1] for p in placed],
                        [p[2] for p in placed])
 
 
-async def settle(conn: asyncpg.Connection, received_at: datetime) -> Judged:
-    """Store the placed, usable samples once each with their delta totals; judge the rest."""
-    rows = await conn.fetch(_SETTLE, received_at)
+async def settle(conn: asyncpg.Connection, received_at: datetime,
+                 mark: str | None = None) -> Judged:
+    """Place (unless placed by hand: mark None), judge and store the staged samples once
+    each with their delta totals."""
+    rows = await conn.fetch(_SETTLE, received_at, mark)
     accepted = 0
+    moved = False
     rejected = []
     for r in rows:
         if r["idx"] is None:
             accepted = r["accepted"]
+            moved = r["moved"]
         else:
             rejected.append((r["idx"], r["reason"], r["status"], r["team_id"], r["period"]))
-    return Judged(accepted, rejected)
+    return Judged(accepted, rejected, moved)
 
 
 async def stored(
