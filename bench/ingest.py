@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +22,10 @@ import jwt
 import psutil
 
 from bench.common import BenchContext, CpuMeter, Row, Suite, bounded, compared, percentile
-from bench.loadgen import Batch, Day, make_day, play, register
+from bench.loadgen import Day, make_day, play, register
 from bench.peer import load_directory
+from service.domain.kpis import METRICS
+from service.store import metric_partitions
 from service.store import metrics as store
 from service.store.database import _init_connection, asyncpg_dsn
 
@@ -399,6 +401,52 @@ async def _peer_run(url: str, day: Day) -> tuple[float, tuple[int, int, int], fl
 
 
 
+@dataclass
+class Run:
+    """One day played against the service."""
+
+    elapsed: float
+    totals: dict[str, int]
+    monitor: Monitor
+    fresh: int
+    cpu_client: float
+    cpu_service: float
+    cpu_postgres: float
+
+
+async def _csperf_run(url: str, day: Day,
+                      before: Callable[[], Awaitable[None]] | None = None) -> Run:
+    """Register the centre, run ``before``, then play the day through the service."""
+    async with service(url) as server:
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        limits = httpx.Limits(max_connections=CLIENTS + 2, max_keepalive_connections=CLIENTS)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=120,
+                                     limits=limits) as client:
+            await register(client, day.teams, admin)
+            if before is not None:
+                await before()
+            # Let the directory read model take the agents in before the clock starts.
+            await asyncio.sleep(1.0)
+            monitor = Monitor(url, server.process.pid)
+            agents = [a for t in day.teams for a in t.agents]
+            period = day.rows[0][4]
+            tasks = [asyncio.create_task(monitor.follow_kpis(client, agents, admin, period)),
+                     asyncio.create_task(monitor.follow_memory())]
+            me, svc = psutil.Process(), psutil.Process(server.process.pid)
+            postmaster = await _postmaster(url)
+            cpu_me, cpu_svc, cpu_pg = _cpu(me), _cpu(svc), _postgres_cpu(postmaster)
+            started = time.perf_counter()
+            totals = await play(client, day.feeds, ingest_headers(list(day.feeds)))
+            elapsed = time.perf_counter() - started
+            cpu_me, cpu_svc = _cpu(me) - cpu_me, _cpu(svc) - cpu_svc
+            cpu_pg = _postgres_cpu(postmaster) - cpu_pg
+            monitor.stop()
+            await asyncio.gather(*tasks)
+            # Read-your-writes: totals read right after the last answer, no waiting.
+            fresh = await _kpi_samples(client, agents, admin, sorted({r[4] for r in day.rows}))
+    return Run(elapsed, totals, monitor, fresh, cpu_me, cpu_svc, cpu_pg)
+
+
 @SUITE.benchmark("http_day", "a 500-agent centre's day through HTTP from 8 clients, vs COPY")
 async def http_day(ctx: BenchContext) -> list[Row]:
     """Ingest a day through the HTTP service; compare with COPY; measure lag and memory."""
@@ -409,36 +457,9 @@ async def http_day(ctx: BenchContext) -> list[Row]:
         url = asyncpg_dsn(url)
         copy_before = await copy_rate(url, day.rows)
         ctx.log(f"ingest: COPY {copy_before:,.0f} rows/s")
-        async with service(url) as server:
-            admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-            limits = httpx.Limits(max_connections=CLIENTS + 2, max_keepalive_connections=CLIENTS)
-            async with httpx.AsyncClient(base_url=server.base_url, timeout=120,
-                                         limits=limits) as client:
-                await register(client, day.teams, admin)
-                # Let the directory read model take the agents in before the clock starts.
-                await asyncio.sleep(1.0)
-                monitor = Monitor(url, server.process.pid)
-                agents = [a for t in day.teams for a in t.agents]
-                period = day.rows[0][4]
-                tasks = [asyncio.create_task(monitor.follow_kpis(client, agents, admin, period)),
-                         asyncio.create_task(monitor.follow_memory())]
-                answered: list[tuple[Batch, float, dict[str, Any]]] = []
-                me, svc = psutil.Process(), psutil.Process(server.process.pid)
-                postmaster = await _postmaster(url)
-                cpu_me, cpu_svc, cpu_pg = _cpu(me), _cpu(svc), _postgres_cpu(postmaster)
-                started = time.perf_counter()
-                totals = await play(
-                    client, day.feeds, ingest_headers(list(day.feeds)),
-                    lambda batch, _sent, done, body: answered.append((batch, done, body)),
-                )
-                elapsed = time.perf_counter() - started
-                cpu_me, cpu_svc = _cpu(me) - cpu_me, _cpu(svc) - cpu_svc
-                cpu_pg = _postgres_cpu(postmaster) - cpu_pg
-                monitor.stop()
-                await asyncio.gather(*tasks)
-                # Read-your-writes: totals read right after the last answer, no waiting.
-                fresh = await _kpi_samples(client, agents, admin,
-                                           sorted({r[4] for r in day.rows}))
+        run = await _csperf_run(url, day)
+        elapsed, totals, monitor, fresh = run.elapsed, run.totals, run.monitor, run.fresh
+        cpu_me, cpu_svc, cpu_pg = run.cpu_client, run.cpu_service, run.cpu_postgres
         peer_rate, peer_answers, peer_cpu = await _peer_run(url, day)
         ctx.log(f"ingest: the peer {peer_rate:,.0f} samples/s; answers {peer_answers}")
         conn = await asyncpg.connect(url)
@@ -524,5 +545,137 @@ async def http_day(ctx: BenchContext) -> list[Row]:
         bounded(
             "service memory (max RSS)", rss, "MB", target="< 300 MB", met=rss < 300,
             notes=f"sampled {len(monitor.rss)} times; one uvicorn process.",
+        ),
+    ]
+
+
+# -- years of samples --------------------------------------------------------------------------
+
+_HISTORY = """
+INSERT INTO metric_sample (source, sample_id, agent_id, team_id, period, metric, value,
+                           occurred_at, received_at)
+SELECT 'history-' || (g % 8), $2 || '-' || g, ($4::text[])[1 + g % $6],
+       ($5::text[])[1 + g % $6], $2, ($7::text[])[1 + g % 10], (g % 5)::float8,
+       $3::timestamptz + (g % 2419200) * interval '1 second',
+       $3::timestamptz + (g % 2419200) * interval '1 second'
+FROM generate_series(1, $1) g
+"""
+
+_HISTORY_TOTALS = """
+INSERT INTO metric_total
+SELECT team_id, period, agent_id, metric, sum(value::numeric), count(*), max(received_at)
+FROM metric_sample WHERE period = $1 GROUP BY team_id, period, agent_id, metric
+"""
+
+
+async def _history(url: str, day: Day, total: int, first_month: int,
+                   log: Callable[[str], None]) -> list[str]:
+    """Store ``total`` samples of the centre's agents over the 24 months before the day's
+    (``first_month`` of them in the oldest), straight into PostgreSQL; return the months."""
+    current = day.rows[0][4]
+    periods = [metric_partitions.shift(current, -k) for k in range(24, 0, -1)]
+    rest = (total - first_month) // 23
+    agents = [a for t in day.teams for a in t.agents]
+    teams = [t.team_id for t in day.teams for _ in t.agents]
+    async def fill(share: list[str]) -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("SET synchronous_commit = off")
+            for period in share:
+                await conn.execute("SELECT metric_make_partition($1)", period)
+                count = first_month if period == periods[0] else rest
+                start = datetime.fromisoformat(period + "-01T00:00:00+00:00")
+                await conn.execute(_HISTORY, count, period, start, agents, teams, len(agents),
+                                   list(METRICS))
+                await conn.execute(_HISTORY_TOTALS, period)
+                log(f"ingest: history {period}: {count:,} samples")
+        finally:
+            await conn.close()
+
+    await asyncio.gather(fill(periods[0::2]), fill(periods[1::2]))
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE metric_sample")
+        await conn.execute("VACUUM ANALYZE metric_total")
+    finally:
+        await conn.close()
+    return periods
+
+
+async def _archive_against_copy(url: str, period: str, folder: Path) -> tuple[float, float, int]:
+    """Time a plain COPY TO of a month's partition, then csperf's archive of it."""
+    conn = await asyncpg.connect(url)
+    try:
+        await _init_connection(conn)
+        table = metric_partitions.partition_name(period)
+        plain = folder / "plain.csv"
+        started = time.perf_counter()
+        await conn.copy_from_table(table, output=str(plain), format="csv", header=True)
+        copy_seconds = time.perf_counter() - started
+        plain.unlink()
+        started = time.perf_counter()
+        archived = await metric_partitions.archive_month(conn, period, folder, datetime.now(UTC))
+        archive_seconds = time.perf_counter() - started
+        archived.file.unlink()
+        return copy_seconds, archive_seconds, archived.samples
+    finally:
+        await conn.close()
+
+
+@SUITE.benchmark("years", "20 million samples over 24 months stored: ingestion, KPI reads, archive")
+async def years(ctx: BenchContext) -> list[Row]:
+    """Play the same day into an empty store and into one holding 24 months of samples."""
+    day: Day = make_day(prefix="b-", consultations_per_agent=ctx.scaled(120, 25))
+    total, first_month = int(ctx.scaled(20_000_000, 1_000_000)), int(ctx.scaled(1_000_000, 100_000))
+    async with ctx.fresh_database("csperf_bench_ingest") as url:
+        empty = await _csperf_run(asyncpg_dsn(url), day)
+    ctx.log(f"ingest: empty store {day.sent / empty.elapsed:,.0f} samples/s")
+    async with ctx.fresh_database("csperf_bench_ingest") as url:
+        url = asyncpg_dsn(url)
+        periods: list[str] = []
+
+        async def history() -> None:
+            started = time.perf_counter()
+            periods.extend(await _history(url, day, total, first_month, ctx.log))
+            ctx.log(f"ingest: {total:,} samples stored in {time.perf_counter() - started:.0f} s")
+
+        full = await _csperf_run(url, day, before=history)
+        ctx.log(f"ingest: full store {day.sent / full.elapsed:,.0f} samples/s")
+        with tempfile.TemporaryDirectory(prefix="csperf-archive-") as folder:
+            copy_s, archive_s, archived = await _archive_against_copy(url, periods[0],
+                                                                      Path(folder))
+    empty_rate, full_rate = day.sent / empty.elapsed, day.sent / full.elapsed
+    empty_p99 = percentile(empty.monitor.reads, 99) * 1000
+    full_p99 = percentile(full.monitor.reads, 99) * 1000
+    exact = empty.fresh == full.fresh == len(day.rows)
+    return [
+        compared(
+            f"HTTP ingestion with {total:,} samples stored (24 months)", full_rate, "samples/s",
+            baseline="the same day into an empty store", baseline_figure=empty_rate,
+            at_least=0.80,
+            notes=f"the same {day.sent:,} samples; read-your-writes totals"
+            f" {'exact' if exact else 'WRONG'} in both ({full.fresh:,} and {empty.fresh:,} of"
+            f" {len(day.rows):,}). Service CPU {full.cpu_service:.1f} s against"
+            f" {empty.cpu_service:.1f} s, PostgreSQL {full.cpu_postgres:.1f} s against"
+            f" {empty.cpu_postgres:.1f} s.",
+        ),
+        Row(
+            name=f"KPI read p99 under load with {total:,} samples stored", figure=full_p99,
+            unit="ms", baseline="the same reads on an empty store", baseline_figure=empty_p99,
+            ratio=full_p99 / empty_p99 if empty_p99 else float("nan"),
+            target="<= 1.5x baseline",
+            met=full_p99 <= 1.5 * empty_p99,
+            notes=f"GET /v1/agents/{{id}}/kpis every 20 ms during ingestion: p50"
+            f" {percentile(full.monitor.reads, 50) * 1000:.1f} ms against"
+            f" {percentile(empty.monitor.reads, 50) * 1000:.1f} ms"
+            f" ({len(full.monitor.reads)} and {len(empty.monitor.reads)} reads).",
+        ),
+        compared(
+            f"csperf metrics archive of one month ({archived:,} samples)",
+            archived / archive_s, "samples/s",
+            baseline="plain COPY ... TO a file of the same partition",
+            baseline_figure=archived / copy_s, at_least=0.25,
+            notes=f"archive {archive_s:.1f} s (wait for writers, COPY through gzip level 1 and"
+            f" sha256, count check, quarantine marks, DROP) against COPY {copy_s:.1f} s.",
         ),
     ]

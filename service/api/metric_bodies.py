@@ -10,13 +10,12 @@ byte order mark and CRLF line endings are read as what they are. A row that read
 cannot be used (an unknown agent, a negative count, a closed month) is rejected and kept like
 any JSON sample, by its index (the row's line number minus 2 for CSV, minus 1 for NDJSON).
 
-Tens of thousands of samples arrive a second, so a well-formed JSON batch takes a fast path:
-orjson decodes it and one loop checks each sample's shape with plain type checks and compiled
-patterns (measured against pydantic-core's TypedDict validation and msgspec in BENCHMARKS.md,
-ingest suite). Anything that path does not accept as it stands (a missing field, a wrong type, a
-NaN, an unusual time format) is handed to the pydantic adapter, which stays the one authority
-on the shape: it accepts what it accepts and names every bad field otherwise. The fast path
-accepts only bodies the adapter accepts too, into the same values.
+JSON is parsed by pydantic-core straight from bytes into plain dicts (``Sample`` is a
+TypedDict: no object per sample), which measured fastest on this machine's batches: 1.0 µs a
+sample, against 1.5 µs for msgspec into Structs and 2.3 µs for orjson plus a Python loop of
+type checks and compiled patterns (20 of the bench's 1,000-sample bodies, decoded five times
+each; the same order on a busy machine: 5.0, 6.0 and 8.1 µs). NDJSON lines take the
+same adapter, one sample each; CSV values are text, so a row is checked by ``shaped``.
 """
 
 from __future__ import annotations
@@ -55,7 +54,6 @@ _TEXT = re.compile(r"[^\x00-\x1f\x7f]+")
 # The common ISO 8601 form with an offset; another form goes to the adapter.
 _TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})")
 _KEYS = frozenset(("id", "agent_id", "metric", "value", "occurred_at"))
-_BODY_KEYS = frozenset(("source", "samples"))
 
 
 def _field(loc: tuple[int | str, ...]) -> str:
@@ -66,7 +64,10 @@ def _field(loc: tuple[int | str, ...]) -> str:
 
 
 def shaped(sample: Any) -> bool:
-    """Tell whether a decoded sample has the exact shape; convert its value and time if so."""
+    """Tell whether a CSV row has the exact shape of a sample; convert its time if so.
+
+    Accepts only what the ``Sample`` adapter accepts, into the same values.
+    """
     if type(sample) is not dict or sample.keys() != _KEYS:
         return False
     sample_id, agent_id, metric = sample["id"], sample["agent_id"], sample["metric"]
@@ -89,23 +90,6 @@ def shaped(sample: Any) -> bool:
     return True
 
 
-def _fast(body: bytes) -> MetricsIn | None:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    if type(doc) is not dict or doc.keys() != _BODY_KEYS:
-        return None
-    source, samples = doc["source"], doc["samples"]
-    if (type(source) is not str or not _SOURCE.fullmatch(source) or type(samples) is not list
-            or len(samples) > m.MAX_BATCH):
-        return None
-    for sample in samples:
-        if not shaped(sample):
-            return None
-    return MetricsIn(source=source, samples=samples)
-
-
 def validation_problem(exc: ValidationError, prefix: tuple[int | str, ...] = ()) -> Problem:
     """Return the 413 or 422 problem for a batch the adapter refused."""
     errors = [{"field": _field((*prefix, *e["loc"])), "reason": e["msg"], "location": "body"}
@@ -121,9 +105,6 @@ def validation_problem(exc: ValidationError, prefix: tuple[int | str, ...] = ())
 
 def parse_json(body: bytes) -> MetricsIn:
     """Parse an application/json batch; raise a 413 or 422 problem naming each bad field."""
-    batch = _fast(body)
-    if batch is not None:
-        return batch
     try:
         return BATCH.validate_json(body)
     except ValidationError as exc:
@@ -231,15 +212,12 @@ def read_ndjson(body: bytes, limit: int | None = m.MAX_BATCH) -> list[m.Sample]:
             continue
         _too_many(limit, len(samples) + 1)
         try:
-            sample = orjson.loads(text)
-        except orjson.JSONDecodeError as exc:
-            errors.append({"field": f"line {number}", "location": "body",
-                           "reason": f"not JSON: {exc}"})
-        else:
-            if shaped(sample):
-                samples.append(sample)
-            else:
-                errors.extend(_row_errors(number, sample))
+            samples.append(SAMPLE.validate_json(text))
+        except ValidationError as exc:
+            errors.extend({"field": f"line {number}" + (f": {_field(e['loc'])}" if e["loc"]
+                                                         else ""),
+                           "reason": e["msg"], "location": "body"}
+                          for e in exc.errors(include_url=False))
         if len(errors) >= _MAX_ERRORS:
             break
     if errors:
