@@ -340,6 +340,25 @@ def cmd_metrics_import(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_metrics_rebuild_totals(args: argparse.Namespace) -> int:
+    """Recompute the live KPI totals of every stored month from the samples."""
+    from service.projections.metric_totals import rebuild
+    from service.store.database import Database
+
+    db = Database(_database_url(get_settings()), pool_size=1)
+
+    async def run() -> int:
+        try:
+            async with db.connection() as conn:
+                await rebuild(conn)
+            print("rebuilt the KPI totals of every stored month", file=sys.stderr)
+            return 0
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
 def cmd_metrics_archive(args: argparse.Namespace) -> int:
     """Archive fully published months of samples to compressed CSV files, then drop them."""
     import re
@@ -445,6 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--limit", type=int, default=limit)
         cmd.set_defaults(func=cmd_metrics)
 
+    m_sub.add_parser(
+        "rebuild-totals", help="recompute the KPI totals of every stored month from the samples"
+        " (archived months keep theirs)").set_defaults(func=cmd_metrics_rebuild_totals)
     importing = m_sub.add_parser(
         "import", help="ingest a CSV or NDJSON file of samples (the columns of POST /v1/metrics)")
     importing.add_argument("file", help="the file (.csv, or .ndjson/.jsonl)")

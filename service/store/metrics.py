@@ -5,16 +5,16 @@ second at peak. As events, each would be a JSONB row with a stream, a version ch
 event id, read and decoded by every projection that follows the global feed; the log that
 holds the audit trail of decisions would be ninety-nine percent telemetry. Samples therefore
 go to ``metric_sample``, a table of their own that is just as append-only (a trigger refuses
-UPDATE and DELETE) and is written in one set-based statement per batch. The KPI read model is
-rebuilt from it exactly as projections are rebuilt from the event log.
+UPDATE and DELETE), partitioned by month (migration 0006) and written in set-based
+statements: a batch is copied into a per-connection staging table, one statement share-locks
+the cycles it can fall in, and one places, judges and stores it and appends its KPI totals as
+delta rows (service/projections/metric_totals.py), so a read after the commit includes it.
 
-Exactly once. ``(source, sample_id)`` is the primary key and inserts say ``ON CONFLICT DO
-NOTHING``: a sample sent twice, in any batch, concurrently or a year later, is stored once.
-Rows are inserted in key order so two overlapping batches wait for each other instead of
-deadlocking.
-
-Never skipped. Like events, each row records its transaction id, and the aggregator only reads
-rows of transactions older than every running one (see service/store/event_store.py).
+Exactly once. ``(source, sample_id, period)`` is the primary key (a partitioned table's key
+holds its partition column; a sample's month follows from what it says, so a resent sample
+lands in the same month) and inserts say ``ON CONFLICT DO NOTHING``: a sample sent twice, in
+any batch, concurrently or a year later, is stored once. Rows are inserted in key order so two
+overlapping batches wait for each other instead of deadlocking.
 
 Nothing lost. A well-formed sample that cannot be used is kept in ``metric_quarantine`` with
 its reason, to be listed and replayed; re-sending it once it has become usable works too.
