@@ -259,8 +259,8 @@ FROM directory d
 """
 
 # Places each staged sample (unless placed by hand: $2 is NULL): the team the agent was in
-# when it occurred (the membership that began last before it; before the first one, the
-# first team: the directory's rule, service/domain/directory.py team_at), and that team's
+# when it occurred (the membership it falls in; before the first one, the first team: the
+# directory's rule, service/domain/directory.py team_at), and that team's
 # month in its time zone. Judges it (a metric the catalogue lists, a whole number for a
 # count, a known agent, an open month, a month with a live partition: migration 0006) and,
 # in the same statement, stores the usable ones once each (in key order: overlapping batches
@@ -271,20 +271,24 @@ _SETTLE = f"""
 WITH {_NEWEST_DIRECTORY}, moved AS (
     SELECT $2::text IS NOT NULL AND $2::text IS DISTINCT FROM (SELECT mark FROM directory)
            AS yes
+), memberships AS (
+    SELECT m.agent_id, m.team_id, m.since, m.until, t.timezone,
+           m.since = min(m.since) OVER (PARTITION BY m.agent_id) AS first
+    FROM agent_memberships m JOIN teams t ON t.team_id = m.team_id
+    WHERE $2::text IS NOT NULL
+      AND m.agent_id IN (SELECT DISTINCT agent_id FROM metric_stage)
 ), placed AS (
     SELECT s.idx, s.source, s.sample_id, s.agent_id, s.metric, s.value, s.occurred_at,
            CASE WHEN $2::text IS NULL THEN s.team_id ELSE ms.team_id END AS team_id,
            CASE WHEN $2::text IS NULL THEN s.period
-                ELSE to_char(s.occurred_at AT TIME ZONE t.timezone, 'YYYY-MM') END AS period
+                ELSE to_char(s.occurred_at AT TIME ZONE ms.timezone, 'YYYY-MM') END AS period
     FROM metric_stage s
-    LEFT JOIN LATERAL (
-        SELECT m.team_id FROM agent_memberships m
-        WHERE $2::text IS NOT NULL AND m.agent_id = s.agent_id
-        ORDER BY m.since <= s.occurred_at DESC,
-                 CASE WHEN m.since <= s.occurred_at THEN m.since END DESC, m.since
-        LIMIT 1
-    ) ms ON true
-    LEFT JOIN teams t ON t.team_id = ms.team_id
+    -- The stretch the sample falls in (memberships have no gaps), or the first one for a
+    -- sample from before it.
+    LEFT JOIN memberships ms
+           ON ms.agent_id = s.agent_id
+          AND (ms.since <= s.occurred_at OR ms.first)
+          AND (ms.until IS NULL OR s.occurred_at < ms.until)
 ), cycles AS (
     SELECT k.team_id, k.period,
            (SELECT e.type FROM event e
