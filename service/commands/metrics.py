@@ -16,7 +16,10 @@ import asyncpg
 
 from service.context import ServiceContext
 from service.domain import metrics as m
+from service.store import metric_partitions
 from service.store import metrics as store
+
+_PARTITIONS_MONTH = "metric-partitions-month"
 
 #: Placements tried when the directory changes between locking and storing (each try is a
 #: fresh look at a directory that changed a moment ago: twice in a row is already rare).
@@ -153,9 +156,24 @@ async def _in_transaction(
     raise AssertionError("unreachable")
 
 
+async def _partitions_ready(ctx: ServiceContext, now: datetime) -> None:
+    """Make the partitions around now's month once per month and process.
+
+    The service makes them at start and the compacting replica every hour; this covers a
+    month that began since (or a clock that moved, as the demo's does) before the first
+    sample of it arrives.
+    """
+    month = f"{now.year:04d}-{now.month:02d}"
+    if ctx.extras.get(_PARTITIONS_MONTH) != month:
+        async with ctx.db.connection() as conn:
+            await metric_partitions.ensure(conn, now)
+        ctx.extras[_PARTITIONS_MONTH] = month
+
+
 async def ingest(ctx: ServiceContext, source: str, samples: Sequence[m.Sample]) -> Settled:
     """Store a batch from one source; usable samples once each, the others in the quarantine."""
     now = ctx.clock()
+    await _partitions_ready(ctx, now)
     items = [(source, s) for s in samples]
 
     async def work(conn: asyncpg.Connection) -> Settled:
@@ -187,6 +205,7 @@ async def replay(
     remaining = limit
     while remaining > 0:
         now = ctx.clock()
+        await _partitions_ready(ctx, now)
         size = min(chunk, remaining)
         claimed: list[asyncpg.Record] = []
 

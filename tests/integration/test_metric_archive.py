@@ -35,27 +35,45 @@ def context(client: httpx.AsyncClient) -> ServiceContext:
 async def test_a_month_without_a_partition_is_rejected_and_kept_not_a_500(
     app_client: httpx.AsyncClient, uid: str, app_clock: Any
 ) -> None:
-    app_clock.set(datetime(2031, 6, 10, tzinfo=UTC))  # far ahead: no partition for it
+    # Partitions cover the months around the clock (made at start, by the compacting replica
+    # and before the first batch of a new month); a far-future sample is refused before that
+    # (in_future), so the month without one that a client can reach is an old one.
+    app_clock.set(datetime(2026, 11, 27, tzinfo=UTC))
     team = await make_team(app_client, uid, 1)
     source = f"chat-{uid}"
-    sample = {"id": f"{uid}-far", "agent_id": team.agents[0], "metric": "orders", "value": 1,
-              "occurred_at": "2031-06-09T10:00:00Z"}
+    sample = {"id": f"{uid}-old", "agent_id": team.agents[0], "metric": "orders", "value": 1,
+              "occurred_at": "2022-06-09T10:00:00Z"}
     response = await app_client.post("/v1/metrics", json={"source": source, "samples": [sample]},
                                      headers=bearer(make_token("ingest", source=source)))
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["accepted"] == 0
     assert [(r["id"], r["reason"]) for r in body["rejected"]] == [
-        (f"{uid}-far", m.PERIOD_UNAVAILABLE)]
+        (f"{uid}-old", m.PERIOD_UNAVAILABLE)]
     kept = (await app_client.get(f"/v1/metrics/quarantine?source={source}",
                                  headers=ADMIN)).json()["items"]
-    assert [(i["id"], i["reason"]) for i in kept] == [(f"{uid}-far", m.PERIOD_UNAVAILABLE)]
+    assert [(i["id"], i["reason"]) for i in kept] == [(f"{uid}-old", m.PERIOD_UNAVAILABLE)]
     # Once the month has its partition, a replay stores it.
     async with context(app_client).db.connection() as conn:
-        await metric_partitions.make(conn, "2031-06")
+        await metric_partitions.make(conn, "2022-06")
     replayed = await commands.replay(context(app_client), store.QuarantineFilter(source=source),
                                      by="admin-x")
     assert replayed.replayed == 1
+
+
+async def test_the_months_around_a_new_clock_month_get_their_partition_first(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    app_clock.set(datetime(2031, 6, 10, tzinfo=UTC))  # a month no partition was made for
+    team = await make_team(app_client, uid, 1)
+    outcome = await commands.ingest(context(app_client), f"src-{uid}", [m.Sample(
+        id=f"{uid}-1", agent_id=team.agents[0], metric="orders", value=1,
+        occurred_at=datetime(2031, 6, 9, tzinfo=UTC))])
+    assert (outcome.accepted, outcome.rejected) == (1, [])
+    async with context(app_client).db.connection() as conn:
+        made = {r["period"] for r in await conn.fetch(
+            "SELECT period FROM metric_partition WHERE period >= '2031-01'")}
+    assert {"2031-06", "2031-09"} <= made
 
 
 async def _read_models(client: httpx.AsyncClient, team: Any, conn: Any) -> dict[str, Any]:
@@ -163,6 +181,8 @@ async def test_archiving_a_month_keeps_every_read_model_and_loses_nothing(
     assert totals_before == expected_totals([*samples, resent])
     # The quarantine is kept, and still says the resent sample was accepted.
     assert [(r["sample_id"], r["status"]) for r in kept] == [(f"{uid}-resent", "accepted")]
-    # A second run has nothing left to do.
+    # A second run has nothing left to do for the month (other tests' months stay: open).
     async with ctx.db.connection() as conn:
-        assert await metric_partitions.archive(conn, "2024-04", tmp_path, CLOCK) == []
+        again = await metric_partitions.archive(conn, "2024-04", tmp_path, CLOCK)
+    assert MONTH not in {r.period for r in again}
+    assert all(isinstance(r, metric_partitions.Skipped) for r in again)
