@@ -37,11 +37,12 @@ from service.config import Settings, get_settings
 from service.context import Clock, ServiceContext, system_clock
 from service.notifier import Notifier
 from service.projections.base import Projection
+from service.projections.metric_totals import Compactor
 from service.projections.registry import all_projections
 from service.projections.runner import ProjectionRunner
 from service.projections.webhooks import WebhookDispatch
 from service.scheduler import Scheduler
-from service.store import migrate, reporting
+from service.store import metric_partitions, migrate, reporting
 from service.store.database import Database
 from service.store.embedded import start_embedded
 from service.store.feed import CommitSignal
@@ -145,6 +146,13 @@ def create_app(
         for hook in app.state.startup_hooks:
             await hook(ctx)
         sender = _start_webhook_sender(ctx, chosen)
+        # This month's samples and the next few months' have a partition before they arrive
+        # (the compactor's replica keeps it so as months pass).
+        async with db.connection() as conn:
+            await metric_partitions.ensure(conn, ctx.clock())
+        compactor = Compactor(db, clock=ctx.clock) if settings.run_projections else None
+        if compactor is not None:
+            compactor.start()
         scheduler = None
         if settings.run_scheduler:
             scheduler = Scheduler(ctx, interval_seconds=settings.scheduler_interval_seconds)
@@ -165,6 +173,8 @@ def create_app(
                 await sender.stop()
             if scheduler is not None:
                 await scheduler.stop()
+            if compactor is not None:
+                await compactor.stop()
             await ctx.notifier.stop()
             if ctx.runner is not None:
                 await ctx.runner.stop()

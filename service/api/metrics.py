@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    TypeAdapter,
-    ValidationError,
-    with_config,
-)
-from typing_extensions import TypedDict
+from pydantic import BaseModel, Field, StrictInt
 
+from service.api import metric_bodies as bodies
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, ensure_source
 from service.api.deps import context
 from service.api.directory import ensure_team_member_or_manager
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.params import PERIOD_QUERY, IdPath, IdQuery
-from service.api.problems import Problem
 from service.api.schemas import Body
 from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import metrics as commands
@@ -44,18 +34,6 @@ from service.store import metrics as store
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
 Ctx = Annotated[ServiceContext, Depends(context)]
-
-
-@with_config(ConfigDict(extra="forbid", title="MetricsIn"))
-class MetricsIn(TypedDict):
-    """POST /v1/metrics."""
-
-    source: Annotated[str, Field(pattern=ID_PATTERN, examples=["chat-widget"])]
-    samples: Annotated[list[m.Sample], Field(max_length=m.MAX_BATCH)]
-
-
-#: Parses a body straight from its bytes into dicts: no intermediate objects per sample.
-BATCH: TypeAdapter[MetricsIn] = TypeAdapter(MetricsIn)
 
 
 class RejectedOut(BaseModel):
@@ -97,66 +75,43 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 _INGEST_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": _inline(BATCH.json_schema())}},
+        "content": {
+            "application/json": {"schema": _inline(bodies.BATCH.json_schema())},
+            "text/csv": {"schema": {
+                "type": "string",
+                "description": "a header row naming id, agent_id, metric, value, occurred_at"
+                " (any order), then one sample a row; UTF-8 (a BOM is fine), LF or CRLF;"
+                " decimals take a dot. Needs ?source=.",
+                "example": "id,agent_id,metric,value,occurred_at\n"
+                "conv-81723-r4,a-17,response_time_seconds,12.4,2026-11-03T09:15:02+09:00\n"}},
+            "application/x-ndjson": {"schema": {
+                "type": "string",
+                "description": "one sample object a line, the fields of the JSON batch's"
+                " samples. Needs ?source=."}},
+        },
     },
 }
-
-
-def _field(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "body"
-
-
-def _parse(body: bytes) -> MetricsIn:
-    try:
-        return BATCH.validate_json(body)
-    except ValidationError as exc:
-        errors = [{"field": _field(e["loc"]), "reason": e["msg"], "location": "body"}
-                  for e in exc.errors(include_url=False)]
-        if any(e["type"] == "too_long" and e["loc"] == ("samples",) for e in exc.errors()):
-            raise Problem(413, f"a batch holds at most {m.MAX_BATCH} samples; split it",
-                          kind="batch-too-large",
-                          errors=[{"field": "samples",
-                                   "reason": f"at most {m.MAX_BATCH} samples"}]) from None
-        fields = ", ".join(sorted({e["field"] for e in errors})[:10])
-        raise Problem(422, f"invalid request: {fields}", kind="validation-error",
-                      errors=errors[:100]) from None
-
-
-#: How each media type POST /v1/metrics reads is parsed into a batch; other formats are added
-#: here. (`application/*+json` is JSON too, as FastAPI reads it on every other route.)
-INGEST_PARSERS: dict[str, Callable[[bytes], MetricsIn]] = {"application/json": _parse}
-
-
-def _ingest_parser(request: Request) -> Callable[[bytes], MetricsIn]:
-    """Return the parser of the request's Content-Type; 415 when it is missing or not read."""
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media_type.startswith("application/") and media_type.endswith("+json"):
-        media_type = "application/json"
-    parser = INGEST_PARSERS.get(media_type)
-    if parser is None:
-        accepted = ", ".join(INGEST_PARSERS)
-        raise Problem(415, f"a batch of samples is sent as {accepted}, not"
-                           f" {media_type or 'without a Content-Type'}",
-                      kind="unsupported-media-type", headers={"Accept-Post": accepted},
-                      errors=[{"field": "content-type", "reason": f"one of {accepted}",
-                               "location": "header"}])
-    return parser
 
 
 @router.post(
     "/metrics", response_model=IngestOut, openapi_extra=_INGEST_DOC,
     responses={413: {"description": "more than 10,000 samples"},
-               415: {"description": "a Content-Type other than application/json"},
-               422: {"description": "a malformed body; `errors` names each bad field"}},
+               415: {"description": "a Content-Type other than JSON, CSV or NDJSON"},
+               422: {"description": "a malformed body; `errors` names each bad field (and"
+                     " line, for a file)"}},
 )
 async def post_metrics(
     request: Request, ctx: Ctx, principal: Annotated[Principal, allow("ingest")],
+    source: Annotated[str | None, Query(
+        max_length=64, description="the sending system, for text/csv and"
+        " application/x-ndjson bodies (a JSON batch names it in the body)")] = None,
 ) -> IngestOut:
-    """Store a batch of samples once each; list those kept in the quarantine and why."""
-    batch = _ingest_parser(request)(await request.body())
+    """Store a batch of samples once each; list those kept in the quarantine and why.
+
+    The body is a JSON batch, a CSV file or NDJSON lines (see the request body); a file that
+    cannot be read is refused whole with a 422 naming each bad line.
+    """
+    batch = bodies.parse(request.headers.get("content-type"), await request.body(), source)
     ensure_source(principal, batch["source"])
     outcome = await commands.ingest(ctx, batch["source"], batch["samples"])
     return IngestOut(

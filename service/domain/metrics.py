@@ -49,9 +49,10 @@ VALUE_TOO_LARGE = "value_too_large"
 IN_FUTURE = "in_future"
 TOO_OLD = "too_old"
 PERIOD_CLOSED = "period_closed"
+PERIOD_UNAVAILABLE = "period_unavailable"
 REASONS: tuple[str, ...] = (
     UNKNOWN_AGENT, UNKNOWN_METRIC, NEGATIVE_VALUE, NON_FINITE_VALUE, FRACTIONAL_COUNT,
-    VALUE_TOO_LARGE, IN_FUTURE, TOO_OLD, PERIOD_CLOSED,
+    VALUE_TOO_LARGE, IN_FUTURE, TOO_OLD, PERIOD_CLOSED, PERIOD_UNAVAILABLE,
 )
 #: Reasons that say the timestamp itself is unusable: such a sample has no month to belong to.
 UNPLACEABLE: frozenset[str] = frozenset({IN_FUTURE, TOO_OLD})
@@ -82,20 +83,53 @@ class Rejection:
     detail: str
 
 
+def unknown_metric(metric: str) -> Rejection:
+    """Return the rejection of a metric the catalogue does not list."""
+    return Rejection(UNKNOWN_METRIC, f"{metric!r} is not one of {list(METRICS)}")
+
+
+def fractional_count(metric: str) -> Rejection:
+    """Return the rejection of a count that is not a whole number."""
+    return Rejection(FRACTIONAL_COUNT, f"{metric} counts whole occurrences")
+
+
+def period_unavailable(period: str) -> Rejection:
+    """Return the rejection of a sample whose month has no storage (not made yet, archived)."""
+    return Rejection(
+        PERIOD_UNAVAILABLE,
+        f"samples of {period} are not stored: the month is archived or not prepared yet"
+        " (the service prepares the coming months ahead); kept for replay",
+    )
+
+
+def unknown_agent(agent_id: str) -> Rejection:
+    """Return the rejection of a sample whose agent is not registered."""
+    return Rejection(UNKNOWN_AGENT, f"agent {agent_id} is not registered")
+
+
 def check(sample: Sample, now: datetime) -> Rejection | None:
     """Return why a sample's metric, value or time makes it unusable, or None."""
     metric = sample["metric"]
     if metric not in _KNOWN:
-        return Rejection(UNKNOWN_METRIC, f"{metric!r} is not one of {list(METRICS)}")
+        return unknown_metric(metric)
+    problem = check_value(sample, now)
+    if problem is None and metric in COUNT_METRICS and not float(sample["value"]).is_integer():
+        return fractional_count(metric)
+    return problem
+
+
+def check_value(sample: Sample, now: datetime) -> Rejection | None:
+    """Return why a sample's value or time makes it unusable whatever its metric, or None.
+
+    Ingestion checks the metric itself against the ``metric_known`` table, in SQL.
+    """
     value = sample["value"]
     if not 0 <= value <= MAX_VALUE:  # also false for NaN
         if not math.isfinite(value):
             return Rejection(NON_FINITE_VALUE, "the value must be a finite number")
         if value < 0:
-            return Rejection(NEGATIVE_VALUE, f"{metric} cannot be negative")
+            return Rejection(NEGATIVE_VALUE, f"{sample['metric']} cannot be negative")
         return Rejection(VALUE_TOO_LARGE, f"the value must be at most {MAX_VALUE:.0e}")
-    if metric in COUNT_METRICS and not float(value).is_integer():
-        return Rejection(FRACTIONAL_COUNT, f"{metric} counts whole occurrences")
     at = sample["occurred_at"]
     if at > now + MAX_FUTURE:
         return Rejection(IN_FUTURE, "occurred_at is more than a day in the future")
@@ -113,7 +147,7 @@ def place(
     directory's rule: they were working before someone entered them).
     """
     if agent is None:
-        return Rejection(UNKNOWN_AGENT, f"agent {sample['agent_id']} is not registered")
+        return unknown_agent(sample["agent_id"])
     at = sample["occurred_at"]
     history = agent.history
     # One team ever (nearly everyone): that team, before registration included.

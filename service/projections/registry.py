@@ -6,14 +6,13 @@ from service.projections.base import Projection
 from service.projections.cycle_process import CycleProcess
 from service.projections.cycle_results import CycleResults
 from service.projections.directory import Directory
-from service.projections.metric_totals import MetricTotals
 from service.projections.sanctions import Sanctions
 from service.projections.stream_index import StreamIndex
 
 
 def all_projections() -> list[Projection]:
     """Return a fresh instance of each projection."""
-    return [StreamIndex(), Directory(), CycleResults(), MetricTotals(), Sanctions(),
+    return [StreamIndex(), Directory(), CycleResults(), Sanctions(),
             CycleProcess()]
 
 

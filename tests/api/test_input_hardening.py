@@ -270,7 +270,7 @@ async def test_a_metrics_batch_in_another_media_type_is_a_415(
     body = b'{"source":"' + source.encode() + b'","samples":[]}'
     response = await app_client.post("/v1/metrics", content=body, headers=headers)
     _refused(response, 415)
-    assert response.headers["accept-post"] == "application/json"
+    assert response.headers["accept-post"] == "application/json, text/csv, application/x-ndjson"
 
 
 @pytest.mark.parametrize("content_type", [
