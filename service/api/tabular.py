@@ -35,6 +35,8 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 TableFormat = Literal["csv", "xlsx"]
 _MEDIA: dict[str, TableFormat] = {"text/csv": "csv", XLSX: "xlsx"}
+#: The media type of each table format (what a client puts in ``Accept``).
+TABLE_MEDIA: dict[TableFormat, str] = {name: media for media, name in _MEDIA.items()}
 
 #: The OpenAPI answers of a route that also answers as a table (CSV or Excel).
 CSV_ANSWER: dict[int | str, dict[str, Any]] = {
