@@ -25,7 +25,7 @@ from service.api.schemas import (
     ReopenIn,
     ScorecardOut,
 )
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_format, table_response
 from service.commands import cycles as commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
@@ -164,27 +164,28 @@ RANKING_COLUMNS = ("rank", "agent_id", "name", "score", "tied", "self", "manager
 
 
 def _ranking(request: Request, document: Document | dict[str, Any]) -> Response:
-    csv = wants_csv(request)
+    table = table_format(request)
     condition = request.headers.get("if-none-match", "")
     if not isinstance(document, Document):
         if _none_match_fails(condition, None):
             return Response(status_code=304)
-        return _ranking_csv(document) if csv else _json(document)
+        return _ranking_table(request, document) if table else _json(document)
     # A frozen ranking changes only with its revision: pollers revalidate for a 304.
-    etag = f'"{document.revision}{"-csv" if csv else ""}"'
+    etag = f'"{document.revision}{"-" + table if table else ""}"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if _none_match_fails(condition, etag):
         return Response(status_code=304, headers=headers)
-    if not csv:
+    if not table:
         return Response(document.body, media_type="application/json", headers=headers)
-    response = _ranking_csv(orjson.loads(document.body))
+    response = _ranking_table(request, orjson.loads(document.body))
     response.headers.update(headers)
     return response
 
 
-def _ranking_csv(body: dict[str, Any]) -> Response:
+def _ranking_table(request: Request, body: dict[str, Any]) -> Response:
     rows = [{**e, **e["components"]} for e in body["entries"]]
-    return csv_response(rows, RANKING_COLUMNS, f"ranking-{body['team_id']}-{body['period']}")
+    return table_response(request, rows, RANKING_COLUMNS,
+                          f"ranking-{body['team_id']}-{body['period']}")
 
 
 def _none_match_fails(header: str, etag: str | None) -> bool:

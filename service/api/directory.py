@@ -22,7 +22,7 @@ from service.api.schemas import (
     TeamIn,
     TeamOut,
 )
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import directory as commands
 from service.context import ServiceContext
 from service.domain import directory as d
@@ -137,8 +137,9 @@ async def list_team_agents(
         rows = await team_agents(conn, team_id)
     found = paginate([r for r in rows if matches(r["position"], position)], page)
     agents = [await commands.get_agent(ctx, r["agent_id"]) for r in found.items]
-    if wants_csv(request):
-        return link(csv_response(
+    if wants_table(request):
+        return link(table_response(
+            request,
             [{"agent_id": a.agent_id, "name": a.name, "team_id": a.team_id,
               "position": a.position, "since": a.history[-1].since.isoformat()} for a in agents],
             ("agent_id", "name", "team_id", "position", "since"), f"agents-{team_id}",

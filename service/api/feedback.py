@@ -19,7 +19,7 @@ from service.api.schemas import (
     InterviewRecordIn,
     OutlineIn,
 )
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import cycles
 from service.commands import feedback as commands
 from service.commands.directory import get_team
@@ -50,8 +50,8 @@ async def classification(
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     document = await commands.classification(ctx, team_id, period)
-    if wants_csv(request):
-        return csv_response(({"team_id": team_id, "period": period, **i}
+    if wants_table(request):
+        return table_response(request, ({"team_id": team_id, "period": period, **i}
                              for i in document["items"]),
                             CLASSIFICATION_COLUMNS, f"classification-{team_id}-{period}")
     return document
@@ -70,10 +70,10 @@ async def list_interviews(
     rows = await commands.interview_rows(ctx, team_id, period)
     items = [dict(r) for r in rows]
     missing = commands.missing_interviews(cycle, rows)
-    if wants_csv(request):
+    if wants_table(request):
         planned = {i["agent_id"] for i in items}
-        return csv_response(
-            [{"team_id": team_id, "period": period, **r} for r in items
+        return table_response(
+            request, [{"team_id": team_id, "period": period, **r} for r in items
              + [m for m in missing if m["agent_id"] not in planned]],
             INTERVIEW_COLUMNS, f"interviews-{team_id}-{period}")
     return {"team_id": team_id, "period": period, "items": items, "missing": missing}

@@ -22,7 +22,7 @@ from service.api.schemas import (
     GoalsOut,
     ResolveIn,
 )
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import cycles
 from service.commands import goals as commands
 from service.commands.directory import get_team
@@ -55,9 +55,9 @@ async def list_goals(
     ensure_manager_of(principal, team.manager_ids)
     cycle = await cycles.get_cycle(ctx, team_id, period)
     items = await commands.list_goals(ctx, team, cycle)
-    if wants_csv(request):
-        return csv_response(
-            ({**goals, **target, "target_name": name}
+    if wants_table(request):
+        return table_response(
+            request, ({**goals, **target, "target_name": name}
              for goals in items for name, target in goals["targets"].items()),
             GOAL_COLUMNS, f"goals-{team_id}-{period}")
     return {"team_id": team_id, "period": period, "items": items}

@@ -16,7 +16,7 @@ from service.api.directory import ensure_team_member_or_manager
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.params import PERIOD_QUERY, IdPath, IdQuery
 from service.api.schemas import Body
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import metrics as commands
 from service.commands.directory import get_agent, get_team
 from service.context import ServiceContext
@@ -201,9 +201,9 @@ async def list_quarantine(
         rows = await store.list_quarantine(conn, f, limit, key)
     items = [_quarantined(r) for r in rows]
     next_cursor = store.encode_after(rows[-1]) if len(rows) == limit else None
-    if wants_csv(request):
-        return link(csv_response(items, QUARANTINE_COLUMNS, "metric-quarantine"), request,
-                    next_cursor, csv=True)
+    if wants_table(request):
+        return link(table_response(request, items, QUARANTINE_COLUMNS, "metric-quarantine"),
+                    request, next_cursor, csv=True)
     link(response, request, next_cursor)
     return QuarantineList(items=[QuarantinedOut(**i) for i in items], next=next_cursor)
 
@@ -326,9 +326,10 @@ PeriodQuery = Annotated[
 KPI_COLUMNS = ("period", "team_id", "agent_id", "kpi", "value", "samples", "updated_at")
 
 
-def _kpi_csv(document: AgentKpisOut | TeamKpisOut, agent_id: str | None, name: str
-             ) -> Response:
-    return csv_response(
+def _kpi_table(request: Request, document: AgentKpisOut | TeamKpisOut, agent_id: str | None,
+               name: str) -> Response:
+    return table_response(
+        request,
         ({"period": document.period, "team_id": document.team_id, "agent_id": agent_id,
           "kpi": kpi, "value": value, "samples": document.samples,
           "updated_at": document.updated_at} for kpi, value in document.kpis.items()),
@@ -350,7 +351,8 @@ async def agent_kpis(
     async with ctx.db.connection() as conn:
         document = await kpis.agent_kpis(conn, agent_id, month)
     out = AgentKpisOut(agent_id=agent_id, team_id=agent.team_id, period=month, **document)
-    return _kpi_csv(out, agent_id, f"kpis-{agent_id}-{month}") if wants_csv(request) else out
+    return (_kpi_table(request, out, agent_id, f"kpis-{agent_id}-{month}")
+            if wants_table(request) else out)
 
 
 @router.get("/teams/{team_id}/kpis", response_model=TeamKpisOut,
@@ -369,4 +371,5 @@ async def team_kpis(
         feeds = await kpis.feeds(conn, team_id)
     out = TeamKpisOut(team_id=team_id, period=month, feeds=[FeedOut(**f) for f in feeds],
                       **document)
-    return _kpi_csv(out, None, f"kpis-{team_id}-{month}") if wants_csv(request) else out
+    return (_kpi_table(request, out, None, f"kpis-{team_id}-{month}")
+            if wants_table(request) else out)

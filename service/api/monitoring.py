@@ -10,7 +10,7 @@ from service.api.auth import allow, ensure_manager_of
 from service.api.deps import context
 from service.api.params import IdPath, PeriodPath
 from service.api.schemas import CalibrationOut, OverviewOut
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain.principal import Principal
@@ -48,8 +48,8 @@ async def calibration(
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     document = await calibration_query.calibration(ctx, team_id, period)
-    if wants_csv(request):
-        return csv_response(({"team_id": team_id, "period": period, **r}
+    if wants_table(request):
+        return table_response(request, ({"team_id": team_id, "period": period, **r}
                              for r in document["raters"]),
                             CALIBRATION_COLUMNS, f"calibration-{team_id}-{period}")
     return document

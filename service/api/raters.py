@@ -14,7 +14,7 @@ from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import caller, context
 from service.api.params import IdPath, IdQuery, PeriodPath
 from service.api.schemas import EvaluationList, InvitationIn, InvitationList
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import cycles
 from service.commands import goals as commands
 from service.commands.directory import get_team
@@ -61,9 +61,9 @@ async def list_invitations(
         ensure_manager_of(principal, team.manager_ids)
     cycle = await cycles.get_cycle(ctx, team_id, period)
     items = commands.invitations_document(cycle, own)
-    if wants_csv(request):
-        return csv_response(
-            ({"team_id": team_id, "period": period, **i, "agent_id": agent,
+    if wants_table(request):
+        return table_response(
+            request, ({"team_id": team_id, "period": period, **i, "agent_id": agent,
               "submitted": agent in i["submitted"]} for i in items for agent in i["agent_ids"]),
             INVITATION_COLUMNS, f"invitations-{team_id}-{period}")
     return {"team_id": team_id, "period": period, "items": items}
@@ -91,9 +91,9 @@ async def list_evaluations(
         for (agent, role, rater), e in sorted(cycle.evaluations.items())
         if agent_id is None or agent == agent_id
     ]
-    if wants_csv(request):
-        return csv_response(
-            ({**e, "criterion": criterion, "score": score}
+    if wants_table(request):
+        return table_response(
+            request, ({**e, "criterion": criterion, "score": score}
              for e in items for criterion, score in sorted(e["scores"].items())),
             EVALUATION_COLUMNS, f"evaluations-{team_id}-{period}")
     return {"team_id": team_id, "period": period, "items": items}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -24,7 +23,7 @@ from service.api.schemas import (
     SanctionList,
     SanctionStatus,
 )
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import sanctions as commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
@@ -53,11 +52,8 @@ PAYROLL_COLUMNS = (
 
 
 def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Render a row's lists and times as single CSV cells."""
+    """Render a row's lists as single table cells (times stay times: typed cells in Excel)."""
     out = dict(row)
-    for key, value in row.items():
-        if isinstance(value, datetime):
-            out[key] = value.isoformat()
     if row.get("places"):
         out["places"] = "-".join(str(p) for p in row["places"])
     if "months" in row:
@@ -141,9 +137,10 @@ async def list_sanctions(
         items = await queries.list_items(conn, filters, ctx.clock())
     ordinals = await _ordinals(ctx, [i["id"] for i in items])
     found = paginate(items, page, lambda i, f: ordinals.get(i["id"]) if f == "ordinal" else i[f])
-    if wants_csv(request):
-        return link(csv_response([_flat(i) for i in found.items], SANCTION_COLUMNS,
-                                 "sanctions"), request, found.next, csv=True)
+    if wants_table(request):
+        return link(table_response(request, [_flat(i) for i in found.items], SANCTION_COLUMNS,
+                                   "sanctions", money=("amount",), sheets_by="team_id"),
+                    request, found.next, csv=True)
     link(response, request, found.next)
     return {"items": found.items, "next": found.next}
 
@@ -165,10 +162,12 @@ async def payroll(
     ordinals = await _ordinals(ctx, [line["sanction_id"] for line in lines])
     found = paginate(lines, page, lambda i, f: ordinals.get(i["sanction_id"])
                      if f == "ordinal" else i[f])
-    if wants_csv(request):
+    if wants_table(request):
         suffix = f"-{team_id}" if team_id else ""
-        return link(csv_response([_flat(line) for line in found.items], PAYROLL_COLUMNS,
-                                 f"payroll-{period}{suffix}"), request, found.next, csv=True)
+        return link(table_response(request, [_flat(line) for line in found.items],
+                                   PAYROLL_COLUMNS, f"payroll-{period}{suffix}",
+                                   money=("amount", "effect"), sheets_by="team_id"),
+                    request, found.next, csv=True)
     link(response, request, found.next)
     return {**document, "lines": found.items, "next": found.next}
 

@@ -11,7 +11,7 @@ from service.api.deps import caller, context
 from service.api.params import IdPath
 from service.api.problems import Problem
 from service.api.schemas import TrainingIn, TrainingOut
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import training as commands
 from service.context import ServiceContext
 from service.domain import training as t
@@ -68,8 +68,8 @@ async def get_training(
         raise Problem(403, "an evaluator may only read their own training",
                       kind="out-of-scope")
     document = training_document(await commands.find_training(ctx, evaluator_id), ctx)
-    if wants_csv(request):
-        return csv_response(({"evaluator_id": evaluator_id, **topic}
+    if wants_table(request):
+        return table_response(request, ({"evaluator_id": evaluator_id, **topic}
                              for topic in document["topics"]),
                             TRAINING_COLUMNS, f"training-{evaluator_id}")
     return document

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -331,13 +331,7 @@ async def board(
         if card is not None:
             cards[agent_id] = card
     kpi_names = [k for k in MEASURED_KPIS if any(k in c["kpis"] for c in cards.values())]
-    targets: dict[str, str] = {}
-    for card in cards.values():
-        for name in kpi_names:
-            kpi = card["kpis"].get(name)
-            # The month's target: a pro-rated one is shown on its agent's cell instead.
-            if kpi and name not in targets and kpi.get("prorated_by") is None:
-                targets[name] = f.kpi(name, kpi["target"], kpi["unit"])
+    targets = month_targets(cards.values(), kpi_names, f)
     rows = []
     for e in entries:
         card = cards.get(e["agent_id"])
@@ -376,6 +370,19 @@ async def board(
         and cycle.status == "open",
         "done": DONE.get(done or ""),
     })
+
+
+def month_targets(cards: Iterable[Mapping[str, Any]], kpi_names: Sequence[str], f: Fmt
+                  ) -> dict[str, str]:
+    """Return each KPI's target for the month as shown above the ranking."""
+    targets: dict[str, str] = {}
+    for card in cards:
+        for name in kpi_names:
+            kpi = card["kpis"].get(name)
+            # The month's target: a pro-rated one is shown on its agent's cell instead.
+            if kpi and name not in targets and kpi.get("prorated_by") is None:
+                targets[name] = f.kpi(name, kpi["target"], kpi["unit"])
+    return targets
 
 
 def _kpi_cells(card: Mapping[str, Any] | None, names: Sequence[str], f: Fmt
