@@ -17,13 +17,14 @@ from service.api import sanctions as sanctions_api
 from service.api.pagination import MAX_LIMIT
 from service.api.problems import Problem
 from service.api.tabular import TABLE_MEDIA
+from service.domain.ids import ID_PATTERN
 from service.ui import api
 from service.ui.render import UiRoute
-from service.ui.routes import _ID, Ctx, Id, Manager, Month, MonthQuery, Viewer
+from service.ui.routes import Ctx, Id, Manager, Month, MonthQuery, Viewer
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=UiRoute)
 Kind = Literal["csv", "xlsx"]
-TeamQuery = Annotated[str | None, Query(pattern=_ID)]
+TeamQuery = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)]
 
 
 def asking(request: Request, kind: Kind) -> Request:
