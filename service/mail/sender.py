@@ -169,6 +169,7 @@ class ReminderSender:
 
     def _message(self, email: store.Claimed) -> EmailMessage:
         message = EmailMessage()
+        message.set_content(email.body)  # first: it replaces every Content-* header
         message["From"] = self.from_address
         message["To"] = email.to_address
         message["Subject"] = email.subject
@@ -177,7 +178,6 @@ class ReminderSender:
         message["Content-Language"] = email.locale.replace("_", "-")
         # RFC 3834: machine-written, so out-of-office replies leave it alone.
         message["Auto-Submitted"] = "auto-generated"
-        message.set_content(email.body)
         return message
 
     async def _attempt(self, email: store.Claimed) -> None:

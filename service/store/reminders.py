@@ -160,8 +160,9 @@ async def record(conn: asyncpg.Connection, claimed: Claimed, *, status: str,
         updated = await conn.fetchval(
             """
             UPDATE reminder_message
-            SET status = $3, last_error = $4, next_attempt_at = coalesce($5, next_attempt_at),
-                sent_at = CASE WHEN $3 = 'sent' THEN $6 END
+            SET status = $3, last_error = $4,
+                next_attempt_at = coalesce($5::timestamptz, next_attempt_at),
+                sent_at = CASE WHEN $3 = 'sent' THEN $6::timestamptz END
             WHERE message_id = $1 AND attempts = $2 AND status = 'sending'
             RETURNING true
             """,
