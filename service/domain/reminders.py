@@ -92,8 +92,10 @@ class Kind:
 
 def _plans_due(e: DomainEvent) -> list[Reminder]:
     assert isinstance(e, CyclePublished)
+    # One per agent and month: a correction's republication that still asks for the plan
+    # continues the same obligation (service/domain/sanctions.py), so it reminds no one again.
     return [
-        Reminder(d.agent_id, "plan_due", f"{e.team_id}:{e.period}:p{e.publication}",
+        Reminder(d.agent_id, "plan_due", f"{e.team_id}:{e.period}",
                  {"team_id": e.team_id, "period": e.period, "due_at": d.due_at.isoformat()})
         for d in e.decisions if d.kind == "improvement_plan" and d.due_at is not None
     ]

@@ -7,13 +7,16 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
+from service.config import Settings, settings_problems
 from service.domain import directory as d
 from service.domain import reminders as r
 from service.domain.cycle import CyclePublished
 from service.domain.errors import DomainError
 from service.domain.results import ResultDecision
 from service.mail.i18n import translations, translator
+from service.mail.smtp import parse_smtp_url
 
 TRANSLATED = [name for name in d.LOCALES if name != d.DEFAULT_LOCALE]
 NOW = datetime(2026, 12, 3, 9, 30, tzinfo=UTC)
@@ -73,10 +76,13 @@ def test_publication_reminds_the_agents_who_owe_a_plan_and_no_one_else() -> None
     ))
     [reminder] = r.derive(published)
     assert (reminder.person_id, reminder.kind, reminder.subject) == ("d", "plan_due",
-                                                                     "t:2026-11:p2")
+                                                                     "t:2026-11")
     assert reminder.params["due_at"] == due.isoformat()
-    # The idempotency key: the same reminder derived again is the same row
+    # The idempotency key: the same reminder derived again, or from a correction's
+    # republication that still asks for the plan, is the same row
     assert r.derive(published)[0].reminder_id == reminder.reminder_id
+    again = published.model_copy(update={"publication": 3})
+    assert r.derive(again)[0].reminder_id == reminder.reminder_id
 
 
 def _pending(kind: str, minutes_ago: float) -> r.Pending:
@@ -118,3 +124,19 @@ def test_contact_details_are_checked_and_unchanged_ones_record_nothing() -> None
     with pytest.raises(DomainError) as refused:
         d.decide_put_person(None, d.PutPerson("m-1", locale="fr", sent=frozenset({"locale"})))
     assert [e.field for e in refused.value.errors] == ["locale"]
+
+
+def test_the_smtp_url_is_read_and_its_password_never_shown() -> None:
+    server = parse_smtp_url("smtp://mailer:s3cret%21pw@mail.example.com:587?starttls=true")
+    assert (server.host, server.port, server.security, server.username, server.password) == (
+        "mail.example.com", 587, "starttls", "mailer", "s3cret!pw")
+    assert "s3cret" not in repr(server) and server.origin == "mail.example.com:587"
+    assert parse_smtp_url("smtps://mail.example.com").port == 465
+    settings = Settings(smtp_url="smtp://mailer:pw-abc@mail.example.com:587")  # type: ignore[arg-type]
+    assert "pw-abc" not in repr(settings)
+    for url in ("ftp://mailer:pw-abc@mail.example.com", "smtp://mailer:pw-abc@:25",
+                "smtps://mailer:pw-abc@h?starttls=true", "smtp://mailer:pw-abc@h?tls=1"):
+        with pytest.raises(ValidationError) as refused:
+            Settings(smtp_url=url)  # type: ignore[arg-type]
+        [line] = settings_problems(refused.value)
+        assert line.startswith("invalid setting CSPERF_SMTP_URL: ") and "pw-abc" not in line
