@@ -8,6 +8,7 @@ import asyncio
 import re
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -20,13 +21,18 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from service.domain import reminders as r
+from service.domain.cycle import CyclePublished
+from service.domain.results import ResultDecision
 from service.mail.sender import ReminderSender
 from service.mail.settings import MailSettings
 from service.mail.smtp import parse_smtp_url
+from service.projections.base import Tables
 from service.projections.freshness import wait_caught_up
 from service.projections.reminders import Reminders
 from service.scheduler import evaluation_reminders, overdue_pass
 from service.store import reminders as store
+from service.store.event_store import RecordedEvent
+from tests import conftest
 from tests.conftest import TestClock as PinnedClock
 from tests.support.scenario import ADMIN, Team, make_team
 
@@ -207,7 +213,11 @@ async def test_one_digest_a_day_gathers_what_is_pending_but_overdue_items_go_at_
     await remind(app_client, app_clock, person, "three")
     await remind(app_client, app_clock, person, "late", kind="plan_overdue")
     await sender.run_once()
+    app_clock.advance(minutes=10)  # past the hold: only the day's limit keeps it back now
+    await sender.run_once()
     assert [m["Subject"] for m in inbox.to(address)[1:]] == ["Your improvement plan is overdue"]
+    assert [i["status"] for i in await reminders_of(app_client, person)][:2] == [
+        "sent", "pending"]  # newest first: the overdue one went, "three" waits
     app_clock.advance(days=1)
     await sender.run_once()
     assert len(inbox.to(address)) == 3
@@ -369,3 +379,57 @@ async def test_contact_details_through_the_api(
     # Without CSPERF_SMTP_URL (this app has none) reminders are recorded, not sent
     listed = await app_client.get(f"/v1/people/{person}/reminders", headers=mine)
     assert listed.json()["sending"] is False
+
+
+async def test_events_from_before_reminders_were_installed_remind_no_one(
+    app_client: httpx.AsyncClient, uid: str,
+) -> None:
+    ctx = app_client.app.state.ctx  # type: ignore[attr-defined]
+    published = CyclePublished(team_id=f"t-{uid}", period=PERIOD, published_at=PUBLISHED,
+                               publication=1, decisions=(ResultDecision(
+        kind="improvement_plan", agent_id=f"a-{uid}", rank=4, places=(4, 4), due_at=DUE,
+        reason="bottom two"),))
+
+    def recorded(tx_id: int, position: int) -> RecordedEvent:
+        return RecordedEvent(position, tx_id, f"cycle:t-{uid}:{PERIOD}", 9, uuid.uuid4(),
+                             published.type, published.schema_version, published.data(), {},
+                             PUBLISHED)
+
+    projection = Reminders()
+    async with ctx.db.connection() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        try:  # rolled back: the shared database keeps its real start
+            await conn.execute("UPDATE reminder_start SET tx_id = 1000, position = 50")
+            await projection.apply(conn, [recorded(999, 60), recorded(1000, 50)], Tables([], 1))
+            assert await conn.fetchval("SELECT count(*) FROM reminder WHERE person_id = $1",
+                                       f"a-{uid}") == 0
+            await projection.apply(conn, [recorded(1000, 51)], Tables([], 1))
+            assert await conn.fetchval("SELECT kind FROM reminder WHERE person_id = $1",
+                                       f"a-{uid}") == "plan_due"
+        finally:
+            await transaction.rollback()
+
+
+async def test_a_service_with_an_smtp_url_sends_reminders_by_itself(
+    database_url: str, app_client: httpx.AsyncClient, uid: str, inbox: Inbox, smtp_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from service.main import create_app
+
+    monkeypatch.setenv("CSPERF_MAIL_DIGEST_HOLD_SECONDS", "0")
+    monkeypatch.setenv("CSPERF_MAIL_POLL_SECONDS", "0.05")
+    person, address = f"p-{uid}", f"p-{uid}@example.com"
+    await set_person(app_client, person, email=address, locale="zh_Hans")
+    clock = PinnedClock(PUBLISHED + timedelta(days=300))
+    settings = conftest.test_settings(smtp_url=f"smtp://127.0.0.1:{smtp_port}", smtp_from=FROM,
+                             run_projections=False, run_scheduler=False, db_pool_size=4)
+    app = create_app(settings, database_url=database_url, migrate_on_start=False, clock=clock)
+    async with app.router.lifespan_context(app):
+        await remind(app_client, clock, person, "by-itself")
+        for _ in range(200):
+            if inbox.to(address):
+                break
+            await asyncio.sleep(0.05)
+    [message] = inbox.to(address)
+    assert message["Subject"] == "改进计划待提交"
