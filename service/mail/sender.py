@@ -163,8 +163,13 @@ class ReminderSender:
         lease = max(settings.lease_seconds, settings.timeout_seconds * 2 + 5)
         async with self.db.connection() as conn:
             claimed = await store.claim(conn, settings.batch, lease, self._clock())
-        for email in claimed:
-            await self._attempt(email)
+        limit = asyncio.Semaphore(settings.concurrency)
+
+        async def attempt(email: store.Claimed) -> None:
+            async with limit:
+                await self._attempt(email)
+
+        await asyncio.gather(*(attempt(email) for email in claimed))
         return len(claimed)
 
     def _message(self, email: store.Claimed) -> EmailMessage:

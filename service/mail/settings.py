@@ -26,6 +26,9 @@ class MailSettings(BaseSettings):
         description="Attempts before an email is given up as failed (16: about 11 hours).")
     timeout_seconds: float = Field(
         default=30.0, gt=0, description="How long the mail server may take to answer.")
+    concurrency: int = Field(
+        default=4, ge=1, le=50, description="Emails handed to the server at once (one SMTP"
+        " connection each).")
     batch: int = Field(default=50, ge=1, le=1000, description="Emails claimed at once.")
     lease_seconds: float = Field(
         default=120.0, gt=0,
