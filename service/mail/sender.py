@@ -111,7 +111,8 @@ class ReminderSender:
     async def compose(self) -> int:
         """Write the emails due now from the pending reminders; return how many."""
         async with self.db.connection() as conn:
-            people = await store.people_with_pending(conn, self.settings.batch)
+            people = await store.people_due(conn, self.settings.batch, now=self._clock(),
+                                            hold_seconds=self.settings.digest_hold_seconds)
         written = 0
         for person_id in people:
             written += await self._compose(person_id)

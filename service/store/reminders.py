@@ -52,10 +52,28 @@ async def enqueue(conn: asyncpg.Connection, reminders: Sequence[r.Reminder], *,
 # -- composing emails ---------------------------------------------------------------------------
 
 
-async def people_with_pending(conn: asyncpg.Connection, limit: int) -> list[str]:
-    """Return people who have reminders not yet in an email."""
+async def people_due(conn: asyncpg.Connection, limit: int, *, now: datetime,
+                     hold_seconds: float) -> list[str]:
+    """Return people who may have an email due: an urgent reminder pending, or pending ones
+    that waited the hold and no digest of theirs today.
+
+    A filter only, so that people whose digest waits for tomorrow do not fill every batch;
+    ``reminders.due_now`` decides.
+    """
     rows = await conn.fetch(
-        "SELECT DISTINCT person_id FROM reminder WHERE status = 'pending' LIMIT $1", limit)
+        """
+        SELECT x.person_id FROM reminder x
+        WHERE x.status = 'pending'
+        GROUP BY x.person_id
+        HAVING bool_or(x.urgent)
+            OR (min(x.created_at) <= $2 AND NOT EXISTS (
+                SELECT 1 FROM reminder_message m
+                WHERE m.person_id = x.person_id AND m.digest_day = $3))
+        ORDER BY min(x.seq)
+        LIMIT $1
+        """,
+        limit, now - timedelta(seconds=hold_seconds), r.digest_day(now),
+    )
     return [row["person_id"] for row in rows]
 
 

@@ -225,6 +225,28 @@ async def test_one_digest_a_day_gathers_what_is_pending_but_overdue_items_go_at_
     assert {i["status"] for i in await reminders_of(app_client, person)} == {"sent"}
 
 
+async def test_people_whose_digest_waits_for_tomorrow_do_not_hold_up_the_others(
+    app_client: httpx.AsyncClient, uid: str, app_clock: PinnedClock, inbox: Inbox,
+    smtp_port: int,
+) -> None:
+    app_clock.set(datetime(2026, 12, 6, 8, tzinfo=UTC))
+    sender = make_sender(app_client, smtp_port, app_clock, batch=1)
+    waiting = [f"a-{uid}-{i}" for i in range(4)]
+    for person in waiting:
+        await set_person(app_client, person, email=f"{person}@example.com")
+        await remind(app_client, app_clock, person, "today")
+    while await sender.run_once():
+        pass
+    for person in waiting:  # their digest went; the next item waits for tomorrow
+        await remind(app_client, app_clock, person, "tomorrow")
+    fresh = f"z-{uid}"
+    await set_person(app_client, fresh, email=f"{fresh}@example.com")
+    await remind(app_client, app_clock, fresh, "now")
+    await sender.run_once()
+    assert len(inbox.to(f"{fresh}@example.com")) == 1
+    assert sum(len(inbox.to(f"{p}@example.com")) for p in waiting) == 4
+
+
 async def test_a_refusing_server_is_tried_again_after_a_backoff(
     app_client: httpx.AsyncClient, uid: str, app_clock: PinnedClock, inbox: Inbox,
     smtp_port: int,
