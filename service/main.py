@@ -35,10 +35,14 @@ from service.api.middleware import HeadAsGet, RequestContextMiddleware
 from service.commands import schemes
 from service.config import Settings, get_settings
 from service.context import Clock, ServiceContext, system_clock
+from service.mail.sender import ReminderSender
+from service.mail.settings import MailSettings
+from service.mail.smtp import parse_smtp_url
 from service.notifier import Notifier
 from service.projections.base import Projection
 from service.projections.metric_totals import Compactor
 from service.projections.registry import all_projections
+from service.projections.reminders import Reminders
 from service.projections.runner import ProjectionRunner
 from service.projections.webhooks import WebhookDispatch
 from service.scheduler import Scheduler
@@ -109,6 +113,28 @@ def _start_webhook_sender(
     return sender
 
 
+def _start_reminder_sender(
+    ctx: ServiceContext, projections: Sequence[Projection]
+) -> ReminderSender | None:
+    """Start this process's reminder sender where a mail server is configured."""
+    settings = ctx.settings
+    if settings.smtp_url is None:
+        log.info("CSPERF_SMTP_URL is unset: reminders are recorded but not sent")
+        return None
+    mail = MailSettings()
+    if not mail.run_sender:
+        return None
+    sender = ReminderSender(ctx.db, parse_smtp_url(settings.smtp_url.get_secret_value()),
+                            settings.smtp_from, mail, clock=ctx.clock)
+    sender.start()
+    ctx.extras["reminder_sender"] = sender
+    ctx.extras["reminder_wake"] = sender.wake
+    for projection in projections:
+        if isinstance(projection, Reminders):
+            projection.on_enqueue = sender.wake
+    return sender
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -120,7 +146,7 @@ def create_app(
     """Build the app; it connects to the database only when it starts."""
     settings = settings or get_settings()
     chosen = (list(projections) if projections is not None
-              else [*all_projections(), WebhookDispatch()])
+              else [*all_projections(), WebhookDispatch(), Reminders()])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -153,6 +179,7 @@ def create_app(
         compactor = Compactor(db, clock=ctx.clock) if settings.run_projections else None
         if compactor is not None:
             compactor.start()
+        reminders = _start_reminder_sender(ctx, chosen)
         scheduler = None
         if settings.run_scheduler:
             scheduler = Scheduler(ctx, interval_seconds=settings.scheduler_interval_seconds)
@@ -171,6 +198,8 @@ def create_app(
         finally:
             if sender is not None:
                 await sender.stop()
+            if reminders is not None:
+                await reminders.stop()
             if scheduler is not None:
                 await scheduler.stop()
             if compactor is not None:

@@ -588,6 +588,13 @@ def ensure_self_or_manager(
     raise _out_of_scope(principal, "only the agent and the team's managers may do this")
 
 
+def ensure_person(principal: Principal, person_id: str) -> None:
+    """Refuse (403) unless the principal is the person ``person_id`` (or admin or reader)."""
+    if _unscoped(principal) or principal.subject == person_id:
+        return
+    raise _out_of_scope(principal, "a person may only read or change their own contact details")
+
+
 def ensure_source(principal: Principal, source: str) -> None:
     """Refuse (403) an ingest principal pushing for a source other than its own."""
     if principal.role != "ingest" or principal.source == source:

@@ -7,7 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
-from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, manages
+from service.api.auth import (
+    allow,
+    ensure_manager_of,
+    ensure_person,
+    ensure_self_or_manager,
+    manages,
+)
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.params import IdPath
@@ -19,6 +25,10 @@ from service.api.schemas import (
     AgentList,
     AgentOut,
     MembershipOut,
+    PersonIn,
+    PersonOut,
+    ReminderList,
+    ReminderOut,
     TeamIn,
     TeamOut,
 )
@@ -26,12 +36,13 @@ from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import directory as commands
 from service.context import ServiceContext
 from service.domain import directory as d
-from service.domain.errors import NotFound
+from service.domain.errors import Forbidden, NotFound
 from service.domain.principal import Principal
 from service.domain.text import PRINTABLE_PATTERN
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.queries.roster import team_agents
+from service.store import reminders as reminder_store
 
 router = APIRouter(prefix="/v1", tags=["directory"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -251,3 +262,56 @@ async def get_absence(
     if absence is None:
         raise NotFound(f"agent {agent_id} has no absence {absence_id}")
     return absence_out(agent_id, absence)
+
+
+def person_out(person: d.Person) -> PersonOut:
+    """Render a person's contact details."""
+    return PersonOut(person_id=person.person_id, email=person.email, locale=person.locale,
+                     reminders="on" if person.reminders else "off", version=person.version)
+
+
+@router.get("/people/{person_id}", response_model=PersonOut)
+async def get_person(
+    person_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent", "rater")],
+) -> PersonOut:
+    """Return how a person is reached: email, language, reminders on or off (the person,
+    admins and readers)."""
+    ensure_person(principal, person_id)
+    return person_out(await commands.get_person(ctx, person_id))
+
+
+@router.put("/people/{person_id}", response_model=PersonOut)
+async def put_person(
+    person_id: str, body: PersonIn, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent", "rater")],
+) -> PersonOut:
+    """Set a person's email address (admins), language or reminders on or off (admins and the
+    person). A person is an agent, a manager (an id in a team's manager_ids) or a rater."""
+    ensure_person(principal, person_id)
+    if "email" in body.model_fields_set and not principal.is_admin:
+        raise Forbidden("only an admin sets email addresses; a person may change their own"
+                        " locale and reminders")
+    person = await commands.put_person(ctx, caller(principal, request), d.PutPerson(
+        person_id, body.email, body.locale,
+        None if body.reminders is None else body.reminders == "on",
+        frozenset(body.model_fields_set)))
+    return person_out(person)
+
+
+@router.get("/people/{person_id}/reminders", response_model=ReminderList)
+async def list_reminders(
+    person_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent", "rater")],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ReminderList:
+    """Return a person's latest reminders, newest first, with the state of their emails."""
+    ensure_person(principal, person_id)
+    d.check_id(person_id, "person_id")
+    async with ctx.db.connection() as conn:
+        rows = await reminder_store.of_person(conn, person_id, limit)
+    return ReminderList(
+        person_id=person_id, sending=ctx.settings.smtp_url is not None,
+        items=[ReminderOut(**{**row, "reminder_id": str(row["reminder_id"]),
+                              "message_id": str(row["message_id"]) if row["message_id"]
+                              else None})
+               for row in rows],
+    )

@@ -944,3 +944,52 @@ class CalibrationOut(BaseModel):
     self_vs_manager: list[GapOut]
     mean_gap: float | None
     thresholds: dict[str, float]
+
+
+class PersonIn(Body):
+    """PUT /v1/people/{person_id}: fields left out keep their value."""
+
+    email: str | None = Field(default=None, max_length=254, examples=["mina@example.com"],
+                              description="null: no address (reminders are skipped); admins"
+                                          " only")
+    locale: str | None = Field(default=None, max_length=16, examples=["ko"],
+                               description="the language of reminders: en, ko or zh_Hans")
+    reminders: Literal["on", "off"] | None = Field(
+        default=None, description="off: the person receives no reminders")
+
+
+class PersonOut(BaseModel):
+    """How to reach a person: an agent, a manager or a rater."""
+
+    person_id: str
+    email: str | None
+    locale: str
+    reminders: Literal["on", "off"]
+    version: int
+
+
+class ReminderOut(BaseModel):
+    """A reminder of a person, and the state of the email that carries it."""
+
+    reminder_id: str
+    kind: str
+    subject: str
+    params: dict[str, str]
+    status: str = Field(description="pending (not in an email yet), queued (in an email not"
+                                    " sent yet), sent, failed, skipped_no_email, opted_out")
+    created_at: datetime
+    settled_at: datetime | None
+    message_id: str | None
+    attempts: int | None
+    last_error: str | None
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+class ReminderList(BaseModel):
+    """A person's latest reminders, newest first."""
+
+    person_id: str
+    sending: bool = Field(description="false: CSPERF_SMTP_URL is unset, so reminders are"
+                                      " recorded but not sent")
+    items: list[ReminderOut]
