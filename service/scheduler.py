@@ -1,4 +1,5 @@
-"""Background work on the clock: record improvement plans that passed their deadline unsubmitted.
+"""Background work on the clock: record improvement plans that passed their deadline unsubmitted,
+and release the results that reached their latest release (``release_days`` after publication).
 
 Readers already see such a plan as ``overdue`` (computed from their clock); the scheduler makes
 it an event (``PlanOverdue``) so that notifications and BI, which follow events, see it too.
@@ -17,6 +18,7 @@ import logging
 
 import asyncpg
 
+from service.commands.release import release_pass
 from service.commands.sanctions import mark_overdue
 from service.context import ServiceContext
 from service.projections.freshness import wait_caught_up
@@ -47,7 +49,8 @@ async def overdue_pass(ctx: ServiceContext) -> int:
 
 
 class Scheduler:
-    """Run ``overdue_pass`` every ``interval_seconds`` on the replica holding the lock."""
+    """Run ``overdue_pass`` and ``release_pass`` every ``interval_seconds`` on the replica
+    holding the lock."""
 
     def __init__(
         self, ctx: ServiceContext, *, interval_seconds: float, lock_name: str = LOCK_NAME
@@ -88,6 +91,8 @@ class Scheduler:
                     # A dead lock connection means another replica may hold the lock now.
                     await conn.fetchval("SELECT 1")
                     await overdue_pass(self.ctx)
+                    # A service down at the due time releases at its first pass, once.
+                    await release_pass(self.ctx)
                     await asyncio.sleep(self.interval)
             except asyncio.CancelledError:
                 raise

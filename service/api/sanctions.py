@@ -32,6 +32,7 @@ from service.domain.periods import parse_period
 from service.domain.principal import Principal
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
+from service.projections.releases import Releases
 from service.projections.sanctions import Sanctions
 from service.queries import sanctions as queries
 
@@ -90,9 +91,9 @@ async def _filters(
             await wait_caught_up(ctx.db, [Directory()], timeout=2.0)
             async with ctx.db.connection() as conn:
                 teams = await queries.managed_teams(conn, principal.subject)
-    await wait_caught_up(ctx.db, [Sanctions()], timeout=2.0)
+    await wait_caught_up(ctx.db, [Sanctions(), Releases()], timeout=2.0)
     return queries.Filters(team_id=team_id, period=period, agent_id=agent_id, kinds=kinds,
-                           status=status, teams=teams)
+                           status=status, teams=teams, released_only=principal.role == "agent")
 
 
 class SanctionPage(SanctionList):

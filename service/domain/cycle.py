@@ -23,6 +23,7 @@ from service.domain.events import DomainEvent, event, upcaster
 from service.domain.kpis import MEASURED_KPIS, has_data
 from service.domain.presence import DateRange, Eligibility, Span, eligibility
 from service.domain.ranking import RankEntry, rank
+from service.domain.release import release_due_at
 from service.domain.results import ResultDecision, decide_results, last_place_agents
 from service.domain.scheme import ResultsPolicy, Scheme, check_evaluation
 from service.domain.scoring import AgentScore, Yardstick, score_agent
@@ -140,6 +141,9 @@ class CyclePublished(DomainEvent):
     decisions: tuple[ResultDecision, ...] = ()
     #: The reason of the correction (the reopening) this publication follows, if any.
     correction: str | None = None
+    #: ``after_interview``: the latest release of an agent's result (``release_days`` after
+    #: the first publication); None when the publication released everyone.
+    release_due_at: datetime | None = None
 
 
 @upcaster("CyclePublished", 1)
@@ -204,6 +208,8 @@ class Cycle:
     evaluations: Mapping[tuple[str, str, str], EvaluationSubmitted] = field(default_factory=dict)
     closed: CycleClosed | None = None
     published_at: datetime | None = None
+    #: The first publication's time: releases and appeal windows count from it.
+    first_published_at: datetime | None = None
     publications: int = 0
     #: How many of the publication numbers are revisions after an earlier month's correction.
     revisions: int = 0
@@ -233,6 +239,7 @@ def evolve(state: Cycle | None, e: DomainEvent) -> Cycle | None:
         return replace(state, status="closed", closed=e)
     if isinstance(e, CyclePublished):
         return replace(state, status="published", published_at=e.published_at,
+                       first_published_at=state.first_published_at or e.published_at,
                        publications=e.publication, decisions=e.decisions)
     if isinstance(e, ConsequencesRevised):
         return replace(state, publications=e.publication, revisions=state.revisions + 1,
@@ -677,10 +684,13 @@ def decide_publish(
     decisions = decide_results(
         frozen_ranking(state.closed), policy, published_at=now,
         previous_last_places=previous_last_places, currency=currency, period=state.period,
+        plan_from=release_due_at(now, policy),
     )
     return [CyclePublished(team_id=state.team_id, period=state.period, published_at=now,
                            publication=state.publications + 1, decisions=tuple(decisions),
-                           correction=state.correction if state.publications else None)]
+                           correction=state.correction if state.publications else None,
+                           release_due_at=release_due_at(state.first_published_at or now,
+                                                         policy))]
 
 
 def last_in_month(closed: CycleClosed, policy: ResultsPolicy) -> frozenset[str]:

@@ -7,6 +7,7 @@ from service.projections.cycle_process import CycleProcess
 from service.projections.cycle_results import CycleResults
 from service.projections.directory import Directory
 from service.projections.metric_totals import MetricTotals
+from service.projections.releases import Releases
 from service.projections.sanctions import Sanctions
 from service.projections.stream_index import StreamIndex
 
@@ -14,7 +15,7 @@ from service.projections.stream_index import StreamIndex
 def all_projections() -> list[Projection]:
     """Return a fresh instance of each projection."""
     return [StreamIndex(), Directory(), CycleResults(), MetricTotals(), Sanctions(),
-            CycleProcess()]
+            CycleProcess(), Releases()]
 
 
 def by_name(name: str) -> Projection:

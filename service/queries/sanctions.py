@@ -30,6 +30,13 @@ WHERE ($2::text IS NULL OR team_id = $2)
   AND ($6::text[] IS NULL OR team_id = ANY($6::text[]))
   AND ($7::text IS NULL
        OR CASE WHEN status = 'due' AND due_at < $1 THEN 'overdue' ELSE status END = $7)
+  -- An agent's own view: entries of a month whose result is withheld from them are hidden.
+  AND (NOT $8::boolean OR NOT EXISTS (
+       SELECT 1 FROM result_months m
+       WHERE m.team_id = sanctions.team_id AND m.period = sanctions.period
+         AND m.release_due_at IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM result_releases x WHERE x.team_id = m.team_id
+                         AND x.period = m.period AND x.agent_id = sanctions.agent_id)))
 ORDER BY period, team_id, publication, ordinal, id
 """
 
@@ -45,6 +52,8 @@ class Filters:
     status: str | None = None
     #: Only these teams (a manager's); None for admins and readers.
     teams: Sequence[str] | None = None
+    #: An agent's own view: leave out months whose result is not released to them yet.
+    released_only: bool = False
 
 
 async def managed_teams(conn: asyncpg.Connection, manager_id: str) -> list[str]:
@@ -81,6 +90,7 @@ async def list_items(conn: asyncpg.Connection, filters: Filters, now: datetime
         _SELECT, now, filters.team_id, filters.period, filters.agent_id,
         list(filters.kinds) if filters.kinds is not None else None,
         list(filters.teams) if filters.teams is not None else None, filters.status,
+        filters.released_only,
     )
     return [item(r) for r in rows]
 
@@ -97,7 +107,7 @@ async def payroll(conn: asyncpg.Connection, filters: Filters, now: datetime) -> 
     lines = []
     for row in await list_items(conn, Filters(
         team_id=filters.team_id, period=filters.period, agent_id=filters.agent_id,
-        kinds=("reward", "deduction"), teams=filters.teams,
+        kinds=("reward", "deduction"), teams=filters.teams, released_only=filters.released_only,
     ), now):
         amount = row["amount"] or 0.0
         lines.append({

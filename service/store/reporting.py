@@ -680,6 +680,49 @@ VIEWS += [
          "flagged": f"whether the gap is {GAP_POINTS:g} points or more either way"},
         _GAPS, ("evaluations", "cycles", "scheme_versions"),
     ),
+    View(
+        "result_releases",
+        "Feedback before results: one row per agent of a closed or published month, whether"
+        " their own result has been released to them (results.release after_interview), how"
+        " and when, and their appeal window. Under on_publication the publication released"
+        " everyone (released_by_kind 'publication').",
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
+         "ranked": "whether the agent is in the month's ranking",
+         "release_due_at": "the latest release (null: released at publication)",
+         "released": "whether the result has reached the agent",
+         "released_by_kind": "interview, manager, automatic or publication",
+         "released_by": "who released it (the manager or the interview's recorder)",
+         "released_at": "when it was released",
+         "appeal_until": "the end of the agent's appeal window",
+         "not_ranked": "fair months: why the agent is not ranked"},
+        "SELECT m.team_id, m.period, " + _period_start("m.period") + ", a.agent_id,"
+        " a.agent_id = ANY(m.ranked), m.release_due_at,"
+        " x.agent_id IS NOT NULL OR (m.status = 'published' AND m.release_due_at IS NULL),"
+        " CASE WHEN x.agent_id IS NOT NULL THEN x.released_by_kind"
+        "  WHEN m.status = 'published' AND m.release_due_at IS NULL THEN 'publication' END,"
+        " x.released_by,"
+        " CASE WHEN x.agent_id IS NOT NULL THEN x.released_at"
+        "  WHEN m.release_due_at IS NULL THEN m.first_published_at END,"
+        " x.appeal_until, x.not_ranked"
+        " FROM public.result_months m CROSS JOIN LATERAL unnest(m.agents) AS a(agent_id)"
+        " LEFT JOIN public.result_releases x ON x.team_id = m.team_id AND x.period = m.period"
+        "  AND x.agent_id = a.agent_id",
+        ("result_months", "result_releases"),
+    ),
+    View(
+        "appeals",
+        "Appeals of a month's result by agents, and their decisions.",
+        {"appeal_id": "the appeal's id", "team_id": TEAM, "period": PERIOD,
+         "period_start": PERIOD_START, "agent_id": AGENT + " (the appellant)",
+         "status": "open, upheld or amended", "reason": "the agent's reason",
+         "filed_at": "when filed", "appeal_until": "the end of the window it was filed in",
+         "decision": "uphold or amend", "note": "the decider's note",
+         "decided_by": "who decided", "decided_at": "when decided"},
+        "SELECT p.appeal_id, p.team_id, p.period, " + _period_start("p.period") + ","
+        " p.agent_id, p.status, p.reason, p.filed_at, p.appeal_until, p.decision, p.note,"
+        " p.decided_by, p.decided_at FROM public.appeals p",
+        ("appeals",),
+    ),
 ]
 
 async def lock(conn: asyncpg.Connection) -> None:
