@@ -50,11 +50,14 @@ SANCTION_COLUMNS = (
     "id", "team_id", "period", "agent_id", "kind", "entry", "amount", "currency", "due_at",
     "status", "reason", "publication", "reverses", "rank", "places", "months", "late",
     "submitted_at", "decided_at", "decided_by", "note", "overdue_at", "review_id", "created_at",
-    "basis_changed", "basis_note",
+    "basis_changed", "basis_note", "final",
 )
+FINAL = ("true: only entries that are final (the agent's appeal window passed unused, or"
+         " their appeal was decided); false: only those not final yet")
 PAYROLL_COLUMNS = (
     "sanction_id", "team_id", "period", "agent_id", "kind", "entry", "amount", "effect",
     "currency", "publication", "rank", "places", "reason", "reverses", "status", "created_at",
+    "final",
 )
 
 
@@ -74,6 +77,7 @@ def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
 async def _filters(
     ctx: ServiceContext, principal: Principal, *, team_id: str | None, period: str | None,
     agent_id: str | None, kinds: Sequence[str] | None = None, status: str | None = None,
+    final: bool | None = None,
 ) -> queries.Filters:
     """Narrow a request to what the caller may read; refuse (403) what they may not."""
     if period is not None:
@@ -93,7 +97,8 @@ async def _filters(
                 teams = await queries.managed_teams(conn, principal.subject)
     await wait_caught_up(ctx.db, [Sanctions(), Releases()], timeout=2.0)
     return queries.Filters(team_id=team_id, period=period, agent_id=agent_id, kinds=kinds,
-                           status=status, teams=teams, released_only=principal.role == "agent")
+                           status=status, teams=teams, released_only=principal.role == "agent",
+                           final=final)
 
 
 class SanctionPage(SanctionList):
@@ -139,10 +144,11 @@ async def list_sanctions(
     agent_id: IdFilter = None,
     kind: SanctionKind | None = None,
     status: SanctionStatus | None = None,
+    final: Annotated[bool | None, Query(description=FINAL)] = None,
 ) -> Response | dict[str, Any]:
     """List ledger entries (JSON or CSV): managers see their teams, agents their own."""
     filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=agent_id,
-                             kinds=[kind] if kind else None, status=status)
+                             kinds=[kind] if kind else None, status=status, final=final)
     async with ctx.db.connection() as conn:
         items = await queries.list_items(conn, filters, ctx.clock())
     ordinals = await _ordinals(ctx, [i["id"] for i in items])
@@ -162,9 +168,11 @@ async def payroll(
     period: Annotated[str, Query(max_length=7, examples=["2026-11"])],
     team_id: IdFilter = None,
     agent_id: IdFilter = None,
+    final: Annotated[bool | None, Query(description=FINAL)] = None,
 ) -> Response | dict[str, Any]:
     """Export a month's rewards and deductions per agent, each line traced to its ranking."""
-    filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=agent_id)
+    filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=agent_id,
+                             final=final)
     async with ctx.db.connection() as conn:
         document = await queries.payroll(conn, filters, ctx.clock())
     lines = document["lines"]

@@ -363,6 +363,8 @@ class SanctionOut(BaseModel):
         " for a person to look at again."))
     basis_note: str | None = Field(default=None, description=(
         "Why the basis changed, naming the correction."))
+    final: bool = Field(default=False, description=(
+        "The agent's appeal window of the month passed unused, or their appeal was decided"))
     review_id: str | None
     created_at: datetime
 
@@ -487,6 +489,8 @@ class PayrollLineOut(BaseModel):
     reverses: str | None
     status: str
     created_at: datetime
+    final: bool = Field(default=False, description=(
+        "The agent's appeal window of the month passed unused, or their appeal was decided"))
 
 
 class PayrollTotalOut(BaseModel):

@@ -23,6 +23,7 @@ from service.domain.events import DomainEvent, event, upcaster
 from service.domain.kpis import MEASURED_KPIS, has_data
 from service.domain.presence import DateRange, Eligibility, Span, eligibility
 from service.domain.ranking import RankEntry, rank
+from service.domain.release import appeal_until as appeal_window_end
 from service.domain.release import release_due_at
 from service.domain.results import ResultDecision, decide_results, last_place_agents
 from service.domain.scheme import ResultsPolicy, Scheme, check_evaluation
@@ -144,6 +145,9 @@ class CyclePublished(DomainEvent):
     #: ``after_interview``: the latest release of an agent's result (``release_days`` after
     #: the first publication); None when the publication released everyone.
     release_due_at: datetime | None = None
+    #: ``on_publication``: the end of every agent's appeal window (``appeal_days`` after the
+    #: first publication); None under after_interview (each release sets its own).
+    appeal_until: datetime | None = None
 
 
 @upcaster("CyclePublished", 1)
@@ -681,6 +685,7 @@ def decide_publish(
     if state.status != "closed" or state.closed is None:
         raise Conflict(f"only a closed cycle can be published; this one is {state.status}",
                        cycle_status=state.status)
+    first = state.first_published_at or now
     decisions = decide_results(
         frozen_ranking(state.closed), policy, published_at=now,
         previous_last_places=previous_last_places, currency=currency, period=state.period,
@@ -689,8 +694,9 @@ def decide_publish(
     return [CyclePublished(team_id=state.team_id, period=state.period, published_at=now,
                            publication=state.publications + 1, decisions=tuple(decisions),
                            correction=state.correction if state.publications else None,
-                           release_due_at=release_due_at(state.first_published_at or now,
-                                                         policy))]
+                           release_due_at=release_due_at(first, policy),
+                           appeal_until=(None if policy.release == "after_interview"
+                                         else appeal_window_end(first, policy)))]
 
 
 def last_in_month(closed: CycleClosed, policy: ResultsPolicy) -> frozenset[str]:

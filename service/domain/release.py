@@ -158,6 +158,22 @@ def plan_due(decided_due_at: datetime | None, granted_at: datetime,
     return released.plan_due_at
 
 
+def final_at(appeal_until: datetime | None, appealed: bool, decided_at: datetime | None
+             ) -> datetime | None:
+    """Return when an agent's reward and deduction entries of a month become final.
+
+    Once their appeal window passed unused (``appeal_until``), or when their appeal was
+    decided; never while an appeal is open or before the result was released (None).
+    Readers compare the stored moment with their clock, so nothing needs recording when the
+    window passes.
+    """
+    if decided_at is not None:
+        return decided_at
+    if appealed:
+        return None
+    return appeal_until
+
+
 @dataclass(frozen=True)
 class Month:
     """What the release and appeal rules need of the cycle."""

@@ -11,6 +11,7 @@ the same rows.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import asyncpg
 
@@ -27,7 +28,7 @@ class Releases(Projection):
     """Published months' releases and appeals as plain tables."""
 
     name = "releases"
-    version = 1
+    version = 2
     stream_types = ("cycle", "result")
     data_only = DataOnly(("cycle",), _CYCLE_TYPES)
     tables = {
@@ -53,6 +54,16 @@ class Releases(Projection):
             not_ranked   text,
             PRIMARY KEY (team_id, period, agent_id)
         )""",
+        "result_final": """(
+            team_id      text NOT NULL,
+            period       text NOT NULL,
+            agent_id     text NOT NULL,
+            appeal_until timestamptz,
+            appealed     boolean NOT NULL DEFAULT false,
+            decided_at   timestamptz,
+            final_at     timestamptz,
+            PRIMARY KEY (team_id, period, agent_id)
+        )""",
         "appeals": """(
             appeal_id    text PRIMARY KEY,
             team_id      text NOT NULL,
@@ -74,8 +85,9 @@ class Releases(Projection):
         self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], tables: Tables
     ) -> None:
         """Apply closes, publications, reopenings, releases and appeals to their rows."""
-        months, releases, appeals = (tables["result_months"], tables["result_releases"],
-                                     tables["appeals"])
+        months, releases, appeals, final = (
+            tables["result_months"], tables["result_releases"], tables["appeals"],
+            tables["result_final"])
         for recorded in events:
             if recorded.stream_id.startswith("cycle:") and recorded.type not in _CYCLE_TYPES:
                 continue
@@ -89,6 +101,15 @@ class Releases(Projection):
                     e.team_id, e.period, [x.agent_id for x in e.results], ranked,
                 )
             elif isinstance(e, c.CyclePublished):
+                if e.appeal_until is not None:
+                    # on_publication: every agent's window runs from the first publication.
+                    await conn.execute(
+                        f"INSERT INTO {final} (team_id, period, agent_id, appeal_until,"
+                        f" final_at) SELECT $1, $2, a, $3, $3 FROM {months} m,"
+                        " unnest(m.agents) a WHERE m.team_id = $1 AND m.period = $2"
+                        " ON CONFLICT DO NOTHING",
+                        e.team_id, e.period, r.final_at(e.appeal_until, False, None),
+                    )
                 await conn.execute(
                     f"UPDATE {months} SET status = 'published',"
                     " first_published_at = coalesce(first_published_at, $3),"
@@ -107,7 +128,14 @@ class Releases(Projection):
                     e.team_id, e.period, e.agent_id, e.by, e.released_by, e.released_at,
                     e.appeal_until, e.plan_due_at, e.not_ranked,
                 )
+                await conn.execute(
+                    f"INSERT INTO {final} (team_id, period, agent_id, appeal_until, final_at)"
+                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                    e.team_id, e.period, e.agent_id, e.appeal_until,
+                    r.final_at(e.appeal_until, False, None),
+                )
             elif isinstance(e, r.AppealFiled):
+                await self._final(conn, final, e.team_id, e.period, e.agent_id, True, None)
                 await conn.execute(
                     f"INSERT INTO {appeals} (appeal_id, team_id, period, agent_id, reason,"
                     " filed_at, appeal_until, status) VALUES ($1, $2, $3, $4, $5, $6, $7,"
@@ -116,9 +144,24 @@ class Releases(Projection):
                     e.appeal_until,
                 )
             elif isinstance(e, r.AppealDecided):
+                await self._final(conn, final, e.team_id, e.period, e.agent_id, True,
+                                  e.decided_at)
                 await conn.execute(
                     f"UPDATE {appeals} SET status = $2, decision = $3, note = $4,"
                     " decided_by = $5, decided_at = $6 WHERE appeal_id = $1",
                     e.appeal_id, "upheld" if e.decision == "uphold" else "amended",
                     e.decision, e.note, e.decided_by, e.decided_at,
                 )
+
+    async def _final(self, conn: asyncpg.Connection, table: str, team_id: str, period: str,
+                     agent_id: str, appealed: bool, decided_at: datetime | None) -> None:
+        until = await conn.fetchval(
+            f"SELECT appeal_until FROM {table} WHERE team_id = $1 AND period = $2"
+            " AND agent_id = $3", team_id, period, agent_id)
+        await conn.execute(
+            f"INSERT INTO {table} VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (team_id, period, agent_id) DO UPDATE SET appealed = $5,"
+            " decided_at = $6, final_at = $7",
+            team_id, period, agent_id, until, appealed, decided_at,
+            r.final_at(until, appealed, decided_at),
+        )

@@ -253,6 +253,14 @@ _LEDGER_STATUS = ("CASE WHEN s.status = 'due' AND s.due_at < now() THEN 'overdue
 _EFFECT = ("CASE WHEN s.kind = 'reward' THEN s.amount WHEN s.kind = 'deduction'"
            " THEN -s.amount END")
 
+#: Whether the agent's entries of the month are final: the moment ``release.final_at`` computed
+#: (stored by the releases projection) compared with the query's time; never stated here.
+_FINAL = ("coalesce((SELECT f.final_at <= now() FROM public.result_final f"
+          " WHERE f.team_id = s.team_id AND f.period = s.period AND f.agent_id = s.agent_id),"
+          " false)")
+FINAL_COLUMN = ("whether final: the agent's appeal window of the month passed unused, or their"
+                " appeal was decided")
+
 VIEWS: list[View] = [
     View(
         "teams",
@@ -450,14 +458,15 @@ VIEWS: list[View] = [
          "late": "a plan submitted after its deadline", "submitted_at": "plan submitted",
          "decided_at": "plan reviewed or review decided", "decided_by": "who decided",
          "note": "the decision's comment", "overdue_at": "when a plan was recorded overdue",
-         "created_at": "when the entry was written", "updated_at": "last status change"},
+         "created_at": "when the entry was written", "updated_at": "last status change",
+         "final": FINAL_COLUMN},
         "SELECT s.id, s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id,"
         " s.kind, s.entry, s.publication, s.ordinal, s.amount, " + _EFFECT + ", s.currency,"
         " s.due_at, " + _LEDGER_STATUS + ", s.reason, s.rank, s.place_from, s.place_to,"
         " array_to_string(s.months, ','), s.reverses, s.late, s.submitted_at, s.decided_at,"
-        " s.decided_by, s.note, s.overdue_at, s.created_at, s.updated_at"
-        " FROM public.sanctions s",
-        ("sanctions",),
+        " s.decided_by, s.note, s.overdue_at, s.created_at, s.updated_at, " + _FINAL
+        + " FROM public.sanctions s",
+        ("sanctions", "result_final"),
     ),
     View(
         "improvement_plans",
@@ -507,12 +516,12 @@ VIEWS: list[View] = [
          "effect": "the change to pay: + rewards, - deductions", "currency": "currency",
          "publication": "the publication that wrote it", "rank": "the agent's rank",
          "reason": "why", "reverses": "the entry a reversal ends",
-         "status": "active or reversed", "created_at": "when written"},
+         "status": "active or reversed", "created_at": "when written", "final": FINAL_COLUMN},
         "SELECT s.id, s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id,"
         " s.kind, s.entry, coalesce(s.amount, 0), coalesce(" + _EFFECT + ", 0), s.currency,"
-        " s.publication, s.rank, s.reason, s.reverses, s.status, s.created_at"
-        " FROM public.sanctions s WHERE s.kind IN ('reward', 'deduction')",
-        ("sanctions",),
+        " s.publication, s.rank, s.reason, s.reverses, s.status, s.created_at, " + _FINAL
+        + " FROM public.sanctions s WHERE s.kind IN ('reward', 'deduction')",
+        ("sanctions", "result_final"),
     ),
     View(
         "payroll_totals",

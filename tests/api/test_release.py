@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from service.commands.release import release_pass
+from service.store.database import Database
 from tests.api.test_feedback import RECORD, slot
 from tests.conftest import bearer, make_token
 from tests.support.raters import train
@@ -325,3 +326,50 @@ async def test_appeal_decisions_uphold_with_a_note_amend_reopens_never_by_the_ap
     assert {(i["agent_id"], i["status"]) for i in listed.json()["items"]} == {
         (c, "amended"), (d, "upheld")}
 
+
+
+async def test_reward_and_deduction_entries_are_final_once_the_window_passes_or_appeal_decided(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any, db: Database
+) -> None:
+    team = await v2_team(app_client, uid, 4)
+    a, _, c, d = team.agents
+    await published_month(app_client, team, app_clock, [90, 80, 70, 60])
+    app_clock.set(PUBLISHED + timedelta(minutes=10))
+    for agent in team.agents:
+        await app_client.post(team.url(PERIOD, f"/releases/{agent}"), headers=team.manager)
+    for agent in (c, d):
+        assert (await app_client.post(team.url(PERIOD, f"/appeals/{agent}"), headers=team.agent(
+            agent), json={"reason": "recount"})).status_code == 201
+    payroll = f"/v1/payroll?period={PERIOD}&team_id={team.team_id}"
+
+    async def finals(query: str = "") -> dict[str, bool]:
+        response = await app_client.get(payroll + query, headers=team.manager)
+        assert response.status_code == 200, response.text
+        return {line["agent_id"]: line["final"] for line in response.json()["lines"]}
+
+    assert await finals() == {a: False, d: False}
+    assert await finals("&final=true") == {}
+    # Decided appeals are final at once; a's window passes unused five days after release.
+    app_clock.set(PUBLISHED + timedelta(minutes=20))
+    assert (await app_client.post(f"/v1/appeals/{team.team_id}:{PERIOD}:{d}/decision",
+                                  json={"decision": "uphold", "note": "the data stand"},
+                                  headers=team.manager)).status_code == 200
+    assert await finals() == {a: False, d: True}
+    app_clock.set(PUBLISHED + timedelta(minutes=10, days=5, seconds=1))
+    assert await finals() == {a: True, d: True}
+    only = await app_client.get(payroll + "&final=true", headers={**team.manager,
+                                                                   "Accept": "text/csv"})
+    assert only.text.splitlines()[0].endswith(",final") and len(only.text.splitlines()) == 3
+    # c's appeal is open: nothing of c's month is final (their improvement plan included).
+    ledger = await app_client.get(f"/v1/sanctions?team_id={team.team_id}&final=false",
+                                  headers=team.manager)
+    assert {i["agent_id"] for i in ledger.json()["items"]} == {c}
+    # BI: the views compare the stored moment with the database's clock.
+    async with db.connection() as conn:
+        rows = await conn.fetch("SELECT agent_id, final FROM reporting.sanctions"
+                                " WHERE team_id = $1", team.team_id)
+        lines = await conn.fetch("SELECT agent_id, final FROM reporting.payroll"
+                                 " WHERE team_id = $1", team.team_id)
+    assert {r["agent_id"]: r["final"] for r in rows if r["agent_id"] in (c, d)} == {
+        c: False, d: True}
+    assert {r["agent_id"]: r["final"] for r in lines}[d] is True
