@@ -96,6 +96,11 @@ async def get_cycle(
     out.goals_disputed = process.goals_disputed
     out.interviews_missing = process.interviews_missing
     out.late_samples = process.late_samples
+    if cycle.closed is not None:
+        # Judged on targets they never accepted: visible on the closed month for good.
+        out.goals_unacknowledged = cycle.closed.goals_in("pending")
+        out.goals_disputed = cycle.closed.goals_in("disputed")
+        out.warnings = [*out.warnings, *c.goal_warnings(cycle.closed)]
     return out
 
 
@@ -134,7 +139,8 @@ async def close_cycle(
         team_id, period, body.force, body.reason, body.missing_policy))
     out = cycle_out(cycle)
     # Fair months: what the manager should look at (empty under version 1).
-    out.warnings = c.fairness_warnings(cycle.closed.results) if cycle.closed else []
+    out.warnings = (c.fairness_warnings(cycle.closed.results) + c.goal_warnings(cycle.closed)
+                    if cycle.closed else [])
     return out
 
 
@@ -312,7 +318,8 @@ async def get_scorecard(
     released = cycle.status == "published" and r.is_released(state, month)
     due = (r.release_due_at(month.first_published_at, policy)
            if month.first_published_at is not None else None)
-    document = {**orjson.loads(stored), "released": released,
+    goals = cycle.closed.goals.get(agent_id) if cycle.closed is not None else None
+    document = {**orjson.loads(stored), "goals_status": goals, "released": released,
                 "release_due_at": _INSTANT.dump_python(due, mode="json"), "withheld": False}
     if own and not released:
         document = r.withhold(document, WITHHELD.format(when=due.isoformat()) if due

@@ -314,6 +314,9 @@ class ScorecardOut(BaseModel):
         "Whether the agent's result of the month has been released to them (null while open)"))
     release_due_at: datetime | None = Field(default=None, description=(
         "after_interview: when the result is released at the latest"))
+    goals_status: str | None = Field(default=None, description=(
+        "Closed months: the agent's goals at close (acknowledged, pending: never acknowledged,"
+        " or disputed: closed by force)"))
     withheld: bool = Field(default=False, description=(
         "The agent's own view before their release (or while the month is open): no rank,"
         " composite or other raters' scores"))

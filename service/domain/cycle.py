@@ -122,6 +122,13 @@ class CycleClosed(DomainEvent):
     missing: tuple[MissingEvaluation, ...]
     missing_policy: MissingPolicy | None
     results: tuple[FrozenResult, ...]
+    #: Each agent's goals at close: acknowledged, pending (not acknowledged) or disputed (a
+    #: forced close). Empty on closes recorded before goals were recorded at close.
+    goals: dict[str, str] = {}
+
+    def goals_in(self, status: str) -> list[str]:
+        """Return the agents whose goals were in ``status`` at close."""
+        return sorted(a for a, s in self.goals.items() if s == status)
 
 
 @event
@@ -636,14 +643,22 @@ def decide_close(
     now: datetime,
     presence: Presence | None = None,
 ) -> list[DomainEvent]:
-    """Close the month: refuse while evaluations are missing unless forced with a reason."""
+    """Close the month: refuse while evaluations are missing or a goal dispute is unresolved,
+    unless forced with a reason (recorded, with each agent's goals at close)."""
     cycle = require_open(state, "close")
     missing = missing_evaluations(cycle, scheme, roster)
-    if missing and not force:
+    goals = goals_at_close(cycle, scheme, roster)
+    disputed = sorted(a for a, s in goals.items() if s == "disputed")
+    if (missing or disputed) and not force:
+        why = []
+        if missing:
+            why.append(f"{len(missing)} expected evaluation(s) missing")
+        if disputed:
+            why.append(f"{len(disputed)} goal dispute(s) unresolved ({', '.join(disputed)}):"
+                       " a judgement on targets one side rejected is not fair")
         raise Conflict(
-            f"{len(missing)} expected evaluation(s) missing; close with force and a reason to"
-            " score them by policy",
-            missing=[m.model_dump() for m in missing],
+            "; ".join(why) + "; resolve them, or close with force and a reason",
+            missing=[m.model_dump() for m in missing], goals_disputed=disputed,
         )
     if force and not (reason and reason.strip()):
         raise DomainError("a forced close needs a reason",
@@ -653,8 +668,35 @@ def decide_close(
     return [CycleClosed(
         team_id=cycle.team_id, period=cycle.period, closed_at=now, forced=force,
         reason=reason.strip() if reason else None, missing=tuple(missing),
-        missing_policy=policy, results=tuple(results),
+        missing_policy=policy, results=tuple(results), goals=goals,
     )]
+
+
+def goals_at_close(cycle: Cycle, scheme: Scheme, roster: Sequence[RosterEntry]
+                   ) -> dict[str, str]:
+    """Return each agent's goal status (acknowledged, pending or disputed) at close."""
+    statuses: dict[str, str] = {}
+    for agent in roster:
+        record = cycle.goals.get(agent.agent_id)
+        targets = g.issued_targets(scheme, agent.position,
+                                   record.adjustments if record else {})
+        statuses[agent.agent_id] = g.goal_status(record, targets)
+    return statuses
+
+
+def goal_warnings(closed: CycleClosed) -> list[dict[str, Any]]:
+    """List the goals not acknowledged at close (and disputes a forced close left open)."""
+    warnings: list[dict[str, Any]] = []
+    pending, disputed = closed.goals_in("pending"), closed.goals_in("disputed")
+    if pending:
+        warnings.append({"kind": "goals_unacknowledged", "agents": pending,
+                         "detail": f"{len(pending)} agent(s) never acknowledged the targets"
+                                   " they were judged on"})
+    if disputed:
+        warnings.append({"kind": "goals_disputed", "agents": disputed,
+                         "detail": f"{len(disputed)} agent(s) were judged on targets they"
+                                   " disputed (closed by force: " + (closed.reason or "") + ")"})
+    return warnings
 
 
 def frozen_ranking(closed: CycleClosed) -> list[RankEntry]:

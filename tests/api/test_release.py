@@ -373,3 +373,36 @@ async def test_reward_and_deduction_entries_are_final_once_the_window_passes_or_
     assert {r["agent_id"]: r["final"] for r in rows if r["agent_id"] in (c, d)} == {
         c: False, d: True}
     assert {r["agent_id"]: r["final"] for r in lines}[d] is True
+
+
+async def test_a_goal_dispute_blocks_a_plain_close_and_unacknowledged_goals_stay_visible(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    app_clock.set(OPENED)
+    team = await make_team(app_client, uid, 3)
+    a, b, c = team.agents
+    await team.open(PERIOD, scheme_version=V1)
+    goals = team.url(PERIOD, "/goals")
+    assert (await app_client.post(f"{goals}/{a}/acknowledge", headers=team.agent(a))
+            ).status_code == 200
+    assert (await app_client.post(f"{goals}/{b}/dispute", headers=team.agent(b),
+                                  json={"comment": "the order target ignores the low season"})
+            ).status_code == 200
+    await team.evaluate_all(PERIOD, {a: 90, b: 80, c: 70})
+    refused = await team.close(PERIOD)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["goals_disputed"] == [b] and b in refused.json()["detail"]
+    no_reason = await team.close(PERIOD, force=True)
+    assert no_reason.status_code == 422
+    forced = await team.close(PERIOD, force=True, reason="payroll cut-off; dispute heard later")
+    assert forced.status_code == 200, forced.text
+    kinds = {w["kind"]: w for w in forced.json()["warnings"]}
+    assert kinds["goals_unacknowledged"]["agents"] == [c]
+    assert kinds["goals_disputed"]["agents"] == [b]
+    assert forced.json()["close_reason"] == "payroll cut-off; dispute heard later"
+    month = (await app_client.get(team.url(PERIOD), headers=team.manager)).json()
+    assert (month["goals_unacknowledged"], month["goals_disputed"]) == ([c], [b])
+    cards = {agent: await scorecard(app_client, team, agent, team.manager)
+             for agent in team.agents}
+    assert {agent: card["goals_status"] for agent, card in cards.items()} == {
+        a: "acknowledged", b: "disputed", c: "pending"}
