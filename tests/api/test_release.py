@@ -406,3 +406,49 @@ async def test_a_goal_dispute_blocks_a_plain_close_and_unacknowledged_goals_stay
              for agent in team.agents}
     assert {agent: card["goals_status"] for agent, card in cards.items()} == {
         a: "acknowledged", b: "disputed", c: "pending"}
+
+
+async def test_an_amended_appeal_corrects_the_month_and_a_later_streak_follows(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    # Version 1 (released at publication: the window runs from it); c is last three months.
+    team = await make_team(app_client, uid, 3)
+    c = team.agents[2]
+    published = {"2026-09": datetime(2026, 10, 3, 9, tzinfo=UTC),
+                 "2026-10": datetime(2026, 11, 3, 9, tzinfo=UTC),
+                 "2026-11": datetime(2026, 11, 4, 9, tzinfo=UTC)}
+    for month, at in published.items():
+        await published_month(app_client, team, app_clock, [90, 80, 70], version=V1,
+                              period=month, at=at)
+    reviews = await app_client.get(f"/v1/sanctions?team_id={team.team_id}&period=2026-11"
+                                   "&kind=reassignment_review", headers=team.manager)
+    assert [(i["agent_id"], i["status"]) for i in reviews.json()["items"]] == [(c, "open")]
+    app_clock.set(datetime(2026, 11, 5, 9, tzinfo=UTC))
+    filed = await app_client.post(team.url("2026-10", f"/appeals/{c}"), headers=team.agent(c),
+                                  json={"reason": "my October scores were keyed for b"})
+    assert filed.status_code == 201, filed.text
+    appeal = filed.json()["appeal_id"]
+    amended = await app_client.post(f"/v1/appeals/{appeal}/decision", headers=team.manager,
+                                    json={"decision": "amend", "note": "scores swapped"})
+    assert amended.json()["cycle_status"] == "open"
+    # The manager revises, closes and publishes again: every consequence is re-derived.
+    await team.evaluate_all("2026-10", {c: 95})
+    assert (await team.close("2026-10")).status_code == 200
+    assert (await team.publish("2026-10")).status_code == 200
+    october = await app_client.get(f"/v1/sanctions?team_id={team.team_id}&period=2026-10",
+                                   headers=team.manager)
+    reversal = next(i for i in october.json()["items"] if i["agent_id"] == c
+                    and i["kind"] == "deduction" and i["entry"] == "reversal")
+    assert f"appeal {appeal} amended: scores swapped" in reversal["reason"]
+    november = await app_client.get(f"/v1/sanctions?team_id={team.team_id}&period=2026-11"
+                                    "&kind=reassignment_review", headers=team.manager)
+    grant, cancellation = november.json()["items"]
+    assert grant["status"] == "cancelled" and cancellation["reverses"] == grant["id"]
+    assert f"appeal {appeal} amended" in cancellation["reason"]
+    # The decided appeal makes c's October final; the feed carries the appeal's events.
+    assert all(i["final"] for i in october.json()["items"] if i["agent_id"] == c)
+    for kind in ("AppealFiled", "AppealDecided"):
+        feed = await app_client.get(f"/v1/events?limit=1000&type={kind}", headers=ADMIN)
+        assert [e["data"]["appeal_id"] for e in feed.json()["items"]].count(appeal) == 1
+    assert [e["type"] for e in await result_events(app_client, team, c, "2026-10")] == [
+        "AppealFiled", "AppealDecided"]
