@@ -164,10 +164,15 @@ AGENTS = (
 UNPUBLISHED = {("shop-be", 2)}
 #: The agent whose key the demo prints, to show the agent's view.
 SHOWN_AGENT = "sh-wang-lei"
-#: The month with the demo's two appeals (Berlin's first), and its appellants.
-APPEALS = ("shop-be", 0)
-UPHELD = "be-paul-koch"
-AMENDED = "be-emma-hoffmann"
+#: The month with the demo's two appeals (Berlin's September), and its appellants: Noah asks
+#: for the tie with Mia to be broken (upheld: ties share a rank); Jonas, last, shows that his
+#: first week's chats were logged under a colleague's account (amended: corrected, so Jonas
+#: is no longer last and his deduction is reversed).
+APPEALS = ("shop-be", 1)
+UPHELD = "be-noah-wagner"
+AMENDED = "be-jonas-becker"
+#: The amended appeal's correction: Jonas's manager scores, this many points higher.
+CORRECTED_BY = 6.0
 
 
 def months_for(now: datetime) -> list[str]:
@@ -668,7 +673,8 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
         if state is None or state["status"] != "open" or state["publications"] == 0:
             return
         url = f"/v1/teams/{team.team_id}/cycles/{period}/evaluations/{agent.agent_id}/manager"
-        scores = {k: max(v, 85.0) for k, v in manager_scores(agent, index, period).items()}
+        scores = {k: min(v + CORRECTED_BY, 100.0)
+                  for k, v in manager_scores(agent, index, period).items()}
         await api.send("PUT", url, api.as_("manager", team.manager_id), {
             "scores": scores, "comment": "corrected after the appeal: the first week's chats"
                                          " were logged under a colleague's account"})
@@ -721,16 +727,16 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
                 # Feedback before results: one appeal upheld, one amended (a real correction,
                 # with its ledger reversals), on the day of the publication.
                 for hour, agent_id, reason in (
-                        (11, UPHELD, "My cooperation score does not reflect the weekend shifts"
-                                     " I covered for colleagues."),
+                        (11, UPHELD, "I sold more than Mia this month: the tie should be broken"
+                                     " in my favour."),
                         (11, AMENDED, "My first week's chats were logged under another"
                                       " agent's account: my manager evaluation is not mine.")):
                     add(at(team, period, 5, hour), "appeal",
                         partial(appeal, team, period, agent_id, reason))
                 add(at(team, period, 5, 12), "decide", partial(
                     decide_appeal, team, period, UPHELD, "uphold",
-                    "The cooperation score counts the whole month's teamwork; the weekend"
-                    " shifts are recognised in the interview, the score stands."))
+                    "Ties share a rank by policy: the composite is what counts, and yours and"
+                    " Mia's are equal. The result stands."))
                 add(at(team, period, 5, 12), "decide", partial(
                     decide_appeal, team, period, AMENDED, "amend",
                     "Confirmed with the chat logs: the evaluation is corrected."))
