@@ -12,6 +12,7 @@ from pydantic import Field
 from service.api.auth import allow, ensure_manager_of, ensure_self, ensure_self_or_manager
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, paginate, paging
+from service.api.problems import Problem
 from service.api.schemas import (
     PayrollOut,
     PlanIn,
@@ -25,7 +26,9 @@ from service.api.schemas import (
 )
 from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import sanctions as commands
+from service.commands.cycles import get_cycle
 from service.commands.directory import get_team
+from service.commands.release import withheld
 from service.context import ServiceContext
 from service.domain import sanctions as s
 from service.domain.periods import parse_period
@@ -195,7 +198,19 @@ async def get_plan(
     """Return the improvement plan an agent owes, with its submissions, reviews and status."""
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    await _ensure_released(ctx, principal, team_id, period)
     return await commands.get_plan(ctx, team_id, period, agent_id)
+
+
+async def _ensure_released(ctx: ServiceContext, principal: Principal, team_id: str,
+                           period: str) -> None:
+    """Refuse (403) an agent the plan of a month whose result is not released to them yet."""
+    if principal.role != "agent":
+        return
+    cycle = await get_cycle(ctx, team_id, period)
+    if cycle.status == "published" and await withheld(ctx, cycle, principal.subject):
+        raise Problem(403, f"your result of {team_id}/{period} is not released to you yet;"
+                           " it follows your feedback interview", kind="forbidden")
 
 
 @router.put(PLAN, response_model=PlanOut)
@@ -205,6 +220,7 @@ async def submit_plan(
 ) -> dict[str, Any]:
     """Submit (or, after a rejection, resubmit) one's improvement plan; late ones are marked."""
     ensure_self(principal, agent_id)
+    await _ensure_released(ctx, principal, team_id, period)
     return await commands.submit_plan(ctx, caller(principal, request), commands.SubmitPlan(
         team_id=team_id, period=period, agent_id=agent_id, root_causes=body.root_causes,
         actions=[s.PlanAction(action=a.action, due_date=a.due_date) for a in body.actions],

@@ -225,3 +225,12 @@ async def ranked_waiting(ctx: ServiceContext, team_id: str, period: str) -> list
             " AND x.period = m.period AND x.agent_id = a.agent_id) ORDER BY 1",
             team_id, period)
     return [row["agent_id"] for row in rows]
+
+
+async def withheld(ctx: ServiceContext, cycle: c.Cycle, agent_id: str) -> bool:
+    """Tell whether the agent's own result of the month is still withheld from them."""
+    if cycle.status != "published":
+        return True
+    policy = (await cycles.cycle_scheme(ctx, cycle)).results
+    state = await load_result(ctx, cycle.team_id, cycle.period, agent_id)
+    return not r.is_released(state, month_of(cycle, policy))

@@ -76,6 +76,8 @@ async def test_an_open_month_shows_the_agent_their_kpis_and_self_evaluation_only
     assert set(own["components"]) == {"self"} and own["work_performance"] is None
     assert own["kpis"]["report_quality"]["value"] is None  # rated by the manager
     assert own["kpis"]["order_amount"]["target"] is not None  # targets stay
+    listed = await app_client.get(team.url(PERIOD, "/evaluations"), headers=team.agent(a))
+    assert [e["rater_role"] for e in listed.json()["items"]] == ["self"]
     managers = await scorecard(app_client, team, a, team.manager)
     assert managers["rank"] == 1 and managers["composite"] is not None
     assert {e["rater_role"] for e in managers["evaluations"]} == {"self", "manager"}
@@ -96,6 +98,10 @@ async def test_results_reach_agents_by_manager_interview_and_scheduler_once(
     assert [e["rater_role"] for e in before["evaluations"]] == ["self"]
     hidden = await app_client.get(f"/v1/sanctions?agent_id={d}", headers=team.agent(d))
     assert hidden.status_code == 200 and hidden.json()["items"] == []
+    plan_url = team.url(PERIOD, f"/improvement-plans/{d}")
+    assert (await app_client.get(plan_url, headers=team.agent(d))).status_code == 403
+    listed = await app_client.get(team.url(PERIOD, "/evaluations"), headers=team.agent(d))
+    assert [e["rater_role"] for e in listed.json()["items"]] == ["self"]
     refused = await app_client.get(team.url(PERIOD, "/ranking"), headers=team.agent(a))
     assert refused.status_code == 403 and refused.json()["waiting"] == 4
     # Managers (and admins, readers) see everything at publication.
@@ -128,9 +134,10 @@ async def test_results_reach_agents_by_manager_interview_and_scheduler_once(
     assert (after["released"], after["rank"], after["withheld"]) == (True, 4, False)
     shown = await app_client.get(f"/v1/sanctions?agent_id={d}", headers=team.agent(d))
     assert "deduction" in {i["kind"] for i in shown.json()["items"]}
-    plan = await app_client.get(team.url(PERIOD, f"/improvement-plans/{d}"),
-                                headers=team.agent(d))
+    plan = await app_client.get(plan_url, headers=team.agent(d))
     assert plan.json()["due_at"] == "2026-12-08T10:00:00Z"
+    listed = await app_client.get(team.url(PERIOD, "/evaluations"), headers=team.agent(d))
+    assert {e["rater_role"] for e in listed.json()["items"]} == {"self", "manager"}
     assert {i["due_at"] for i in shown.json()["items"] if i["kind"] == "improvement_plan"} == {
         "2026-12-08T10:00:00Z"}
 
