@@ -6,6 +6,7 @@ from service.projections.base import Projection
 from service.projections.cycle_process import CycleProcess
 from service.projections.cycle_results import CycleResults
 from service.projections.directory import Directory
+from service.projections.releases import Releases
 from service.projections.sanctions import Sanctions
 from service.projections.stream_index import StreamIndex
 
@@ -13,7 +14,7 @@ from service.projections.stream_index import StreamIndex
 def all_projections() -> list[Projection]:
     """Return a fresh instance of each projection."""
     return [StreamIndex(), Directory(), CycleResults(), Sanctions(),
-            CycleProcess()]
+            CycleProcess(), Releases()]
 
 
 def by_name(name: str) -> Projection:
