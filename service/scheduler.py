@@ -19,8 +19,6 @@ connection that died unnoticed), nothing is recorded twice: the decision refuses
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
@@ -38,7 +36,7 @@ from service.projections.freshness import wait_caught_up
 from service.projections.sanctions import Sanctions
 from service.queries.sanctions import overdue_candidates
 from service.store import reminders as reminder_store
-from service.store.database import DATABASE_AWAY
+from service.store.locked_loop import LockedLoop
 
 log = logging.getLogger(__name__)
 
@@ -93,64 +91,20 @@ async def evaluation_reminders(ctx: ServiceContext) -> int:
     return recorded
 
 
-class Scheduler:
+class Scheduler(LockedLoop):
     """Run ``overdue_pass``, ``evaluation_reminders`` and ``release_pass`` every
     ``interval_seconds`` on the replica holding the lock."""
 
     def __init__(
         self, ctx: ServiceContext, *, interval_seconds: float, lock_name: str = LOCK_NAME
     ) -> None:
+        super().__init__(ctx.db, name="scheduler", lock=(LOCK_NAMESPACE, lock_name),
+                         interval_seconds=interval_seconds, standby_seconds=interval_seconds)
         self.ctx = ctx
-        self.interval = interval_seconds
-        self.lock_name = lock_name
-        self.holding = False
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        """Start the background task."""
-        self._task = asyncio.create_task(self._run(), name="scheduler:overdue-plans")
-
-    async def stop(self) -> None:
-        """Stop the task; its connection closes and the lock goes with it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        backoff = 0.5
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await self.ctx.db.connect_single()
-                if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))",
-                                           LOCK_NAMESPACE, self.lock_name):
-                    await conn.close()
-                    conn = None
-                    await asyncio.sleep(self.interval)
-                    continue
-                self.holding = True
-                backoff = 0.5
-                while True:
-                    # A dead lock connection means another replica may hold the lock now.
-                    await conn.fetchval("SELECT 1")
-                    await overdue_pass(self.ctx)
-                    await evaluation_reminders(self.ctx)
-                    # A service down at the due time releases at its first pass, once.
-                    await release_pass(self.ctx)
-                    await asyncio.sleep(self.interval)
-            except asyncio.CancelledError:
-                raise
-            except DATABASE_AWAY as exc:
-                log.warning("scheduler lost the database (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.interval)
-            except Exception:
-                log.exception("scheduler pass failed; retrying")
-                await asyncio.sleep(self.interval)
-            finally:
-                self.holding = False
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(conn.close(timeout=2))
+    async def work(self, conn: asyncpg.Connection) -> None:
+        """Record overdue plans, remind raters, and release results that fell due."""
+        await overdue_pass(self.ctx)
+        await evaluation_reminders(self.ctx)
+        # A service down at the due time releases at its first pass, once.
+        await release_pass(self.ctx)

@@ -19,8 +19,6 @@ stored (archived months keep their compacted rows: their samples are in the arch
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -29,7 +27,8 @@ from datetime import datetime
 import asyncpg
 
 from service.store import metric_partitions
-from service.store.database import DATABASE_AWAY, Database
+from service.store.database import Database
+from service.store.locked_loop import LockedLoop
 
 log = logging.getLogger(__name__)
 
@@ -117,64 +116,24 @@ async def rebuild(conn: asyncpg.Connection) -> None:
             await conn.execute(statement)
 
 
-class Compactor:
-    """Fold deltas every ``interval_seconds`` on the replica holding the lock."""
+class Compactor(LockedLoop):
+    """Fold deltas every ``interval_seconds`` on the replica holding the lock, and make the
+    coming months' sample partitions ahead of them."""
+
+    quiet = (asyncpg.UndefinedTableError,)  # not migrated yet
 
     def __init__(self, db: Database, *, clock: Callable[[], datetime],
                  interval_seconds: float = 1.0) -> None:
-        self.db = db
+        super().__init__(db, name="metric totals compaction", lock=(LOCK_NAMESPACE, LOCK_NAME),
+                         interval_seconds=interval_seconds,
+                         standby_seconds=interval_seconds * 5)
         self.clock = clock
-        self.interval = interval_seconds
-        self.holding = False
-        self._task: asyncio.Task[None] | None = None
+        self._partitions_checked = -PARTITIONS_EVERY_SECONDS
 
-    def start(self) -> None:
-        """Start the background task."""
-        self._task = asyncio.create_task(self._run(), name="metric-totals:compactor")
-
-    async def stop(self) -> None:
-        """Stop the task; its connection closes and the lock goes with it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        backoff = 0.5
-        while True:
-            conn: asyncpg.Connection | None = None
-            try:
-                conn = await self.db.connect_single()
-                if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))",
-                                           LOCK_NAMESPACE, LOCK_NAME):
-                    await conn.close()
-                    conn = None
-                    await asyncio.sleep(self.interval * 5)
-                    continue
-                self.holding = True
-                backoff = 0.5
-                checked = -PARTITIONS_EVERY_SECONDS
-                while True:
-                    await compact_all(conn)
-                    if time.monotonic() - checked > PARTITIONS_EVERY_SECONDS:
-                        # Months keep coming: the next ones get their partition ahead.
-                        await metric_partitions.ensure(conn, self.clock())
-                        checked = time.monotonic()
-                    await asyncio.sleep(self.interval)
-            except asyncio.CancelledError:
-                raise
-            except DATABASE_AWAY as exc:
-                log.warning("compactor lost the database (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.interval * 5)
-            except asyncpg.UndefinedTableError:
-                await asyncio.sleep(self.interval)  # not migrated yet
-            except Exception:
-                log.exception("metric totals compaction failed; retrying")
-                await asyncio.sleep(self.interval)
-            finally:
-                self.holding = False
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(conn.close(timeout=2))
+    async def work(self, conn: asyncpg.Connection) -> None:
+        """Fold the deltas; now and then make the next months' partitions."""
+        await compact_all(conn)
+        if time.monotonic() - self._partitions_checked > PARTITIONS_EVERY_SECONDS:
+            # Months keep coming: the next ones get their partition ahead.
+            await metric_partitions.ensure(conn, self.clock())
+            self._partitions_checked = time.monotonic()

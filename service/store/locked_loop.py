@@ -1,0 +1,87 @@
+"""Background work that one replica at a time does: a loop under a session advisory lock.
+
+The lock lives on a dedicated connection (``connect_single``): when the process or its
+connection dies, PostgreSQL releases the lock and another replica's loop takes it within
+``standby_seconds``. The scheduler and the metric-totals compactor are such loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+
+from service.store.database import DATABASE_AWAY, Database
+
+log = logging.getLogger(__name__)
+
+
+class LockedLoop:
+    """Run ``work`` every ``interval`` seconds on the one replica that holds the lock."""
+
+    #: Errors that mean "not yet" (say, a table the migrations have not made): wait quietly.
+    quiet: tuple[type[BaseException], ...] = ()
+
+    def __init__(self, db: Database, *, name: str, lock: tuple[int, str],
+                 interval_seconds: float, standby_seconds: float) -> None:
+        self.db = db
+        self.name = name
+        self.lock = lock
+        self.interval = interval_seconds
+        self.standby = standby_seconds
+        self.holding = False
+        self._task: asyncio.Task[None] | None = None
+
+    async def work(self, conn: asyncpg.Connection) -> None:
+        """Do one pass; ``conn`` is the connection that holds the lock."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start the background task."""
+        self._task = asyncio.create_task(self._run(), name=self.lock[1])
+
+    async def stop(self) -> None:
+        """Stop the task; its connection closes and the lock goes with it."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await self.db.connect_single()
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))",
+                                           *self.lock):
+                    await conn.close()
+                    conn = None
+                    await asyncio.sleep(self.standby)
+                    continue
+                self.holding = True
+                backoff = 0.5
+                while True:
+                    # A dead lock connection means another replica may hold the lock now.
+                    await conn.fetchval("SELECT 1")
+                    await self.work(conn)
+                    await asyncio.sleep(self.interval)
+            except asyncio.CancelledError:
+                raise
+            except DATABASE_AWAY as exc:
+                log.warning("%s lost the database (%s); retrying", self.name,
+                            type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.standby)
+            except Exception as exc:
+                if not isinstance(exc, self.quiet):
+                    log.exception("%s pass failed; retrying", self.name)
+                await asyncio.sleep(self.interval)
+            finally:
+                self.holding = False
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=2))
