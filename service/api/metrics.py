@@ -24,10 +24,10 @@ from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.problems import Problem
 from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
 from service.commands import metrics as commands
+from service.commands.cycles import month_scheme
 from service.commands.directory import get_agent, get_team
 from service.context import ServiceContext
 from service.domain import metrics as m
-from service.domain.kpis import MEASURED_KPIS
 from service.domain.periods import parse_period, period_of
 from service.domain.principal import Principal
 from service.projections.directory import Directory
@@ -297,7 +297,8 @@ class KpisOut(BaseModel):
 
     period: str
     kpis: dict[str, float | None] = Field(
-        description=f"{', '.join(MEASURED_KPIS)}; a ratio with a zero denominator is null")
+        description="the measured KPIs of the month's scheme version (for the agent's position),"
+                    " by their formulas; a ratio with a zero denominator is null")
     totals: dict[str, float] = Field(description="sum of each raw metric (0 when none arrived)")
     observations: dict[str, int] = Field(description="samples of each raw metric")
     samples: int
@@ -369,8 +370,9 @@ async def agent_kpis(
     team = await get_team(ctx, agent.team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     month = _period(period, team.timezone, ctx.clock())
+    scheme = await month_scheme(ctx, team, month)
     async with ctx.db.connection() as conn:
-        document = await kpis.agent_kpis(conn, agent_id, month)
+        document = await kpis.agent_kpis(conn, agent_id, month, scheme, agent.position)
     out = AgentKpisOut(agent_id=agent_id, team_id=agent.team_id, period=month, **document)
     return _kpi_csv(out, agent_id, f"kpis-{agent_id}-{month}") if wants_csv(request) else out
 
@@ -386,8 +388,9 @@ async def team_kpis(
     team = await get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
     month = _period(period, team.timezone, ctx.clock())
+    scheme = await month_scheme(ctx, team, month)
     async with ctx.db.connection() as conn:
-        document = await kpis.team_kpis(conn, team_id, month)
+        document = await kpis.team_kpis(conn, team_id, month, scheme)
         feeds = await kpis.feeds(conn, team_id)
     out = TeamKpisOut(team_id=team_id, period=month, feeds=[FeedOut(**f) for f in feeds],
                       **document)

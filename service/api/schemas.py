@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
 
+from service.domain.kpis import TeamTarget
 from service.domain.scheme import Scheme
 
 Id = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$", min_length=1, max_length=64)
@@ -27,6 +28,10 @@ class TeamIn(Body):
     currency: str | None = Field(default=None, max_length=3, examples=["CNY"])
     manager_ids: list[str] | None = Field(default=None, max_length=100)
     scheme_id: str | None = Field(default=None, max_length=64)
+    kpi_targets: dict[str, TeamTarget] | None = Field(default=None, max_length=200, description=(
+        "The team's own target and floor per measured KPI of its scheme (for example in its"
+        " own currency), over the scheme's and the position's. Left out: unchanged; {}:"
+        " cleared."), examples=[{"order_amount": {"target": 6000, "floor": 0}}])
 
 
 class TeamOut(BaseModel):
@@ -39,6 +44,7 @@ class TeamOut(BaseModel):
     manager_ids: list[str]
     scheme_id: str
     version: int
+    kpi_targets: dict[str, TeamTarget] = Field(default_factory=dict)
 
 
 class AgentIn(Body):

@@ -17,6 +17,7 @@ import asyncpg
 from service.context import ServiceContext
 from service.domain import metrics as m
 from service.store import metrics as store
+from service.store import team_metrics
 
 #: A batch that deadlocked with a concurrent one (never expected: rows and locks are taken in
 #: one order) is tried again this often.
@@ -89,6 +90,19 @@ async def settle(
         rows.append((source, sample["id"], sample["agent_id"], where[0], where[1],
                      sample["metric"], sample["value"], sample["occurred_at"]))
         indexes.append(index)
+
+    # The metrics each (team, month) accepts: its scheme's declarations (team_metrics).
+    declared = await team_metrics.declared(conn, {(r[3], r[4]) for r in rows})
+    if declared:
+        known_rows, known_indexes = [], []
+        for index, row in zip(indexes, rows, strict=True):
+            unknown = m.undeclared(items[index][1], row[3], declared[(row[3], row[4])])
+            if unknown is None:
+                known_rows.append(row)
+                known_indexes.append(index)
+            else:
+                refused.append((index, row[0], items[index][1], unknown))
+        rows, indexes = known_rows, known_indexes
 
     statuses = await store.lock_cycles(conn, {(r[3], r[4]) for r in rows})
     if statuses:

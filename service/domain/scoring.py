@@ -68,6 +68,9 @@ class KpiScore(_Frozen):
     status: KpiStatus | None = None
     #: Fair months: the share of the month target and floor were scaled by (prorate KPIs).
     prorated_by: float | None = None
+    #: Where the target came from: scheme, position, team, goal or prorated (None: rated, or
+    #: scored before the source was recorded).
+    target_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,8 @@ def _names(names: Sequence[str]) -> str:
     return ", ".join(names) + (" has" if len(names) == 1 else " have")
 
 
-def _kpi_score(kpi: KpiDef, value: float | None, scale_max: float) -> KpiScore:
+def _kpi_score(kpi: KpiDef, value: float | None, scale_max: float,
+               source: str | None = None) -> KpiScore:
     if kpi.kind == "rated":
         reached = None if value is None else value / scale_max * 100.0
     elif kpi.target is None or kpi.floor is None:
@@ -152,16 +156,18 @@ def _kpi_score(kpi: KpiDef, value: float | None, scale_max: float) -> KpiScore:
         attainment=reached,
         dropped=reached is None,
         status="no_data" if reached is None else "measured",
+        target_source=None if kpi.kind == "rated" else source,
     )
 
 
 def _fair_kpi_score(kpi: KpiDef, value: float | None, scale_max: float, yardstick: Yardstick,
-                    notes: list[str]) -> KpiScore:
+                    notes: list[str], source: str | None = None) -> KpiScore:
     """Score a KPI by the one-yardstick rule: unavailable drops out, no data scores 0."""
     if kpi.kind == "rated":
         return _kpi_score(kpi, value, scale_max)
     if kpi.name in yardstick.unavailable:
-        return _kpi_score(kpi, None, scale_max).model_copy(update={"status": "unavailable"})
+        return _kpi_score(kpi, None, scale_max, source).model_copy(
+            update={"status": "unavailable"})
     share = yardstick.share
     scaled = kpi.prorate and share < 1 and kpi.target is not None and kpi.floor is not None
     if scaled:
@@ -169,7 +175,8 @@ def _fair_kpi_score(kpi: KpiDef, value: float | None, scale_max: float, yardstic
         kpi = kpi.model_copy(update={"target": prorated(kpi.target, share),
                                      "floor": prorated(kpi.floor, share)})
         notes.append(f"{kpi.name} target and floor pro-rated to {share:.0%} of the month")
-    scored = _kpi_score(kpi, value, scale_max)
+        source = "prorated"
+    scored = _kpi_score(kpi, value, scale_max, source)
     update: dict[str, object] = {"prorated_by": round(share, 4) if scaled else None}
     if not yardstick.has_data.get(kpi.name, False):
         # Not let off: teammates are judged on this KPI, so no data here counts as nothing
@@ -187,14 +194,19 @@ def _work_performance(
     override: tuple[float, str] | None,
     notes: list[str],
     yardstick: Yardstick | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> WorkPerformance:
     role, criterion = owner
+    sources = sources or {}
+    kpis = scheme.kpis_for(position)
     scored = {
         kpi.name: (
-            _kpi_score(kpi, value, scheme.scale_max) if yardstick is None
-            else _fair_kpi_score(kpi, value, scheme.scale_max, yardstick, notes)
+            _kpi_score(kpi, value, scheme.scale_max, sources.get(kpi.name, "scheme"))
+            if yardstick is None
+            else _fair_kpi_score(kpi, value, scheme.scale_max, yardstick, notes,
+                                 sources.get(kpi.name, "scheme"))
         )
-        for kpi in scheme.kpis_for(position)
+        for kpi in kpis
         for value in (ratings.get(kpi.name) if kpi.kind == "rated"
                       else kpi_values.get(kpi.name),)
     }
@@ -223,6 +235,9 @@ def _work_performance(
         computed = math.fsum(s.weight / total * (s.attainment or 0.0) for s in kept.values())
         if dropped:
             notes.append(f"{_names(dropped)} no data; remaining KPI weights re-normalised")
+    elif not any(k.weight > 0 for k in kpis):
+        notes.append(f"the position {position or '(none)'} has no KPIs: {criterion.name} does not"
+                     f" count and only the rated criteria make up the {role} score")
     else:
         notes.append(f"no KPI has data; {criterion.name} cannot be computed")
     score = computed
@@ -311,6 +326,7 @@ def score_agent(
     trained_roles: Set[str] = frozenset(),
     optional_roles: Set[str] = frozenset(),
     yardstick: Yardstick | None = None,
+    target_sources: Mapping[str, str] | None = None,
 ) -> AgentScore:
     """Score one agent: KPI attainment, each role's criteria, and the composite, explained.
 
@@ -322,6 +338,7 @@ def score_agent(
     customers...): without a counted rating such a role is ``unrated`` and drops out, the other
     role weights re-normalised, instead of leaving the composite missing.
     ``yardstick`` (fair months) scores the measured KPIs by the team-month's one yardstick.
+    ``target_sources`` says where each KPI's target came from (``effective_kpis``).
     """
     if override is not None and not override[1].strip():
         raise ValueError("an override of work_performance needs a written reason")
@@ -337,7 +354,8 @@ def score_agent(
                 " its written reason"
             )
         work_performance = _work_performance(
-            scheme, position, owner, kpi_values, owner_ratings, override, notes, yardstick
+            scheme, position, owner, kpi_values, owner_ratings, override, notes, yardstick,
+            target_sources,
         )
     elif override is not None:
         notes.append("override ignored: the scheme has no KPI attainment criterion")
