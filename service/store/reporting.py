@@ -330,7 +330,8 @@ VIEWS: list[View] = [
     ),
     View(
         "scorecard_kpis",
-        "Each KPI of each scorecard: one row per agent, closed month and KPI.",
+        "Each KPI of each scorecard: one row per agent, closed month and KPI, whatever KPIs"
+        " the scheme declares (a new KPI appears here without a migration).",
         {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
          "status": "closed or published", "kpi": "the KPI's name",
          "kind": "measured (from metrics) or rated (by the manager)", "unit": "its unit",
@@ -339,13 +340,19 @@ VIEWS: list[View] = [
          "weight": "the KPI's weight in work performance",
          "effective_weight": "its weight after KPIs without data dropped out",
          "attainment": "attainment, 0..100 (null: dropped)",
-         "dropped": "whether the KPI had no data and dropped out"},
+         "dropped": "whether the KPI had no data and dropped out",
+         "kpi_status": "measured, no_data or unavailable (fair months; null before them)",
+         "target_source": "where the target came from: scheme, position, team, goal or"
+                          " prorated (null: rated, or scored before KPIs were data)",
+         "label": "the KPI's label in its scheme",
+         "formula": "the KPI's formula in words (null: rated)"},
         "SELECT s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id, s.status,"
         " k.key, k.value ->> 'kind', k.value ->> 'unit', k.value ->> 'direction',"
         " (k.value ->> 'value')::float8, (k.value ->> 'target')::float8,"
         " (k.value ->> 'floor')::float8, (k.value ->> 'weight')::float8,"
         " (k.value ->> 'effective_weight')::float8, (k.value ->> 'attainment')::float8,"
-        " (k.value ->> 'dropped')::boolean"
+        " (k.value ->> 'dropped')::boolean, k.value ->> 'status', k.value ->> 'target_source',"
+        " coalesce(k.value ->> 'label', k.key), k.value ->> 'formula'"
         " FROM public.scorecards s"
         " CROSS JOIN LATERAL jsonb_each(coalesce(s.document -> 'kpis', '{}'::jsonb)) k",
         ("scorecards",),
