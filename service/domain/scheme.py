@@ -594,6 +594,34 @@ def team_target_problems(scheme: Scheme, targets: Mapping[str, TeamTarget]) -> l
     return problems
 
 
+def with_team_targets(scheme: Scheme, team_targets: Mapping[str, TeamTarget]) -> Scheme:
+    """Return the scheme as a team's agents are issued it: the team's own targets and floors
+    over the scheme's and every position's (``effective_kpis``' rule)."""
+    if not team_targets:
+        return scheme
+
+    def retarget(kpi: KpiDef) -> KpiDef:
+        team = team_targets.get(kpi.name)
+        if team is None or kpi.kind != "measured":
+            return kpi
+        return kpi.model_copy(update=team.model_dump(exclude_none=True))
+
+    def give_way(name: str, change: KpiOverride) -> KpiOverride:
+        team = team_targets.get(name)
+        if team is None:
+            return change
+        numbers = team.model_dump(exclude_none=True)
+        if change.kind is not None:  # a KPI the position adds: the team's numbers replace its
+            return change.model_copy(update=numbers)
+        # a position's change of a scheme KPI gives way where the team set its own
+        return change.model_copy(update=dict.fromkeys(numbers))
+
+    overrides = {position: {name: give_way(name, change) for name, change in changes.items()}
+                 for position, changes in scheme.position_overrides.items()}
+    return scheme.model_copy(update={"kpis": tuple(retarget(k) for k in scheme.kpis),
+                                     "position_overrides": overrides})
+
+
 def effective_kpis(scheme: Scheme, position: str | None, team_targets: Mapping[str, TeamTarget]
                    ) -> tuple[list[KpiDef], dict[str, TargetSource]]:
     """Return a position's KPIs with the team's own targets over them, and where each KPI's

@@ -252,6 +252,10 @@ async def test_two_teams_with_their_own_currency_targets_in_one_payroll_export(
     assert (b["target"], b["target_source"]) == (6000.0, "team")
     assert (s["target"], s["floor"], s["target_source"]) == (45000.0, 0.0, "team")
     assert b["attainment"] == 50.0 and abs(s["attainment"] - 100 * 3000 / 45000) < 1e-9
+    # the agents were issued the targets they were scored against
+    goals = await app_client.get(berlin.url(PERIOD, f"/goals/{berlin.agents[0]}"),
+                                 headers=ADMIN)
+    assert goals.json()["targets"]["order_amount"]["target"] == 6000.0, goals.text
     # and one payroll export lists both teams, each in its own currency
     payroll = await app_client.get(f"/v1/payroll?period={PERIOD}", headers=ADMIN)
     assert payroll.status_code == 200, payroll.text

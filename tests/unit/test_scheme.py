@@ -7,13 +7,17 @@ from typing import Any
 import pydantic
 import pytest
 
+from service.domain.kpis import TeamTarget
 from service.domain.problems import Problem
 from service.domain.scheme import (
     DEFAULT_SCHEME,
     KpiOverride,
     Scheme,
     check_evaluation,
+    effective_kpis,
+    team_target_problems,
     validate_scheme,
+    with_team_targets,
 )
 
 
@@ -397,3 +401,20 @@ def test_scheme_header_problems() -> None:
     body = _dump() | {"scheme_id": "has spaces", "version": 0, "name": " ", "scale_max": 0}
     problems = validate_scheme(Scheme.model_validate(body))
     assert _fields(problems) == {"scheme_id", "version", "name", "scale_max"}
+
+
+def test_a_team_target_wins_over_the_position_s_and_says_so() -> None:
+    body = _dump()
+    body["position_overrides"] = {"vip": {"order_amount": {"target": 90000.0},
+                                          "churn_rate": {"target": 0.02}}}
+    scheme = Scheme.model_validate(body)
+    team = {"order_amount": TeamTarget(target=6000.0)}
+    kpis, sources = effective_kpis(scheme, "vip", team)
+    by_name = {k.name: k for k in kpis}
+    assert (by_name["order_amount"].target, by_name["order_amount"].floor) == (6000.0, 0.0)
+    assert (sources["order_amount"], sources["churn_rate"], sources["refund_ratio"]) == (
+        "team", "position", "scheme")
+    # the targets agents are issued follow the same rule
+    issued = {k.name: k for k in with_team_targets(scheme, team).kpis_for("vip")}
+    assert issued["order_amount"].target == 6000.0 and issued["churn_rate"].target == 0.02
+    assert team_target_problems(scheme, {"order_amount": TeamTarget(floor=70000.0)})
