@@ -152,11 +152,14 @@ async def _close_publish(port: int, team: str, agents: int) -> float:
         started = time.perf_counter()
         (await client.post(f"{base}/close", json={})).raise_for_status()
         (await client.post(f"{base}/publish")).raise_for_status()
-        ranking = await client.get(f"{base}/ranking")
-        ranking.raise_for_status()
-        while ranking.json()["status"] != "published":
-            await asyncio.sleep(0.005)
+        while True:
             ranking = await client.get(f"{base}/ranking")
+            # 503: the read model is still rendering the month (a loaded machine); ask again
+            if ranking.status_code != 503:
+                ranking.raise_for_status()
+                if ranking.json()["status"] == "published":
+                    break
+            await asyncio.sleep(0.005)
         done = time.perf_counter() - started
         assert len(ranking.json()["entries"]) == agents, len(ranking.json()["entries"])
     return done
