@@ -25,7 +25,8 @@ class TeamMetrics(Projection):
     """Declared metrics per team (latest scheme version) and per team month (its cycle's)."""
 
     name = "team_metrics"
-    version = 1
+    # 2: every published version is recorded (declared_versions)
+    version = 2
     stream_types = ("scheme", "team", "cycle")
     # Of the cycle events only the opening is read: a close is megabytes nobody here needs.
     data_only = DataOnly(("cycle",), frozenset({"CycleOpened"}))
@@ -52,6 +53,13 @@ class TeamMetrics(Projection):
             team_id   text PRIMARY KEY,
             scheme_id text NOT NULL
         )""",
+        # Every published version, metrics or not: a version that declares none is still the
+        # latest (its teams then take no metric), not a reason to fall back to an older one.
+        "declared_versions": """(
+            scheme_id text NOT NULL,
+            version   int NOT NULL,
+            PRIMARY KEY (scheme_id, version)
+        )""",
     }
 
     async def apply(
@@ -66,6 +74,9 @@ class TeamMetrics(Projection):
             if isinstance(e, SchemePublished):
                 rows = [(e.scheme_id, e.version, name, m.unit, m.aggregation)
                         for name, m in tm.declared(Scheme.model_validate(e.scheme)).items()]
+                await conn.execute(
+                    f"INSERT INTO {tables['declared_versions']} VALUES ($1, $2)"
+                    " ON CONFLICT DO NOTHING", e.scheme_id, e.version)
                 await conn.executemany(
                     f"INSERT INTO {tables['scheme_metrics']} VALUES ($1, $2, $3, $4, $5)"
                     " ON CONFLICT DO NOTHING", rows)
@@ -102,7 +113,7 @@ async def _latest(conn: asyncpg.Connection, tables: Tables, team_id: str, scheme
         INSERT INTO {tables['team_metrics']}
         SELECT $1, $2, metric, unit, aggregation FROM {tables['scheme_metrics']}
         WHERE scheme_id = $3
-          AND version = (SELECT max(version) FROM {tables['scheme_metrics']}
+          AND version = (SELECT max(version) FROM {tables['declared_versions']}
                          WHERE scheme_id = $3)
         """,
         team_id, tm.ANY_MONTH, scheme_id)
