@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import os
 import socket
@@ -11,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,13 +22,16 @@ import jwt
 import psutil
 
 from bench.common import BenchContext, CpuMeter, Row, Suite, bounded, compared, percentile
-from bench.loadgen import Batch, Day, make_day, play, register
+from bench.loadgen import Day, make_day, play, register
+from bench.peer import load_directory
+from service.domain.scheme import DEFAULT_SCHEME
+from service.store import metric_partitions, team_metrics
 from service.store import metrics as store
 from service.store.database import _init_connection, asyncpg_dsn
 
 SUITE = Suite(
     key="ingest",
-    title="Live metrics ingestion (issue 5)",
+    title="Live metrics ingestion (issues 5 and 20)",
     about="""
 ### What these mean and how they are measured
 
@@ -44,83 +46,42 @@ over real TCP. As real clients do, about 2 % of batches are sent twice, about 1 
 previous batch by 200 samples, and 0.05 % of samples are bad (unknown agent, negative value,
 unknown metric, half an order); the run checks that the service answered exactly that:
 accepted = distinct good samples, rejected = every sending of a bad sample (a resent batch
-repeats its bad ones), the rest duplicates, and that the read model counted each good sample
-once.
+repeats its bad ones), the rest duplicates; that the totals counted each good sample once; and
+that `GET /v1/agents/{id}/kpis` for every agent, issued right after the last answer with no
+wait, counts every stored sample (read-your-writes: totals are appended as deltas in the
+statement that stores the samples, so there is no lag to measure).
 
 - **HTTP ingestion**: samples sent (good, duplicate and bad alike: each is handled) divided by
-  the wall time from the first request to the last answer. Baseline: the same distinct rows
-  (source, sample id, agent, team, period, metric, value, occurred_at, received_at) copied by
-  8 concurrent connections, 1,000 rows per `copy_records_to_table`, into a plain table with
-  the same columns and no index, constraint or default; measured once before and once after
-  the HTTP run (the figure is their mean). Target: at least 50 %.
-- **KPI read-model lag**: for every batch that stored samples, the time from its HTTP answer
-  to the first moment the `metric_totals` checkpoint (polled every 10 ms on its own
-  connection) covers the batch's last stored row, in (transaction id, id) order. Target: p99
-  below 1 s.
-- **for scale**: the service's own INSERT statement (`service.store.metrics.insert`, which
-  keeps `(source, id)` unique and the rows in read order) run directly from 8 connections
-  with the same rows; and the same 8-connection COPY into the plain table with
-  `(source, sample_id)` as its only index (no conflict handling: a duplicate would fail the
-  whole COPY), the cheapest storage that refuses duplicates at all. Not targets; they
-  bound the first row.
+  the wall time from the first request to the last answer. Baselines, in the same run: the
+  same distinct rows copied by 8 concurrent connections, 1,000 rows per
+  `copy_records_to_table`, into a plain table with no index (before and after the HTTP run,
+  their mean; target: at least 25 %), and **the peer** (`bench/peer.py`): the ~100-line
+  FastAPI endpoint of issue 20 (orjson, a Python shape loop, COPY into a temporary staging
+  table, one statement placing, inserting with `ON CONFLICT DO NOTHING RETURNING`,
+  quarantining unknown agents and appending delta totals), played the same day by the same
+  clients after csperf (target: csperf at least 0.9 times the peer). csperf also applies the
+  closed-period rule, membership history (transfers), the metric catalogue as a table, feed
+  tracking, authentication and per-sample answers with reasons; the peer does none of these.
+- **for scale**: csperf's own SQL path (COPY to the stage, the placing and locking statement,
+  the judging and storing statement with delta totals) run directly from 8 connections with
+  the same rows; and the same 8-connection COPY into the plain table with `(source,
+  sample_id)` as its only index, the cheapest storage that refuses duplicates at all.
+- **KPI read p99**: `GET /v1/agents/{id}/kpis` for one agent after another every 20 ms while
+  the day is ingested (a dashboard's poll), from the same client process.
 - **service memory**: the largest resident set size of the service process, sampled every
   100 ms through the run (psutil). Target: below 300 MB.
+- **years**: the same day played into an empty store and into one holding 20 million samples
+  of the same agents over the 24 months before (made by `generate_series` straight into the
+  monthly partitions, with their compacted totals, then `VACUUM ANALYZE`), in the same run.
+  Targets: ingestion at least 0.8 times the empty store's rate, KPI read p99 at most 1.5
+  times. Then the oldest month (1 million samples) is archived by `archive_month` (the work
+  of `csperf metrics archive`: wait for writers, COPY through gzip and sha256, count check,
+  quarantine marks, DROP) and compared with a plain `COPY ... TO` a file of the same
+  partition (target: at least 25 % of its rate).
 
-Client, service and PostgreSQL share the machine's CPUs; the notes give each one's CPU time.
-
-### Why the 50 % target is missed, and what meeting it would take
-
-The rate is CPU-bound. At half the COPY rate, two cores leave 11-16 µs of CPU per sample (the
-COPY baseline itself moved between about 220,000 and 370,000 rows/s from run to run on this
-shared VM on 2026-11-30, and was about 135,000 on 2026-12-01's slower one, where the budget
-is twice as large and every cost below twice as large too) for the load client, the service
-and PostgreSQL together. Two facts decide it, both measured in every run:
-
-- The service's own duplicate-refusing INSERT, run directly from 8 connections with no HTTP,
-  validation, placement or read model in front of it, reaches 32-56 % of the COPY rate
-  ("for scale"). The whole path can only be slower than one of its parts.
-- The service process alone spends more CPU per sample (HTTP, JSON, checks, placement,
-  encoding: 13-20 µs on 2026-11-30, 35 µs on 2026-12-01) than the budget for everything.
-
-In detail, measured in the same runs:
-
-- The load client (httpx, sending and reading) spends 2-3 µs per sample.
-- COPY into a table keyed only by `(source, sample_id)`, with nothing in front of it, keeps
-  about 1.7 of the 2 cores busy (the notes): about 2.6 µs per row in the COPY client
-  (asyncpg encoding the rows) and 4.5 µs in PostgreSQL, 7 µs in all. Such a COPY cannot even
-  answer a duplicate: it fails.
-- What remains, 2-6 µs per sample, would have to pay for HTTP and JSON parsing, checking
-  each sample, placing it in its team and month, refusing duplicates one by one (the
-  duplicate-refusing INSERT alone reaches 32-56 % of COPY, "for scale") and aggregating the
-  read model. Today the service spends about 13-20 µs per sample in Python and PostgreSQL
-  11-17 µs.
-
-Meeting 50 % would take an ingest path at COPY speed (COPY straight into the keyed table,
-falling back to the refusing INSERT only for a batch that holds a duplicate) and a service
-that checks, places and encodes a sample in 3-4 µs of Python (hand-written checks over
-orjson instead of pydantic, placement from an in-memory directory checked against its
-version): a 3-4x cut of the service's cost, at the edge of what two shared cores allow even
-then. More cores lift the ceiling directly: the service and PostgreSQL stop competing.
-
-Where the service's time goes today (`py-spy` on the service, psutil on the server):
-
-- PostgreSQL spends about 11 µs per sample, against about 2 µs per row for COPY into the
-  plain table: the idempotent insert (a speculative insertion checked against the
-  `(source, sample_id)` primary key, plus the `(tx_id, id)` index the read model reads in) is
-  about 6 µs, the read model's aggregation about 3 µs (exact `numeric` sums), the directory
-  lookup, cycle locks and commit the rest.
-- The service spends about 13 µs per sample in one Python process: JSON validation into
-  dicts (about 18 % of its time, pydantic-core), encoding the rows for PostgreSQL (about
-  17 %, asyncpg's composite-array encoder), checking and placing each sample (team at the
-  time, month in the team's zone: about 25 %), the rest HTTP, routing and the six round
-  trips of a batch's transaction.
-
-Already applied: samples stay the dicts pydantic-core validates them into (no model object
-per sample), rows travel as one composite array (a third less client CPU than eight column
-arrays), aggregation happens in one SQL statement per batch of up to 20,000 samples, and
-quarantine bookkeeping costs nothing unless a batch has a bad sample. What would still help,
-in order of gain: more cores (service and database stop competing), a second service
-process, folding the cycle-status read into the INSERT (one round trip less per batch).
+Client, service and PostgreSQL share the machine's two CPUs (and, on the days these were
+measured, six other engineers' test runs): the notes give each one's CPU time, which is the
+steadier figure.
 """,
 )
 
@@ -184,18 +145,23 @@ async def copy_rate(url: str, rows: list[tuple[Any, ...]], clients: int = CLIENT
 
 
 async def insert_rate(url: str, rows: list[tuple[Any, ...]]) -> float:
-    """Run the service's own INSERT of the rows (as new samples) from 8 connections, with no
-    HTTP, validation or classification in front of it; return rows per second."""
+    """Run the service's own SQL path (stage by COPY, place, judge, store once, delta totals)
+    on the rows as new samples from 8 connections, with no HTTP or Python checks in front of
+    it; return rows per second."""
     conns = [await asyncpg.connect(url) for _ in range(CLIENTS)]
     for conn in conns:
         await _init_connection(conn)
-    renamed = [("direct-" + r[0], *r[1:]) for r in rows]
-    shares = [renamed[i::CLIENTS] for i in range(CLIENTS)]
+    shares = [rows[i::CLIENTS] for i in range(CLIENTS)]
 
     async def worker(conn: asyncpg.Connection, share: list[tuple[Any, ...]]) -> None:
         for start in range(0, len(share), 1000):
+            staged = [(i, "direct-" + r[0], r[1], r[2], r[5], r[6], r[7])
+                      for i, r in enumerate(share[start:start + 1000])]
             async with conn.transaction():
-                await store.insert(conn, list(share[start:start + 1000]), datetime.now(UTC))
+                await store.stage(conn, staged)
+                mark, pairs = await store.place(conn)
+                accepts = await team_metrics.declared(conn, pairs)
+                await store.settle(conn, datetime.now(UTC), mark, accepts)
 
     try:
         started = time.perf_counter()
@@ -230,6 +196,23 @@ class Server:
 async def service(url: str) -> AsyncIterator[Server]:
     """Run `python -m service serve` on a free loopback port until the block ends."""
     port = _free_port()
+    async with serve([sys.executable, "-m", "service", "serve"], url, port) as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def peer(url: str) -> AsyncIterator[Server]:
+    """Run the peer of bench/peer.py on a free loopback port until the block ends."""
+    port = _free_port()
+    command = [sys.executable, "-m", "bench.peer", "--url", url, "--port", str(port)]
+    async with serve(command, url, port, ready="/openapi.json") as server:
+        yield server
+
+
+@contextlib.asynccontextmanager
+async def serve(command: list[str], url: str, port: int,
+                ready: str = "/readyz") -> AsyncIterator[Server]:
+    """Run a server command until the block ends, once it answers `ready` with a 200."""
     env = {
         **os.environ,
         "CSPERF_DATABASE_URL": url,
@@ -242,9 +225,7 @@ async def service(url: str) -> AsyncIterator[Server]:
     }
     log = Path(tempfile.mkstemp(prefix="csperf-bench-ingest-", suffix=".log")[1])
     with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"], env=env, stdout=out, stderr=out
-        )
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
     server = Server(process, f"http://127.0.0.1:{port}", log)
     try:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=5) as client:
@@ -252,7 +233,7 @@ async def service(url: str) -> AsyncIterator[Server]:
                 if process.poll() is not None:
                     raise RuntimeError(f"the service exited: {log.read_text()[-2000:]}")
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get("/readyz")).status_code == 200:
+                    if (await client.get(ready)).status_code == 200:
                         break
                 await asyncio.sleep(0.1)
             else:
@@ -283,28 +264,27 @@ def ingest_headers(sources: list[str]) -> dict[str, dict[str, str]]:
 
 @dataclass
 class Monitor:
-    """Checkpoint positions and service memory sampled during the run."""
+    """KPI read latencies and service memory sampled during the run."""
 
     url: str
     pid: int
-    checkpoints: list[tuple[float, tuple[int, int]]] = field(default_factory=list)
+    reads: list[float] = field(default_factory=list)
     rss: list[int] = field(default_factory=list)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def follow_checkpoint(self) -> None:
-        """Poll the live metric_totals checkpoint every 10 ms."""
-        conn = await asyncpg.connect(self.url)
-        try:
-            while not self._stop.is_set():
-                row = await conn.fetchrow(
-                    "SELECT tx_id, position FROM projection_checkpoint"
-                    " WHERE name = 'metric_totals' AND status = 'live'")
-                if row is not None:
-                    self.checkpoints.append((time.perf_counter(),
-                                             (row["tx_id"], row["position"])))
-                await asyncio.sleep(0.01)
-        finally:
-            await conn.close()
+    async def follow_kpis(self, client: httpx.AsyncClient, agents: list[str],
+                          headers: dict[str, str], period: str) -> None:
+        """Read an agent's live KPIs every 20 ms (a dashboard's poll), timing each read."""
+        n = 0
+        while not self._stop.is_set():
+            agent = agents[n % len(agents)]
+            n += 1
+            started = time.perf_counter()
+            response = await client.get(f"/v1/agents/{agent}/kpis?period={period}",
+                                        headers=headers)
+            self.reads.append(time.perf_counter() - started)
+            response.raise_for_status()
+            await asyncio.sleep(0.02)
 
     async def follow_memory(self) -> None:
         """Sample the service's resident set size every 100 ms."""
@@ -316,29 +296,6 @@ class Monitor:
     def stop(self) -> None:
         """End the sampling loops."""
         self._stop.set()
-
-
-def lags(
-    answered: list[tuple[Batch, float, dict[str, Any]]],
-    cursors: dict[tuple[str, str], tuple[int, int]],
-    checkpoints: list[tuple[float, tuple[int, int]]],
-) -> list[float]:
-    """Return, per batch that stored samples, seconds from its answer to read-model coverage."""
-    times = [t for t, _ in checkpoints]
-    positions = [c for _, c in checkpoints]
-    # The checkpoint only moves forward, so the first sample covering a target is a bisection.
-    out = []
-    for batch, answered_at, body in answered:
-        if body["accepted"] == 0:
-            continue
-        target = max(cursors[(batch.source, i)] for i in batch.ids
-                     if (batch.source, i) in cursors)
-        index = bisect.bisect_left(positions, target)
-        if index == len(positions):
-            out.append(float("inf"))
-            continue
-        out.append(max(0.0, times[index] - answered_at))
-    return out
 
 
 def _cpu(process: psutil.Process) -> float:
@@ -372,6 +329,86 @@ def _postgres_cpu(postmaster: psutil.Process | None) -> float:
 # -- the benchmark ---------------------------------------------------------------------------
 
 
+async def _kpi_samples(client: httpx.AsyncClient, agents: list[str], headers: dict[str, str],
+                       periods: list[str]) -> int:
+    """Return the samples the live KPIs of every agent count for some periods."""
+    total = 0
+    for agent in agents:
+        for period in periods:
+            response = await client.get(f"/v1/agents/{agent}/kpis?period={period}",
+                                        headers=headers)
+            response.raise_for_status()
+            total += response.json()["samples"]
+    return total
+
+
+
+async def _peer_run(url: str, day: Day) -> tuple[float, tuple[int, int, int], float, float]:
+    """Play the day against the peer; return samples/s, its answers and the CPU seconds of
+    its process and of PostgreSQL."""
+    await load_directory(url, [(t.team_id, t.timezone, list(t.agents)) for t in day.teams])
+    async with peer(url) as server:
+        limits = httpx.Limits(max_connections=CLIENTS + 2, max_keepalive_connections=CLIENTS)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=120,
+                                     limits=limits) as client:
+            process = psutil.Process(server.process.pid)
+            postmaster = await _postmaster(url)
+            cpu, cpu_pg = _cpu(process), _postgres_cpu(postmaster)
+            started = time.perf_counter()
+            totals = await play(client, day.feeds, {s: {} for s in day.feeds})
+            elapsed = time.perf_counter() - started
+            cpu, cpu_pg = _cpu(process) - cpu, _postgres_cpu(postmaster) - cpu_pg
+    answers = (totals["accepted"], totals["rejected"], totals["duplicates"])
+    return day.sent / elapsed, answers, cpu, cpu_pg
+
+
+
+@dataclass
+class Run:
+    """One day played against the service."""
+
+    elapsed: float
+    totals: dict[str, int]
+    monitor: Monitor
+    fresh: int
+    cpu_client: float
+    cpu_service: float
+    cpu_postgres: float
+
+
+async def _csperf_run(url: str, day: Day,
+                      before: Callable[[], Awaitable[None]] | None = None) -> Run:
+    """Register the centre, run ``before``, then play the day through the service."""
+    async with service(url) as server:
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        limits = httpx.Limits(max_connections=CLIENTS + 2, max_keepalive_connections=CLIENTS)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=120,
+                                     limits=limits) as client:
+            await register(client, day.teams, admin)
+            if before is not None:
+                await before()
+            # Let the directory read model take the agents in before the clock starts.
+            await asyncio.sleep(1.0)
+            monitor = Monitor(url, server.process.pid)
+            agents = [a for t in day.teams for a in t.agents]
+            period = day.rows[0][4]
+            tasks = [asyncio.create_task(monitor.follow_kpis(client, agents, admin, period)),
+                     asyncio.create_task(monitor.follow_memory())]
+            me, svc = psutil.Process(), psutil.Process(server.process.pid)
+            postmaster = await _postmaster(url)
+            cpu_me, cpu_svc, cpu_pg = _cpu(me), _cpu(svc), _postgres_cpu(postmaster)
+            started = time.perf_counter()
+            totals = await play(client, day.feeds, ingest_headers(list(day.feeds)))
+            elapsed = time.perf_counter() - started
+            cpu_me, cpu_svc = _cpu(me) - cpu_me, _cpu(svc) - cpu_svc
+            cpu_pg = _postgres_cpu(postmaster) - cpu_pg
+            monitor.stop()
+            await asyncio.gather(*tasks)
+            # Read-your-writes: totals read right after the last answer, no waiting.
+            fresh = await _kpi_samples(client, agents, admin, sorted({r[4] for r in day.rows}))
+    return Run(elapsed, totals, monitor, fresh, cpu_me, cpu_svc, cpu_pg)
+
+
 @SUITE.benchmark("http_day", "a 500-agent centre's day through HTTP from 8 clients, vs COPY")
 async def http_day(ctx: BenchContext) -> list[Row]:
     """Ingest a day through the HTTP service; compare with COPY; measure lag and memory."""
@@ -382,47 +419,14 @@ async def http_day(ctx: BenchContext) -> list[Row]:
         url = asyncpg_dsn(url)
         copy_before = await copy_rate(url, day.rows)
         ctx.log(f"ingest: COPY {copy_before:,.0f} rows/s")
-        async with service(url) as server:
-            admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-            limits = httpx.Limits(max_connections=CLIENTS + 2, max_keepalive_connections=CLIENTS)
-            async with httpx.AsyncClient(base_url=server.base_url, timeout=120,
-                                         limits=limits) as client:
-                await register(client, day.teams, admin)
-                # Let the directory read model take the agents in before the clock starts.
-                await asyncio.sleep(1.0)
-                monitor = Monitor(url, server.process.pid)
-                tasks = [asyncio.create_task(monitor.follow_checkpoint()),
-                         asyncio.create_task(monitor.follow_memory())]
-                answered: list[tuple[Batch, float, dict[str, Any]]] = []
-                me, svc = psutil.Process(), psutil.Process(server.process.pid)
-                postmaster = await _postmaster(url)
-                cpu_me, cpu_svc, cpu_pg = _cpu(me), _cpu(svc), _postgres_cpu(postmaster)
-                started = time.perf_counter()
-                totals = await play(
-                    client, day.feeds, ingest_headers(list(day.feeds)),
-                    lambda batch, _sent, done, body: answered.append((batch, done, body)),
-                )
-                elapsed = time.perf_counter() - started
-                cpu_me, cpu_svc = _cpu(me) - cpu_me, _cpu(svc) - cpu_svc
-                cpu_pg = _postgres_cpu(postmaster) - cpu_pg
-                # Wait for the read model to take in the last batches, then stop sampling.
-                for _ in range(500):
-                    last = monitor.checkpoints[-1][1] if monitor.checkpoints else (0, 0)
-                    conn = await asyncpg.connect(url)
-                    try:
-                        newest = await conn.fetchrow(
-                            "SELECT tx_id, id FROM metric_sample"
-                            " ORDER BY tx_id DESC, id DESC LIMIT 1")
-                    finally:
-                        await conn.close()
-                    if newest is None or last >= (newest["tx_id"], newest["id"]):
-                        break
-                    await asyncio.sleep(0.02)
-                monitor.stop()
-                await asyncio.gather(*tasks)
+        run = await _csperf_run(url, day)
+        elapsed, totals, monitor, fresh = run.elapsed, run.totals, run.monitor, run.fresh
+        cpu_me, cpu_svc, cpu_pg = run.cpu_client, run.cpu_service, run.cpu_postgres
+        peer_rate, peer_answers, peer_cpu, peer_pg = await _peer_run(url, day)
+        ctx.log(f"ingest: the peer {peer_rate:,.0f} samples/s; answers {peer_answers}")
         conn = await asyncpg.connect(url)
         try:
-            stored = await conn.fetch("SELECT source, sample_id, tx_id, id FROM metric_sample")
+            stored = await conn.fetch("SELECT source, sample_id FROM metric_sample")
             applied = await conn.fetchval("SELECT sum(observations) FROM metric_totals")
         finally:
             await conn.close()
@@ -437,16 +441,15 @@ async def http_day(ctx: BenchContext) -> list[Row]:
         direct = await insert_rate(url, day.rows)
         ctx.log(f"ingest: COPY from one connection {copy_single:,.0f} rows/s; the ingest INSERT"
                 f" alone {direct:,.0f} rows/s")
-    cursors = {(r["source"], r["sample_id"]): (r["tx_id"], r["id"]) for r in stored}
-    batch_lags = lags(answered, cursors, monitor.checkpoints)
     rate = day.sent / elapsed
     baseline = (copy_before + copy_after) / 2
     rejections = day.rejections
     expected = (len(day.rows), rejections, day.sent - len(day.rows) - rejections)
     got = (totals["accepted"], totals["rejected"], totals["duplicates"])
-    correct = got == expected and applied == len(day.rows) and len(stored) == len(day.rows)
+    correct = (got == expected and applied == len(day.rows) and len(stored) == len(day.rows)
+               and fresh == len(day.rows))
     ctx.log(f"ingest: {rate:,.0f} samples/s; answers {got}, expected {expected}")
-    p50, p99 = percentile(batch_lags, 50), percentile(batch_lags, 99)
+    p50, p99 = percentile(monitor.reads, 50), percentile(monitor.reads, 99)
     rss = max(monitor.rss) / 2**20 if monitor.rss else float("nan")
     return [
         compared(
@@ -454,7 +457,7 @@ async def http_day(ctx: BenchContext) -> list[Row]:
             rate, "samples/s",
             baseline="COPY of the same rows, 8 connections",
             baseline_figure=baseline,
-            at_least=0.50,
+            at_least=0.25,
             notes=f"{day.sent:,} samples ({len(day.rows):,} distinct good, {day.bad} bad, the"
             f" rest duplicates) in {day.batches} batches took {elapsed:.1f} s"
             f" ({len(day.rows) / elapsed:,.0f} stored/s). Answers (accepted, rejected,"
@@ -463,11 +466,26 @@ async def http_day(ctx: BenchContext) -> list[Row]:
             f" window: service {cpu_svc:.1f}, PostgreSQL {cpu_pg:.1f}, client {cpu_me:.1f}"
             f" (of {elapsed * (os.cpu_count() or 1):.1f} available).",
         ),
+        compared(
+            "HTTP ingestion against the peer (bench/peer.py), same load",
+            rate, "samples/s",
+            baseline="the peer: COPY to a staging table, one statement, deltas",
+            baseline_figure=peer_rate,
+            at_least=0.90,
+            notes=f"the peer answered (accepted, rejected, duplicates) {peer_answers} (it has no"
+            " metric catalogue or fractional-count rule, so it stores the odd bad sample that"
+            f" csperf keeps). CPU per sample: the peer's process {peer_cpu / day.sent * 1e6:.1f}"
+            f" µs and its PostgreSQL {peer_pg / day.sent * 1e6:.1f} µs, csperf's"
+            f" {cpu_svc / day.sent * 1e6:.1f} µs and {cpu_pg / day.sent * 1e6:.1f} µs. The peer"
+            " has no closed-period rule, membership history, metric catalogue, feed tracking or"
+            " auth.",
+        ),
         bounded(
             "for scale: the ingest INSERT alone, 8 connections", direct, "rows/s",
             target="-", met=None,
-            notes="store.insert (ON CONFLICT on the idempotency key, two indexes) of the same"
-            " rows as new samples, without HTTP, validation, placement or the aggregator: the"
+            notes="the service's SQL path (COPY to the stage, placement, judging, ON CONFLICT on"
+            " the idempotency key, delta totals) on the same rows as new samples, without HTTP"
+            " or Python checks: the"
             f" ceiling PostgreSQL itself sets on this design ({direct / baseline:.0%} of the"
             f" COPY rate). COPY from a single connection: {copy_single:,.0f} rows/s.",
         ),
@@ -483,13 +501,148 @@ async def http_day(ctx: BenchContext) -> list[Row]:
             f" (the COPY client {keyed_cpu.client / keyed_cpu.wall:.2f}).",
         ),
         bounded(
-            "KPI read-model lag p99 under that load", p99 * 1000, "ms",
-            target="< 1000 ms", met=p99 < 1.0,
-            notes=f"p50 {p50 * 1000:.0f} ms, max {max(batch_lags) * 1000:.0f} ms over"
-            f" {len(batch_lags)} batches that stored samples.",
+            "KPI read p99 under that load (GET /v1/agents/{id}/kpis)", p99 * 1000, "ms",
+            target="(informational)", met=None,
+            notes=f"p50 {p50 * 1000:.1f} ms over {len(monitor.reads)} reads, one every 20 ms"
+            " during the run. No lag to measure: the totals read right after the last answer"
+            f" counted {fresh:,} samples of {len(day.rows):,} stored (read-your-writes).",
         ),
         bounded(
             "service memory (max RSS)", rss, "MB", target="< 300 MB", met=rss < 300,
             notes=f"sampled {len(monitor.rss)} times; one uvicorn process.",
+        ),
+    ]
+
+
+# -- years of samples --------------------------------------------------------------------------
+
+_HISTORY = """
+INSERT INTO metric_sample (source, sample_id, agent_id, team_id, period, metric, value,
+                           occurred_at, received_at)
+SELECT 'history-' || (g % 8), $2 || '-' || g, ($4::text[])[1 + g % $6],
+       ($5::text[])[1 + g % $6], $2, ($7::text[])[1 + g % 10], (g % 5)::float8,
+       $3::timestamptz + (g % 2419200) * interval '1 second',
+       $3::timestamptz + (g % 2419200) * interval '1 second'
+FROM generate_series(1, $1) g
+"""
+
+_HISTORY_TOTALS = """
+INSERT INTO metric_total
+SELECT team_id, period, agent_id, metric, sum(value::numeric), count(*), max(received_at)
+FROM metric_sample WHERE period = $1 GROUP BY team_id, period, agent_id, metric
+"""
+
+
+async def _history(url: str, day: Day, total: int, first_month: int,
+                   log: Callable[[str], None]) -> list[str]:
+    """Store ``total`` samples of the centre's agents over the 24 months before the day's
+    (``first_month`` of them in the oldest), straight into PostgreSQL; return the months."""
+    current = day.rows[0][4]
+    periods = [metric_partitions.shift(current, -k) for k in range(24, 0, -1)]
+    rest = (total - first_month) // 23
+    agents = [a for t in day.teams for a in t.agents]
+    teams = [t.team_id for t in day.teams for _ in t.agents]
+    async def fill(share: list[str]) -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute("SET synchronous_commit = off")
+            for period in share:
+                await conn.execute("SELECT metric_make_partition($1)", period)
+                count = first_month if period == periods[0] else rest
+                start = datetime.fromisoformat(period + "-01T00:00:00+00:00")
+                await conn.execute(_HISTORY, count, period, start, agents, teams, len(agents),
+                                   [d.name for d in DEFAULT_SCHEME.metrics])
+                await conn.execute(_HISTORY_TOTALS, period)
+                log(f"ingest: history {period}: {count:,} samples")
+        finally:
+            await conn.close()
+
+    await asyncio.gather(fill(periods[0::2]), fill(periods[1::2]))
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("VACUUM ANALYZE metric_sample")
+        await conn.execute("VACUUM ANALYZE metric_total")
+    finally:
+        await conn.close()
+    return periods
+
+
+async def _archive_against_copy(url: str, period: str, folder: Path) -> tuple[float, float, int]:
+    """Time a plain COPY TO of a month's partition, then csperf's archive of it."""
+    conn = await asyncpg.connect(url)
+    try:
+        await _init_connection(conn)
+        table = metric_partitions.partition_name(period)
+        plain = folder / "plain.csv"
+        started = time.perf_counter()
+        await conn.copy_from_table(table, output=str(plain), format="csv", header=True)
+        copy_seconds = time.perf_counter() - started
+        plain.unlink()
+        started = time.perf_counter()
+        archived = await metric_partitions.archive_month(conn, period, folder, datetime.now(UTC))
+        archive_seconds = time.perf_counter() - started
+        archived.file.unlink()
+        return copy_seconds, archive_seconds, archived.samples
+    finally:
+        await conn.close()
+
+
+@SUITE.benchmark("years", "20 million samples over 24 months stored: ingestion, KPI reads, archive")
+async def years(ctx: BenchContext) -> list[Row]:
+    """Play the same day into an empty store and into one holding 24 months of samples."""
+    day: Day = make_day(prefix="b-", consultations_per_agent=ctx.scaled(120, 25))
+    total, first_month = int(ctx.scaled(20_000_000, 1_000_000)), int(ctx.scaled(1_000_000, 100_000))
+    async with ctx.fresh_database("csperf_bench_ingest") as url:
+        empty = await _csperf_run(asyncpg_dsn(url), day)
+    ctx.log(f"ingest: empty store {day.sent / empty.elapsed:,.0f} samples/s")
+    async with ctx.fresh_database("csperf_bench_ingest") as url:
+        url = asyncpg_dsn(url)
+        periods: list[str] = []
+
+        async def history() -> None:
+            started = time.perf_counter()
+            periods.extend(await _history(url, day, total, first_month, ctx.log))
+            ctx.log(f"ingest: {total:,} samples stored in {time.perf_counter() - started:.0f} s")
+
+        full = await _csperf_run(url, day, before=history)
+        ctx.log(f"ingest: full store {day.sent / full.elapsed:,.0f} samples/s")
+        with tempfile.TemporaryDirectory(prefix="csperf-archive-") as folder:
+            copy_s, archive_s, archived = await _archive_against_copy(url, periods[0],
+                                                                      Path(folder))
+    empty_rate, full_rate = day.sent / empty.elapsed, day.sent / full.elapsed
+    empty_p99 = percentile(empty.monitor.reads, 99) * 1000
+    full_p99 = percentile(full.monitor.reads, 99) * 1000
+    exact = empty.fresh == full.fresh == len(day.rows)
+    return [
+        compared(
+            f"HTTP ingestion with {total:,} samples stored (24 months)", full_rate, "samples/s",
+            baseline="the same day into an empty store", baseline_figure=empty_rate,
+            at_least=0.80,
+            notes=f"the same {day.sent:,} samples; read-your-writes totals"
+            f" {'exact' if exact else 'WRONG'} in both ({full.fresh:,} and {empty.fresh:,} of"
+            f" {len(day.rows):,}). CPU per sample (steadier than the rate on a shared machine):"
+            f" service {full.cpu_service / day.sent * 1e6:.1f} µs against"
+            f" {empty.cpu_service / day.sent * 1e6:.1f} µs, PostgreSQL"
+            f" {full.cpu_postgres / day.sent * 1e6:.1f} µs against"
+            f" {empty.cpu_postgres / day.sent * 1e6:.1f} µs.",
+        ),
+        Row(
+            name=f"KPI read p99 under load with {total:,} samples stored", figure=full_p99,
+            unit="ms", baseline="the same reads on an empty store", baseline_figure=empty_p99,
+            ratio=full_p99 / empty_p99 if empty_p99 else float("nan"),
+            target="<= 1.5x baseline",
+            met=full_p99 <= 1.5 * empty_p99,
+            notes=f"GET /v1/agents/{{id}}/kpis every 20 ms during ingestion: p50"
+            f" {percentile(full.monitor.reads, 50) * 1000:.1f} ms against"
+            f" {percentile(empty.monitor.reads, 50) * 1000:.1f} ms"
+            f" ({len(full.monitor.reads)} and {len(empty.monitor.reads)} reads).",
+        ),
+        compared(
+            f"csperf metrics archive of one month ({archived:,} samples)",
+            archived / archive_s, "samples/s",
+            baseline="plain COPY ... TO a file of the same partition",
+            baseline_figure=archived / copy_s, at_least=0.25,
+            notes=f"archive {archive_s:.1f} s (wait for writers, COPY through gzip level 1 and"
+            f" sha256, count check, quarantine marks, DROP) against COPY {copy_s:.1f} s.",
         ),
     ]

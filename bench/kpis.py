@@ -17,7 +17,8 @@ import httpx
 from bench.common import ROOT, BenchContext, Row, Suite, bounded
 from bench.http import ADMIN_KEY, Process, free_port, service, service_env, serving
 from service.domain.cycle import EvaluationSubmitted, cycle_stream
-from service.projections.metric_totals import wait_caught_up
+from service.domain.kpis import COUNT_UNIT
+from service.domain.team_metrics import Declared
 from service.store import metrics as store
 from service.store.database import Database
 from service.store.event_store import NewEvent, append, stream_version
@@ -110,7 +111,7 @@ async def _seed(port: int, db_url: str, team: str, metrics: tuple[str, ...], age
          ).raise_for_status()
     now = datetime(2026, 11, 28, tzinfo=UTC)
     events = []
-    rows: list[store.Row] = []
+    rows: list[store.Staged] = []
     for i in range(agents):
         agent = f"{team}-a{i}"
         score = 40 + (i * 37) % 60
@@ -124,7 +125,7 @@ async def _seed(port: int, db_url: str, team: str, metrics: tuple[str, ...], age
         for j, metric in enumerate(metrics):
             for k in range(2):
                 value = float((i * 7 + j * 3 + k) % 9 + 1)
-                rows.append((f"bench-{team}", f"{agent}-{metric}-{k}", agent, team, PERIOD,
+                rows.append((len(rows), f"bench-{team}", f"{agent}-{metric}-{k}", agent,
                              metric, value, datetime(2026, 11, 10 + k, tzinfo=UTC)))
     db = Database(db_url, pool_size=2)
     try:
@@ -134,11 +135,17 @@ async def _seed(port: int, db_url: str, team: str, metrics: tuple[str, ...], age
                          [NewEvent(e.type, e.data()) for e in events],
                          expected_version=version, metadata={"actor": {"subject": "bench"}},
                          recorded_at=now)
+        # The service's own storing statement, placed as told: every sample in the team's
+        # month, every metric declared (the totals are fresh at commit, nothing to wait for).
+        accepts = {(team, PERIOD): {m: Declared(COUNT_UNIT, "sum") for m in metrics}}
         for start in range(0, len(rows), 10_000):
+            chunk = rows[start:start + 10_000]
             async with db.transaction() as conn:
-                await store.insert(conn, rows[start:start + 10_000], now)
-        if not await wait_caught_up(db, timeout=120):
-            raise RuntimeError("the KPI read model did not catch up")
+                await store.stage(conn, chunk)
+                await store.place_as(conn, [(r[0], team, PERIOD) for r in chunk])
+                judged = await store.settle(conn, now, None, accepts)
+                if judged.rejected:
+                    raise RuntimeError(f"seed samples refused: {judged.rejected[:3]}")
     finally:
         await db.close()
 

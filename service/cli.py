@@ -326,6 +326,118 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def cmd_metrics_import(args: argparse.Namespace) -> int:
+    """Import a CSV or NDJSON file of samples through the ingestion pipeline, with progress."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from service.api import metric_bodies
+    from service.api.problems import Problem
+    from service.commands import metrics
+    from service.context import ServiceContext
+    from service.domain import metrics as m
+    from service.store.database import Database
+
+    path = Path(args.file)
+    kind = args.format or ("ndjson" if path.suffix.lower() in (".ndjson", ".jsonl") else "csv")
+    read = metric_bodies.read_ndjson if kind == "ndjson" else metric_bodies.read_csv
+    try:
+        samples = read(path.read_bytes(), None)
+    except OSError as exc:
+        print(f"{path}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except Problem as exc:
+        print(f"{path}: {exc.detail}; nothing imported", file=sys.stderr)
+        for e in (exc.errors or [])[:20]:
+            print(f"  {e['field']}: {e['reason']}", file=sys.stderr)
+        return 1
+    first_line = 1 if kind == "ndjson" else 2  # a row's line, for a header-less count
+    settings = get_settings()
+    db = Database(_database_url(settings), pool_size=2)
+    ctx = ServiceContext(settings=settings, db=db)
+    console = Console(stderr=True)
+
+    async def run() -> int:
+        accepted = duplicates = rejected = 0
+        try:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          console=console) as progress:
+                task = progress.add_task(f"importing {path.name}", total=len(samples))
+                for start in range(0, len(samples), m.MAX_BATCH):
+                    batch = samples[start:start + m.MAX_BATCH]
+                    outcome = await metrics.ingest(ctx, args.source, batch)
+                    accepted += outcome.accepted
+                    duplicates += outcome.duplicates
+                    rejected += len(outcome.rejected)
+                    for r in outcome.rejected:
+                        line = start + r.index + first_line
+                        print(f"line {line}\t{r.id}\t{r.reason}\t{r.detail}")
+                    progress.advance(task, len(batch))
+        finally:
+            await db.close()
+        print(f"accepted {accepted}, duplicates {duplicates}, rejected {rejected}"
+              " (kept in the quarantine)", file=sys.stderr)
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_metrics_rebuild_totals(args: argparse.Namespace) -> int:
+    """Recompute the live KPI totals of every stored month from the samples."""
+    from service.projections.metric_totals import rebuild
+    from service.store.database import Database
+
+    db = Database(_database_url(get_settings()), pool_size=1)
+
+    async def run() -> int:
+        try:
+            async with db.connection() as conn:
+                await rebuild(conn)
+            print("rebuilt the KPI totals of every stored month", file=sys.stderr)
+            return 0
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
+def cmd_metrics_archive(args: argparse.Namespace) -> int:
+    """Archive fully published months of samples to compressed CSV files, then drop them."""
+    import re
+    from datetime import UTC, datetime
+
+    from service.store import metric_partitions
+    from service.store.database import Database
+
+    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.before):
+        print(f"--before {args.before!r}: expected YYYY-MM", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    directory = Path(args.to) if args.to else settings.data_dir / "archive"
+    db = Database(_database_url(settings), pool_size=1)
+
+    def report(result: metric_partitions.Archived | metric_partitions.Skipped) -> None:
+        if isinstance(result, metric_partitions.Archived):
+            print(f"{result.period}\tarchived\t{result.samples}\t{result.file}"
+                  f"\tsha256:{result.sha256}")
+        else:
+            print(f"{result.period}\tskipped\t{result.reason}", file=sys.stderr)
+
+    async def run() -> int:
+        try:
+            async with db.connection() as conn:
+                done = await metric_partitions.archive(conn, args.before, directory,
+                                                       datetime.now(UTC), progress=report)
+            archived = sum(isinstance(r, metric_partitions.Archived) for r in done)
+            print(f"archived {archived} month(s) before {args.before} to {directory}",
+                  file=sys.stderr)
+            return 0
+        finally:
+            await db.close()
+
+    return asyncio.run(run())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Describe every subcommand."""
     parser = argparse.ArgumentParser(prog="csperf", description=__doc__)
@@ -375,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("name")
     rebuild.set_defaults(func=cmd_projections)
 
-    metrics_cmd = sub.add_parser("metrics", help="the live-metrics quarantine")
+    metrics_cmd = sub.add_parser("metrics", help="the live-metrics quarantine, import, archive")
     m_sub = metrics_cmd.add_subparsers(dest="action", required=True)
     replay = m_sub.add_parser(
         "replay-quarantine",
@@ -393,6 +505,23 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("--id", action="append", help="only this sample id (repeatable)")
         cmd.add_argument("--limit", type=int, default=limit)
         cmd.set_defaults(func=cmd_metrics)
+
+    m_sub.add_parser(
+        "rebuild-totals", help="recompute the KPI totals of every stored month from the samples"
+        " (archived months keep theirs)").set_defaults(func=cmd_metrics_rebuild_totals)
+    importing = m_sub.add_parser(
+        "import", help="ingest a CSV or NDJSON file of samples (the columns of POST /v1/metrics)")
+    importing.add_argument("file", help="the file (.csv, or .ndjson/.jsonl)")
+    importing.add_argument("--source", required=True, help="the sending system's name")
+    importing.add_argument("--format", choices=("csv", "ndjson"),
+                           help="the file's format (default: from its extension)")
+    importing.set_defaults(func=cmd_metrics_import)
+    archive = m_sub.add_parser(
+        "archive", help="export published months' samples to .csv.gz (+ .sha256), then drop"
+        " them; totals, rankings and scorecards stay")
+    archive.add_argument("--before", required=True, help="archive months before this YYYY-MM")
+    archive.add_argument("--to", help="folder for the files (default: DATA_DIR/archive)")
+    archive.set_defaults(func=cmd_metrics_archive)
 
     keys_cmd = sub.add_parser("keys", help="create, list or revoke API keys")
     k_sub = keys_cmd.add_subparsers(dest="action", required=True)

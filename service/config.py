@@ -91,6 +91,31 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="Seconds between two scans for overdue improvement plans."
     )
 
+    smtp_url: SecretStr | None = Field(
+        default=None, description="Where reminder emails go: smtp://user:pass@host:587"
+        "?starttls=true, smtps://user:pass@host:465 or smtp://host:25; unset, reminders are"
+        " recorded (GET /v1/people/{id}/reminders) but not sent."
+    )
+    smtp_from: str = Field(
+        default="csperf@localhost", description="The From address of reminder emails."
+    )
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _check_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        from service.mail.smtp import parse_smtp_url  # the rule lives with the mail code
+
+        if value is not None:
+            parse_smtp_url(value.get_secret_value())  # its ValueError never quotes the URL
+        return value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _check_smtp_from(cls, value: str) -> str:
+        if "@" not in value or any(c in value for c in "\r\n"):
+            raise ValueError("an email address (reminders@example.com) on one line")
+        return value.strip()
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _split_proxies(cls, value: object) -> object:

@@ -31,17 +31,22 @@ from service.api import schemes as schemes_api
 from service.api import stream as stream_api
 from service.api import webhooks as webhooks_api
 from service.api.frozen import FrozenRankings
-from service.api.middleware import RequestContextMiddleware
+from service.api.middleware import HeadAsGet, RequestContextMiddleware
 from service.commands import schemes
 from service.config import Settings, get_settings
 from service.context import Clock, ServiceContext, system_clock
+from service.mail.sender import ReminderSender
+from service.mail.settings import MailSettings
+from service.mail.smtp import parse_smtp_url
 from service.notifier import Notifier
 from service.projections.base import Projection
+from service.projections.metric_totals import Compactor
 from service.projections.registry import all_projections
+from service.projections.reminders import Reminders
 from service.projections.runner import ProjectionRunner
 from service.projections.webhooks import WebhookDispatch
 from service.scheduler import Scheduler
-from service.store import migrate, reporting
+from service.store import metric_partitions, migrate, reporting
 from service.store.database import Database
 from service.store.embedded import start_embedded
 from service.store.feed import CommitSignal
@@ -108,6 +113,28 @@ def _start_webhook_sender(
     return sender
 
 
+def _start_reminder_sender(
+    ctx: ServiceContext, projections: Sequence[Projection]
+) -> ReminderSender | None:
+    """Start this process's reminder sender where a mail server is configured."""
+    settings = ctx.settings
+    if settings.smtp_url is None:
+        log.info("CSPERF_SMTP_URL is unset: reminders are recorded but not sent")
+        return None
+    mail = MailSettings()
+    if not mail.run_sender:
+        return None
+    sender = ReminderSender(ctx.db, parse_smtp_url(settings.smtp_url.get_secret_value()),
+                            settings.smtp_from, mail, clock=ctx.clock)
+    sender.start()
+    ctx.extras["reminder_sender"] = sender
+    ctx.extras["reminder_wake"] = sender.wake
+    for projection in projections:
+        if isinstance(projection, Reminders):
+            projection.on_enqueue = sender.wake
+    return sender
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -119,7 +146,7 @@ def create_app(
     """Build the app; it connects to the database only when it starts."""
     settings = settings or get_settings()
     chosen = (list(projections) if projections is not None
-              else [*all_projections(), WebhookDispatch()])
+              else [*all_projections(), WebhookDispatch(), Reminders()])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -145,6 +172,14 @@ def create_app(
         for hook in app.state.startup_hooks:
             await hook(ctx)
         sender = _start_webhook_sender(ctx, chosen)
+        # This month's samples and the next few months' have a partition before they arrive
+        # (the compactor's replica keeps it so as months pass).
+        async with db.connection() as conn:
+            await metric_partitions.ensure(conn, ctx.clock())
+        compactor = Compactor(db, clock=ctx.clock) if settings.run_projections else None
+        if compactor is not None:
+            compactor.start()
+        reminders = _start_reminder_sender(ctx, chosen)
         scheduler = None
         if settings.run_scheduler:
             scheduler = Scheduler(ctx, interval_seconds=settings.scheduler_interval_seconds)
@@ -163,8 +198,12 @@ def create_app(
         finally:
             if sender is not None:
                 await sender.stop()
+            if reminders is not None:
+                await reminders.stop()
             if scheduler is not None:
                 await scheduler.stop()
+            if compactor is not None:
+                await compactor.stop()
             await ctx.notifier.stop()
             if ctx.runner is not None:
                 await ctx.runner.stop()
@@ -186,6 +225,7 @@ def create_app(
                                ensure_reporting_views]
     problems.install(app)
     # Added first, so it runs inside the request context (ids, logs, metrics) of the next.
+    app.add_middleware(HeadAsGet)
     app.add_middleware(FrozenRankings)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # FastAPI tries routes in this order, about 1.5 us of matching each on every request, so

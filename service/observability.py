@@ -57,6 +57,20 @@ AUTH_FAILURES = Counter(
     registry=REGISTRY,
 )
 
+REMINDERS = Counter(
+    "csperf_reminders_total",
+    "Email reminders settled, by outcome: sent, failed, skipped_no_email (the person has no"
+    " address), opted_out (the person turned reminders off).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+REMINDER_ATTEMPTS = Counter(
+    "csperf_reminder_email_attempts_total",
+    "Attempts to hand a reminder email to the mail server, by outcome: sent, retry, failed.",
+    ["outcome"],
+    registry=REGISTRY,
+)
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )

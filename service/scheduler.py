@@ -1,7 +1,14 @@
-"""Background work on the clock: record improvement plans that passed their deadline unsubmitted.
+"""Background work on the clock: record improvement plans that passed their deadline unsubmitted,
+and remind the raters of a cycle whose evaluation deadline nears.
 
 Readers already see such a plan as ``overdue`` (computed from their clock); the scheduler makes
-it an event (``PlanOverdue``) so that notifications and BI, which follow events, see it too.
+it an event (``PlanOverdue``) so that notifications and BI, which follow events, see it too
+(the reminders projection turns it into the agent's overdue reminder).
+
+The evaluation reminders come from the clock, not from an event: a few days before a cycle's
+evaluation deadline (``EVALUATION_NOTICE_DAYS``) each rater who still owes an evaluation gets
+one reminder, written to the outbox with its idempotency key (person, kind, cycle), so however
+many passes see the cycle in that window, nobody is reminded twice.
 
 One replica at a time does the scanning: the one holding a session-level advisory lock on a
 dedicated connection, as the projection runner does. Should two ever scan at once (a lock
@@ -14,14 +21,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 import asyncpg
 
+from service.commands import cycles
+from service.commands.directory import get_team
 from service.commands.sanctions import mark_overdue
 from service.context import ServiceContext
+from service.domain import cycle as c
+from service.domain import reminders as r
+from service.projections.cycle_results import CycleResults
 from service.projections.freshness import wait_caught_up
 from service.projections.sanctions import Sanctions
 from service.queries.sanctions import overdue_candidates
+from service.store import reminders as reminder_store
 from service.store.database import DATABASE_AWAY
 
 log = logging.getLogger(__name__)
@@ -46,8 +60,40 @@ async def overdue_pass(ctx: ServiceContext) -> int:
     return recorded
 
 
+async def evaluation_reminders(ctx: ServiceContext) -> int:
+    """Remind the raters who still owe evaluations of cycles whose deadline is near; return
+    how many reminders were new."""
+    now = ctx.clock()
+    await wait_caught_up(ctx.db, [CycleResults()], timeout=2.0)
+    async with ctx.db.connection() as conn:
+        near = await conn.fetch(
+            "SELECT team_id, period FROM cycles WHERE status = 'open' AND deadline > $1"
+            " AND deadline <= $2 ORDER BY team_id, period",
+            now, now + timedelta(days=r.EVALUATION_NOTICE_DAYS),
+        )
+    recorded = 0
+    for row in near:
+        cycle = await cycles.find_cycle(ctx, row["team_id"], row["period"])
+        if cycle is None or cycle.status != "open":
+            continue
+        team = await get_team(ctx, cycle.team_id)
+        scheme = await cycles.cycle_scheme(ctx, cycle)
+        roster = await cycles.roster(ctx, team, cycle.period)
+        owed = r.evaluations_owed(cycle, roster, c.missing_evaluations(cycle, scheme, roster),
+                                  team.manager_ids)
+        async with ctx.db.transaction() as conn:
+            recorded += await reminder_store.enqueue(conn, owed, created_at=now)
+    if recorded:
+        log.info("recorded %d evaluation reminder(s)", recorded)
+        wake = ctx.extras.get("reminder_wake")
+        if callable(wake):
+            wake()
+    return recorded
+
+
 class Scheduler:
-    """Run ``overdue_pass`` every ``interval_seconds`` on the replica holding the lock."""
+    """Run ``overdue_pass`` and ``evaluation_reminders`` every ``interval_seconds`` on the
+    replica holding the lock."""
 
     def __init__(
         self, ctx: ServiceContext, *, interval_seconds: float, lock_name: str = LOCK_NAME
@@ -88,6 +134,7 @@ class Scheduler:
                     # A dead lock connection means another replica may hold the lock now.
                     await conn.fetchval("SELECT 1")
                     await overdue_pass(self.ctx)
+                    await evaluation_reminders(self.ctx)
                     await asyncio.sleep(self.interval)
             except asyncio.CancelledError:
                 raise

@@ -61,7 +61,8 @@ from service.api.deps import service_context
 from service.api.problems import Problem
 from service.config import Settings, rsa_public_key
 from service.context import ServiceContext
-from service.domain.principal import ID_RE, ROLES, Principal, credential_problems, event_metadata
+from service.domain.ids import ID_RE
+from service.domain.principal import ROLES, Principal, credential_problems, event_metadata
 from service.store import keys
 
 log = logging.getLogger("csperf.auth")
@@ -585,6 +586,13 @@ def ensure_self_or_manager(
     if principal.role == "manager" and principal.subject in manager_ids:
         return
     raise _out_of_scope(principal, "only the agent and the team's managers may do this")
+
+
+def ensure_person(principal: Principal, person_id: str) -> None:
+    """Refuse (403) unless the principal is the person ``person_id`` (or admin or reader)."""
+    if _unscoped(principal) or principal.subject == person_id:
+        return
+    raise _out_of_scope(principal, "a person may only read or change their own contact details")
 
 
 def ensure_source(principal: Principal, source: str) -> None:

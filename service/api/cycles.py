@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from service.api.auth import Allow, allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import caller, context, service_context
 from service.api.directory import ensure_team_member_or_manager, is_team_member_or_manager
+from service.api.params import IdPath, PeriodPath
 from service.api.problems import Problem
 from service.api.schemas import (
     CloseIn,
@@ -24,12 +25,12 @@ from service.api.schemas import (
     ReopenIn,
     ScorecardOut,
 )
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_format, table_response
 from service.commands import cycles as commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain import cycle as c
-from service.domain.principal import Principal, may_rate_as
+from service.domain.principal import Principal, may_rate_as, rating_refusal
 from service.domain.reports import evaluation_document
 from service.domain.scheme import RATER_ROLES
 from service.projections.cycle_results import CycleResults
@@ -65,7 +66,7 @@ async def _manager(ctx: ServiceContext, principal: Principal, team_id: str) -> N
 
 @router.post("", response_model=CycleOut, status_code=201)
 async def open_cycle(
-    team_id: str, body: CycleIn, request: Request, ctx: Ctx,
+    team_id: IdPath, body: CycleIn, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> CycleOut:
     """Open a team's month, pinned to the scheme version in force (409 if it exists)."""
@@ -78,7 +79,8 @@ async def open_cycle(
 
 @router.get("/{period}", response_model=CycleOut)
 async def get_cycle(
-    team_id: str, period: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    team_id: IdPath, period: PeriodPath,
+    ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> CycleOut:
     """Return a cycle: status, scheme version, deadline, progress, and what drifts from the
     plan (missing evaluations, goals not acknowledged, interviews not held, quiet feeds...)."""
@@ -97,7 +99,7 @@ async def get_cycle(
 
 @router.put("/{period}/evaluations/{agent_id}/{rater_role}", response_model=EvaluationOut)
 async def put_evaluation(
-    team_id: str, period: str, agent_id: str, rater_role: str, body: EvaluationIn,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, rater_role: str, body: EvaluationIn,
     request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent", "rater")],
 ) -> EvaluationOut:
@@ -106,9 +108,7 @@ async def put_evaluation(
         raise Problem(422, f"unknown rater role {rater_role!r}",
                       errors=[{"field": "rater_role", "reason": f"one of {list(RATER_ROLES)}"}])
     if not may_rate_as(principal, rater_role, agent_id):
-        raise Problem(403, f"a {principal.role} may not submit a {rater_role} evaluation"
-                      + (" of another agent" if rater_role == "self" else ""),
-                      kind="forbidden")
+        raise Problem(403, rating_refusal(principal, rater_role), kind="forbidden")
     if rater_role == "manager":
         await _manager(ctx, principal, team_id)
     evaluation = await commands.evaluate(ctx, caller(principal, request), commands.Evaluate(
@@ -120,7 +120,7 @@ async def put_evaluation(
 
 @router.post("/{period}/close", response_model=CycleOut)
 async def close_cycle(
-    team_id: str, period: str, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")], body: CloseIn | None = None,
 ) -> CycleOut:
     """Close the month (409 listing missing evaluations unless forced with a reason)."""
@@ -136,7 +136,7 @@ async def close_cycle(
 
 @router.post("/{period}/publish", response_model=CycleOut)
 async def publish_cycle(
-    team_id: str, period: str, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> CycleOut:
     """Publish a closed month's ranking."""
@@ -146,7 +146,7 @@ async def publish_cycle(
 
 @router.post("/{period}/reopen", response_model=CycleOut)
 async def reopen_cycle(
-    team_id: str, period: str, body: ReopenIn, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, body: ReopenIn, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> CycleOut:
     """Reopen a closed or published month for a correction (recorded with its reason)."""
@@ -164,27 +164,28 @@ RANKING_COLUMNS = ("rank", "agent_id", "name", "score", "tied", "self", "manager
 
 
 def _ranking(request: Request, document: Document | dict[str, Any]) -> Response:
-    csv = wants_csv(request)
+    table = table_format(request)
     condition = request.headers.get("if-none-match", "")
     if not isinstance(document, Document):
         if _none_match_fails(condition, None):
             return Response(status_code=304)
-        return _ranking_csv(document) if csv else _json(document)
+        return _ranking_table(request, document) if table else _json(document)
     # A frozen ranking changes only with its revision: pollers revalidate for a 304.
-    etag = f'"{document.revision}{"-csv" if csv else ""}"'
+    etag = f'"{document.revision}{"-" + table if table else ""}"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
     if _none_match_fails(condition, etag):
         return Response(status_code=304, headers=headers)
-    if not csv:
+    if not table:
         return Response(document.body, media_type="application/json", headers=headers)
-    response = _ranking_csv(orjson.loads(document.body))
+    response = _ranking_table(request, orjson.loads(document.body))
     response.headers.update(headers)
     return response
 
 
-def _ranking_csv(body: dict[str, Any]) -> Response:
+def _ranking_table(request: Request, body: dict[str, Any]) -> Response:
     rows = [{**e, **e["components"]} for e in body["entries"]]
-    return csv_response(rows, RANKING_COLUMNS, f"ranking-{body['team_id']}-{body['period']}")
+    return table_response(request, rows, RANKING_COLUMNS,
+                          f"ranking-{body['team_id']}-{body['period']}")
 
 
 def _none_match_fails(header: str, etag: str | None) -> bool:
@@ -235,7 +236,7 @@ def ranking_route() -> APIRoute:
                        304: {"description": "A closed month's ranking, unchanged since the"
                                             " ETag sent in If-None-Match"}})
 async def get_ranking(
-    team_id: str, period: str, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, Depends(RANKING_RULE)],
 ) -> Response:
     """Return the ranking, best first: frozen once closed, provisional while open (or CSV)."""
@@ -275,7 +276,7 @@ def _ensure_agents_see_published_only(principal: Principal, status: str) -> None
 
 @router.get("/{period}/scorecards/{agent_id}", response_model=ScorecardOut)
 async def get_scorecard(
-    team_id: str, period: str, agent_id: str, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> JSONResponse | Response:
     """Return every number of an agent's month and how it was computed."""

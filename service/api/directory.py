@@ -7,9 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
-from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, manages
+from service.api.auth import (
+    allow,
+    ensure_manager_of,
+    ensure_person,
+    ensure_self_or_manager,
+    manages,
+)
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, matches, paginate, paging
+from service.api.params import IdPath
 from service.api.schemas import (
     AbsenceIn,
     AbsenceList,
@@ -18,18 +25,24 @@ from service.api.schemas import (
     AgentList,
     AgentOut,
     MembershipOut,
+    PersonIn,
+    PersonOut,
+    ReminderList,
+    ReminderOut,
     TeamIn,
     TeamOut,
 )
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import directory as commands
 from service.context import ServiceContext
 from service.domain import directory as d
-from service.domain.errors import NotFound
+from service.domain.errors import Forbidden, NotFound
 from service.domain.principal import Principal
+from service.domain.text import PRINTABLE_PATTERN
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.queries.roster import team_agents
+from service.store import reminders as reminder_store
 
 router = APIRouter(prefix="/v1", tags=["directory"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -67,7 +80,7 @@ def absence_out(agent_id: str, absence: d.Absence) -> AbsenceOut:
 @router.put("/teams/{team_id}", response_model=TeamOut,
             responses={201: {"model": TeamOut, "description": "created"}})
 async def put_team(
-    team_id: str, body: TeamIn, request: Request, response: Response, ctx: Ctx,
+    team_id: IdPath, body: TeamIn, request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow()],
 ) -> TeamOut:
     """Create or change a team (admin)."""
@@ -82,7 +95,7 @@ async def put_team(
 
 @router.get("/teams/{team_id}", response_model=TeamOut)
 async def get_team(
-    team_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    team_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> TeamOut:
     """Return a team (its managers, its agents, admins and readers)."""
     team = await commands.get_team(ctx, team_id)
@@ -122,10 +135,10 @@ _AGENT_PAGING = paging(("agent_id", "name", "position", "joined_at"), "agent_id"
 @router.get("/teams/{team_id}/agents", response_model=AgentPage,
             responses=CSV_ANSWER)
 async def list_team_agents(
-    team_id: str, request: Request, response: Response, ctx: Ctx,
+    team_id: IdPath, request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
     page: Annotated[Paging, Depends(_AGENT_PAGING)],
-    position: Annotated[str | None, Query(max_length=100,
+    position: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE_PATTERN,
                                           description="only agents in this position")] = None,
 ) -> AgentPage | Response:
     """Return the team's current agents (paged, sorted, filtered by position; or CSV)."""
@@ -136,8 +149,9 @@ async def list_team_agents(
         rows = await team_agents(conn, team_id)
     found = paginate([r for r in rows if matches(r["position"], position)], page)
     agents = [await commands.get_agent(ctx, r["agent_id"]) for r in found.items]
-    if wants_csv(request):
-        return link(csv_response(
+    if wants_table(request):
+        return link(table_response(
+            request,
             [{"agent_id": a.agent_id, "name": a.name, "team_id": a.team_id,
               "position": a.position, "since": a.history[-1].since.isoformat()} for a in agents],
             ("agent_id", "name", "team_id", "position", "since"), f"agents-{team_id}",
@@ -149,7 +163,7 @@ async def list_team_agents(
 @router.put("/agents/{agent_id}", response_model=AgentOut,
             responses={201: {"model": AgentOut, "description": "created"}})
 async def put_agent(
-    agent_id: str, body: AgentIn, request: Request, response: Response, ctx: Ctx,
+    agent_id: IdPath, body: AgentIn, request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> AgentOut:
     """Create or change an agent; a different team_id is a transfer (admin, or a manager of
@@ -173,7 +187,7 @@ async def put_agent(
 
 @router.get("/agents/{agent_id}", response_model=AgentOut)
 async def get_agent(
-    agent_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    agent_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> AgentOut:
     """Return an agent (the agent, their team's managers, admins and readers)."""
     agent = await commands.get_agent(ctx, agent_id)
@@ -192,7 +206,8 @@ async def _absence_writer(ctx: ServiceContext, principal: Principal, agent_id: s
             response_model_by_alias=True,
             responses={201: {"model": AbsenceOut, "description": "created"}})
 async def put_absence(
-    agent_id: str, absence_id: str, body: AbsenceIn, request: Request, response: Response,
+    agent_id: IdPath, absence_id: IdPath, body: AbsenceIn, request: Request,
+    response: Response,
     ctx: Ctx, principal: Annotated[Principal, allow("manager")],
 ) -> AbsenceOut:
     """Record or change an agent's absence, dates inclusive in the team's time zone (a
@@ -207,7 +222,7 @@ async def put_absence(
 @router.delete("/agents/{agent_id}/absences/{absence_id}", response_model=AbsenceOut,
                response_model_by_alias=True)
 async def cancel_absence(
-    agent_id: str, absence_id: str, request: Request, ctx: Ctx,
+    agent_id: IdPath, absence_id: IdPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> AbsenceOut:
     """Cancel an absence: recorded as a cancellation, kept in the history."""
@@ -227,7 +242,7 @@ async def _absence_reader(ctx: ServiceContext, principal: Principal, agent_id: s
 @router.get("/agents/{agent_id}/absences", response_model=AbsenceList,
             response_model_by_alias=True)
 async def list_absences(
-    agent_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    agent_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> AbsenceList:
     """Return an agent's absences, cancelled ones included (the agent, their team's managers,
     admins and readers)."""
@@ -239,7 +254,7 @@ async def list_absences(
 @router.get("/agents/{agent_id}/absences/{absence_id}", response_model=AbsenceOut,
             response_model_by_alias=True)
 async def get_absence(
-    agent_id: str, absence_id: str, ctx: Ctx,
+    agent_id: IdPath, absence_id: IdPath, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> AbsenceOut:
     """Return one absence of an agent."""
@@ -248,3 +263,56 @@ async def get_absence(
     if absence is None:
         raise NotFound(f"agent {agent_id} has no absence {absence_id}")
     return absence_out(agent_id, absence)
+
+
+def person_out(person: d.Person) -> PersonOut:
+    """Render a person's contact details."""
+    return PersonOut(person_id=person.person_id, email=person.email, locale=person.locale,
+                     reminders="on" if person.reminders else "off", version=person.version)
+
+
+@router.get("/people/{person_id}", response_model=PersonOut)
+async def get_person(
+    person_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent", "rater")],
+) -> PersonOut:
+    """Return how a person is reached: email, language, reminders on or off (the person,
+    admins and readers)."""
+    ensure_person(principal, person_id)
+    return person_out(await commands.get_person(ctx, person_id))
+
+
+@router.put("/people/{person_id}", response_model=PersonOut)
+async def put_person(
+    person_id: str, body: PersonIn, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent", "rater")],
+) -> PersonOut:
+    """Set a person's email address (admins), language or reminders on or off (admins and the
+    person). A person is an agent, a manager (an id in a team's manager_ids) or a rater."""
+    ensure_person(principal, person_id)
+    if "email" in body.model_fields_set and not principal.is_admin:
+        raise Forbidden("only an admin sets email addresses; a person may change their own"
+                        " locale and reminders")
+    person = await commands.put_person(ctx, caller(principal, request), d.PutPerson(
+        person_id, body.email, body.locale,
+        None if body.reminders is None else body.reminders == "on",
+        frozenset(body.model_fields_set)))
+    return person_out(person)
+
+
+@router.get("/people/{person_id}/reminders", response_model=ReminderList)
+async def list_reminders(
+    person_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent", "rater")],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> ReminderList:
+    """Return a person's latest reminders, newest first, with the state of their emails."""
+    ensure_person(principal, person_id)
+    d.check_id(person_id, "person_id")
+    async with ctx.db.connection() as conn:
+        rows = await reminder_store.of_person(conn, person_id, limit)
+    return ReminderList(
+        person_id=person_id, sending=ctx.settings.smtp_url is not None,
+        items=[ReminderOut(**{**row, "reminder_id": str(row["reminder_id"]),
+                              "message_id": str(row["message_id"]) if row["message_id"]
+                              else None})
+               for row in rows],
+    )

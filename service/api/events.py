@@ -14,7 +14,7 @@ from service.api.auth import allow
 from service.api.deps import context
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.problems import Problem
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.context import ServiceContext
 from service.domain.principal import Principal
 from service.store.event_store import Cursor, RecordedEvent, read_stream
@@ -125,8 +125,9 @@ async def event_feed(
                                event_types=check_names(event_type, "type"))
     items = [event_out(e) for e in page.events]
     next_cursor = page.next.encode()
-    if wants_csv(request):
-        response: Response = csv_response([csv_row(i) for i in items], FEED_COLUMNS, "events")
+    if wants_table(request):
+        response: Response = table_response(request, [csv_row(i) for i in items],
+                                            FEED_COLUMNS, "events")
         return link(response, request, next_cursor, csv=True)
     return link(Response(orjson.dumps({"items": items, "next": next_cursor}),
                          media_type="application/json"), request, next_cursor)
@@ -158,9 +159,9 @@ async def stream_events(
     events = events[:limit]
     next_cursor = str(events[-1].version) if more else None
     items = [event_out(e) for e in events]
-    if wants_csv(request):
-        response: Response = csv_response([csv_row(i) for i in items], FEED_COLUMNS,
-                                          "stream-events")
+    if wants_table(request):
+        response: Response = table_response(request, [csv_row(i) for i in items],
+                                            FEED_COLUMNS, "stream-events")
         return link(response, request, next_cursor, csv=True)
     return link(Response(orjson.dumps({"stream_id": stream_id, "version": current,
                                        "items": items, "next": next_cursor}),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import caller, context
+from service.api.params import IdPath, PeriodPath
 from service.api.problems import Problem
 from service.api.schemas import (
     AcknowledgeIn,
@@ -18,7 +19,7 @@ from service.api.schemas import (
     InterviewRecordIn,
     OutlineIn,
 )
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import cycles
 from service.commands import feedback as commands
 from service.commands.directory import get_team
@@ -28,9 +29,6 @@ from service.domain.principal import Principal
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}", tags=["feedback"])
 Ctx = Annotated[ServiceContext, Depends(context)]
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-TeamId = Annotated[str, Path(pattern=_ID)]
-AgentId = Annotated[str, Path(pattern=_ID)]
 INTERVIEW = "/interviews/{agent_id}"
 
 CLASSIFICATION_COLUMNS = ("team_id", "period", "agent_id", "name", "rank", "score", "band",
@@ -44,7 +42,7 @@ INTERVIEW_COLUMNS = ("team_id", "period", "agent_id", "manager_id", "status", "s
 @router.get("/feedback/classification", response_model=ClassificationOut,
             responses={**CSV_ANSWER, 409: {"description": "the month is not published yet"}})
 async def classification(
-    team_id: TeamId, period: str, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any] | Response:
     """Classify a published month's agents by result band and trend (or CSV; 409 before
@@ -52,8 +50,8 @@ async def classification(
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     document = await commands.classification(ctx, team_id, period)
-    if wants_csv(request):
-        return csv_response(({"team_id": team_id, "period": period, **i}
+    if wants_table(request):
+        return table_response(request, ({"team_id": team_id, "period": period, **i}
                              for i in document["items"]),
                             CLASSIFICATION_COLUMNS, f"classification-{team_id}-{period}")
     return document
@@ -61,7 +59,7 @@ async def classification(
 
 @router.get("/interviews", response_model=InterviewList, responses=CSV_ANSWER)
 async def list_interviews(
-    team_id: TeamId, period: str, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any] | Response:
     """Return the month's interviews and the evaluated agents still without one held (or
@@ -72,10 +70,10 @@ async def list_interviews(
     rows = await commands.interview_rows(ctx, team_id, period)
     items = [dict(r) for r in rows]
     missing = commands.missing_interviews(cycle, rows)
-    if wants_csv(request):
+    if wants_table(request):
         planned = {i["agent_id"] for i in items}
-        return csv_response(
-            [{"team_id": team_id, "period": period, **r} for r in items
+        return table_response(
+            request, [{"team_id": team_id, "period": period, **r} for r in items
              + [m for m in missing if m["agent_id"] not in planned]],
             INTERVIEW_COLUMNS, f"interviews-{team_id}-{period}")
     return {"team_id": team_id, "period": period, "items": items, "missing": missing}
@@ -83,7 +81,7 @@ async def list_interviews(
 
 @router.get(INTERVIEW, response_model=InterviewOut)
 async def get_interview(
-    team_id: TeamId, period: str, agent_id: AgentId, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return an agent's interview: plan, outline, record, acknowledgement."""
@@ -95,7 +93,7 @@ async def get_interview(
 @router.post(INTERVIEW, response_model=InterviewOut,
              responses={201: {"model": InterviewOut, "description": "scheduled"}})
 async def schedule_interview(
-    team_id: TeamId, period: str, agent_id: AgentId, body: InterviewIn, request: Request,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: InterviewIn, request: Request,
     response: Response, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Schedule (201) or move (200) an interview; 409 naming the clash when the manager is
@@ -119,7 +117,7 @@ async def schedule_interview(
 
 @router.put(INTERVIEW + "/outline", response_model=InterviewOut)
 async def prepare_outline(
-    team_id: TeamId, period: str, agent_id: AgentId, body: OutlineIn, request: Request,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: OutlineIn, request: Request,
     ctx: Ctx, principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Prepare the interview outline: objective, sub-objectives, questions in order."""
@@ -134,7 +132,8 @@ async def prepare_outline(
 
 @router.put(INTERVIEW + "/record", response_model=InterviewOut)
 async def record_interview(
-    team_id: TeamId, period: str, agent_id: AgentId, body: InterviewRecordIn, request: Request,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: InterviewRecordIn,
+    request: Request,
     ctx: Ctx, principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Record the held interview: the four questions, agreed actions, next cycle's plan."""
@@ -152,7 +151,7 @@ async def record_interview(
 
 @router.post(INTERVIEW + "/acknowledge", response_model=InterviewOut)
 async def acknowledge_interview(
-    team_id: TeamId, period: str, agent_id: AgentId, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("agent")], body: AcknowledgeIn | None = None,
 ) -> dict[str, Any]:
     """Acknowledge the record of one's own interview (the agent only)."""

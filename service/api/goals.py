@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import caller, context
+from service.api.params import IdPath, PeriodPath
 from service.api.problems import Problem
 from service.api.schemas import (
     AcknowledgeIn,
@@ -21,7 +22,7 @@ from service.api.schemas import (
     GoalsOut,
     ResolveIn,
 )
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import cycles
 from service.commands import goals as commands
 from service.commands.directory import get_team
@@ -31,9 +32,6 @@ from service.domain.principal import Principal
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}/goals", tags=["goals"])
 Ctx = Annotated[ServiceContext, Depends(context)]
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-TeamId = Annotated[str, Path(pattern=_ID)]
-AgentId = Annotated[str, Path(pattern=_ID)]
 
 #: CSV: one row per agent and target (a scheme's targets differ by position).
 GOAL_COLUMNS = ("team_id", "period", "agent_id", "position", "scheme_id", "scheme_version",
@@ -49,7 +47,7 @@ def ensure_is_agent(principal: Principal, agent_id: str, what: str) -> None:
 
 @router.get("", response_model=GoalsList, responses=CSV_ANSWER)
 async def list_goals(
-    team_id: TeamId, period: str, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any] | Response:
     """Return every current agent's targets and whether they acknowledged them (or CSV)."""
@@ -57,9 +55,9 @@ async def list_goals(
     ensure_manager_of(principal, team.manager_ids)
     cycle = await cycles.get_cycle(ctx, team_id, period)
     items = await commands.list_goals(ctx, team, cycle)
-    if wants_csv(request):
-        return csv_response(
-            ({**goals, **target, "target_name": name}
+    if wants_table(request):
+        return table_response(
+            request, ({**goals, **target, "target_name": name}
              for goals in items for name, target in goals["targets"].items()),
             GOAL_COLUMNS, f"goals-{team_id}-{period}")
     return {"team_id": team_id, "period": period, "items": items}
@@ -67,7 +65,7 @@ async def list_goals(
 
 @router.get("/{agent_id}", response_model=GoalsOut)
 async def get_goals(
-    team_id: TeamId, period: str, agent_id: AgentId, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return the targets issued to an agent (scheme version and position), and their status."""
@@ -78,7 +76,7 @@ async def get_goals(
 
 @router.post("/{agent_id}/acknowledge", response_model=GoalsOut)
 async def acknowledge(
-    team_id: TeamId, period: str, agent_id: AgentId, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("agent")], body: AcknowledgeIn | None = None,
 ) -> dict[str, Any]:
     """Acknowledge one's own targets as issued (the agent only)."""
@@ -90,7 +88,7 @@ async def acknowledge(
 
 @router.post("/{agent_id}/dispute", response_model=GoalsOut)
 async def dispute(
-    team_id: TeamId, period: str, agent_id: AgentId, body: DisputeIn, request: Request,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: DisputeIn, request: Request,
     ctx: Ctx, principal: Annotated[Principal, allow("agent")],
 ) -> dict[str, Any]:
     """Dispute one's own targets with a comment (the agent only); a manager resolves it."""
@@ -102,7 +100,7 @@ async def dispute(
 
 @router.post("/{agent_id}/resolve", response_model=GoalsOut)
 async def resolve(
-    team_id: TeamId, period: str, agent_id: AgentId, body: ResolveIn, request: Request,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: ResolveIn, request: Request,
     ctx: Ctx, principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Resolve an agent's dispute: adjust targets for this cycle's scoring, or keep them."""

@@ -7,14 +7,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from service.api.auth import actor_metadata, allow
 from service.api.deps import context
 from service.api.pagination import Paging, link, matches, paginate, paging
+from service.api.params import IdPath, IdQuery
 from service.api.problems import Problem
+from service.api.schemas import Body
 from service.context import ServiceContext
+from service.domain.ids import ID_PATTERN
 from service.domain.principal import BOOTSTRAP_PRINCIPAL, Principal, credential_problems
 from service.domain.principal import event_metadata as make_metadata
 from service.store import keys
@@ -23,14 +26,11 @@ log = logging.getLogger("csperf.auth")
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
 Role = Literal["admin", "manager", "agent", "rater", "ingest", "reader"]
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(Body):
     """What a new key is for."""
-
-    model_config = ConfigDict(extra="forbid")
 
     role: Role
     subject: str | None = Field(
@@ -116,7 +116,7 @@ async def list_keys(
     ctx: Ctx, request: Request, response: Response,
     page: Annotated[Paging, Depends(_KEY_PAGING)],
     role: Role | None = None,
-    subject: Annotated[str | None, Query(max_length=64)] = None,
+    subject: IdQuery = None,
     revoked: Annotated[bool | None, Query(description="true: only revoked keys; false: only"
                                                       " active ones")] = None,
 ) -> KeyList:
@@ -133,7 +133,7 @@ async def list_keys(
 
 @router.post("/{key_id}/revoke", response_model=KeyView)
 async def revoke_key(
-    key_id: Annotated[str, Path(pattern=ID_PATTERN)],
+    key_id: IdPath,
     principal: Admin,
     ctx: Ctx,
     request: Request,

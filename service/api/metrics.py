@@ -7,29 +7,25 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    TypeAdapter,
-    ValidationError,
-    with_config,
-)
-from typing_extensions import TypedDict
+from pydantic import BaseModel, Field, StrictInt
 
+from service.api import metric_bodies as bodies
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, ensure_source
 from service.api.deps import context
 from service.api.directory import ensure_team_member_or_manager
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
-from service.api.problems import Problem
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.params import PERIOD_QUERY, IdPath, IdQuery
+from service.api.schemas import Body
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import metrics as commands
 from service.commands.cycles import month_scheme
 from service.commands.directory import get_agent, get_team
 from service.context import ServiceContext
 from service.domain import metrics as m
-from service.domain.periods import parse_period, period_of
+from service.domain.ids import ID_PATTERN
+from service.domain.periods import PERIOD_PATTERN, check_period, period_of
 from service.domain.principal import Principal
+from service.domain.text import PRINTABLE_PATTERN
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.queries import kpis
@@ -38,20 +34,6 @@ from service.store import metrics as store
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
 Ctx = Annotated[ServiceContext, Depends(context)]
-
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-
-
-@with_config(ConfigDict(extra="forbid", title="MetricsIn"))
-class MetricsIn(TypedDict):
-    """POST /v1/metrics."""
-
-    source: Annotated[str, Field(pattern=_ID, examples=["chat-widget"])]
-    samples: Annotated[list[m.Sample], Field(max_length=m.MAX_BATCH)]
-
-
-#: Parses a body straight from its bytes into dicts: no intermediate objects per sample.
-BATCH: TypeAdapter[MetricsIn] = TypeAdapter(MetricsIn)
 
 
 class RejectedOut(BaseModel):
@@ -93,44 +75,43 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
 _INGEST_DOC: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": _inline(BATCH.json_schema())}},
+        "content": {
+            "application/json": {"schema": _inline(bodies.BATCH.json_schema())},
+            "text/csv": {"schema": {
+                "type": "string",
+                "description": "a header row naming id, agent_id, metric, value, occurred_at"
+                " (any order), then one sample a row; UTF-8 (a BOM is fine), LF or CRLF;"
+                " decimals take a dot. Needs ?source=.",
+                "example": "id,agent_id,metric,value,occurred_at\n"
+                "conv-81723-r4,a-17,response_time_seconds,12.4,2026-11-03T09:15:02+09:00\n"}},
+            "application/x-ndjson": {"schema": {
+                "type": "string",
+                "description": "one sample object a line, the fields of the JSON batch's"
+                " samples. Needs ?source=."}},
+        },
     },
 }
-
-
-def _field(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text or "body"
-
-
-def _parse(body: bytes) -> MetricsIn:
-    try:
-        return BATCH.validate_json(body)
-    except ValidationError as exc:
-        errors = [{"field": _field(e["loc"]), "reason": e["msg"], "location": "body"}
-                  for e in exc.errors(include_url=False)]
-        if any(e["type"] == "too_long" and e["loc"] == ("samples",) for e in exc.errors()):
-            raise Problem(413, f"a batch holds at most {m.MAX_BATCH} samples; split it",
-                          kind="batch-too-large",
-                          errors=[{"field": "samples",
-                                   "reason": f"at most {m.MAX_BATCH} samples"}]) from None
-        fields = ", ".join(sorted({e["field"] for e in errors})[:10])
-        raise Problem(422, f"invalid request: {fields}", kind="validation-error",
-                      errors=errors[:100]) from None
 
 
 @router.post(
     "/metrics", response_model=IngestOut, openapi_extra=_INGEST_DOC,
     responses={413: {"description": "more than 10,000 samples"},
-               422: {"description": "a malformed body; `errors` names each bad field"}},
+               415: {"description": "a Content-Type other than JSON, CSV or NDJSON"},
+               422: {"description": "a malformed body; `errors` names each bad field (and"
+                     " line, for a file)"}},
 )
 async def post_metrics(
     request: Request, ctx: Ctx, principal: Annotated[Principal, allow("ingest")],
+    source: Annotated[str | None, Query(
+        max_length=64, description="the sending system, for text/csv and"
+        " application/x-ndjson bodies (a JSON batch names it in the body)")] = None,
 ) -> IngestOut:
-    """Store a batch of samples once each; list those kept in the quarantine and why."""
-    batch = _parse(await request.body())
+    """Store a batch of samples once each; list those kept in the quarantine and why.
+
+    The body is a JSON batch, a CSV file or NDJSON lines (see the request body); a file that
+    cannot be read is refused whole with a 422 naming each bad line.
+    """
+    batch = bodies.parse(request.headers.get("content-type"), await request.body(), source)
     ensure_source(principal, batch["source"])
     outcome = await commands.ingest(ctx, batch["source"], batch["samples"])
     return IngestOut(
@@ -192,12 +173,12 @@ async def list_quarantine(
     response: Response,
     ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
-    source: Annotated[str | None, Query(max_length=64)] = None,
-    agent_id: Annotated[str | None, Query(max_length=64)] = None,
-    reason: Annotated[str | None, Query(max_length=64)] = None,
+    source: IdQuery = None,
+    agent_id: IdQuery = None,
+    reason: Annotated[str | None, Query(max_length=64, pattern=PRINTABLE_PATTERN)] = None,
     status: Literal["quarantined", "accepted", "all"] = "quarantined",
-    team_id: Annotated[str | None, Query(max_length=64)] = None,
-    period: Annotated[str | None, Query(max_length=7, examples=["2026-11"])] = None,
+    team_id: IdQuery = None,
+    period: Annotated[str | None, PERIOD_QUERY] = None,
     after: Annotated[str | None, Query(max_length=400, description="cursor from `next`")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> QuarantineList | Response:
@@ -212,7 +193,7 @@ async def list_quarantine(
     except ValueError as exc:
         raise invalid("after", "not a cursor returned by this list") from exc
     if period is not None:
-        parse_period(period)
+        check_period(period, ctx.clock())
     teams = await _readable_teams(ctx, principal, team_id)
     f = store.QuarantineFilter(source, agent_id, reason, None if status == "all" else status,
                                team_id=team_id, period=period, teams=teams)
@@ -220,9 +201,9 @@ async def list_quarantine(
         rows = await store.list_quarantine(conn, f, limit, key)
     items = [_quarantined(r) for r in rows]
     next_cursor = store.encode_after(rows[-1]) if len(rows) == limit else None
-    if wants_csv(request):
-        return link(csv_response(items, QUARANTINE_COLUMNS, "metric-quarantine"), request,
-                    next_cursor, csv=True)
+    if wants_table(request):
+        return link(table_response(request, items, QUARANTINE_COLUMNS, "metric-quarantine"),
+                    request, next_cursor, csv=True)
     link(response, request, next_cursor)
     return QuarantineList(items=[QuarantinedOut(**i) for i in items], next=next_cursor)
 
@@ -242,17 +223,15 @@ async def _readable_teams(ctx: ServiceContext, principal: Principal, team_id: st
         return await managed_teams(conn, principal.subject)
 
 
-class ReplayIn(BaseModel):
+class ReplayIn(Body):
     """POST /v1/metrics/quarantine/replay: which kept samples to try again (all by default)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    source: str | None = Field(default=None, max_length=64)
-    agent_id: str | None = Field(default=None, max_length=64)
+    source: str | None = Field(default=None, pattern=ID_PATTERN)
+    agent_id: str | None = Field(default=None, pattern=ID_PATTERN)
     reason: str | None = Field(default=None, max_length=64)
     ids: list[str] | None = Field(default=None, max_length=m.MAX_BATCH,
                                   description="sample ids (of any source unless one is given)")
-    limit: int = Field(default=100_000, ge=1, le=1_000_000)
+    limit: StrictInt = Field(default=100_000, ge=1, le=1_000_000)
 
 
 class StillRejectedOut(BaseModel):
@@ -334,13 +313,12 @@ class TeamKpisOut(KpisOut):
 def _period(period: str | None, timezone: str, now: datetime) -> str:
     if period is None:
         return period_of(now, ZoneInfo(timezone))
-    parse_period(period)
-    return period
+    return check_period(period, now)
 
 
 PeriodQuery = Annotated[
     str | None,
-    Query(max_length=7, examples=["2026-11"],
+    Query(pattern=PERIOD_PATTERN, max_length=7, examples=["2026-11"],
           description="YYYY-MM in the team's time zone; the current month when left out"),
 ]
 
@@ -349,9 +327,10 @@ PeriodQuery = Annotated[
 KPI_COLUMNS = ("period", "team_id", "agent_id", "kpi", "value", "samples", "updated_at")
 
 
-def _kpi_csv(document: AgentKpisOut | TeamKpisOut, agent_id: str | None, name: str
-             ) -> Response:
-    return csv_response(
+def _kpi_table(request: Request, document: AgentKpisOut | TeamKpisOut, agent_id: str | None,
+               name: str) -> Response:
+    return table_response(
+        request,
         ({"period": document.period, "team_id": document.team_id, "agent_id": agent_id,
           "kpi": kpi, "value": value, "samples": document.samples,
           "updated_at": document.updated_at} for kpi, value in document.kpis.items()),
@@ -361,7 +340,7 @@ def _kpi_csv(document: AgentKpisOut | TeamKpisOut, agent_id: str | None, name: s
 @router.get("/agents/{agent_id}/kpis", response_model=AgentKpisOut,
             responses=CSV_ANSWER)
 async def agent_kpis(
-    agent_id: str, request: Request, ctx: Ctx,
+    agent_id: IdPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")], period: PeriodQuery = None,
 ) -> AgentKpisOut | Response:
     """Return an agent's live KPIs for a month, or CSV (the agent, their team's managers,
@@ -374,13 +353,14 @@ async def agent_kpis(
     async with ctx.db.connection() as conn:
         document = await kpis.agent_kpis(conn, agent_id, month, scheme, agent.position)
     out = AgentKpisOut(agent_id=agent_id, team_id=agent.team_id, period=month, **document)
-    return _kpi_csv(out, agent_id, f"kpis-{agent_id}-{month}") if wants_csv(request) else out
+    return (_kpi_table(request, out, agent_id, f"kpis-{agent_id}-{month}")
+            if wants_table(request) else out)
 
 
 @router.get("/teams/{team_id}/kpis", response_model=TeamKpisOut,
             responses=CSV_ANSWER)
 async def team_kpis(
-    team_id: str, request: Request, ctx: Ctx,
+    team_id: IdPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")], period: PeriodQuery = None,
 ) -> TeamKpisOut | Response:
     """Return a team's live totals and KPIs for a month, and when each feed last arrived (or
@@ -394,4 +374,5 @@ async def team_kpis(
         feeds = await kpis.feeds(conn, team_id)
     out = TeamKpisOut(team_id=team_id, period=month, feeds=[FeedOut(**f) for f in feeds],
                       **document)
-    return _kpi_csv(out, None, f"kpis-{team_id}-{month}") if wants_csv(request) else out
+    return (_kpi_table(request, out, None, f"kpis-{team_id}-{month}")
+            if wants_table(request) else out)

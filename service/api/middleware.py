@@ -1,4 +1,4 @@
-"""Request ids, access logs, latency metrics and the body size limit, as plain ASGI."""
+"""Request ids, access logs, latency metrics, the body size limit and HEAD, as plain ASGI."""
 
 from __future__ import annotations
 
@@ -107,6 +107,50 @@ class RequestContextMiddleware:
             kind="payload-too-large", headers={"x-request-id": rid},
         )
         await response(scope, receive, send)
+
+
+class _HeadAnswered(Exception):
+    """A HEAD request's answer is complete; the streaming body behind it is not wanted."""
+
+
+class HeadAsGet:
+    """Answer HEAD on every GET route as GET without the body (RFC 9110, 9.3.2).
+
+    FastAPI registers a route for the methods it names, so HEAD was a 405 everywhere. Here
+    HEAD runs the GET route (same checks, same status and headers, Content-Length included)
+    and only the body is dropped; a streaming body (the SSE feed) is stopped at its first
+    chunk instead of running on unread.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one request; only HEAD is changed."""
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+        ended = False
+
+        async def send_head(message: Message) -> None:
+            nonlocal ended
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            if not ended:
+                ended = True
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if message.get("more_body", False):
+                raise _HeadAnswered
+
+        try:
+            await self.app({**scope, "method": "GET"}, receive, send_head)
+        except _HeadAnswered:
+            pass
+        except BaseExceptionGroup as group:  # a streaming response's task group wraps it
+            rest = group.subgroup(lambda e: not isinstance(e, _HeadAnswered))
+            if rest is not None:
+                raise rest from None
 
 
 def _route_template(scope: MutableMapping[str, Any]) -> str:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from service.api.auth import allow, ensure_manager_of
 from service.api.deps import context
+from service.api.params import IdPath, PeriodPath
 from service.api.schemas import CalibrationOut, OverviewOut
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain.principal import Principal
@@ -18,7 +19,6 @@ from service.queries import monitoring
 
 router = APIRouter(prefix="/v1/teams/{team_id}", tags=["monitoring"])
 Ctx = Annotated[ServiceContext, Depends(context)]
-TeamId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 
 #: CSV: the raters (the self-vs-manager gaps are reporting.self_manager_gaps).
 CALIBRATION_COLUMNS = ("team_id", "period", "rater_id", "rater_role", "count", "mean",
@@ -27,7 +27,7 @@ CALIBRATION_COLUMNS = ("team_id", "period", "rater_id", "rater_role", "count", "
 
 @router.get("/overview", response_model=OverviewOut)
 async def overview(
-    team_id: TeamId, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+    team_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
     months: Annotated[int, Query(ge=1, le=36)] = monitoring.OVERVIEW_MONTHS,
 ) -> dict[str, Any]:
     """Return the team's latest months, newest first: status and what drifts from the plan."""
@@ -39,7 +39,7 @@ async def overview(
 @router.get("/cycles/{period}/calibration", response_model=CalibrationOut,
             responses=CSV_ANSWER)
 async def calibration(
-    team_id: TeamId, period: str, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", reads=False)],
 ) -> dict[str, Any] | Response:
     """Return each rater's mean and spread against the others, flags for raters too lenient
@@ -48,8 +48,8 @@ async def calibration(
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     document = await calibration_query.calibration(ctx, team_id, period)
-    if wants_csv(request):
-        return csv_response(({"team_id": team_id, "period": period, **r}
+    if wants_table(request):
+        return table_response(request, ({"team_id": team_id, "period": period, **r}
                              for r in document["raters"]),
                             CALIBRATION_COLUMNS, f"calibration-{team_id}-{period}")
     return document

@@ -97,7 +97,33 @@ def problem_response(
     if errors is not None:
         body["errors"] = list(errors)
     body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return JSONResponse(printable(body), status_code=status, media_type=PROBLEM_JSON,
+                        headers=headers)
+
+
+def _encodable(text: str) -> str:
+    if text.isascii():
+        return text
+    # A lone UTF-16 surrogate (JSON "\ud800") cannot be encoded as UTF-8: written out as the
+    # text \ud800 instead, so the caller still sees which key or value was refused.
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def printable(value: Any) -> Any:
+    """Return the value with every string (keys too) safe to encode as UTF-8.
+
+    Problems echo what the caller sent (a score's criterion, an agent id, a field path), and
+    one unencodable string used to turn the answer into a 500 that also dropped the
+    keep-alive connection. Every problem passes through here, so no route needs to care.
+    """
+    if isinstance(value, str):
+        return _encodable(value)
+    if isinstance(value, dict):
+        return {_encodable(k) if isinstance(k, str) else k: printable(v)
+                for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(v) for v in value]
+    return value
 
 
 def _field(loc: Sequence[Any]) -> str:
@@ -123,11 +149,14 @@ _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 def allowed_methods(request: Request) -> list[str]:
     """Return every method some route of the app answers on the request's path."""
     routes = request.app.router.routes
-    return [
+    allowed = [
         method for method in _METHODS
         if any(route.matches({**request.scope, "method": method})[0] == Match.FULL
                for route in routes)
     ]
+    if "GET" in allowed and "HEAD" not in allowed:  # middleware.HeadAsGet answers it
+        allowed.insert(allowed.index("GET") + 1, "HEAD")
+    return allowed
 
 
 def install(app: FastAPI) -> None:
@@ -175,12 +204,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(asyncpg.DataError)
     async def _bad_data(request: Request, exc: asyncpg.DataError) -> JSONResponse:
-        # Input PostgreSQL cannot store (a NUL byte, an out-of-range number) is the caller's
-        # error, not ours; the message names the problem, never the statement.
+        # A last line of defence: input is validated before it reaches the database (ids
+        # by pattern, text without NUL or lone surrogates), so reaching here is a gap in that
+        # validation, logged to be closed. The answer names neither the driver nor the
+        # statement.
+        log.warning("a value reached the database unvalidated: %s", type(exc).__name__)
         return problem_response(
             request, 422, "the request contains a value the database cannot store",
             kind="invalid-value",
-            errors=[{"field": "request", "reason": type(exc).__name__}],
+            errors=[{"field": "request", "reason": "a value the database cannot store"}],
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import caller, context
+from service.api.params import IdPath, IdQuery, PeriodPath
 from service.api.schemas import EvaluationList, InvitationIn, InvitationList
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import cycles
 from service.commands import goals as commands
 from service.commands.directory import get_team
@@ -23,8 +24,6 @@ from service.domain.reports import evaluation_document
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}", tags=["raters"])
 Ctx = Annotated[ServiceContext, Depends(context)]
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-TeamId = Annotated[str, Path(pattern=_ID)]
 
 #: CSV: one row per invited agent, and one row per score (criteria differ between schemes,
 #: so a column per criterion would change a BI tool's table from one month to the next).
@@ -35,7 +34,7 @@ EVALUATION_COLUMNS = ("team_id", "period", "agent_id", "rater_role", "rater_id",
 
 @router.post("/invitations", response_model=InvitationList)
 async def invite(
-    team_id: TeamId, period: str, body: InvitationIn, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, body: InvitationIn, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Invite a peer, subordinate, customer or expert to rate agents of the cycle."""
@@ -51,7 +50,7 @@ async def invite(
 
 @router.get("/invitations", response_model=InvitationList, responses=CSV_ANSWER)
 async def list_invitations(
-    team_id: TeamId, period: str, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "rater")],
 ) -> dict[str, Any] | Response:
     """Return the cycle's invitations (or CSV): all for its managers, a rater's own for a
@@ -62,9 +61,9 @@ async def list_invitations(
         ensure_manager_of(principal, team.manager_ids)
     cycle = await cycles.get_cycle(ctx, team_id, period)
     items = commands.invitations_document(cycle, own)
-    if wants_csv(request):
-        return csv_response(
-            ({"team_id": team_id, "period": period, **i, "agent_id": agent,
+    if wants_table(request):
+        return table_response(
+            request, ({"team_id": team_id, "period": period, **i, "agent_id": agent,
               "submitted": agent in i["submitted"]} for i in items for agent in i["agent_ids"]),
             INVITATION_COLUMNS, f"invitations-{team_id}-{period}")
     return {"team_id": team_id, "period": period, "items": items}
@@ -72,9 +71,9 @@ async def list_invitations(
 
 @router.get("/evaluations", response_model=EvaluationList, responses=CSV_ANSWER)
 async def list_evaluations(
-    team_id: TeamId, period: str, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
-    agent_id: Annotated[str | None, Query(pattern=_ID)] = None,
+    agent_id: IdQuery = None,
 ) -> dict[str, Any] | Response:
     """Return the cycle's evaluations (or CSV): an agent sees their own, peers anonymous."""
     team = await get_team(ctx, team_id)
@@ -92,9 +91,9 @@ async def list_evaluations(
         for (agent, role, rater), e in sorted(cycle.evaluations.items())
         if agent_id is None or agent == agent_id
     ]
-    if wants_csv(request):
-        return csv_response(
-            ({**e, "criterion": criterion, "score": score}
+    if wants_table(request):
+        return table_response(
+            request, ({**e, "criterion": criterion, "score": score}
              for e in items for criterion, score in sorted(e["scores"].items())),
             EVALUATION_COLUMNS, f"evaluations-{team_id}-{period}")
     return {"team_id": team_id, "period": period, "items": items}

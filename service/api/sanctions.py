@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import Field
 
 from service.api.auth import allow, ensure_manager_of, ensure_self, ensure_self_or_manager
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, paginate, paging
+from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
 from service.api.schemas import (
     PayrollOut,
     PlanIn,
@@ -23,12 +23,12 @@ from service.api.schemas import (
     SanctionList,
     SanctionStatus,
 )
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import sanctions as commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain import sanctions as s
-from service.domain.periods import parse_period
+from service.domain.periods import check_period
 from service.domain.principal import Principal
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
@@ -38,12 +38,6 @@ from service.queries import sanctions as queries
 router = APIRouter(prefix="/v1", tags=["results"])
 Ctx = Annotated[ServiceContext, Depends(context)]
 PLAN = "/teams/{team_id}/cycles/{period}/improvement-plans/{agent_id}"
-# Ids are checked against the API's alphabet before they reach the database (a NUL byte in a
-# path would otherwise be refused by PostgreSQL as a server error).
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-TeamId = Annotated[str, Path(pattern=_ID)]
-AgentId = Annotated[str, Path(pattern=_ID)]
-IdFilter = Annotated[str | None, Query(pattern=_ID, max_length=64)]
 
 SANCTION_COLUMNS = (
     "id", "team_id", "period", "agent_id", "kind", "entry", "amount", "currency", "due_at",
@@ -58,11 +52,8 @@ PAYROLL_COLUMNS = (
 
 
 def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Render a row's lists and times as single CSV cells."""
+    """Render a row's lists as single table cells (times stay times: typed cells in Excel)."""
     out = dict(row)
-    for key, value in row.items():
-        if isinstance(value, datetime):
-            out[key] = value.isoformat()
     if row.get("places"):
         out["places"] = "-".join(str(p) for p in row["places"])
     if "months" in row:
@@ -76,7 +67,7 @@ async def _filters(
 ) -> queries.Filters:
     """Narrow a request to what the caller may read; refuse (403) what they may not."""
     if period is not None:
-        parse_period(period)
+        check_period(period, ctx.clock())
     teams: list[str] | None = None
     if principal.role == "agent":
         if agent_id is not None:
@@ -133,9 +124,9 @@ async def list_sanctions(
     request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
     page: Annotated[Paging, Depends(_SANCTION_PAGING)],
-    team_id: IdFilter = None,
-    period: Annotated[str | None, Query(max_length=7, examples=["2026-11"])] = None,
-    agent_id: IdFilter = None,
+    team_id: IdQuery = None,
+    period: Annotated[str | None, PERIOD_QUERY] = None,
+    agent_id: IdQuery = None,
     kind: SanctionKind | None = None,
     status: SanctionStatus | None = None,
 ) -> Response | dict[str, Any]:
@@ -146,9 +137,10 @@ async def list_sanctions(
         items = await queries.list_items(conn, filters, ctx.clock())
     ordinals = await _ordinals(ctx, [i["id"] for i in items])
     found = paginate(items, page, lambda i, f: ordinals.get(i["id"]) if f == "ordinal" else i[f])
-    if wants_csv(request):
-        return link(csv_response([_flat(i) for i in found.items], SANCTION_COLUMNS,
-                                 "sanctions"), request, found.next, csv=True)
+    if wants_table(request):
+        return link(table_response(request, [_flat(i) for i in found.items], SANCTION_COLUMNS,
+                                   "sanctions", money=("amount",), sheets_by="team_id"),
+                    request, found.next, csv=True)
     link(response, request, found.next)
     return {"items": found.items, "next": found.next}
 
@@ -158,9 +150,9 @@ async def payroll(
     request: Request, response: Response, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
     page: Annotated[Paging, Depends(_PAYROLL_PAGING)],
-    period: Annotated[str, Query(max_length=7, examples=["2026-11"])],
-    team_id: IdFilter = None,
-    agent_id: IdFilter = None,
+    period: Annotated[str, PERIOD_QUERY],
+    team_id: IdQuery = None,
+    agent_id: IdQuery = None,
 ) -> Response | dict[str, Any]:
     """Export a month's rewards and deductions per agent, each line traced to its ranking."""
     filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=agent_id)
@@ -170,17 +162,19 @@ async def payroll(
     ordinals = await _ordinals(ctx, [line["sanction_id"] for line in lines])
     found = paginate(lines, page, lambda i, f: ordinals.get(i["sanction_id"])
                      if f == "ordinal" else i[f])
-    if wants_csv(request):
+    if wants_table(request):
         suffix = f"-{team_id}" if team_id else ""
-        return link(csv_response([_flat(line) for line in found.items], PAYROLL_COLUMNS,
-                                 f"payroll-{period}{suffix}"), request, found.next, csv=True)
+        return link(table_response(request, [_flat(line) for line in found.items],
+                                   PAYROLL_COLUMNS, f"payroll-{period}{suffix}",
+                                   money=("amount", "effect"), sheets_by="team_id"),
+                    request, found.next, csv=True)
     link(response, request, found.next)
     return {**document, "lines": found.items, "next": found.next}
 
 
 @router.get(PLAN, response_model=PlanOut)
 async def get_plan(
-    team_id: TeamId, period: str, agent_id: AgentId, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return the improvement plan an agent owes, with its submissions, reviews and status."""
@@ -191,7 +185,7 @@ async def get_plan(
 
 @router.put(PLAN, response_model=PlanOut)
 async def submit_plan(
-    team_id: TeamId, period: str, agent_id: AgentId, body: PlanIn, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: PlanIn, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("agent")],
 ) -> dict[str, Any]:
     """Submit (or, after a rejection, resubmit) one's improvement plan; late ones are marked."""
@@ -204,7 +198,8 @@ async def submit_plan(
 
 @router.post(PLAN + "/review", response_model=PlanOut)
 async def review_plan(
-    team_id: TeamId, period: str, agent_id: AgentId, body: PlanReviewIn, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: PlanReviewIn,
+    request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Approve or reject the latest submission of a plan (a rejection says why)."""
@@ -219,7 +214,7 @@ async def review_plan(
 @router.get("/reassignment-reviews/{review_id}", response_model=ReviewOut,
             responses={409: {"description": "the review id names more than one review"}})
 async def get_review(
-    review_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    review_id: CompoundIdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return a reassignment review (`{team_id}:{period}:{agent_id}`) and its decision."""
     team, ledger, agent_id = await commands.find_review(ctx, review_id)
@@ -230,7 +225,7 @@ async def get_review(
 
 @router.post("/reassignment-reviews/{review_id}/decision", response_model=ReviewOut)
 async def decide_review(
-    review_id: str, body: ReviewDecisionIn, request: Request, ctx: Ctx,
+    review_id: CompoundIdPath, body: ReviewDecisionIn, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Decide a reassignment review once: reassign or retain, with a note."""

@@ -6,18 +6,65 @@ import re
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, StrictBool
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from service.domain.ids import ID_PATTERN
 from service.domain.kpis import TeamTarget
+from service.domain.periods import PERIOD_PATTERN
 from service.domain.scheme import Scheme
+from service.domain.text import unusable_strings
 
-Id = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$", min_length=1, max_length=64)
+Id = Field(pattern=ID_PATTERN, min_length=1, max_length=64)
+#: A JSON number and nothing else: lax parsing read `true` as 1.0 and `"80"` as 80, and
+#: Python's JSON reader takes NaN and Infinity, which no score or target means.
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+
+
+def _date_text(value: object) -> object:
+    # A plain date as text; lax parsing would also take a number of seconds for a date.
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("a date as YYYY-MM-DD")
+    return value
+
+
+#: A calendar day in a body, as YYYY-MM-DD text only.
+DateText = Annotated[date, BeforeValidator(_date_text)]
+
+
+def refuse_unusable_text(model: str, data: Any) -> Any:
+    """Return decoded JSON unchanged; raise a ValidationError naming each string, key or value,
+    that holds a NUL or a lone surrogate (PostgreSQL stores neither)."""
+    errors = [
+        InitErrorDetails(type=PydanticCustomError("unusable_text", reason), loc=path, input=None)
+        for path, reason in unusable_strings(data)
+    ]
+    if errors:
+        raise ValidationError.from_exception_data(model, errors)
+    return data
 
 
 class Body(BaseModel):
-    """Request bodies refuse unknown fields, so a misspelt field is an error, not ignored."""
+    """Request bodies refuse unknown fields, so a misspelt field is an error, not ignored, and
+    text PostgreSQL cannot store, so it is refused naming the field, not by the driver."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _usable_text(cls, data: Any) -> Any:
+        return refuse_unusable_text(cls.__name__, data)
 
 
 class TeamIn(Body):
@@ -26,8 +73,8 @@ class TeamIn(Body):
     name: str = Field(min_length=1, max_length=200)
     timezone: str | None = Field(default=None, max_length=64, examples=["Asia/Seoul"])
     currency: str | None = Field(default=None, max_length=3, examples=["CNY"])
-    manager_ids: list[str] | None = Field(default=None, max_length=100)
-    scheme_id: str | None = Field(default=None, max_length=64)
+    manager_ids: list[Annotated[str, Id]] | None = Field(default=None, max_length=100)
+    scheme_id: Annotated[str, Id] | None = None
     kpi_targets: dict[str, TeamTarget] | None = Field(default=None, max_length=200, description=(
         "The team's own target and floor per measured KPI of its scheme (for example in its"
         " own currency), over the scheme's and the position's. Left out: unchanged; {}:"
@@ -51,13 +98,13 @@ class AgentIn(Body):
     """PUT /v1/agents/{agent_id}."""
 
     name: str = Field(min_length=1, max_length=200)
-    team_id: str = Field(min_length=1, max_length=64)
+    team_id: Annotated[str, Id]
     position: str | None = Field(default=None, max_length=100,
                                  examples=["pre-sale", "in-sale", "after-sale"])
-    hired_on: date | None = Field(default=None, description=(
+    hired_on: DateText | None = Field(default=None, description=(
         "First day of employment (YYYY-MM-DD, team time zone). Left out: unchanged; null:"
         " cleared."))
-    left_on: date | None = Field(default=None, description=(
+    left_on: DateText | None = Field(default=None, description=(
         "Last day of employment (YYYY-MM-DD, team time zone), not before hired_on. Left out:"
         " unchanged; null: cleared (re-hired)."))
 
@@ -67,8 +114,8 @@ class AbsenceIn(Body):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    from_date: date = Field(alias="from", examples=["2026-11-03"])
-    to_date: date = Field(alias="to", examples=["2026-11-20"])
+    from_date: DateText = Field(alias="from", examples=["2026-11-03"])
+    to_date: DateText = Field(alias="to", examples=["2026-11-20"])
     kind: Literal["leave", "sick", "training", "other"]
     note: str | None = Field(default=None, max_length=2000)
 
@@ -136,15 +183,24 @@ class SchemeIn(Scheme):
         " proposed, not in force, until `quorum` of them approve"
         " (POST /v1/schemes/{scheme_id}/versions/{version}/approve). Left out: the version is"
         " in force at once."))
-    quorum: int | None = Field(default=None, ge=1, le=50, description=(
+    quorum: StrictInt | None = Field(default=None, ge=1, le=50, description=(
         "How many of the approvers must approve; all of them when left out."))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _usable_text(cls, data: Any) -> Any:
+        return refuse_unusable_text(cls.__name__, data)
 
 
 class CycleIn(Body):
     """POST /v1/teams/{team_id}/cycles."""
 
-    period: str = Field(examples=["2026-11"], max_length=7)
-    scheme_id: str | None = Field(default=None, max_length=64)
+    # The pattern is documented, not enforced here: check_period (in the command) refuses a
+    # bad month with a reason a person can act on, which a regex mismatch is not.
+    period: str = Field(examples=["2026-11"], max_length=7,
+                        json_schema_extra={"pattern": PERIOD_PATTERN},
+                        description="YYYY-MM, from 2000-01 to ten years ahead")
+    scheme_id: Annotated[str, Id] | None = None
     scheme_version: int | None = Field(default=None, ge=1, description=(
         "Open the month on an earlier version in force (for example version 1 of"
         " online-shop-cs, to finish a quarter under the rules it started with); the latest"
@@ -214,7 +270,7 @@ class CycleOut(BaseModel):
 class EvaluationIn(Body):
     """PUT .../evaluations/{agent_id}/{rater_role}."""
 
-    scores: dict[str, float] = Field(examples=[{"task_completion": 85}])
+    scores: dict[str, Number] = Field(examples=[{"task_completion": 85}])
     comment: str | None = Field(default=None, max_length=5000, description=(
         "Free text; required as the written reason when work_performance is overridden."))
 
@@ -372,18 +428,11 @@ class SanctionList(BaseModel):
     items: list[SanctionOut]
 
 
-def _date_text(value: object) -> object:
-    # A plain date as text; lax parsing would also take a number of seconds for a date.
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ValueError("a date as YYYY-MM-DD")
-    return value
-
-
 class PlanActionIn(Body):
     """One action of an improvement plan."""
 
     action: str = Field(min_length=1, max_length=2000)
-    due_date: Annotated[date, BeforeValidator(_date_text)] = Field(examples=["2026-12-20"])
+    due_date: DateText = Field(examples=["2026-12-20"])
 
 
 class PlanIn(Body):
@@ -614,8 +663,8 @@ class DisputeIn(Body):
 class TargetAdjustmentIn(Body):
     """A new target or floor (or both) for one KPI."""
 
-    target: float | None = None
-    floor: float | None = None
+    target: Number | None = None
+    floor: Number | None = None
 
 
 class ResolveIn(Body):
@@ -663,9 +712,9 @@ class TrainingOut(BaseModel):
 class InvitationIn(Body):
     """POST .../invitations."""
 
-    rater_id: str = Field(min_length=1, max_length=64)
+    rater_id: Annotated[str, Id]
     rater_role: Literal["peer", "subordinate", "customer", "expert"]
-    agent_ids: list[str] = Field(min_length=1, max_length=500)
+    agent_ids: list[Annotated[str, Id]] = Field(min_length=1, max_length=500)
 
 
 class InvitationOut(BaseModel):
@@ -741,7 +790,7 @@ class InterviewIn(Body):
     place: str = Field(min_length=1, max_length=200)
     participants: list[Annotated[str, Id]] = Field(default=[], max_length=20, description=(
         "Ids of the people taking part; the manager and the agent are always included."))
-    manager_id: str | None = Field(default=None, max_length=64, description=(
+    manager_id: Annotated[str, Id] | None = Field(default=None, description=(
         "Who holds the interview (a manager of the team); the caller when left out."))
 
 
@@ -759,7 +808,7 @@ class AgreedActionIn(Body):
     """One action agreed in the interview."""
 
     action: str = Field(min_length=1, max_length=2000)
-    due_date: Annotated[date, BeforeValidator(_date_text)] | None = None
+    due_date: DateText | None = None
 
 
 class InterviewRecordIn(Body):
@@ -901,3 +950,52 @@ class CalibrationOut(BaseModel):
     self_vs_manager: list[GapOut]
     mean_gap: float | None
     thresholds: dict[str, float]
+
+
+class PersonIn(Body):
+    """PUT /v1/people/{person_id}: fields left out keep their value."""
+
+    email: str | None = Field(default=None, max_length=254, examples=["mina@example.com"],
+                              description="null: no address (reminders are skipped); admins"
+                                          " only")
+    locale: str | None = Field(default=None, max_length=16, examples=["ko"],
+                               description="the language of reminders: en, ko or zh_Hans")
+    reminders: Literal["on", "off"] | None = Field(
+        default=None, description="off: the person receives no reminders")
+
+
+class PersonOut(BaseModel):
+    """How to reach a person: an agent, a manager or a rater."""
+
+    person_id: str
+    email: str | None
+    locale: str
+    reminders: Literal["on", "off"]
+    version: int
+
+
+class ReminderOut(BaseModel):
+    """A reminder of a person, and the state of the email that carries it."""
+
+    reminder_id: str
+    kind: str
+    subject: str
+    params: dict[str, str]
+    status: str = Field(description="pending (not in an email yet), queued (in an email not"
+                                    " sent yet), sent, failed, skipped_no_email, opted_out")
+    created_at: datetime
+    settled_at: datetime | None
+    message_id: str | None
+    attempts: int | None
+    last_error: str | None
+    sent_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+class ReminderList(BaseModel):
+    """A person's latest reminders, newest first."""
+
+    person_id: str
+    sending: bool = Field(description="false: CSPERF_SMTP_URL is unset, so reminders are"
+                                      " recorded but not sent")
+    items: list[ReminderOut]

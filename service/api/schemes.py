@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 
 from service.api.auth import allow
 from service.api.deps import caller, context
+from service.api.params import IdPath
 from service.api.problems import Problem
 from service.api.schemas import ApproveIn, SchemeIn, SchemeVersionList, SchemeVersionOut
 from service.commands import schemes as commands
@@ -25,13 +26,13 @@ from service.domain.scheme_history import version_history
 
 router = APIRouter(prefix="/v1", tags=["schemes"])
 Ctx = Annotated[ServiceContext, Depends(context)]
-SchemeId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 
 
 @router.get("/schemes/{scheme_id}", response_model=Scheme,
             responses={409: {"description": "no version of the scheme is in force yet"}})
 async def get_scheme(
-    scheme_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent", "rater")],
+    scheme_id: IdPath,
+    ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent", "rater")],
     version: int | None = None,
 ) -> Scheme:
     """Return the version of a scheme in force (or ?version=N); 409 while none is."""
@@ -40,7 +41,7 @@ async def get_scheme(
 
 @router.put("/schemes/{scheme_id}", response_model=SchemeVersionOut)
 async def put_scheme(
-    scheme_id: str, body: SchemeIn, request: Request, ctx: Ctx,
+    scheme_id: IdPath, body: SchemeIn, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow()],
 ) -> dict[str, Any]:
     """Publish a new version (admin), or propose it when approvers are named; invalid is 422."""
@@ -64,7 +65,7 @@ async def put_scheme(
 
 @router.get("/schemes/{scheme_id}/versions", response_model=SchemeVersionList)
 async def list_versions(
-    scheme_id: SchemeId, ctx: Ctx,
+    scheme_id: IdPath, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent", "rater")],
 ) -> dict[str, Any]:
     """Return every version, newest first: status, approvers, quorum and who approved when."""
@@ -76,7 +77,7 @@ async def list_versions(
 
 @router.post("/schemes/{scheme_id}/versions/{version}/approve", response_model=SchemeVersionOut)
 async def approve_version(
-    scheme_id: SchemeId, version: int, request: Request, ctx: Ctx,
+    scheme_id: IdPath, version: int, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent", "rater")],
     body: ApproveIn | None = None,
 ) -> dict[str, Any]:

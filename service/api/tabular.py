@@ -1,27 +1,74 @@
-"""CSV for the lists a BI tool loads: `Accept: text/csv` on the same endpoints as JSON."""
+"""Tables for the lists a BI tool or HR loads: CSV or Excel on the same endpoints as JSON.
+
+One negotiation (``table_format``) and one answer (``table_response``) for every list: a route
+asks ``wants_table(request)`` and answers ``table_response(request, rows, columns, name)``;
+the ``Accept`` header picks CSV (``text/csv``) or Excel (the OOXML spreadsheet type).
+
+Excel cells are typed: numbers stay numbers, instants are Excel date-times **in UTC** (the
+same instant the JSON and CSV give, shown with a "UTC" suffix; a list can span teams in
+several time zones, and Excel cells carry no zone), calendar days are dates, and the columns a
+route names as money use the row's currency format (``€#,##0.00``, ``₩#,##0``). A list that
+spans teams (sanctions, payroll) gets one sheet per team. The workbook is written by
+XlsxWriter in ``constant_memory`` mode into a temporary file (each row goes to disk as it is
+written) and streamed from there, so a large list is never held whole as Python objects.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import date
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, Literal
 
+import xlsxwriter  # type: ignore[import-untyped]
 from fastapi import Request
 from fastapi.responses import StreamingResponse
+
+from service.ui.fmt import CURRENCY_SYMBOLS, WHOLE_CURRENCIES
 
 #: Cells a spreadsheet would run as a formula start with one of these (plus tab and CR).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
-#: The OpenAPI answers of a route that also answers `Accept: text/csv`.
-CSV_ANSWER: dict[int | str, dict[str, Any]] = {200: {"content": {"text/csv": {}}}}
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+TableFormat = Literal["csv", "xlsx"]
+_MEDIA: dict[str, TableFormat] = {"text/csv": "csv", XLSX: "xlsx"}
+#: The media type of each table format (what a client puts in ``Accept``).
+TABLE_MEDIA: dict[TableFormat, str] = {name: media for media, name in _MEDIA.items()}
+
+#: The OpenAPI answers of a route that also answers as a table (CSV or Excel).
+CSV_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}, XLSX: {}}}}
+
+#: Text in these columns that reads as ISO 8601 is an instant or a day (JSON-shaped rows
+#: carry times as strings); elsewhere text stays text, however it looks.
+_TIME_COLUMN = re.compile(r"(_at|^since|^date|^day)$")
+_CHUNK = 64 * 1024
+#: Characters Excel refuses in a sheet name.
+_SHEET_UNSAFE = re.compile(r"[\[\]:*?/\\]")
+_MAX_WIDTH = 60
 
 
-def wants_csv(request: Request) -> bool:
-    """Tell whether the client asked for CSV rather than JSON."""
+def table_format(request: Request) -> TableFormat | None:
+    """Return the table format the client asked for (CSV or Excel), or None for JSON."""
     accept = request.headers.get("accept", "")
-    return "text/csv" in accept and "application/json" not in accept.split(",")[0]
+    first = accept.split(",")[0]
+    if "application/json" in first:
+        return None
+    for media, name in _MEDIA.items():
+        if media in first:
+            return name
+    for media, name in _MEDIA.items():
+        if media in accept:
+            return name
+    return None
+
+
+def wants_table(request: Request) -> bool:
+    """Tell whether the client asked for a table (CSV or Excel) rather than JSON."""
+    return table_format(request) is not None
 
 
 def cell(value: Any) -> str:
@@ -64,3 +111,175 @@ def csv_response(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
     )
+
+
+def money_format(currency: str | None) -> str:
+    """Return the Excel number format of an amount in ``currency`` (symbol, minor units)."""
+    code = currency or ""
+    decimals = "" if code in WHOLE_CURRENCIES else ".00"
+    symbol = CURRENCY_SYMBOLS.get(code, code + " " if code else "")
+    quoted = '"' + symbol.replace('"', "") + '"' if symbol else ""
+    return f"{quoted}#,##0{decimals};-{quoted}#,##0{decimals}"
+
+
+def _instant(value: Any, column: str) -> datetime | date | None:
+    """Return the instant or day a cell holds, or None when it holds something else."""
+    if isinstance(value, datetime | date):
+        return value
+    if isinstance(value, str) and value[:1].isdigit() and _TIME_COLUMN.search(column):
+        try:
+            return (date.fromisoformat(value) if len(value) == 10
+                    else datetime.fromisoformat(value))
+        except ValueError:
+            return None
+    return None
+
+
+class _Sheet:
+    """One worksheet being written row by row, remembering how wide each column ran."""
+
+    def __init__(self, book: Any, name: str, columns: Sequence[str], bold: Any) -> None:
+        self.sheet = book.add_worksheet(name)
+        self.widths = [len(c) for c in columns]
+        self.row = 0
+        self.sheet.write_row(0, 0, list(columns), bold)
+        self.sheet.freeze_panes(1, 0)
+
+    def finish(self) -> None:
+        for index, width in enumerate(self.widths):
+            self.sheet.set_column(index, index, min(width, _MAX_WIDTH) + 2)
+
+
+class _Workbook:
+    """An Excel workbook written straight to a temporary file, one row at a time."""
+
+    def __init__(self, path: str, columns: Sequence[str], money: Sequence[str]) -> None:
+        self.book = xlsxwriter.Workbook(path, {
+            "constant_memory": True, "strings_to_formulas": False, "strings_to_urls": False,
+            "strings_to_numbers": False, "nan_inf_to_errors": True,
+        })
+        self.columns = list(columns)
+        self.money = set(money)
+        #: Per column: its name, whether it holds money, whether its text may be a time.
+        self.plan = [(c, c in self.money, bool(_TIME_COLUMN.search(c))) for c in columns]
+        self.bold = self.book.add_format({"bold": True})
+        self.instant = self.book.add_format({"num_format": 'yyyy-mm-dd hh:mm:ss "UTC"'})
+        self.day = self.book.add_format({"num_format": "yyyy-mm-dd"})
+        self.currencies: dict[str, Any] = {}
+        self.sheets: dict[str, _Sheet] = {}
+        self.names: set[str] = set()
+
+    def sheet(self, key: str) -> _Sheet:
+        """Return the sheet of ``key`` (a team), adding it the first time it is met."""
+        found = self.sheets.get(key)
+        if found is None:
+            name = _SHEET_UNSAFE.sub("_", key).strip("'")[:31] or "Sheet"
+            base, n = name, 1
+            while name.lower() in self.names:  # Excel compares sheet names without case
+                n += 1
+                name = f"{base[:28]}~{n}"
+            self.names.add(name.lower())
+            found = self.sheets[key] = _Sheet(self.book, name, self.columns, self.bold)
+        return found
+
+    def write(self, target: _Sheet, row: Mapping[str, Any]) -> None:
+        """Append one row, each cell with its type."""
+        target.row += 1
+        ws, r, widths = target.sheet, target.row, target.widths
+        # The common cells (plain numbers and text) take the short way: a 1,000-row list is
+        # tens of thousands of cells, and XlsxWriter's own work per cell is most of the time.
+        for c, (column, money, timely) in enumerate(self.plan):
+            value = row.get(column)
+            kind = type(value)
+            if value is None:
+                continue
+            if (kind is float or kind is int) and not money:
+                ws.write_number(r, c, value)
+                width = 10
+            elif kind is str and not timely:
+                ws.write_string(r, c, value)
+                width = len(value)
+            else:
+                width = self._cell(ws, r, c, column, value, row)
+            if width > widths[c]:
+                widths[c] = width
+
+    def _cell(self, ws: Any, r: int, c: int, column: str, value: Any,
+              row: Mapping[str, Any]) -> int:
+        if isinstance(value, bool):
+            ws.write_boolean(r, c, value)
+            return 5
+        if isinstance(value, int | float):
+            if column in self.money:
+                currency = str(row.get("currency") or "")
+                style = self.currencies.get(currency)
+                if style is None:
+                    style = self.currencies[currency] = self.book.add_format(
+                        {"num_format": money_format(currency)})
+                ws.write_number(r, c, value, style)
+                return len(f"{value:,.2f}") + 2
+            ws.write_number(r, c, value)
+            return 10
+        moment = _instant(value, column)
+        if isinstance(moment, datetime):
+            if moment.tzinfo is not None:
+                moment = moment.astimezone(UTC).replace(tzinfo=None)
+            ws.write_datetime(r, c, moment, self.instant)
+            return 23
+        if isinstance(moment, date):
+            ws.write_datetime(r, c, moment, self.day)
+            return 10
+        if isinstance(value, list | tuple):
+            value = ",".join(str(v) for v in value)
+        # Always a string cell: text that looks like a formula stays text (no CSV-style quote
+        # needed: a string cell is never evaluated).
+        text = str(value)
+        ws.write_string(r, c, text)
+        return len(text)
+
+    def close(self) -> None:
+        if not self.sheets:
+            self.sheet("Sheet1")
+        for target in self.sheets.values():
+            target.finish()
+        self.book.close()
+
+
+def _xlsx_chunks(rows: Iterable[Mapping[str, Any]], columns: Sequence[str],
+                 money: Sequence[str], sheets_by: str | None) -> Iterator[bytes]:
+    # A sync generator: Starlette runs it in a worker thread, so writing and zipping the
+    # workbook never blocks the event loop.
+    with tempfile.NamedTemporaryFile(suffix=".xlsx") as out:
+        book = _Workbook(out.name, columns, money)
+        for row in rows:
+            book.write(book.sheet(str(row.get(sheets_by) or "-") if sheets_by else "Sheet1"),
+                       row)
+        book.close()
+        with open(out.name, "rb") as written:
+            while chunk := written.read(_CHUNK):
+                yield chunk
+
+
+def xlsx_response(
+    rows: Iterable[Mapping[str, Any]], columns: Sequence[str], filename: str, *,
+    money: Sequence[str] = (), sheets_by: str | None = None,
+) -> StreamingResponse:
+    """Stream rows as an Excel workbook: typed cells, a frozen header, a sheet per key."""
+    return StreamingResponse(
+        _xlsx_chunks(rows, columns, money, sheets_by), media_type=XLSX,
+        headers={"Content-Disposition": f'attachment; filename="{filename}.xlsx"'},
+    )
+
+
+def table_response(
+    request: Request, rows: Iterable[Mapping[str, Any]], columns: Sequence[str],
+    filename: str, *, money: Sequence[str] = (), sheets_by: str | None = None,
+) -> StreamingResponse:
+    """Answer rows in the table format the request asked for (CSV unless it asked Excel).
+
+    ``money``: the columns holding amounts in the row's ``currency``; ``sheets_by``: the
+    column whose values (teams) each get a sheet of their own in Excel.
+    """
+    if table_format(request) == "xlsx":
+        return xlsx_response(rows, columns, filename, money=money, sheets_by=sheets_by)
+    return csv_response(rows, columns, filename)

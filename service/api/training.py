@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from service.api.auth import allow
 from service.api.deps import caller, context
+from service.api.params import IdPath
 from service.api.problems import Problem
 from service.api.schemas import TrainingIn, TrainingOut
-from service.api.tabular import CSV_ANSWER, csv_response, wants_csv
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import training as commands
 from service.context import ServiceContext
 from service.domain import training as t
@@ -18,7 +19,6 @@ from service.domain.principal import Principal
 
 router = APIRouter(prefix="/v1/training", tags=["training"])
 Ctx = Annotated[ServiceContext, Depends(context)]
-EvaluatorId = Annotated[str, Path(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
 
 TRAINING_COLUMNS = ("evaluator_id", "topic", "title", "status", "completed_at", "valid_until",
                     "recorded_by", "recorded_at")
@@ -44,7 +44,7 @@ def training_document(training: t.Training, ctx: ServiceContext) -> dict[str, An
 
 @router.put("/{evaluator_id}/{topic}", response_model=TrainingOut)
 async def record_training(
-    evaluator_id: EvaluatorId, topic: str, body: TrainingIn, request: Request, ctx: Ctx,
+    evaluator_id: IdPath, topic: str, body: TrainingIn, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow()],
 ) -> dict[str, Any]:
     """Record that an evaluator completed training on a topic (admin): ethics, tools,
@@ -59,7 +59,7 @@ async def record_training(
 
 @router.get("/{evaluator_id}", response_model=TrainingOut, responses=CSV_ANSWER)
 async def get_training(
-    evaluator_id: EvaluatorId, request: Request, ctx: Ctx,
+    evaluator_id: IdPath, request: Request, ctx: Ctx,
     principal: Annotated[Principal, allow("manager", "agent", "rater")],
 ) -> dict[str, Any] | Response:
     """Return an evaluator's training per topic (or CSV): managers see anyone's, others
@@ -68,8 +68,8 @@ async def get_training(
         raise Problem(403, "an evaluator may only read their own training",
                       kind="out-of-scope")
     document = training_document(await commands.find_training(ctx, evaluator_id), ctx)
-    if wants_csv(request):
-        return csv_response(({"evaluator_id": evaluator_id, **topic}
+    if wants_table(request):
+        return table_response(request, ({"evaluator_id": evaluator_id, **topic}
                              for topic in document["topics"]),
                             TRAINING_COLUMNS, f"training-{evaluator_id}")
     return document

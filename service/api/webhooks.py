@@ -11,13 +11,14 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from service.api.auth import actor_metadata, allow
 from service.api.deps import context
 from service.api.events import parse_cursor
 from service.api.pagination import Paging, invalid, link, paginate, paging
 from service.api.problems import Problem
+from service.api.schemas import Body
 from service.context import ServiceContext
 from service.domain import webhooks as w
 from service.domain.principal import Principal
@@ -30,10 +31,8 @@ SubscriptionId = Annotated[str, Path(pattern=r"^wh_[a-z0-9]{16}$",
                                      description="the id POST /v1/webhooks returned")]
 
 
-class WebhookIn(BaseModel):
+class WebhookIn(Body):
     """POST /v1/webhooks: where to send which events."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: str = Field(max_length=w.MAX_URL, examples=["https://bi.example.com/hooks/csperf"],
                      description="http or https; receives a POST per event")

@@ -15,6 +15,7 @@ from service.domain.directory import Team
 from service.domain.errors import DomainError, FieldError, NotFound
 from service.domain.events import decode
 from service.domain.periods import (
+    check_period,
     evaluation_deadline,
     month_start,
     next_period,
@@ -55,7 +56,8 @@ async def open_cycle(
     scheme_version: int | None = None,
 ) -> c.Cycle:
     """Open a team's month pinned to the scheme version in force now (or the one named)."""
-    parse_period(period)
+    now = ctx.clock()
+    check_period(period, now)
     try:
         scheme = await schemes.get_scheme(ctx, scheme_id or team.scheme_id, scheme_version)
     except NotFound as exc:
@@ -64,7 +66,6 @@ async def open_cycle(
         raise DomainError(str(exc), [FieldError("scheme_version", "not a version in force")]
                           ) from exc
     deadline = evaluation_deadline(period, zone(team.timezone))
-    now = ctx.clock()
     cycle, _ = await execute(
         ctx, caller, c.cycle_stream(team.team_id, period), c.evolve,
         lambda state: c.decide_open(state, team.team_id, period, scheme, deadline, now),

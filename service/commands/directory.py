@@ -97,3 +97,19 @@ async def cancel_absence(
     )
     assert agent is not None
     return agent.absences[absence_id]
+
+
+async def get_person(ctx: ServiceContext, person_id: str) -> d.Person:
+    """Return a person's contact details (the defaults when none were ever set)."""
+    d.check_id(person_id, "person_id")
+    person = await read_state(ctx, d.person_stream(person_id), d.evolve_person)
+    return person or d.Person(person_id)
+
+
+async def put_person(ctx: ServiceContext, caller: Caller, cmd: d.PutPerson) -> d.Person:
+    """Set a person's email address, language or reminder choice."""
+    person, _ = await execute(
+        ctx, caller, d.person_stream(cmd.person_id), d.evolve_person,
+        lambda state: d.decide_put_person(state, cmd),
+    )
+    return person or d.Person(cmd.person_id)

@@ -1,14 +1,15 @@
 """Metric commands: ingest a batch of samples, replay the quarantine.
 
 One transaction per batch: look the agents up, place every sample in its team and month,
-share-lock those months' cycles and refuse the closed ones, store the rest once each, and keep
-the rejected ones in the quarantine. The KPI read model follows the stored samples
-(service/projections/metric_totals.py).
+share-lock those months' cycles, refuse the metrics the team's scheme does not declare
+(service/store/team_metrics.py) and the closed months, store the rest once each, and keep
+the rejected ones in the quarantine; the KPI totals are appended in the same statement
+(service/projections/metric_totals.py compacts them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,8 +17,20 @@ import asyncpg
 
 from service.context import ServiceContext
 from service.domain import metrics as m
+from service.domain.team_metrics import Declared
+from service.store import metric_partitions, team_metrics
 from service.store import metrics as store
-from service.store import team_metrics
+
+_PARTITIONS_MONTH = "metric-partitions-month"
+
+#: Placements tried when the directory changes between locking and storing (each try is a
+#: fresh look at a directory that changed a moment ago: twice in a row is already rare).
+PLACEMENTS = 5
+
+
+class DirectoryChanging(RuntimeError):
+    """The directory changed under every placement of a batch (never expected)."""
+
 
 #: A batch that deadlocked with a concurrent one (never expected: rows and locks are taken in
 #: one order) is tried again this often.
@@ -45,6 +58,23 @@ class Settled:
     stored_keys: list[tuple[str, str]] = field(default_factory=list)
 
 
+def _why(reason: str, sample: m.Sample, status: str | None, team_id: str | None,
+         period: str | None, accepts: Mapping[tuple[str, str], Mapping[str, Declared]]
+         ) -> m.Rejection:
+    """Return the domain's rejection for a reason the database gave."""
+    if reason in (m.UNKNOWN_METRIC, m.FRACTIONAL_COUNT) and team_id and period:
+        undeclared = m.undeclared(sample, team_id, accepts.get((team_id, period), {}))
+        if undeclared is not None:
+            return undeclared
+    if reason == m.PERIOD_UNAVAILABLE and period:
+        return m.period_unavailable(period)
+    if reason == m.PERIOD_CLOSED and team_id and period and status:
+        closed = m.late(team_id, period, store.CYCLE_STATUS_EVENTS[status])
+        if closed is not None:
+            return closed
+    return m.unknown_agent(sample["agent_id"])
+
+
 async def settle(
     conn: asyncpg.Connection,
     items: Sequence[tuple[str, m.Sample]],
@@ -54,14 +84,21 @@ async def settle(
 ) -> Settled:
     """Store the usable samples of (source, sample) pairs once each; call in a transaction.
 
-    ``keep_rejected`` puts rejected samples in the quarantine (ingestion); a replay leaves
-    them where they are. Samples already stored count as duplicates, even when they would be
-    refused now (a retry of a sample accepted before its month closed).
+    Python checks what needs no data (value and time); the batch is copied to the staging
+    table and the database does the rest in two statements (placement and cycle locks; the
+    metrics each team's scheme declares for the month, looked up in between by
+    ``team_metrics.declared``, closed months, storing once and the delta totals), so a KPI
+    read after the commit includes the batch. ``keep_rejected`` puts rejected samples in the
+    quarantine (ingestion); a replay leaves them where they are. Samples already stored count
+    as duplicates, even when they would be refused now (a retry of a sample accepted before
+    its month closed).
     """
     outcome = Settled()
     seen: set[tuple[str, str]] = set()
-    checked: list[tuple[int, str, m.Sample]] = []
+    staged: list[store.Staged] = []
     refused: list[tuple[int, str, m.Sample, m.Rejection]] = []
+    #: Where a refused sample belongs (team, month), so its team's managers see it kept.
+    placed: dict[int, tuple[str, str]] = {}
     check = m.check
     for index, (source, sample) in enumerate(items):
         key = (source, sample["id"])
@@ -71,54 +108,37 @@ async def settle(
         seen.add(key)
         problem = check(sample, now)
         if problem is None:
-            checked.append((index, source, sample))
+            staged.append((index, source, sample["id"], sample["agent_id"], sample["metric"],
+                           sample["value"], sample["occurred_at"]))
         else:
             refused.append((index, source, sample, problem))
 
-    # The agents of refused samples too: a kept sample names its team and month when known.
-    found = await store.directory(conn, {s["agent_id"] for _, _, s in checked}
-                                  | {s["agent_id"] for _, _, s, _ in refused})
-    agents, zones, place = found.agents, found.zones, m.place
-    # (source, sample id, agent, team, period, metric, value, occurred_at): a stored row.
-    rows: list[tuple[str, str, str, str, str, str, float, datetime]] = []
-    indexes: list[int] = []
-    for index, source, sample in checked:
-        where = place(sample, agents.get(sample["agent_id"]), zones)
-        if isinstance(where, m.Rejection):
-            refused.append((index, source, sample, where))
-            continue
-        rows.append((source, sample["id"], sample["agent_id"], where[0], where[1],
-                     sample["metric"], sample["value"], sample["occurred_at"]))
-        indexes.append(index)
-
-    # The metrics each (team, month) accepts: its scheme's declarations (team_metrics).
-    declared = await team_metrics.declared(conn, {(r[3], r[4]) for r in rows})
-    if declared:
-        known_rows, known_indexes = [], []
-        for index, row in zip(indexes, rows, strict=True):
-            unknown = m.undeclared(items[index][1], row[3], declared[(row[3], row[4])])
-            if unknown is None:
-                known_rows.append(row)
-                known_indexes.append(index)
-            else:
-                refused.append((index, row[0], items[index][1], unknown))
-        rows, indexes = known_rows, known_indexes
-
-    statuses = await store.lock_cycles(conn, {(r[3], r[4]) for r in rows})
-    if statuses:
-        kept_rows = []
-        for index, row in zip(indexes, rows, strict=True):
-            closed = m.late(row[3], row[4], statuses.get((row[3], row[4])))
-            if closed is None:
-                kept_rows.append(row)
-            else:
-                refused.append((index, row[0], items[index][1], closed))
-        rows = kept_rows
-
-    outcome.accepted = await store.insert(conn, rows, now)
-    outcome.duplicates += len(rows) - outcome.accepted
-    if not keep_rejected:  # a replay marks what is stored now; ingestion has no need
-        outcome.stored_keys = [(r[0], r[1]) for r in rows]
+    if staged:
+        await store.stage(conn, staged)
+        for _ in range(PLACEMENTS):
+            mark, pairs = await store.place(conn)
+            if mark is None:  # the directory read model lags: place from the streams
+                pairs = await store.place_by_hand(conn, staged)
+            # What each (team, month) the batch can fall in accepts: its scheme's declared
+            # metrics (issue 19); the storing statement judges each placed sample by them.
+            accepts = await team_metrics.declared(conn, pairs)
+            judged = await store.settle(conn, now, mark, accepts)
+            if not judged.moved:
+                break
+        else:
+            raise DirectoryChanging("the directory kept changing while placing a batch")
+        outcome.accepted = judged.accepted
+        outcome.duplicates += len(staged) - len(judged.rejected) - judged.accepted
+        refusing = set()
+        for index, reason, status, team_id, period in judged.rejected:
+            source, sample = items[index]
+            refusing.add(index)
+            refused.append((index, source, sample, _why(reason, sample, status, team_id,
+                                                        period, accepts)))
+            if team_id and period:
+                placed[index] = (team_id, period)
+        if not keep_rejected:  # a replay marks what is stored now; ingestion has no need
+            outcome.stored_keys = [(r[1], r[2]) for r in staged if r[0] not in refusing]
 
     already = await store.stored(conn, [(source, s["id"]) for _, source, s, _ in refused])
     kept: list[store.Kept] = []
@@ -129,13 +149,28 @@ async def settle(
             continue
         outcome.rejected.append(Rejected(index, sample["id"], why.reason, why.detail, source))
         if keep_rejected:
-            placed = (None if why.reason in m.UNPLACEABLE
-                      else place(sample, agents.get(sample["agent_id"]), zones))
-            kept.append(store.Kept(source, sample, why,
-                                   None if isinstance(placed, m.Rejection) else placed))
+            kept.append(store.Kept(source, sample, why, placed.get(index)))
     if keep_rejected:
+        await _place_refused_by_value(conn, kept, placed)
         await store.quarantine(conn, kept, now)
     return outcome
+
+
+async def _place_refused_by_value(
+    conn: asyncpg.Connection, kept: list[store.Kept], placed: Mapping[int, tuple[str, str]]
+) -> None:
+    """Place the kept samples that Python refused (a negative count, say) when their agent is
+    known, so the team's managers see their own feed's problems; the rest stay unplaced."""
+    unplaced = [i for i, k in enumerate(kept)
+                if k.where is None and k.why.reason not in m.UNPLACEABLE]
+    if not unplaced:
+        return
+    found = await store.directory(conn, {kept[i].sample["agent_id"] for i in unplaced})
+    for i in unplaced:
+        where = m.place(kept[i].sample, found.agents.get(kept[i].sample["agent_id"]),
+                        found.zones)
+        if not isinstance(where, m.Rejection):
+            kept[i] = store.Kept(kept[i].source, kept[i].sample, kept[i].why, where)
 
 
 async def _in_transaction(
@@ -151,24 +186,30 @@ async def _in_transaction(
     raise AssertionError("unreachable")
 
 
-def _wake(ctx: ServiceContext) -> None:
-    # Only this process's aggregator is woken at once; another replica's polls within 50 ms.
-    if ctx.runner is not None:
-        ctx.runner.wake("metric_totals")
+async def _partitions_ready(ctx: ServiceContext, now: datetime) -> None:
+    """Make the partitions around now's month once per month and process.
+
+    The service makes them at start and the compacting replica every hour; this covers a
+    month that began since (or a clock that moved, as the demo's does) before the first
+    sample of it arrives.
+    """
+    month = f"{now.year:04d}-{now.month:02d}"
+    if ctx.extras.get(_PARTITIONS_MONTH) != month:
+        async with ctx.db.connection() as conn:
+            await metric_partitions.ensure(conn, now)
+        ctx.extras[_PARTITIONS_MONTH] = month
 
 
 async def ingest(ctx: ServiceContext, source: str, samples: Sequence[m.Sample]) -> Settled:
     """Store a batch from one source; usable samples once each, the others in the quarantine."""
     now = ctx.clock()
+    await _partitions_ready(ctx, now)
     items = [(source, s) for s in samples]
 
     async def work(conn: asyncpg.Connection) -> Settled:
         return await settle(conn, items, now, keep_rejected=True)
 
-    outcome = await _in_transaction(ctx, work)
-    if outcome.accepted:
-        _wake(ctx)
-    return outcome
+    return await _in_transaction(ctx, work)
 
 
 @dataclass
@@ -194,6 +235,7 @@ async def replay(
     remaining = limit
     while remaining > 0:
         now = ctx.clock()
+        await _partitions_ready(ctx, now)
         size = min(chunk, remaining)
         claimed: list[asyncpg.Record] = []
 
@@ -223,8 +265,6 @@ async def replay(
         result.replayed += outcome.accepted
         result.already_stored += outcome.duplicates
         result.still_rejected += outcome.rejected
-        if outcome.accepted:
-            _wake(ctx)
         if len(claimed) < size:
             break
     return result

@@ -10,12 +10,11 @@ from typing import Literal
 
 from service.domain.errors import DomainError, FieldError, NotFound
 from service.domain.events import DomainEvent, event
+from service.domain.ids import ID_RE, ID_RULE
 from service.domain.kpis import TeamTarget
 from service.domain.periods import zone
 from service.domain.presence import ABSENCE_KINDS, AbsenceKind, DateRange, Span
 
-ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-ID_RULE = "1 to 64 letters, digits, '.', '_', ':' or '-'"
 DEFAULT_TIMEZONE = "UTC"
 DEFAULT_CURRENCY = "CNY"
 DEFAULT_SCHEME_ID = "online-shop-cs"
@@ -23,7 +22,7 @@ DEFAULT_SCHEME_ID = "online-shop-cs"
 
 def check_id(value: str, field_name: str) -> None:
     """Refuse an id outside the API's id alphabet."""
-    if not ID_PATTERN.fullmatch(value):
+    if not ID_RE.fullmatch(value):
         raise DomainError(f"invalid {field_name}", [FieldError(field_name, ID_RULE)])
 
 
@@ -283,7 +282,7 @@ def decide_put_team(state: Team | None, cmd: PutTeam) -> list[DomainEvent]:
         state.manager_ids if state else ()
     )
     for index, manager in enumerate(managers):
-        if not ID_PATTERN.fullmatch(manager):
+        if not ID_RE.fullmatch(manager):
             problems.append(FieldError(f"manager_ids[{index}]", ID_RULE))
     scheme_id = cmd.scheme_id or (state.scheme_id if state else DEFAULT_SCHEME_ID)
     if not cmd.name.strip():
@@ -413,3 +412,95 @@ def decide_cancel_absence(state: Agent | None, agent_id: str, absence_id: str, n
     if current.cancelled_at is not None:
         return []
     return [AbsenceCancelled(agent_id=agent_id, absence_id=absence_id, cancelled_at=now)]
+
+
+# --- people: how to reach a person (agents, managers, raters) --------------------------------
+
+#: The languages of reminders: English, Korean, Simplified Chinese (gettext catalogue names).
+LOCALES: tuple[str, ...] = ("en", "ko", "zh_Hans")
+DEFAULT_LOCALE = "en"
+MAX_EMAIL = 254
+#: A deliberately plain check: one @, a dot in the domain, no spaces or line breaks (a line
+#: break in an address would let it write headers of its own). The mail server has the last word.
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+$")
+
+
+def person_stream(person_id: str) -> str:
+    """Return the stream id of a person's contact details."""
+    return f"person:{person_id}"
+
+
+@event
+class PersonContactChanged(DomainEvent):
+    """A person's email address, language or reminder choice was set (all three as they are now)."""
+
+    type: Literal["PersonContactChanged"] = "PersonContactChanged"
+    person_id: str
+    email: str | None
+    locale: str
+    reminders: bool
+
+
+@dataclass(frozen=True)
+class Person:
+    """How to reach a person: an agent, a manager (an id in a team's manager_ids) or a rater."""
+
+    person_id: str
+    email: str | None = None
+    locale: str = DEFAULT_LOCALE
+    reminders: bool = True
+    version: int = 0
+
+
+def evolve_person(state: Person | None, e: DomainEvent) -> Person | None:
+    """Apply one person event."""
+    if isinstance(e, PersonContactChanged):
+        return Person(e.person_id, e.email, e.locale, e.reminders,
+                      (state.version if state else 0) + 1)
+    return state
+
+
+@dataclass(frozen=True)
+class PutPerson:
+    """Set a person's contact details; fields left out (not in ``sent``) keep their value."""
+
+    person_id: str
+    email: str | None = None
+    locale: str | None = None
+    reminders: bool | None = None
+    sent: frozenset[str] = frozenset()
+
+
+def normal_locale(value: str) -> str | None:
+    """Return the catalogue name of a language tag (``zh-Hans`` is ``zh_Hans``), None if unknown."""
+    wanted = value.strip().replace("-", "_").lower()
+    return next((name for name in LOCALES if name.lower() == wanted), None)
+
+
+def decide_put_person(state: Person | None, cmd: PutPerson) -> list[DomainEvent]:
+    """Record the person's contact details; nothing when nothing changed."""
+    check_id(cmd.person_id, "person_id")
+    current = state or Person(cmd.person_id)
+    problems: list[FieldError] = []
+    email = current.email
+    if "email" in cmd.sent:
+        email = cmd.email.strip() if cmd.email and cmd.email.strip() else None
+        if email is not None and (len(email) > MAX_EMAIL or not EMAIL_PATTERN.fullmatch(email)):
+            problems.append(FieldError("email", "an address like name@example.com, at most"
+                                                f" {MAX_EMAIL} characters, or null for none"))
+    locale = current.locale
+    if "locale" in cmd.sent and cmd.locale is not None:
+        found = normal_locale(cmd.locale)
+        if found is None:
+            problems.append(FieldError("locale", f"one of {list(LOCALES)}"))
+        else:
+            locale = found
+    reminders = cmd.reminders if "reminders" in cmd.sent and cmd.reminders is not None \
+        else current.reminders
+    if problems:
+        raise DomainError("invalid contact details", problems)
+    if state is not None and (state.email, state.locale, state.reminders) == (
+            email, locale, reminders):
+        return []
+    return [PersonContactChanged(person_id=cmd.person_id, email=email, locale=locale,
+                                 reminders=reminders)]

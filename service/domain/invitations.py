@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence, Set
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from service.domain.directory import ID_PATTERN, ID_RULE
 from service.domain.errors import Conflict, DomainError, FieldError
 from service.domain.events import DomainEvent, event
+from service.domain.ids import ID_RE, ID_RULE
 from service.domain.principal import EXTERNAL_RATER_ROLES
 from service.domain.scheme import Scheme
 
@@ -78,7 +78,7 @@ def decide_invite(
         raise Conflict(f"the cycle is {cycle.status}; raters are invited while it is open",
                        cycle_status=cycle.status)
     problems = []
-    if not ID_PATTERN.fullmatch(rater_id):
+    if not ID_RE.fullmatch(rater_id):
         problems.append(FieldError("rater_id", ID_RULE))
     if rater_role not in INVITABLE_ROLES:
         problems.append(FieldError("rater_role", f"one of {list(INVITABLE_ROLES)}"))

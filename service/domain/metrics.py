@@ -22,10 +22,12 @@ from pydantic import AwareDatetime, ConfigDict, Field, Strict, with_config
 from typing_extensions import TypedDict
 
 from service.domain.directory import Agent, team_at
+from service.domain.ids import ID_PATTERN
 from service.domain.kpis import COUNT_UNIT
 from service.domain.periods import period_of
 from service.domain.scheme import Scheme
 from service.domain.team_metrics import Declared
+from service.domain.text import PRINTABLE_PATTERN
 
 #: Largest batch POST /v1/metrics takes; more is refused as a whole.
 MAX_BATCH = 10_000
@@ -36,8 +38,6 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 #: No single observation is this large; it bounds every sum far below float overflow.
 MAX_VALUE = 1e12
 
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-_TEXT = r"^[^\x00-\x1f\x7f]+$"  # printable: no control characters (PostgreSQL refuses NUL)
 
 # Reasons a well-formed sample is not used: stable codes clients can switch on.
 UNKNOWN_AGENT = "unknown_agent"
@@ -49,9 +49,10 @@ VALUE_TOO_LARGE = "value_too_large"
 IN_FUTURE = "in_future"
 TOO_OLD = "too_old"
 PERIOD_CLOSED = "period_closed"
+PERIOD_UNAVAILABLE = "period_unavailable"
 REASONS: tuple[str, ...] = (
     UNKNOWN_AGENT, UNKNOWN_METRIC, NEGATIVE_VALUE, NON_FINITE_VALUE, FRACTIONAL_COUNT,
-    VALUE_TOO_LARGE, IN_FUTURE, TOO_OLD, PERIOD_CLOSED,
+    VALUE_TOO_LARGE, IN_FUTURE, TOO_OLD, PERIOD_CLOSED, PERIOD_UNAVAILABLE,
 )
 #: Reasons that say the timestamp itself is unusable: such a sample has no month to belong to.
 UNPLACEABLE: frozenset[str] = frozenset({IN_FUTURE, TOO_OLD})
@@ -63,11 +64,11 @@ class Sample(TypedDict):
     or epochs."""
 
     id: Annotated[str, Field(
-        min_length=1, max_length=128, pattern=_TEXT, examples=["conv-81723-r4"],
+        min_length=1, max_length=128, pattern=PRINTABLE_PATTERN, examples=["conv-81723-r4"],
         description="With the source, the idempotency key: sent twice, counted once.")]
-    agent_id: Annotated[str, Field(pattern=_ID, examples=["a-17"])]
+    agent_id: Annotated[str, Field(pattern=ID_PATTERN, examples=["a-17"])]
     metric: Annotated[str, Field(
-        min_length=1, max_length=64, pattern=_TEXT, examples=["response_time_seconds"],
+        min_length=1, max_length=64, pattern=PRINTABLE_PATTERN, examples=["response_time_seconds"],
         description="A metric the scheme of the agent's team declares; another name is"
                     " rejected (and kept, to replay once a scheme version declares it).")]
     value: Annotated[float, Strict(), Field(examples=[12.4])]
@@ -83,16 +84,29 @@ class Rejection:
     detail: str
 
 
+def period_unavailable(period: str) -> Rejection:
+    """Return the rejection of a sample whose month has no storage (not made yet, archived)."""
+    return Rejection(
+        PERIOD_UNAVAILABLE,
+        f"samples of {period} are not stored: the month is archived or not prepared yet"
+        " (the service prepares the coming months ahead); kept for replay",
+    )
+
+
+def unknown_agent(agent_id: str) -> Rejection:
+    """Return the rejection of a sample whose agent is not registered."""
+    return Rejection(UNKNOWN_AGENT, f"agent {agent_id} is not registered")
+
+
 def check(sample: Sample, now: datetime) -> Rejection | None:
-    """Return why a sample's value or time makes it unusable, or None (its metric is checked
-    against its team's scheme once placed: ``undeclared``)."""
-    metric = sample["metric"]
+    """Return why a sample's value or time makes it unusable, or None (its metric is judged
+    once placed, against what its team's scheme declares: ``undeclared``)."""
     value = sample["value"]
     if not 0 <= value <= MAX_VALUE:  # also false for NaN
         if not math.isfinite(value):
             return Rejection(NON_FINITE_VALUE, "the value must be a finite number")
         if value < 0:
-            return Rejection(NEGATIVE_VALUE, f"{metric} cannot be negative")
+            return Rejection(NEGATIVE_VALUE, f"{sample['metric']} cannot be negative")
         return Rejection(VALUE_TOO_LARGE, f"the value must be at most {MAX_VALUE:.0e}")
     at = sample["occurred_at"]
     if at > now + MAX_FUTURE:
@@ -111,7 +125,7 @@ def place(
     directory's rule: they were working before someone entered them).
     """
     if agent is None:
-        return Rejection(UNKNOWN_AGENT, f"agent {sample['agent_id']} is not registered")
+        return unknown_agent(sample["agent_id"])
     at = sample["occurred_at"]
     history = agent.history
     # One team ever (nearly everyone): that team, before registration included.
@@ -123,7 +137,11 @@ def place(
 
 def undeclared(sample: Sample, team_id: str, declared: Mapping[str, Declared]
                ) -> Rejection | None:
-    """Refuse a sample of a metric the team's scheme does not declare, or a fractional count."""
+    """Refuse a sample of a metric the team's scheme does not declare, or a fractional count.
+
+    Ingestion applies this rule in SQL over the declarations it is given (service/store/
+    metrics.py, ``accepts``) and words its answer here.
+    """
     metric = sample["metric"]
     found = declared.get(metric)
     if found is None:

@@ -9,8 +9,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from service.domain.errors import DomainError, FieldError
 
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+#: A month as YYYY-MM; the same text is the pattern of every period parameter of the API.
+PERIOD_PATTERN = r"^(\d{4})-(0[1-9]|1[0-2])$"
+_PERIOD = re.compile(PERIOD_PATTERN)
 EVALUATION_DAY = 7
+#: The first month the service keeps: older is a typo or a broken clock (metric samples are
+#: refused from before 2000 too).
+FIRST_PERIOD = (2000, 1)
+#: How far ahead a month may be opened or asked for: up to December of the clock's year plus
+#: this many years.
+YEARS_AHEAD = 10
 
 
 def parse_period(text: str, field: str = "period") -> tuple[int, int]:
@@ -22,6 +30,24 @@ def parse_period(text: str, field: str = "period") -> tuple[int, int]:
             [FieldError(field, f"{text!r} is not a month as YYYY-MM (01 to 12)")],
         )
     return int(match.group(1)), int(match.group(2))
+
+
+def check_period(text: str, now: datetime, field: str = "period") -> str:
+    """Return a period from 2000-01 to December of now's year plus ten; else raise DomainError.
+
+    Every period the API takes (path, query or body) passes here: outside the range, a month
+    is a typo, and the calendar arithmetic of deadlines fails on years like 0000 or 9999.
+    """
+    year, month = parse_period(text, field)
+    last = (now.year + YEARS_AHEAD, 12)
+    if not FIRST_PERIOD <= (year, month) <= last:
+        raise DomainError(
+            f"{field} must be a month from {FIRST_PERIOD[0]:04d}-{FIRST_PERIOD[1]:02d}"
+            f" to {last[0]:04d}-{last[1]:02d}",
+            [FieldError(field, f"{text!r} is outside {FIRST_PERIOD[0]:04d}-01"
+                               f" to {last[0]:04d}-12")],
+        )
+    return text
 
 
 @cache

@@ -6,12 +6,13 @@ domain rules only ever see the principal.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
+
+from service.domain.ids import ID_RE  # subjects and sources are ids of the API's id form
 
 ROLES: tuple[str, ...] = ("admin", "manager", "agent", "rater", "ingest", "reader")
 
@@ -21,9 +22,6 @@ SUBJECT_ROLES: frozenset[str] = frozenset({"manager", "agent", "rater"})
 #: Evaluation rater roles (``.../evaluations/{agent_id}/{rater_role}``) that a principal of
 #: role ``rater`` may submit as; ``self`` belongs to the agent and ``manager`` to the manager.
 EXTERNAL_RATER_ROLES: frozenset[str] = frozenset({"peer", "subordinate", "customer", "expert"})
-
-#: Subjects and sources are ids of the API's id form (the caller's own agent and team ids).
-ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,13 +75,21 @@ def may_rate_as(principal: Principal, rater_role: str, agent_id: str) -> bool:
     Only the role is checked here; whether a manager manages the team or a rater was invited
     is the handler's to check with the domain's data.
     """
+    if rater_role == "self":
+        # Only the agent's own counts; an admin's was listed beside it as if it did.
+        return principal.role == "agent" and principal.subject == agent_id
     if principal.is_admin:
         return True
-    if rater_role == "self":
-        return principal.role == "agent" and principal.subject == agent_id
     if rater_role == "manager":
         return principal.role == "manager"
     return principal.role == "rater" and rater_role in EXTERNAL_RATER_ROLES
+
+
+def rating_refusal(principal: Principal, rater_role: str) -> str:
+    """Say why may_rate_as refused the principal, for the 403 both doors answer."""
+    if rater_role == "self":
+        return "only the agent may submit their own self-evaluation"
+    return f"a {principal.role} may not submit a {rater_role} evaluation"
 
 
 def credential_problems(

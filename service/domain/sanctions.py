@@ -30,9 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.domain.conflicts import ensure_not_own_case
 from service.domain.cycle import ConsequencesRevised, CycleClosed, CycleOpened, CyclePublished
-from service.domain.directory import ID_PATTERN
 from service.domain.errors import Conflict, DomainError, FieldError, NotFound
 from service.domain.events import DomainEvent, event
+from service.domain.ids import ID_RE
 from service.domain.results import PlanDecision, ResultDecision, ResultKind, standing
 
 EntryType = Literal["grant", "reversal", "cancellation", "basis_change"]
@@ -79,7 +79,7 @@ def parse_review_id(text: str) -> list[tuple[str, str, str]]:
         period = match.group(1)
         team_id = text[: match.start()]
         agent_id = text[match.start() + len(period) + 2:]
-        if ID_PATTERN.fullmatch(team_id) and ID_PATTERN.fullmatch(agent_id):
+        if ID_RE.fullmatch(team_id) and ID_RE.fullmatch(agent_id):
             readings.append((team_id, period, agent_id))
     return readings
 

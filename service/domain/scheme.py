@@ -8,12 +8,12 @@ every problem at once, so an admin can fix a scheme in one round trip.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from service.domain.ids import ID_RE
 from service.domain.kpis import COUNT_UNIT, Direction, Formula, MetricDef, TeamTarget
 from service.domain.problems import Problem
 from service.domain.training import TOPICS
@@ -27,7 +27,6 @@ RATER_ROLES: tuple[str, ...] = ("self", "manager", "peer", "subordinate", "custo
 # Weights are decimals typed by people (0.3 + 0.7); sums are compared with this tolerance.
 WEIGHT_TOLERANCE = 1e-6
 
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 # -- the built-in metrics and formulas: data of the built-in scheme ---------------------------
 # Also how a scheme written before KPIs were data is read: it meant these (see the validators).
@@ -411,7 +410,7 @@ def _metric_problems(scheme: Scheme) -> list[Problem]:
     seen: set[str] = set()
     for i, metric in enumerate(scheme.metrics):
         path = f"metrics[{i}].name"
-        if not _ID_PATTERN.match(metric.name):
+        if not ID_RE.fullmatch(metric.name):
             problems.append(Problem(path, "1 to 64 letters, digits, '.', '_', ':' or '-'"))
         elif metric.name in seen:
             problems.append(Problem(path, f"{metric.name} is declared more than once"))
@@ -478,7 +477,7 @@ def _kpi_problems(scheme: Scheme) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[str] = set()
     for i, kpi in enumerate(scheme.kpis):
-        if not _ID_PATTERN.match(kpi.name):
+        if not ID_RE.fullmatch(kpi.name):
             problems.append(Problem(f"kpis[{i}].name",
                                     "1 to 64 letters, digits, '.', '_', ':' or '-'"))
             continue
@@ -514,7 +513,7 @@ def _override_problems(scheme: Scheme) -> list[Problem]:
                 problems.append(Problem(path, "not a KPI of this scheme: to add it for the"
                                               " position, give at least kind and weight"))
                 continue
-            if not _ID_PATTERN.match(name):
+            if not ID_RE.fullmatch(name):
                 problems.append(Problem(path, "1 to 64 letters, digits, '.', '_', ':' or '-'"))
                 continue
             problems.extend(_one_kpi_problems(scheme, path, override.as_kpi(name)))
@@ -646,7 +645,7 @@ def effective_kpis(scheme: Scheme, position: str | None, team_targets: Mapping[s
 def validate_scheme(scheme: Scheme) -> list[Problem]:
     """List every problem with a scheme; an empty list means it can be published."""
     problems: list[Problem] = []
-    if not _ID_PATTERN.match(scheme.scheme_id):
+    if not ID_RE.fullmatch(scheme.scheme_id):
         problems.append(Problem("scheme_id", "1 to 64 letters, digits, '.', '_', ':' or '-'"))
     if scheme.version < 1:
         problems.append(Problem("version", "must be at least 1"))

@@ -20,9 +20,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from service.domain.directory import ID_PATTERN, ID_RULE
 from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
 from service.domain.events import DomainEvent, event
+from service.domain.ids import ID_RE, ID_RULE
 from service.domain.scheme import DEFAULT_SCHEME, DEFAULT_SCHEME_V2, Scheme, validate_scheme
 
 VersionStatus = Literal["proposed", "adopted", "superseded"]
@@ -159,7 +159,7 @@ def decide_propose(
     """Propose the next version; it needs ``quorum`` of ``approvers`` (all of them by default)."""
     named = tuple(dict.fromkeys(approvers))
     problems = [FieldError(f"approvers[{i}]", ID_RULE)
-                for i, a in enumerate(approvers) if not ID_PATTERN.fullmatch(a)]
+                for i, a in enumerate(approvers) if not ID_RE.fullmatch(a)]
     if not named:
         problems.append(FieldError("approvers", "name at least one approver"))
     elif len(named) > MAX_APPROVERS:

@@ -1,198 +1,180 @@
-"""metric_totals: live KPI inputs per agent, team and month, and when each feed last arrived.
+"""metric_totals: live KPI inputs per agent, team and month, fresh at commit, compacted behind.
 
-This read model follows the ``metric_sample`` table rather than the event log (samples are not
-events: see service/store/metrics.py), but it is run like every projection: one process holds
-its lease, each batch's upserts and its checkpoint commit together, it is rebuilt from zero
-beside the live tables and swapped in (``csperf projections rebuild metric_totals``), and
-readers use the views ``metric_totals`` and ``metric_arrivals``.
+Ingestion appends each batch's totals as delta rows (``metric_total_delta``,
+``metric_arrival_delta``) in the statement that stores its samples (service/store/metrics.py),
+so the views ``metric_totals`` and ``metric_arrivals`` (migration 0005: the compacted rows plus
+the pending deltas, summed in one snapshot) include a batch as soon as its 200 is sent: there
+is no lag to wait for. Totals are ``numeric`` (each sample rounded to the 15 significant digits
+a double holds), so sums are exact whatever the order of folding.
 
-One statement per batch reads the next samples in (transaction id, id) order below the
-running-transaction horizon, so none is ever skipped, and aggregates them in the database:
-no sample travels to Python. Totals are ``numeric`` (each sample rounded to the 15 significant
-digits a double holds), so they are exact sums and a rebuild, whatever its batches, equals the
-live model to the last digit.
+The compactor folds deltas into ``metric_total`` and ``metric_arrival`` in the background so
+reads stay a handful of rows: one statement per step deletes a slice of deltas and upserts
+their sums, in one transaction, so a reader sees each delta exactly once, before or after.
+One replica compacts at a time (a session advisory lock on a dedicated connection, as the
+scheduler and the projection runner do); ingestion never waits for it (it only inserts).
+
+``rebuild`` recomputes the compacted tables from ``metric_sample`` for the months still
+stored (archived months keep their compacted rows: their samples are in the archive files).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable
+from datetime import datetime
 
 import asyncpg
 
-from service import observability
-from service.projections import checkpoints
-from service.projections.base import Projection, Tables
-from service.projections.checkpoints import Generation
-from service.projections.runner import ProjectionFailed, Worker
-from service.store.database import UNAVAILABLE_ERRORS, Database
-from service.store.event_store import Cursor, RecordedEvent
+from service.store import metric_partitions
+from service.store.database import DATABASE_AWAY, Database
 
 log = logging.getLogger(__name__)
 
-NAME = "metric_totals"
-#: Samples per live step: large, because a step costs one statement whatever its size.
-LIVE_SAMPLES = 20_000
-BUILD_SAMPLES = 50_000
+LOCK_NAMESPACE = 7215003
+LOCK_NAME = "metric-totals:compactor"
+#: How often the compacting replica makes the coming months' partitions.
+PARTITIONS_EVERY_SECONDS = 3600.0
+#: Deltas folded per statement: a step stays short whatever the backlog.
+STEP_ROWS = 50_000
 
-_STEP = """
-WITH batch AS MATERIALIZED (
-    SELECT tx_id, id, source, agent_id, team_id, period, metric, value, occurred_at,
-           received_at
-    FROM metric_sample
-    WHERE (tx_id, id) > ($1, $2)
-      AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-    ORDER BY tx_id, id
-    LIMIT $3
-), totals AS (
-    INSERT INTO {totals} AS t (agent_id, team_id, period, metric, total, observations,
-                               updated_at)
-    SELECT agent_id, team_id, period, metric, sum(value::numeric), count(*), now()
-    FROM batch GROUP BY agent_id, team_id, period, metric
+_FOLD_TOTALS = """
+WITH moved AS (
+    DELETE FROM metric_total_delta
+    WHERE ctid = ANY(ARRAY(SELECT ctid FROM metric_total_delta LIMIT $1))
+    RETURNING team_id, period, agent_id, metric, total, observations, updated_at
+), folded AS (
+    INSERT INTO metric_total AS t
+    SELECT team_id, period, agent_id, metric, sum(total), sum(observations), max(updated_at)
+    FROM moved GROUP BY team_id, period, agent_id, metric
     ON CONFLICT (team_id, period, agent_id, metric) DO UPDATE
     SET total = t.total + excluded.total,
         observations = t.observations + excluded.observations,
-        updated_at = excluded.updated_at
-), arrivals AS (
-    INSERT INTO {arrivals} AS a (team_id, metric, source, last_received_at, last_occurred_at,
-                                 samples)
-    SELECT team_id, metric, source, max(received_at), max(occurred_at), count(*)
-    FROM batch GROUP BY team_id, metric, source
+        updated_at = greatest(t.updated_at, excluded.updated_at)
+)
+SELECT count(*) FROM moved
+"""
+
+_FOLD_ARRIVALS = """
+WITH moved AS (
+    DELETE FROM metric_arrival_delta
+    WHERE ctid = ANY(ARRAY(SELECT ctid FROM metric_arrival_delta LIMIT $1))
+    RETURNING team_id, metric, source, last_received_at, last_occurred_at, samples
+), folded AS (
+    INSERT INTO metric_arrival AS a
+    SELECT team_id, metric, source, max(last_received_at), max(last_occurred_at), sum(samples)
+    FROM moved GROUP BY team_id, metric, source
     ON CONFLICT (team_id, metric, source) DO UPDATE
     SET last_received_at = greatest(a.last_received_at, excluded.last_received_at),
         last_occurred_at = greatest(a.last_occurred_at, excluded.last_occurred_at),
         samples = a.samples + excluded.samples
 )
-SELECT tx_id, id, (SELECT count(*) FROM batch) AS n
-FROM batch ORDER BY tx_id DESC, id DESC LIMIT 1
+SELECT count(*) FROM moved
 """
 
 
-class MetricTotals(Projection):
-    """Sums and counts of every raw metric per (agent, team, period), and feed arrivals."""
-
-    name = NAME
-    version = 1
-    #: Reads no events: SampleWorker feeds it from metric_sample.
-    stream_types = ()
-    tables = {
-        # The contract read by service/queries/metrics_source.py for scoring.
-        "metric_totals": """(
-            agent_id     text NOT NULL,
-            team_id      text NOT NULL,
-            period       text NOT NULL,
-            metric       text NOT NULL,
-            total        numeric NOT NULL,
-            observations bigint NOT NULL,
-            updated_at   timestamptz NOT NULL,
-            PRIMARY KEY (team_id, period, agent_id, metric),
-            UNIQUE (agent_id, period, team_id, metric)
-        )""",
-        # Feed monitoring: when each source last sent each metric for each team.
-        "metric_arrivals": """(
-            team_id          text NOT NULL,
-            metric           text NOT NULL,
-            source           text NOT NULL,
-            last_received_at timestamptz NOT NULL,
-            last_occurred_at timestamptz NOT NULL,
-            samples          bigint NOT NULL,
-            PRIMARY KEY (team_id, metric, source)
-        )""",
-    }
-
-    async def apply(
-        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], tables: Tables
-    ) -> None:
-        """Ignore events; samples are applied by SampleWorker.step."""
-
-    async def count_source(self, conn: asyncpg.Connection) -> int:
-        """Count the stored samples (what `csperf projections status` compares with)."""
-        count: int = await conn.fetchval("SELECT count(*) FROM metric_sample")
-        return count
-
-    def make_worker(self, conn: asyncpg.Connection) -> Worker:
-        """Return the worker that reads samples instead of events."""
-        return SampleWorker(conn, self)
+async def compact(conn: asyncpg.Connection, rows: int = STEP_ROWS) -> int:
+    """Fold up to ``rows`` pending deltas of each kind; return how many were folded."""
+    async with conn.transaction():
+        totals: int = await conn.fetchval(_FOLD_TOTALS, rows)
+        arrivals: int = await conn.fetchval(_FOLD_ARRIVALS, rows)
+    return totals + arrivals
 
 
-class SampleWorker(Worker):
-    """Advance MetricTotals from metric_sample, reusing the runner's generations and swaps."""
-
-    async def step(self, generation: Generation, limit: int) -> int:
-        """Aggregate the next samples into a generation's tables; return how many."""
-        tables = self.projection.table_names(generation.generation)
-        sql = _STEP.format(totals=tables["metric_totals"], arrivals=tables["metric_arrivals"])
-        try:
-            async with self.conn.transaction():
-                row = await self.conn.fetchrow(
-                    sql, generation.cursor.tx_id, generation.cursor.position, limit
-                )
-                if row is None:
-                    return 0
-                await checkpoints.advance(
-                    self.conn, generation, Cursor(row["tx_id"], row["id"]), row["n"]
-                )
-        except UNAVAILABLE_ERRORS:
-            raise
-        except Exception as exc:
-            # Set-based: no single sample to blame. Stop here and say so, as projections do.
-            await checkpoints.record_failure(
-                self.conn, generation, generation.cursor.position, repr(exc)
-            )
-            observability.PROJECTION_FAILED.labels(self.projection.name).set(1)
-            log.exception("projection %s stopped after sample %s", self.projection.name,
-                          generation.cursor.position)
-            raise ProjectionFailed(self.projection.name) from exc
-        observability.PROJECTION_FAILED.labels(self.projection.name).set(0)
-        observability.PROJECTED_EVENTS.labels(self.projection.name).inc(row["n"])
-        if generation.status == "live":
-            observability.PROJECTION_POSITION.labels(self.projection.name).set(row["id"])
-        n: int = row["n"]
-        return n
-
-    async def run_once(self) -> int:
-        """Advance the live generation one batch and any rebuild one batch."""
-        live, building = await self.ensure_live()
-        read = await self.step(live, LIVE_SAMPLES)
-        if building is not None:
-            built = await self.step(building, BUILD_SAMPLES)
-            if built < BUILD_SAMPLES:
-                await self.finish_build(building)
-            read += built
-        return read
+async def compact_all(conn: asyncpg.Connection) -> int:
+    """Fold every pending delta; return how many."""
+    folded = 0
+    while (step := await compact(conn)) > 0:
+        folded += step
+    return folded
 
 
-_NEWEST = "SELECT tx_id, id FROM metric_sample ORDER BY tx_id DESC, id DESC LIMIT 1"
-_REACHED = """
-SELECT EXISTS (
-    SELECT 1 FROM projection_checkpoint
-    WHERE name = $1 AND status = 'live' AND (tx_id, position) >= ($2, $3)
-), EXISTS (SELECT 1 FROM projection_checkpoint WHERE name = $1 AND status = 'live')
-"""
-
-
-async def caught_up(conn: asyncpg.Connection, timeout: float = 5.0) -> bool:  # noqa: ASYNC109
-    """Wait until the live KPI read model holds every sample committed now.
-
-    Returns False when the timeout passes first, or at once when no process has ever run the
-    read model (nothing to wait for).
+_REBUILD = [
+    # Only months whose samples are still stored; an archived month keeps its rows.
     """
-    newest = await conn.fetchrow(_NEWEST)
-    if newest is None:
-        return True
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        reached, running = await conn.fetchrow(_REACHED, NAME, newest["tx_id"], newest["id"])
-        if reached:
-            return True
-        if not running or loop.time() > deadline:
-            return False
-        await asyncio.sleep(0.005)
+    DELETE FROM metric_total t
+    WHERE EXISTS (SELECT 1 FROM metric_sample s WHERE s.period = t.period)
+    """,
+    "DELETE FROM metric_total_delta WHERE period IN (SELECT DISTINCT period FROM metric_sample)",
+    """
+    INSERT INTO metric_total
+    SELECT team_id, period, agent_id, metric, sum(value::numeric), count(*), max(received_at)
+    FROM metric_sample GROUP BY team_id, period, agent_id, metric
+    """,
+]
 
 
-async def wait_caught_up(db: Database, timeout: float = 5.0) -> bool:  # noqa: ASYNC109
-    """Wait on a pooled connection until the KPI read model holds every committed sample."""
-    async with db.connection() as conn:
-        return await caught_up(conn, timeout)
+async def rebuild(conn: asyncpg.Connection) -> None:
+    """Recompute the totals of every stored month from the samples, in one transaction.
+
+    Ingestion waits meanwhile (the lock), so no delta is counted twice or lost.
+    """
+    async with conn.transaction():
+        await conn.execute("LOCK TABLE metric_total_delta IN EXCLUSIVE MODE")
+        for statement in _REBUILD:
+            await conn.execute(statement)
+
+
+class Compactor:
+    """Fold deltas every ``interval_seconds`` on the replica holding the lock."""
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime],
+                 interval_seconds: float = 1.0) -> None:
+        self.db = db
+        self.clock = clock
+        self.interval = interval_seconds
+        self.holding = False
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the background task."""
+        self._task = asyncio.create_task(self._run(), name="metric-totals:compactor")
+
+    async def stop(self) -> None:
+        """Stop the task; its connection closes and the lock goes with it."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                conn = await self.db.connect_single()
+                if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))",
+                                           LOCK_NAMESPACE, LOCK_NAME):
+                    await conn.close()
+                    conn = None
+                    await asyncio.sleep(self.interval * 5)
+                    continue
+                self.holding = True
+                backoff = 0.5
+                checked = -PARTITIONS_EVERY_SECONDS
+                while True:
+                    await compact_all(conn)
+                    if time.monotonic() - checked > PARTITIONS_EVERY_SECONDS:
+                        # Months keep coming: the next ones get their partition ahead.
+                        await metric_partitions.ensure(conn, self.clock())
+                        checked = time.monotonic()
+                    await asyncio.sleep(self.interval)
+            except asyncio.CancelledError:
+                raise
+            except DATABASE_AWAY as exc:
+                log.warning("compactor lost the database (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.interval * 5)
+            except asyncpg.UndefinedTableError:
+                await asyncio.sleep(self.interval)  # not migrated yet
+            except Exception:
+                log.exception("metric totals compaction failed; retrying")
+                await asyncio.sleep(self.interval)
+            finally:
+                self.holding = False
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=2))

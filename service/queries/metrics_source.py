@@ -1,12 +1,12 @@
 """KPI inputs for scoring, read from the metrics read model.
 
-Contract with the live-metrics projection (service/projections/metric_totals.py): a view
-``metric_totals`` with one row per (agent_id, team_id, period, metric) holding ``total`` and
-``observations``. Before that projection has ever run every measured KPI has no data.
+Contract with live metrics (service/projections/metric_totals.py): a view ``metric_totals``
+with one row per (agent_id, team_id, period, metric) holding ``total`` and ``observations``.
 
-A close freezes these numbers, so they are read only once the read model holds every sample
-committed before the close asked (bounded wait: a stalled read model delays a close, it does
-not block it).
+A close freezes these numbers. They are fresh at commit: ingestion appends the totals in the
+statement that stores the samples, so a close reads every sample committed before it asked
+(and none is accepted into the month once the close has committed: service/store/metrics.py,
+"Late samples").
 """
 
 from __future__ import annotations
@@ -14,11 +14,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
-
-from service.projections.metric_totals import caught_up
-
-#: The longest a scoring read waits for the KPI read model to take in recent samples.
-CATCH_UP_SECONDS = 3.0
 
 
 async def agent_inputs(
@@ -33,7 +28,6 @@ async def agent_inputs(
     observations: dict[str, dict[str, int]] = {a: {} for a in agent_ids}
     if not await conn.fetchval("SELECT to_regclass('metric_totals') IS NOT NULL"):
         return {a: (totals[a], observations[a]) for a in agent_ids}
-    await caught_up(conn, timeout=CATCH_UP_SECONDS)
     rows = await conn.fetch(
         """
         SELECT agent_id, metric, sum(total) AS total, sum(observations) AS observations

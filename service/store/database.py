@@ -17,6 +17,7 @@ import asyncpg
 import orjson
 
 from service.store.errors import DatabaseUnavailable
+from service.store.metrics import STAGE
 
 # Errors that mean "the server is not there right now", as opposed to a bad statement.
 UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
@@ -63,6 +64,8 @@ async def _no_session_state(conn: asyncpg.Connection) -> None:
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Metric ingestion's staging table: empty outside a transaction, so no session state.
+    await conn.execute(STAGE)
     for json_type in ("json", "jsonb"):
         await conn.set_type_codec(
             json_type,

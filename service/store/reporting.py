@@ -241,6 +241,15 @@ _SCORECARD_PARTS += [
     ("notes", "array_to_string(ARRAY(SELECT jsonb_array_elements_text("
               "coalesce(s.document -> 'notes', '[]'::jsonb))), ' | ')",
      "how the numbers were computed (dropped KPIs, re-normalised weights), ' | '-separated"),
+    # Fair months (scheme version 2); null on months scored without presence.
+    ("ranked", "(s.document #>> '{eligibility,ranked}')::boolean",
+     "whether the agent was present enough to be ranked (null: a month without presence"
+     " rules)"),
+    ("active_days", "(s.document #>> '{eligibility,active_days}')::int",
+     "the month's days inside the employment span and outside absences"),
+    ("days", "(s.document #>> '{eligibility,days}')::int", "the month's calendar days"),
+    ("not_ranked_reason", "s.document #>> '{eligibility,reason}'",
+     "why the agent was not ranked (null: ranked)"),
 ]
 
 # -- the views -----------------------------------------------------------------------------------
@@ -267,10 +276,25 @@ VIEWS: list[View] = [
         "Agents: one row per agent, in their current team.",
         {"agent_id": AGENT, "name": "the agent's name", "team_id": "the current team",
          "team_name": "the current team's name", "position": "pre-sale, in-sale, after-sale..",
-         "joined_at": "when the agent was registered", "updated_at": "last change"},
-        "SELECT a.agent_id, a.name, a.team_id, t.name, a.position, a.joined_at, a.updated_at"
+         "joined_at": "when the agent was registered", "updated_at": "last change",
+         "hired_on": "first day of employment, in the team's time zone (null: not recorded,"
+         " counted as employed throughout)",
+         "left_on": "last day of employment (null: still employed)"},
+        "SELECT a.agent_id, a.name, a.team_id, t.name, a.position, a.joined_at, a.updated_at,"
+        " a.hired_on, a.left_on"
         " FROM public.agents a LEFT JOIN public.teams t ON t.team_id = a.team_id",
         ("agents", "teams"),
+    ),
+    View(
+        "agent_absences",
+        "Recorded absences that stand (cancelled ones are left out): one row per absence."
+        " Active days, and so who is ranked, are counted from these and the employment span.",
+        {"agent_id": AGENT, "absence_id": "the absence's id, the caller's own",
+         "from_date": "first day away (inclusive, the team's time zone)",
+         "to_date": "last day away (inclusive)", "kind": "leave, sick, training or other"},
+        "SELECT b.agent_id, b.absence_id, b.from_date, b.to_date, b.kind"
+        " FROM public.agent_absences b",
+        ("agent_absences",),
     ),
     View(
         "agent_memberships",

@@ -12,6 +12,10 @@ from fastapi import FastAPI
 
 def install(app: FastAPI) -> None:
     """Serve the pages under /ui."""
+    from service.ui.downloads import router as downloads_router
+    from service.ui.report import router as report_router
     from service.ui.routes import router
 
     app.include_router(router)
+    app.include_router(report_router)
+    app.include_router(downloads_router)

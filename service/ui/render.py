@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from pydantic import ValidationError
 
 from service.api.problems import Problem
 from service.domain.errors import DomainError
@@ -164,6 +165,11 @@ class UiRoute(APIRoute):
                 errors = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]),
                            "reason": e.get("msg", "invalid")} for e in exc.errors()]
                 return error_page(request, 422, "the address or form is not valid",
+                                  kind="validation-error", errors=errors)
+            except ValidationError as exc:  # an API body the page built from its form
+                errors = [{"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]}
+                          for e in exc.errors()]
+                return error_page(request, 422, "the form is not valid",
                                   kind="validation-error", errors=errors)
 
         return ui_handler

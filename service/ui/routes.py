@@ -41,8 +41,9 @@ from service.api.schemas import (
 from service.commands.cycles import pinned_scheme
 from service.context import ServiceContext
 from service.domain.errors import DomainError, NotFound
+from service.domain.ids import COMPOUND_ID_PATTERN, ID_PATTERN
 from service.domain.periods import next_period, parse_period, period_of, previous_period
-from service.domain.principal import Principal, may_rate_as
+from service.domain.principal import Principal, may_rate_as, rating_refusal
 from service.queries.sanctions import managed_teams
 from service.ui import api, charts, fmt, queries, render, session
 from service.ui.render import UiRoute, page, redirect
@@ -52,8 +53,7 @@ log = logging.getLogger("csperf.auth")
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=UiRoute)
 Ctx = Annotated[ServiceContext, Depends(context)]
-_ID = r"^[A-Za-z0-9._:-]{1,64}$"
-Id = Annotated[str, Path(pattern=_ID)]
+Id = Annotated[str, Path(pattern=ID_PATTERN)]
 Month = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Viewer = Annotated[Principal, ui_allow("manager", "agent")]
@@ -81,6 +81,13 @@ def _labels(cards: Iterable[Mapping[str, Any]]) -> dict[str, str]:
         for name, kpi in card.get("kpis", {}).items():
             labels.setdefault(name, str(kpi.get("label") or name))
     return labels
+
+
+def measured_kpis(cards: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Return the measured KPIs on the cards, in their schemes' order: no second catalogue."""
+    return list(dict.fromkeys(
+        name for c in cards for name, k in c["kpis"].items() if k["kind"] == "measured"))
+
 KIND_LABELS = {"reward": "Reward", "deduction": "Deduction",
                "improvement_plan": "Improvement plan",
                "reassignment_review": "Reassignment review"}
@@ -329,18 +336,9 @@ async def board(
         card = await scorecard(ctx, principal, team_id, period, agent_id)
         if card is not None:
             cards[agent_id] = card
-    # The scheme's measured KPIs, in its order, with its labels: no second catalogue here.
     labels = _labels(cards.values())
-    kpi_names = list(dict.fromkeys(
-        name for c in cards.values() for name, k in c["kpis"].items()
-        if k["kind"] == "measured"))
-    targets: dict[str, str] = {}
-    for card in cards.values():
-        for name in kpi_names:
-            kpi = card["kpis"].get(name)
-            # The month's target: a pro-rated one is shown on its agent's cell instead.
-            if kpi and name not in targets and kpi.get("prorated_by") is None:
-                targets[name] = f.kpi(name, kpi["target"], kpi["unit"])
+    kpi_names = measured_kpis(cards.values())
+    targets = month_targets(cards.values(), kpi_names, f)
     rows = []
     for e in entries:
         card = cards.get(e["agent_id"])
@@ -379,6 +377,19 @@ async def board(
         and cycle.status == "open",
         "done": DONE.get(done or ""),
     })
+
+
+def month_targets(cards: Iterable[Mapping[str, Any]], kpi_names: Sequence[str], f: Fmt
+                  ) -> dict[str, str]:
+    """Return each KPI's target for the month as shown above the ranking."""
+    targets: dict[str, str] = {}
+    for card in cards:
+        for name in kpi_names:
+            kpi = card["kpis"].get(name)
+            # The month's target: a pro-rated one is shown on its agent's cell instead.
+            if kpi and name not in targets and kpi.get("prorated_by") is None:
+                targets[name] = f.kpi(name, kpi["target"], kpi["unit"])
+    return targets
 
 
 def _kpi_cells(card: Mapping[str, Any] | None, names: Sequence[str], f: Fmt
@@ -609,7 +620,7 @@ async def _feedback(
 @router.get("/sanctions")
 async def sanctions_page(
     request: Request, ctx: Ctx, principal: Viewer,
-    team_id: Annotated[str | None, Query(pattern=_ID)] = None,
+    team_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
     done: Annotated[str | None, Query(max_length=40)] = None,
 ) -> HTMLResponse:
     """Show plans due, overdue and waiting for review, open reviews, and the ledger."""
@@ -696,7 +707,7 @@ async def review_plan(
 
 @router.post("/reviews/{review_id}/decision")
 async def decide_review(
-    request: Request, review_id: Annotated[str, Path(max_length=200)], ctx: Ctx,
+    request: Request, review_id: Annotated[str, Path(pattern=COMPOUND_ID_PATTERN)], ctx: Ctx,
     principal: Manager,
 ) -> Response:
     """Decide a reassignment review (the API's POST .../decision)."""
@@ -725,8 +736,7 @@ async def _evaluation_form(
     team = await team_of(ctx, principal, team_id)
     # The checks PUT .../evaluations makes before it decides; the form's post runs them again.
     if not may_rate_as(principal, rater_role, agent_id):
-        raise Problem(403, f"a {principal.role} may not submit a {rater_role} evaluation"
-                      + (" of another agent" if rater_role == "self" else ""), kind="forbidden")
+        raise Problem(403, rating_refusal(principal, rater_role), kind="forbidden")
     if rater_role == "manager" and not manages(principal, team):
         raise Problem(403, "only a manager of this team may do this", kind="out-of-scope")
     card = await scorecard(ctx, principal, team_id, period, agent_id)

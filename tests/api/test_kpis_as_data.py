@@ -7,8 +7,6 @@ from typing import Any
 
 import httpx
 
-from service.projections.metric_totals import wait_caught_up
-from service.store.database import Database
 from tests.conftest import bearer, make_token
 from tests.support.raters import train
 from tests.support.scenario import ADMIN, Team, make_team
@@ -76,7 +74,7 @@ async def card(client: httpx.AsyncClient, team: Team, agent: str) -> dict[str, A
 
 
 async def test_hr_adds_attendance_for_a_security_desk_and_a_position_with_no_kpis(
-    app_client: httpx.AsyncClient, uid: str, db: Database, app_clock: Any
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
 ) -> None:
     # Given a team whose scheme does not know days_present yet
     team = await make_team(app_client, uid, 3, positions=("security-desk", "courier", "sales"))
@@ -108,7 +106,6 @@ async def test_hr_adds_attendance_for_a_security_desk_and_a_position_with_no_kpi
     later = await send(app_client, source, [sample(guard, f"{uid}-s", "days_scheduled", 20),
                                             sample(seller, f"{uid}-o", "orders", 4)])
     assert later["accepted"] == 2, later
-    assert await wait_caught_up(db, timeout=30)
 
     # When the month is evaluated and closed
     await team.open(PERIOD, scheme_version=None)
@@ -155,7 +152,7 @@ async def test_every_kpi_problem_of_a_scheme_is_a_422_naming_each_field(
 
 
 async def test_a_metric_renamed_while_a_month_is_open_counts_for_that_month_only(
-    app_client: httpx.AsyncClient, uid: str, db: Database
+    app_client: httpx.AsyncClient, uid: str
 ) -> None:
     # Given a scheme that declares presence_days, a team on it, and its November open
     body = await base_scheme(app_client)
@@ -185,7 +182,7 @@ async def test_a_metric_renamed_while_a_month_is_open_counts_for_that_month_only
 
 
 async def test_a_kpi_whose_over_metric_never_arrives_is_unavailable_for_the_team(
-    app_client: httpx.AsyncClient, uid: str, db: Database
+    app_client: httpx.AsyncClient, uid: str
 ) -> None:
     body = await base_scheme(app_client)
     body["metrics"] += DAYS
@@ -199,7 +196,6 @@ async def test_a_kpi_whose_over_metric_never_arrives_is_unavailable_for_the_team
     sent = await send(app_client, source, [sample(a, f"{uid}-{i}", "days_present", 20)
                                            for i, a in enumerate(team.agents)])
     assert sent["accepted"] == 3
-    assert await wait_caught_up(db, timeout=30)
     await team.open(PERIOD, scheme_version=None)
     await evaluate(app_client, team)
     closed = await team.close(PERIOD)
@@ -214,7 +210,7 @@ async def test_a_kpi_whose_over_metric_never_arrives_is_unavailable_for_the_team
 
 
 async def test_two_teams_with_their_own_currency_targets_in_one_payroll_export(
-    app_client: httpx.AsyncClient, uid: str, db: Database
+    app_client: httpx.AsyncClient, uid: str
 ) -> None:
     # Given Berlin (EUR) and Shanghai (CNY), each with its own order_amount target
     berlin = await make_team(app_client, f"{uid}-b", 3)
@@ -240,7 +236,6 @@ async def test_two_teams_with_their_own_currency_targets_in_one_payroll_export(
         await send(app_client, source, [
             sample(a, f"{team.team_id}-{i}", "order_amount", 3000.0 * (i + 1))
             for i, a in enumerate(team.agents)])
-    assert await wait_caught_up(db, timeout=30)
     for team in (berlin, shanghai):
         await team.open(PERIOD, scheme_version=None)
         await evaluate(app_client, team)

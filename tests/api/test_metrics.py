@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -64,7 +63,7 @@ async def test_a_bad_sample_in_the_middle_does_not_stop_the_rest(
     assert (response["accepted"], response["duplicates"]) == (1, 1)
 
 
-async def test_kpis_are_live_within_a_second(
+async def test_kpis_include_a_batch_as_soon_as_it_is_answered(
     app_client: httpx.AsyncClient, uid: str, app_clock: Any
 ) -> None:
     app_clock.set(NOW)
@@ -75,9 +74,10 @@ async def test_kpis_are_live_within_a_second(
                one(a, f"{uid}-5", "response_time_seconds", 10.0),
                one(a, f"{uid}-6", "response_time_seconds", 20.5)]
     assert (await post(app_client, f"chat-{uid}", samples)).status_code == 200
-    started = time.perf_counter()
-    body = await wait_for(app_client, kpis_url(a), team.agent(a), lambda b: b["samples"] == 6)
-    assert time.perf_counter() - started < 1.0, "the KPI read model lagged more than a second"
+    # Read-your-writes: the very first read after the 200 has the batch, no waiting.
+    response = await app_client.get(kpis_url(a), headers=team.agent(a))
+    body = response.json()
+    assert body["samples"] == 6, body
     assert body["agent_id"] == a and body["team_id"] == team.team_id
     assert body["period"] == "2026-11" and body["updated_at"] is not None
     kpis = body["kpis"]

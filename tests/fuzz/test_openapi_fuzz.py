@@ -7,7 +7,8 @@ logic behind the 404s: rankings, scorecards, sanctions, feedback). Every check s
 has runs (no 5xx; status code, content type, headers and body as documented; invalid input
 refused; missing auth refused), except that a schema-valid request may still be refused with
 422 or 406 for what a schema cannot say (an unknown cursor, a domain rule, an SSE endpoint
-asked for JSON), and a too-large metrics batch is 413 by contract (issue 5).
+asked for JSON), a too-large metrics batch is 413 by contract (issue 5), and a metrics batch
+without a JSON Content-Type (a missing body has none) is 415 (issue 17).
 
 Bounded: max examples per operation (CSPERF_FUZZ_EXAMPLES, default 40) and a hard time
 limit per pass; a fixed seed (CSPERF_FUZZ_SEED, `random` for a new one each run). Run with
@@ -46,7 +47,7 @@ max-stream-events = 3
 [checks]
 positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "406", "409", "422"]
 negative_data_rejection.expected-statuses = [
-    "400", "401", "403", "404", "405", "406", "409", "413", "422",
+    "400", "401", "403", "404", "405", "406", "409", "413", "415", "422",
 ]
 
 # A query string has no types: a "boolean" false for a list-of-names filter arrives as the

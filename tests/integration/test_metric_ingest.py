@@ -14,8 +14,7 @@ import httpx
 from service.commands import metrics as commands
 from service.context import ServiceContext
 from service.domain import metrics as m
-from service.projections import checkpoints
-from service.projections.metric_totals import MetricTotals, wait_caught_up
+from service.projections.metric_totals import compact, compact_all, rebuild
 from service.store import metrics as store
 from tests.support.metrics import expected_totals, make_samples, stored_totals
 from tests.support.scenario import ADMIN, make_team
@@ -181,37 +180,31 @@ async def test_transferred_agent_samples_follow_the_team_of_their_time(
     assert team_totals["totals"]["orders"] == 5 and team_totals["agents"] == 1
 
 
-async def test_a_rebuilt_read_model_equals_the_live_one(
+async def test_a_rebuild_from_the_samples_equals_the_live_totals(
     app_client: httpx.AsyncClient, uid: str, app_clock: Any
 ) -> None:
     app_clock.set(NOW)
     ctx = context(app_client)
     team = await make_team(app_client, uid, 5)
     samples = make_samples(uid, team.agents, 3_000, NOVEMBER, timedelta(days=25), seed=3)
-    for start in range(0, len(samples), 700):
-        await commands.ingest(ctx, f"src-{uid}", samples[start:start + 700])
-    assert await wait_caught_up(ctx.db, timeout=30)
     query = ("SELECT agent_id, team_id, period, metric, total, observations FROM metric_totals"
-             " ORDER BY 1, 2, 3, 4")
-    arrivals = ("SELECT team_id, metric, source, last_received_at, last_occurred_at, samples"
-                " FROM metric_arrivals ORDER BY 1, 2, 3")
+             " WHERE team_id = $1 ORDER BY 1, 2, 3, 4")
+    arrivals = ("SELECT team_id, metric, source, last_occurred_at, samples"
+                " FROM metric_arrivals WHERE team_id = $1 ORDER BY 1, 2, 3")
     async with ctx.db.connection() as conn:
-        live: list[Any] = [tuple(r) for r in await conn.fetch(query)]
-        live_arrivals = [tuple(r) for r in await conn.fetch(arrivals)]
-        before = await checkpoints.current(conn, "metric_totals", "live")
-        await checkpoints.start(conn, MetricTotals(), "building")
-        # The running service builds the new generation beside the live one and swaps it in.
-        for _ in range(600):
-            if await checkpoints.current(conn, "metric_totals", "building") is None:
-                break
-            await asyncio.sleep(0.05)
-        after = await checkpoints.current(conn, "metric_totals", "live")
-        rebuilt = [tuple(r) for r in await conn.fetch(query)]
-        rebuilt_arrivals = [tuple(r) for r in await conn.fetch(arrivals)]
-    assert before is not None and after is not None
-    assert after.generation > before.generation
+        for start in range(0, len(samples), 700):
+            await commands.ingest(ctx, f"src-{uid}", samples[start:start + 700])
+            await compact(conn, rows=7)  # fold a little now and then, as the compactor does
+        live: list[Any] = [tuple(r) for r in await conn.fetch(query, team.team_id)]
+        live_arrivals = [tuple(r) for r in await conn.fetch(arrivals, team.team_id)]
+        await rebuild(conn)
+        rebuilt = [tuple(r) for r in await conn.fetch(query, team.team_id)]
+        await compact_all(conn)
+        compacted = [tuple(r) for r in await conn.fetch(query, team.team_id)]
+        compacted_arrivals = [tuple(r) for r in await conn.fetch(arrivals, team.team_id)]
     assert rebuilt == live
-    assert rebuilt_arrivals == live_arrivals
+    assert compacted == live
+    assert compacted_arrivals == live_arrivals
     assert await stored_totals(ctx.db, team.team_id, "2026-11") == expected_totals(samples)
 
 

@@ -436,3 +436,40 @@ def test_the_cli_makes_a_bi_user_and_prints_how_to_connect(
                 await conn.close()
 
         asyncio.run(drop())
+
+
+async def test_employment_spans_and_absences_reach_the_views(
+    app_client: httpx.AsyncClient, db: Database, uid: str
+) -> None:
+    await all_views_ready(db)
+    team = await make_team(app_client, uid, 1)
+    (agent,) = team.agents
+    body = {"name": "Span", "team_id": team.team_id, "hired_on": "2025-02-03",
+            "left_on": "2026-12-31"}
+    assert (await app_client.put(f"/v1/agents/{agent}", json=body,
+                                 headers=ADMIN)).status_code == 200
+    for absence, (start, end) in {"leave": ("2026-11-02", "2026-11-13"),
+                                  "gone": ("2026-11-20", "2026-11-21")}.items():
+        answer = await app_client.put(
+            f"/v1/agents/{agent}/absences/{absence}", headers=ADMIN,
+            json={"from": start, "to": end, "kind": "leave"})
+        assert answer.status_code in (200, 201), answer.text
+    assert (await app_client.delete(f"/v1/agents/{agent}/absences/gone",
+                                    headers=ADMIN)).status_code == 200
+
+    async def settled() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        for _ in range(200):
+            agents = await _rows(db, "SELECT * FROM reporting.agents WHERE agent_id = $1", agent)
+            absences = await _rows(db, "SELECT * FROM reporting.agent_absences"
+                                   " WHERE agent_id = $1", agent)
+            if agents and agents[0]["left_on"] is not None and len(absences) == 1:
+                return agents, absences
+            await asyncio.sleep(0.05)
+        return agents, absences
+
+    agents, absences = await settled()
+    assert agents[0]["hired_on"].isoformat() == "2025-02-03"
+    assert agents[0]["left_on"].isoformat() == "2026-12-31"
+    # The cancelled absence is gone; the one that stands is there with its days.
+    assert [(a["absence_id"], a["from_date"].isoformat(), a["to_date"].isoformat(), a["kind"])
+            for a in absences] == [("leave", "2026-11-02", "2026-11-13", "leave")]

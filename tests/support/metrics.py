@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 
 from service.domain import metrics as m
-from service.projections.metric_totals import wait_caught_up
 from service.store.database import Database
 from tests.support.kpis import COUNT_METRICS, METRICS
 
@@ -57,8 +56,7 @@ def expected_totals(samples: Sequence[m.Sample]) -> dict[tuple[str, str], tuple[
 async def stored_totals(
     db: Database, team_id: str, period: str
 ) -> dict[tuple[str, str], tuple[Decimal, int]]:
-    """Return the live read model's (total, observations) per (agent, metric) of a team month."""
-    assert await wait_caught_up(db, timeout=30)
+    """Return the live totals (total, observations) per (agent, metric) of a team month."""
     async with db.connection() as conn:
         rows = await conn.fetch(
             "SELECT agent_id, metric, total, observations FROM metric_totals"

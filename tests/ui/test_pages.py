@@ -370,3 +370,16 @@ async def test_a_late_evaluation_is_flagged_on_the_agent_page(
                          r' deadline, [^"]+">late</span>', page.text), page.text
     finally:
         shop.clock.set(pinned)  # type: ignore[arg-type]
+
+
+async def test_a_nul_in_a_form_is_a_422_page_naming_the_field(sign_in: SignIn) -> None:
+    # The page builds the API's body from the form; the body refuses text PostgreSQL cannot
+    # store, and the page shows that as a 422, not a 500.
+    client = await sign_in("m-chen")
+    url = "/ui/teams/shop-sh/months/2026-11/evaluations/sh-sun-hui/manager"
+    token = hidden_token((await client.get(url)).text)
+    scores = dict.fromkeys(("work_ability", "cooperation", "service", "report_timeliness",
+                            "report_reliability", "report_quality"), "80")
+    bad = await client.post(url, data={**scores, "comment": "a\x00b", CSRF_FIELD: token})
+    assert bad.status_code == 422, bad.text
+    assert "comment" in bad.text

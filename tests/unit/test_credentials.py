@@ -445,6 +445,8 @@ def test_rater_roles() -> None:
     assert not may_rate_as(Principal("r-1", "rater"), "manager", "a-2")
     assert may_rate_as(Principal("m-1", "manager"), "manager", "a-2")
     assert may_rate_as(ADMIN, "customer", "a-2")
+    assert may_rate_as(ADMIN, "manager", "a-2")
+    assert not may_rate_as(ADMIN, "self", "a-2")  # only the agent's own self-evaluation counts
     assert set(ROLES) == {"admin", "manager", "agent", "rater", "ingest", "reader"}
 
 

@@ -13,7 +13,10 @@ SERVICE = Path(__file__).resolve().parents[2] / "service"
 #: SQL that outlives its transaction on the session that ran it: statements that start so
 #: (keywords in capitals, as all SQL here is written, so prose does not match), and calls
 #: that are unmistakable anywhere in a string.
-STARTS = re.compile(r"(SET\s+(?!LOCAL\b)|LISTEN\b|PREPARE\b|CREATE\s+TEMP(ORARY)?\b|DECLARE\b.*"
+#: A temporary table that empties itself at every commit (ON COMMIT DELETE ROWS: metric
+#: ingestion's staging table) carries nothing from one borrower to the next.
+STARTS = re.compile(r"(SET\s+(?!LOCAL\b)|LISTEN\b|PREPARE\b"
+                    r"|CREATE\s+TEMP(ORARY)?\b(?!.*ON\s+COMMIT\s+DELETE\s+ROWS)|DECLARE\b.*"
                     r"\bWITH\s+HOLD\b)", re.DOTALL)
 CALLS = re.compile(r"pg_(try_)?advisory_lock(_shared)?\s*\(|\bset_config\s*\(", re.IGNORECASE)
 
