@@ -257,3 +257,32 @@ async def test_two_teams_with_their_own_currency_targets_in_one_payroll_export(
     currencies = {(i["team_id"], i["currency"]) for i in payroll.json()["lines"]
                   if i["team_id"] in (berlin.team_id, shanghai.team_id)}
     assert currencies == {(berlin.team_id, "EUR"), (shanghai.team_id, "CNY")}
+
+
+async def test_one_batch_is_judged_by_each_sample_s_own_team_s_declarations(
+    app_client: httpx.AsyncClient, uid: str
+) -> None:
+    # Given a team on a scheme declaring a count and an hour metric, and one on the built-in
+    body = await base_scheme(app_client)
+    body["metrics"] += [DAYS[0], {"name": "hours_worked", "unit": "hours"}]
+    scheme_id = f"mix-{uid}"
+    assert (await publish(app_client, scheme_id, body)).status_code == 200
+    desk = await make_team(app_client, f"{uid}d", 1)
+    shop = await make_team(app_client, f"{uid}s", 1)
+    assert (await use_scheme(app_client, desk, scheme_id)).status_code == 200
+    guard, seller = desk.agents[0], shop.agents[0]
+    # When one batch mixes them (and an agent nobody registered)
+    result = await send(app_client, f"mix-{uid}", [
+        sample(guard, f"{uid}-1", "days_present", 2.5),
+        sample(guard, f"{uid}-2", "hours_worked", 7.5),
+        sample(seller, f"{uid}-3", "hours_worked", 7.5),
+        sample(seller, f"{uid}-4", "orders", 1),
+        sample(f"ghost-{uid}", f"{uid}-5", "hours_worked", 1),
+    ])
+    # Then a count takes whole numbers only, hours take fractions, the shop's scheme does not
+    # declare hours (the detail names the team), and an unknown agent is unknown_agent first
+    assert result["accepted"] == 2, result
+    rejected = {r["index"]: r for r in result["rejected"]}
+    assert {i: r["reason"] for i, r in rejected.items()} == {
+        0: "fractional_count", 2: "unknown_metric", 4: "unknown_agent"}
+    assert shop.team_id in rejected[2]["detail"]
