@@ -110,6 +110,15 @@ def make_sender(client: httpx.AsyncClient, port: int, clock: PinnedClock,
                           MailSettings(**values), clock=clock)
 
 
+async def drain(sender: ReminderSender) -> None:
+    """Run the sender until nothing is left to write or send: the test database is shared, so
+    other tests' people may fill the first batch (50, oldest first) before this test's."""
+    for _ in range(100):
+        if not await sender.run_once():
+            return
+    raise AssertionError("the sender never ran dry")
+
+
 async def set_person(client: httpx.AsyncClient, person_id: str, **body: object) -> None:
     response = await client.put(f"/v1/people/{person_id}", json=body, headers=ADMIN)
     assert response.status_code == 200, response.text
@@ -162,7 +171,7 @@ async def test_each_person_is_reminded_in_their_language_and_overdue_goes_at_onc
     assert await wait_caught_up(ctx.db, [Reminders()])
 
     sender = make_sender(app_client, smtp_port, app_clock)
-    await sender.run_once()
+    await drain(sender)
     [korean] = inbox.to(f"{c}@example.com")
     assert korean["Subject"] == "개선 계획 제출 기한 안내"
     assert korean["From"] == FROM and korean["Content-Language"] == "ko"
@@ -182,12 +191,12 @@ async def test_each_person_is_reminded_in_their_language_and_overdue_goes_at_onc
     app_clock.set(DUE + timedelta(minutes=1))
     await overdue_pass(ctx)
     assert await wait_caught_up(ctx.db, [Reminders()])
-    await sender.run_once()
+    await drain(sender)
     overdue = inbox.to(f"{c}@example.com")[1:]
     assert [m["Subject"] for m in overdue] == ["개선 계획 제출 기한이 지났습니다"]
     assert "2026. 12. 10. 오후 6:30:00 (Asia/Seoul)" in overdue[0].get_content()
     # Replaying changes nothing: the same reminders are the same rows
-    await sender.run_once()
+    await drain(sender)
     assert len(inbox.to(f"{c}@example.com")) == 2
 
 
