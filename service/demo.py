@@ -164,6 +164,15 @@ AGENTS = (
 UNPUBLISHED = {("shop-be", 2)}
 #: The agent whose key the demo prints, to show the agent's view.
 SHOWN_AGENT = "sh-wang-lei"
+#: The month with the demo's two appeals (Berlin's September), and its appellants: Noah asks
+#: for the tie with Mia to be broken (upheld: ties share a rank); Jonas, last, shows that his
+#: first week's chats were logged under a colleague's account (amended: corrected, so Jonas
+#: is no longer last and his deduction is reversed).
+APPEALS = ("shop-be", 1)
+UPHELD = "be-noah-wagner"
+AMENDED = "be-jonas-becker"
+#: The amended appeal's correction: Jonas's manager scores, this many points higher.
+CORRECTED_BY = 6.0
 
 
 def months_for(now: datetime) -> list[str]:
@@ -634,6 +643,42 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
                            {"comment": "Agreed; I would like a check-in after two weeks."
                             if q < 0.35 else None})
 
+    async def appeal(team: DemoTeam, period: str, agent_id: str, reason: str) -> None:
+        listing = await api.send("GET", f"/v1/appeals?team_id={team.team_id}&period={period}",
+                                 api.as_("manager", team.manager_id))
+        if any(a["agent_id"] == agent_id for a in listing["items"]):
+            return
+        await api.send("POST", f"/v1/teams/{team.team_id}/cycles/{period}/appeals/{agent_id}",
+                       api.as_("agent", agent_id), {"reason": reason}, ok=(201,))
+        say(f"{team.team_id} {period}: {agent_id} appealed")
+
+    async def decide_appeal(team: DemoTeam, period: str, agent_id: str, decision: str,
+                            note: str) -> None:
+        listing = await api.send("GET", f"/v1/appeals?team_id={team.team_id}&period={period}",
+                                 api.as_("manager", team.manager_id))
+        found = next((a for a in listing["items"] if a["agent_id"] == agent_id), None)
+        if found is None or found["status"] != "open":
+            return
+        await api.send("POST", f"/v1/appeals/{found['appeal_id']}/decision",
+                       api.as_("manager", team.manager_id), {"decision": decision, "note": note})
+        say(f"{team.team_id} {period}: appeal of {agent_id}"
+            f" {'upheld' if decision == 'uphold' else 'amended'}")
+
+    async def correct(team: DemoTeam, period: str, index: int, agent: DemoAgent) -> None:
+        """The amended appeal's correction: revise, close and publish the month again."""
+        state = await cycle(team, period)
+        if state is None or state["status"] != "open" or state["publications"] == 0:
+            return
+        url = f"/v1/teams/{team.team_id}/cycles/{period}/evaluations/{agent.agent_id}/manager"
+        scores = {k: min(v + CORRECTED_BY, 100.0)
+                  for k, v in manager_scores(agent, index, period).items()}
+        await api.send("PUT", url, api.as_("manager", team.manager_id), {
+            "scores": scores, "comment": "corrected after the appeal: the first week's chats"
+                                         " were logged under a colleague's account"})
+        await close(team, period)
+        await publish(team, period)
+        say(f"{team.team_id} {period}: corrected after the appeal of {agent.agent_id}")
+
     steps: list[Step] = []
 
     def at(team: DemoTeam, period: str, day: int, hour: int) -> datetime:
@@ -675,6 +720,26 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
             for day, hour, label, run in _plan_script(team, period, index, submit_plan,
                                                       review_plan):
                 add(at(team, period, 5 + day, hour), label, run)
+            if (team.team_id, index) == APPEALS:
+                # Feedback before results: one appeal upheld, one amended (a real correction,
+                # with its ledger reversals), on the day of the publication.
+                for hour, agent_id, reason in (
+                        (11, UPHELD, "I sold more than Mia this month: the tie should be broken"
+                                     " in my favour."),
+                        (11, AMENDED, "My first week's chats were logged under another"
+                                      " agent's account: my manager evaluation is not mine.")):
+                    add(at(team, period, 5, hour), "appeal",
+                        partial(appeal, team, period, agent_id, reason))
+                add(at(team, period, 5, 12), "decide", partial(
+                    decide_appeal, team, period, UPHELD, "uphold",
+                    "Ties share a rank by policy: the composite is what counts, and yours and"
+                    " Mia's are equal. The result stands."))
+                add(at(team, period, 5, 12), "decide", partial(
+                    decide_appeal, team, period, AMENDED, "amend",
+                    "Confirmed with the chat logs: the evaluation is corrected."))
+                amended = next(a for a in AGENTS if a.agent_id == AMENDED)
+                add(at(team, period, 5, 13), "correct",
+                    partial(correct, team, period, index, amended))
             if index >= 2:
                 continue  # the latest month's interviews are still to be held
             for n, agent in enumerate(team_members(team, index)):

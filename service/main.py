@@ -23,6 +23,7 @@ from service.api import (
     monitoring,
     problems,
     raters,
+    releases,
     training,
 )
 from service.api import metrics as metrics_api
@@ -239,6 +240,7 @@ def create_app(
     app.include_router(raters.router)
     app.include_router(training.router)
     app.include_router(feedback.router)
+    app.include_router(releases.router)
     app.include_router(monitoring.router)
     app.include_router(metrics_api.router)
     app.include_router(sanctions_api.router)

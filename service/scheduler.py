@@ -1,5 +1,6 @@
 """Background work on the clock: record improvement plans that passed their deadline unsubmitted,
-and remind the raters of a cycle whose evaluation deadline nears.
+and remind the raters of a cycle whose evaluation deadline nears, and release the results
+that reached their latest release (``release_days`` after publication).
 
 Readers already see such a plan as ``overdue`` (computed from their clock); the scheduler makes
 it an event (``PlanOverdue``) so that notifications and BI, which follow events, see it too
@@ -27,6 +28,7 @@ import asyncpg
 
 from service.commands import cycles
 from service.commands.directory import get_team
+from service.commands.release import release_pass
 from service.commands.sanctions import mark_overdue
 from service.context import ServiceContext
 from service.domain import cycle as c
@@ -92,8 +94,8 @@ async def evaluation_reminders(ctx: ServiceContext) -> int:
 
 
 class Scheduler:
-    """Run ``overdue_pass`` and ``evaluation_reminders`` every ``interval_seconds`` on the
-    replica holding the lock."""
+    """Run ``overdue_pass``, ``evaluation_reminders`` and ``release_pass`` every
+    ``interval_seconds`` on the replica holding the lock."""
 
     def __init__(
         self, ctx: ServiceContext, *, interval_seconds: float, lock_name: str = LOCK_NAME
@@ -135,6 +137,8 @@ class Scheduler:
                     await conn.fetchval("SELECT 1")
                     await overdue_pass(self.ctx)
                     await evaluation_reminders(self.ctx)
+                    # A service down at the due time releases at its first pass, once.
+                    await release_pass(self.ctx)
                     await asyncio.sleep(self.interval)
             except asyncio.CancelledError:
                 raise

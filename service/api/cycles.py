@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import TypeAdapter
 
 from service.api.auth import Allow, allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import caller, context, service_context
@@ -27,9 +29,11 @@ from service.api.schemas import (
 )
 from service.api.tabular import CSV_ANSWER, table_format, table_response
 from service.commands import cycles as commands
+from service.commands import release as release_commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain import cycle as c
+from service.domain import release as r
 from service.domain.principal import Principal, may_rate_as, rating_refusal
 from service.domain.reports import evaluation_document
 from service.domain.scheme import RATER_ROLES
@@ -94,6 +98,11 @@ async def get_cycle(
     out.goals_disputed = process.goals_disputed
     out.interviews_missing = process.interviews_missing
     out.late_samples = process.late_samples
+    if cycle.closed is not None:
+        # Judged on targets they never accepted: visible on the closed month for good.
+        out.goals_unacknowledged = cycle.closed.goals_in("pending")
+        out.goals_disputed = cycle.closed.goals_in("disputed")
+        out.warnings = [*out.warnings, *c.goal_warnings(cycle.closed)]
     return out
 
 
@@ -130,7 +139,8 @@ async def close_cycle(
         team_id, period, body.force, body.reason, body.missing_policy))
     out = cycle_out(cycle)
     # Fair months: what the manager should look at (empty under version 1).
-    out.warnings = c.fairness_warnings(cycle.closed.results) if cycle.closed else []
+    out.warnings = (c.fairness_warnings(cycle.closed.results) + c.goal_warnings(cycle.closed)
+                    if cycle.closed else [])
     return out
 
 
@@ -216,7 +226,8 @@ async def stored_ranking_response(request: Request, team_id: str, period: str
     if stored is None or not stored.current:
         return None
     principal = await RANKING_RULE.admitted(request)
-    if principal is None or not _may_see(principal, stored.status):
+    # Agents take the route: it checks that every ranked agent's result is released.
+    if principal is None or principal.role == "agent" or not _may_see(principal, stored.status):
         return None
     if principal.role not in ("admin", "reader"):
         team = await get_team(ctx, team_id)
@@ -260,6 +271,12 @@ async def get_ranking(
             raise Problem(503, "the ranking is still being built; retry shortly",
                           headers={"Retry-After": "1"})
     _ensure_agents_see_published_only(principal, stored.status)
+    if principal.role == "agent":
+        waiting = await release_commands.ranked_waiting(ctx, team_id, period)
+        if waiting:
+            raise Problem(403, f"the team's ranking is shown to its agents once every ranked"
+                               f" agent's result is released; {len(waiting)} still waiting",
+                          kind="forbidden", waiting=len(waiting))
     return _ranking(request, stored.document)
 
 
@@ -283,10 +300,37 @@ async def get_scorecard(
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     cycle = await commands.get_cycle(ctx, team_id, period)
+    own = principal.role == "agent"
     if cycle.status == "open":
-        return _json(await results.provisional_scorecard(ctx, team, cycle, agent_id))
+        document = {**await results.provisional_scorecard(ctx, team, cycle, agent_id),
+                    "released": None, "release_due_at": None, "withheld": False}
+        if own:
+            # Every scheme version: the self-evaluation is given without anchoring on the
+            # manager's scores, and no provisional rank gives the result away.
+            document = r.withhold(document, OPEN_MONTH)
+        return _json(document)
     await wait_caught_up(ctx.db, [CycleResults()], stream_id=c.cycle_stream(team_id, period))
     stored = await results.stored_scorecard(ctx, team_id, period, agent_id)
     if stored is None:
         raise Problem(404, f"agent {agent_id} has no scorecard in {team_id}/{period}")
-    return Response(stored, media_type="application/json")
+    policy = (await commands.cycle_scheme(ctx, cycle)).results
+    month = release_commands.month_of(cycle, policy)
+    state = await release_commands.load_result(ctx, team_id, period, agent_id)
+    released = cycle.status == "published" and r.is_released(state, month)
+    due = (r.release_due_at(month.first_published_at, policy)
+           if month.first_published_at is not None else None)
+    goals = cycle.closed.goals.get(agent_id) if cycle.closed is not None else None
+    document = {**orjson.loads(stored), "goals_status": goals, "released": released,
+                "release_due_at": _INSTANT.dump_python(due, mode="json"), "withheld": False}
+    if own and not released:
+        document = r.withhold(document, WITHHELD.format(when=due.isoformat()) if due
+                              else "your result is released to you when the month is published")
+    return _json(document)
+
+
+_INSTANT = TypeAdapter(datetime | None)
+OPEN_MONTH = ("the month is open: your live KPIs, targets and your own self-evaluation; other"
+              " raters' scores and your rank follow once the month is published and released"
+              " to you")
+WITHHELD = ("your result is released to you at your feedback interview, or by your manager,"
+            " and at the latest at {when}")

@@ -22,6 +22,7 @@ from service.api.schemas import (
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import cycles
 from service.commands import feedback as commands
+from service.commands import release as release_commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain import feedback as f
@@ -70,13 +71,15 @@ async def list_interviews(
     rows = await commands.interview_rows(ctx, team_id, period)
     items = [dict(r) for r in rows]
     missing = commands.missing_interviews(cycle, rows)
+    waiting, due = await release_commands.waiting_for_result(ctx, cycle)
     if wants_table(request):
         planned = {i["agent_id"] for i in items}
         return table_response(
             request, [{"team_id": team_id, "period": period, **r} for r in items
              + [m for m in missing if m["agent_id"] not in planned]],
             INTERVIEW_COLUMNS, f"interviews-{team_id}-{period}")
-    return {"team_id": team_id, "period": period, "items": items, "missing": missing}
+    return {"team_id": team_id, "period": period, "items": items, "missing": missing,
+            "waiting_for_result": waiting, "release_due_at": due}
 
 
 @router.get(INTERVIEW, response_model=InterviewOut)

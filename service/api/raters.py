@@ -15,7 +15,7 @@ from service.api.deps import caller, context
 from service.api.params import IdPath, IdQuery, PeriodPath
 from service.api.schemas import EvaluationList, InvitationIn, InvitationList
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
-from service.commands import cycles
+from service.commands import cycles, release
 from service.commands import goals as commands
 from service.commands.directory import get_team
 from service.context import ServiceContext
@@ -85,11 +85,14 @@ async def list_evaluations(
         ensure_self_or_manager(principal, agent_id, team.manager_ids)
     cycle = await cycles.get_cycle(ctx, team_id, period)
     anonymous = principal.role == "agent"
+    # Until their result is released (while open, too) an agent sees their self-evaluation
+    # only: no anchoring on the manager's scores, nothing of the result given away.
+    own_only = anonymous and await release.withheld(ctx, cycle, principal.subject)
     items = [
         evaluation_document(team_id, period, e,
                             anonymous=anonymous and e.rater_role == "peer")
         for (agent, role, rater), e in sorted(cycle.evaluations.items())
-        if agent_id is None or agent == agent_id
+        if (agent_id is None or agent == agent_id) and not (own_only and role != "self")
     ]
     if wants_table(request):
         return table_response(

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from service.api.auth import allow, ensure_manager_of, ensure_self, ensure_self_or_manager
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, paginate, paging
 from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
+from service.api.problems import Problem
 from service.api.schemas import (
     PayrollOut,
     PlanIn,
@@ -25,13 +26,16 @@ from service.api.schemas import (
 )
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import sanctions as commands
+from service.commands.cycles import get_cycle
 from service.commands.directory import get_team
+from service.commands.release import withheld
 from service.context import ServiceContext
 from service.domain import sanctions as s
 from service.domain.periods import check_period
 from service.domain.principal import Principal
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
+from service.projections.releases import Releases
 from service.projections.sanctions import Sanctions
 from service.queries import sanctions as queries
 
@@ -43,11 +47,14 @@ SANCTION_COLUMNS = (
     "id", "team_id", "period", "agent_id", "kind", "entry", "amount", "currency", "due_at",
     "status", "reason", "publication", "reverses", "rank", "places", "months", "late",
     "submitted_at", "decided_at", "decided_by", "note", "overdue_at", "review_id", "created_at",
-    "basis_changed", "basis_note",
+    "basis_changed", "basis_note", "final",
 )
+FINAL = ("true: only entries that are final (the agent's appeal window passed unused, or"
+         " their appeal was decided); false: only those not final yet")
 PAYROLL_COLUMNS = (
     "sanction_id", "team_id", "period", "agent_id", "kind", "entry", "amount", "effect",
     "currency", "publication", "rank", "places", "reason", "reverses", "status", "created_at",
+    "final",
 )
 
 
@@ -64,6 +71,7 @@ def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
 async def _filters(
     ctx: ServiceContext, principal: Principal, *, team_id: str | None, period: str | None,
     agent_id: str | None, kinds: Sequence[str] | None = None, status: str | None = None,
+    final: bool | None = None,
 ) -> queries.Filters:
     """Narrow a request to what the caller may read; refuse (403) what they may not."""
     if period is not None:
@@ -81,9 +89,10 @@ async def _filters(
             await wait_caught_up(ctx.db, [Directory()], timeout=2.0)
             async with ctx.db.connection() as conn:
                 teams = await queries.managed_teams(conn, principal.subject)
-    await wait_caught_up(ctx.db, [Sanctions()], timeout=2.0)
+    await wait_caught_up(ctx.db, [Sanctions(), Releases()], timeout=2.0)
     return queries.Filters(team_id=team_id, period=period, agent_id=agent_id, kinds=kinds,
-                           status=status, teams=teams)
+                           status=status, teams=teams, released_only=principal.role == "agent",
+                           final=final)
 
 
 class SanctionPage(SanctionList):
@@ -129,10 +138,11 @@ async def list_sanctions(
     agent_id: IdQuery = None,
     kind: SanctionKind | None = None,
     status: SanctionStatus | None = None,
+    final: Annotated[bool | None, Query(description=FINAL)] = None,
 ) -> Response | dict[str, Any]:
     """List ledger entries (JSON or CSV): managers see their teams, agents their own."""
     filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=agent_id,
-                             kinds=[kind] if kind else None, status=status)
+                             kinds=[kind] if kind else None, status=status, final=final)
     async with ctx.db.connection() as conn:
         items = await queries.list_items(conn, filters, ctx.clock())
     ordinals = await _ordinals(ctx, [i["id"] for i in items])
@@ -153,9 +163,11 @@ async def payroll(
     period: Annotated[str, PERIOD_QUERY],
     team_id: IdQuery = None,
     agent_id: IdQuery = None,
+    final: Annotated[bool | None, Query(description=FINAL)] = None,
 ) -> Response | dict[str, Any]:
     """Export a month's rewards and deductions per agent, each line traced to its ranking."""
-    filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=agent_id)
+    filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=agent_id,
+                             final=final)
     async with ctx.db.connection() as conn:
         document = await queries.payroll(conn, filters, ctx.clock())
     lines = document["lines"]
@@ -180,7 +192,19 @@ async def get_plan(
     """Return the improvement plan an agent owes, with its submissions, reviews and status."""
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    await _ensure_released(ctx, principal, team_id, period)
     return await commands.get_plan(ctx, team_id, period, agent_id)
+
+
+async def _ensure_released(ctx: ServiceContext, principal: Principal, team_id: str,
+                           period: str) -> None:
+    """Refuse (403) an agent the plan of a month whose result is not released to them yet."""
+    if principal.role != "agent":
+        return
+    cycle = await get_cycle(ctx, team_id, period)
+    if cycle.status == "published" and await withheld(ctx, cycle, principal.subject):
+        raise Problem(403, f"your result of {team_id}/{period} is not released to you yet;"
+                           " it follows your feedback interview", kind="forbidden")
 
 
 @router.put(PLAN, response_model=PlanOut)
@@ -190,6 +214,7 @@ async def submit_plan(
 ) -> dict[str, Any]:
     """Submit (or, after a rejection, resubmit) one's improvement plan; late ones are marked."""
     ensure_self(principal, agent_id)
+    await _ensure_released(ctx, principal, team_id, period)
     return await commands.submit_plan(ctx, caller(principal, request), commands.SubmitPlan(
         team_id=team_id, period=period, agent_id=agent_id, root_causes=body.root_causes,
         actions=[s.PlanAction(action=a.action, due_date=a.due_date) for a in body.actions],

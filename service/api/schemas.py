@@ -372,6 +372,16 @@ class ScorecardOut(BaseModel):
     formula: str
     eligibility: EligibilityOut | None = Field(default=None, description=(
         "Fair months: the agent's days in the month and whether they are ranked."))
+    released: bool | None = Field(default=None, description=(
+        "Whether the agent's result of the month has been released to them (null while open)"))
+    release_due_at: datetime | None = Field(default=None, description=(
+        "after_interview: when the result is released at the latest"))
+    goals_status: str | None = Field(default=None, description=(
+        "Closed months: the agent's goals at close (acknowledged, pending: never acknowledged,"
+        " or disputed: closed by force)"))
+    withheld: bool = Field(default=False, description=(
+        "The agent's own view before their release (or while the month is open): no rank,"
+        " composite or other raters' scores"))
 
 
 # --- results: sanctions, improvement plans, reassignment reviews, payroll --------------------
@@ -418,6 +428,8 @@ class SanctionOut(BaseModel):
         " for a person to look at again."))
     basis_note: str | None = Field(default=None, description=(
         "Why the basis changed, naming the correction."))
+    final: bool = Field(default=False, description=(
+        "The agent's appeal window of the month passed unused, or their appeal was decided"))
     review_id: str | None
     created_at: datetime
 
@@ -535,6 +547,8 @@ class PayrollLineOut(BaseModel):
     reverses: str | None
     status: str
     created_at: datetime
+    final: bool = Field(default=False, description=(
+        "The agent's appeal window of the month passed unused, or their appeal was decided"))
 
 
 class PayrollTotalOut(BaseModel):
@@ -876,6 +890,11 @@ class InterviewList(BaseModel):
     period: str
     items: list[InterviewRowOut]
     missing: list[MissingInterviewOut]
+    waiting_for_result: list[str] = Field(default_factory=list, description=(
+        "Agents of the published month whose result has not been released to them yet"
+        " (results.release after_interview)"))
+    release_due_at: datetime | None = Field(default=None, description=(
+        "When the results still withheld are released automatically"))
 
 
 # --- monitoring and calibration -------------------------------------------------------------
@@ -999,3 +1018,61 @@ class ReminderList(BaseModel):
     sending: bool = Field(description="false: CSPERF_SMTP_URL is unset, so reminders are"
                                       " recorded but not sent")
     items: list[ReminderOut]
+
+
+# --- releases and appeals -------------------------------------------------------------------
+
+
+class ReleaseOut(BaseModel):
+    """Whether an agent's result of a month has reached them, and the windows that follow."""
+
+    team_id: str
+    period: str
+    agent_id: str
+    released: bool
+    released_at: datetime | None
+    by: Literal["publication", "interview", "manager", "automatic"] | None
+    released_by: str | None
+    release_due_at: datetime | None
+    appeal_until: datetime | None
+    plan_due_at: datetime | None
+    not_ranked: str | None = Field(default=None, description=(
+        "Fair months: why the agent is not ranked (they still see their month)"))
+
+
+class AppealIn(Body):
+    """An agent's appeal of their month."""
+
+    reason: str = Field(min_length=1, max_length=4000)
+
+
+class AppealDecisionIn(Body):
+    """A decision on an appeal: uphold (with a note) or amend (reopens the month)."""
+
+    decision: Literal["uphold", "amend"]
+    note: str | None = Field(default=None, max_length=4000)
+
+
+class AppealOut(BaseModel):
+    """An appeal and its decision."""
+
+    appeal_id: str
+    team_id: str
+    period: str
+    agent_id: str
+    status: Literal["open", "upheld", "amended"]
+    reason: str
+    filed_at: datetime
+    appeal_until: datetime
+    decision: Literal["uphold", "amend"] | None = None
+    note: str | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    cycle_status: str | None = Field(default=None, description=(
+        "After an amend: the month's status (open: reopened for the correction)"))
+
+
+class AppealList(BaseModel):
+    """Appeals, oldest first."""
+
+    items: list[AppealOut]

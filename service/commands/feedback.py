@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from service.commands import cycles
+from service.commands import cycles, release
 from service.commands.base import RETRIES, Caller, execute, load, read_state, to_new
 from service.context import ServiceContext
 from service.domain import cycle as c
@@ -243,11 +243,17 @@ async def record(
     ctx: ServiceContext, caller: Caller, team_id: str, period: str, agent_id: str,
     body: f.Record, recorded_by: str,
 ) -> dict[str, Any]:
-    """Record the held interview."""
+    """Record the held interview, and so release the agent's result to them.
+
+    The release is its own command on the agent's result stream, after the record commits:
+    should the service stop in between, the scheduler releases the result when it falls due.
+    """
     now = ctx.clock()
-    return await _on_interview(
+    document = await _on_interview(
         ctx, caller, team_id, period, agent_id,
         lambda state: f.decide_record(state, body, recorded_by=recorded_by, now=now))
+    await release.release_after_interview(ctx, caller, team_id, period, agent_id, recorded_by)
+    return document
 
 
 async def acknowledge(

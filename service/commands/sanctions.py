@@ -17,6 +17,7 @@ from service.commands.base import Caller, execute, read_state
 from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain import cycle as c
+from service.domain import release as r
 from service.domain import sanctions as s
 from service.domain.directory import Team
 from service.domain.errors import Conflict, NotFound
@@ -41,6 +42,21 @@ async def get_ledger(ctx: ServiceContext, team_id: str, period: str) -> tuple[Te
     if ledger is None:
         raise NotFound(f"team {team_id} has no cycle for {period}")
     return team, ledger
+
+
+async def with_release(ctx: ServiceContext, ledger: s.Ledger, agent_id: str) -> s.Ledger:
+    """Return the ledger with the agent's plan due as their release makes it (``plan_due``)."""
+    owed = ledger.obligation("improvement_plan", agent_id)
+    if owed is None:
+        return ledger
+    result = await read_state(ctx, r.result_stream(ledger.team_id, ledger.period, agent_id),
+                              r.evolve)
+    due = r.plan_due(owed.due_at, owed.created_at, result.released if result else None)
+    if due == owed.due_at:
+        return ledger
+    moved = owed.model_copy(update={"due_at": due})
+    return ledger.model_copy(update={"active": {**ledger.active,
+                                                f"improvement_plan:{agent_id}": moved}})
 
 
 async def load_plan(ctx: ServiceContext, team_id: str, period: str, agent_id: str
@@ -90,6 +106,7 @@ async def get_plan(ctx: ServiceContext, team_id: str, period: str, agent_id: str
                    ) -> dict[str, Any]:
     """Return the plan document of an agent for a team's month."""
     _, ledger = await get_ledger(ctx, team_id, period)
+    ledger = await with_release(ctx, ledger, agent_id)
     plan = await load_plan(ctx, team_id, period, agent_id)
     return plan_document(ledger, plan, agent_id, ctx.clock())
 
@@ -108,6 +125,7 @@ class SubmitPlan:
 async def submit_plan(ctx: ServiceContext, caller: Caller, cmd: SubmitPlan) -> dict[str, Any]:
     """Record a plan submission (late ones too) and return the plan."""
     _, ledger = await get_ledger(ctx, cmd.team_id, cmd.period)
+    ledger = await with_release(ctx, ledger, cmd.agent_id)
     now = ctx.clock()
     plan, _ = await execute(
         ctx, caller, s.plan_stream(cmd.team_id, cmd.period, cmd.agent_id), s.evolve_plan,
@@ -124,6 +142,7 @@ async def review_plan(
 ) -> dict[str, Any]:
     """Approve or reject the latest submission of a plan and return the plan."""
     team, ledger = await get_ledger(ctx, team_id, period)
+    ledger = await with_release(ctx, ledger, agent_id)
     now = ctx.clock()
     plan, _ = await execute(
         ctx, caller, s.plan_stream(team_id, period, agent_id), s.evolve_plan,
@@ -139,6 +158,8 @@ async def mark_overdue(
 ) -> bool:
     """Append PlanOverdue if the plan is past due with nothing submitted; tell whether it did."""
     ledger = await ledger_of(ctx, team_id, period)
+    if ledger is not None:
+        ledger = await with_release(ctx, ledger, agent_id)
     owed = ledger.obligation("improvement_plan", agent_id) if ledger else None
     if owed is None:
         return False

@@ -23,6 +23,8 @@ from service.domain.events import DomainEvent, event, upcaster
 from service.domain.kpis import TeamTarget, compute, has_data
 from service.domain.presence import DateRange, Eligibility, Span, active_dates, eligibility
 from service.domain.ranking import RankEntry, rank
+from service.domain.release import appeal_until as appeal_window_end
+from service.domain.release import release_due_at
 from service.domain.results import ResultDecision, decide_results, last_place_agents
 from service.domain.scheme import (
     ResultsPolicy,
@@ -126,6 +128,13 @@ class CycleClosed(DomainEvent):
     missing: tuple[MissingEvaluation, ...]
     missing_policy: MissingPolicy | None
     results: tuple[FrozenResult, ...]
+    #: Each agent's goals at close: acknowledged, pending (not acknowledged) or disputed (a
+    #: forced close). Empty on closes recorded before goals were recorded at close.
+    goals: dict[str, str] = {}
+
+    def goals_in(self, status: str) -> list[str]:
+        """Return the agents whose goals were in ``status`` at close."""
+        return sorted(a for a, s in self.goals.items() if s == status)
 
 
 @event
@@ -146,6 +155,12 @@ class CyclePublished(DomainEvent):
     decisions: tuple[ResultDecision, ...] = ()
     #: The reason of the correction (the reopening) this publication follows, if any.
     correction: str | None = None
+    #: ``after_interview``: the latest release of an agent's result (``release_days`` after
+    #: the first publication); None when the publication released everyone.
+    release_due_at: datetime | None = None
+    #: ``on_publication``: the end of every agent's appeal window (``appeal_days`` after the
+    #: first publication); None under after_interview (each release sets its own).
+    appeal_until: datetime | None = None
 
 
 @upcaster("CyclePublished", 1)
@@ -210,6 +225,8 @@ class Cycle:
     evaluations: Mapping[tuple[str, str, str], EvaluationSubmitted] = field(default_factory=dict)
     closed: CycleClosed | None = None
     published_at: datetime | None = None
+    #: The first publication's time: releases and appeal windows count from it.
+    first_published_at: datetime | None = None
     publications: int = 0
     #: How many of the publication numbers are revisions after an earlier month's correction.
     revisions: int = 0
@@ -239,6 +256,7 @@ def evolve(state: Cycle | None, e: DomainEvent) -> Cycle | None:
         return replace(state, status="closed", closed=e)
     if isinstance(e, CyclePublished):
         return replace(state, status="published", published_at=e.published_at,
+                       first_published_at=state.first_published_at or e.published_at,
                        publications=e.publication, decisions=e.decisions)
     if isinstance(e, ConsequencesRevised):
         return replace(state, publications=e.publication, revisions=state.revisions + 1,
@@ -666,14 +684,22 @@ def decide_close(
     now: datetime,
     presence: Presence | None = None,
 ) -> list[DomainEvent]:
-    """Close the month: refuse while evaluations are missing unless forced with a reason."""
+    """Close the month: refuse while evaluations are missing or a goal dispute is unresolved,
+    unless forced with a reason (recorded, with each agent's goals at close)."""
     cycle = require_open(state, "close")
     missing = missing_evaluations(cycle, scheme, roster)
-    if missing and not force:
+    goals = goals_at_close(cycle, scheme, roster)
+    disputed = sorted(a for a, s in goals.items() if s == "disputed")
+    if (missing or disputed) and not force:
+        why = []
+        if missing:
+            why.append(f"{len(missing)} expected evaluation(s) missing")
+        if disputed:
+            why.append(f"{len(disputed)} goal dispute(s) unresolved ({', '.join(disputed)}):"
+                       " a judgement on targets one side rejected is not fair")
         raise Conflict(
-            f"{len(missing)} expected evaluation(s) missing; close with force and a reason to"
-            " score them by policy",
-            missing=[m.model_dump() for m in missing],
+            "; ".join(why) + "; resolve them, or close with force and a reason",
+            missing=[m.model_dump() for m in missing], goals_disputed=disputed,
         )
     if force and not (reason and reason.strip()):
         raise DomainError("a forced close needs a reason",
@@ -683,8 +709,35 @@ def decide_close(
     return [CycleClosed(
         team_id=cycle.team_id, period=cycle.period, closed_at=now, forced=force,
         reason=reason.strip() if reason else None, missing=tuple(missing),
-        missing_policy=policy, results=tuple(results),
+        missing_policy=policy, results=tuple(results), goals=goals,
     )]
+
+
+def goals_at_close(cycle: Cycle, scheme: Scheme, roster: Sequence[RosterEntry]
+                   ) -> dict[str, str]:
+    """Return each agent's goal status (acknowledged, pending or disputed) at close."""
+    statuses: dict[str, str] = {}
+    for agent in roster:
+        record = cycle.goals.get(agent.agent_id)
+        targets = g.issued_targets(scheme, agent.position,
+                                   record.adjustments if record else {})
+        statuses[agent.agent_id] = g.goal_status(record, targets)
+    return statuses
+
+
+def goal_warnings(closed: CycleClosed) -> list[dict[str, Any]]:
+    """List the goals not acknowledged at close (and disputes a forced close left open)."""
+    warnings: list[dict[str, Any]] = []
+    pending, disputed = closed.goals_in("pending"), closed.goals_in("disputed")
+    if pending:
+        warnings.append({"kind": "goals_unacknowledged", "agents": pending,
+                         "detail": f"{len(pending)} agent(s) never acknowledged the targets"
+                                   " they were judged on"})
+    if disputed:
+        warnings.append({"kind": "goals_disputed", "agents": disputed,
+                         "detail": f"{len(disputed)} agent(s) were judged on targets they"
+                                   " disputed (closed by force: " + (closed.reason or "") + ")"})
+    return warnings
 
 
 def frozen_ranking(closed: CycleClosed) -> list[RankEntry]:
@@ -715,13 +768,18 @@ def decide_publish(
     if state.status != "closed" or state.closed is None:
         raise Conflict(f"only a closed cycle can be published; this one is {state.status}",
                        cycle_status=state.status)
+    first = state.first_published_at or now
     decisions = decide_results(
         frozen_ranking(state.closed), policy, published_at=now,
         previous_last_places=previous_last_places, currency=currency, period=state.period,
+        plan_from=release_due_at(now, policy),
     )
     return [CyclePublished(team_id=state.team_id, period=state.period, published_at=now,
                            publication=state.publications + 1, decisions=tuple(decisions),
-                           correction=state.correction if state.publications else None)]
+                           correction=state.correction if state.publications else None,
+                           release_due_at=release_due_at(first, policy),
+                           appeal_until=(None if policy.release == "after_interview"
+                                         else appeal_window_end(first, policy)))]
 
 
 def last_in_month(closed: CycleClosed, policy: ResultsPolicy) -> frozenset[str]:

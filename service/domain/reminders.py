@@ -30,6 +30,7 @@ from babel.dates import format_datetime
 from service.domain import cycle as c
 from service.domain.cycle import CyclePublished
 from service.domain.events import DomainEvent
+from service.domain.release import AppealDecided, ResultReleased
 from service.domain.sanctions import PlanOverdue
 
 REMINDER_NAMESPACE = uuid.UUID("5c0f7a3e-2b1d-4d8e-9a61-3f4e2c7b9d10")
@@ -108,6 +109,21 @@ def _plan_overdue(e: DomainEvent) -> list[Reminder]:
                       "due_at": e.due_at.isoformat()})]
 
 
+def _result_released(e: DomainEvent) -> list[Reminder]:
+    assert isinstance(e, ResultReleased)
+    # One per agent and month: the release is recorded once on the agent's result stream.
+    return [Reminder(e.agent_id, "result_released", f"{e.team_id}:{e.period}",
+                     {"team_id": e.team_id, "period": e.period,
+                      "appeal_until": e.appeal_until.isoformat()})]
+
+
+def _appeal_decided(e: DomainEvent) -> list[Reminder]:
+    assert isinstance(e, AppealDecided)
+    kind = "appeal_upheld" if e.decision == "uphold" else "appeal_amended"
+    return [Reminder(e.agent_id, kind, e.appeal_id,
+                     {"team_id": e.team_id, "period": e.period, "note": e.note or ""})]
+
+
 KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("evaluation_due",
          title="Evaluations are due soon",
@@ -121,6 +137,19 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          line="Your improvement plan for {team} {period} was due by {due_at} and is overdue."
               " Submit it as soon as you can.",
          urgent=True, event_type="PlanOverdue", stream_type="plan", derive=_plan_overdue),
+    Kind("result_released",
+         title="Your monthly result is ready",
+         line="Your result for {team} {period} is ready to read. If you disagree, you may"
+              " appeal it once until {appeal_until}.",
+         event_type="ResultReleased", stream_type="result", derive=_result_released),
+    # An appeal's decision: one event, two wordings (the kind follows the decision).
+    Kind("appeal_upheld",
+         title="Your appeal was decided",
+         line="Your appeal of {team} {period} was decided: the result stands. {note}",
+         event_type="AppealDecided", stream_type="result", derive=_appeal_decided),
+    Kind("appeal_amended",
+         title="Your appeal was decided",
+         line="Your appeal of {team} {period} was granted: the month is being corrected. {note}"),
 )}
 
 #: The kinds an event causes, by event type.
@@ -138,7 +167,7 @@ MESSAGES: tuple[str, ...] = (
 )
 
 #: Parameters that hold an instant, shown in the reader's language and the team's time zone.
-_INSTANTS = ("due_at", "deadline")
+_INSTANTS = ("due_at", "deadline", "appeal_until")
 
 
 def derive(e: DomainEvent) -> list[Reminder]:

@@ -91,14 +91,18 @@ def decide_results(
     previous_last_places: Mapping[str, int],
     currency: str | None = None,
     period: str | None = None,
+    plan_from: datetime | None = None,
 ) -> list[ResultDecision]:
     """Decide the month's rewards, deductions, improvement plans and reassignment reviews.
 
     ``previous_last_places[agent]`` is how many published months immediately before this one
     the agent was last in (see ``consecutive_last_places``). ``currency`` goes on the amounts;
-    ``period``, when given, lets a review name the months of its streak.
+    ``period``, when given, lets a review name the months of its streak. ``plan_from``: the
+    moment a plan's days count from when not the publication (``after_interview``: the latest
+    release; an earlier release brings the date forward, ``service.domain.release.plan_due``).
     """
-    due_at = plan_due_at(published_at, policy)
+    due_at = plan_due_at(plan_from or published_at, policy)
+    counted_from = "the result's release" if plan_from is not None else "publication"
     if not _has_first_and_last(entries, policy.min_ranked_agents):
         return []
     ranked = len(entries)
@@ -140,7 +144,7 @@ def decide_results(
             due_at=due_at,
             reason=(
                 f"bottom two (places {ranked - 1}-{ranked} of {ranked}): {_standing(e, ranked)};"
-                f" a plan is due {policy.plan_deadline_days} days after publication"
+                f" a plan is due {policy.plan_deadline_days} days after {counted_from}"
             ),
         )
         for e in entries

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import asyncpg
 
 from service.domain import cycle as c
+from service.domain import release as r
 from service.domain import sanctions as s
 from service.projections.base import Projection, Tables
 from service.projections.decoded import decoded
@@ -35,8 +36,9 @@ class Sanctions(Projection):
 
     name = "sanctions"
     # 2: a decided review no longer called for keeps its decision (basis_changed, basis_note).
-    version = 2
-    stream_types = ("cycle", "plan", "review")
+    # 3: a release moves the plan's due date (``release.plan_due``).
+    version = 3
+    stream_types = ("cycle", "plan", "review", "result")
     data_only = DataOnly(("cycle",), _CYCLE_TYPES)
     tables = {
         "sanctions": """(
@@ -112,6 +114,14 @@ class Sanctions(Projection):
                     f"UPDATE {tables['sanctions']} SET status = 'overdue', overdue_at = $2,"
                     " updated_at = $2 WHERE id = $1 AND status = 'due'",
                     _plan_id(e), e.detected_at,
+                )
+            elif isinstance(e, r.ResultReleased):
+                # release.plan_due: plans granted up to the release are due after it.
+                await conn.execute(
+                    f"UPDATE {tables['sanctions']} SET due_at = $5, updated_at = $4"
+                    " WHERE team_id = $1 AND period = $2 AND agent_id = $3"
+                    " AND kind = 'improvement_plan' AND entry = 'grant' AND created_at <= $4",
+                    e.team_id, e.period, e.agent_id, e.released_at, e.plan_due_at,
                 )
             elif isinstance(e, s.ReassignmentReviewDecided):
                 await conn.execute(

@@ -21,7 +21,11 @@ _SELECT = """
 SELECT id, team_id, period, agent_id, kind, entry, publication, ordinal, amount, currency,
        due_at, CASE WHEN status = 'due' AND due_at < $1 THEN 'overdue' ELSE status END AS status,
        reason, rank, place_from, place_to, months, reverses, late, submitted_at, decided_at,
-       decided_by, note, overdue_at, basis_changed, basis_note, created_at
+       decided_by, note, overdue_at, basis_changed, basis_note, created_at,
+       -- release.final_at, stored; compared with the caller's clock.
+       coalesce((SELECT f.final_at <= $1 FROM result_final f
+                 WHERE f.team_id = sanctions.team_id AND f.period = sanctions.period
+                   AND f.agent_id = sanctions.agent_id), false) AS final
 FROM sanctions
 WHERE ($2::text IS NULL OR team_id = $2)
   AND ($3::text IS NULL OR period = $3)
@@ -30,6 +34,16 @@ WHERE ($2::text IS NULL OR team_id = $2)
   AND ($6::text[] IS NULL OR team_id = ANY($6::text[]))
   AND ($7::text IS NULL
        OR CASE WHEN status = 'due' AND due_at < $1 THEN 'overdue' ELSE status END = $7)
+  -- An agent's own view: entries of a month whose result is withheld from them are hidden.
+  AND (NOT $8::boolean OR NOT EXISTS (
+       SELECT 1 FROM result_months m
+       WHERE m.team_id = sanctions.team_id AND m.period = sanctions.period
+         AND m.release_due_at IS NOT NULL
+         AND NOT EXISTS (SELECT 1 FROM result_releases x WHERE x.team_id = m.team_id
+                         AND x.period = m.period AND x.agent_id = sanctions.agent_id)))
+  AND ($9::boolean IS NULL OR coalesce((SELECT f.final_at <= $1 FROM result_final f
+       WHERE f.team_id = sanctions.team_id AND f.period = sanctions.period
+         AND f.agent_id = sanctions.agent_id), false) = $9)
 ORDER BY period, team_id, publication, ordinal, id
 """
 
@@ -45,6 +59,10 @@ class Filters:
     status: str | None = None
     #: Only these teams (a manager's); None for admins and readers.
     teams: Sequence[str] | None = None
+    #: An agent's own view: leave out months whose result is not released to them yet.
+    released_only: bool = False
+    #: Only entries that are final (True) or not yet final (False); None: both.
+    final: bool | None = None
 
 
 async def managed_teams(conn: asyncpg.Connection, manager_id: str) -> list[str]:
@@ -70,7 +88,7 @@ def item(row: asyncpg.Record) -> dict[str, Any]:
         "basis_changed": row["basis_changed"], "basis_note": row["basis_note"],
         "review_id": (review_id(row["team_id"], row["period"], row["agent_id"])
                       if row["kind"] == "reassignment_review" else None),
-        "created_at": row["created_at"],
+        "created_at": row["created_at"], "final": row["final"],
     }
 
 
@@ -81,6 +99,7 @@ async def list_items(conn: asyncpg.Connection, filters: Filters, now: datetime
         _SELECT, now, filters.team_id, filters.period, filters.agent_id,
         list(filters.kinds) if filters.kinds is not None else None,
         list(filters.teams) if filters.teams is not None else None, filters.status,
+        filters.released_only, filters.final,
     )
     return [item(r) for r in rows]
 
@@ -97,7 +116,8 @@ async def payroll(conn: asyncpg.Connection, filters: Filters, now: datetime) -> 
     lines = []
     for row in await list_items(conn, Filters(
         team_id=filters.team_id, period=filters.period, agent_id=filters.agent_id,
-        kinds=("reward", "deduction"), teams=filters.teams,
+        kinds=("reward", "deduction"), teams=filters.teams, released_only=filters.released_only,
+        final=filters.final,
     ), now):
         amount = row["amount"] or 0.0
         lines.append({
@@ -107,7 +127,7 @@ async def payroll(conn: asyncpg.Connection, filters: Filters, now: datetime) -> 
             "currency": row["currency"], "publication": row["publication"],
             "rank": row["rank"], "places": row["places"], "reason": row["reason"],
             "reverses": row["reverses"], "status": row["status"],
-            "created_at": row["created_at"],
+            "created_at": row["created_at"], "final": row["final"],
         })
     per_agent: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for line in lines:

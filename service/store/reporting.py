@@ -259,6 +259,14 @@ _LEDGER_STATUS = ("CASE WHEN s.status = 'due' AND s.due_at < now() THEN 'overdue
 _EFFECT = ("CASE WHEN s.kind = 'reward' THEN s.amount WHEN s.kind = 'deduction'"
            " THEN -s.amount END")
 
+#: Whether the agent's entries of the month are final: the moment ``release.final_at`` computed
+#: (stored by the releases projection) compared with the query's time; never stated here.
+_FINAL = ("coalesce((SELECT f.final_at <= now() FROM public.result_final f"
+          " WHERE f.team_id = s.team_id AND f.period = s.period AND f.agent_id = s.agent_id),"
+          " false)")
+FINAL_COLUMN = ("whether final: the agent's appeal window of the month passed unused, or their"
+                " appeal was decided")
+
 VIEWS: list[View] = [
     View(
         "teams",
@@ -478,14 +486,15 @@ VIEWS: list[View] = [
          "late": "a plan submitted after its deadline", "submitted_at": "plan submitted",
          "decided_at": "plan reviewed or review decided", "decided_by": "who decided",
          "note": "the decision's comment", "overdue_at": "when a plan was recorded overdue",
-         "created_at": "when the entry was written", "updated_at": "last status change"},
+         "created_at": "when the entry was written", "updated_at": "last status change",
+         "final": FINAL_COLUMN},
         "SELECT s.id, s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id,"
         " s.kind, s.entry, s.publication, s.ordinal, s.amount, " + _EFFECT + ", s.currency,"
         " s.due_at, " + _LEDGER_STATUS + ", s.reason, s.rank, s.place_from, s.place_to,"
         " array_to_string(s.months, ','), s.reverses, s.late, s.submitted_at, s.decided_at,"
-        " s.decided_by, s.note, s.overdue_at, s.created_at, s.updated_at"
-        " FROM public.sanctions s",
-        ("sanctions",),
+        " s.decided_by, s.note, s.overdue_at, s.created_at, s.updated_at, " + _FINAL
+        + " FROM public.sanctions s",
+        ("sanctions", "result_final"),
     ),
     View(
         "improvement_plans",
@@ -535,12 +544,12 @@ VIEWS: list[View] = [
          "effect": "the change to pay: + rewards, - deductions", "currency": "currency",
          "publication": "the publication that wrote it", "rank": "the agent's rank",
          "reason": "why", "reverses": "the entry a reversal ends",
-         "status": "active or reversed", "created_at": "when written"},
+         "status": "active or reversed", "created_at": "when written", "final": FINAL_COLUMN},
         "SELECT s.id, s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id,"
         " s.kind, s.entry, coalesce(s.amount, 0), coalesce(" + _EFFECT + ", 0), s.currency,"
-        " s.publication, s.rank, s.reason, s.reverses, s.status, s.created_at"
-        " FROM public.sanctions s WHERE s.kind IN ('reward', 'deduction')",
-        ("sanctions",),
+        " s.publication, s.rank, s.reason, s.reverses, s.status, s.created_at, " + _FINAL
+        + " FROM public.sanctions s WHERE s.kind IN ('reward', 'deduction')",
+        ("sanctions", "result_final"),
     ),
     View(
         "payroll_totals",
@@ -707,6 +716,49 @@ VIEWS += [
          "gap": "self - manager (positive: the agent sees themselves higher)",
          "flagged": f"whether the gap is {GAP_POINTS:g} points or more either way"},
         _GAPS, ("evaluations", "cycles", "scheme_versions"),
+    ),
+    View(
+        "result_releases",
+        "Feedback before results: one row per agent of a closed or published month, whether"
+        " their own result has been released to them (results.release after_interview), how"
+        " and when, and their appeal window. Under on_publication the publication released"
+        " everyone (released_by_kind 'publication').",
+        {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
+         "ranked": "whether the agent is in the month's ranking",
+         "release_due_at": "the latest release (null: released at publication)",
+         "released": "whether the result has reached the agent",
+         "released_by_kind": "interview, manager, automatic or publication",
+         "released_by": "who released it (the manager or the interview's recorder)",
+         "released_at": "when it was released",
+         "appeal_until": "the end of the agent's appeal window",
+         "not_ranked": "fair months: why the agent is not ranked"},
+        "SELECT m.team_id, m.period, " + _period_start("m.period") + ", a.agent_id,"
+        " a.agent_id = ANY(m.ranked), m.release_due_at,"
+        " x.agent_id IS NOT NULL OR (m.status = 'published' AND m.release_due_at IS NULL),"
+        " CASE WHEN x.agent_id IS NOT NULL THEN x.released_by_kind"
+        "  WHEN m.status = 'published' AND m.release_due_at IS NULL THEN 'publication' END,"
+        " x.released_by,"
+        " CASE WHEN x.agent_id IS NOT NULL THEN x.released_at"
+        "  WHEN m.release_due_at IS NULL THEN m.first_published_at END,"
+        " x.appeal_until, x.not_ranked"
+        " FROM public.result_months m CROSS JOIN LATERAL unnest(m.agents) AS a(agent_id)"
+        " LEFT JOIN public.result_releases x ON x.team_id = m.team_id AND x.period = m.period"
+        "  AND x.agent_id = a.agent_id",
+        ("result_months", "result_releases"),
+    ),
+    View(
+        "appeals",
+        "Appeals of a month's result by agents, and their decisions.",
+        {"appeal_id": "the appeal's id", "team_id": TEAM, "period": PERIOD,
+         "period_start": PERIOD_START, "agent_id": AGENT + " (the appellant)",
+         "status": "open, upheld or amended", "reason": "the agent's reason",
+         "filed_at": "when filed", "appeal_until": "the end of the window it was filed in",
+         "decision": "uphold or amend", "note": "the decider's note",
+         "decided_by": "who decided", "decided_at": "when decided"},
+        "SELECT p.appeal_id, p.team_id, p.period, " + _period_start("p.period") + ","
+        " p.agent_id, p.status, p.reason, p.filed_at, p.appeal_until, p.decision, p.note,"
+        " p.decided_by, p.decided_at FROM public.appeals p",
+        ("appeals",),
     ),
 ]
 

@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from service import observability
-from service.api import cycles, directory, feedback, metrics, sanctions, schemes
+from service.api import cycles, directory, feedback, metrics, releases, sanctions, schemes
 from service.api.auth import Allow, route_rule
 from service.api.problems import Problem
 from service.domain.principal import Principal
@@ -31,7 +31,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _ROUTERS = (cycles.router, directory.router, sanctions.router, metrics.router, schemes.router,
-            feedback.router)
+            feedback.router, releases.router)
 
 
 @lru_cache(maxsize=1)

@@ -24,6 +24,7 @@ from service.api import cycles as cycles_api
 from service.api import directory as directory_api
 from service.api import feedback as feedback_api
 from service.api import metrics as metrics_api
+from service.api import releases as releases_api
 from service.api import sanctions as sanctions_api
 from service.api.auth import CredentialError, TooManyFailures, check_credential, log_failure
 from service.api.auth import public as public_rule
@@ -31,6 +32,8 @@ from service.api.deps import context
 from service.api.pagination import MAX_LIMIT
 from service.api.problems import Problem
 from service.api.schemas import (
+    AppealDecisionIn,
+    AppealIn,
     CloseIn,
     CycleIn,
     EvaluationIn,
@@ -101,6 +104,10 @@ DONE = {
     "plan-approved": "The improvement plan is approved.",
     "plan-rejected": "The improvement plan is rejected; the agent may resubmit.",
     "review-decided": "The reassignment review is decided.",
+    "released": "The result is released: the agent sees their rank, score and consequences.",
+    "appealed": "Your appeal is filed. A manager of your team decides it.",
+    "appeal-upheld": "The appeal is decided: the result stands.",
+    "appeal-amended": "The appeal is decided: the month is reopened for its correction.",
 }
 
 
@@ -574,7 +581,9 @@ async def agent_page(
         latest = plan["submissions"][-1] if plan["submissions"] else None
         plans.append({**item, "plan": plan, "latest": latest,
                       "submitted_text": f.when(latest["submitted_at"]) if latest else ""})
+    outcome = await _outcome(ctx, principal, request, team, agent_id, card, f)
     return page(request, "agent.html", {
+        "outcome": outcome,
         "agent": agent, "team": team, "f": f, "months": shown, "cards": cards,
         "month_labels": {m: month_label(m) for m in shown}, "selected": selected,
         "card": card, "trends": trends, "composite": composite, "attainment": attainment,
@@ -586,6 +595,43 @@ async def agent_page(
         "manages": manages(principal, team), "done": DONE.get(done or ""),
         "here": session.here(request),
     })
+
+
+async def _outcome(
+    ctx: ServiceContext, principal: Principal, request: Request, team: TeamOut, agent_id: str,
+    card: Mapping[str, Any] | None, f: Fmt,
+) -> dict[str, Any] | None:
+    """Return the selected published month's release and appeal, and what the viewer may do."""
+    if card is None or card["status"] != "published":
+        return None
+    period = card["period"]
+    try:
+        release = await api.call(principal, releases_api.get_release, team_id=team.team_id,
+                                 period=period, agent_id=agent_id, ctx=ctx,
+                                 principal=principal)
+        listing = await api.call(principal, releases_api.list_appeals, request=request,
+                                 ctx=ctx, principal=principal, team_id=team.team_id,
+                                 period=period, status=None)
+    except Problem as exc:
+        if exc.status != 403:
+            raise
+        return None  # a role the release and appeal endpoints do not serve (readers)
+    appeal = next((a for a in api.document(listing)["items"] if a["agent_id"] == agent_id),
+                  None)
+    own = principal.role == "agent" and principal.subject == agent_id
+    manager = manages(principal, team)
+    until = release.appeal_until
+    return {
+        "released": release.released, "by": release.by,
+        "due": f.when(release.release_due_at) if release.release_due_at else "",
+        "appeal_until": f.when(until) if until else "",
+        "appeal": appeal, "period": period,
+        "may_release": manager and not release.released,
+        "may_appeal": own and release.released and appeal is None
+        and until is not None and ctx.clock() <= until,
+        "may_decide": manager and appeal is not None and appeal["status"] == "open"
+        and principal.subject != agent_id,
+    }
 
 
 def _live_text(name: str, value: float | None, f: Fmt) -> str:
@@ -722,6 +768,53 @@ async def decide_review(
                    body=ReviewDecisionIn(decision=decision, note=note[:5000]), request=request,
                    ctx=ctx, principal=principal)
     return redirect(with_done(safe_next(form.get("next"), "/ui/sanctions"), "review-decided"))
+
+
+@router.post("/teams/{team_id}/months/{period}/releases/{agent_id}")
+async def release_result(
+    request: Request, team_id: Id, period: Month, agent_id: Id, ctx: Ctx, principal: Manager,
+) -> Response:
+    """Release an agent's result to them now (the API's POST .../releases/{agent})."""
+    await form_data(request)
+    await api.call(principal, releases_api.release_result, team_id=team_id, period=period,
+                   agent_id=agent_id, request=request, ctx=ctx, principal=principal)
+    return redirect(f"/ui/agents/{quote(agent_id)}?period={period}&done=released")
+
+
+@router.post("/teams/{team_id}/months/{period}/appeals/{agent_id}")
+async def file_appeal(
+    request: Request, team_id: Id, period: Month, agent_id: Id, ctx: Ctx, principal: Viewer,
+) -> Response:
+    """Appeal one's own month with a reason (the API's POST .../appeals/{agent})."""
+    form = await form_data(request)
+    reason = form.get("reason", "").strip()
+    if not reason:
+        raise Problem(422, "write the reason of your appeal",
+                      errors=[{"field": "reason", "reason": "required"}])
+    await api.call(principal, releases_api.file_appeal, team_id=team_id, period=period,
+                   agent_id=agent_id, body=AppealIn(reason=reason[:4000]), request=request,
+                   ctx=ctx, principal=principal)
+    return redirect(f"/ui/agents/{quote(agent_id)}?period={period}&done=appealed")
+
+
+@router.post("/appeals/{appeal_id}/decision")
+async def decide_appeal(
+    request: Request, appeal_id: Annotated[str, Path(max_length=200)], ctx: Ctx,
+    principal: Manager,
+) -> Response:
+    """Decide an appeal: uphold with a note, or amend (the API's POST .../decision)."""
+    form = await form_data(request)
+    decision = form.get("decision")
+    note = form.get("note", "").strip() or None
+    if decision not in ("uphold", "amend"):
+        raise Problem(422, "choose uphold or amend",
+                      errors=[{"field": "decision", "reason": "uphold or amend"}])
+    decided = await api.call(principal, releases_api.decide_appeal, appeal_id=appeal_id,
+                             body=AppealDecisionIn(decision=decision, note=note and note[:4000]),
+                             request=request, ctx=ctx, principal=principal)
+    done = "appeal-upheld" if decision == "uphold" else "appeal-amended"
+    return redirect(f"/ui/agents/{quote(decided['agent_id'])}?period={decided['period']}"
+                    f"&done={done}")
 
 
 EvalPath = "/teams/{team_id}/months/{period}/evaluations/{agent_id}/{rater_role}"

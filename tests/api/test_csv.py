@@ -16,6 +16,7 @@ from service.api.goals import GOAL_COLUMNS
 from service.api.metrics import KPI_COLUMNS, QUARANTINE_COLUMNS
 from service.api.monitoring import CALIBRATION_COLUMNS
 from service.api.raters import EVALUATION_COLUMNS, INVITATION_COLUMNS
+from service.api.releases import APPEAL_COLUMNS
 from service.api.sanctions import PAYROLL_COLUMNS, SANCTION_COLUMNS
 from service.api.tabular import cell
 from service.api.training import TRAINING_COLUMNS
@@ -90,6 +91,7 @@ CSV_ENDPOINTS = {
     "/v1/teams/{team_id}/kpis",
     "/v1/sanctions",
     "/v1/payroll",
+    "/v1/appeals",
     "/v1/metrics/quarantine",
     "/v1/events",
     "/v1/streams/{stream_id}/events",
@@ -144,6 +146,7 @@ async def test_every_csv_endpoint_answers_csv_with_its_header_and_rows(
         (f"/v1/teams/{t}/kpis?period={PERIOD}", m, KPI_COLUMNS, 1),
         (f"/v1/sanctions?team_id={t}", m, SANCTION_COLUMNS, 0),
         (f"/v1/payroll?period={PERIOD}&team_id={t}", m, PAYROLL_COLUMNS, 0),
+        (f"/v1/appeals?team_id={t}", m, APPEAL_COLUMNS, 0),
         ("/v1/metrics/quarantine", ADMIN, QUARANTINE_COLUMNS, 0),
         ("/v1/events?limit=5", ADMIN, FEED_COLUMNS, 5),
         (f"/v1/streams/{cycle_stream(t, PERIOD)}/events", ADMIN, FEED_COLUMNS, 3),

@@ -235,8 +235,12 @@ async def test_scorecard_explains_every_number(app_client: httpx.AsyncClient, ui
                                     json={"scores": scores}, headers=team.manager)
     assert response.status_code == 200
     assert (await team.close(PERIOD)).status_code == 200
+    # Closed, not published: the result has not reached the agent yet (the manager sees it).
+    own = (await app_client.get(team.url(PERIOD, f"/scorecards/{agent}"),
+                                headers=team.agent(agent))).json()
+    assert (own["released"], own["rank"], own["composite"]) == (False, None, None)
     card = (await app_client.get(team.url(PERIOD, f"/scorecards/{agent}"),
-                                 headers=team.agent(agent))).json()
+                                 headers=team.manager)).json()
     # No metrics: order_amount is 0 (at its floor, attainment 0, weight 0.15), the ratio KPIs
     # have no data and drop out, the rated ones weigh 0.1 each: (0 + 10 + 5 + 0) / 0.45 =
     # 33.33. Manager = (33.33 + 60 + 70 + 80) / 4 = 60.83. Composite = 24 + 0.7 * 60.83.

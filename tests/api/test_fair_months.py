@@ -274,6 +274,8 @@ async def test_version_1_months_are_unchanged_by_absences(
     closed = await team.close(PERIOD)
     assert closed.status_code == 409  # everyone's evaluations are expected, as before
     await team.evaluate_all(PERIOD, dict(zip(team.agents, (50, 60, 70), strict=True)))
-    assert (await team.close(PERIOD)).json()["warnings"] == []
+    # No fair months' warning; the goals nobody acknowledged are warned about (issue 16).
+    warnings = (await team.close(PERIOD)).json()["warnings"]
+    assert [w["kind"] for w in warnings] == ["goals_unacknowledged"]
     ranking = await team.ranking(PERIOD)
     assert len(ranking["entries"]) == 3 and ranking["not_ranked"] == []  # type: ignore

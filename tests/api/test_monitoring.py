@@ -59,7 +59,9 @@ async def test_a_published_cycle_warns_about_interviews_and_overdue_plans(
     await team.evaluate_all(PERIOD, {a: 90, b: 80, c: 70})
     assert (await team.close(PERIOD)).status_code == 200
     closed = (await app_client.get(team.url(PERIOD), headers=team.manager)).json()
-    assert closed["warnings"] == [] and closed["interviews_missing"] == []
+    # Nobody acknowledged their goals: that stays visible on the closed month (issue 16).
+    assert [w["kind"] for w in closed["warnings"]] == ["goals_unacknowledged"]
+    assert closed["goals_unacknowledged"] == [a, b, c] and closed["interviews_missing"] == []
     assert (await team.publish(PERIOD)).status_code == 200
     cycle = (await app_client.get(team.url(PERIOD), headers=team.manager)).json()
     assert cycle["interviews_missing"] == [a, b, c]

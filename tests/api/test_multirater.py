@@ -178,6 +178,12 @@ async def test_peer_ratings_are_anonymous_to_the_agent_but_not_to_managers(
     assert (await app_client.put(url + f"/evaluations/{a}/peer", json=peer_eval(55),
                                  headers=rater(p))).status_code == 200
     await team.evaluate_all(PERIOD, {a: 70, b: 60})
+    # While the month is open (and until their result is released) the agent sees their own
+    # self-evaluation only (issue 16: no anchoring on other raters' scores).
+    early = await app_client.get(url + f"/evaluations?agent_id={a}", headers=team.agent(a))
+    assert [e["rater_role"] for e in early.json()["items"]] == ["self"]
+    assert (await team.close(PERIOD)).status_code == 200
+    assert (await team.publish(PERIOD)).status_code == 200
     for headers, expected in ((team.agent(a), "anonymous"), (team.manager, p), (ADMIN, p)):
         listed = await app_client.get(url + f"/evaluations?agent_id={a}", headers=headers)
         assert listed.status_code == 200, listed.text
@@ -189,7 +195,6 @@ async def test_peer_ratings_are_anonymous_to_the_agent_but_not_to_managers(
                                  headers=team.agent(b))).status_code == 403
     own = await app_client.get(url + "/evaluations", headers=team.agent(b))
     assert {e["agent_id"] for e in own.json()["items"]} == {b}
-    assert (await team.close(PERIOD)).status_code == 200
     card = (await app_client.get(url + f"/scorecards/{a}", headers=team.agent(a))).json()
     peers = [e for e in card["evaluations"] if e["rater_role"] == "peer"]
     assert [e["rater_id"] for e in peers] == ["anonymous"]

@@ -202,6 +202,7 @@ async def test_every_csv_list_answers_excel_with_the_same_header_and_rows(
         (f"/v1/sanctions?team_id={t}", m), (f"/v1/payroll?period={PERIOD}&team_id={t}", m),
         ("/v1/metrics/quarantine", ADMIN), ("/v1/events?limit=5", ADMIN),
         (f"/v1/streams/{cycle_stream(t, PERIOD)}/events", ADMIN),
+        (f"/v1/appeals?team_id={t}", m),
     ]
     assert len(paths) == len(CSV_ENDPOINTS)
     failures = []

@@ -219,10 +219,12 @@ async def test_a_global_read_leaves_out_only_the_data_its_reader_does_not_need(
         async def read(only: DataOnly | None) -> list[tuple[str, str, dict[str, object]]]:
             # A transaction of the service's background work that began between the appends
             # holds the later one back a moment (readers pass only rows older than every
-            # running transaction): wait for all three rather than race it.
+            # running transaction), and the session app's scheduler may append meanwhile
+            # (automatic releases fall due in bursts when a test moves the shared clock
+            # forward): read far enough, and wait for all three rather than race it.
             ours: list[tuple[str, str, dict[str, object]]] = []
             for _ in range(250):
-                seen = await read_all(conn, start, 100, data_only=only)
+                seen = await read_all(conn, start, 5000, data_only=only)
                 ours = [(e.stream_id.split(":")[0], e.type, e.data) for e in seen
                         if e.stream_id.endswith(uid)]
                 if len(ours) == 3:

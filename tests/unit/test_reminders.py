@@ -14,6 +14,7 @@ from service.domain import directory as d
 from service.domain import reminders as r
 from service.domain.cycle import CyclePublished
 from service.domain.errors import DomainError
+from service.domain.release import AppealDecided, ResultReleased
 from service.domain.results import ResultDecision
 from service.mail.i18n import translations, translator
 from service.mail.smtp import parse_smtp_url
@@ -83,6 +84,32 @@ def test_publication_reminds_the_agents_who_owe_a_plan_and_no_one_else() -> None
     assert r.derive(published)[0].reminder_id == reminder.reminder_id
     again = published.model_copy(update={"publication": 3})
     assert r.derive(again)[0].reminder_id == reminder.reminder_id
+
+
+def test_a_release_and_an_appeal_decision_reach_the_agent_in_their_language() -> None:
+    released = ResultReleased(team_id="t-1", period="2026-11", agent_id="a-1", by="manager",
+                              released_by="m-1", released_at=NOW,
+                              appeal_until=NOW + timedelta(days=5),
+                              plan_due_at=NOW + timedelta(days=7))
+    [reminder] = r.derive(released)
+    assert (reminder.person_id, reminder.kind, reminder.subject) == (
+        "a-1", "result_released", "t-1:2026-11")
+    teams = {"t-1": r.TeamView("Seoul desk", "Asia/Seoul")}
+    korean = r.render("a-1", [reminder], "ko", translator("ko"), teams)
+    assert korean.subject == "이번 달 평가 결과가 공개되었습니다"
+    assert "2026. 12. 8. 오후 6:30:00 (Asia/Seoul)까지 한 번 이의를 제기할 수 있습니다" \
+        in korean.body
+    for decision, kind in (("uphold", "appeal_upheld"), ("amend", "appeal_amended")):
+        decided = AppealDecided(appeal_id="t-1:2026-11:a-1", team_id="t-1", period="2026-11",
+                                agent_id="a-1", decision=decision, note="see the log",
+                                decided_by="m-1", decided_at=NOW)
+        [told] = r.derive(decided)
+        assert (told.person_id, told.kind) == ("a-1", kind)
+        english = r.render("a-1", [told], "en", translator("en"), teams)
+        assert english.subject == "Your appeal was decided" and "see the log" in english.body
+        chinese = r.render("a-1", [told], "zh_Hans", translator("zh_Hans"), teams)
+        assert chinese.subject == "您的申诉已有决定"
+        assert ("维持原结果" in chinese.body) is (decision == "uphold")
 
 
 def _pending(kind: str, minutes_ago: float) -> r.Pending:

@@ -1,0 +1,141 @@
+"""Issue 16's number: releasing 1,000 agents' results one by one, against PUT agent."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import httpx
+import orjson
+
+from bench.common import BenchContext, Row, Suite
+from bench.corrections import _seed_month
+from bench.http import ADMIN_KEY, Client, Request, service
+from service.store.database import Database
+
+SUITE = Suite(
+    key="releases",
+    title="Releasing results one by one (issue 16)",
+    about="""
+### What these mean and how they are measured
+
+One team of 1,000 agents whose month (2026-11) is published under version 2 of
+`online-shop-cs` (`results.release` `after_interview`: nobody's result is released at
+publication). The evaluations are appended to the month's stream in bulk to set the stage; the
+open, close and publication go through the real service (`python -m service serve` in its own
+process, over TCP, an admin API key on every request).
+
+**Release**: 16 keep-alive clients share the 1,000 agents and send
+`POST /v1/teams/{team}/cycles/2026-11/releases/{agent}` for each, one at a time, until every
+agent is released: 1,000 `ResultReleased` events, each decided on the agent's result stream.
+**PUT agent**, measured in the same run, the same way: 16 clients rename the 1,000 agents
+(`PUT /v1/agents/{id}`, one `AgentChanged` event each), once before and once after the
+releases; the figure compared is the mean of the two rates. The target: releases reach at
+least half the PUT agent rate.
+""",
+)
+
+AGENTS = 1000
+CLIENTS = 16
+TEAM = "rel"
+PERIOD = "2026-11"
+
+
+def _agent(i: int) -> str:
+    return f"{TEAM}-a{i}"
+
+
+async def _drive(port: int, total: int, request: Callable[[int], Request]) -> tuple[float, int]:
+    """Send request(i) for i in 0..total-1 from CLIENTS connections; return (seconds, errors)."""
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    conns = [await Client.open(port, headers) for _ in range(CLIENTS)]
+    queue = iter(range(total))
+    errors = 0
+
+    async def loop(conn: Client) -> None:
+        nonlocal errors
+        for i in queue:
+            method, path, body = request(i)
+            status, _ = await conn.request(method, path, body)
+            if not 200 <= status < 300:
+                errors += 1
+
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(loop(c) for c in conns))
+    finally:
+        for conn in conns:
+            conn.close()
+    return time.perf_counter() - started, errors
+
+
+def _put_agent(round_: int) -> Callable[[int], Request]:
+    def request(i: int) -> Request:
+        body = orjson.dumps({"name": f"Agent {i} r{round_}", "team_id": TEAM,
+                             "position": "pre-sale"})
+        return b"PUT", f"/v1/agents/{_agent(i)}".encode(), body
+    return request
+
+
+def _release(i: int) -> Request:
+    return (b"POST", f"/v1/teams/{TEAM}/cycles/{PERIOD}/releases/{_agent(i)}".encode(), b"")
+
+
+@SUITE.benchmark("release", "release 1,000 agents one by one from 16 clients")
+async def release(ctx: BenchContext) -> list[Row]:
+    """Compare the release rate with the PUT agent rate in the same run."""
+    agents = int(ctx.scaled(AGENTS, 200))
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with ctx.fresh_database("csperf_bench_releases") as url, service(url) as server:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=120,
+                                     headers=headers) as client:
+            ctx.log(f"releases: seeding a published month of {agents} agents")
+            (await client.put(f"/v1/teams/{TEAM}", json={
+                "name": "Bench", "manager_ids": ["m-bench"]})).raise_for_status()
+            for i in range(agents):
+                (await client.put(f"/v1/agents/{_agent(i)}", json={
+                    "name": f"Agent {i}", "team_id": TEAM,
+                    "position": "pre-sale"})).raise_for_status()
+            opened = await client.post(f"/v1/teams/{TEAM}/cycles", json={"period": PERIOD})
+            opened.raise_for_status()
+            assert opened.json()["scheme_version"] >= 2, opened.json()
+            db = Database(url, pool_size=2)
+            try:
+                await _seed_month(db, TEAM, PERIOD, agents)
+            finally:
+                await db.close()
+            base = f"/v1/teams/{TEAM}/cycles/{PERIOD}"
+            (await client.post(f"{base}/close", json={"force": True,
+                                                      "reason": "bench"})).raise_for_status()
+            (await client.post(f"{base}/publish")).raise_for_status()
+            waiting = (await client.get(f"{base}/interviews")).json()["waiting_for_result"]
+            assert len(waiting) == agents, len(waiting)
+
+            await _drive(server.port, min(agents, 200), _put_agent(0))  # warm-up
+            before, e1 = await _drive(server.port, agents, _put_agent(1))
+            ctx.log(f"releases: PUT agent {agents / before:.0f}/s")
+            released, e2 = await _drive(server.port, agents, _release)
+            ctx.log(f"releases: release {agents / released:.0f}/s")
+            after, e3 = await _drive(server.port, agents, _put_agent(2))
+            ctx.log(f"releases: PUT agent again {agents / after:.0f}/s")
+            left = (await client.get(f"{base}/interviews")).json()["waiting_for_result"]
+            assert left == [] and e1 + e2 + e3 == 0, (len(left), e1, e2, e3)
+            again, e4 = await _drive(server.port, min(agents, 100), _release)
+            events = (await client.get("/v1/events", params={
+                "type": "ResultReleased", "limit": 1})).json()
+            assert e4 == 0 and events["items"], events
+
+    put_rate = (agents / before + agents / after) / 2
+    release_rate = agents / released
+    ratio = release_rate / put_rate
+    return [
+        Row(name=f"release {agents} agents one by one, {CLIENTS} clients",
+            figure=release_rate, unit="/s", baseline="PUT agent, same run, same clients",
+            baseline_figure=put_rate, ratio=ratio, target=">= 50% of PUT agent",
+            met=ratio >= 0.5,
+            notes=f"{agents} releases in {released:.2f} s; PUT agent {agents / before:.0f}/s"
+                  f" before and {agents / after:.0f}/s after; a second release of"
+                  f" {min(agents, 100)} agents answered 200 and recorded nothing"
+                  f" ({again:.2f} s)"),
+    ]

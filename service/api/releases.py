@@ -1,0 +1,147 @@
+"""Releases of agents' results and their appeals (feedback before results)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
+from service.api.deps import caller, context
+from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
+from service.api.problems import Problem
+from service.api.schemas import AppealDecisionIn, AppealIn, AppealList, AppealOut, ReleaseOut
+from service.api.tabular import CSV_ANSWER, table_response, wants_table
+from service.commands import release as commands
+from service.commands.directory import get_team
+from service.context import ServiceContext
+from service.domain import release as r
+from service.domain.periods import check_period
+from service.domain.principal import Principal
+from service.projections.directory import Directory
+from service.projections.freshness import wait_caught_up
+from service.queries import appeals as queries
+from service.queries.sanctions import managed_teams
+
+router = APIRouter(tags=["feedback"])
+Ctx = Annotated[ServiceContext, Depends(context)]
+APPEAL_COLUMNS = ("appeal_id", "team_id", "period", "agent_id", "status", "reason", "filed_at",
+                  "appeal_until", "decision", "note", "decided_by", "decided_at")
+CYCLE = "/v1/teams/{team_id}/cycles/{period}"
+
+
+def release_out(month: r.Month, state: r.AgentResult | None, agent_id: str) -> ReleaseOut:
+    """Render whether an agent's result reached them, and the windows that follow."""
+    at = r.released_at(state, month)
+    event = state.released if state is not None else None
+    due = (r.release_due_at(month.first_published_at, month.policy)
+           if month.first_published_at is not None else None)
+    return ReleaseOut(
+        team_id=month.team_id, period=month.period, agent_id=agent_id, released=at is not None,
+        released_at=at, by=event.by if event else ("publication" if at else None),
+        released_by=event.released_by if event else None, release_due_at=due,
+        appeal_until=r.appeal_until(at, month.policy) if at else None,
+        plan_due_at=event.plan_due_at if event else None,
+        not_ranked=month.results.get(agent_id),
+    )
+
+
+async def _narrow(ctx: ServiceContext, principal: Principal, *, team_id: str | None,
+                 period: str | None, status: str | None) -> queries.Filters:
+    """Narrow a request: agents see their own appeals, managers their teams'."""
+    agent_id = None
+    teams: list[str] | None = None
+    if principal.role == "agent":
+        agent_id = principal.subject
+    elif principal.role == "manager":
+        if team_id is not None:
+            ensure_manager_of(principal, (await get_team(ctx, team_id)).manager_ids)
+        else:
+            await wait_caught_up(ctx.db, [Directory()], timeout=2.0)
+            async with ctx.db.connection() as conn:
+                teams = await managed_teams(conn, principal.subject)
+    return queries.Filters(team_id, period, agent_id, status, teams)
+
+
+@router.get(CYCLE + "/releases/{agent_id}", response_model=ReleaseOut)
+async def get_release(
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")],
+) -> ReleaseOut:
+    """Tell whether an agent's result of the month has been released to them."""
+    team = await get_team(ctx, team_id)
+    ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    month = await commands.load_month(ctx, team_id, period)
+    state = await commands.load_result(ctx, team_id, period, agent_id)
+    return release_out(month, state, agent_id)
+
+
+@router.post(CYCLE + "/releases/{agent_id}", response_model=ReleaseOut,
+             responses={409: {"description": "the month is not published"}})
+async def release_result(
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager")],
+) -> ReleaseOut:
+    """Release an agent's result to them now (a manager of the team or an admin); once."""
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    month = await commands.load_month(ctx, team_id, period)
+    state = await commands.release(ctx, caller(principal, request), team_id, period, agent_id,
+                                   by="manager", released_by=principal.subject, month=month)
+    return release_out(month, state, agent_id)
+
+
+@router.post(CYCLE + "/appeals/{agent_id}", response_model=AppealOut, status_code=201,
+             responses={409: {"description": "unreleased, already appealed, or the window"
+                                             " closed (saying when)"}})
+async def file_appeal(
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: AppealIn, request: Request,
+    ctx: Ctx,
+    principal: Annotated[Principal, allow("agent")],
+) -> dict[str, Any]:
+    """Appeal one's own month, once, within ``appeal_days`` of the release (the agent only)."""
+    await get_team(ctx, team_id)
+    if principal.role != "agent" or principal.subject != agent_id:
+        raise Problem(403, f"only agent {agent_id} may appeal their month", kind="out-of-scope")
+    filed = await commands.appeal(ctx, caller(principal, request), team_id, period, agent_id,
+                                  by=principal.subject, reason=body.reason)
+    return queries.appeal_document(filed, None)
+
+
+@router.get("/v1/appeals", response_model=AppealList, responses=CSV_ANSWER)
+async def list_appeals(
+    request: Request, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    team_id: IdQuery = None,
+    period: Annotated[str | None, PERIOD_QUERY] = None,
+    status: queries.AppealStatus | None = None,
+) -> dict[str, Any] | Response:
+    """List appeals (managers: their teams'; agents: their own), oldest first (or CSV)."""
+    if period is not None:
+        check_period(period, ctx.clock())
+    filters = await _narrow(ctx, principal, team_id=team_id, period=period,
+                                   status=status)
+    items = await queries.list_appeals(ctx, filters)
+    if wants_table(request):
+        return table_response(request, items, APPEAL_COLUMNS, "appeals")
+    return {"items": items}
+
+
+@router.post("/v1/appeals/{appeal_id}/decision", response_model=AppealOut,
+             responses={409: {"description": "already decided"}})
+async def decide_appeal(
+    appeal_id: CompoundIdPath, body: AppealDecisionIn, request: Request,
+    ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+) -> dict[str, Any]:
+    """Decide an appeal: uphold (with a note) or amend (reopens the month for a correction);
+    a manager of the team who is not the appellant, or an admin."""
+    team_id, _, _ = await commands.find_appeal(ctx, appeal_id)
+    team = await get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    decided = await commands.decide(ctx, caller(principal, request), appeal_id,
+                                    decision=body.decision, note=body.note,
+                                    decided_by=principal.subject)
+    state = await commands.load_result(ctx, decided.decision.team_id, decided.decision.period,
+                                       decided.decision.agent_id)
+    assert state is not None and state.appeal is not None
+    return queries.appeal_document(state.appeal, decided.decision,
+                                   decided.cycle.status if decided.cycle else None)
