@@ -24,8 +24,8 @@ import psutil
 from bench.common import BenchContext, CpuMeter, Row, Suite, bounded, compared, percentile
 from bench.loadgen import Day, make_day, play, register
 from bench.peer import load_directory
-from service.domain.kpis import METRICS
-from service.store import metric_partitions
+from service.domain.scheme import DEFAULT_SCHEME
+from service.store import metric_partitions, team_metrics
 from service.store import metrics as store
 from service.store.database import _init_connection, asyncpg_dsn
 
@@ -159,8 +159,9 @@ async def insert_rate(url: str, rows: list[tuple[Any, ...]]) -> float:
                       for i, r in enumerate(share[start:start + 1000])]
             async with conn.transaction():
                 await store.stage(conn, staged)
-                mark = await store.place(conn)
-                await store.settle(conn, datetime.now(UTC), mark)
+                mark, pairs = await store.place(conn)
+                accepts = await team_metrics.declared(conn, pairs)
+                await store.settle(conn, datetime.now(UTC), mark, accepts)
 
     try:
         started = time.perf_counter()
@@ -550,7 +551,7 @@ async def _history(url: str, day: Day, total: int, first_month: int,
                 count = first_month if period == periods[0] else rest
                 start = datetime.fromisoformat(period + "-01T00:00:00+00:00")
                 await conn.execute(_HISTORY, count, period, start, agents, teams, len(agents),
-                                   list(METRICS))
+                                   [d.name for d in DEFAULT_SCHEME.metrics])
                 await conn.execute(_HISTORY_TOTALS, period)
                 log(f"ingest: history {period}: {count:,} samples")
         finally:

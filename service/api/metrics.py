@@ -18,11 +18,11 @@ from service.api.params import PERIOD_QUERY, IdPath, IdQuery
 from service.api.schemas import Body
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import metrics as commands
+from service.commands.cycles import month_scheme
 from service.commands.directory import get_agent, get_team
 from service.context import ServiceContext
 from service.domain import metrics as m
 from service.domain.ids import ID_PATTERN
-from service.domain.kpis import MEASURED_KPIS
 from service.domain.periods import PERIOD_PATTERN, check_period, period_of
 from service.domain.principal import Principal
 from service.domain.text import PRINTABLE_PATTERN
@@ -276,7 +276,8 @@ class KpisOut(BaseModel):
 
     period: str
     kpis: dict[str, float | None] = Field(
-        description=f"{', '.join(MEASURED_KPIS)}; a ratio with a zero denominator is null")
+        description="the measured KPIs of the month's scheme version (for the agent's position),"
+                    " by their formulas; a ratio with a zero denominator is null")
     totals: dict[str, float] = Field(description="sum of each raw metric (0 when none arrived)")
     observations: dict[str, int] = Field(description="samples of each raw metric")
     samples: int
@@ -348,8 +349,9 @@ async def agent_kpis(
     team = await get_team(ctx, agent.team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     month = _period(period, team.timezone, ctx.clock())
+    scheme = await month_scheme(ctx, team, month)
     async with ctx.db.connection() as conn:
-        document = await kpis.agent_kpis(conn, agent_id, month)
+        document = await kpis.agent_kpis(conn, agent_id, month, scheme, agent.position)
     out = AgentKpisOut(agent_id=agent_id, team_id=agent.team_id, period=month, **document)
     return (_kpi_table(request, out, agent_id, f"kpis-{agent_id}-{month}")
             if wants_table(request) else out)
@@ -366,8 +368,9 @@ async def team_kpis(
     team = await get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
     month = _period(period, team.timezone, ctx.clock())
+    scheme = await month_scheme(ctx, team, month)
     async with ctx.db.connection() as conn:
-        document = await kpis.team_kpis(conn, team_id, month)
+        document = await kpis.team_kpis(conn, team_id, month, scheme)
         feeds = await kpis.feeds(conn, team_id)
     out = TeamKpisOut(team_id=team_id, period=month, feeds=[FeedOut(**f) for f in feeds],
                       **document)

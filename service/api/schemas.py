@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from service.domain.ids import ID_PATTERN
+from service.domain.kpis import TeamTarget
 from service.domain.periods import PERIOD_PATTERN
 from service.domain.scheme import Scheme
 from service.domain.text import unusable_strings
@@ -74,6 +75,10 @@ class TeamIn(Body):
     currency: str | None = Field(default=None, max_length=3, examples=["CNY"])
     manager_ids: list[Annotated[str, Id]] | None = Field(default=None, max_length=100)
     scheme_id: Annotated[str, Id] | None = None
+    kpi_targets: dict[str, TeamTarget] | None = Field(default=None, max_length=200, description=(
+        "The team's own target and floor per measured KPI of its scheme (for example in its"
+        " own currency), over the scheme's and the position's. Left out: unchanged; {}:"
+        " cleared."), examples=[{"order_amount": {"target": 6000, "floor": 0}}])
 
 
 class TeamOut(BaseModel):
@@ -86,6 +91,7 @@ class TeamOut(BaseModel):
     manager_ids: list[str]
     scheme_id: str
     version: int
+    kpi_targets: dict[str, TeamTarget] = Field(default_factory=dict)
 
 
 class AgentIn(Body):

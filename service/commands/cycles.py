@@ -93,6 +93,15 @@ async def pinned_scheme(ctx: ServiceContext, team_id: str, period: str) -> Schem
     return await schemes.get_scheme(ctx, opened.scheme_id, opened.scheme_version)
 
 
+async def month_scheme(ctx: ServiceContext, team: Team, period: str) -> Scheme:
+    """Return the scheme version that measures a team's month: its cycle's, or while the month
+    has no cycle, the latest version of the team's scheme."""
+    try:
+        return await pinned_scheme(ctx, team.team_id, period)
+    except NotFound:
+        return await schemes.get_scheme(ctx, team.scheme_id)
+
+
 @dataclass(frozen=True)
 class Evaluate:
     """Submit or revise an evaluation."""
@@ -131,8 +140,10 @@ async def evaluate(ctx: ServiceContext, caller: Caller, cmd: Evaluate) -> c.Eval
     return state.evaluations[(cmd.agent_id, cmd.rater_role, cmd.rater_id)]
 
 
-async def roster(ctx: ServiceContext, team: Team, period: str) -> list[c.RosterEntry]:
-    """Return the team's agents with their KPI inputs, transfers and presence for the period."""
+async def roster(ctx: ServiceContext, team: Team, period: str, scheme: Scheme | None = None
+                 ) -> list[c.RosterEntry]:
+    """Return the team's agents with their KPI inputs, transfers and presence for the period;
+    with ``scheme``, their KPI values by its formulas too."""
     await wait_caught_up(ctx.db, [Directory()])
     tz = zone(team.timezone)
     first, last = period_dates(period)
@@ -144,10 +155,10 @@ async def roster(ctx: ServiceContext, team: Team, period: str) -> list[c.RosterE
             conn, ids, month_start(period, tz), month_start(next_period(period), tz)
         )
         absences, memberships = await presence_inputs(conn, ids, first, last)
-    return [
+    entries = [
         c.RosterEntry(
             agent_id=a["agent_id"], name=a["name"], position=a["position"],
-            kpis=inputs[a["agent_id"]][1], totals=inputs[a["agent_id"]][0],
+            totals=inputs[a["agent_id"]][0], observations=inputs[a["agent_id"]][1],
             transfers=moves.get(a["agent_id"], []),
             span=Span(a["hired_on"], a["left_on"]),
             absences=[DateRange(*r) for r in absences.get(a["agent_id"], [])],
@@ -155,11 +166,12 @@ async def roster(ctx: ServiceContext, team: Team, period: str) -> list[c.RosterE
         )
         for a in agents
     ]
+    return c.measure(scheme, period, entries) if scheme is not None else entries
 
 
 def presence_of(team: Team) -> c.Presence:
     """Return what fair months need of the team to place days: its id and time zone."""
-    return c.Presence(team.team_id, zone(team.timezone))
+    return c.Presence(team.team_id, zone(team.timezone), team.kpi_targets)
 
 
 @dataclass(frozen=True)
@@ -177,7 +189,7 @@ async def close(ctx: ServiceContext, caller: Caller, cmd: Close) -> c.Cycle:
     """Close the month, freezing KPIs, scores and ranking into the close event."""
     team = await get_team(ctx, cmd.team_id)
     scheme = await pinned_scheme(ctx, cmd.team_id, cmd.period)
-    agents = await roster(ctx, team, cmd.period)
+    agents = await roster(ctx, team, cmd.period, scheme)
     now = ctx.clock()
     state, _ = await execute(
         ctx, caller, c.cycle_stream(cmd.team_id, cmd.period), c.evolve,

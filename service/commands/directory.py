@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from service.commands import schemes
 from service.commands.base import Caller, execute, read_state
 from service.context import ServiceContext
 from service.domain import directory as d
 from service.domain.errors import DomainError, FieldError, NotFound
+from service.domain.scheme import team_target_problems
 
 
 async def get_team(ctx: ServiceContext, team_id: str) -> d.Team:
@@ -30,7 +32,18 @@ async def get_agent(ctx: ServiceContext, agent_id: str) -> d.Agent:
 
 
 async def put_team(ctx: ServiceContext, caller: Caller, cmd: d.PutTeam) -> tuple[d.Team, bool]:
-    """Create or change a team; return it and whether it was created."""
+    """Create or change a team; return it and whether it was created.
+
+    The team's own KPI targets are checked against the latest version of its scheme (422
+    listing every problem): a target for a KPI the scheme does not measure would never count.
+    """
+    if cmd.kpi_targets:
+        current = await read_state(ctx, d.team_stream(cmd.team_id), d.evolve_team)
+        scheme_id = cmd.scheme_id or (current.scheme_id if current else d.DEFAULT_SCHEME_ID)
+        scheme = await schemes.get_scheme(ctx, scheme_id)
+        problems = team_target_problems(scheme, cmd.kpi_targets)
+        if problems:
+            raise DomainError(f"invalid kpi_targets: {len(problems)} problem(s)", problems)
     team, result = await execute(
         ctx, caller, d.team_stream(cmd.team_id), d.evolve_team,
         lambda state: d.decide_put_team(state, cmd),

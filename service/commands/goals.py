@@ -12,7 +12,7 @@ from typing import Any
 
 from service.commands import cycles
 from service.commands.base import Caller, execute
-from service.commands.directory import find_agent
+from service.commands.directory import find_agent, get_team
 from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain import goals as g
@@ -20,7 +20,7 @@ from service.domain import invitations as inv
 from service.domain.directory import Agent, Team
 from service.domain.errors import NotFound
 from service.domain.events import DomainEvent
-from service.domain.scheme import Scheme
+from service.domain.scheme import Scheme, with_team_targets
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.queries.roster import team_agents
@@ -65,23 +65,29 @@ async def get_goals(ctx: ServiceContext, team_id: str, period: str, agent_id: st
     """Return an agent's goals for a team's month."""
     cycle = await cycles.get_cycle(ctx, team_id, period)
     agent = await _member(ctx, team_id, agent_id)
-    scheme = await cycles.cycle_scheme(ctx, cycle)
+    scheme = await _issued_scheme(ctx, team_id, await cycles.cycle_scheme(ctx, cycle))
     return goals_document(cycle, scheme, agent_id, agent.position)
 
 
 async def list_goals(ctx: ServiceContext, team: Team, cycle: c.Cycle) -> list[dict[str, Any]]:
     """Return every current agent's goals for the month (status and targets)."""
-    scheme = await cycles.cycle_scheme(ctx, cycle)
+    scheme = with_team_targets(await cycles.cycle_scheme(ctx, cycle), team.kpi_targets)
     await wait_caught_up(ctx.db, [Directory()], timeout=2.0)
     async with ctx.db.connection() as conn:
         agents = await team_agents(conn, team.team_id)
     return [goals_document(cycle, scheme, a["agent_id"], a["position"]) for a in agents]
 
 
+async def _issued_scheme(ctx: ServiceContext, team_id: str, scheme: Scheme) -> Scheme:
+    # Agents are issued the targets they are scored against: the team's own over the scheme's.
+    return with_team_targets(scheme, (await get_team(ctx, team_id)).kpi_targets)
+
+
 async def _targets(ctx: ServiceContext, team_id: str, period: str, agent_id: str
                    ) -> tuple[Scheme, Agent]:
     scheme = await cycles.pinned_scheme(ctx, team_id, period)
-    return scheme, await _member(ctx, team_id, agent_id)
+    return (await _issued_scheme(ctx, team_id, scheme),
+            await _member(ctx, team_id, agent_id))
 
 
 async def acknowledge(

@@ -1,7 +1,8 @@
 """Metric commands: ingest a batch of samples, replay the quarantine.
 
 One transaction per batch: look the agents up, place every sample in its team and month,
-share-lock those months' cycles and refuse the closed ones, store the rest once each, and keep
+share-lock those months' cycles, refuse the metrics the team's scheme does not declare
+(service/store/team_metrics.py) and the closed months, store the rest once each, and keep
 the rejected ones in the quarantine; the KPI totals are appended in the same statement
 (service/projections/metric_totals.py compacts them).
 """
@@ -16,7 +17,8 @@ import asyncpg
 
 from service.context import ServiceContext
 from service.domain import metrics as m
-from service.store import metric_partitions
+from service.domain.team_metrics import Declared
+from service.store import metric_partitions, team_metrics
 from service.store import metrics as store
 
 _PARTITIONS_MONTH = "metric-partitions-month"
@@ -57,12 +59,13 @@ class Settled:
 
 
 def _why(reason: str, sample: m.Sample, status: str | None, team_id: str | None,
-         period: str | None) -> m.Rejection:
+         period: str | None, accepts: Mapping[tuple[str, str], Mapping[str, Declared]]
+         ) -> m.Rejection:
     """Return the domain's rejection for a reason the database gave."""
-    if reason == m.UNKNOWN_METRIC:
-        return m.unknown_metric(sample["metric"])
-    if reason == m.FRACTIONAL_COUNT:
-        return m.fractional_count(sample["metric"])
+    if reason in (m.UNKNOWN_METRIC, m.FRACTIONAL_COUNT) and team_id and period:
+        undeclared = m.undeclared(sample, team_id, accepts.get((team_id, period), {}))
+        if undeclared is not None:
+            return undeclared
     if reason == m.PERIOD_UNAVAILABLE and period:
         return m.period_unavailable(period)
     if reason == m.PERIOD_CLOSED and team_id and period and status:
@@ -83,11 +86,12 @@ async def settle(
 
     Python checks what needs no data (value and time); the batch is copied to the staging
     table and the database does the rest in two statements (placement and cycle locks; the
-    metric catalogue, closed months, storing once and the delta totals), so a KPI read after
-    the commit includes the batch. ``keep_rejected`` puts rejected samples in the quarantine
-    (ingestion); a replay leaves them where they are. Samples already stored count as
-    duplicates, even when they would be refused now (a retry of a sample accepted before its
-    month closed).
+    metrics each team's scheme declares for the month, looked up in between by
+    ``team_metrics.declared``, closed months, storing once and the delta totals), so a KPI
+    read after the commit includes the batch. ``keep_rejected`` puts rejected samples in the
+    quarantine (ingestion); a replay leaves them where they are. Samples already stored count
+    as duplicates, even when they would be refused now (a retry of a sample accepted before
+    its month closed).
     """
     outcome = Settled()
     seen: set[tuple[str, str]] = set()
@@ -95,7 +99,7 @@ async def settle(
     refused: list[tuple[int, str, m.Sample, m.Rejection]] = []
     #: Where a refused sample belongs (team, month), so its team's managers see it kept.
     placed: dict[int, tuple[str, str]] = {}
-    check = m.check_value
+    check = m.check
     for index, (source, sample) in enumerate(items):
         key = (source, sample["id"])
         if key in seen:
@@ -112,10 +116,13 @@ async def settle(
     if staged:
         await store.stage(conn, staged)
         for _ in range(PLACEMENTS):
-            mark = await store.place(conn)
+            mark, pairs = await store.place(conn)
             if mark is None:  # the directory read model lags: place from the streams
-                await store.place_by_hand(conn, staged)
-            judged = await store.settle(conn, now, mark)
+                pairs = await store.place_by_hand(conn, staged)
+            # What each (team, month) the batch can fall in accepts: its scheme's declared
+            # metrics (issue 19); the storing statement judges each placed sample by them.
+            accepts = await team_metrics.declared(conn, pairs)
+            judged = await store.settle(conn, now, mark, accepts)
             if not judged.moved:
                 break
         else:
@@ -127,7 +134,7 @@ async def settle(
             source, sample = items[index]
             refusing.add(index)
             refused.append((index, source, sample, _why(reason, sample, status, team_id,
-                                                        period)))
+                                                        period, accepts)))
             if team_id and period:
                 placed[index] = (team_id, period)
         if not keep_rejected:  # a replay marks what is stored now; ingestion has no need

@@ -20,13 +20,19 @@ from service.domain import invitations as inv
 from service.domain.conflicts import ensure_not_own_case
 from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
 from service.domain.events import DomainEvent, event, upcaster
-from service.domain.kpis import MEASURED_KPIS, has_data
-from service.domain.presence import DateRange, Eligibility, Span, eligibility
+from service.domain.kpis import TeamTarget, compute, has_data
+from service.domain.presence import DateRange, Eligibility, Span, active_dates, eligibility
 from service.domain.ranking import RankEntry, rank
 from service.domain.release import appeal_until as appeal_window_end
 from service.domain.release import release_due_at
 from service.domain.results import ResultDecision, decide_results, last_place_agents
-from service.domain.scheme import ResultsPolicy, Scheme, check_evaluation
+from service.domain.scheme import (
+    ResultsPolicy,
+    Scheme,
+    TargetSource,
+    check_evaluation,
+    effective_kpis,
+)
 from service.domain.scoring import AgentScore, Yardstick, score_agent
 from service.domain.training import (
     TrainingRecorded,
@@ -385,6 +391,8 @@ class RosterEntry:
     kpis: Mapping[str, float | None] = field(default_factory=dict)
     totals: Mapping[str, float] = field(default_factory=dict)
     transfers: Sequence[Mapping[str, Any]] = ()
+    #: Samples per raw metric (a mean formula divides by them).
+    observations: Mapping[str, int] = field(default_factory=dict)
     span: Span = field(default_factory=Span)
     absences: Sequence[DateRange] = ()
     #: (team_id, since, until) of the agent's memberships, for days_in_team.
@@ -393,10 +401,31 @@ class RosterEntry:
 
 @dataclass(frozen=True)
 class Presence:
-    """Fair months: the team's time zone and id, to place transfers on team dates."""
+    """What scoring needs of the team: its id and time zone (fair months place transfers on
+    team dates) and its own KPI targets."""
 
     team_id: str
     tz: ZoneInfo | None = None
+    kpi_targets: Mapping[str, TeamTarget] = field(default_factory=dict)
+
+
+def measure(scheme: Scheme, period: str, roster: Sequence[RosterEntry]) -> list[RosterEntry]:
+    """Return the roster with each agent's KPI values computed by the scheme's formulas.
+
+    Every measured KPI any position of the scheme uses is computed for everyone; scoring
+    then takes those of the agent's position. Active days (per_active_day) are the period's
+    days inside the employment span and outside absences, as fair months count them.
+    """
+    formulas = {k.name: k.formula for k in scheme.all_kpis()
+                if k.kind == "measured" and k.formula is not None}
+    per_day = any(f.op == "per_active_day" for f in formulas.values())
+    return [
+        replace(agent, kpis=compute(
+            formulas, agent.totals, agent.observations,
+            len(active_dates(period, agent.span, agent.absences)) if per_day else None,
+        ))
+        for agent in roster
+    ]
 
 
 def eligibilities(scheme: Scheme, period: str, roster: Sequence[RosterEntry],
@@ -534,17 +563,27 @@ def score_roster(
     if fair:
         roster = [a for a in roster if a.agent_id in present]
     sticks = yardsticks(scheme, roster, present) if fair else {}
+    team_targets = presence.kpi_targets if presence is not None else {}
+    by_position: dict[str | None, tuple[Scheme, dict[str, TargetSource]]] = {}
     for agent in roster:
         evaluations = grouped.get(agent.agent_id, [])
         ratings, override = ratings_of(evaluations)
         record = cycle.goals.get(agent.agent_id)
         adjustments = record.adjustments if record is not None else {}
-        agent_scheme = g.scheme_for_agent(scheme, agent.position, adjustments)
+        if agent.position not in by_position:
+            # Targets: the scheme's, the position's, then the team's own (its currency).
+            kpis, sources = effective_kpis(scheme, agent.position, team_targets)
+            by_position[agent.position] = (scheme.model_copy(update={
+                "kpis": tuple(kpis), "position_overrides": {}}), sources)
+        position_scheme, sources = by_position[agent.position]
+        agent_scheme = g.scheme_for_agent(position_scheme, agent.position, adjustments)
+        if adjustments:
+            sources = {**sources, **{n: "goal" for n in adjustments}}
         score = score_agent(
             agent_scheme, agent.position, agent.kpis, ratings, override=override,
             missing_roles_policy=missing_policy, optional_roles=optional,
             trained_roles=trained_roles | trained_roles_of(scheme, evaluations),
-            yardstick=sticks.get(agent.agent_id),
+            yardstick=sticks.get(agent.agent_id), target_sources=sources,
         )
         if adjustments:
             note = ("targets adjusted for this agent after a dispute: "
@@ -586,12 +625,14 @@ def yardsticks(scheme: Scheme, roster: Sequence[RosterEntry],
         by_position.setdefault(agent.position, []).append(agent)
     sticks: dict[str, Yardstick] = {}
     for position, agents in by_position.items():
-        data = {a.agent_id: {k: has_data(k, a.kpis.get(k), a.totals) for k in MEASURED_KPIS}
+        measured = [k for k in scheme.kpis_for(position)
+                    if k.kind == "measured" and k.formula is not None]
+        data = {a.agent_id: {k.name: has_data(k.formula, a.kpis.get(k.name), a.totals)
+                             for k in measured if k.formula is not None}
                 for a in agents}
         ranked = [a for a in agents if present[a.agent_id].ranked] or agents
         unavailable = frozenset(
-            k.name for k in scheme.kpis_for(position)
-            if k.kind == "measured" and not any(data[a.agent_id][k.name] for a in ranked)
+            k.name for k in measured if not any(data[a.agent_id][k.name] for a in ranked)
         )
         for agent in agents:
             elig = present[agent.agent_id]

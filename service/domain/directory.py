@@ -11,6 +11,7 @@ from typing import Literal
 from service.domain.errors import DomainError, FieldError, NotFound
 from service.domain.events import DomainEvent, event
 from service.domain.ids import ID_RE, ID_RULE
+from service.domain.kpis import TeamTarget
 from service.domain.periods import zone
 from service.domain.presence import ABSENCE_KINDS, AbsenceKind, DateRange, Span
 
@@ -47,6 +48,8 @@ class TeamStated(DomainEvent):
     currency: str
     manager_ids: tuple[str, ...]
     scheme_id: str
+    #: The team's own KPI targets and floors over the scheme's (absent on older events).
+    kpi_targets: dict[str, TeamTarget] = {}
 
 
 @event
@@ -144,6 +147,7 @@ class Team:
     manager_ids: tuple[str, ...]
     scheme_id: str
     version: int = 0
+    kpi_targets: Mapping[str, TeamTarget] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -203,7 +207,7 @@ def evolve_team(state: Team | None, e: DomainEvent) -> Team | None:
     if isinstance(e, TeamStated):
         version = state.version if state else 0
         return Team(e.team_id, e.name, e.timezone, e.currency, e.manager_ids, e.scheme_id,
-                    version + 1)
+                    version + 1, dict(e.kpi_targets))
     return state
 
 
@@ -258,6 +262,8 @@ class PutTeam:
     currency: str | None = None
     manager_ids: Sequence[str] | None = None
     scheme_id: str | None = None
+    #: None keeps the team's; {} clears them. Checked against the scheme by the caller.
+    kpi_targets: Mapping[str, TeamTarget] | None = None
 
 
 def decide_put_team(state: Team | None, cmd: PutTeam) -> list[DomainEvent]:
@@ -283,13 +289,16 @@ def decide_put_team(state: Team | None, cmd: PutTeam) -> list[DomainEvent]:
         problems.append(FieldError("name", "must not be blank"))
     if problems:
         raise DomainError("invalid team", problems)
+    targets = dict(cmd.kpi_targets) if cmd.kpi_targets is not None else (
+        dict(state.kpi_targets) if state else {})
     fields = dict(team_id=cmd.team_id, name=cmd.name.strip(), timezone=timezone,
                   currency=currency, manager_ids=tuple(dict.fromkeys(managers)),
-                  scheme_id=scheme_id)
+                  scheme_id=scheme_id, kpi_targets=targets)
     if state is None:
         return [TeamRegistered(**fields)]
-    if (state.name, state.timezone, state.currency, state.manager_ids, state.scheme_id) == (
-        fields["name"], timezone, currency, fields["manager_ids"], scheme_id
+    if (state.name, state.timezone, state.currency, state.manager_ids, state.scheme_id,
+            dict(state.kpi_targets)) == (
+        fields["name"], timezone, currency, fields["manager_ids"], scheme_id, targets
     ):
         return []
     return [TeamChanged(**fields)]

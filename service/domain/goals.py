@@ -29,7 +29,6 @@ from pydantic import BaseModel, ConfigDict
 
 from service.domain.errors import Conflict, DomainError, FieldError
 from service.domain.events import DomainEvent, event
-from service.domain.kpis import KPI_DIRECTIONS
 from service.domain.scheme import KpiDef, Scheme
 
 if TYPE_CHECKING:
@@ -309,7 +308,7 @@ def adjustment_problems(
             continue
         target = change.target if change.target is not None else current.target
         floor = change.floor if change.floor is not None else current.floor
-        direction = KPI_DIRECTIONS.get(name, current.direction)
+        direction = current.direction
         problems.extend(_bounds_problems(path, direction, target, floor))
     return problems
 

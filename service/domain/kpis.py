@@ -1,8 +1,10 @@
-"""The KPI catalogue: raw metric names, KPI names and directions, and the KPI formulas.
+"""KPIs as data: raw metrics a scheme declares, and the four formulas a KPI may use.
 
-Raw metrics arrive from chat and monitoring software; KPIs are computed from an agent's totals
-for a period. The formulas are fixed by the domain (``domain.md``); targets, floors and weights
-are scheme data and live in ``scheme.py``.
+Raw metrics arrive from chat and monitoring software; a scheme declares which ones it uses
+(``MetricDef``) and computes each measured KPI from an agent's period totals with one of four
+formulas (``Formula``). Nothing here names a particular KPI or metric: the built-in ones are
+the data of the built-in scheme (``service/domain/scheme.py``), so HR adds a KPI by publishing
+a scheme version, not by waiting for a release.
 """
 
 from __future__ import annotations
@@ -10,87 +12,65 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict
+
 Direction = Literal["higher", "lower"]
+Aggregation = Literal["sum", "mean"]
+FormulaOp = Literal["ratio", "sum", "mean", "per_active_day"]
 
-METRICS: tuple[str, ...] = (
-    "consultations",
-    "conversions",
-    "response_time_seconds",
-    "lost_customers",
-    "orders",
-    "order_amount",
-    "valid_orders",
-    "paid_orders",
-    "refunded_orders",
-    "paying_customers",
-)
-
-# Counts are whole occurrences and may not be negative; order_amount is a summed money amount
-# and response_time_seconds is one observation per response, averaged over responses.
-COUNT_METRICS: frozenset[str] = frozenset(
-    {
-        "consultations",
-        "conversions",
-        "lost_customers",
-        "orders",
-        "valid_orders",
-        "paid_orders",
-        "refunded_orders",
-        "paying_customers",
-    }
-)
-SUMMED_METRICS: frozenset[str] = COUNT_METRICS | {"order_amount"}
-AVERAGED_METRICS: frozenset[str] = frozenset({"response_time_seconds"})
-
-MEASURED_KPIS: tuple[str, ...] = (
-    "conversion_rate",
-    "avg_response_time_seconds",
-    "churn_rate",
-    "order_amount",
-    "valid_order_ratio",
-    "payment_ratio",
-    "refund_ratio",
-    "avg_order_value",
-)
-RATED_KPIS: tuple[str, ...] = ("report_timeliness", "report_reliability", "report_quality")
-KPI_NAMES: tuple[str, ...] = MEASURED_KPIS + RATED_KPIS
-#: Measured KPIs that add up over the month (the others are ratios or averages): the only ones
-#: whose targets can follow an agent's presence.
-SUMMED_KPIS: tuple[str, ...] = ("order_amount",)
-
-# Which way is better is part of what a KPI means, not a scheme choice: a scheme that called a
-# lower conversion rate better would be a mistake, so validate_scheme checks against this.
-KPI_DIRECTIONS: dict[str, Direction] = {
-    "conversion_rate": "higher",
-    "avg_response_time_seconds": "lower",
-    "churn_rate": "lower",
-    "order_amount": "higher",
-    "valid_order_ratio": "higher",
-    "payment_ratio": "higher",
-    "refund_ratio": "lower",
-    "avg_order_value": "higher",
-    "report_timeliness": "higher",
-    "report_reliability": "higher",
-    "report_quality": "higher",
-}
-
-# The raw metrics each measured KPI is computed from, so feed monitoring can flag a metric that
-# a team's KPIs need and that no source has sent for a while.
-KPI_INPUTS: dict[str, tuple[str, ...]] = {
-    "conversion_rate": ("conversions", "consultations"),
-    "avg_response_time_seconds": ("response_time_seconds",),
-    "churn_rate": ("lost_customers", "consultations"),
-    "order_amount": ("order_amount",),
-    "valid_order_ratio": ("valid_orders", "orders"),
-    "payment_ratio": ("paid_orders", "orders"),
-    "refund_ratio": ("refunded_orders", "paid_orders"),
-    "avg_order_value": ("order_amount", "paying_customers"),
-}
+#: A metric declared with this unit counts whole occurrences: a fractional value is refused.
+COUNT_UNIT = "count"
 
 
-def metrics_needed(kpi_names: Iterable[str]) -> frozenset[str]:
-    """Return the raw metrics that the given KPIs are computed from (rated KPIs need none)."""
-    return frozenset(metric for kpi in kpi_names for metric in KPI_INPUTS.get(kpi, ()))
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MetricDef(_Frozen):
+    """A raw metric a scheme takes from its sources.
+
+    ``aggregation`` says how its samples combine over a month: ``sum`` (counts, amounts) or
+    ``mean`` (one observation per event, such as a response time, averaged).
+    """
+
+    name: str
+    unit: str = ""
+    aggregation: Aggregation = "sum"
+    label: str = ""
+
+
+class TeamTarget(_Frozen):
+    """A team's own target and floor for a KPI (for example in its own currency); a value left
+    out keeps the scheme's."""
+
+    target: float | None = None
+    floor: float | None = None
+
+
+class Formula(_Frozen):
+    """How a measured KPI is computed from an agent's totals for the period.
+
+    ``ratio``: of / over; ``sum``: the total of ``of``; ``mean``: the total of ``of`` per
+    observation; ``per_active_day``: the total of ``of`` per active day (fair months).
+    """
+
+    op: FormulaOp
+    of: str
+    over: str | None = None
+
+    def metrics(self) -> tuple[str, ...]:
+        """Return the raw metrics the formula reads."""
+        return (self.of,) if self.over is None else (self.of, self.over)
+
+    def text(self) -> str:
+        """Describe the formula in words, for scorecards and the dashboard."""
+        if self.op == "ratio":
+            return f"{self.of} / {self.over}"
+        if self.op == "mean":
+            return f"mean of {self.of} per observation"
+        if self.op == "per_active_day":
+            return f"{self.of} per active day"
+        return f"sum of {self.of}"
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -100,29 +80,44 @@ def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator
 
 
-def compute_kpis(totals: Mapping[str, float], responses: int) -> dict[str, float | None]:
-    """Compute the measured KPIs from an agent's period totals; ratios are fractions."""
+def evaluate(
+    formula: Formula,
+    totals: Mapping[str, float],
+    observations: Mapping[str, int],
+    active_days: int | None = None,
+) -> float | None:
+    """Compute one KPI value from an agent's period totals; ratios are fractions."""
+    # A metric that never arrived counts as zero (0 lost customers is a fine month).
+    of = totals.get(formula.of, 0.0)
+    if formula.op == "sum":
+        return of
+    if formula.op == "mean":
+        return _ratio(of, observations.get(formula.of, 0))
+    if formula.op == "per_active_day":
+        return _ratio(of, active_days or 0)
+    assert formula.over is not None  # validate_scheme refuses a ratio without ``over``
+    return _ratio(of, totals.get(formula.over, 0.0))
 
-    def total(metric: str) -> float:
-        # A metric that never arrived counts as zero (0 lost customers is a fine month).
-        return totals.get(metric, 0.0)
 
-    return {
-        "conversion_rate": _ratio(total("conversions"), total("consultations")),
-        "avg_response_time_seconds": _ratio(total("response_time_seconds"), responses),
-        "churn_rate": _ratio(total("lost_customers"), total("consultations")),
-        "order_amount": total("order_amount"),
-        "valid_order_ratio": _ratio(total("valid_orders"), total("orders")),
-        "payment_ratio": _ratio(total("paid_orders"), total("orders")),
-        "refund_ratio": _ratio(total("refunded_orders"), total("paid_orders")),
-        "avg_order_value": _ratio(total("order_amount"), total("paying_customers")),
-    }
-
-
-def has_data(kpi: str, value: float | None, totals: Mapping[str, float]) -> bool:
+def has_data(formula: Formula, value: float | None, totals: Mapping[str, float]) -> bool:
     """Tell whether a measured KPI has data: a sum needs a sample, a ratio a denominator."""
-    if kpi in SUMMED_KPIS:
-        # compute_kpis counts a metric that never arrived as 0; "no sample at all" is still
-        # no evidence, which the one-yardstick rule needs to tell apart.
-        return any(metric in totals for metric in KPI_INPUTS[kpi])
+    if formula.op in ("sum", "per_active_day"):
+        # A metric that never arrived is computed as 0; "no sample at all" is still no
+        # evidence, which the one-yardstick rule needs to tell apart.
+        return formula.of in totals and value is not None
     return value is not None
+
+
+def metrics_needed(formulas: Iterable[Formula]) -> frozenset[str]:
+    """Return the raw metrics the given formulas are computed from."""
+    return frozenset(metric for formula in formulas for metric in formula.metrics())
+
+
+def compute(
+    formulas: Mapping[str, Formula],
+    totals: Mapping[str, float],
+    observations: Mapping[str, int],
+    active_days: int | None = None,
+) -> dict[str, float | None]:
+    """Compute every named KPI from an agent's period totals."""
+    return {name: evaluate(f, totals, observations, active_days) for name, f in formulas.items()}

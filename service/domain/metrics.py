@@ -12,7 +12,7 @@ else this module does to them.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -23,9 +23,10 @@ from typing_extensions import TypedDict
 
 from service.domain.directory import Agent, team_at
 from service.domain.ids import ID_PATTERN
-from service.domain.kpis import COUNT_METRICS, KPI_INPUTS, METRICS, metrics_needed
+from service.domain.kpis import COUNT_UNIT
 from service.domain.periods import period_of
 from service.domain.scheme import Scheme
+from service.domain.team_metrics import Declared
 from service.domain.text import PRINTABLE_PATTERN
 
 #: Largest batch POST /v1/metrics takes; more is refused as a whole.
@@ -37,7 +38,6 @@ EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 #: No single observation is this large; it bounds every sum far below float overflow.
 MAX_VALUE = 1e12
 
-_KNOWN = frozenset(METRICS)
 
 # Reasons a well-formed sample is not used: stable codes clients can switch on.
 UNKNOWN_AGENT = "unknown_agent"
@@ -69,7 +69,8 @@ class Sample(TypedDict):
     agent_id: Annotated[str, Field(pattern=ID_PATTERN, examples=["a-17"])]
     metric: Annotated[str, Field(
         min_length=1, max_length=64, pattern=PRINTABLE_PATTERN, examples=["response_time_seconds"],
-        description=f"One of {', '.join(METRICS)}; another name is rejected (and kept).")]
+        description="A metric the scheme of the agent's team declares; another name is"
+                    " rejected (and kept, to replay once a scheme version declares it).")]
     value: Annotated[float, Strict(), Field(examples=[12.4])]
     occurred_at: Annotated[AwareDatetime, Strict(), Field(
         examples=["2026-11-03T09:15:02+09:00"], description="ISO 8601 with an offset.")]
@@ -81,16 +82,6 @@ class Rejection:
 
     reason: str
     detail: str
-
-
-def unknown_metric(metric: str) -> Rejection:
-    """Return the rejection of a metric the catalogue does not list."""
-    return Rejection(UNKNOWN_METRIC, f"{metric!r} is not one of {list(METRICS)}")
-
-
-def fractional_count(metric: str) -> Rejection:
-    """Return the rejection of a count that is not a whole number."""
-    return Rejection(FRACTIONAL_COUNT, f"{metric} counts whole occurrences")
 
 
 def period_unavailable(period: str) -> Rejection:
@@ -108,21 +99,8 @@ def unknown_agent(agent_id: str) -> Rejection:
 
 
 def check(sample: Sample, now: datetime) -> Rejection | None:
-    """Return why a sample's metric, value or time makes it unusable, or None."""
-    metric = sample["metric"]
-    if metric not in _KNOWN:
-        return unknown_metric(metric)
-    problem = check_value(sample, now)
-    if problem is None and metric in COUNT_METRICS and not float(sample["value"]).is_integer():
-        return fractional_count(metric)
-    return problem
-
-
-def check_value(sample: Sample, now: datetime) -> Rejection | None:
-    """Return why a sample's value or time makes it unusable whatever its metric, or None.
-
-    Ingestion checks the metric itself against the ``metric_known`` table, in SQL.
-    """
+    """Return why a sample's value or time makes it unusable, or None (its metric is judged
+    once placed, against what its team's scheme declares: ``undeclared``)."""
     value = sample["value"]
     if not 0 <= value <= MAX_VALUE:  # also false for NaN
         if not math.isfinite(value):
@@ -155,6 +133,24 @@ def place(
     if team_id is None:  # unreachable while histories have no gaps; never guess a team
         return Rejection(UNKNOWN_AGENT, f"agent {sample['agent_id']} had no team then")
     return team_id, period_of(at, zones[team_id])
+
+
+def undeclared(sample: Sample, team_id: str, declared: Mapping[str, Declared]
+               ) -> Rejection | None:
+    """Refuse a sample of a metric the team's scheme does not declare, or a fractional count.
+
+    Ingestion applies this rule in SQL over the declarations it is given (service/store/
+    metrics.py, ``accepts``) and words its answer here.
+    """
+    metric = sample["metric"]
+    found = declared.get(metric)
+    if found is None:
+        return Rejection(UNKNOWN_METRIC, f"{metric!r} is not a metric the scheme of team"
+                         f" {team_id} declares; it is kept and can be replayed once a scheme"
+                         " version declares it")
+    if found.unit == COUNT_UNIT and not float(sample["value"]).is_integer():
+        return Rejection(FRACTIONAL_COUNT, f"{metric} counts whole occurrences")
+    return None
 
 
 def late(team_id: str, period: str, status: str | None) -> Rejection | None:
@@ -194,26 +190,28 @@ def from_raw(raw: Mapping[str, Any]) -> Sample:
 # -- feed monitoring -------------------------------------------------------------------------
 
 
-def scheme_inputs(scheme: Scheme) -> frozenset[str]:
-    """Return the raw metrics a scheme's weighted measured KPIs need, for any position."""
+def scheme_inputs(scheme: Scheme) -> dict[str, list[str]]:
+    """Return the raw metrics a scheme's weighted measured KPIs need, for any position, each
+    with the KPIs that read it."""
     positions: list[str | None] = [None, *scheme.position_overrides]
-    weighted = {
-        k.name
-        for position in positions
-        for k in scheme.kpis_for(position)
-        if k.kind == "measured" and k.weight > 0
-    }
-    return metrics_needed(weighted)
+    needed: dict[str, set[str]] = {}
+    for position in positions:
+        for k in scheme.kpis_for(position):
+            if k.kind == "measured" and k.weight > 0 and k.formula is not None:
+                for metric in k.formula.metrics():
+                    needed.setdefault(metric, set()).add(k.name)
+    return {metric: sorted(kpis) for metric, kpis in needed.items()}
 
 
 def quiet_feeds(
-    needed: Iterable[str],
+    needed: Mapping[str, Sequence[str]],
     last_received: Mapping[str, datetime],
     since: datetime,
     now: datetime,
     quiet: timedelta,
 ) -> list[dict[str, Any]]:
-    """Warn about each needed metric that no source has sent for ``quiet``.
+    """Warn about each needed metric (with the KPIs reading it) that no source has sent for
+    ``quiet``.
 
     A metric never sent is counted from ``since`` (when the cycle opened), so a month that has
     just begun is not flagged before its feeds had a chance to arrive.
@@ -223,7 +221,7 @@ def quiet_feeds(
         last = last_received.get(metric)
         if now - (last or since) < quiet:
             continue
-        kpis = sorted(k for k, inputs in KPI_INPUTS.items() if metric in inputs)
+        kpis = list(needed[metric])
         minutes = int(quiet.total_seconds() // 60)
         warnings.append({
             "kind": "metric_feed_quiet",

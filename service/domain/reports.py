@@ -101,6 +101,9 @@ def scorecard_document(
             "value": result.kpis.get(name) if kpi.kind == "measured" else (
                 detail.value if detail else None),
             "kind": kpi.kind, "unit": kpi.unit, "direction": kpi.direction,
+            "label": kpi.title,
+            "formula": kpi.formula.text() if kpi.formula is not None else None,
+            "target_source": detail.target_source if detail else None,
             # The targets the agent was scored against (a resolved dispute may adjust them).
             "target": detail.target if detail else kpi.target,
             "floor": detail.floor if detail else kpi.floor, "weight": kpi.weight,

@@ -11,25 +11,75 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.domain.ids import ID_RE
-from service.domain.kpis import (
-    KPI_DIRECTIONS,
-    KPI_NAMES,
-    MEASURED_KPIS,
-    RATED_KPIS,
-    SUMMED_KPIS,
-    Direction,
-)
+from service.domain.kpis import COUNT_UNIT, Direction, Formula, MetricDef, TeamTarget
 from service.domain.problems import Problem
 from service.domain.training import TOPICS
+
+#: Where a KPI's effective target came from, most specific last: the scheme, the agent's
+#: position, the team (``kpi_targets``), a resolved goal dispute, pro-rating (fair months).
+TargetSource = Literal["scheme", "position", "team", "goal", "prorated"]
 
 RATER_ROLES: tuple[str, ...] = ("self", "manager", "peer", "subordinate", "customer", "expert")
 
 # Weights are decimals typed by people (0.3 + 0.7); sums are compared with this tolerance.
 WEIGHT_TOLERANCE = 1e-6
 
+
+# -- the built-in metrics and formulas: data of the built-in scheme ---------------------------
+# Also how a scheme written before KPIs were data is read: it meant these (see the validators).
+
+#: The ten raw metrics of ``online-shop-cs``. Counts are whole occurrences; order_amount is a
+#: summed money amount; response_time_seconds is one observation per response, averaged.
+BUILTIN_METRICS: tuple[MetricDef, ...] = (
+    *(MetricDef(name=name, unit=COUNT_UNIT, aggregation="sum", label=label)
+      for name, label in (
+          ("consultations", "Consultations"),
+          ("conversions", "Conversions"),
+      )),
+    MetricDef(name="response_time_seconds", unit="seconds", aggregation="mean",
+              label="Response time"),
+    *(MetricDef(name=name, unit=COUNT_UNIT, aggregation="sum", label=label)
+      for name, label in (
+          ("lost_customers", "Lost customers"),
+          ("orders", "Orders"),
+      )),
+    MetricDef(name="order_amount", unit="currency", aggregation="sum", label="Order amount"),
+    *(MetricDef(name=name, unit=COUNT_UNIT, aggregation="sum", label=label)
+      for name, label in (
+          ("valid_orders", "Valid orders"),
+          ("paid_orders", "Paid orders"),
+          ("refunded_orders", "Refunded orders"),
+          ("paying_customers", "Paying customers"),
+      )),
+)
+
+#: Which way is better for the built-in KPIs: part of what they mean (validate_scheme holds a
+#: KPI with a built-in name and formula to it).
+BUILTIN_DIRECTIONS: dict[str, Direction] = {
+    "conversion_rate": "higher",
+    "avg_response_time_seconds": "lower",
+    "churn_rate": "lower",
+    "order_amount": "higher",
+    "valid_order_ratio": "higher",
+    "payment_ratio": "higher",
+    "refund_ratio": "lower",
+    "avg_order_value": "higher",
+}
+
+#: The formulas of the eight built-in measured KPIs (``domain.md``, the KPI table).
+BUILTIN_FORMULAS: dict[str, Formula] = {
+    "conversion_rate": Formula(op="ratio", of="conversions", over="consultations"),
+    "avg_response_time_seconds": Formula(op="mean", of="response_time_seconds"),
+    "churn_rate": Formula(op="ratio", of="lost_customers", over="consultations"),
+    "order_amount": Formula(op="sum", of="order_amount"),
+    "valid_order_ratio": Formula(op="ratio", of="valid_orders", over="orders"),
+    "payment_ratio": Formula(op="ratio", of="paid_orders", over="orders"),
+    "refund_ratio": Formula(op="ratio", of="refunded_orders", over="paid_orders"),
+    "avg_order_value": Formula(op="ratio", of="order_amount", over="paying_customers"),
+}
 
 
 class _Frozen(BaseModel):
@@ -40,7 +90,8 @@ class _Frozen(BaseModel):
 
 
 class KpiDef(_Frozen):
-    """A KPI of a scheme: measured (from raw metrics) or rated (by a person, 0..scale_max)."""
+    """A KPI of a scheme: measured (a formula over declared metrics) or rated (by a person,
+    0..scale_max)."""
 
     name: str
     kind: Literal["measured", "rated"]
@@ -53,14 +104,49 @@ class KpiDef(_Frozen):
     #: Fair months: target and floor scale with the agent's share of the month (below 1).
     #: Only for summed KPIs: ratios and averages are never pro-rated.
     prorate: bool = False
+    #: How a measured KPI is computed; a rated KPI has none.
+    formula: Formula | None = None
+    #: What people read on the dashboard and the scorecard (the name when empty).
+    label: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _builtin_formula(cls, data: object) -> object:
+        # Schemes written before KPIs were data name a built-in KPI without its formula: they
+        # meant the built-in one, so it is read (and kept working for old clients) that way.
+        if (isinstance(data, dict) and data.get("formula") is None
+                and data.get("kind") == "measured" and data.get("name") in BUILTIN_FORMULAS):
+            return {**data, "formula": BUILTIN_FORMULAS[data["name"]]}
+        return data
+
+    @property
+    def title(self) -> str:
+        """Return the label, or the name when the scheme gives none."""
+        return self.label or self.name
 
 
 class KpiOverride(_Frozen):
-    """A position's change to one KPI; fields left out keep the scheme's value."""
+    """A position's change to one KPI; fields left out keep the scheme's value.
+
+    Naming a KPI the scheme does not have *adds* it for the position: then ``kind``,
+    ``weight`` and, for a measured one, ``formula``, ``target`` and ``floor`` are needed.
+    A weight of 0 drops a KPI for the position.
+    """
 
     target: float | None = None
     floor: float | None = None
     weight: float | None = None
+    kind: Literal["measured", "rated"] | None = None
+    direction: Direction | None = None
+    formula: Formula | None = None
+    unit: str | None = None
+    label: str | None = None
+    description: str | None = None
+    prorate: bool | None = None
+
+    def as_kpi(self, name: str) -> KpiDef:
+        """Return the KPI this override adds (for a name the scheme does not have)."""
+        return KpiDef.model_validate({"name": name, **self.model_dump(exclude_none=True)})
 
 
 class Criterion(_Frozen):
@@ -111,12 +197,39 @@ class Scheme(_Frozen):
     scale_max: float = 100.0
     roles: tuple[RaterRole, ...]
     kpis: tuple[KpiDef, ...]
+    #: The raw metrics the scheme's KPIs are computed from, and which samples its teams send.
+    metrics: tuple[MetricDef, ...] = ()
     position_overrides: dict[str, dict[str, KpiOverride]] = Field(default_factory=dict)
     results: ResultsPolicy = Field(default_factory=ResultsPolicy)
     requires_training: tuple[str, ...] = ()
     #: The training topics (``service.domain.training.TOPICS``) that a rater of a role in
     #: ``requires_training`` must have valid when submitting an evaluation.
     training_topics: tuple[str, ...] = TOPICS
+
+    @model_validator(mode="before")
+    @classmethod
+    def _builtin_metrics(cls, data: object) -> object:
+        # A scheme written before metrics were declared used the built-in ten.
+        if isinstance(data, dict) and "metrics" not in data:
+            return {**data, "metrics": BUILTIN_METRICS}
+        return data
+
+    def metric(self, name: str) -> MetricDef | None:
+        """Return the declared metric named ``name``, or None."""
+        return next((m for m in self.metrics if m.name == name), None)
+
+    def all_kpis(self) -> list[KpiDef]:
+        """Return every KPI any position of the scheme may use: the scheme's, then those a
+        position adds (first definition of a name wins)."""
+        found = {k.name: k for k in self.kpis}
+        for overrides in self.position_overrides.values():
+            for name, override in overrides.items():
+                if name not in found and override.kind is not None:
+                    try:
+                        found[name] = override.as_kpi(name)
+                    except ValueError:
+                        continue  # incomplete: validate_scheme reports it
+        return list(found.values())
 
     def role(self, role: str) -> RaterRole | None:
         """Return the rater role named ``role``, or None if the scheme has none."""
@@ -152,7 +265,18 @@ class Scheme(_Frozen):
                 result.append(kpi)
             else:
                 result.append(kpi.model_copy(update=override.model_dump(exclude_none=True)))
+        defined = {k.name for k in self.kpis}
+        for name, override in overrides.items():
+            if name not in defined and override.kind is not None:
+                try:
+                    result.append(override.as_kpi(name))
+                except ValueError:
+                    continue  # incomplete: validate_scheme reports it
         return result
+
+    def kpi_names(self) -> frozenset[str]:
+        """Return the names of every KPI of the scheme, those positions add included."""
+        return frozenset(k.name for k in self.all_kpis())
 
 
 def check_evaluation(
@@ -251,9 +375,6 @@ def _role_problems(scheme: Scheme) -> list[Problem]:
                 problems.append(Problem(f"{cpath}.name", "must not be empty"))
             elif criterion.name in names:
                 problems.append(Problem(f"{cpath}.name", f"{criterion.name} appears twice"))
-            elif criterion.name in KPI_NAMES:
-                # The rated KPIs share the form with the criteria; one name, one meaning.
-                problems.append(Problem(f"{cpath}.name", "clashes with a KPI name"))
             names.add(criterion.name)
             if (p := _weight_problem(f"{cpath}.weight", criterion.weight)) is not None:
                 problems.append(p)
@@ -284,39 +405,92 @@ def _role_problems(scheme: Scheme) -> list[Problem]:
     return problems
 
 
+def _metric_problems(scheme: Scheme) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for i, metric in enumerate(scheme.metrics):
+        path = f"metrics[{i}].name"
+        if not ID_RE.fullmatch(metric.name):
+            problems.append(Problem(path, "1 to 64 letters, digits, '.', '_', ':' or '-'"))
+        elif metric.name in seen:
+            problems.append(Problem(path, f"{metric.name} is declared more than once"))
+        seen.add(metric.name)
+    return problems
+
+
+def _formula_problems(scheme: Scheme, path: str, kpi: KpiDef) -> list[Problem]:
+    """List what is wrong with a KPI's formula: kind, declared metrics, a ratio over itself."""
+    formula = kpi.formula
+    if kpi.kind == "rated":
+        return [] if formula is None else [
+            Problem(f"{path}.formula", "a rated KPI is scored by a person; it has no formula")]
+    if formula is None:
+        return [Problem(f"{path}.formula", "a measured KPI needs a formula: ratio, sum, mean"
+                                           " or per_active_day over declared metrics")]
+    problems: list[Problem] = []
+    if formula.op == "ratio":
+        if formula.over is None:
+            problems.append(Problem(f"{path}.formula.over", "a ratio needs a metric to divide by"))
+        elif formula.over == formula.of:
+            problems.append(Problem(f"{path}.formula.over",
+                                    f"a ratio of {formula.of} over itself is always 1"))
+    elif formula.over is not None:
+        problems.append(Problem(f"{path}.formula.over",
+                                f"only a ratio has 'over', not {formula.op}"))
+    for key, name in (("of", formula.of), ("over", formula.over)):
+        if name is None:
+            continue
+        metric = scheme.metric(name)
+        if metric is None:
+            problems.append(Problem(f"{path}.formula.{key}",
+                                    f"{name!r} is not a metric the scheme declares"))
+        elif metric.aggregation == "mean" and formula.op != "mean":
+            # Summing or dividing response times means nothing: an averaged metric is read
+            # per observation.
+            problems.append(Problem(f"{path}.formula.{key}",
+                                    f"{name} is averaged; only a mean formula can read it"))
+    if kpi.prorate and formula.op != "sum":
+        problems.append(Problem(f"{path}.prorate", "only a summed KPI can be pro-rated;"
+                                                   " ratios and averages never"))
+    builtin = BUILTIN_DIRECTIONS.get(kpi.name)
+    if builtin is not None and formula == BUILTIN_FORMULAS.get(kpi.name) \
+            and kpi.direction != builtin:
+        # Which way is better is part of what the built-in KPI means, not a scheme choice.
+        problems.append(Problem(f"{path}.direction", f"for {kpi.name}, {builtin} is better"))
+    return problems
+
+
+def _one_kpi_problems(scheme: Scheme, path: str, kpi: KpiDef) -> list[Problem]:
+    problems = _formula_problems(scheme, path, kpi)
+    # Bounds are judged by the built-in direction when that one is wrong, so a wrong direction
+    # is one problem, not also a second about a correct target.
+    direction = kpi.direction
+    if any(p.field == f"{path}.direction" for p in problems):
+        direction = BUILTIN_DIRECTIONS[kpi.name]
+    problems.extend(_bounds_problems(path, kpi.kind, direction, kpi.target, kpi.floor))
+    if (p := _weight_problem(f"{path}.weight", kpi.weight)) is not None:
+        problems.append(p)
+    return problems
+
+
 def _kpi_problems(scheme: Scheme) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[str] = set()
     for i, kpi in enumerate(scheme.kpis):
-        if kpi.name not in KPI_NAMES:
-            problems.append(
-                Problem(f"kpis[{i}].name", f"unknown KPI {kpi.name!r}; one of {list(KPI_NAMES)}")
-            )
+        if not ID_RE.fullmatch(kpi.name):
+            problems.append(Problem(f"kpis[{i}].name",
+                                    "1 to 64 letters, digits, '.', '_', ':' or '-'"))
             continue
         if kpi.name in seen:
             problems.append(Problem(f"kpis[{i}].name", f"{kpi.name} appears more than once"))
             continue
         seen.add(kpi.name)
-        path = f"kpis.{kpi.name}"
-        # Kind and direction are part of what the KPI means. Its bounds are judged by the true
-        # ones, so a wrong direction is one problem, not also a second about a correct target.
-        expected_kind = "measured" if kpi.name in MEASURED_KPIS else "rated"
-        better = KPI_DIRECTIONS[kpi.name]
-        if kpi.kind != expected_kind:
-            problems.append(Problem(f"{path}.kind", f"{kpi.name} is a {expected_kind} KPI"))
-        if kpi.direction != better:
-            problems.append(Problem(f"{path}.direction", f"for {kpi.name}, {better} is better"))
-        problems.extend(_bounds_problems(path, expected_kind, better, kpi.target, kpi.floor))
-        if (p := _weight_problem(f"{path}.weight", kpi.weight)) is not None:
-            problems.append(p)
-        if kpi.prorate and kpi.name not in SUMMED_KPIS:
-            problems.append(Problem(f"{path}.prorate", "only a summed KPI can be pro-rated"
-                                    f" ({', '.join(SUMMED_KPIS)}); ratios and averages never"))
+        problems.extend(_one_kpi_problems(scheme, f"kpis.{kpi.name}", kpi))
     if scheme.kpis:
         weights = [k.weight for k in scheme.kpis]
         if (p := _sum_problem("kpis", weights, "KPI weights")) is not None:
             problems.append(p)
-    elif scheme.kpi_attainment_criterion() is not None:
+    elif scheme.kpi_attainment_criterion() is not None and not scheme.position_overrides:
         problems.append(Problem("kpis", "a criterion takes KPI attainment, but there are no KPIs"))
     return problems
 
@@ -328,29 +502,52 @@ def _override_problems(scheme: Scheme) -> list[Problem]:
         base = f"position_overrides.{position}"
         if not position:
             problems.append(Problem(base, "the position name must not be empty"))
-        problems.extend(
-            Problem(f"{base}.{name}", "not a KPI of this scheme")
-            for name in overrides
-            if name not in defined
-        )
+        for name, override in overrides.items():
+            path = f"{base}.{name}"
+            if name in defined:
+                if override.kind is not None or override.formula is not None:
+                    problems.append(Problem(path, "a position changes a scheme KPI's target,"
+                                                  " floor or weight only; add a new name instead"))
+                continue
+            if override.kind is None or override.weight is None:
+                problems.append(Problem(path, "not a KPI of this scheme: to add it for the"
+                                              " position, give at least kind and weight"))
+                continue
+            if not ID_RE.fullmatch(name):
+                problems.append(Problem(path, "1 to 64 letters, digits, '.', '_', ':' or '-'"))
+                continue
+            problems.extend(_one_kpi_problems(scheme, path, override.as_kpi(name)))
         effective = scheme.kpis_for(position)
         for kpi in effective:
-            override = overrides.get(kpi.name)
-            if override is None:
+            change = overrides.get(kpi.name)
+            if change is None or kpi.name not in defined:
                 continue
             path = f"{base}.{kpi.name}"
-            if override.weight is not None:
-                if (p := _weight_problem(f"{path}.weight", override.weight)) is not None:
+            if change.weight is not None:
+                if (p := _weight_problem(f"{path}.weight", change.weight)) is not None:
                     problems.append(p)
             # Only bounds this position changed: the scheme's own are reported under kpis.
-            if (override.target, override.floor) != (None, None):
-                better = KPI_DIRECTIONS.get(kpi.name, kpi.direction)
-                problems.extend(_bounds_problems(path, kpi.kind, better, kpi.target, kpi.floor))
-        if overrides and effective:
-            weights = [k.weight for k in effective]
+            if (change.target, change.floor) != (None, None):
+                problems.extend(_bounds_problems(path, kpi.kind, kpi.direction, kpi.target,
+                                                 kpi.floor))
+        weights = [k.weight for k in effective]
+        # Weights all 0 is a position with no KPIs at all: only its rated criteria count.
+        if overrides and effective and any(w > 0 for w in weights if math.isfinite(w)):
             if (p := _sum_problem(base, weights, "KPI weights")) is not None:
                 problems.append(p)
     return problems
+
+
+def _clash_problems(scheme: Scheme) -> list[Problem]:
+    # The rated KPIs share the form with the criteria, and both reach the reporting views by
+    # name: one name, one meaning.
+    kpis = scheme.kpi_names()
+    return [
+        Problem(f"roles[{i}].criteria[{j}].name", f"clashes with the KPI {criterion.name}")
+        for i, rater_role in enumerate(scheme.roles)
+        for j, criterion in enumerate(rater_role.criteria)
+        if criterion.name in kpis
+    ]
 
 
 def _results_problems(policy: ResultsPolicy) -> list[Problem]:
@@ -377,6 +574,74 @@ def _results_problems(policy: ResultsPolicy) -> list[Problem]:
     return problems
 
 
+def team_target_problems(scheme: Scheme, targets: Mapping[str, TeamTarget]) -> list[Problem]:
+    """List what is wrong with a team's own KPI targets under its scheme."""
+    kpis = {k.name: k for k in scheme.all_kpis()}
+    problems: list[Problem] = []
+    for name, change in targets.items():
+        path = f"kpi_targets.{name}"
+        kpi = kpis.get(name)
+        if kpi is None or kpi.kind != "measured":
+            problems.append(Problem(path, f"not a measured KPI of scheme {scheme.scheme_id}"))
+            continue
+        if change.target is None and change.floor is None:
+            problems.append(Problem(path, "give a target, a floor or both"))
+            continue
+        target = change.target if change.target is not None else kpi.target
+        floor = change.floor if change.floor is not None else kpi.floor
+        problems.extend(_bounds_problems(path, "measured", kpi.direction, target, floor))
+    return problems
+
+
+def with_team_targets(scheme: Scheme, team_targets: Mapping[str, TeamTarget]) -> Scheme:
+    """Return the scheme as a team's agents are issued it: the team's own targets and floors
+    over the scheme's and every position's (``effective_kpis``' rule)."""
+    if not team_targets:
+        return scheme
+
+    def retarget(kpi: KpiDef) -> KpiDef:
+        team = team_targets.get(kpi.name)
+        if team is None or kpi.kind != "measured":
+            return kpi
+        return kpi.model_copy(update=team.model_dump(exclude_none=True))
+
+    def give_way(name: str, change: KpiOverride) -> KpiOverride:
+        team = team_targets.get(name)
+        if team is None:
+            return change
+        numbers = team.model_dump(exclude_none=True)
+        if change.kind is not None:  # a KPI the position adds: the team's numbers replace its
+            return change.model_copy(update=numbers)
+        # a position's change of a scheme KPI gives way where the team set its own
+        return change.model_copy(update=dict.fromkeys(numbers))
+
+    overrides = {position: {name: give_way(name, change) for name, change in changes.items()}
+                 for position, changes in scheme.position_overrides.items()}
+    return scheme.model_copy(update={"kpis": tuple(retarget(k) for k in scheme.kpis),
+                                     "position_overrides": overrides})
+
+
+def effective_kpis(scheme: Scheme, position: str | None, team_targets: Mapping[str, TeamTarget]
+                   ) -> tuple[list[KpiDef], dict[str, TargetSource]]:
+    """Return a position's KPIs with the team's own targets over them, and where each KPI's
+    target came from (a team target wins over the position's: it is in the team's currency)."""
+    overrides = scheme.position_overrides.get(position, {}) if position is not None else {}
+    kpis: list[KpiDef] = []
+    sources: dict[str, TargetSource] = {}
+    for kpi in scheme.kpis_for(position):
+        override = overrides.get(kpi.name)
+        source: TargetSource = "scheme"
+        if override is not None and (override.target, override.floor) != (None, None):
+            source = "position"
+        team = team_targets.get(kpi.name)
+        if team is not None and kpi.kind == "measured":
+            kpi = kpi.model_copy(update=team.model_dump(exclude_none=True))
+            source = "team"
+        kpis.append(kpi)
+        sources[kpi.name] = source
+    return kpis, sources
+
+
 def validate_scheme(scheme: Scheme) -> list[Problem]:
     """List every problem with a scheme; an empty list means it can be published."""
     problems: list[Problem] = []
@@ -389,6 +654,8 @@ def validate_scheme(scheme: Scheme) -> list[Problem]:
     if not (math.isfinite(scheme.scale_max) and scheme.scale_max > 0):
         problems.append(Problem("scale_max", "must be a finite number above 0"))
     problems.extend(_role_problems(scheme))
+    problems.extend(_clash_problems(scheme))
+    problems.extend(_metric_problems(scheme))
     problems.extend(_kpi_problems(scheme))
     problems.extend(_override_problems(scheme))
     problems.extend(_results_problems(scheme.results))
@@ -421,6 +688,8 @@ _DEFAULT_KPIS: tuple[KpiDef, ...] = (
         weight=0.15,
         unit="ratio",
         description="conversions / consultations",
+        formula=BUILTIN_FORMULAS["conversion_rate"],
+        label="Consultation conversion rate",
     ),
     KpiDef(
         name="avg_response_time_seconds",
@@ -431,6 +700,8 @@ _DEFAULT_KPIS: tuple[KpiDef, ...] = (
         weight=0.10,
         unit="seconds",
         description="sum of response_time_seconds / number of responses",
+        formula=BUILTIN_FORMULAS["avg_response_time_seconds"],
+        label="Average response time",
     ),
     KpiDef(
         name="churn_rate",
@@ -441,6 +712,8 @@ _DEFAULT_KPIS: tuple[KpiDef, ...] = (
         weight=0.10,
         unit="ratio",
         description="lost_customers / consultations",
+        formula=BUILTIN_FORMULAS["churn_rate"],
+        label="Customer churn rate",
     ),
     KpiDef(
         name="order_amount",
@@ -451,6 +724,8 @@ _DEFAULT_KPIS: tuple[KpiDef, ...] = (
         weight=0.15,
         unit="currency",
         description="sum of order_amount",
+        formula=BUILTIN_FORMULAS["order_amount"],
+        label="Total order amount",
     ),
     KpiDef(
         name="valid_order_ratio",
@@ -461,6 +736,8 @@ _DEFAULT_KPIS: tuple[KpiDef, ...] = (
         weight=0.05,
         unit="ratio",
         description="valid_orders / orders",
+        formula=BUILTIN_FORMULAS["valid_order_ratio"],
+        label="Valid order ratio",
     ),
     KpiDef(
         name="payment_ratio",
@@ -471,6 +748,8 @@ _DEFAULT_KPIS: tuple[KpiDef, ...] = (
         weight=0.05,
         unit="ratio",
         description="paid_orders / orders",
+        formula=BUILTIN_FORMULAS["payment_ratio"],
+        label="Payment ratio",
     ),
     KpiDef(
         name="refund_ratio",
@@ -481,6 +760,8 @@ _DEFAULT_KPIS: tuple[KpiDef, ...] = (
         weight=0.05,
         unit="ratio",
         description="refunded_orders / paid_orders",
+        formula=BUILTIN_FORMULAS["refund_ratio"],
+        label="Refund ratio",
     ),
     KpiDef(
         name="avg_order_value",
@@ -491,6 +772,8 @@ _DEFAULT_KPIS: tuple[KpiDef, ...] = (
         weight=0.05,
         unit="currency",
         description="order_amount / paying_customers",
+        formula=BUILTIN_FORMULAS["avg_order_value"],
+        label="Average order value per customer",
     ),
     *(
         KpiDef(
@@ -498,16 +781,13 @@ _DEFAULT_KPIS: tuple[KpiDef, ...] = (
             kind="rated",
             weight=0.10,
             unit="score",
-            description=f"{label}, rated by the manager (management duties)",
+            description=f"{text}, rated by the manager (management duties)",
+            label=label,
         )
-        for name, label in zip(
-            RATED_KPIS,
-            (
-                "timely submission of reports",
-                "reliability of report data",
-                "overall report quality",
-            ),
-            strict=True,
+        for name, text, label in (
+            ("report_timeliness", "timely submission of reports", "Report timeliness"),
+            ("report_reliability", "reliability of report data", "Report data reliability"),
+            ("report_quality", "overall report quality", "Report quality"),
         )
     ),
 )
@@ -541,6 +821,7 @@ DEFAULT_SCHEME: Scheme = Scheme(
         _single("expert", 0.0, "professionalism"),
     ),
     kpis=_DEFAULT_KPIS,
+    metrics=BUILTIN_METRICS,
     requires_training=("peer", "subordinate", "customer", "expert"),
 )
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -68,6 +68,9 @@ class KpiScore(_Frozen):
     status: KpiStatus | None = None
     #: Fair months: the share of the month target and floor were scaled by (prorate KPIs).
     prorated_by: float | None = None
+    #: Where the target came from: scheme, position, team, goal or prorated (None: rated, or
+    #: scored before the source was recorded).
+    target_source: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,34 +137,35 @@ def _names(names: Sequence[str]) -> str:
     return ", ".join(names) + (" has" if len(names) == 1 else " have")
 
 
-def _kpi_score(kpi: KpiDef, value: float | None, scale_max: float) -> KpiScore:
+# Scoring builds each KPI's fields as a dict and the KpiScore once at the end: a close scores
+# every KPI of every agent (50,000 for 1,000 agents on 50 KPIs), and copying frozen models for
+# each adjustment (pro-rating, no data, re-normalised weight) cost more than the arithmetic.
+
+
+def _kpi_fields(kpi: KpiDef, value: float | None, scale_max: float,
+                source: str | None = None) -> dict[str, Any]:
     if kpi.kind == "rated":
         reached = None if value is None else value / scale_max * 100.0
     elif kpi.target is None or kpi.floor is None:
         reached = None  # a scheme that passed validate_scheme never gets here
     else:
         reached = attainment(value, kpi.target, kpi.floor, kpi.direction)
-    return KpiScore(
-        kind=kpi.kind,
-        value=value,
-        target=kpi.target,
-        floor=kpi.floor,
-        direction=kpi.direction,
-        weight=kpi.weight,
-        effective_weight=0.0,
-        attainment=reached,
-        dropped=reached is None,
-        status="no_data" if reached is None else "measured",
-    )
+    return {
+        "kind": kpi.kind, "value": value, "target": kpi.target, "floor": kpi.floor,
+        "direction": kpi.direction, "weight": kpi.weight, "effective_weight": 0.0,
+        "attainment": reached, "dropped": reached is None,
+        "status": "no_data" if reached is None else "measured", "prorated_by": None,
+        "target_source": None if kpi.kind == "rated" else source,
+    }
 
 
-def _fair_kpi_score(kpi: KpiDef, value: float | None, scale_max: float, yardstick: Yardstick,
-                    notes: list[str]) -> KpiScore:
+def _fair_kpi_fields(kpi: KpiDef, value: float | None, scale_max: float, yardstick: Yardstick,
+                     notes: list[str], source: str | None = None) -> dict[str, Any]:
     """Score a KPI by the one-yardstick rule: unavailable drops out, no data scores 0."""
     if kpi.kind == "rated":
-        return _kpi_score(kpi, value, scale_max)
+        return _kpi_fields(kpi, value, scale_max)
     if kpi.name in yardstick.unavailable:
-        return _kpi_score(kpi, None, scale_max).model_copy(update={"status": "unavailable"})
+        return _kpi_fields(kpi, None, scale_max, source) | {"status": "unavailable"}
     share = yardstick.share
     scaled = kpi.prorate and share < 1 and kpi.target is not None and kpi.floor is not None
     if scaled:
@@ -169,13 +173,14 @@ def _fair_kpi_score(kpi: KpiDef, value: float | None, scale_max: float, yardstic
         kpi = kpi.model_copy(update={"target": prorated(kpi.target, share),
                                      "floor": prorated(kpi.floor, share)})
         notes.append(f"{kpi.name} target and floor pro-rated to {share:.0%} of the month")
-    scored = _kpi_score(kpi, value, scale_max)
-    update: dict[str, object] = {"prorated_by": round(share, 4) if scaled else None}
+        source = "prorated"
+    fields = _kpi_fields(kpi, value, scale_max, source)
+    fields["prorated_by"] = round(share, 4) if scaled else None
     if not yardstick.has_data.get(kpi.name, False):
         # Not let off: teammates are judged on this KPI, so no data here counts as nothing
         # achieved, and the close lists it so that the feed is fixed before the month ends.
-        update |= {"status": "no_data", "attainment": 0.0, "dropped": False}
-    return scored.model_copy(update=update)
+        fields |= {"status": "no_data", "attainment": 0.0, "dropped": False}
+    return fields
 
 
 def _work_performance(
@@ -187,42 +192,49 @@ def _work_performance(
     override: tuple[float, str] | None,
     notes: list[str],
     yardstick: Yardstick | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> WorkPerformance:
     role, criterion = owner
-    scored = {
+    sources = sources or {}
+    kpis = scheme.kpis_for(position)
+    fields = {
         kpi.name: (
-            _kpi_score(kpi, value, scheme.scale_max) if yardstick is None
-            else _fair_kpi_score(kpi, value, scheme.scale_max, yardstick, notes)
+            _kpi_fields(kpi, value, scheme.scale_max, sources.get(kpi.name, "scheme"))
+            if yardstick is None
+            else _fair_kpi_fields(kpi, value, scheme.scale_max, yardstick, notes,
+                                  sources.get(kpi.name, "scheme"))
         )
-        for kpi in scheme.kpis_for(position)
+        for kpi in kpis
         for value in (ratings.get(kpi.name) if kpi.kind == "rated"
                       else kpi_values.get(kpi.name),)
     }
-    kept = {name: s for name, s in scored.items() if not s.dropped}
-    total = math.fsum(s.weight for s in kept.values())
-    dropped = [name for name, s in scored.items() if s.dropped and s.weight > 0]
+    kept = {name: f for name, f in fields.items() if not f["dropped"]}
+    total = math.fsum(f["weight"] for f in kept.values())
+    dropped = [name for name, f in fields.items() if f["dropped"] and f["weight"] > 0]
     computed: float | None = None
     if yardstick is not None:
-        unavailable = [n for n in dropped if scored[n].status == "unavailable"]
+        unavailable = [n for n in dropped if fields[n]["status"] == "unavailable"]
         if unavailable:
             notes.append(f"{', '.join(unavailable)}: no ranked agent of the team has data this"
                          " month; dropped for everyone, remaining KPI weights re-normalised")
         dropped = [n for n in dropped if n not in unavailable]
-        no_data = [n for n, s in scored.items() if s.status == "no_data" and not s.dropped
-                   and s.weight > 0]
+        no_data = [n for n, f in fields.items() if f["status"] == "no_data"
+                   and not f["dropped"] and f["weight"] > 0]
         if no_data:
             notes.append(f"{_names(no_data)} no data for this agent while teammates have;"
                          " attainment 0")
     if total > 0:
         # Version 1: a KPI with no data drops out rather than counting as 0 (no consultations
         # is no evidence either way). Fair months keep it, at 0, unless the whole team lacks it.
-        scored |= {
-            name: s.model_copy(update={"effective_weight": s.weight / total})
-            for name, s in kept.items()
-        }
-        computed = math.fsum(s.weight / total * (s.attainment or 0.0) for s in kept.values())
+        for f in kept.values():
+            f["effective_weight"] = f["weight"] / total
+        computed = math.fsum(f["weight"] / total * (f["attainment"] or 0.0)
+                             for f in kept.values())
         if dropped:
             notes.append(f"{_names(dropped)} no data; remaining KPI weights re-normalised")
+    elif not any(k.weight > 0 for k in kpis):
+        notes.append(f"the position {position or '(none)'} has no KPIs: {criterion.name} does not"
+                     f" count and only the rated criteria make up the {role} score")
     else:
         notes.append(f"no KPI has data; {criterion.name} cannot be computed")
     score = computed
@@ -238,7 +250,7 @@ def _work_performance(
         computed=computed,
         overridden=override is not None,
         override_reason=reason,
-        kpis=scored,
+        kpis={name: KpiScore(**f) for name, f in fields.items()},
     )
 
 
@@ -311,6 +323,7 @@ def score_agent(
     trained_roles: Set[str] = frozenset(),
     optional_roles: Set[str] = frozenset(),
     yardstick: Yardstick | None = None,
+    target_sources: Mapping[str, str] | None = None,
 ) -> AgentScore:
     """Score one agent: KPI attainment, each role's criteria, and the composite, explained.
 
@@ -322,6 +335,7 @@ def score_agent(
     customers...): without a counted rating such a role is ``unrated`` and drops out, the other
     role weights re-normalised, instead of leaving the composite missing.
     ``yardstick`` (fair months) scores the measured KPIs by the team-month's one yardstick.
+    ``target_sources`` says where each KPI's target came from (``effective_kpis``).
     """
     if override is not None and not override[1].strip():
         raise ValueError("an override of work_performance needs a written reason")
@@ -337,7 +351,8 @@ def score_agent(
                 " its written reason"
             )
         work_performance = _work_performance(
-            scheme, position, owner, kpi_values, owner_ratings, override, notes, yardstick
+            scheme, position, owner, kpi_values, owner_ratings, override, notes, yardstick,
+            target_sources,
         )
     elif override is not None:
         notes.append("override ignored: the scheme has no KPI attainment criterion")

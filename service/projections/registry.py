@@ -9,12 +9,13 @@ from service.projections.directory import Directory
 from service.projections.releases import Releases
 from service.projections.sanctions import Sanctions
 from service.projections.stream_index import StreamIndex
+from service.projections.team_metrics import TeamMetrics
 
 
 def all_projections() -> list[Projection]:
     """Return a fresh instance of each projection."""
     return [StreamIndex(), Directory(), CycleResults(), Sanctions(),
-            CycleProcess(), Releases()]
+            CycleProcess(), Releases(), TeamMetrics()]
 
 
 def by_name(name: str) -> Projection:

@@ -8,23 +8,30 @@ from typing import Any
 
 import asyncpg
 
-from service.domain.kpis import AVERAGED_METRICS, METRICS, compute_kpis
+from service.domain.kpis import compute
+from service.domain.scheme import Scheme
 
 
-def _document(rows: Sequence[asyncpg.Record]) -> dict[str, Any]:
-    totals = dict.fromkeys(METRICS, 0.0)
-    observations = dict.fromkeys(METRICS, 0)
+def _document(rows: Sequence[asyncpg.Record], scheme: Scheme, position: str | None
+              ) -> dict[str, Any]:
+    names = [m.name for m in scheme.metrics]
+    totals = dict.fromkeys(names, 0.0)
+    observations = dict.fromkeys(names, 0)
+    arrived: dict[str, float] = {}
     updated: datetime | None = None
     for row in rows:
         if row["metric"] not in totals:
             continue
-        totals[row["metric"]] = float(row["total"])
+        totals[row["metric"]] = arrived[row["metric"]] = float(row["total"])
         observations[row["metric"]] = int(row["observations"])
         if updated is None or row["updated_at"] > updated:
             updated = row["updated_at"]
-    responses = sum(observations[m] for m in AVERAGED_METRICS)
+    # The KPIs of the agent's position (the scheme's own for a team), by the scheme's formulas.
+    # Active days are not known while the month runs: a per-active-day KPI is null until close.
+    formulas = {k.name: k.formula for k in scheme.kpis_for(position)
+                if k.kind == "measured" and k.formula is not None}
     return {
-        "kpis": compute_kpis(totals, responses),
+        "kpis": compute(formulas, arrived, observations),
         "totals": totals,
         "observations": observations,
         "samples": sum(observations.values()),
@@ -40,8 +47,10 @@ async def _rows(conn: asyncpg.Connection, sql: str, *args: object) -> list[async
     return rows
 
 
-async def agent_kpis(conn: asyncpg.Connection, agent_id: str, period: str) -> dict[str, Any]:
-    """Return an agent's totals and KPIs for a period, over every team they were in."""
+async def agent_kpis(conn: asyncpg.Connection, agent_id: str, period: str, scheme: Scheme,
+                     position: str | None = None) -> dict[str, Any]:
+    """Return an agent's totals and KPIs (by the scheme's formulas for their position) for a
+    period, over every team they were in."""
     rows = await _rows(
         conn,
         """
@@ -57,13 +66,14 @@ async def agent_kpis(conn: asyncpg.Connection, agent_id: str, period: str) -> di
         " WHERE agent_id = $1 AND period = $2 GROUP BY team_id ORDER BY team_id",
         agent_id, period,
     )
-    document = _document(rows)
+    document = _document(rows, scheme, position)
     document["by_team"] = [{"team_id": r["team_id"], "samples": int(r["samples"])}
                            for r in teams]
     return document
 
 
-async def team_kpis(conn: asyncpg.Connection, team_id: str, period: str) -> dict[str, Any]:
+async def team_kpis(conn: asyncpg.Connection, team_id: str, period: str, scheme: Scheme
+                    ) -> dict[str, Any]:
     """Return a team's totals and KPIs for a period: the samples of agents while in the team."""
     rows = await _rows(
         conn,
@@ -80,7 +90,7 @@ async def team_kpis(conn: asyncpg.Connection, team_id: str, period: str) -> dict
         " WHERE team_id = $1 AND period = $2",
         team_id, period,
     )
-    document = _document(rows)
+    document = _document(rows, scheme, None)
     document["agents"] = int(agents[0]["n"]) if agents else 0
     return document
 

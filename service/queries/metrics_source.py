@@ -15,20 +15,19 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from service.domain.kpis import compute_kpis
-
-AVERAGED = "response_time_seconds"
-
 
 async def agent_inputs(
     conn: asyncpg.Connection, period: str, agent_ids: Sequence[str]
-) -> dict[str, tuple[dict[str, float], dict[str, float | None]]]:
-    """Return each agent's raw totals and KPI values for a period, over all their teams.
+) -> dict[str, tuple[dict[str, float], dict[str, int]]]:
+    """Return each agent's raw totals and observation counts per metric for a period, over
+    all their teams (the scheme's formulas turn them into KPIs).
 
     An agent who moved mid-month keeps every sample of the month on their scorecard.
     """
+    totals: dict[str, dict[str, float]] = {a: {} for a in agent_ids}
+    observations: dict[str, dict[str, int]] = {a: {} for a in agent_ids}
     if not await conn.fetchval("SELECT to_regclass('metric_totals') IS NOT NULL"):
-        return {a: ({}, compute_kpis({}, 0)) for a in agent_ids}
+        return {a: (totals[a], observations[a]) for a in agent_ids}
     rows = await conn.fetch(
         """
         SELECT agent_id, metric, sum(total) AS total, sum(observations) AS observations
@@ -38,10 +37,7 @@ async def agent_inputs(
         period,
         list(agent_ids),
     )
-    totals: dict[str, dict[str, float]] = {a: {} for a in agent_ids}
-    responses: dict[str, int] = dict.fromkeys(agent_ids, 0)
     for row in rows:
         totals[row["agent_id"]][row["metric"]] = float(row["total"])
-        if row["metric"] == AVERAGED:
-            responses[row["agent_id"]] = int(row["observations"])
-    return {a: (totals[a], compute_kpis(totals[a], responses[a])) for a in agent_ids}
+        observations[row["agent_id"]][row["metric"]] = int(row["observations"])
+    return {a: (totals[a], observations[a]) for a in agent_ids}

@@ -14,12 +14,14 @@ from datetime import datetime
 from typing import Any
 
 from service.commands import cycles
+from service.commands.directory import get_team
 from service.commands.feedback import interview_rows, missing_interviews
 from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain import goals as g
 from service.domain.directory import Team
 from service.domain.feedback import INTERVIEW_DUE
+from service.domain.scheme import with_team_targets
 from service.projections.cycle_results import CycleResults
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
@@ -54,7 +56,9 @@ async def _roster(ctx: ServiceContext, team_id: str) -> list[c.RosterEntry]:
 
 async def _open_process(ctx: ServiceContext, cycle: c.Cycle, process: Process, now: datetime
                         ) -> None:
-    scheme = await cycles.cycle_scheme(ctx, cycle)
+    # The targets agents are issued: the team's own over the scheme's (issue 19).
+    scheme = with_team_targets(await cycles.cycle_scheme(ctx, cycle),
+                               (await get_team(ctx, cycle.team_id)).kpi_targets)
     roster = await _roster(ctx, cycle.team_id)
     for agent in roster:
         record = cycle.goals.get(agent.agent_id)

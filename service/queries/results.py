@@ -71,7 +71,7 @@ async def stored_scorecard(
 async def _provisional(ctx: ServiceContext, team: Team, cycle: c.Cycle
                        ) -> tuple[list[c.FrozenResult], Any]:
     scheme = await cycle_scheme(ctx, cycle)
-    agents = await roster(ctx, team, cycle.period)
+    agents = await roster(ctx, team, cycle.period, scheme)
     # While open, agents still waiting for an evaluation are ranked on what exists so far.
     scored, _ = c.score_roster(cycle, scheme, agents, "renormalize",
                                presence=presence_of(team))

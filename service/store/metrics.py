@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -39,8 +39,10 @@ import orjson
 
 from service.domain import directory as d
 from service.domain import metrics as m
+from service.domain import team_metrics as tm
 from service.domain.cycle import cycle_stream
 from service.domain.events import decode
+from service.domain.kpis import COUNT_UNIT
 
 #: The cycle events that set its status, and the status each sets.
 CYCLE_STATUS_EVENTS: dict[str, str] = {
@@ -242,27 +244,32 @@ newest AS (
 # placement _SETTLE makes, for one hash join instead of placing each sample twice). Cycle
 # commands hold the same locks exclusively while appending, so a close either committed
 # before _SETTLE reads the cycles' status, or waits for this batch (see lock_cycles). Only
-# when the directory read model is fresh; says so, with its mark.
+# when the directory read model is fresh; says so, with its mark, and names the (team, month)
+# pairs it locked (whose declared metrics _SETTLE is given).
 _PLACE = f"""
 WITH {_NEWEST_DIRECTORY}
-SELECT d.fresh, d.mark,
-       (SELECT count(pg_advisory_xact_lock_shared(hashtextextended(
-                   'cycle:' || k.team_id || ':' || k.period, 0)))
-        FROM (SELECT DISTINCT m.team_id,
-                     to_char(s.occurred_at AT TIME ZONE t.timezone, 'YYYY-MM') AS period
-              FROM metric_stage s
-              JOIN agent_memberships m ON m.agent_id = s.agent_id
-              JOIN teams t ON t.team_id = m.team_id
-              WHERE d.fresh
-              ORDER BY 1, 2) k) AS cycles
+SELECT d.fresh, d.mark, k.cycles, k.teams, k.periods
 FROM directory d
+CROSS JOIN LATERAL (
+    SELECT count(pg_advisory_xact_lock_shared(hashtextextended(
+               'cycle:' || c.team_id || ':' || c.period, 0))) AS cycles,
+           array_agg(c.team_id) AS teams, array_agg(c.period) AS periods
+    FROM (SELECT DISTINCT m.team_id,
+                 to_char(s.occurred_at AT TIME ZONE t.timezone, 'YYYY-MM') AS period
+          FROM metric_stage s
+          JOIN agent_memberships m ON m.agent_id = s.agent_id
+          JOIN teams t ON t.team_id = m.team_id
+          WHERE d.fresh
+          ORDER BY 1, 2) c) k
 """
 
 # Places each staged sample (unless placed by hand: $2 is NULL): the team the agent was in
 # when it occurred (the membership it falls in; before the first one, the first team: the
 # directory's rule, service/domain/directory.py team_at), and that team's
-# month in its time zone. Judges it (a metric the catalogue lists, a whole number for a
-# count, a known agent, an open month, a month with a live partition: migration 0006) and,
+# month in its time zone. Judges it (a known agent; a metric its team's scheme declares for
+# that month, given as $3-$6 by the caller from service/store/team_metrics.py, and a whole
+# number when its unit is a count; an open month; a month with a live partition: migration
+# 0006) and,
 # in the same statement, stores the usable ones once each (in key order: overlapping batches
 # wait, never deadlock) and appends their totals and feed arrivals as delta rows. Writes
 # nothing when the directory changed since _PLACE took its locks ($2, the mark): the caller
@@ -296,16 +303,22 @@ WITH {_NEWEST_DIRECTORY}, moved AS (
               AND e.type IN ('CycleOpened', 'CycleClosed', 'CyclePublished', 'CycleReopened')
             ORDER BY e.version DESC LIMIT 1) AS status
     FROM (SELECT DISTINCT team_id, period FROM placed WHERE team_id IS NOT NULL) k
+), accepts AS (
+    SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::boolean[])
+                  AS a(team_id, period, metric, whole)
 ), judged AS (
     SELECT s.*, c.status,
-           CASE WHEN k.metric IS NULL THEN 'unknown_metric'
+           -- Which metrics a sample may carry is its team's scheme's say (issue 19): an
+           -- unknown agent's sample has no team, so it is unknown_agent first.
+           CASE WHEN s.team_id IS NULL THEN 'unknown_agent'
+                WHEN k.metric IS NULL THEN 'unknown_metric'
                 WHEN k.whole AND s.value <> trunc(s.value) THEN 'fractional_count'
-                WHEN s.team_id IS NULL THEN 'unknown_agent'
                 WHEN c.status IN ('CycleClosed', 'CyclePublished') THEN 'period_closed'
                 WHEN p.period IS NULL THEN 'period_unavailable'
            END AS reason
     FROM placed s
-    LEFT JOIN metric_known k ON k.metric = s.metric
+    LEFT JOIN accepts k
+           ON k.team_id = s.team_id AND k.period = s.period AND k.metric = s.metric
     LEFT JOIN metric_partition p ON p.period = s.period AND p.state = 'live'
     LEFT JOIN cycles c ON c.team_id = s.team_id AND c.period = s.period
 ), stored AS (
@@ -358,18 +371,21 @@ async def stage(conn: asyncpg.Connection, rows: Sequence[Staged]) -> None:
     await conn.copy_records_to_table("metric_stage", records=rows, columns=STAGE_COLUMNS)
 
 
-async def place(conn: asyncpg.Connection) -> str | None:
+async def place(conn: asyncpg.Connection) -> tuple[str | None, set[tuple[str, str]]]:
     """Share-lock the cycles the staged samples can fall in; return the directory's mark
-    for settle(), or None when the directory read model lags (call place_by_hand)."""
+    for settle() and those cycles' (team, period) pairs, or (None, none) when the directory
+    read model lags (call place_by_hand)."""
     row = await conn.fetchrow(_PLACE)
     if not row["fresh"]:
-        return None
+        return None, set()
     mark: str = row["mark"] or ""
-    return mark
+    return mark, set(zip(row["teams"] or (), row["periods"] or (), strict=True))
 
 
-async def place_by_hand(conn: asyncpg.Connection, staged: Sequence[Staged]) -> None:
-    """Place the staged samples from the agents' and teams' streams; share-lock the cycles."""
+async def place_by_hand(conn: asyncpg.Connection, staged: Sequence[Staged]
+                        ) -> set[tuple[str, str]]:
+    """Place the staged samples from the agents' and teams' streams; share-lock the cycles
+    and return their (team, period) pairs."""
     found = await directory(conn, {r[3] for r in staged})
     placed: list[tuple[int, str, str]] = []
     for row in staged:
@@ -378,8 +394,10 @@ async def place_by_hand(conn: asyncpg.Connection, staged: Sequence[Staged]) -> N
         where = m.place(sample, found.agents.get(row[3]), found.zones)
         if not isinstance(where, m.Rejection):
             placed.append((row[0], *where))
-    await lock_cycles(conn, {(team, period) for _, team, period in placed})
+    pairs = {(team, period) for _, team, period in placed}
+    await lock_cycles(conn, pairs)
     await place_as(conn, placed)
+    return pairs
 
 
 async def place_as(conn: asyncpg.Connection, placed: Sequence[tuple[int, str, str]]) -> None:
@@ -388,11 +406,16 @@ async def place_as(conn: asyncpg.Connection, placed: Sequence[tuple[int, str, st
                        [p[2] for p in placed])
 
 
-async def settle(conn: asyncpg.Connection, received_at: datetime,
-                 mark: str | None = None) -> Judged:
+async def settle(conn: asyncpg.Connection, received_at: datetime, mark: str | None,
+                 accepts: Mapping[tuple[str, str], Mapping[str, tm.Declared]]) -> Judged:
     """Place (unless placed by hand: mark None), judge and store the staged samples once
-    each with their delta totals."""
-    rows = await conn.fetch(_SETTLE, received_at, mark)
+    each with their delta totals; ``accepts``: the metrics each (team, period) takes."""
+    declared = [(team, period, metric, found.unit == COUNT_UNIT)
+                for (team, period), metrics in accepts.items()
+                for metric, found in metrics.items()]
+    rows = await conn.fetch(_SETTLE, received_at, mark, [d[0] for d in declared],
+                            [d[1] for d in declared], [d[2] for d in declared],
+                            [d[3] for d in declared])
     accepted = 0
     moved = False
     rejected = []

@@ -33,14 +33,15 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
 from service.domain.calibration import DEVIATION_POINTS, GAP_POINTS, MIN_RATINGS
-from service.domain.kpis import KPI_NAMES, METRICS
+from service.domain.kpis import Formula
+from service.domain.scheme import DEFAULT_SCHEME
 
 log = logging.getLogger(__name__)
 
@@ -101,37 +102,39 @@ PERIOD_START = "the first day of the month (a date, for BI time axes)"
 TEAM = "the team's id"
 AGENT = "the agent's id"
 
-# -- KPI formulas: the same as service.domain.kpis.compute_kpis, in SQL ------------------------
+# -- the built-in scheme's KPIs, for the wide views kept for the BI tools built on them ----------
+# Every KPI of every scheme, built-in or not, is in long form in scorecard_kpis.
 
-#: KPI -> (numerator metric, denominator) where the denominator is a metric, "responses" (the
-#: number of response-time observations) or None (the KPI is the total itself).
-KPI_SQL: dict[str, tuple[str, str | None]] = {
-    "conversion_rate": ("conversions", "consultations"),
-    "avg_response_time_seconds": ("response_time_seconds", "responses"),
-    "churn_rate": ("lost_customers", "consultations"),
-    "order_amount": ("order_amount", None),
-    "valid_order_ratio": ("valid_orders", "orders"),
-    "payment_ratio": ("paid_orders", "orders"),
-    "refund_ratio": ("refunded_orders", "paid_orders"),
-    "avg_order_value": ("order_amount", "paying_customers"),
-}
-KPI_MEANINGS: dict[str, str] = {
-    "conversion_rate": "conversions / consultations (a fraction; null: no consultations)",
-    "avg_response_time_seconds": "average response time in seconds (null: no responses)",
-    "churn_rate": "lost_customers / consultations (a fraction; null: no consultations)",
-    "order_amount": "total order amount",
-    "valid_order_ratio": "valid_orders / orders (null: no orders)",
-    "payment_ratio": "paid_orders / orders (null: no orders)",
-    "refund_ratio": "refunded_orders / paid_orders (null: no paid orders)",
-    "avg_order_value": "order_amount / paying_customers (null: no paying customers)",
-}
+#: The raw metrics and KPIs of the built-in scheme: the columns of the wide views.
+METRICS: tuple[str, ...] = tuple(m.name for m in DEFAULT_SCHEME.metrics)
+KPI_NAMES: tuple[str, ...] = tuple(k.name for k in DEFAULT_SCHEME.kpis)
+_FORMULAS: dict[str, Formula] = {k.name: k.formula for k in DEFAULT_SCHEME.kpis
+                                 if k.formula is not None}
+
+
+def _formula_sql(formula: Formula, total: Callable[[str], str]) -> str:
+    """Return a built-in formula over the view's totals (its data, not a second copy)."""
+    if formula.op == "sum":
+        return f"{total(formula.of)}::float8"
+    if formula.op == "mean":
+        return f"({total(formula.of)} / nullif({total('obs_' + formula.of)}, 0))::float8"
+    assert formula.op == "ratio" and formula.over is not None
+    return f"({total(formula.of)} / nullif({total(formula.over)}, 0))::float8"
+
+
+def _kpi_meaning(name: str) -> str:
+    kpi = DEFAULT_SCHEME.kpis_for(None)[KPI_NAMES.index(name)]
+    assert kpi.formula is not None
+    return f"{kpi.title}: {kpi.formula.text()} (null: nothing to divide by)"
 
 
 def _kpi_history(group: Sequence[str], extra: dict[str, tuple[str, str]]) -> tuple[str, dict[str,
                                                                                         str]]:
     """Return the SELECT and column comments of a KPI history grouped by ``group``."""
     sums = ",\n".join(
-        f"sum(total) FILTER (WHERE metric = {_literal(m)}) AS m_{m}" for m in METRICS
+        f"sum(total) FILTER (WHERE metric = {_literal(m)}) AS m_{m}, "
+        f"sum(observations) FILTER (WHERE metric = {_literal(m)}) AS m_obs_{m}"
+        for m in METRICS
     )
     extras = "".join(f", {sql} AS x_{name}" for name, (sql, _) in extra.items())
     inner = (
@@ -145,14 +148,8 @@ def _kpi_history(group: Sequence[str], extra: dict[str, tuple[str, str]]) -> tup
         return f"coalesce(t.m_{metric}, 0)"
 
     # order_amount is a KPI and a metric of the same value: one column.
-    kpi_names = [k for k in KPI_SQL if k not in METRICS]
-    kpis = []
-    for kpi in kpi_names:
-        numerator, denominator = KPI_SQL[kpi]
-        if denominator is None:
-            kpis.append(f"{total(numerator)}::float8")
-        else:
-            kpis.append(f"({total(numerator)} / nullif({total(denominator)}, 0))::float8")
+    kpi_names = [k for k in _FORMULAS if k not in METRICS]
+    kpis = [_formula_sql(_FORMULAS[k], total) for k in kpi_names]
     select = (
         f"SELECT {', '.join('t.' + g for g in group)}, {_period_start('t.period')}, "
         + "".join(f"t.x_{name}, " for name in extra)
@@ -169,7 +166,7 @@ def _kpi_history(group: Sequence[str], extra: dict[str, tuple[str, str]]) -> tup
     columns["order_amount"] += "; also the KPI order_amount"
     columns["responses"] = "number of response_time_seconds observations"
     columns["samples"] = "number of samples counted"
-    columns.update({k: KPI_MEANINGS[k] for k in kpi_names})
+    columns.update({k: _kpi_meaning(k) for k in kpi_names})
     columns["updated_at"] = "when the last of these samples was counted"
     return select, columns
 
@@ -365,7 +362,8 @@ VIEWS: list[View] = [
     ),
     View(
         "scorecard_kpis",
-        "Each KPI of each scorecard: one row per agent, closed month and KPI.",
+        "Each KPI of each scorecard: one row per agent, closed month and KPI, whatever KPIs"
+        " the scheme declares (a new KPI appears here without a migration).",
         {"team_id": TEAM, "period": PERIOD, "period_start": PERIOD_START, "agent_id": AGENT,
          "status": "closed or published", "kpi": "the KPI's name",
          "kind": "measured (from metrics) or rated (by the manager)", "unit": "its unit",
@@ -374,13 +372,19 @@ VIEWS: list[View] = [
          "weight": "the KPI's weight in work performance",
          "effective_weight": "its weight after KPIs without data dropped out",
          "attainment": "attainment, 0..100 (null: dropped)",
-         "dropped": "whether the KPI had no data and dropped out"},
+         "dropped": "whether the KPI had no data and dropped out",
+         "kpi_status": "measured, no_data or unavailable (fair months; null before them)",
+         "target_source": "where the target came from: scheme, position, team, goal or"
+                          " prorated (null: rated, or scored before KPIs were data)",
+         "label": "the KPI's label in its scheme",
+         "formula": "the KPI's formula in words (null: rated)"},
         "SELECT s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id, s.status,"
         " k.key, k.value ->> 'kind', k.value ->> 'unit', k.value ->> 'direction',"
         " (k.value ->> 'value')::float8, (k.value ->> 'target')::float8,"
         " (k.value ->> 'floor')::float8, (k.value ->> 'weight')::float8,"
         " (k.value ->> 'effective_weight')::float8, (k.value ->> 'attainment')::float8,"
-        " (k.value ->> 'dropped')::boolean"
+        " (k.value ->> 'dropped')::boolean, k.value ->> 'status', k.value ->> 'target_source',"
+        " coalesce(k.value ->> 'label', k.key), k.value ->> 'formula'"
         " FROM public.scorecards s"
         " CROSS JOIN LATERAL jsonb_each(coalesce(s.document -> 'kpis', '{}'::jsonb)) k",
         ("scorecards",),

@@ -17,20 +17,20 @@ from fastapi.responses import HTMLResponse
 
 from service.api import cycles as cycles_api
 from service.api.problems import Problem
-from service.domain.kpis import MEASURED_KPIS
 from service.ui import api, fmt
 from service.ui.render import UiRoute, page
 from service.ui.routes import (
     CRITERIA_LABELS,
-    KPI_LABELS,
     Ctx,
     Fmt,
     Id,
     Month,
     Viewer,
     _kpi_cells,
+    _labels,
     _rank_label,
     _sanction_rows,
+    measured_kpis,
     month_label,
     month_targets,
     scorecard,
@@ -69,7 +69,8 @@ async def monthly_report(
         card = await scorecard(ctx, principal, team_id, period, person["agent_id"])
         if card is not None:
             cards[person["agent_id"]] = card
-    kpi_names = [k for k in MEASURED_KPIS if any(k in c["kpis"] for c in cards.values())]
+    kpi_names = measured_kpis(cards.values())
+    labels = _labels(cards.values())
     sanctions = await _sanction_rows(ctx, principal, request, team_id=team_id, period=period)
     rows = [{
         "agent_id": e["agent_id"], "name": e["name"], "rank": _rank_label(e),
@@ -85,11 +86,10 @@ async def monthly_report(
              for agent_id, card in cards.items()]
     return page(request, "report.html", {
         "team": team, "f": f, "period": period, "period_label": label, "cycle": cycle,
-        "rows": rows, "kpi_names": kpi_names, "kpi_labels": KPI_LABELS,
+        "rows": rows, "kpi_names": kpi_names, "kpi_labels": labels,
         "targets": month_targets(cards.values(), kpi_names, f),
         "not_ranked": not_ranked, "sanctions": sanctions, "lines": lines,
-        "unavailable": [KPI_LABELS.get(k, (k, k))[1]
-                        for k in ranking.get("unavailable_kpis", [])],
+        "unavailable": [labels.get(k, k) for k in ranking.get("unavailable_kpis", [])],
         "printed_at": f.when(ctx.clock()),
     })
 
@@ -103,7 +103,7 @@ def _agent_line(card: dict[str, Any], rank: str | None, not_ranked: str | None,
             continue
         prorated = kpi.get("prorated_by")
         kpis.append({
-            "label": KPI_LABELS.get(name, (name, name))[1],
+            "label": str(kpi.get("label") or name),
             "value": f.kpi(name, kpi["value"], kpi["unit"])
             if kpi.get("status") != "unavailable" else fmt.DASH,
             "target": f.kpi(name, kpi["target"], kpi["unit"]),

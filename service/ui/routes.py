@@ -45,7 +45,6 @@ from service.commands.cycles import pinned_scheme
 from service.context import ServiceContext
 from service.domain.errors import DomainError, NotFound
 from service.domain.ids import COMPOUND_ID_PATTERN, ID_PATTERN
-from service.domain.kpis import MEASURED_KPIS
 from service.domain.periods import next_period, parse_period, period_of, previous_period
 from service.domain.principal import Principal, may_rate_as, rating_refusal
 from service.queries.sanctions import managed_teams
@@ -63,28 +62,35 @@ MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 Viewer = Annotated[Principal, ui_allow("manager", "agent")]
 Manager = Annotated[Principal, ui_allow("manager")]
 
-#: Short column headings and full names of the KPIs.
-KPI_LABELS: dict[str, tuple[str, str]] = {
-    "conversion_rate": ("Conv.", "Consultation conversion rate"),
-    "avg_response_time_seconds": ("Resp.", "Average response time"),
-    "churn_rate": ("Churn", "Customer churn rate"),
-    "order_amount": ("Orders", "Total order amount"),
-    "valid_order_ratio": ("Valid", "Valid order ratio"),
-    "payment_ratio": ("Paid", "Payment ratio"),
-    "refund_ratio": ("Refund", "Refund ratio"),
-    "avg_order_value": ("AOV", "Average order value per customer"),
-    "report_timeliness": ("Timely", "Report timeliness"),
-    "report_reliability": ("Reliable", "Report data reliability"),
-    "report_quality": ("Quality", "Report quality"),
-}
 CRITERIA_LABELS: dict[str, str] = {
     "task_completion": "Work-task completion",
     "work_performance": "Work performance (KPI attainment)",
     "work_ability": "Work ability",
     "cooperation": "Cooperation",
     "service": "Service",
-    **{name: full for name, (_, full) in KPI_LABELS.items()},
 }
+
+
+def _label(card: Mapping[str, Any] | None, name: str) -> str:
+    """Return a KPI's label as its scheme gives it (in the scorecard), or its name."""
+    kpi = (card or {}).get("kpis", {}).get(name) or {}
+    return str(kpi.get("label") or name)
+
+
+def _labels(cards: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Return the label of every KPI on the cards, from the schemes that scored them."""
+    labels: dict[str, str] = {}
+    for card in cards:
+        for name, kpi in card.get("kpis", {}).items():
+            labels.setdefault(name, str(kpi.get("label") or name))
+    return labels
+
+
+def measured_kpis(cards: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Return the measured KPIs on the cards, in their schemes' order: no second catalogue."""
+    return list(dict.fromkeys(
+        name for c in cards for name, k in c["kpis"].items() if k["kind"] == "measured"))
+
 KIND_LABELS = {"reward": "Reward", "deduction": "Deduction",
                "improvement_plan": "Improvement plan",
                "reassignment_review": "Reassignment review"}
@@ -337,7 +343,8 @@ async def board(
         card = await scorecard(ctx, principal, team_id, period, agent_id)
         if card is not None:
             cards[agent_id] = card
-    kpi_names = [k for k in MEASURED_KPIS if any(k in c["kpis"] for c in cards.values())]
+    labels = _labels(cards.values())
+    kpi_names = measured_kpis(cards.values())
     targets = month_targets(cards.values(), kpi_names, f)
     rows = []
     for e in entries:
@@ -366,9 +373,9 @@ async def board(
                                        for m in reversed(months)],
         "previous": previous_period(period), "next": next_period(period),
         "cycle": cycle, "ranking": ranking, "ranking_note": ranking_note, "rows": rows,
-        "unranked": missing, "kpi_names": kpi_names, "kpi_labels": KPI_LABELS,
+        "unranked": missing, "kpi_names": kpi_names, "kpi_labels": labels,
         "not_ranked": list(ranking.get("not_ranked", [])) if ranking else [],
-        "unavailable": [KPI_LABELS.get(k, (k, k))[1]
+        "unavailable": [labels.get(k, k)
                         for k in (ranking.get("unavailable_kpis", []) if ranking else [])],
         "targets": targets, "sanctions": sanctions, "own_card": own_card,
         "own_kpis": _kpi_cells(own_card, kpi_names, f) if own_card else [],
@@ -401,7 +408,7 @@ def _kpi_cells(card: Mapping[str, Any] | None, names: Sequence[str], f: Fmt
             cells.append({"text": fmt.DASH, "attainment": None, "title": "not visible"})
             continue
         attainment = kpi.get("attainment")
-        label = KPI_LABELS.get(name, (name, name))[1]
+        label = _label(card, name)
         status = kpi.get("status")
         title = (f"{label}: attainment {f.num(attainment, 0)} of 100" if attainment is not None
                  else "no data this month")
@@ -505,7 +512,9 @@ async def agent_page(
                                        period=current))
     trends = []
     reference = cards[selected]["kpis"] if selected else {}
-    for name in MEASURED_KPIS:
+    measured = dict.fromkeys(n for m in shown for n, k in cards[m]["kpis"].items()
+                             if k["kind"] == "measured")
+    for name in measured:
         kpi = reference.get(name) or next(
             (cards[m]["kpis"][name] for m in shown if name in cards[m]["kpis"]), None)
         if kpi is None:
@@ -518,9 +527,9 @@ async def agent_page(
             return f.kpi(name, value, unit)
 
         trends.append({
-            "name": name, "label": KPI_LABELS.get(name, (name, name))[1],
+            "name": name, "label": kpi.get("label") or name,
             "chart": charts.line_chart(
-                KPI_LABELS.get(name, (name, name))[1], points, write,
+                kpi.get("label") or name, points, write,
                 target=kpi["target"], lower_is_better=kpi["direction"] == "lower"),
             "values": [(month_label(m), f.kpi(name, cards[m]["kpis"].get(name, {})
                                                .get("value"), unit)) for m in shown],
@@ -536,11 +545,10 @@ async def agent_page(
     evaluations: list[dict[str, Any]] = []
     card = cards.get(selected) if selected else None
     if card is not None:
-        order = [*KPI_LABELS, *card["kpis"]]
-        for name, kpi in sorted(card["kpis"].items(), key=lambda item: order.index(item[0])):
+        for name, kpi in card["kpis"].items():  # in the scheme's order
             value = kpi["attainment"]
             attainment.append({
-                "name": name, "label": KPI_LABELS.get(name, (name, name))[1],
+                "name": name, "label": kpi.get("label") or name,
                 "kind": kpi["kind"], "value": f.kpi(name, kpi["value"], kpi["unit"]),
                 "target": f.kpi(name, kpi["target"], kpi["unit"]) if kpi["target"] is not None
                 else "rated", "floor": f.kpi(name, kpi["floor"], kpi["unit"])
@@ -554,7 +562,7 @@ async def agent_page(
             })
         for e in card["evaluations"]:
             evaluations.append({
-                **e, "scores_text": [(CRITERIA_LABELS.get(k, k), f.num(v, 0))
+                **e, "scores_text": [(CRITERIA_LABELS.get(k) or _label(card, k), f.num(v, 0))
                                      for k, v in e["scores"].items()],
                 "when": f.when(e["submitted_at"]),
                 "deadline_text": f.when(e["deadline"]) if e.get("deadline") else "",
@@ -581,7 +589,7 @@ async def agent_page(
         "card": card, "trends": trends, "composite": composite, "attainment": attainment,
         "evaluations": evaluations, "sanctions": sanctions, "plans": plans,
         "live": live, "live_label": month_label(current),
-        "live_kpis": [(KPI_LABELS.get(k, (k, k))[1], _live_text(k, v, f))
+        "live_kpis": [(_labels(cards.values()).get(k, k), _live_text(k, v, f))
                       for k, v in live["kpis"].items()],
         "feedback": await _feedback(ctx, principal, team.team_id, shown, cards, f),
         "manages": manages(principal, team), "done": DONE.get(done or ""),
@@ -834,11 +842,13 @@ async def _evaluation_form(
         "comment": (current or {}).get("comment") or "",
     }
     descriptions = {k.name: k.description for k in scheme.kpis}
-    fields = [{"name": name, "label": CRITERIA_LABELS.get(name, name),
+    titles = {k.name: k.title for k in scheme.kpis}
+    fields = [{"name": name, "label": CRITERIA_LABELS.get(name) or titles.get(name, name),
                "hint": descriptions.get(name, ""), "value": prefill.get(name, "")}
               for name in sorted(scheme.form(rater_role),
-                                 key=lambda n: list(CRITERIA_LABELS).index(n)
-                                 if n in CRITERIA_LABELS else 99)]
+                                 key=lambda n: (list(CRITERIA_LABELS).index(n)
+                                                if n in CRITERIA_LABELS else 99,
+                                                list(titles).index(n) if n in titles else 0))]
     owner = scheme.kpi_attainment_criterion()
     overridable = owner[1].name if owner is not None and owner[0] == rater_role else None
     return page(request, "evaluate.html", {

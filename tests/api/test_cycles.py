@@ -314,7 +314,9 @@ async def test_invalid_scheme_lists_every_problem(app_client: httpx.AsyncClient,
     base.pop("scheme_id"), base.pop("version")
     base["roles"][0]["weight"] = 0.9
     base["kpis"][0]["target"] = 0.01  # conversion_rate target below its floor (0.05)
-    base["kpis"].append({**base["kpis"][1], "name": "happiness"})
+    # a KPI over a metric the scheme does not declare
+    base["kpis"].append({**base["kpis"][1], "name": "happiness",
+                         "formula": {"op": "mean", "of": "smiles"}})
     response = await app_client.put(f"/v1/schemes/s-{uid}", json=base, headers=ADMIN)
     assert response.status_code == 422
     reasons = " ".join(f"{e['field']}: {e['reason']}" for e in response.json()["errors"])

@@ -137,6 +137,11 @@ async def test_a_published_month_reads_the_same_in_the_views_as_in_the_api(
     kpis = await _rows(db, "SELECT * FROM reporting.scorecard_kpis WHERE team_id = $1"
                        " AND agent_id = $2", team.team_id, a)
     assert {k["kpi"] for k in kpis} == set(card["kpis"])
+    # KPIs as data (issue 19): each row says its label, formula and where its target came from
+    conversion = next(k for k in kpis if k["kpi"] == "conversion_rate")
+    assert (conversion["label"], conversion["formula"], conversion["target_source"]) == (
+        "Consultation conversion rate", "conversions / consultations", "scheme")
+    assert conversion["kpi_status"] == card["kpis"]["conversion_rate"]["status"]
     criteria = await _rows(db, "SELECT * FROM reporting.scorecard_criteria WHERE team_id = $1"
                            " AND agent_id = $2 AND criterion = 'cooperation'", team.team_id, a)
     assert [(r["rater_role"], r["score"]) for r in criteria] == [("manager", 90)]

@@ -14,8 +14,18 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from service.domain.kpis import KPI_DIRECTIONS, MEASURED_KPIS, RATED_KPIS
-from service.domain.scheme import Criterion, KpiDef, RaterRole, Scheme, validate_scheme
+from service.domain.scheme import (
+    BUILTIN_DIRECTIONS,
+    Criterion,
+    KpiDef,
+    RaterRole,
+    Scheme,
+    validate_scheme,
+)
+
+MEASURED_KPIS: tuple[str, ...] = tuple(BUILTIN_DIRECTIONS)
+RATED_KPIS = ("report_timeliness", "report_reliability", "report_quality")
+KPI_DIRECTIONS = BUILTIN_DIRECTIONS
 
 Draw = Callable[[st.SearchStrategy[Any]], Any]
 

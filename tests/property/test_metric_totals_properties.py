@@ -11,12 +11,14 @@ import asyncpg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.domain.team_metrics import Declared
 from service.projections.metric_totals import compact, compact_all
 from service.store import metrics as store
 from service.store.database import _init_connection, asyncpg_dsn
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 _runs = itertools.count()
+DECLARED = {"order_amount": "currency", "response_time_seconds": "seconds"}
 
 # A sample: (id number, agent, team, period, metric, value); ids repeat across and within
 # batches (resent samples), values are doubles with awkward digits.
@@ -59,7 +61,11 @@ async def _run(url: str, plan: list[tuple[list[tuple[int, str, str, str, str, fl
                     await store.stage(conn, staged)
                     await store.place_as(conn, [(i, f"{prefix}{s[2]}", s[3])
                                                 for i, s in enumerate(rows)])
-                    judged = await store.settle(conn, NOW)
+                    # Both teams' schemes declare both metrics for both months.
+                    accepts = {(f"{prefix}{team}", period): {
+                        metric: Declared(unit, "sum") for metric, unit in DECLARED.items()}
+                        for team in ("t1", "t2") for period in ("2026-10", "2026-11")}
+                    judged = await store.settle(conn, NOW, None, accepts)
                     assert not judged.rejected
             if fold:
                 await compact(conn, rows=fold)

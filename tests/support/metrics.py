@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 
 from service.domain import metrics as m
-from service.domain.kpis import COUNT_METRICS, METRICS
 from service.store.database import Database
+from tests.support.kpis import COUNT_METRICS, METRICS
 
 
 def random_value(rng: random.Random, metric: str) -> float:

@@ -10,11 +10,11 @@ import pytest
 
 from service.domain import cycle as c
 from service.domain.events import DomainEvent
-from service.domain.kpis import compute_kpis
 from service.domain.presence import DateRange, Span
 from service.domain.results import consecutive_last_places, last_place_agents
 from service.domain.scheme import DEFAULT_SCHEME, DEFAULT_SCHEME_V2, Scheme, validate_scheme
 from service.domain.scheme_history import decide_builtin, evolve
+from tests.support.kpis import builtin_kpis
 
 NOV = "2026-11"
 OPENED = datetime(2026, 11, 1, tzinfo=UTC)
@@ -51,7 +51,7 @@ def agent(agent_id: str, totals: dict[str, float] | None = None, *, span: Span |
     t = dict(FULL if totals is None else totals)
     responses = 10 if "response_time_seconds" in t else 0
     return c.RosterEntry(agent_id=agent_id, name=agent_id.upper(), position=position,
-                         kpis=compute_kpis(t, responses), totals=t, span=span or Span(),
+                         kpis=builtin_kpis(t, responses), totals=t, span=span or Span(),
                          absences=absences)
 
 

@@ -1,20 +1,16 @@
-"""KPI formulas over raw metric totals (domain.md, "The online-shop scenario")."""
+"""KPIs as data: the built-in KPIs are the built-in scheme's formulas, with exactly the results
+of the formulas that used to be code (kept below, in this test only, as the oracle)."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Mapping
+
 import pytest
 
-from service.domain.kpis import (
-    COUNT_METRICS,
-    KPI_DIRECTIONS,
-    KPI_INPUTS,
-    KPI_NAMES,
-    MEASURED_KPIS,
-    METRICS,
-    RATED_KPIS,
-    compute_kpis,
-    metrics_needed,
-)
+from service.domain.kpis import Formula, compute, evaluate, has_data, metrics_needed
+from service.domain.scheme import DEFAULT_SCHEME, DEFAULT_SCHEME_V2
+from tests.support.kpis import BUILTIN_FORMULAS, METRICS, builtin_kpis
 
 A_MONTH = {
     "consultations": 40,
@@ -30,11 +26,49 @@ A_MONTH = {
 }
 
 
+def _oracle(totals: Mapping[str, float], responses: int) -> dict[str, float | None]:
+    """The hard-coded formulas of csperf before issue 19 (service/domain/kpis.py, verbatim)."""
+
+    def ratio(numerator: float, denominator: float) -> float | None:
+        return None if denominator == 0 else numerator / denominator
+
+    def total(metric: str) -> float:
+        return totals.get(metric, 0.0)
+
+    return {
+        "conversion_rate": ratio(total("conversions"), total("consultations")),
+        "avg_response_time_seconds": ratio(total("response_time_seconds"), responses),
+        "churn_rate": ratio(total("lost_customers"), total("consultations")),
+        "order_amount": total("order_amount"),
+        "valid_order_ratio": ratio(total("valid_orders"), total("orders")),
+        "payment_ratio": ratio(total("paid_orders"), total("orders")),
+        "refund_ratio": ratio(total("refunded_orders"), total("paid_orders")),
+        "avg_order_value": ratio(total("order_amount"), total("paying_customers")),
+    }
+
+
+def test_the_built_in_formulas_are_data_of_both_built_in_versions() -> None:
+    for scheme in (DEFAULT_SCHEME, DEFAULT_SCHEME_V2):
+        assert {m.name for m in scheme.metrics} == set(METRICS)
+        assert {k.name: k.formula for k in scheme.kpis if k.kind == "measured"} \
+            == BUILTIN_FORMULAS
+        assert len(BUILTIN_FORMULAS) == 8
+
+
+def test_the_data_gives_exactly_what_the_old_code_gave() -> None:
+    # Given many months of random totals, some metrics missing, some zero
+    rng = random.Random(19)
+    for _ in range(2000):
+        totals = {m: float(rng.choice([0, rng.randint(0, 50), rng.randint(0, 100_000) / 100]))
+                  for m in METRICS if rng.random() < 0.8}
+        responses = rng.choice([0, rng.randint(1, 40)]) if "response_time_seconds" in totals \
+            else 0
+        # Then the scheme's formulas equal the old code to the last bit (== on floats)
+        assert builtin_kpis(totals, responses) == _oracle(totals, responses)
+
+
 def test_every_kpi_follows_its_formula() -> None:
-    # Given a month of totals over 20 responses
-    # When the KPIs are computed
-    kpis = compute_kpis(A_MONTH, responses=20)
-    # Then each is its formula, ratios as fractions
+    kpis = builtin_kpis(A_MONTH, responses=20)
     assert kpis == {
         "conversion_rate": pytest.approx(10 / 40),
         "avg_response_time_seconds": pytest.approx(30.0),
@@ -48,62 +82,39 @@ def test_every_kpi_follows_its_formula() -> None:
 
 
 def test_a_month_with_nothing_has_no_ratios_but_a_zero_order_amount() -> None:
-    # Given no samples at all
-    kpis = compute_kpis({}, responses=0)
-    # Then every ratio is no data (None, never 0), and the summed amount is 0
-    assert kpis == {
-        "conversion_rate": None,
-        "avg_response_time_seconds": None,
-        "churn_rate": None,
-        "order_amount": 0.0,
-        "valid_order_ratio": None,
-        "payment_ratio": None,
-        "refund_ratio": None,
-        "avg_order_value": None,
-    }
+    kpis = builtin_kpis({}, responses=0)
+    assert kpis["order_amount"] == 0.0
+    assert all(v is None for k, v in kpis.items() if k != "order_amount")
 
 
-def test_a_metric_never_sent_counts_as_zero() -> None:
-    # Given consultations but no conversions and no lost customers ever sent
-    kpis = compute_kpis({"consultations": 10}, responses=0)
-    # Then the rates are 0, not missing: 0 lost customers is a fine month
-    assert kpis["conversion_rate"] == 0.0
-    assert kpis["churn_rate"] == 0.0
+def test_mean_over_zero_observations_is_no_data() -> None:
+    # Given a mean KPI and no observation of its metric
+    mean = Formula(op="mean", of="handle_time")
+    value = evaluate(mean, {}, {})
+    # Then it has no value (never 0, never a crash) and counts as no data
+    assert value is None
+    assert has_data(mean, value, {}) is False
+    # and one observation gives its value
+    assert evaluate(mean, {"handle_time": 42.0}, {"handle_time": 1}) == 42.0
 
 
-def test_each_zero_denominator_is_no_data_on_its_own() -> None:
-    # Given orders but no paid orders, and paying customers with no amount
-    kpis = compute_kpis({"orders": 5, "valid_orders": 5, "paying_customers": 3}, responses=0)
-    # Then the ratios over orders exist, the refund ratio (over paid orders) does not
-    assert kpis["valid_order_ratio"] == 1.0
-    assert kpis["payment_ratio"] == 0.0
-    assert kpis["refund_ratio"] is None
-    assert kpis["avg_order_value"] == 0.0
-    assert kpis["conversion_rate"] is None
+def test_per_active_day_divides_by_active_days() -> None:
+    per_day = Formula(op="per_active_day", of="tickets")
+    assert evaluate(per_day, {"tickets": 60.0}, {"tickets": 12}, active_days=20) == 3.0
+    # no active day: nothing to divide by
+    assert evaluate(per_day, {"tickets": 60.0}, {"tickets": 12}, active_days=0) is None
+    # a sum needs a sample to have data, even though its value is 0
+    assert has_data(Formula(op="sum", of="tickets"), 0.0, {}) is False
 
 
-def test_response_time_is_averaged_per_response() -> None:
-    # Given three responses of 10, 20 and 60 seconds
-    kpis = compute_kpis({"response_time_seconds": 90.0}, responses=3)
-    # Then the average is 30 seconds
-    assert kpis["avg_response_time_seconds"] == pytest.approx(30.0)
+def test_a_ratio_whose_over_metric_never_arrives_has_no_data() -> None:
+    attendance = {"attendance_rate": Formula(op="ratio", of="days_present",
+                                             over="days_scheduled")}
+    values = compute(attendance, {"days_present": 20.0}, {"days_present": 20})
+    assert values == {"attendance_rate": None}
+    assert has_data(attendance["attendance_rate"], None, {"days_present": 20.0}) is False
 
 
-def test_catalogue_is_consistent() -> None:
-    assert len(METRICS) == len(set(METRICS)) == 10
-    assert set(MEASURED_KPIS) == set(KPI_INPUTS)
-    assert {m for inputs in KPI_INPUTS.values() for m in inputs} <= set(METRICS)
-    assert COUNT_METRICS == set(METRICS) - {"response_time_seconds", "order_amount"}
-    assert set(KPI_DIRECTIONS) == set(KPI_NAMES) == set(MEASURED_KPIS) | set(RATED_KPIS)
-    assert {k for k, d in KPI_DIRECTIONS.items() if d == "lower"} == {
-        "avg_response_time_seconds",
-        "churn_rate",
-        "refund_ratio",
-    }
-
-
-def test_feed_monitoring_knows_which_metrics_a_kpi_set_needs() -> None:
-    # Given a team that only watches churn and refunds (and a rated KPI, which needs no feed)
-    needed = metrics_needed(["churn_rate", "refund_ratio", "report_quality"])
-    # Then these raw metrics must keep arriving
+def test_feed_monitoring_knows_which_metrics_formulas_need() -> None:
+    needed = metrics_needed([BUILTIN_FORMULAS["churn_rate"], BUILTIN_FORMULAS["refund_ratio"]])
     assert needed == {"lost_customers", "consultations", "refunded_orders", "paid_orders"}

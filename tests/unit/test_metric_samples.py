@@ -11,7 +11,9 @@ import pytest
 from service.domain import cycle as c
 from service.domain import metrics as m
 from service.domain.directory import Agent, Membership
+from service.domain.kpis import MetricDef
 from service.domain.scheme import DEFAULT_SCHEME
+from service.domain.team_metrics import declared as declared_metrics
 from service.store.metrics import CYCLE_STATUS_EVENTS
 
 NOW = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
@@ -32,13 +34,11 @@ def agent(*stretches: tuple[str, datetime, datetime | None]) -> Agent:
 @pytest.mark.parametrize(
     ("s", "reason"),
     [
-        (sample(metric="likes"), m.UNKNOWN_METRIC),
         (sample(value=math.nan), m.NON_FINITE_VALUE),
         (sample(value=math.inf), m.NON_FINITE_VALUE),
         (sample(value=-1.0), m.NEGATIVE_VALUE),
         (sample(metric="order_amount", value=-0.01), m.NEGATIVE_VALUE),
         (sample(value=2e12), m.VALUE_TOO_LARGE),
-        (sample(value=1.5), m.FRACTIONAL_COUNT),
         (sample(at=NOW + timedelta(days=1, seconds=1)), m.IN_FUTURE),
         (sample(at=datetime(1999, 12, 31, 23, 59, tzinfo=UTC)), m.TOO_OLD),
     ],
@@ -46,6 +46,22 @@ def agent(*stretches: tuple[str, datetime, datetime | None]) -> Agent:
 def test_unusable_samples_are_named(s: m.Sample, reason: str) -> None:
     rejection = m.check(s, NOW)
     assert rejection is not None and rejection.reason == reason and rejection.detail
+
+
+def test_a_metric_is_judged_by_what_the_team_s_scheme_declares() -> None:
+    declared = declared_metrics(DEFAULT_SCHEME)
+    # An undeclared metric: unknown, kept and replayable (the detail says so)
+    unknown = m.undeclared(sample(metric="likes"), "t", declared)
+    assert unknown is not None and unknown.reason == m.UNKNOWN_METRIC
+    assert "replayed" in unknown.detail
+    # A count (unit "count") takes whole numbers only; an amount takes cents
+    fractional = m.undeclared(sample(value=1.5), "t", declared)
+    assert fractional is not None and fractional.reason == m.FRACTIONAL_COUNT
+    assert m.undeclared(sample(metric="order_amount", value=12.34), "t", declared) is None
+    # A scheme that declares a new metric takes it
+    attendance = DEFAULT_SCHEME.model_copy(update={"metrics": (
+        *DEFAULT_SCHEME.metrics, MetricDef(name="days_present", unit="count"))})
+    assert m.undeclared(sample(metric="days_present"), "t", declared_metrics(attendance)) is None
 
 
 @pytest.mark.parametrize(
@@ -126,7 +142,9 @@ def test_status_events_are_the_cycles_own() -> None:
 
 
 def test_the_default_scheme_needs_every_metric() -> None:
-    assert m.scheme_inputs(DEFAULT_SCHEME) == frozenset(m.METRICS)
+    needed = m.scheme_inputs(DEFAULT_SCHEME)
+    assert set(needed) == {x.name for x in DEFAULT_SCHEME.metrics}
+    assert needed["consultations"] == ["churn_rate", "conversion_rate"]
 
 
 def test_quiet_feeds_are_flagged_after_the_quiet_time() -> None:
@@ -134,7 +152,9 @@ def test_quiet_feeds_are_flagged_after_the_quiet_time() -> None:
     quiet = timedelta(minutes=120)
     last = {"consultations": NOW - timedelta(minutes=10),
             "conversions": NOW - timedelta(minutes=121)}
-    warnings = m.quiet_feeds(["consultations", "conversions", "orders"], last, opened, NOW, quiet)
+    needed = {"consultations": ["conversion_rate"], "conversions": ["conversion_rate"],
+              "orders": ["payment_ratio"]}
+    warnings = m.quiet_feeds(needed, last, opened, NOW, quiet)
     by_metric = {w["metric"]: w for w in warnings}
     assert set(by_metric) == {"conversions", "orders"}
     assert by_metric["conversions"]["last_received_at"] == last["conversions"].isoformat()
@@ -142,4 +162,4 @@ def test_quiet_feeds_are_flagged_after_the_quiet_time() -> None:
     assert by_metric["orders"]["kind"] == "metric_feed_quiet"
     assert "conversion_rate" in by_metric["conversions"]["kpis"]
     # A cycle opened a moment ago gives its feeds the quiet time to start.
-    assert m.quiet_feeds(["orders"], {}, NOW - timedelta(minutes=5), NOW, quiet) == []
+    assert m.quiet_feeds({"orders": []}, {}, NOW - timedelta(minutes=5), NOW, quiet) == []

@@ -7,13 +7,17 @@ from typing import Any
 import pydantic
 import pytest
 
+from service.domain.kpis import TeamTarget
 from service.domain.problems import Problem
 from service.domain.scheme import (
     DEFAULT_SCHEME,
     KpiOverride,
     Scheme,
     check_evaluation,
+    effective_kpis,
+    team_target_problems,
     validate_scheme,
+    with_team_targets,
 )
 
 
@@ -220,7 +224,7 @@ def test_validation_reports_every_problem_at_once() -> None:
     body["kpis"][2]["target"] = 0.5  # churn_rate: lower is better, target above floor 0.30
     body["kpis"][0]["direction"] = "lower"  # conversion_rate is higher-is-better
     body["kpis"].append(dict(body["kpis"][4]))  # valid_order_ratio twice
-    body["kpis"].append(body["kpis"][5] | {"name": "attendance"})  # unknown KPI
+    body["kpis"].append(body["kpis"][5] | {"name": "bad name"})  # not a usable KPI name
     body["results"]["deduction_amount"] = -100
     body["results"]["min_ranked_agents"] = 0
     body["requires_training"] = ["peer", "boss"]
@@ -258,12 +262,101 @@ def test_measured_kpis_need_a_target_and_floor_on_the_right_side() -> None:
     }
 
 
-def test_rated_kpis_have_no_bounds_and_kinds_follow_the_name() -> None:
+def test_rated_kpis_have_no_bounds_and_measured_ones_need_a_formula() -> None:
     body = _dump()
     body["kpis"][8]["target"] = 90.0  # report_timeliness is rated
-    body["kpis"][9]["kind"] = "measured"  # report_reliability is rated
+    body["kpis"][9]["kind"] = "measured"  # report_reliability: measured, but no formula
+    body["kpis"][10]["formula"] = {"op": "sum", "of": "orders"}  # a rated KPI with a formula
     problems = validate_scheme(Scheme.model_validate(body))
-    assert {"kpis.report_timeliness.target", "kpis.report_reliability.kind"} <= _fields(problems)
+    assert {"kpis.report_timeliness.target", "kpis.report_reliability.formula",
+            "kpis.report_quality.formula"} <= _fields(problems)
+
+
+def _attendance_kpi(**changes: Any) -> dict[str, Any]:
+    return {"name": "attendance_rate", "kind": "measured", "direction": "higher",
+            "target": 0.98, "floor": 0.80, "weight": 0.15, "unit": "ratio",
+            "label": "Attendance rate",
+            "formula": {"op": "ratio", "of": "days_present", "over": "days_scheduled"},
+            **changes}
+
+
+def test_a_new_kpi_over_declared_metrics_is_valid() -> None:
+    body = _dump()
+    body["metrics"] += [{"name": "days_present", "unit": "count", "aggregation": "sum"},
+                        {"name": "days_scheduled", "unit": "count", "aggregation": "sum"}]
+    body["kpis"][0] = _attendance_kpi()  # replaces conversion_rate (same weight)
+    assert validate_scheme(Scheme.model_validate(body)) == []
+
+
+def test_every_kpi_as_data_problem_is_listed_at_once() -> None:
+    # Given a scheme with each of the issue's five mistakes
+    body = _dump()
+    body["metrics"].append({"name": "days_present", "unit": "count"})
+    body["kpis"][0] = _attendance_kpi()  # days_scheduled is not declared
+    body["kpis"][1] = body["kpis"][1] | {  # a ratio over itself
+        "formula": {"op": "ratio", "of": "orders", "over": "orders"}}
+    body["kpis"][2]["name"] = "service"  # clashes with the manager's criterion "service"
+    body["kpis"][3]["floor"] = 60000.0  # order_amount: floor above its target
+    body["kpis"][4]["weight"] = 0.5  # KPI weights no longer sum to 1
+    problems = validate_scheme(Scheme.model_validate(body))
+    # Then each is reported, naming the field
+    fields = _fields(problems)
+    assert {"kpis.attendance_rate.formula.over", "kpis.avg_response_time_seconds.formula.over",
+            "roles[1].criteria[3].name", "kpis.order_amount.target", "kpis"} <= fields
+    reasons = {p.field: p.reason for p in problems}
+    assert "not a metric the scheme declares" in reasons["kpis.attendance_rate.formula.over"]
+    assert "over itself" in reasons["kpis.avg_response_time_seconds.formula.over"]
+    assert "clashes" in reasons["roles[1].criteria[3].name"]
+    assert "sum to 1.45" in reasons["kpis"]
+
+
+def test_an_averaged_metric_is_read_by_a_mean_only_and_only_sums_prorate() -> None:
+    body = _dump()
+    body["kpis"][1]["formula"] = {"op": "sum", "of": "response_time_seconds"}
+    body["kpis"][0]["prorate"] = True  # conversion_rate is a ratio
+    fields = _fields(validate_scheme(Scheme.model_validate(body)))
+    assert {"kpis.avg_response_time_seconds.formula.of", "kpis.conversion_rate.prorate"} <= fields
+
+
+def test_a_scheme_written_before_kpis_were_data_reads_as_the_built_in_formulas() -> None:
+    # Given the shape of a scheme stored before issue 19: no metrics, no formulas
+    body = _dump()
+    del body["metrics"]
+    for kpi in body["kpis"]:
+        del kpi["formula"]
+        del kpi["label"]
+    scheme = Scheme.model_validate(body)
+    # Then it declares the ten built-in metrics and computes the built-in formulas
+    assert scheme.metrics == DEFAULT_SCHEME.metrics
+    assert [k.formula for k in scheme.kpis] == [k.formula for k in DEFAULT_SCHEME.kpis]
+    assert validate_scheme(scheme) == []
+
+
+def test_a_position_adds_drops_and_retargets_kpis() -> None:
+    body = _dump()
+    body["metrics"] += [{"name": "days_present", "unit": "count"},
+                        {"name": "days_scheduled", "unit": "count"}]
+    zero = {k["name"]: {"weight": 0.0} for k in body["kpis"]}
+    added = {k: v for k, v in _attendance_kpi(weight=1.0).items() if k != "name"}
+    body["position_overrides"] = {
+        # security desk: attendance only, everything else dropped
+        "security-desk": {**zero, "attendance_rate": added},
+        # a position with no KPIs at all: only the rated criteria count
+        "courier": zero,
+    }
+    scheme = Scheme.model_validate(body)
+    assert validate_scheme(scheme) == []
+    desk = {k.name: k for k in scheme.kpis_for("security-desk")}
+    assert desk["attendance_rate"].weight == 1.0
+    assert desk["attendance_rate"].formula is not None
+    assert sum(k.weight for k in desk.values()) == 1.0
+    assert all(k.weight == 0 for k in scheme.kpis_for("courier"))
+    assert "attendance_rate" in scheme.kpi_names()
+    # an added KPI that is incomplete is named
+    body["position_overrides"]["security-desk"]["attendance_rate"] = {"kind": "measured",
+                                                                      "weight": 1.0}
+    fields = _fields(validate_scheme(Scheme.model_validate(body)))
+    assert "position_overrides.security-desk.attendance_rate.formula" in fields
 
 
 def test_duplicates_and_clashes_are_refused() -> None:
@@ -308,3 +401,20 @@ def test_scheme_header_problems() -> None:
     body = _dump() | {"scheme_id": "has spaces", "version": 0, "name": " ", "scale_max": 0}
     problems = validate_scheme(Scheme.model_validate(body))
     assert _fields(problems) == {"scheme_id", "version", "name", "scale_max"}
+
+
+def test_a_team_target_wins_over_the_position_s_and_says_so() -> None:
+    body = _dump()
+    body["position_overrides"] = {"vip": {"order_amount": {"target": 90000.0},
+                                          "churn_rate": {"target": 0.02}}}
+    scheme = Scheme.model_validate(body)
+    team = {"order_amount": TeamTarget(target=6000.0)}
+    kpis, sources = effective_kpis(scheme, "vip", team)
+    by_name = {k.name: k for k in kpis}
+    assert (by_name["order_amount"].target, by_name["order_amount"].floor) == (6000.0, 0.0)
+    assert (sources["order_amount"], sources["churn_rate"], sources["refund_ratio"]) == (
+        "team", "position", "scheme")
+    # the targets agents are issued follow the same rule
+    issued = {k.name: k for k in with_team_targets(scheme, team).kpis_for("vip")}
+    assert issued["order_amount"].target == 6000.0 and issued["churn_rate"].target == 0.02
+    assert team_target_problems(scheme, {"order_amount": TeamTarget(floor=70000.0)})

@@ -1,0 +1,250 @@
+"""Issue 19's numbers: close + publish with KPIs as data, against the code before them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from bench.common import ROOT, BenchContext, Row, Suite, bounded
+from bench.http import ADMIN_KEY, Process, free_port, service, service_env, serving
+from service.domain.cycle import EvaluationSubmitted, cycle_stream
+from service.domain.kpis import COUNT_UNIT
+from service.domain.team_metrics import Declared
+from service.store import metrics as store
+from service.store.database import Database
+from service.store.event_store import NewEvent, append, stream_version
+
+SUITE = Suite(
+    key="kpis",
+    title="KPIs as data (issue 19)",
+    about="""
+### What these mean and how they are measured
+
+Each month is a team of 1,000 agents on version 2 of `online-shop-cs` (fair months) with a
+self and a manager evaluation each and two samples of every metric its scheme declares per
+agent (the evaluations are appended to the cycle's stream and the samples to `metric_sample`
+in bulk to set the stage, and the KPI read model is caught up before the clock starts). The
+timed step is **close + publish** through the real service over TCP, as in the cycle suite:
+from the close request to the published ranking being readable.
+
+**the code before issue 19** is the same service built from the commit this branch started
+from (`git merge-base HEAD main`, unpacked with `git archive` into a temporary folder and run
+from there), on a fresh database of its own on the same server, in the same run: its KPI
+formulas were code. **KPIs as data** is this branch with the built-in KPIs as the scheme's
+formulas. **50 KPIs over 40 metrics** is this branch with a published scheme of 40 declared
+metrics (35 summed counts, 5 averaged) and 50 KPIs (47 measured, every formula kind, and the
+3 rated report KPIs), 0.02 each, for a team of the same size. Both services run side by
+side; each kind runs twice, alternated (before, as data, 50 KPIs, ...), each close after a
+pause for the previous publication's projections, and the best of each is kept.
+""",
+)
+
+AGENTS = 1000
+PERIOD = "2026-11"
+MANAGER_FORM = ("work_ability", "cooperation", "service", "report_timeliness",
+                "report_reliability", "report_quality")
+BUILTIN_METRICS = ("consultations", "conversions", "response_time_seconds", "lost_customers",
+                   "orders", "order_amount", "valid_orders", "paid_orders", "refunded_orders",
+                   "paying_customers")
+WIDE = "bench-wide"
+#: Pause before each timed close, for the previous publication's projections to finish.
+SETTLE_SECONDS = 5.0
+
+
+def wide_scheme(base: dict[str, Any]) -> dict[str, Any]:
+    """Return a PUT body: the built-in scheme with 40 metrics and 50 KPIs."""
+    metrics = [{"name": f"m{i:02d}", "unit": "count", "aggregation": "sum"} for i in range(35)]
+    metrics += [{"name": f"m{i:02d}", "unit": "seconds", "aggregation": "mean"}
+                for i in range(35, 40)]
+    kpis: list[dict[str, Any]] = []
+    for i in range(47):
+        kind = i % 4
+        if kind == 0:
+            formula = {"op": "ratio", "of": f"m{i % 35:02d}", "over": f"m{(i + 1) % 35:02d}"}
+            bounds = (0.8, 0.2)
+        elif kind == 1:
+            formula = {"op": "sum", "of": f"m{i % 35:02d}"}
+            bounds = (10.0, 0.0)
+        elif kind == 2:
+            formula = {"op": "mean", "of": f"m{35 + i % 5:02d}"}
+            bounds = (30.0, 180.0)
+        else:
+            formula = {"op": "per_active_day", "of": f"m{i % 35:02d}"}
+            bounds = (0.5, 0.0)
+        direction = "lower" if kind == 2 else "higher"
+        kpis.append({"name": f"k{i:02d}", "kind": "measured", "direction": direction,
+                     "target": bounds[0], "floor": bounds[1], "weight": 0.02,
+                     "unit": "", "formula": formula, "prorate": kind == 1})
+    kpis += [{"name": name, "kind": "rated", "weight": 0.02, "unit": "score"}
+             for name in MANAGER_FORM[3:]]
+    return {**base, "metrics": metrics, "kpis": kpis, "position_overrides": {}}
+
+
+async def _seed(port: int, db_url: str, team: str, metrics: tuple[str, ...], agents: int,
+                scheme_id: str | None = None) -> None:
+    """Create the team and agents over HTTP; append evaluations and samples in bulk."""
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
+                                 headers=admin) as client:
+        body: dict[str, Any] = {"name": "Bench", "manager_ids": ["m-bench"]}
+        if scheme_id is not None:
+            body["scheme_id"] = scheme_id
+        (await client.put(f"/v1/teams/{team}", json=body)).raise_for_status()
+        for batch in range(0, agents, 50):
+            answers = await asyncio.gather(*[
+                client.put(f"/v1/agents/{team}-a{i}",
+                           json={"name": f"Agent {i}", "team_id": team, "position": "pre-sale"})
+                for i in range(batch, min(batch + 50, agents))
+            ])
+            for answer in answers:
+                answer.raise_for_status()
+        (await client.post(f"/v1/teams/{team}/cycles", json={"period": PERIOD})
+         ).raise_for_status()
+    now = datetime(2026, 11, 28, tzinfo=UTC)
+    events = []
+    rows: list[store.Staged] = []
+    for i in range(agents):
+        agent = f"{team}-a{i}"
+        score = 40 + (i * 37) % 60
+        events.append(EvaluationSubmitted(
+            agent_id=agent, rater_role="self", rater_id=agent,
+            scores={"task_completion": score}, revision=1, submitted_at=now))
+        events.append(EvaluationSubmitted(
+            agent_id=agent, rater_role="manager", rater_id="m-bench",
+            scores=dict.fromkeys(MANAGER_FORM, float(score)), revision=1, submitted_at=now,
+            training_on_record=True))
+        for j, metric in enumerate(metrics):
+            for k in range(2):
+                value = float((i * 7 + j * 3 + k) % 9 + 1)
+                rows.append((len(rows), f"bench-{team}", f"{agent}-{metric}-{k}", agent,
+                             metric, value, datetime(2026, 11, 10 + k, tzinfo=UTC)))
+    db = Database(db_url, pool_size=2)
+    try:
+        async with db.connection() as conn:
+            version = await stream_version(conn, cycle_stream(team, PERIOD))
+            await append(conn, cycle_stream(team, PERIOD),
+                         [NewEvent(e.type, e.data()) for e in events],
+                         expected_version=version, metadata={"actor": {"subject": "bench"}},
+                         recorded_at=now)
+        # The service's own storing statement, placed as told: every sample in the team's
+        # month, every metric declared (the totals are fresh at commit, nothing to wait for).
+        accepts = {(team, PERIOD): {m: Declared(COUNT_UNIT, "sum") for m in metrics}}
+        for start in range(0, len(rows), 10_000):
+            chunk = rows[start:start + 10_000]
+            async with db.transaction() as conn:
+                await store.stage(conn, chunk)
+                await store.place_as(conn, [(r[0], team, PERIOD) for r in chunk])
+                judged = await store.settle(conn, now, None, accepts)
+                if judged.rejected:
+                    raise RuntimeError(f"seed samples refused: {judged.rejected[:3]}")
+    finally:
+        await db.close()
+
+
+async def _close_publish(port: int, team: str, agents: int) -> float:
+    """Close and publish a team's month; return the seconds until its published ranking."""
+    headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    base = f"/v1/teams/{team}/cycles/{PERIOD}"
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
+                                 headers=headers) as client:
+        started = time.perf_counter()
+        (await client.post(f"{base}/close", json={})).raise_for_status()
+        (await client.post(f"{base}/publish")).raise_for_status()
+        while True:
+            ranking = await client.get(f"{base}/ranking")
+            # 503: the read model is still rendering the month (a loaded machine); ask again
+            if ranking.status_code != 503:
+                ranking.raise_for_status()
+                if ranking.json()["status"] == "published":
+                    break
+            await asyncio.sleep(0.005)
+        done = time.perf_counter() - started
+        assert len(ranking.json()["entries"]) == agents, len(ranking.json()["entries"])
+    return done
+
+
+@contextlib.asynccontextmanager
+async def old_service(url: str) -> AsyncIterator[Process]:
+    """Run the service as it was before this branch (its merge base with main)."""
+    base = subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="csperf-bench-base-") as folder:
+        archive = subprocess.run(["git", "archive", base, "service"], cwd=ROOT, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
+        port = free_port()
+        # -c with the old tree first on sys.path: `-m service` would import this branch's.
+        code = (f"import sys; sys.path.insert(0, {folder!r}); from service.cli import main;"
+                " sys.argv = ['csperf', 'serve']; sys.exit(main())")
+        env = service_env(url, port, PYTHONDONTWRITEBYTECODE="1")
+        async with serving([sys.executable, "-c", code], port, env, "/readyz") as server:
+            yield server
+
+
+@SUITE.benchmark("as_data", "close + publish 1,000 agents: KPIs as data against the code before")
+async def as_data(ctx: BenchContext) -> list[Row]:
+    """Time close + publish on the old code, on this branch, and with a 50-KPI scheme."""
+    rounds = 2
+    agents = int(ctx.scaled(AGENTS, 100))
+    old: list[float] = []
+    new: list[float] = []
+    wide: list[float] = []
+    async with contextlib.AsyncExitStack() as stack:
+        old_url = await stack.enter_async_context(ctx.fresh_database("csperf_bench_kpis_old"))
+        before = await stack.enter_async_context(old_service(old_url))
+        url = await stack.enter_async_context(ctx.fresh_database("csperf_bench_kpis"))
+        server = await stack.enter_async_context(service(url))
+        admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=60,
+                                     headers=admin) as client:
+            base = (await client.get("/v1/schemes/online-shop-cs")).json()
+            base.pop("scheme_id"), base.pop("version")
+            body = wide_scheme(base)
+            (await client.put(f"/v1/schemes/{WIDE}", json=body)).raise_for_status()
+        wide_metrics = tuple(m["name"] for m in body["metrics"])
+        for r in range(rounds):
+            ctx.log(f"kpis: seeding old{r} (the code before issue 19), new{r} and wide{r}")
+            await _seed(before.port, old_url, f"old{r}", BUILTIN_METRICS, agents)
+            await _seed(server.port, url, f"new{r}", BUILTIN_METRICS, agents)
+            await _seed(server.port, url, f"wide{r}", wide_metrics, agents, scheme_id=WIDE)
+        # Alternated, so a noisy neighbour slows each kind alike; each close starts once the
+        # projections have rendered the previous one (a publication keeps them busy after
+        # its ranking is readable).
+        for r in range(rounds):
+            for port, team, times in ((before.port, f"old{r}", old),
+                                      (server.port, f"new{r}", new),
+                                      (server.port, f"wide{r}", wide)):
+                await asyncio.sleep(SETTLE_SECONDS)
+                times.append(await _close_publish(port, team, agents))
+    ctx.log(f"kpis: old {old}, new {new}, wide {wide}")
+    as_data_ratio = min(new) / min(old)
+    wide_ratio = min(wide) / min(new)
+
+    def runs(times: list[float]) -> str:
+        return f"best of {rounds}; all: {', '.join(f'{t:.2f}' for t in times)} s"
+
+    return [
+        bounded(f"close + publish, {agents} agents, the code before issue 19", min(old), "s",
+                target="-", met=None, notes=runs(old)),
+        bounded(f"close + publish, {agents} agents, KPIs as data (built-in scheme)", min(new),
+                "s", target="-", met=None, notes=runs(new)),
+        bounded("KPIs as data / the code before", as_data_ratio, "x", target="<= 1.1",
+                met=as_data_ratio <= 1.1, notes="the same month, the same server, one run"),
+        bounded(f"close + publish, {agents} agents, 50 KPIs over 40 metrics", min(wide), "s",
+                target="-", met=None, notes=runs(wide)),
+        bounded("50 KPIs / the built-in scheme", wide_ratio, "x", target="<= 1.5",
+                met=wide_ratio <= 1.5, notes="both on this branch, the same run"),
+    ]
+
+
+if __name__ == "__main__":
+    raise SystemExit("run with: python -m bench --only kpis")

@@ -1,0 +1,89 @@
+"""A recorded month scores the same before and after KPIs became data (issue 19).
+
+``tests/fixtures/recorded_month.json`` is the close of a 40-agent month recorded on the code
+before issue 19 (its KPI formulas were code; see ``tests/fixtures/record_month.py`` for how it
+was recorded). Here the same inputs go through today's path: raw totals and observation counts,
+the built-in scheme's formulas as data (``cycle.measure``), then the close. Every frozen number
+must come out identical: KPI values, attainments, weights, statuses, composites, ranks, notes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.domain import cycle as c
+from service.domain.presence import DateRange, Span
+from service.domain.scheme import DEFAULT_SCHEME, DEFAULT_SCHEME_V2, Scheme
+from tests.fixtures.record_month import CLOSED, OPENED, OVERRIDES, PERIOD, inputs
+
+RECORDED = json.loads((Path(__file__).parent.parent / "fixtures" / "recorded_month.json")
+                      .read_text())
+#: Fields added since the recording; everything else must match exactly.
+NEW_FIELDS = {"target_source"}
+
+
+def _strip(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _strip(v) for k, v in value.items() if k not in NEW_FIELDS}
+    if isinstance(value, list):
+        return [_strip(v) for v in value]
+    return value
+
+
+def _replay(base: Scheme) -> list[dict[str, Any]]:
+    scheme = Scheme.model_validate(base.model_dump() | {"position_overrides": OVERRIDES})
+    roster = []
+    events: list[Any] = [c.CycleOpened(
+        team_id="t", period=PERIOD, scheme_id=scheme.scheme_id, scheme_version=scheme.version,
+        deadline=CLOSED, opened_at=OPENED)]
+    for a in inputs():
+        leave = a["leave"]
+        roster.append(c.RosterEntry(
+            agent_id=a["agent_id"], name=a["agent_id"], position=a["position"],
+            totals=a["totals"], observations={"response_time_seconds": a["responses"]},
+            span=Span(date.fromisoformat(a["hired_on"]) if a["hired_on"] else None),
+            absences=[DateRange(date.fromisoformat(leave[0]),
+                                date.fromisoformat(leave[1]))] if leave else []))
+        events.append(c.EvaluationSubmitted(
+            agent_id=a["agent_id"], rater_role="self", rater_id=a["agent_id"],
+            scores={"task_completion": a["self"]}, revision=1, submitted_at=OPENED))
+        events.append(c.EvaluationSubmitted(
+            agent_id=a["agent_id"], rater_role="manager", rater_id="m", scores=a["manager"],
+            revision=1, submitted_at=OPENED, training_on_record=True))
+    state = c.evolve_all(None, events)
+    [closed] = c.decide_close(state, scheme, c.measure(scheme, PERIOD, roster), force=True,
+                              reason="recording", missing_policy="zero", now=CLOSED,
+                              presence=c.Presence("t", None))
+    assert isinstance(closed, c.CycleClosed)
+    return [r.model_dump(mode="json") for r in closed.results]
+
+
+@pytest.mark.parametrize("scheme", [DEFAULT_SCHEME, DEFAULT_SCHEME_V2], ids=["v1", "v2"])
+def test_the_recorded_month_scores_exactly_the_same(scheme: Scheme) -> None:
+    recorded = RECORDED[str(scheme.version)]
+    replayed = _strip(_replay(scheme))
+    assert [r["agent_id"] for r in replayed] == [r["agent_id"] for r in recorded]
+    for before, after in zip(recorded, replayed, strict=True):
+        # field by field first, so a failure names the agent and the number
+        assert after["kpis"] == before["kpis"], before["agent_id"]
+        assert after["score"]["composite"] == before["score"]["composite"], before["agent_id"]
+        assert (after["rank"], after["tied"]) == (before["rank"], before["tied"])
+        assert after == before
+
+
+def test_the_recording_covers_what_could_differ() -> None:
+    # The month exercises no-data ratios, missing metrics, pro-rating and unavailable-free
+    # scoring, so an equal replay means something.
+    v2 = RECORDED["2"]
+    statuses = {k["status"] for r in v2 if r["score"]["work_performance"]
+                for k in r["score"]["work_performance"]["kpis"].values()}
+    assert {"measured", "no_data"} <= statuses
+    assert any(k is None for r in v2 for k in r["kpis"].values())
+    assert any(k.get("prorated_by") for r in v2 if r["score"]["work_performance"]
+               for k in r["score"]["work_performance"]["kpis"].values())
+    assert len({r["rank"] for r in v2 if r["rank"]}) > 10
