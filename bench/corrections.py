@@ -128,8 +128,10 @@ async def republish(ctx: BenchContext) -> list[Row]:
             db = Database(url, pool_size=2)
             try:
                 for period in months:
-                    (await client.post(f"/v1/teams/{team}/cycles",
-                                       json={"period": period})).raise_for_status()
+                    # Version 1: the seeded evaluations carry no training record, which
+                    # version 2 asks of managers; the carry-forward costs the same in both.
+                    (await client.post(f"/v1/teams/{team}/cycles", json={
+                        "period": period, "scheme_version": 1})).raise_for_status()
                     await _seed_month(db, team, period, agents)
                     base = f"/v1/teams/{team}/cycles/{period}"
                     (await client.post(f"{base}/close", json={})).raise_for_status()
