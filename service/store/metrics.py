@@ -43,6 +43,7 @@ from service.domain import team_metrics as tm
 from service.domain.cycle import cycle_stream
 from service.domain.events import decode
 from service.domain.kpis import COUNT_UNIT
+from service.store.applied import applied, newest_events
 
 #: The cycle events that set its status, and the status each sets.
 CYCLE_STATUS_EVENTS: dict[str, str] = {
@@ -67,21 +68,10 @@ class Directory:
 # One round trip: whether the directory read model has applied every committed agent and team
 # event (the newest of each type is one backward probe of event_type_order however long the
 # log), and the batch's agents' memberships with their teams' time zones.
-_DIRECTORY = """
+_DIRECTORY = f"""
 WITH newest AS (
-    (SELECT tx_id, position FROM event WHERE stream_type = 'agent'
-     ORDER BY tx_id DESC, position DESC LIMIT 1)
-    UNION ALL
-    (SELECT tx_id, position FROM event WHERE stream_type = 'team'
-     ORDER BY tx_id DESC, position DESC LIMIT 1)
-), fresh AS (
-    SELECT EXISTS (
-        SELECT 1 FROM projection_checkpoint c
-        WHERE c.name = 'directory' AND c.status = 'live'
-          AND NOT EXISTS (SELECT 1 FROM newest n
-                          WHERE (n.tx_id, n.position) > (c.tx_id, c.position))
-    ) AS ok
-)
+{newest_events("agent", "team")}
+), fresh AS (SELECT {applied("directory")} AS ok)
 SELECT m.agent_id, m.team_id, m.since, m.until, t.timezone
 FROM agent_memberships m JOIN teams t ON t.team_id = m.team_id
 WHERE (SELECT ok FROM fresh) AND m.agent_id = ANY($1::text[])
@@ -221,20 +211,11 @@ Staged = tuple[int, str, str, str, str, float, datetime]
 
 # The newest agent and team events, and whether the directory read model has applied them
 # (see _DIRECTORY): ``mark`` changes with every committed directory change.
-_NEWEST_DIRECTORY = """
+_NEWEST_DIRECTORY = f"""
 newest AS (
-    (SELECT tx_id, position FROM event WHERE stream_type = 'agent'
-     ORDER BY tx_id DESC, position DESC LIMIT 1)
-    UNION ALL
-    (SELECT tx_id, position FROM event WHERE stream_type = 'team'
-     ORDER BY tx_id DESC, position DESC LIMIT 1)
+{newest_events("agent", "team")}
 ), directory AS (
-    SELECT EXISTS (
-        SELECT 1 FROM projection_checkpoint c
-        WHERE c.name = 'directory' AND c.status = 'live'
-          AND NOT EXISTS (SELECT 1 FROM newest n
-                          WHERE (n.tx_id, n.position) > (c.tx_id, c.position))
-    ) AS fresh,
+    SELECT {applied("directory")} AS fresh,
     (SELECT string_agg(tx_id || '.' || position, ',' ORDER BY tx_id, position) FROM newest)
     AS mark
 )"""

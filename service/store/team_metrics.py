@@ -16,24 +16,14 @@ from service.domain import directory as d
 from service.domain import team_metrics as tm
 from service.domain.events import DomainEvent, decode
 from service.domain.scheme_history import SchemeVersions, evolve, scheme_stream
+from service.store.applied import applied, newest_events
 
 Pair = tuple[str, str]
 
-_LOOKUP = """
+_LOOKUP = f"""
 WITH newest AS (
-    (SELECT tx_id, position FROM event WHERE stream_type = 'scheme'
-     ORDER BY tx_id DESC, position DESC LIMIT 1)
-    UNION ALL
-    (SELECT tx_id, position FROM event WHERE stream_type = 'team'
-     ORDER BY tx_id DESC, position DESC LIMIT 1)
-), fresh AS (
-    SELECT EXISTS (
-        SELECT 1 FROM projection_checkpoint p
-        WHERE p.name = 'team_metrics' AND p.status = 'live'
-          AND NOT EXISTS (SELECT 1 FROM newest n
-                          WHERE (n.tx_id, n.position) > (p.tx_id, p.position))
-    ) AS ok
-)
+{newest_events("scheme", "team")}
+), fresh AS (SELECT {applied("team_metrics")} AS ok)
 SELECT (SELECT ok FROM fresh) AS fresh, array_agg(t.team_id) AS teams,
        array_agg(t.period) AS periods, array_agg(t.metric) AS metrics,
        array_agg(t.unit) AS units, array_agg(t.aggregation) AS aggregations
