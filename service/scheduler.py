@@ -24,8 +24,6 @@ from datetime import timedelta
 
 import asyncpg
 
-from service.commands import cycles
-from service.commands.directory import get_team
 from service.commands.release import release_pass
 from service.commands.sanctions import mark_overdue
 from service.context import ServiceContext
@@ -34,6 +32,8 @@ from service.domain import reminders as r
 from service.projections.cycle_results import CycleResults
 from service.projections.freshness import wait_caught_up
 from service.projections.sanctions import Sanctions
+from service.queries import cycles
+from service.queries.directory import get_team
 from service.queries.sanctions import overdue_candidates
 from service.store import reminders as reminder_store
 from service.store.locked_loop import LockedLoop

@@ -29,8 +29,6 @@ from service.api.schemas import (
 )
 from service.api.tabular import CSV_ANSWER, table_format, table_response
 from service.commands import cycles as commands
-from service.commands import release as release_commands
-from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain import release as r
@@ -39,7 +37,10 @@ from service.domain.reports import evaluation_document
 from service.domain.scheme import RATER_ROLES
 from service.projections.cycle_results import CycleResults
 from service.projections.freshness import wait_caught_up
+from service.queries import cycles as reads
 from service.queries import monitoring, results
+from service.queries import release as release_reads
+from service.queries.directory import get_team
 from service.queries.documents import Document
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles", tags=["cycles"])
@@ -90,7 +91,7 @@ async def get_cycle(
     plan (missing evaluations, goals not acknowledged, interviews not held, quiet feeds...)."""
     team = await get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
-    cycle = await commands.get_cycle(ctx, team_id, period)
+    cycle = await reads.get_cycle(ctx, team_id, period)
     out = cycle_out(cycle)
     process = await monitoring.cycle_process(ctx, team, cycle)
     out.warnings = process.warnings
@@ -261,7 +262,7 @@ async def get_ranking(
     stored = await results.stored_ranking(ctx, team_id, period)
     if stored is None or not stored.current:
         team = team or await get_team(ctx, team_id)
-        cycle = await commands.get_cycle(ctx, team_id, period)
+        cycle = await reads.get_cycle(ctx, team_id, period)
         if cycle.status == "open":
             _ensure_agents_see_published_only(principal, cycle.status)
             return _ranking(request, await results.provisional_ranking(ctx, team, cycle))
@@ -272,7 +273,7 @@ async def get_ranking(
                           headers={"Retry-After": "1"})
     _ensure_agents_see_published_only(principal, stored.status)
     if principal.role == "agent":
-        waiting = await release_commands.ranked_waiting(ctx, team_id, period)
+        waiting = await release_reads.ranked_waiting(ctx, team_id, period)
         if waiting:
             raise Problem(403, f"the team's ranking is shown to its agents once every ranked"
                                f" agent's result is released; {len(waiting)} still waiting",
@@ -299,7 +300,7 @@ async def get_scorecard(
     """Return every number of an agent's month and how it was computed."""
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
-    cycle = await commands.get_cycle(ctx, team_id, period)
+    cycle = await reads.get_cycle(ctx, team_id, period)
     own = principal.role == "agent"
     if cycle.status == "open":
         document = {**await results.provisional_scorecard(ctx, team, cycle, agent_id),
@@ -313,9 +314,9 @@ async def get_scorecard(
     stored = await results.stored_scorecard(ctx, team_id, period, agent_id)
     if stored is None:
         raise Problem(404, f"agent {agent_id} has no scorecard in {team_id}/{period}")
-    policy = (await commands.cycle_scheme(ctx, cycle)).results
-    month = release_commands.month_of(cycle, policy)
-    state = await release_commands.load_result(ctx, team_id, period, agent_id)
+    policy = (await reads.cycle_scheme(ctx, cycle)).results
+    month = release_reads.month_of(cycle, policy)
+    state = await release_reads.load_result(ctx, team_id, period, agent_id)
     released = cycle.status == "published" and r.is_released(state, month)
     due = (r.release_due_at(month.first_published_at, policy)
            if month.first_published_at is not None else None)

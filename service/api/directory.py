@@ -41,6 +41,7 @@ from service.domain.principal import Principal
 from service.domain.text import PRINTABLE_PATTERN
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
+from service.queries import directory as reads
 from service.queries.roster import team_agents
 from service.store import reminders as reminder_store
 
@@ -98,7 +99,7 @@ async def get_team(
     team_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> TeamOut:
     """Return a team (its managers, its agents, admins and readers)."""
-    team = await commands.get_team(ctx, team_id)
+    team = await reads.get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
     return team_out(team)
 
@@ -108,7 +109,7 @@ async def is_team_member_or_manager(
 ) -> bool:
     """Tell whether the principal is an agent of the team or may manage it."""
     if principal.role == "agent":
-        agent = await commands.find_agent(ctx, principal.subject)
+        agent = await reads.find_agent(ctx, principal.subject)
         if agent is not None and agent.team_id == team.team_id:
             return True
     return manages(principal, team.manager_ids)
@@ -142,13 +143,13 @@ async def list_team_agents(
                                           description="only agents in this position")] = None,
 ) -> AgentPage | Response:
     """Return the team's current agents (paged, sorted, filtered by position; or CSV)."""
-    team = await commands.get_team(ctx, team_id)
+    team = await reads.get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
     await wait_caught_up(ctx.db, [Directory()], timeout=2.0)
     async with ctx.db.connection() as conn:
         rows = await team_agents(conn, team_id)
     found = paginate([r for r in rows if matches(r["position"], position)], page)
-    agents = [await commands.get_agent(ctx, r["agent_id"]) for r in found.items]
+    agents = [await reads.get_agent(ctx, r["agent_id"]) for r in found.items]
     if wants_table(request):
         return link(table_response(
             request,
@@ -170,11 +171,11 @@ async def put_agent(
     every team involved)."""
     if principal.role == "manager":
         d.check_id(body.team_id, "team_id")
-        target = await commands.get_team(ctx, body.team_id)
+        target = await reads.get_team(ctx, body.team_id)
         ensure_manager_of(principal, target.manager_ids)
-        current = await commands.find_agent(ctx, agent_id)
+        current = await reads.find_agent(ctx, agent_id)
         if current is not None and current.team_id != body.team_id:
-            ensure_manager_of(principal, (await commands.get_team(ctx, current.team_id))
+            ensure_manager_of(principal, (await reads.get_team(ctx, current.team_id))
                               .manager_ids)
     agent, created = await commands.put_agent(
         ctx, caller(principal, request), d.PutAgent(
@@ -190,16 +191,16 @@ async def get_agent(
     agent_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> AgentOut:
     """Return an agent (the agent, their team's managers, admins and readers)."""
-    agent = await commands.get_agent(ctx, agent_id)
-    team = await commands.get_team(ctx, agent.team_id)
+    agent = await reads.get_agent(ctx, agent_id)
+    team = await reads.get_team(ctx, agent.team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     return agent_out(agent)
 
 
 async def _absence_writer(ctx: ServiceContext, principal: Principal, agent_id: str) -> None:
     """Let admins and the managers of the agent's current team record absences."""
-    agent = await commands.get_agent(ctx, agent_id)
-    ensure_manager_of(principal, (await commands.get_team(ctx, agent.team_id)).manager_ids)
+    agent = await reads.get_agent(ctx, agent_id)
+    ensure_manager_of(principal, (await reads.get_team(ctx, agent.team_id)).manager_ids)
 
 
 @router.put("/agents/{agent_id}/absences/{absence_id}", response_model=AbsenceOut,
@@ -233,8 +234,8 @@ async def cancel_absence(
 
 
 async def _absence_reader(ctx: ServiceContext, principal: Principal, agent_id: str) -> d.Agent:
-    agent = await commands.get_agent(ctx, agent_id)
-    team = await commands.get_team(ctx, agent.team_id)
+    agent = await reads.get_agent(ctx, agent_id)
+    team = await reads.get_team(ctx, agent.team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     return agent
 
@@ -278,7 +279,7 @@ async def get_person(
     """Return how a person is reached: email, language, reminders on or off (the person,
     admins and readers)."""
     ensure_person(principal, person_id)
-    return person_out(await commands.get_person(ctx, person_id))
+    return person_out(await reads.get_person(ctx, person_id))
 
 
 @router.put("/people/{person_id}", response_model=PersonOut)

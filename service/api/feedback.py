@@ -20,13 +20,14 @@ from service.api.schemas import (
     OutlineIn,
 )
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
-from service.commands import cycles
 from service.commands import feedback as commands
-from service.commands import release as release_commands
-from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain import feedback as f
 from service.domain.principal import Principal
+from service.queries import cycles
+from service.queries import feedback as reads
+from service.queries import release as release_reads
+from service.queries.directory import get_team
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}", tags=["feedback"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -50,7 +51,7 @@ async def classification(
     publication)."""
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
-    document = await commands.classification(ctx, team_id, period)
+    document = await reads.classification(ctx, team_id, period)
     if wants_table(request):
         return table_response(request, ({"team_id": team_id, "period": period, **i}
                              for i in document["items"]),
@@ -68,10 +69,10 @@ async def list_interviews(
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     cycle = await cycles.get_cycle(ctx, team_id, period)
-    rows = await commands.interview_rows(ctx, team_id, period)
+    rows = await reads.interview_rows(ctx, team_id, period)
     items = [dict(r) for r in rows]
-    missing = commands.missing_interviews(cycle, rows)
-    waiting, due = await release_commands.waiting_for_result(ctx, cycle)
+    missing = reads.missing_interviews(cycle, rows)
+    waiting, due = await release_reads.waiting_for_result(ctx, cycle)
     if wants_table(request):
         planned = {i["agent_id"] for i in items}
         return table_response(
@@ -90,7 +91,7 @@ async def get_interview(
     """Return an agent's interview: plan, outline, record, acknowledgement."""
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
-    return await commands.get_interview(ctx, team_id, period, agent_id)
+    return await reads.get_interview(ctx, team_id, period, agent_id)
 
 
 @router.post(INTERVIEW, response_model=InterviewOut,

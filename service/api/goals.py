@@ -23,12 +23,13 @@ from service.api.schemas import (
     ResolveIn,
 )
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
-from service.commands import cycles
 from service.commands import goals as commands
-from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain.goals import TargetAdjustment
 from service.domain.principal import Principal
+from service.queries import cycles
+from service.queries import goals as reads
+from service.queries.directory import get_team
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}/goals", tags=["goals"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -54,7 +55,7 @@ async def list_goals(
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     cycle = await cycles.get_cycle(ctx, team_id, period)
-    items = await commands.list_goals(ctx, team, cycle)
+    items = await reads.list_goals(ctx, team, cycle)
     if wants_table(request):
         return table_response(
             request, ({**goals, **target, "target_name": name}
@@ -71,7 +72,7 @@ async def get_goals(
     """Return the targets issued to an agent (scheme version and position), and their status."""
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
-    return await commands.get_goals(ctx, team_id, period, agent_id)
+    return await reads.get_goals(ctx, team_id, period, agent_id)
 
 
 @router.post("/{agent_id}/acknowledge", response_model=GoalsOut)

@@ -18,8 +18,6 @@ from service.api.params import PERIOD_QUERY, IdPath, IdQuery
 from service.api.schemas import Body
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import metrics as commands
-from service.commands.cycles import month_scheme
-from service.commands.directory import get_agent, get_team
 from service.context import ServiceContext
 from service.domain import metrics as m
 from service.domain.ids import ID_PATTERN
@@ -29,6 +27,8 @@ from service.domain.text import PRINTABLE_PATTERN
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.queries import kpis
+from service.queries.cycles import month_scheme
+from service.queries.directory import get_agent, get_team
 from service.queries.sanctions import managed_teams
 from service.store import metrics as store
 

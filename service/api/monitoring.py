@@ -11,11 +11,11 @@ from service.api.deps import context
 from service.api.params import IdPath, PeriodPath
 from service.api.schemas import CalibrationOut, OverviewOut
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
-from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain.principal import Principal
 from service.queries import calibration as calibration_query
 from service.queries import monitoring
+from service.queries.directory import get_team
 
 router = APIRouter(prefix="/v1/teams/{team_id}", tags=["monitoring"])
 Ctx = Annotated[ServiceContext, Depends(context)]

@@ -15,12 +15,13 @@ from service.api.deps import caller, context
 from service.api.params import IdPath, IdQuery, PeriodPath
 from service.api.schemas import EvaluationList, InvitationIn, InvitationList
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
-from service.commands import cycles, release
 from service.commands import goals as commands
-from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain.principal import Principal
 from service.domain.reports import evaluation_document
+from service.queries import cycles, release
+from service.queries import goals as reads
+from service.queries.directory import get_team
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}", tags=["raters"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -45,7 +46,7 @@ async def invite(
         agent_ids=body.agent_ids, invited_by=principal.subject,
     ))
     return {"team_id": team_id, "period": period,
-            "items": commands.invitations_document(cycle, body.rater_id)}
+            "items": reads.invitations_document(cycle, body.rater_id)}
 
 
 @router.get("/invitations", response_model=InvitationList, responses=CSV_ANSWER)
@@ -60,7 +61,7 @@ async def list_invitations(
     if own is None:
         ensure_manager_of(principal, team.manager_ids)
     cycle = await cycles.get_cycle(ctx, team_id, period)
-    items = commands.invitations_document(cycle, own)
+    items = reads.invitations_document(cycle, own)
     if wants_table(request):
         return table_response(
             request, ({"team_id": team_id, "period": period, **i, "agent_id": agent,

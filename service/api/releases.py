@@ -13,7 +13,6 @@ from service.api.problems import Problem
 from service.api.schemas import AppealDecisionIn, AppealIn, AppealList, AppealOut, ReleaseOut
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import release as commands
-from service.commands.directory import get_team
 from service.context import ServiceContext
 from service.domain import release as r
 from service.domain.periods import check_period
@@ -21,6 +20,8 @@ from service.domain.principal import Principal
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.queries import appeals as queries
+from service.queries import release as reads
+from service.queries.directory import get_team
 from service.queries.sanctions import managed_teams
 
 router = APIRouter(tags=["feedback"])
@@ -71,8 +72,8 @@ async def get_release(
     """Tell whether an agent's result of the month has been released to them."""
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
-    month = await commands.load_month(ctx, team_id, period)
-    state = await commands.load_result(ctx, team_id, period, agent_id)
+    month = await reads.load_month(ctx, team_id, period)
+    state = await reads.load_result(ctx, team_id, period, agent_id)
     return release_out(month, state, agent_id)
 
 
@@ -85,7 +86,7 @@ async def release_result(
     """Release an agent's result to them now (a manager of the team or an admin); once."""
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
-    month = await commands.load_month(ctx, team_id, period)
+    month = await reads.load_month(ctx, team_id, period)
     state = await commands.release(ctx, caller(principal, request), team_id, period, agent_id,
                                    by="manager", released_by=principal.subject, month=month)
     return release_out(month, state, agent_id)
@@ -134,13 +135,13 @@ async def decide_appeal(
 ) -> dict[str, Any]:
     """Decide an appeal: uphold (with a note) or amend (reopens the month for a correction);
     a manager of the team who is not the appellant, or an admin."""
-    team_id, _, _ = await commands.find_appeal(ctx, appeal_id)
+    team_id, _, _ = await reads.find_appeal(ctx, appeal_id)
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     decided = await commands.decide(ctx, caller(principal, request), appeal_id,
                                     decision=body.decision, note=body.note,
                                     decided_by=principal.subject)
-    state = await commands.load_result(ctx, decided.decision.team_id, decided.decision.period,
+    state = await reads.load_result(ctx, decided.decision.team_id, decided.decision.period,
                                        decided.decision.agent_id)
     assert state is not None and state.appeal is not None
     return queries.appeal_document(state.appeal, decided.decision,

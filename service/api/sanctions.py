@@ -26,9 +26,6 @@ from service.api.schemas import (
 )
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import sanctions as commands
-from service.commands.cycles import get_cycle
-from service.commands.directory import get_team
-from service.commands.release import withheld
 from service.context import ServiceContext
 from service.domain import sanctions as s
 from service.domain.periods import check_period
@@ -37,7 +34,11 @@ from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.projections.releases import Releases
 from service.projections.sanctions import Sanctions
+from service.queries import ledger as reads
 from service.queries import sanctions as queries
+from service.queries.cycles import get_cycle
+from service.queries.directory import get_team
+from service.queries.release import withheld
 
 router = APIRouter(prefix="/v1", tags=["results"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -193,7 +194,7 @@ async def get_plan(
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     await _ensure_released(ctx, principal, team_id, period)
-    return await commands.get_plan(ctx, team_id, period, agent_id)
+    return await reads.get_plan(ctx, team_id, period, agent_id)
 
 
 async def _ensure_released(ctx: ServiceContext, principal: Principal, team_id: str,
@@ -242,10 +243,10 @@ async def get_review(
     review_id: CompoundIdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return a reassignment review (`{team_id}:{period}:{agent_id}`) and its decision."""
-    team, ledger, agent_id = await commands.find_review(ctx, review_id)
+    team, ledger, agent_id = await reads.find_review(ctx, review_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
-    review = await commands.load_review(ctx, ledger, agent_id)
-    return commands.review_document(ledger, review, agent_id)
+    review = await reads.load_review(ctx, ledger, agent_id)
+    return reads.review_document(ledger, review, agent_id)
 
 
 @router.post("/reassignment-reviews/{review_id}/decision", response_model=ReviewOut)
@@ -254,7 +255,7 @@ async def decide_review(
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Decide a reassignment review once: reassign or retain, with a note."""
-    team, ledger, agent_id = await commands.find_review(ctx, review_id)
+    team, ledger, agent_id = await reads.find_review(ctx, review_id)
     ensure_manager_of(principal, team.manager_ids)
     return await commands.decide_review(
         ctx, caller(principal, request), team, ledger, agent_id, decision=body.decision,

@@ -23,6 +23,7 @@ from service.domain.directory import check_id
 from service.domain.principal import Principal
 from service.domain.scheme import Scheme
 from service.domain.scheme_history import version_history
+from service.queries import schemes as reads
 
 router = APIRouter(prefix="/v1", tags=["schemes"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -36,7 +37,7 @@ async def get_scheme(
     version: int | None = None,
 ) -> Scheme:
     """Return the version of a scheme in force (or ?version=N); 409 while none is."""
-    return await commands.get_scheme(ctx, scheme_id, version)
+    return await reads.get_scheme(ctx, scheme_id, version)
 
 
 @router.put("/schemes/{scheme_id}", response_model=SchemeVersionOut)
@@ -69,7 +70,7 @@ async def list_versions(
     principal: Annotated[Principal, allow("manager", "agent", "rater")],
 ) -> dict[str, Any]:
     """Return every version, newest first: status, approvers, quorum and who approved when."""
-    state = await commands.history(ctx, scheme_id)
+    state = await reads.history(ctx, scheme_id)
     return {"scheme_id": scheme_id,
             "in_force": state.latest.version if state.latest else None,
             "items": version_history(state)}

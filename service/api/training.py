@@ -16,6 +16,7 @@ from service.commands import training as commands
 from service.context import ServiceContext
 from service.domain import training as t
 from service.domain.principal import Principal
+from service.queries import training as reads
 
 router = APIRouter(prefix="/v1/training", tags=["training"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -67,7 +68,7 @@ async def get_training(
     if principal.role in ("agent", "rater") and principal.subject != evaluator_id:
         raise Problem(403, "an evaluator may only read their own training",
                       kind="out-of-scope")
-    document = training_document(await commands.find_training(ctx, evaluator_id), ctx)
+    document = training_document(await reads.find_training(ctx, evaluator_id), ctx)
     if wants_table(request):
         return table_response(request, ({"evaluator_id": evaluator_id, **topic}
                              for topic in document["topics"]),

@@ -5,50 +5,34 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from service.commands import schemes
-from service.commands.base import Caller, execute, read_state
-from service.commands.directory import find_agent, get_team
-from service.commands.training import find_training
+from service.commands.base import Caller, execute
 from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain.directory import Team
 from service.domain.errors import DomainError, FieldError, NotFound
-from service.domain.events import decode
 from service.domain.periods import (
     check_period,
     evaluation_deadline,
-    month_start,
     next_period,
     parse_period,
-    previous_period,
     zone,
 )
-from service.domain.presence import DateRange, Span, period_dates
-from service.domain.results import consecutive_last_places
-from service.domain.scheme import ResultsPolicy, Scheme
-from service.projections.directory import Directory
-from service.projections.freshness import wait_caught_up
-from service.queries.metrics_source import agent_inputs
-from service.queries.roster import presence_inputs, team_agents, transfers_between
-from service.store.event_store import read_stream
+from service.domain.scheme import ResultsPolicy
+from service.queries import schemes
+from service.queries.cycles import (
+    cycle_scheme,
+    find_cycle,
+    get_cycle,
+    pinned_scheme,
+    presence_of,
+    previous_last_places,
+    roster,
+)
+from service.queries.directory import find_agent, get_team
+from service.queries.training import find_training
 
 #: How far ahead a correction can reach a streak, whatever a later month's policy says.
 MAX_STREAK_LOOKAHEAD = 12
-
-
-async def find_cycle(ctx: ServiceContext, team_id: str, period: str) -> c.Cycle | None:
-    """Return the cycle from its stream, or None."""
-    return await read_state(ctx, c.cycle_stream(team_id, period), c.evolve, c.evolve_all)
-
-
-async def get_cycle(ctx: ServiceContext, team_id: str, period: str) -> c.Cycle:
-    """Return the cycle; 404 when the team or the cycle does not exist."""
-    parse_period(period)
-    cycle = await find_cycle(ctx, team_id, period)
-    if cycle is None:
-        await get_team(ctx, team_id)
-        raise NotFound(f"team {team_id} has no cycle for {period}")
-    return cycle
 
 
 async def open_cycle(
@@ -73,33 +57,6 @@ async def open_cycle(
     )
     assert cycle is not None
     return cycle
-
-
-async def cycle_scheme(ctx: ServiceContext, cycle: c.Cycle) -> Scheme:
-    """Return the scheme version the cycle is pinned to."""
-    return await schemes.get_scheme(ctx, cycle.scheme_id, cycle.scheme_version)
-
-
-async def pinned_scheme(ctx: ServiceContext, team_id: str, period: str) -> Scheme:
-    """Return the scheme version of a cycle from its first event alone (no full load)."""
-    parse_period(period)
-    async with ctx.db.connection() as conn:
-        first = await read_stream(conn, c.cycle_stream(team_id, period), limit=1)
-    if not first:
-        await get_team(ctx, team_id)
-        raise NotFound(f"team {team_id} has no cycle for {period}")
-    opened = decode(first[0].type, first[0].schema_version, first[0].data)
-    assert isinstance(opened, c.CycleOpened)
-    return await schemes.get_scheme(ctx, opened.scheme_id, opened.scheme_version)
-
-
-async def month_scheme(ctx: ServiceContext, team: Team, period: str) -> Scheme:
-    """Return the scheme version that measures a team's month: its cycle's, or while the month
-    has no cycle, the latest version of the team's scheme."""
-    try:
-        return await pinned_scheme(ctx, team.team_id, period)
-    except NotFound:
-        return await schemes.get_scheme(ctx, team.scheme_id)
 
 
 @dataclass(frozen=True)
@@ -140,40 +97,6 @@ async def evaluate(ctx: ServiceContext, caller: Caller, cmd: Evaluate) -> c.Eval
     return state.evaluations[(cmd.agent_id, cmd.rater_role, cmd.rater_id)]
 
 
-async def roster(ctx: ServiceContext, team: Team, period: str, scheme: Scheme | None = None
-                 ) -> list[c.RosterEntry]:
-    """Return the team's agents with their KPI inputs, transfers and presence for the period;
-    with ``scheme``, their KPI values by its formulas too."""
-    await wait_caught_up(ctx.db, [Directory()])
-    tz = zone(team.timezone)
-    first, last = period_dates(period)
-    async with ctx.db.connection() as conn:
-        agents = await team_agents(conn, team.team_id)
-        ids = [a["agent_id"] for a in agents]
-        inputs = await agent_inputs(conn, period, ids)
-        moves = await transfers_between(
-            conn, ids, month_start(period, tz), month_start(next_period(period), tz)
-        )
-        absences, memberships = await presence_inputs(conn, ids, first, last)
-    entries = [
-        c.RosterEntry(
-            agent_id=a["agent_id"], name=a["name"], position=a["position"],
-            totals=inputs[a["agent_id"]][0], observations=inputs[a["agent_id"]][1],
-            transfers=moves.get(a["agent_id"], []),
-            span=Span(a["hired_on"], a["left_on"]),
-            absences=[DateRange(*r) for r in absences.get(a["agent_id"], [])],
-            memberships=memberships.get(a["agent_id"], []),
-        )
-        for a in agents
-    ]
-    return c.measure(scheme, period, entries) if scheme is not None else entries
-
-
-def presence_of(team: Team) -> c.Presence:
-    """Return what fair months need of the team to place days: its id and time zone."""
-    return c.Presence(team.team_id, zone(team.timezone), team.kpi_targets)
-
-
 @dataclass(frozen=True)
 class Close:
     """Close a month, optionally forced with a reason and a policy for missing evaluations."""
@@ -201,29 +124,6 @@ async def close(ctx: ServiceContext, caller: Caller, cmd: Close) -> c.Cycle:
     )
     assert state is not None
     return state
-
-
-async def previous_last_places(
-    ctx: ServiceContext, team_id: str, period: str, months: int
-) -> dict[str, int]:
-    """Count, per agent, the team's published months right before ``period`` they were last in.
-
-    Only this team's cycles count (a streak does not follow an agent to another team), each
-    month judged by its own frozen ranking and pinned policy; a month without a published
-    cycle ends the look-back, and so does one reopened for a correction (its published ranking
-    no longer stands). ``months`` bounds it: a longer streak decides nothing more.
-    """
-    last_by_period: dict[str, frozenset[str]] = {}
-    month = period
-    for _ in range(months):
-        month = previous_period(month)
-        earlier = await find_cycle(ctx, team_id, month)
-        if earlier is None or earlier.status != "published" or earlier.closed is None:
-            break
-        policy = (await cycle_scheme(ctx, earlier)).results
-        last_by_period[month] = c.last_in_month(earlier.closed, policy)
-    agents = set().union(*last_by_period.values()) if last_by_period else set()
-    return {a: consecutive_last_places(a, period, last_by_period) for a in sorted(agents)}
 
 
 async def publish(ctx: ServiceContext, caller: Caller, team_id: str, period: str) -> c.Cycle:

@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-from service.commands import schemes
-from service.commands.base import Caller, execute, read_state
+from service.commands.base import Caller, execute
 from service.context import ServiceContext
 from service.domain import directory as d
-from service.domain.errors import DomainError, FieldError, NotFound
+from service.domain.errors import DomainError, FieldError
 from service.domain.scheme import team_target_problems
-
-
-async def get_team(ctx: ServiceContext, team_id: str) -> d.Team:
-    """Return a team from its stream; 404 when there is none."""
-    team = await read_state(ctx, d.team_stream(team_id), d.evolve_team)
-    if team is None:
-        raise NotFound(f"no team {team_id}")
-    return team
-
-
-async def find_agent(ctx: ServiceContext, agent_id: str) -> d.Agent | None:
-    """Return an agent from its stream, or None."""
-    return await read_state(ctx, d.agent_stream(agent_id), d.evolve_agent)
-
-
-async def get_agent(ctx: ServiceContext, agent_id: str) -> d.Agent:
-    """Return an agent from its stream; 404 when there is none."""
-    agent = await find_agent(ctx, agent_id)
-    if agent is None:
-        raise NotFound(f"no agent {agent_id}")
-    return agent
+from service.queries import schemes
+from service.queries.streams import read_state
 
 
 async def put_team(ctx: ServiceContext, caller: Caller, cmd: d.PutTeam) -> tuple[d.Team, bool]:
@@ -97,13 +77,6 @@ async def cancel_absence(
     )
     assert agent is not None
     return agent.absences[absence_id]
-
-
-async def get_person(ctx: ServiceContext, person_id: str) -> d.Person:
-    """Return a person's contact details (the defaults when none were ever set)."""
-    d.check_id(person_id, "person_id")
-    person = await read_state(ctx, d.person_stream(person_id), d.evolve_person)
-    return person or d.Person(person_id)
 
 
 async def put_person(ctx: ServiceContext, caller: Caller, cmd: d.PutPerson) -> d.Person:

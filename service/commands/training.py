@@ -1,19 +1,13 @@
-"""Training commands: record an evaluator's completed training; read their records."""
+"""Training commands: record an evaluator's completed training."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from service.commands.base import Caller, execute, read_state
+from service.commands.base import Caller, execute
 from service.context import ServiceContext
 from service.domain import training as t
 from service.domain.directory import check_id
-
-
-async def find_training(ctx: ServiceContext, evaluator_id: str) -> t.Training:
-    """Return an evaluator's training (empty when nothing was ever recorded)."""
-    state = await read_state(ctx, t.training_stream(evaluator_id), t.evolve)
-    return state or t.Training(evaluator_id)
 
 
 async def record(

@@ -27,7 +27,6 @@ from email.utils import format_datetime
 import asyncpg
 
 from service import observability
-from service.commands.base import load
 from service.context import Clock, system_clock
 from service.domain import directory as d
 from service.domain import reminders as r
@@ -35,6 +34,7 @@ from service.domain.webhooks import retry_delay
 from service.mail import smtp
 from service.mail.i18n import translator
 from service.mail.settings import MailSettings
+from service.queries.streams import load
 from service.store import reminders as store
 from service.store.database import DATABASE_AWAY, Database
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.commands import cycles
 from service.context import ServiceContext
 from service.domain.calibration import calibrate
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
+from service.queries import cycles
 from service.queries.roster import team_agents
 
 

@@ -13,9 +13,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from service.commands import cycles
-from service.commands.directory import get_team
-from service.commands.feedback import interview_rows, missing_interviews
 from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain import goals as g
@@ -26,7 +23,9 @@ from service.projections.cycle_results import CycleResults
 from service.projections.directory import Directory
 from service.projections.freshness import wait_caught_up
 from service.projections.sanctions import Sanctions
-from service.queries import results
+from service.queries import cycles, results
+from service.queries.directory import get_team
+from service.queries.feedback import interview_rows, missing_interviews
 from service.queries.roster import team_agents
 from service.queries.sanctions import Filters, list_items
 from service.store import metrics as metric_store

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from service.commands.cycles import cycle_scheme, presence_of, roster
 from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain.directory import Team
@@ -16,6 +15,7 @@ from service.domain.reports import ranking_document, scorecard_document
 from service.domain.scheme import Scheme
 from service.projections.cycle_results import CycleResults
 from service.projections.freshness import applied_stream
+from service.queries.cycles import cycle_scheme, presence_of, roster
 from service.queries.documents import Document, read_revisioned
 from service.queries.kpis import last_arrivals
 

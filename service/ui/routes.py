@@ -41,12 +41,12 @@ from service.api.schemas import (
     ReviewDecisionIn,
     TeamOut,
 )
-from service.commands.cycles import pinned_scheme
 from service.context import ServiceContext
 from service.domain.errors import DomainError, NotFound
 from service.domain.ids import COMPOUND_ID_PATTERN, ID_PATTERN
 from service.domain.periods import next_period, parse_period, period_of, previous_period
 from service.domain.principal import Principal, may_rate_as, rating_refusal
+from service.queries.cycles import pinned_scheme
 from service.queries.sanctions import managed_teams
 from service.ui import api, charts, fmt, queries, render, session
 from service.ui.render import UiRoute, page, redirect

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from service.commands.base import Caller, execute, load, to_new
+from service.commands.base import Caller, execute, to_new
 from service.context import ServiceContext, stream_states
 from service.domain import directory as d
 from service.domain.events import DomainEvent
+from service.queries.streams import load
 from service.store.database import Database
 from service.store.event_store import append
 from tests import conftest

@@ -1,0 +1,53 @@
+"""Read a scheme's versions, in force or proposed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from service.context import ServiceContext
+from service.domain.errors import Conflict, NotFound
+from service.domain.scheme import Scheme
+from service.domain.scheme_history import (
+    SchemeVersions,
+    evolve,
+    scheme_stream,
+    version_history,
+)
+from service.queries.streams import read_state
+
+
+async def history(ctx: ServiceContext, scheme_id: str) -> SchemeVersions:
+    """Return every version of a scheme, in force or proposed; 404 when there is none."""
+    state = await read_state(ctx, scheme_stream(scheme_id), evolve)
+    if state is None or not (state.versions or state.proposals):
+        raise NotFound(f"no scheme {scheme_id}")
+    return state
+
+
+async def versions(ctx: ServiceContext, scheme_id: str) -> SchemeVersions:
+    """Return the versions of a scheme; 409 while none is in force yet."""
+    state = await history(ctx, scheme_id)
+    if state.latest is None:
+        waiting = sorted(state.proposals)
+        raise Conflict(f"scheme {scheme_id} has no version in force yet: version(s)"
+                       f" {', '.join(map(str, waiting))} await approval")
+    return state
+
+
+async def get_scheme(ctx: ServiceContext, scheme_id: str, version: int | None = None) -> Scheme:
+    """Return a scheme version in force (the latest when version is None)."""
+    state = await versions(ctx, scheme_id)
+    if version is None:
+        assert state.latest is not None
+        return state.latest
+    if version not in state.versions:
+        if version in state.proposals:
+            raise NotFound(f"version {version} of scheme {scheme_id} is"
+                           f" {state.status(version)}, not in force")
+        raise NotFound(f"scheme {scheme_id} has no version {version}")
+    return state.versions[version]
+
+
+def version_document(state: SchemeVersions, version: int) -> dict[str, Any]:
+    """Return one version as the history shows it: its scheme and how it was adopted."""
+    return next(v for v in version_history(state) if v["version"] == version)
