@@ -38,13 +38,11 @@ readers that use its data). **ranking read** is the published ranking (about
 300 KB of JSON) read by 16 concurrent clients, 200 requests each, latency per request; the
 clients send no `If-None-Match`, so every answer is a full 200 with the whole document.
 
-How a read is served: a closed month's ranking is answered before FastAPI's routing and
-dependency solving (`service/api/frozen.py`) when the route would answer it from the stored
-document: the API key looked up by its hash (revocation is immediate), the route's role,
-team and publication checks, then one query that returns the ranking row's revision, and the
-document only when that revision is not the one the process already holds
-(`service/queries/documents.py`), together with whether the projection has applied every
-event of the month's stream. Pooled connections go back without a reset statement.
+How a read is served: through the ranking route like every request (routing, the request
+context, the route's credential, role, team and publication checks), then one query that
+returns the ranking row's revision, and the document only when that revision is not the one
+the process already holds (`service/queries/documents.py`), together with whether the
+projection has applied every event of the month's stream.
 
 **for scale** is the floor of any FastAPI service on this machine: the same bytes served from
 memory by a one-route FastAPI app in its own uvicorn process (no credential, no database, no

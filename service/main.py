@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -31,7 +30,6 @@ from service.api import sanctions as sanctions_api
 from service.api import schemes as schemes_api
 from service.api import stream as stream_api
 from service.api import webhooks as webhooks_api
-from service.api.frozen import FrozenRankings
 from service.api.middleware import HeadAsGet, RequestContextMiddleware
 from service.commands import schemes
 from service.config import Settings, get_settings
@@ -58,13 +56,6 @@ log = logging.getLogger(__name__)
 
 VERSION = "1.0.0"
 
-#: The cyclic collector's thresholds while serving. With CPython's (700, 10, 10), a month's
-#: close leaves some 200,000 live objects (the frozen results, the held aggregate), and full
-#: collections walking them stalled the event loop for 30-100 ms a few times a minute: the
-#: p99 of every request. Rarer young collections promote fewer in-flight objects, and a full
-#: collection waits for a hundred middle ones; the worst pause measured is then ~15 ms
-#: (bench/cycle.py). Garbage in reference cycles, rare here, lives a little longer.
-GC_THRESHOLDS = (5_000, 10, 100)
 #: How long a start waits for the read models' tables (a new database makes them in well
 #: under a second) before serving anyway.
 READ_MODELS_TIMEOUT_SECONDS = 30.0
@@ -185,15 +176,6 @@ def create_app(
         if settings.run_scheduler:
             scheduler = Scheduler(ctx, interval_seconds=settings.scheduler_interval_seconds)
             scheduler.start()
-        # Everything built so far (modules, routes, models, schemas) lives as long as the
-        # process. Frozen, it stays out of the cyclic collector's full passes, which otherwise
-        # walk it every few seconds under load and stall the event loop for 60-80 ms each
-        # (measured with the mixed-load benchmark: the p99 of every endpoint). Collected
-        # first, so only live objects are frozen.
-        gc.collect()
-        gc.freeze()
-        previous_thresholds = gc.get_threshold()
-        gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield
         finally:
@@ -209,8 +191,6 @@ def create_app(
             if ctx.runner is not None:
                 await ctx.runner.stop()
             await db.close()
-            gc.unfreeze()  # a process that goes on (tests, the demo) gets its memory back
-            gc.set_threshold(*previous_thresholds)
 
     app = FastAPI(
         title="csperf",
@@ -227,7 +207,6 @@ def create_app(
     problems.install(app)
     # Added first, so it runs inside the request context (ids, logs, metrics) of the next.
     app.add_middleware(HeadAsGet)
-    app.add_middleware(FrozenRankings)
     app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
     # FastAPI tries routes in this order, about 1.5 us of matching each on every request, so
     # the hottest come first: probes, published rankings and scorecards, then everything else.

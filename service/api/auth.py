@@ -406,21 +406,6 @@ class Allow:
             return self.reads and method.upper() in SAFE_METHODS
         return role in self.roles
 
-    async def admitted(self, request: Request) -> Principal | None:
-        """Return the principal this rule admits, or None, quietly: nothing logged or counted.
-
-        For a path that answers before FastAPI (service/api/frozen.py): when this says None,
-        the route's own dependency runs and refuses, logs and counts as always.
-        """
-        scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not credential:
-            return None
-        try:
-            principal = await authenticate(service_context(request), credential)
-        except CredentialError:
-            return None
-        return principal if self.permits(principal.role, request.method) else None
-
     async def __call__(
         self,
         request: Request,

@@ -8,12 +8,11 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 
-from service.api.auth import Allow, allow, ensure_manager_of, ensure_self_or_manager
-from service.api.deps import caller, context, service_context
-from service.api.directory import ensure_team_member_or_manager, is_team_member_or_manager
+from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
+from service.api.deps import caller, context
+from service.api.directory import ensure_team_member_or_manager
 from service.api.params import IdPath, PeriodPath
 from service.api.problems import Problem
 from service.api.schemas import (
@@ -209,47 +208,13 @@ def _none_match_fails(header: str, etag: str | None) -> bool:
     return "*" in tags or (etag is not None and etag in tags)
 
 
-RANKING_RULE = Allow(("manager", "agent"), reads=True)
-
-
-async def stored_ranking_response(request: Request, team_id: str, period: str
-                                  ) -> Response | None:
-    """Return get_ranking's answer when it is a 200 or 304 from the stored document, else None.
-
-    Quiet (nothing logged or counted; an unknown team or a database error raises):
-    service/api/frozen.py calls it before FastAPI, and on None or an error the route runs and
-    answers, refusals and errors included.
-    """
-    ctx = service_context(request)
-    # The document first: an open month has none, and its read then costs one query here
-    # before the route does its work, not the credential and team checks twice.
-    stored = await results.stored_ranking(ctx, team_id, period)
-    if stored is None or not stored.current:
-        return None
-    principal = await RANKING_RULE.admitted(request)
-    # Agents take the route: it checks that every ranked agent's result is released.
-    if principal is None or principal.role == "agent" or not _may_see(principal, stored.status):
-        return None
-    if principal.role not in ("admin", "reader"):
-        team = await get_team(ctx, team_id)
-        if not await is_team_member_or_manager(ctx, principal, team):
-            return None
-    return _ranking(request, stored.document)
-
-
-def ranking_route() -> APIRoute:
-    """Return the route of get_ranking, as metrics and logs name it."""
-    return next(r for r in router.routes
-                if isinstance(r, APIRoute) and r.endpoint is get_ranking)
-
-
 @router.get("/{period}/ranking", response_model=RankingOut,
             responses={**CSV_ANSWER,
                        304: {"description": "A closed month's ranking, unchanged since the"
                                             " ETag sent in If-None-Match"}})
 async def get_ranking(
     team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
-    principal: Annotated[Principal, Depends(RANKING_RULE)],
+    principal: Annotated[Principal, allow("manager", "agent")],
 ) -> Response:
     """Return the ranking, best first: frozen once closed, provisional while open (or CSV)."""
     # A closed month is served from its stored document when the projection has caught up

@@ -399,25 +399,6 @@ def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
     return value if type(value) is dict else dict(value)
 
 
-_new = object.__new__
-
-
 def _recorded(row: asyncpg.Record) -> RecordedEvent:
-    # Rebuilds read hundreds of thousands of rows: filling the frozen dataclass's __dict__
-    # directly costs a quarter of its __init__ (one object.__setattr__ per field).
     # The row's columns are _COLUMNS, in the dataclass's field order.
-    event: RecordedEvent = _new(RecordedEvent)
-    fields = event.__dict__
-    (
-        fields["position"],
-        fields["tx_id"],
-        fields["stream_id"],
-        fields["version"],
-        fields["event_id"],
-        fields["type"],
-        fields["schema_version"],
-        fields["data"],
-        fields["metadata"],
-        fields["recorded_at"],
-    ) = row
-    return event
+    return RecordedEvent(*row)
