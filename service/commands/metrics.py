@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt
 
 from service.context import ServiceContext
 from service.domain import metrics as m
@@ -176,14 +177,13 @@ async def _place_refused_by_value(
 async def _in_transaction(
     ctx: ServiceContext, work: Callable[[asyncpg.Connection], Awaitable[Settled]]
 ) -> Settled:
-    for attempt in range(RETRIES):
-        try:
+    """Run work in one transaction, again (a fresh one) when it lost a deadlock."""
+    async for attempt in AsyncRetrying(retry=retry_if_exception_type(
+            asyncpg.DeadlockDetectedError), stop=stop_after_attempt(RETRIES), reraise=True):
+        with attempt:
             async with ctx.db.transaction() as conn:
                 return await work(conn)
-        except asyncpg.DeadlockDetectedError:
-            if attempt == RETRIES - 1:
-                raise
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 async def _partitions_ready(ctx: ServiceContext, now: datetime) -> None:

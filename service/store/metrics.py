@@ -216,8 +216,10 @@ newest AS (
 {newest_events("agent", "team")}
 ), directory AS (
     SELECT {applied("directory")} AS fresh,
-    (SELECT string_agg(tx_id || '.' || position, ',' ORDER BY tx_id, position) FROM newest)
-    AS mark
+    -- '' when there is no directory event at all (a new installation): NULL would never
+    -- equal itself in _SETTLE's moved check, and every batch would be placed again forever.
+    coalesce((SELECT string_agg(tx_id || '.' || position, ',' ORDER BY tx_id, position)
+              FROM newest), '') AS mark
 )"""
 
 # Share-locks, in one order, the cycles the staged samples can fall in: each team the agent
@@ -359,7 +361,7 @@ async def place(conn: asyncpg.Connection) -> tuple[str | None, set[tuple[str, st
     row = await conn.fetchrow(_PLACE)
     if not row["fresh"]:
         return None, set()
-    mark: str = row["mark"] or ""
+    mark: str = row["mark"]
     return mark, set(zip(row["teams"] or (), row["periods"] or (), strict=True))
 
 

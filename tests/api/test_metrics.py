@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,7 +12,10 @@ import httpx
 import orjson
 import pytest
 
+from service.main import create_app
+from tests import conftest
 from tests.conftest import bearer, make_token
+from tests.support.databases import fresh_database
 from tests.support.metrics import as_json, expected_totals, make_samples, stored_totals, wait_for
 from tests.support.scenario import ADMIN, make_team
 
@@ -412,3 +415,28 @@ async def test_odd_input_is_never_a_500(
     response = await app_client.request(method, url, json=body, headers=ADMIN)
     assert response.status_code < 500, response.text
     assert response.status_code in (200, 404, 422), response.text
+
+
+@pytest.fixture
+def empty_store_url() -> Iterator[str]:
+    with fresh_database("csperf_empty_store") as url:
+        yield url
+
+
+async def test_the_first_batch_into_an_empty_store_is_answered(empty_store_url: str) -> None:
+    # A new installation: no team, no agent, no event at all. Its first batch names agents
+    # nobody registered yet; they are kept with their reason, never a 500.
+    app = create_app(conftest.test_settings(run_scheduler=False, db_pool_size=4),
+                     database_url=empty_store_url, migrate_on_start=False)
+    samples = [one("a-unknown", "s-1", "orders", 1), one("a-unknown", "s-2", "orders", 2)]
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            first = await post(client, "first-feed", samples)
+            again = await post(client, "first-feed", samples)
+    assert first.status_code == 200, first.text
+    assert first.json()["accepted"] == 0
+    assert [(r["index"], r["reason"]) for r in first.json()["rejected"]] == [
+        (0, "unknown_agent"), (1, "unknown_agent")]
+    assert again.status_code == 200, again.text
+    assert again.json()["rejected"] == first.json()["rejected"]

@@ -6,10 +6,13 @@ import asyncio
 import os
 import random
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
 
 from service.commands import metrics as commands
 from service.context import ServiceContext
@@ -237,3 +240,36 @@ async def test_the_command_line_lists_and_replays_the_quarantine(
     code, out, _ = await csperf("metrics", "quarantine", "list", "--source", source,
                                 "--status", "all")
     assert "\taccepted\t" in out
+
+
+async def test_a_batch_that_lost_a_deadlock_is_tried_again_in_a_fresh_transaction(
+    app_client: httpx.AsyncClient,
+) -> None:
+    ctx = context(app_client)
+    transactions: list[int] = []
+
+    async def loses_once(conn: Any) -> commands.Settled:
+        transactions.append(await conn.fetchval("SELECT txid_current()"))
+        if len(transactions) == 1:
+            raise asyncpg.DeadlockDetectedError("deadlock detected")
+        return commands.Settled(accepted=1)
+
+    outcome = await commands._in_transaction(ctx, loses_once)
+    assert outcome.accepted == 1
+    assert len(transactions) == 2 and transactions[0] != transactions[1]
+
+    def failing(error: Exception) -> Callable[[Any], Awaitable[commands.Settled]]:
+        async def fail(conn: Any) -> commands.Settled:
+            transactions.append(0)
+            raise error
+        return fail
+
+    transactions.clear()
+    with pytest.raises(asyncpg.DeadlockDetectedError):
+        await commands._in_transaction(ctx, failing(asyncpg.DeadlockDetectedError("deadlock")))
+    assert len(transactions) == commands.RETRIES
+
+    transactions.clear()
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await commands._in_transaction(ctx, failing(asyncpg.UniqueViolationError("no")))
+    assert len(transactions) == 1  # only a deadlock is worth another try

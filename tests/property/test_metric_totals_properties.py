@@ -8,6 +8,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -82,6 +83,9 @@ async def _run(url: str, plan: list[tuple[list[tuple[int, str, str, str, str, fl
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(plan=steps)
 def test_deltas_and_compaction_equal_a_rebuild_from_the_samples(
-    database_url: str, plan: list[tuple[list[tuple[int, str, str, str, str, float]], int]]
+    database_url: str, app_client: httpx.AsyncClient,
+    plan: list[tuple[list[tuple[int, str, str, str, str, float]], int]],
 ) -> None:
+    # app_client: the storing statement names the directory read model's tables, which the
+    # service's projections make as it starts; run alone, nothing else would have made them.
     asyncio.run(_run(database_url, plan))
