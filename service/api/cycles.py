@@ -58,7 +58,7 @@ def cycle_out(cycle: c.Cycle) -> CycleOut:
         forced=closed.forced if closed else None,
         close_reason=closed.reason if closed else None,
         missing_policy=closed.missing_policy if closed else None,
-        missing_at_close=[MissingOut(**m.model_dump()) for m in closed.missing] if closed else [],
+        missing_at_close=[MissingOut(**m.summary()) for m in closed.missing] if closed else [],
         evaluations_submitted=len(cycle.evaluations),
     )
 

@@ -12,10 +12,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     Strict,
     StrictBool,
     StrictInt,
     ValidationError,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -225,10 +228,22 @@ class ReopenIn(Body):
 
 
 class MissingOut(BaseModel):
-    """An expected evaluation not submitted."""
+    """An expected evaluation not submitted, or submitted but not counted."""
 
     agent_id: str
     rater_role: str
+    reason: str | None = Field(default=None, description=(
+        "why a submitted evaluation counts as missing: recorded without the evaluator"
+        " training the scheme requires of the role (absent: none was submitted)"))
+
+    @model_serializer(mode="wrap")
+    def _without_no_reason(self, handler: SerializerFunctionWrapHandler,
+                           info: SerializationInfo) -> dict[str, Any]:
+        # A missing evaluation that was simply never submitted reads as it always did.
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("reason") is None:
+            dumped.pop("reason", None)
+        return dumped
 
 
 class CycleOut(BaseModel):

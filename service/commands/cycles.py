@@ -90,6 +90,7 @@ async def evaluate(ctx: ServiceContext, caller: Caller, cmd: Evaluate) -> c.Eval
             current, scheme, agent_id=cmd.agent_id, rater_role=cmd.rater_role,
             rater_id=cmd.rater_id, scores=cmd.scores, comment=cmd.comment,
             agent_in_team=in_team, now=now, rater_training=trained, manager_ids=managers,
+            position=agent.position if agent is not None else None,
         ),
         fold=c.evolve_all,
     )

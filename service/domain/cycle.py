@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -90,11 +90,18 @@ class EvaluationSubmitted(DomainEvent):
 
 
 class MissingEvaluation(BaseModel):
-    """An expected evaluation that was not there at close."""
+    """An expected evaluation that was not there at close, or that does not count."""
 
     model_config = ConfigDict(frozen=True)
     agent_id: str
     rater_role: str
+    #: Why an evaluation that was submitted still counts as missing (None: none submitted).
+    #: Left out of the dumps when None, so that months closed before it read as they did.
+    reason: str | None = None
+
+    def summary(self) -> dict[str, str]:
+        """Return the evaluation as the API and the 409 at close list it."""
+        return self.model_dump(exclude_none=True)
 
 
 class FrozenResult(BaseModel):
@@ -326,8 +333,11 @@ def decide_evaluate(
     now: datetime,
     rater_training: Mapping[str, TrainingRecorded] | None = None,
     manager_ids: Sequence[str] = (),
+    position: str | None = None,
 ) -> list[DomainEvent]:
     """Record an evaluation (or a revision of the same rater's) while the cycle is open.
+
+    The form is the one of the agent's ``position`` (its own rated KPIs).
 
     Nobody rates themselves in any role but ``self`` (403 conflict-of-interest, naming who may:
     ``manager_ids`` are the team's managers). Peers, subordinates, customers and experts rate
@@ -350,7 +360,8 @@ def decide_evaluate(
     ):
         raise Forbidden(f"{rater_id} was not invited to rate {agent_id} as {rater_role} in"
                         f" {cycle.team_id}/{cycle.period}")
-    problems = check_evaluation(scheme, rater_role, scores, override_reason=comment)
+    problems = check_evaluation(scheme, rater_role, scores, override_reason=comment,
+                                position=position)
     if problems:
         raise DomainError("invalid evaluation", problems)
     trained = False
@@ -409,12 +420,15 @@ class Presence:
     kpi_targets: Mapping[str, TeamTarget] = field(default_factory=dict)
 
 
-def measure(scheme: Scheme, period: str, roster: Sequence[RosterEntry]) -> list[RosterEntry]:
+def measure(scheme: Scheme, period: str, roster: Sequence[RosterEntry],
+            through: date | None = None) -> list[RosterEntry]:
     """Return the roster with each agent's KPI values computed by the scheme's formulas.
 
     Every measured KPI any position of the scheme uses is computed for everyone; scoring
     then takes those of the agent's position. Active days (per_active_day) are the period's
-    days inside the employment span and outside absences, as fair months count them.
+    days inside the employment span and outside absences, as fair months count them; with
+    ``through`` (a month still open), only the days up to that one, so that a live
+    per-active-day KPI divides the samples so far by the days so far.
     """
     formulas = {k.name: k.formula for k in scheme.all_kpis()
                 if k.kind == "measured" and k.formula is not None}
@@ -422,7 +436,8 @@ def measure(scheme: Scheme, period: str, roster: Sequence[RosterEntry]) -> list[
     return [
         replace(agent, kpis=compute(
             formulas, agent.totals, agent.observations,
-            len(active_dates(period, agent.span, agent.absences)) if per_day else None,
+            len(active_dates(period, agent.span, agent.absences, through)) if per_day
+            else None,
         ))
         for agent in roster
     ]
@@ -463,14 +478,30 @@ def expected_roles(scheme: Scheme) -> list[str]:
 
 def missing_evaluations(cycle: Cycle, scheme: Scheme, roster: Sequence[RosterEntry]
                         ) -> list[MissingEvaluation]:
-    """List the expected evaluations not yet submitted."""
-    present = {(agent, role) for agent, role, _ in cycle.evaluations}
-    return [
-        MissingEvaluation(agent_id=a.agent_id, rater_role=role)
-        for a in expected_agents(scheme, cycle.period, roster)
-        for role in expected_roles(scheme)
-        if (a.agent_id, role) not in present
-    ]
+    """List the expected evaluations not yet submitted, and those that do not count.
+
+    An evaluation of a role the scheme requires training for, recorded without that training
+    on record (an event from before the rule, or appended by an import), is not counted by
+    scoring (``trained_roles_of``): it is missing like one never submitted, with the reason,
+    so that a close waits for it (or a forced close applies the missing-evaluation policy)
+    instead of leaving the agent without a composite and out of the ranking.
+    """
+    present: dict[tuple[str, str], bool] = {}
+    for (agent, role, _), evaluation in cycle.evaluations.items():
+        counted = role not in scheme.requires_training or evaluation.training_on_record
+        present[(agent, role)] = present.get((agent, role), True) and counted
+    untrained = (f"submitted without the evaluator training scheme {scheme.scheme_id}"
+                 f" v{scheme.version} requires on record: it does not count")
+    found = []
+    for a in expected_agents(scheme, cycle.period, roster):
+        for role in expected_roles(scheme):
+            status = present.get((a.agent_id, role))
+            if status is None:
+                found.append(MissingEvaluation(agent_id=a.agent_id, rater_role=role))
+            elif not status:
+                found.append(MissingEvaluation(agent_id=a.agent_id, rater_role=role,
+                                               reason=untrained))
+    return found
 
 
 def late_evaluations(cycle: Cycle) -> list[EvaluationSubmitted]:
@@ -699,7 +730,7 @@ def decide_close(
                        " a judgement on targets one side rejected is not fair")
         raise Conflict(
             "; ".join(why) + "; resolve them, or close with force and a reason",
-            missing=[m.model_dump() for m in missing], goals_disputed=disputed,
+            missing=[m.summary() for m in missing], goals_disputed=disputed,
         )
     if force and not (reason and reason.strip()):
         raise DomainError("a forced close needs a reason",

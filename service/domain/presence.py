@@ -93,9 +93,13 @@ def in_month(period: str, span: Span) -> bool:
         span.left_on is None or span.left_on >= first)
 
 
-def active_dates(period: str, span: Span, absences: Iterable[DateRange]) -> set[date]:
-    """Return the period's dates inside the span and outside every absence (overlaps once)."""
+def active_dates(period: str, span: Span, absences: Iterable[DateRange],
+                 through: date | None = None) -> set[date]:
+    """Return the period's dates inside the span and outside every absence (overlaps once);
+    with ``through``, only those up to that day (a month still running: its days so far)."""
     first, last = period_dates(period)
+    if through is not None:
+        last = max(min(last, through), first - timedelta(days=1))
     days = {d for d in DateRange(first, last).days() if span.contains(d)}
     for absence in absences:
         if absence.end < first or absence.start > last:

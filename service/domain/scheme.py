@@ -243,16 +243,20 @@ class Scheme(_Frozen):
                     return rater_role.role, criterion
         return None
 
-    def form(self, role: str) -> frozenset[str]:
-        """Return the criteria a rater of ``role`` must score (empty for an unknown role)."""
+    def form(self, role: str, position: str | None = None) -> frozenset[str]:
+        """Return the criteria a rater of ``role`` must score for an agent of ``position``
+        (empty for an unknown role)."""
         rater_role = self.role(role)
         if rater_role is None:
             return frozenset()
         names = {c.name for c in rater_role.criteria if c.source == "rated"}
         # KPI attainment is computed, not typed in, so it is not on the form; but the rated KPIs
-        # that feed it are scored by whoever owns it (the manager, in the default scheme).
+        # that feed it are scored by whoever owns it (the manager, in the default scheme): those
+        # of the agent's position, which may add some and drop others (weight 0: not asked for,
+        # since a score nobody counts is a question with no purpose).
         if any(c.source == "kpi_attainment" for c in rater_role.criteria):
-            names.update(k.name for k in self.kpis if k.kind == "rated")
+            names.update(k.name for k in self.kpis_for(position)
+                         if k.kind == "rated" and k.weight > 0)
         return frozenset(names)
 
     def kpis_for(self, position: str | None) -> list[KpiDef]:
@@ -285,12 +289,14 @@ def check_evaluation(
     scores: Mapping[str, float],
     *,
     override_reason: str | None = None,
+    position: str | None = None,
 ) -> list[Problem]:
-    """List every problem with an evaluation by a rater of ``role``; empty means acceptable."""
+    """List every problem with an evaluation by a rater of ``role`` of an agent of
+    ``position``; empty means acceptable."""
     rater_role = scheme.role(role)
     if rater_role is None:
         return [Problem("rater_role", f"{role!r} is not a rater role of scheme {scheme.scheme_id}")]
-    form = scheme.form(role)
+    form = scheme.form(role, position)
     owner = scheme.kpi_attainment_criterion()
     overridable = owner[1].name if owner is not None and owner[0] == role else None
     problems = [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain.directory import Team
@@ -69,10 +71,11 @@ async def month_scheme(ctx: ServiceContext, team: Team, period: str) -> Scheme:
         return await schemes.get_scheme(ctx, team.scheme_id)
 
 
-async def roster(ctx: ServiceContext, team: Team, period: str, scheme: Scheme | None = None
-                 ) -> list[c.RosterEntry]:
+async def roster(ctx: ServiceContext, team: Team, period: str, scheme: Scheme | None = None,
+                 *, through: date | None = None) -> list[c.RosterEntry]:
     """Return the team's agents with their KPI inputs, transfers and presence for the period;
-    with ``scheme``, their KPI values by its formulas too."""
+    with ``scheme``, their KPI values by its formulas too (``through``: per-active-day KPIs
+    count the active days up to that day, for a month still running)."""
     await wait_caught_up(ctx.db, [Directory()])
     tz = zone(team.timezone)
     first, last = period_dates(period)
@@ -95,7 +98,7 @@ async def roster(ctx: ServiceContext, team: Team, period: str, scheme: Scheme | 
         )
         for a in agents
     ]
-    return c.measure(scheme, period, entries) if scheme is not None else entries
+    return c.measure(scheme, period, entries, through) if scheme is not None else entries
 
 
 def presence_of(team: Team) -> c.Presence:

@@ -11,6 +11,8 @@ from service.domain import cycle as c
 from service.domain.directory import Team
 from service.domain.errors import NotFound
 from service.domain.metrics import quiet_feeds, scheme_inputs
+from service.domain.periods import zone
+from service.domain.presence import team_date
 from service.domain.reports import ranking_document, scorecard_document
 from service.domain.scheme import Scheme
 from service.projections.cycle_results import CycleResults
@@ -71,7 +73,9 @@ async def stored_scorecard(
 async def _provisional(ctx: ServiceContext, team: Team, cycle: c.Cycle
                        ) -> tuple[list[c.FrozenResult], Any]:
     scheme = await cycle_scheme(ctx, cycle)
-    agents = await roster(ctx, team, cycle.period, scheme)
+    # A per-active-day KPI of a month still running divides by the active days so far.
+    today = team_date(ctx.clock(), zone(team.timezone))
+    agents = await roster(ctx, team, cycle.period, scheme, through=today)
     # While open, agents still waiting for an evaluation are ranked on what exists so far.
     scored, _ = c.score_roster(cycle, scheme, agents, "renormalize",
                                presence=presence_of(team))
@@ -144,7 +148,7 @@ async def _evaluation_warnings(
     return [{
         "kind": "evaluations_overdue" if passed else "evaluations_due_soon",
         "deadline": cycle.deadline.isoformat(),
-        "missing": [m.model_dump() for m in missing],
+        "missing": [m.summary() for m in missing],
         "detail": f"{len(missing)} evaluation(s) missing; the deadline "
                   + ("has passed" if passed else "is near"),
     }]

@@ -47,6 +47,7 @@ from service.domain.ids import COMPOUND_ID_PATTERN, ID_PATTERN
 from service.domain.periods import next_period, parse_period, period_of, previous_period
 from service.domain.principal import Principal, may_rate_as, rating_refusal
 from service.queries.cycles import pinned_scheme
+from service.queries.directory import find_agent
 from service.queries.sanctions import managed_teams
 from service.ui import api, charts, fmt, queries, render, session
 from service.ui.render import UiRoute, page, redirect
@@ -845,7 +846,7 @@ async def _evaluation_form(
     titles = {k.name: k.title for k in scheme.kpis}
     fields = [{"name": name, "label": CRITERIA_LABELS.get(name) or titles.get(name, name),
                "hint": descriptions.get(name, ""), "value": prefill.get(name, "")}
-              for name in sorted(scheme.form(rater_role),
+              for name in sorted(scheme.form(rater_role, card.get("position")),
                                  key=lambda n: (list(CRITERIA_LABELS).index(n)
                                                 if n in CRITERIA_LABELS else 99,
                                                 list(titles).index(n) if n in titles else 0))]
@@ -879,7 +880,8 @@ async def submit_evaluation(
     """Submit the evaluation (the API's PUT .../evaluations/{agent_id}/{rater_role})."""
     form = await form_data(request)
     scheme = await pinned_scheme(ctx, team_id, period)
-    names = set(scheme.form(rater_role))
+    agent = await find_agent(ctx, agent_id)
+    names = set(scheme.form(rater_role, agent.position if agent is not None else None))
     owner = scheme.kpi_attainment_criterion()
     if owner is not None and owner[0] == rater_role and form.get(owner[1].name, "").strip():
         names.add(owner[1].name)

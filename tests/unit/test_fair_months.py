@@ -225,3 +225,25 @@ def test_a_part_month_agent_has_prorated_order_amount_target_and_floor() -> None
     # Ratios are never pro-rated.
     ratio = results["half"].score.work_performance.kpis["conversion_rate"]  # type: ignore
     assert ratio.target == 0.30
+
+
+def test_a_live_per_active_day_kpi_divides_by_the_days_so_far() -> None:
+    # Given a KPI of tickets per active day, and an agent away 2-3 November
+    base = DEFAULT_SCHEME_V2.model_dump()
+    tickets = Scheme.model_validate(base | {
+        "metrics": [*base["metrics"], {"name": "tickets", "unit": "count"}],
+        "kpis": [*base["kpis"], {"name": "tickets_per_day", "kind": "measured", "weight": 0.0,
+                                 "target": 10.0, "floor": 0.0,
+                                 "formula": {"op": "per_active_day", "of": "tickets"}}]})
+    away = (DateRange(date(2026, 11, 2), date(2026, 11, 3)),)
+    roster = [c.RosterEntry(agent_id="a", name="A", position=None, totals={"tickets": 30.0},
+                            observations={"tickets": 3}, absences=away)]
+    # When the month is measured on 10 November (open) and at its end (closed)
+    [live] = c.measure(tickets, NOV, roster, through=date(2026, 11, 10))
+    [whole] = c.measure(tickets, NOV, roster)
+    # Then the open month divides by the 8 active days so far, the closed one by 28
+    assert live.kpis["tickets_per_day"] == pytest.approx(30 / 8)
+    assert whole.kpis["tickets_per_day"] == pytest.approx(30 / 28)
+    # and before the month starts there is no day to divide by
+    [early] = c.measure(tickets, NOV, roster, through=date(2026, 10, 30))
+    assert early.kpis["tickets_per_day"] is None

@@ -118,6 +118,31 @@ def test_forms_of_the_default_scheme() -> None:
     assert DEFAULT_SCHEME.form("janitor") == frozenset()
 
 
+def test_the_manager_form_is_the_agents_positions() -> None:
+    # Given a position that drops a rated KPI (weight 0) and adds one of its own
+    scheme = DEFAULT_SCHEME.model_copy(update={"position_overrides": {"security": {
+        "report_quality": KpiOverride(weight=0.0),
+        "report_timeliness": KpiOverride(weight=0.05),
+        "door_checks": KpiOverride(kind="rated", weight=0.05, label="Door checks"),
+    }}})
+    security = scheme.form("manager", "security")
+    # Then its form asks for the added one and not for the dropped one
+    assert "report_quality" not in security and "door_checks" in security
+    assert security == set(MANAGER_SCORES) - {"report_quality"} | {"door_checks"}
+    # and the other positions keep the scheme's form
+    assert scheme.form("manager", "pre-sale") == set(MANAGER_SCORES)
+    assert scheme.form("manager") == set(MANAGER_SCORES)
+    # An evaluation of a security agent without the dropped KPI is complete; one with it is
+    # refused (nobody would count it), as is one missing the added KPI.
+    complete = {k: v for k, v in MANAGER_SCORES.items() if k != "report_quality"}
+    assert check_evaluation(scheme, "manager", complete | {"door_checks": 70.0},
+                            position="security") == []
+    assert _fields(check_evaluation(scheme, "manager", MANAGER_SCORES | {"door_checks": 70.0},
+                                    position="security")) == {"scores.report_quality"}
+    assert _fields(check_evaluation(scheme, "manager", complete, position="security")) == {
+        "scores.door_checks"}
+
+
 def test_a_complete_manager_evaluation_is_accepted() -> None:
     assert check_evaluation(DEFAULT_SCHEME, "manager", MANAGER_SCORES) == []
 
