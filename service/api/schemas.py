@@ -12,13 +12,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    SerializationInfo,
-    SerializerFunctionWrapHandler,
     Strict,
     StrictBool,
     StrictInt,
     ValidationError,
-    model_serializer,
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -232,18 +229,10 @@ class MissingOut(BaseModel):
 
     agent_id: str
     rater_role: str
-    reason: str | None = Field(default=None, description=(
+    # Left out when None: a missing evaluation never submitted reads as it always did.
+    reason: str | None = Field(default=None, exclude_if=lambda v: v is None, description=(
         "why a submitted evaluation counts as missing: recorded without the evaluator"
         " training the scheme requires of the role (absent: none was submitted)"))
-
-    @model_serializer(mode="wrap")
-    def _without_no_reason(self, handler: SerializerFunctionWrapHandler,
-                           info: SerializationInfo) -> dict[str, Any]:
-        # A missing evaluation that was simply never submitted reads as it always did.
-        dumped: dict[str, Any] = handler(self)
-        if dumped.get("reason") is None:
-            dumped.pop("reason", None)
-        return dumped
 
 
 class CycleOut(BaseModel):
