@@ -299,6 +299,9 @@ def check_evaluation(
     form = scheme.form(role, position)
     owner = scheme.kpi_attainment_criterion()
     overridable = owner[1].name if owner is not None and owner[0] == role else None
+    # A rated KPI the position dropped is not asked for, but a score of it (a client sending
+    # the scheme's whole form) is tolerated: it is kept with the evaluation and not counted.
+    tolerated = (scheme.form(role) | scheme.form(role, position)) - form
     problems = [
         Problem(f"scores.{name}", f"missing: the {role} form requires it")
         for name in sorted(form.difference(scores))
@@ -309,7 +312,7 @@ def check_evaluation(
             # Overriding measured evidence must leave a trail: the reason is recorded with it.
             if override_reason is None or not override_reason.strip():
                 problems.append(Problem(field, f"an override of {name} needs a written reason"))
-        elif name not in form:
+        elif name not in form and name not in tolerated:
             problems.append(Problem(field, f"not on the {role} form"))
         if not (math.isfinite(value) and 0 <= value <= scheme.scale_max):
             problems.append(Problem(field, f"must be between 0 and {scheme.scale_max:g}"))

@@ -132,15 +132,18 @@ def test_the_manager_form_is_the_agents_positions() -> None:
     # and the other positions keep the scheme's form
     assert scheme.form("manager", "pre-sale") == set(MANAGER_SCORES)
     assert scheme.form("manager") == set(MANAGER_SCORES)
-    # An evaluation of a security agent without the dropped KPI is complete; one with it is
-    # refused (nobody would count it), as is one missing the added KPI.
+    # An evaluation of a security agent without the dropped KPI is complete (one with it is
+    # tolerated); one missing the added KPI is not.
     complete = {k: v for k, v in MANAGER_SCORES.items() if k != "report_quality"}
     assert check_evaluation(scheme, "manager", complete | {"door_checks": 70.0},
                             position="security") == []
-    assert _fields(check_evaluation(scheme, "manager", MANAGER_SCORES | {"door_checks": 70.0},
-                                    position="security")) == {"scores.report_quality"}
+    assert check_evaluation(scheme, "manager", MANAGER_SCORES | {"door_checks": 70.0},
+                            position="security") == []
     assert _fields(check_evaluation(scheme, "manager", complete, position="security")) == {
         "scores.door_checks"}
+    assert _fields(check_evaluation(scheme, "manager", MANAGER_SCORES)) == set()
+    assert _fields(check_evaluation(scheme, "manager", MANAGER_SCORES | {"door_checks": 1.0})
+                   ) == {"scores.door_checks"}
 
 
 def test_a_complete_manager_evaluation_is_accepted() -> None:
