@@ -10,9 +10,10 @@ check every route of the app:
 - ``public()``: no credential (health probes).
 
 Handlers then narrow the role to the data with ``ensure_manager_of``, ``ensure_self``,
-``ensure_self_or_manager`` and ``ensure_source``, and stamp every event with
-``actor_metadata``. A reader passes the scope helpers: ``allow`` only lets readers reach GET
-handlers, and a reader may read everything.
+``ensure_self_or_manager``, ``ensure_source`` and ``ensure_rates_as``. Every one of these
+asks ``service.domain.policy``, which decides who may do what for the pages too; this module
+only turns its no into a logged, counted 403. A reader passes the scope helpers: ``allow``
+only lets readers reach GET handlers, and a reader may read everything.
 
 A credential starting with ``csk_`` is an API key, looked up by its hash on every request
 (uncached, so revocation is immediate); anything else is a JWT, verified against an explicit
@@ -61,17 +62,16 @@ from service.api.deps import service_context
 from service.api.problems import Problem
 from service.config import Settings, rsa_public_key
 from service.context import ServiceContext
+from service.domain import policy
 from service.domain.ids import ID_RE
-from service.domain.principal import ROLES, Principal, credential_problems, event_metadata
+from service.domain.principal import ROLES, Principal, credential_problems
 from service.store import keys
 
 log = logging.getLogger("csperf.auth")
 
-SAFE_METHODS = frozenset({"GET", "HEAD"})
 JWT_ALGORITHMS = ("HS256", "RS256")
 _MAX_CREDENTIAL = 8192
 _MAX_CLAIM = 128
-_MAX_HEADER_ID = 128
 
 BEARER = HTTPBearer(
     auto_error=False,
@@ -402,9 +402,7 @@ class Allow:
 
     def permits(self, role: str, method: str) -> bool:
         """Tell whether a principal of ``role`` may call the route with ``method``."""
-        if role == "reader":
-            return self.reads and method.upper() in SAFE_METHODS
-        return role in self.roles
+        return policy.route_admits(self.roles, role, method, reads=self.reads)
 
     async def __call__(
         self,
@@ -533,76 +531,40 @@ def _out_of_scope(principal: Principal, detail: str) -> Problem:
     return Problem(403, detail, kind="out-of-scope")
 
 
-def _unscoped(principal: Principal) -> bool:
-    # A reader only reaches GET handlers (allow() sees to it) and may read everything.
-    return principal.role in ("admin", "reader")
-
-
-def manages(principal: Principal, manager_ids: Collection[str]) -> bool:
-    """Tell whether the principal may act as a manager of the team with ``manager_ids``."""
-    return _unscoped(principal) or (
-        principal.role == "manager" and principal.subject in manager_ids
-    )
-
-
 def ensure_manager_of(principal: Principal, manager_ids: Collection[str]) -> None:
     """Refuse (403) unless the principal manages the team whose managers are ``manager_ids``."""
-    if not manages(principal, manager_ids):
+    if not policy.may_manage(principal, manager_ids):
         raise _out_of_scope(principal, "only a manager of this team may do this")
 
 
 def ensure_self(principal: Principal, agent_id: str) -> None:
     """Refuse (403) unless the principal is the agent ``agent_id`` (or admin or reader)."""
-    if _unscoped(principal):
-        return
-    if principal.role == "agent" and principal.subject == agent_id:
-        return
-    raise _out_of_scope(principal, "an agent may only act on their own data")
+    if not policy.may_act_as_agent(principal, agent_id):
+        raise _out_of_scope(principal, "an agent may only act on their own data")
 
 
 def ensure_self_or_manager(
     principal: Principal, agent_id: str, manager_ids: Collection[str]
 ) -> None:
     """Refuse (403) unless the principal is the agent or manages the agent's team."""
-    if _unscoped(principal):
-        return
-    if principal.role == "agent" and principal.subject == agent_id:
-        return
-    if principal.role == "manager" and principal.subject in manager_ids:
-        return
-    raise _out_of_scope(principal, "only the agent and the team's managers may do this")
+    if not policy.may_see_agent(principal, agent_id, manager_ids):
+        raise _out_of_scope(principal, "only the agent and the team's managers may do this")
 
 
 def ensure_person(principal: Principal, person_id: str) -> None:
     """Refuse (403) unless the principal is the person ``person_id`` (or admin or reader)."""
-    if _unscoped(principal) or principal.subject == person_id:
-        return
-    raise _out_of_scope(principal, "a person may only read or change their own contact details")
+    if not policy.may_reach_person(principal, person_id):
+        raise _out_of_scope(principal,
+                            "a person may only read or change their own contact details")
 
 
 def ensure_source(principal: Principal, source: str) -> None:
     """Refuse (403) an ingest principal pushing for a source other than its own."""
-    if principal.role != "ingest" or principal.source == source:
-        return
-    raise _out_of_scope(principal, "this ingest credential may only push for its own source")
+    if not policy.may_push_for(principal, source):
+        raise _out_of_scope(principal, "this ingest credential may only push for its own source")
 
 
-# -- audit -------------------------------------------------------------------------------------
-
-
-def _header_id(request: Request, name: str) -> str | None:
-    value = request.headers.get(name)
-    if not value or len(value) > _MAX_HEADER_ID or not value.isprintable():
-        return None
-    return value
-
-
-def actor_metadata(principal: Principal, request: Request) -> dict[str, Any]:
-    """Return the metadata every event appended for this request must carry."""
-    request_id = getattr(request.state, "request_id", None) or _header_id(request, "x-request-id")
-    return event_metadata(
-        principal,
-        request_id=request_id,
-        correlation_id=_header_id(request, "x-correlation-id"),
-        causation_id=_header_id(request, "x-causation-id"),
-    )
+def ensure_rates_as(principal: Principal, rater_role: str, agent_id: str) -> None:
+    """Refuse (403) a principal whose role may not submit an evaluation as ``rater_role``."""
+    if not policy.may_rate_as(principal, rater_role, agent_id):
+        raise Problem(403, policy.rating_refusal(principal, rater_role), kind="forbidden")

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
-from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
+from service.api.auth import allow, ensure_manager_of, ensure_rates_as, ensure_self_or_manager
 from service.api.deps import caller, context
 from service.api.directory import ensure_team_member_or_manager
 from service.api.params import IdPath, PeriodPath
@@ -31,7 +31,7 @@ from service.commands import cycles as commands
 from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain import release as r
-from service.domain.principal import Principal, may_rate_as, rating_refusal
+from service.domain.principal import Principal
 from service.domain.reports import evaluation_document
 from service.domain.scheme import RATER_ROLES
 from service.projections.cycle_results import CycleResults
@@ -116,8 +116,7 @@ async def put_evaluation(
     if rater_role not in RATER_ROLES:
         raise Problem(422, f"unknown rater role {rater_role!r}",
                       errors=[{"field": "rater_role", "reason": f"one of {list(RATER_ROLES)}"}])
-    if not may_rate_as(principal, rater_role, agent_id):
-        raise Problem(403, rating_refusal(principal, rater_role), kind="forbidden")
+    ensure_rates_as(principal, rater_role, agent_id)
     if rater_role == "manager":
         await _manager(ctx, principal, team_id)
     evaluation = await commands.evaluate(ctx, caller(principal, request), commands.Evaluate(

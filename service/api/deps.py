@@ -1,12 +1,16 @@
-"""FastAPI dependencies shared by the routers."""
+"""FastAPI dependencies shared by the routers: the service context and who runs a command."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import Request
 
 from service.commands.base import Caller
 from service.context import ServiceContext
-from service.domain.principal import Principal
+from service.domain.principal import Principal, event_metadata
+
+_MAX_HEADER_ID = 128
 
 
 def service_context(request: Request) -> ServiceContext:
@@ -24,10 +28,26 @@ async def context(request: Request) -> ServiceContext:
     return service_context(request)
 
 
+def _header_id(request: Request, name: str) -> str | None:
+    value = request.headers.get(name)
+    if not value or len(value) > _MAX_HEADER_ID or not value.isprintable():
+        return None
+    return value
+
+
+def actor_metadata(principal: Principal, request: Request) -> dict[str, Any]:
+    """Return the metadata every event appended for this request must carry."""
+    request_id = getattr(request.state, "request_id", None) or _header_id(request, "x-request-id")
+    return event_metadata(
+        principal,
+        request_id=request_id,
+        correlation_id=_header_id(request, "x-correlation-id"),
+        causation_id=_header_id(request, "x-causation-id"),
+    )
+
+
 def caller(principal: Principal, request: Request) -> Caller:
     """Return who runs a command: actor metadata and the request's idempotency key."""
-    from service.api.auth import actor_metadata  # auth imports this module
-
     key = request.headers.get("idempotency-key")
     if key is not None and (len(key) > 200 or not key.isprintable()):
         key = None

@@ -12,7 +12,6 @@ from service.api.auth import (
     ensure_manager_of,
     ensure_person,
     ensure_self_or_manager,
-    manages,
 )
 from service.api.deps import caller, context
 from service.api.pagination import Paging, link, matches, paginate, paging
@@ -36,6 +35,7 @@ from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import directory as commands
 from service.context import ServiceContext
 from service.domain import directory as d
+from service.domain import policy
 from service.domain.errors import Forbidden, NotFound
 from service.domain.principal import Principal
 from service.domain.text import PRINTABLE_PATTERN
@@ -108,11 +108,11 @@ async def is_team_member_or_manager(
     ctx: ServiceContext, principal: Principal, team: d.Team
 ) -> bool:
     """Tell whether the principal is an agent of the team or may manage it."""
+    member = False
     if principal.role == "agent":
         agent = await reads.find_agent(ctx, principal.subject)
-        if agent is not None and agent.team_id == team.team_id:
-            return True
-    return manages(principal, team.manager_ids)
+        member = agent is not None and agent.team_id == team.team_id
+    return policy.may_see_team(principal, team.manager_ids, member=member)
 
 
 async def ensure_team_member_or_manager(
@@ -290,7 +290,7 @@ async def put_person(
     """Set a person's email address (admins), language or reminders on or off (admins and the
     person). A person is an agent, a manager (an id in a team's manager_ids) or a rater."""
     ensure_person(principal, person_id)
-    if "email" in body.model_fields_set and not principal.is_admin:
+    if "email" in body.model_fields_set and not policy.may_set_email(principal):
         raise Forbidden("only an admin sets email addresses; a person may change their own"
                         " locale and reminders")
     person = await commands.put_person(ctx, caller(principal, request), d.PutPerson(

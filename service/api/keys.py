@@ -10,8 +10,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from service.api.auth import actor_metadata, allow
-from service.api.deps import context
+from service.api.auth import allow
+from service.api.deps import actor_metadata, context
 from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.params import IdPath, IdQuery
 from service.api.problems import Problem

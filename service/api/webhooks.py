@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
-from service.api.auth import actor_metadata, allow
-from service.api.deps import context
+from service.api.auth import allow
+from service.api.deps import actor_metadata, context
 from service.api.events import parse_cursor
 from service.api.pagination import Paging, invalid, link, paginate, paging
 from service.api.problems import Problem

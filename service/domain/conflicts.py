@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from service.domain.errors import Forbidden
+from service.domain.policy import judges_own_case
 
 
 class ConflictOfInterest(Forbidden):
@@ -40,7 +41,7 @@ def ensure_not_own_case(
     ``act`` names the act in words ("give the manager evaluation of", "review the improvement
     plan of", "decide the reassignment review of", "decide the appeal of").
     """
-    if actor_id != agent_id:
+    if not judges_own_case(actor_id, agent_id):
         return
     raise ConflictOfInterest(
         f"{actor_id} may not {act} themselves: nobody judges their own case;"

@@ -69,29 +69,6 @@ def event_metadata(
     }
 
 
-def may_rate_as(principal: Principal, rater_role: str, agent_id: str) -> bool:
-    """Tell whether the principal's role may submit an evaluation under ``rater_role``.
-
-    Only the role is checked here; whether a manager manages the team or a rater was invited
-    is the handler's to check with the domain's data.
-    """
-    if rater_role == "self":
-        # Only the agent's own counts; an admin's was listed beside it as if it did.
-        return principal.role == "agent" and principal.subject == agent_id
-    if principal.is_admin:
-        return True
-    if rater_role == "manager":
-        return principal.role == "manager"
-    return principal.role == "rater" and rater_role in EXTERNAL_RATER_ROLES
-
-
-def rating_refusal(principal: Principal, rater_role: str) -> str:
-    """Say why may_rate_as refused the principal, for the 403 both doors answer."""
-    if rater_role == "self":
-        return "only the agent may submit their own self-evaluation"
-    return f"a {principal.role} may not submit a {rater_role} evaluation"
-
-
 def credential_problems(
     role: str, subject: str | None, source: str | None
 ) -> list[tuple[str, str]]:

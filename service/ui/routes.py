@@ -26,7 +26,14 @@ from service.api import feedback as feedback_api
 from service.api import metrics as metrics_api
 from service.api import releases as releases_api
 from service.api import sanctions as sanctions_api
-from service.api.auth import CredentialError, TooManyFailures, check_credential, log_failure
+from service.api.auth import (
+    CredentialError,
+    TooManyFailures,
+    check_credential,
+    ensure_manager_of,
+    ensure_rates_as,
+    log_failure,
+)
 from service.api.auth import public as public_rule
 from service.api.deps import context
 from service.api.pagination import MAX_LIMIT
@@ -42,10 +49,11 @@ from service.api.schemas import (
     TeamOut,
 )
 from service.context import ServiceContext
+from service.domain import policy
 from service.domain.errors import DomainError, NotFound
 from service.domain.ids import COMPOUND_ID_PATTERN, ID_PATTERN
 from service.domain.periods import next_period, parse_period, period_of, previous_period
-from service.domain.principal import Principal, may_rate_as, rating_refusal
+from service.domain.principal import Principal
 from service.queries.cycles import pinned_scheme
 from service.queries.directory import find_agent
 from service.queries.sanctions import managed_teams
@@ -162,8 +170,8 @@ def short_month(period: str) -> str:
 
 def manages(principal: Principal, team: TeamOut) -> bool:
     """Tell whether to offer the team's manager forms (the form's handler decides again)."""
-    return principal.role == "admin" or (
-        principal.role == "manager" and principal.subject in team.manager_ids)
+    # Forms write: a reader, unscoped for reads, is offered none.
+    return principal.role != "reader" and policy.may_manage(principal, team.manager_ids)
 
 
 def team_url(team_id: str, period: str | None = None, done: str | None = None) -> str:
@@ -829,10 +837,9 @@ async def _evaluation_form(
 ) -> HTMLResponse:
     team = await team_of(ctx, principal, team_id)
     # The checks PUT .../evaluations makes before it decides; the form's post runs them again.
-    if not may_rate_as(principal, rater_role, agent_id):
-        raise Problem(403, rating_refusal(principal, rater_role), kind="forbidden")
-    if rater_role == "manager" and not manages(principal, team):
-        raise Problem(403, "only a manager of this team may do this", kind="out-of-scope")
+    ensure_rates_as(principal, rater_role, agent_id)
+    if rater_role == "manager":
+        ensure_manager_of(principal, team.manager_ids)
     card = await scorecard(ctx, principal, team_id, period, agent_id)
     if card is None:
         raise NotFound(f"agent {agent_id} has no scorecard in {team_id}/{period}")

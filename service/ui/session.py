@@ -43,8 +43,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 
 from service import observability
-from service.api.auth import BEARER, SAFE_METHODS, Allow
+from service.api.auth import BEARER, Allow
 from service.api.problems import Problem
+from service.domain.policy import SAFE_METHODS
 from service.domain.principal import Principal
 
 log = logging.getLogger("csperf.auth")

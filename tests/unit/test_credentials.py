@@ -22,7 +22,6 @@ from service.api.auth import (
     CredentialError,
     FailureLimiter,
     Public,
-    actor_metadata,
     allow,
     credential_label,
     endpoints,
@@ -35,15 +34,16 @@ from service.api.auth import (
     route_rule,
     verify_jwt,
 )
+from service.api.deps import actor_metadata
 from service.api.problems import Problem
 from service.config import Settings
+from service.domain.policy import may_rate_as
 from service.domain.principal import (
     ROLES,
     ApiKeyIssued,
     Principal,
     credential_problems,
     event_data,
-    may_rate_as,
 )
 from service.store import keys
 
