@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
-from service.caching import LRU
+from service.caching import LRU, Shared
 from service.config import Settings
+from service.domain.principal import Principal
 from service.notifier import Notifier
 from service.projections.runner import ProjectionRunner
-from service.queries.documents import DocumentCache, document_cache
+from service.queries.documents import StoredRanking
 from service.store.database import Database
 
 Clock = Callable[[], datetime]
@@ -29,6 +31,28 @@ def stream_states(capacity: int = STATE_CAPACITY) -> StreamStates:
     return LRU(capacity, lambda held: held[1] + 1)
 
 
+#: How long a cached entry lives while the process hears every invalidation: a bound on memory
+#: kept by what is no longer used, not on staleness (a change drops it at once).
+SHARED_TTL_SECONDS = 300.0
+#: How long an entry is served while invalidations may be missed (the listener is down).
+FALLBACK_TTL_SECONDS = 1.0
+#: Verified API keys held, and the bytes of ranking documents (a 1,000-agent one is ~300 KB).
+KEYS_HELD = 10_000
+RANKING_BYTES_HELD = 64 * 1024 * 1024
+
+
+def key_cache() -> Shared[bytes, Principal]:
+    """Return an empty cache of verified API keys' principals, by the key's SHA-256."""
+    return Shared("keys", KEYS_HELD, ttl=SHARED_TTL_SECONDS, fallback_ttl=FALLBACK_TTL_SECONDS)
+
+
+def ranking_cache() -> Shared[tuple[str, str], StoredRanking]:
+    """Return an empty cache of closed months' rankings, by (team, period), weighed in bytes."""
+    return Shared("rankings", RANKING_BYTES_HELD, ttl=SHARED_TTL_SECONDS,
+                  fallback_ttl=FALLBACK_TTL_SECONDS,
+                  weight=lambda stored: len(stored.document.body))
+
+
 def system_clock() -> datetime:
     """Return the current time in UTC."""
     return datetime.now(UTC)
@@ -43,10 +67,23 @@ class ServiceContext:
     clock: Clock = system_clock
     runner: ProjectionRunner | None = None
     notifier: Notifier | None = None
-    #: checked against the database on every read (see the module), so replicas agree
-    documents: DocumentCache = field(default_factory=document_cache)
+    #: dropped in every process at once when they change (service.store.invalidation)
+    keys: Shared[bytes, Principal] = field(default_factory=key_cache)
+    rankings: Shared[tuple[str, str], StoredRanking] = field(default_factory=ranking_cache)
+    #: checked against the stream's version on every use (service.commands.base.load)
     states: StreamStates = field(default_factory=stream_states)
     extras: dict[str, object] = field(default_factory=dict)
+
+    def shared_caches(self) -> tuple[Shared[Any, Any], ...]:
+        """Return the caches a ``NOTIFY csperf_cache`` names."""
+        return (self.keys, self.rankings)
+
+    def dropped(self, name: str) -> None:
+        """Drop the named cache in this process (a command changed it: every other process
+        drops it on the command's ``NOTIFY``)."""
+        for cache in self.shared_caches():
+            if cache.name == name:
+                cache.clear()
 
     def committed(self) -> None:
         """Wake projections after a command's events committed."""

@@ -49,6 +49,7 @@ from service.store import metric_partitions, migrate, reporting
 from service.store.database import Database
 from service.store.embedded import start_embedded
 from service.store.feed import CommitSignal
+from service.store.invalidation import CacheListener
 from service.webhooks.sender import WebhookSender
 from service.webhooks.settings import WebhookSettings
 
@@ -77,6 +78,19 @@ def _on_commit(runner: ProjectionRunner | None, signal: CommitSignal) -> Callabl
         signal.fire()
 
     return wake
+
+
+def _start_cache_listener(ctx: ServiceContext) -> CacheListener:
+    """Listen for the commands' cache invalidations; until it listens, entries live briefly."""
+    def listening(now: bool) -> None:
+        for cache in ctx.shared_caches():
+            if now:  # what was held before may have missed a change
+                cache.clear()
+            cache.listening = now
+
+    listener = CacheListener(ctx.db, on_change=ctx.dropped, on_listening=listening)
+    listener.start()
+    return listener
 
 
 async def ensure_reporting_views(ctx: ServiceContext) -> None:
@@ -159,6 +173,7 @@ def create_app(
         ctx.extras["commit_signal"] = signal
         ctx.notifier = Notifier(db, local=_on_commit(ctx.runner, signal))
         ctx.notifier.start()
+        listener = app.state.cache_listener = _start_cache_listener(ctx)
         app.state.ctx = ctx
         app.state.projections = chosen
         for hook in app.state.startup_hooks:
@@ -187,6 +202,7 @@ def create_app(
                 await scheduler.stop()
             if compactor is not None:
                 await compactor.stop()
+            await listener.stop()
             await ctx.notifier.stop()
             if ctx.runner is not None:
                 await ctx.runner.stop()

@@ -15,11 +15,12 @@ asks ``service.domain.policy``, which decides who may do what for the pages too;
 only turns its no into a logged, counted 403. A reader passes the scope helpers: ``allow``
 only lets readers reach GET handlers, and a reader may read everything.
 
-A credential starting with ``csk_`` is an API key, looked up by its hash on every request
-(uncached, so revocation is immediate); anything else is a JWT, verified against an explicit
-allow-list: HS256 with ``CSPERF_JWT_SECRET``, RS256 with ``CSPERF_JWT_PUBLIC_KEY``. The key is
-chosen by the algorithm, never the other way round, so ``alg: none`` and HS256-signed-with-
-the-public-key tokens are refused.
+A credential starting with ``csk_`` is an API key, looked up by its hash and then held in
+this process until a revocation drops every process's held keys at once (a ``NOTIFY`` in the
+revoking transaction, ``service.store.invalidation``), so revocation is immediate; anything
+else is a JWT, verified against an explicit allow-list: HS256 with ``CSPERF_JWT_SECRET``,
+RS256 with ``CSPERF_JWT_PUBLIC_KEY``. The key is chosen by the algorithm, never the other way
+round, so ``alg: none`` and HS256-signed-with-the-public-key tokens are refused.
 
 Failed authentications are counted, ``auth_failure_limit`` a minute, in two buckets: the
 client address, and the identity the credential presents (an API key's secret part, since
@@ -217,13 +218,30 @@ async def authenticate(ctx: ServiceContext, credential: str) -> Principal:
     if len(credential) > _MAX_CREDENTIAL:
         raise CredentialError("malformed", "the credential is too long")
     if credential.startswith(keys.KEY_MARK):
+        held = _held_key(credential)
+        principal = ctx.keys.get(held)
+        if principal is not None:
+            return principal
+        stamp = ctx.keys.stamp()
         record = await keys.find_active(ctx.db, credential)
         if record is None:
             raise CredentialError(
                 "unknown-key", "the API key is unknown or revoked", key_identity(credential)
             )
+        # Held until a revocation drops every process's keys (service.store.invalidation).
+        ctx.keys.put(held, record.principal, stamp)
         return record.principal
     return verify_jwt(credential, ctx.settings)
+
+
+#: Verified keys are held under an HMAC with this process's own random key, not the key or its
+#: stored hash: what memory holds proves nothing to the database or to another process.
+_HELD_KEY = secrets.token_bytes(32)
+
+
+def _held_key(credential: str) -> bytes:
+    return hmac.new(_HELD_KEY, credential.encode("utf-8", "surrogatepass"),
+                    hashlib.sha256).digest()
 
 
 #: Bucket names hold an HMAC of a presented key's secret under this process's own random key,

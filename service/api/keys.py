@@ -145,6 +145,9 @@ async def revoke_key(
     )
     if result is None:
         raise Problem(404, f"no API key {key_id!r}", kind="not-found")
+    # Every process drops its keys on the revocation's NOTIFY; this one at once, before
+    # answering, so the caller's next request here is refused whatever the notification's way.
+    ctx.dropped("keys")
     return KeyView.of(result[0])
 
 

@@ -11,6 +11,7 @@ from service.context import ServiceContext
 from service.domain.events import DomainEvent
 from service.projections.decoded import remember
 from service.queries.streams import Evolve, Fold, S, held_key, load
+from service.store import invalidation
 from service.store.errors import ConcurrencyError
 from service.store.event_store import AppendResult, NewEvent, append
 
@@ -38,8 +39,13 @@ async def execute(
     evolve: Evolve[S],
     decide: Callable[[S | None], list[DomainEvent]],
     fold: Fold[S] | None = None,
+    *,
+    announces: str | None = None,
 ) -> tuple[S | None, AppendResult | None]:
     """Decide on the current state and append, in one transaction.
+
+    ``announces`` names the cache (``ServiceContext.shared_caches``) that every process drops
+    when the append commits: for the rare commands that change what is cached.
 
     The stream's advisory lock is taken before reading, so commands on one stream queue up
     instead of failing each other's expected-version check (twenty concurrent revisions of one
@@ -68,6 +74,8 @@ async def execute(
                         metadata=caller.metadata, recorded_at=ctx.clock(),
                         idempotency_key=caller.idempotency_key,
                     )
+                    if announces is not None and not result.duplicate:
+                        await invalidation.announce(conn, announces)
             except ConcurrencyError:
                 # Only a writer outside this service's commands can get here.
                 if attempt == RETRIES - 1:
@@ -77,6 +85,8 @@ async def execute(
                 state, _ = await load(conn, stream_id, evolve, fold, states=ctx.states)
                 return state, result
         ctx.committed()
+        if announces is not None:
+            ctx.dropped(announces)  # here at once; other processes on the NOTIFY
         for e in events:
             state = evolve(state, e)
         # Committed, so hold it: the next command or read on this stream folds nothing (the

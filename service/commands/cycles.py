@@ -33,6 +33,9 @@ from service.queries.training import find_training
 
 #: How far ahead a correction can reach a streak, whatever a later month's policy says.
 MAX_STREAK_LOOKAHEAD = 12
+#: A month's ranking document changes only with its close, publication and reopening (a
+#: correction is a reopening and a new close): each drops every process's cached rankings.
+RANKINGS = "rankings"
 
 
 async def open_cycle(
@@ -121,7 +124,7 @@ async def close(ctx: ServiceContext, caller: Caller, cmd: Close) -> c.Cycle:
             current, scheme, agents, force=cmd.force, reason=cmd.reason,
             missing_policy=cmd.missing_policy, now=now, presence=presence_of(team),
         ),
-        fold=c.evolve_all,
+        fold=c.evolve_all, announces=RANKINGS,
     )
     assert state is not None
     return state
@@ -142,7 +145,7 @@ async def publish(ctx: ServiceContext, caller: Caller, team_id: str, period: str
         ctx, caller, c.cycle_stream(team_id, period), c.evolve,
         lambda current: c.decide_publish(current, now, policy=policy, currency=team.currency,
                                          previous_last_places=streaks),
-        fold=c.evolve_all,
+        fold=c.evolve_all, announces=RANKINGS,
     )
     assert state is not None
     await carry_forward(ctx, caller, state)
@@ -204,7 +207,7 @@ async def reopen(
     state, _ = await execute(
         ctx, caller, c.cycle_stream(team_id, period), c.evolve,
         lambda current: c.decide_reopen(current, reason, now),
-        fold=c.evolve_all,
+        fold=c.evolve_all, announces=RANKINGS,
     )
     assert state is not None
     return state

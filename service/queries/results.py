@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,42 +17,41 @@ from service.domain.scheme import Scheme
 from service.projections.cycle_results import CycleResults
 from service.projections.freshness import applied_stream
 from service.queries.cycles import cycle_scheme, presence_of, roster
-from service.queries.documents import Document, read_revisioned
+from service.queries.documents import Document, StoredRanking
 from service.queries.kpis import last_arrivals
 
 #: Process monitoring warns this long before the evaluation deadline.
 DEADLINE_WARNING = timedelta(days=2)
 
 
-@dataclass(frozen=True)
-class StoredRanking:
-    """A frozen ranking as stored, and whether the store had caught up with its month."""
-
-    document: Document
-    status: str
-    #: the projection has applied every event of the month's stream committed before the read,
-    #: so the row says what the stream says (closed or published, never reopened since)
-    current: bool
-
-
 # The composed fragment is code (applied_stream); every value is a parameter.
 _STORED_RANKING = " ".join((
-    "SELECT revision, status, CASE WHEN revision = $5 THEN NULL ELSE document END AS document,",
+    "SELECT revision, status, document,",
     applied_stream("$3", "$4"),
     "AS current FROM rankings WHERE team_id = $1 AND period = $2",
 ))
 
 
 async def stored_ranking(ctx: ServiceContext, team_id: str, period: str) -> StoredRanking | None:
-    """Return the frozen ranking of a closed month, if one is stored (in one round trip)."""
+    """Return the frozen ranking of a closed month, if one is stored (in one round trip).
+
+    A ranking the store had caught up with is held (``ctx.rankings``) until the month's next
+    close, publication, reopening or correction drops it in every process.
+    """
+    held = ctx.rankings.get((team_id, period))
+    if held is not None:
+        return held
+    stamp = ctx.rankings.stamp()
     async with ctx.db.connection() as conn:
-        found = await read_revisioned(conn, ctx.documents, ("ranking", team_id, period),
-                                      _STORED_RANKING, team_id, period, CycleResults.name,
-                                      c.cycle_stream(team_id, period))
-    if found is None:
+        row = await conn.fetchrow(_STORED_RANKING, team_id, period, CycleResults.name,
+                                  c.cycle_stream(team_id, period))
+    if row is None:
         return None
-    document, row = found
-    return StoredRanking(document, row["status"], row["current"])
+    stored = StoredRanking(Document(row["revision"], row["document"].encode()), row["status"],
+                           row["current"])
+    if stored.current:
+        ctx.rankings.put((team_id, period), stored, stamp)
+    return stored
 
 
 async def stored_scorecard(

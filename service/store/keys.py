@@ -9,8 +9,9 @@ tens of milliseconds of CPU. The hash is unsalted on purpose, so the key is foun
 lookup on it rather than by trying every row.
 
 Every change appends an ``ApiKeyIssued``/``ApiKeyRevoked`` event to ``apikey:<key_id>`` (with
-neither the secret nor the hash) and writes the ``api_key`` row in the same transaction. The
-row is read on every request, uncached, so a revocation takes effect with the next request.
+neither the secret nor the hash) and writes the ``api_key`` row in the same transaction. A
+verified key is held by each process until a revocation, whose transaction notifies every
+process to drop the keys it holds, so a revocation takes effect with the next request.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from service.domain.principal import (
     credential_problems,
     event_data,
 )
-from service.store import event_store
+from service.store import event_store, invalidation
 from service.store.database import Database
 from service.store.errors import ConcurrencyError
 from service.store.event_store import NewEvent
@@ -377,6 +378,8 @@ async def revoke(
                 )
                 if row is None:  # revoked in between: roll the event back and look again
                     raise ConcurrencyError(stream_id, version, version + 1)
+                # Every process drops the keys it holds as this commits.
+                await invalidation.announce(conn, "keys")
         except ConcurrencyError:
             continue  # revoked (or otherwise changed) concurrently: look again
         revoked = _record(row)

@@ -1,0 +1,105 @@
+"""Dropping cached copies in every process at once: ``NOTIFY csperf_cache`` and its listener.
+
+A command that changes something processes cache (an API key's revocation; a month's close,
+publication, reopening or correction, which change its ranking) calls ``announce`` in its own
+transaction. PostgreSQL delivers a notification only when that transaction commits, and to
+every listening connection, so each process drops its copy as the change becomes visible, and
+never for a change that rolled back. Only those rare commands notify: a ``NOTIFY`` in every
+append would serialise commits.
+
+Each process keeps one dedicated connection listening (``CacheListener``). When it is lost
+(the database restarted, the network went away), notifications may be missed, so the caches
+are told (``on_listening(False)``) and serve nothing older than their short fallback
+time-to-live; on reconnecting they are dropped (whatever was missed meanwhile) and trusted
+again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+
+from service.store.database import Database
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "csperf_cache"
+#: How often the listening connection is checked, so a connection lost without a word (a
+#: network gone quiet) is noticed within about this long.
+PING_SECONDS = 0.5
+#: Waits between attempts to listen again: from the first to the longest.
+RETRY_SECONDS = (0.1, 5.0)
+
+
+async def announce(conn: asyncpg.Connection, cache: str) -> None:
+    """Drop ``cache`` in every process when the current transaction commits."""
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, cache)
+
+
+class CacheListener:
+    """Listen for ``announce``; say which cache to drop, and whether notifications arrive."""
+
+    def __init__(
+        self, db: Database, *, on_change: Callable[[str], None],
+        on_listening: Callable[[bool], None], ping_seconds: float = PING_SECONDS,
+    ) -> None:
+        self.db = db
+        self.on_change = on_change
+        self.on_listening = on_listening
+        self.ping_seconds = ping_seconds
+        self._task: asyncio.Task[None] | None = None
+        self._conn: asyncpg.Connection | None = None
+
+    def start(self) -> None:
+        """Start listening in the background (and again whenever the connection is lost)."""
+        self._task = asyncio.create_task(self._run(), name="cache-listener")
+
+    async def stop(self) -> None:
+        """Stop listening."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self.on_change(payload)
+
+    async def _run(self) -> None:
+        wait = RETRY_SECONDS[0]
+        while True:
+            try:
+                await self._listen()
+                wait = RETRY_SECONDS[0]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database away: serve on the short time-to-live
+                log.warning("not listening for cache invalidations (%s): cached entries now"
+                            " live briefly", type(exc).__name__, extra={"reason": "cache-listener"})
+            finally:
+                self.on_listening(False)
+                if self._conn is not None:
+                    with contextlib.suppress(Exception):
+                        self._conn.terminate()
+                    self._conn = None
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RETRY_SECONDS[1])
+
+    async def _listen(self) -> None:
+        self._conn = conn = await self.db.connect_single()
+        lost = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: lost.set())
+        await conn.add_listener(CHANNEL, self._heard)
+        # From here on every change is heard; what was held before may have missed some.
+        self.on_listening(True)
+        while not lost.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lost.wait(), self.ping_seconds)
+                break
+            async with asyncio.timeout(self.ping_seconds * 2):
+                await conn.fetchval("SELECT 1")
