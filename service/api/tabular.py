@@ -27,8 +27,6 @@ import xlsxwriter  # type: ignore[import-untyped]
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
-from service.ui.fmt import CURRENCY_SYMBOLS, WHOLE_CURRENCIES
-
 #: Cells a spreadsheet would run as a formula start with one of these (plus tab and CR).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -111,6 +109,14 @@ def csv_response(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
     )
+
+
+#: The symbols an Excel money cell shows (Excel applies its own separators on the reader's side).
+CURRENCY_SYMBOLS: dict[str, str] = {
+    "CNY": "¥", "JPY": "¥", "KRW": "₩", "EUR": "€", "USD": "$", "GBP": "£",
+}
+#: Currencies written without minor units.
+WHOLE_CURRENCIES = frozenset({"KRW", "JPY"})
 
 
 def money_format(currency: str | None) -> str:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from contextvars import ContextVar
 from functools import lru_cache
 from http import HTTPStatus
 from importlib import resources
 from typing import Any
+from urllib.parse import urlencode
 
+from babel.support import NullTranslations
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
@@ -16,10 +19,23 @@ from fastapi.routing import APIRoute
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from pydantic import ValidationError
 
+from service import i18n
 from service.api.problems import Problem
 from service.domain.errors import DomainError
+from service.i18n import N_
 from service.store.errors import ConcurrencyError
 from service.ui import session
+
+#: What the person asked for on this request (``?lang=``, the cookie, ``Accept-Language``),
+#: None when nothing we have: set once per page request by ``UiRoute``, read by ``language``
+#: wherever a page formats or translates, so the choice needs no threading through each call.
+_preference: ContextVar[str | None] = ContextVar("csperf_ui_preference", default=None)
+#: The language of the template being rendered (set by ``page`` around render).
+_rendering: ContextVar[str] = ContextVar("csperf_ui_rendering", default=i18n.DEFAULT_LANGUAGE)
+
+
+def _catalogue() -> NullTranslations:
+    return i18n.translations(_rendering.get(), "ui")
 
 #: Everything comes from these pages: no inline script or style, no third party, no framing.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -56,7 +72,79 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["static"] = static_url
+    env.add_extension("jinja2.ext.i18n")
+    # {% trans %} blocks written over several lines are one line in the catalogues
+    # (babel.cfg extracts with ``trimmed`` too).
+    env.policies["ext.i18n.trimmed"] = True
+    # newstyle: ``_("... %(name)s", name=x)`` escapes its values and fails on a missing one.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        lambda message: _catalogue().gettext(message),
+        lambda one, many, n: _catalogue().ngettext(one, many, n),
+        newstyle=True,
+    )
+    # ``| t`` translates a value the code chose (a status, a message by key): unlike ``_()``, it
+    # neither marks the text safe nor reads it as a format string, so a value that carries what
+    # a person typed is still escaped.
+    env.filters["t"] = lambda value: _catalogue().gettext(str(value))
     return env
+
+
+def preferred(request: Request) -> str | None:
+    """Return the language the person asked for: ``?lang=``, else the cookie, else the browser."""
+    return (i18n.language_of(request.query_params.get("lang"))
+            or i18n.language_of(request.cookies.get(i18n.COOKIE))
+            or i18n.accepted(request.headers.get("accept-language")))
+
+
+def language(team_locale: str | None = None) -> str:
+    """Return the language of the page being answered: the person's choice, else the team's."""
+    return _preference.get() or i18n.choose(team_locale)
+
+
+def gettext(message: str) -> str:
+    """Translate a message into the language of the page being answered."""
+    return i18n.translations(language(), "ui").gettext(message)
+
+
+def ngettext(one: str, many: str, count: int) -> str:
+    """Translate a message with a count into the language of the page being answered."""
+    return i18n.translations(language(), "ui").ngettext(one, many, count)
+
+
+#: The titles of the error pages (HTTP's reason phrases), here so the catalogues have them.
+STATUS_TITLES = (N_("Bad Request"), N_("Unauthorized"), N_("Forbidden"), N_("Not Found"),
+                 N_("Method Not Allowed"), N_("Conflict"), N_("Gone"),
+                 N_("Unprocessable Content"), N_("Too Many Requests"),
+                 N_("Internal Server Error"), N_("Service Unavailable"))
+#: Values the templates show through ``| t``: statuses, roles, ledger entries.
+SHOWN_VALUES = (N_("open"), N_("closed"), N_("published"), N_("due"), N_("overdue"),
+                N_("submitted"), N_("approved"), N_("rejected"), N_("reassign"), N_("retain"),
+                N_("pending"), N_("scheduled"), N_("acknowledged"), N_("held"),
+                N_("upheld"), N_("amended"), N_("uphold"), N_("amend"), N_("agent"),
+                N_("manager"), N_("admin"), N_("self"), N_("Self"), N_("Manager"),
+                N_("reversal"), N_("grant"), N_("paid"), N_("cancelled"),
+                N_("pending payroll"), N_("interview"), N_("scheduler"))
+#: The built-in KPIs' labels (service/domain/scheme.py): a label a scheme gives its own KPI
+#: shows as HR wrote it, in whatever language they wrote it.
+BUILTIN_KPI_LABELS = (N_("Consultation conversion rate"), N_("Average response time"),
+                      N_("Customer churn rate"), N_("Total order amount"),
+                      N_("Valid order ratio"), N_("Payment ratio"), N_("Refund ratio"),
+                      N_("Average order value per customer"), N_("Response time"),
+                      N_("Order amount"))
+
+
+def _team_locale(context: Mapping[str, Any]) -> str | None:
+    team = context.get("team")
+    value = team.get("locale") if isinstance(team, Mapping) else getattr(team, "locale", None)
+    return value if isinstance(value, str) else None
+
+
+def switcher(request: Request, current: str) -> list[dict[str, str]]:
+    """Return the language switcher's links: this page in each language, named in itself."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "lang"]
+    return [{"code": code, "name": i18n.language_name(code),
+             "url": request.url.path + "?" + urlencode([*query, ("lang", code)]),
+             "current": "true" if code == current else ""} for code in i18n.LANGUAGES]
 
 
 @lru_cache(maxsize=16)
@@ -85,14 +173,22 @@ def page(
     headers: Mapping[str, str] | None = None,
 ) -> HTMLResponse:
     """Render a template into a response with the pages' security headers."""
+    lang = language(_team_locale(context))
     values = {
         "request": request,
+        "lang": lang,
+        "html_lang": lang.replace("_", "-"),
+        "languages": switcher(request, lang),
         "principal": getattr(request.state, "principal", None),
         "csrf_token": session.csrf_token(request),
         "csrf_field": session.CSRF_FIELD,
         **context,
     }
-    html = environment().get_template(template).render(values)
+    token = _rendering.set(lang)
+    try:
+        html = environment().get_template(template).render(values)
+    finally:
+        _rendering.reset(token)
     response = HTMLResponse(html, status_code=status, headers={**HEADERS, **(headers or {})})
     session.remember_csrf(response, request)
     return response
@@ -138,7 +234,16 @@ class UiRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def ui_handler(request: Request) -> Response:
-            response = await page_or_error(request)
+            token = _preference.set(preferred(request))
+            try:
+                response = await page_or_error(request)
+            finally:
+                _preference.reset(token)
+            chosen = i18n.language_of(request.query_params.get("lang"))
+            if chosen:  # a choice made on the page is kept for the next pages
+                response.set_cookie(i18n.COOKIE, chosen, max_age=i18n.COOKIE_MAX_AGE,
+                                    path=session.COOKIE_PATH, samesite="lax", httponly=True,
+                                    secure=session.secure(request))
             for name, value in ISOLATION_HEADERS.items():
                 response.headers.setdefault(name, value)
             return response

@@ -17,12 +17,13 @@ from fastapi.responses import HTMLResponse
 
 from service.api import cycles as cycles_api
 from service.api.problems import Problem
-from service.ui import api, fmt
+from service.i18n import N_
+from service.ui import api, fmt, render
+from service.ui.fmt import Fmt
 from service.ui.render import UiRoute, page
 from service.ui.routes import (
     CRITERIA_LABELS,
     Ctx,
-    Fmt,
     Id,
     Month,
     Viewer,
@@ -39,8 +40,8 @@ from service.ui.routes import (
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=UiRoute)
 
-ROLE_LABELS = {"self": "Self-evaluation", "manager": "Manager's evaluation",
-               "peer": "Peer evaluation", "customer": "Customer evaluation"}
+ROLE_LABELS = {"self": N_("Self-evaluation"), "manager": N_("Manager's evaluation"),
+               "peer": N_("Peer evaluation"), "customer": N_("Customer evaluation")}
 
 
 @router.get("/teams/{team_id}/months/{period}/report")
@@ -107,17 +108,17 @@ def _agent_line(card: dict[str, Any], rank: str | None, not_ranked: str | None,
             "value": f.kpi(name, kpi["value"], kpi["unit"])
             if kpi.get("status") != "unavailable" else fmt.DASH,
             "target": f.kpi(name, kpi["target"], kpi["unit"]),
-            "prorated": (f"pro-rated to {f.num(100 * prorated, 0)} % of the month"
-                         if prorated is not None else ""),
+            "prorated": (render.gettext("pro-rated to %(share)s of the month")
+                         % {"share": f.pct(prorated)} if prorated is not None else ""),
             "attainment": f.num(kpi["attainment"], 0) if kpi.get("attainment") is not None
             else fmt.DASH,
-            "status": {"unavailable": "unavailable for the whole team",
-                       "no_data": "no data (scored 0)" if not kpi.get("dropped")
-                       else "no data"}.get(kpi.get("status") or "", ""),
+            "status": {"unavailable": N_("unavailable for the whole team"),
+                       "no_data": N_("no data (scored 0)") if not kpi.get("dropped")
+                       else N_("no data")}.get(kpi.get("status") or "", ""),
         })
     evaluations = [{
         "role": ROLE_LABELS.get(e["rater_role"], e["rater_role"]),
-        "scores": ", ".join(f"{CRITERIA_LABELS.get(k, k)} {f.num(v, 0)}"
+        "scores": ", ".join(f"{render.gettext(CRITERIA_LABELS.get(k, k))} {f.num(v, 0)}"
                             for k, v in sorted(e["scores"].items())),
         "late": e.get("late", False), "submitted": f.when(e["submitted_at"]),
     } for e in card.get("evaluations", [])]

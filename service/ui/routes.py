@@ -54,10 +54,12 @@ from service.domain.errors import DomainError, NotFound
 from service.domain.ids import COMPOUND_ID_PATTERN, ID_PATTERN
 from service.domain.periods import next_period, parse_period, period_of, previous_period
 from service.domain.principal import Principal
+from service.i18n import N_
 from service.queries.cycles import pinned_scheme
 from service.queries.directory import find_agent
 from service.queries.sanctions import managed_teams
 from service.ui import api, charts, fmt, queries, render, session
+from service.ui.fmt import Fmt
 from service.ui.render import UiRoute, page, redirect
 from service.ui.session import form_data, require_csrf, safe_next, ui_allow
 
@@ -72,11 +74,11 @@ Viewer = Annotated[Principal, ui_allow("manager", "agent")]
 Manager = Annotated[Principal, ui_allow("manager")]
 
 CRITERIA_LABELS: dict[str, str] = {
-    "task_completion": "Work-task completion",
-    "work_performance": "Work performance (KPI attainment)",
-    "work_ability": "Work ability",
-    "cooperation": "Cooperation",
-    "service": "Service",
+    "task_completion": N_("Work-task completion"),
+    "work_performance": N_("Work performance (KPI attainment)"),
+    "work_ability": N_("Work ability"),
+    "cooperation": N_("Cooperation"),
+    "service": N_("Service"),
 }
 
 
@@ -100,72 +102,37 @@ def measured_kpis(cards: Iterable[Mapping[str, Any]]) -> list[str]:
     return list(dict.fromkeys(
         name for c in cards for name, k in c["kpis"].items() if k["kind"] == "measured"))
 
-KIND_LABELS = {"reward": "Reward", "deduction": "Deduction",
-               "improvement_plan": "Improvement plan",
-               "reassignment_review": "Reassignment review"}
+KIND_LABELS = {"reward": N_("Reward"), "deduction": N_("Deduction"),
+               "improvement_plan": N_("Improvement plan"),
+               "reassignment_review": N_("Reassignment review")}
 #: What a page says after a form worked (the key comes back in ?done=).
 DONE = {
-    "opened": "The month is open.",
-    "evaluated": "The evaluation is saved.",
-    "closed": "The month is closed: its numbers are frozen. Publish it to announce the results.",
-    "published": "The month is published. Its rewards, deductions and improvement plans are"
-                 " listed under Consequences.",
-    "plan-approved": "The improvement plan is approved.",
-    "plan-rejected": "The improvement plan is rejected; the agent may resubmit.",
-    "review-decided": "The reassignment review is decided.",
-    "released": "The result is released: the agent sees their rank, score and consequences.",
-    "appealed": "Your appeal is filed. A manager of your team decides it.",
-    "appeal-upheld": "The appeal is decided: the result stands.",
-    "appeal-amended": "The appeal is decided: the month is reopened for its correction.",
+    "opened": N_("The month is open."),
+    "evaluated": N_("The evaluation is saved."),
+    "closed": N_("The month is closed: its numbers are frozen. Publish it to announce the"
+                 " results."),
+    "published": N_("The month is published. Its rewards, deductions and improvement plans are"
+                 " listed under Consequences."),
+    "plan-approved": N_("The improvement plan is approved."),
+    "plan-rejected": N_("The improvement plan is rejected; the agent may resubmit."),
+    "review-decided": N_("The reassignment review is decided."),
+    "released": N_("The result is released: the agent sees their rank, score and consequences."),
+    "appealed": N_("Your appeal is filed. A manager of your team decides it."),
+    "appeal-upheld": N_("The appeal is decided: the result stands."),
+    "appeal-amended": N_("The appeal is decided: the month is reopened for its correction."),
 }
 
 
-# -- formatting bound to a team ------------------------------------------------------------
-
-
-class Fmt:
-    """Numbers and times as a team reads them (its locale, currency and time zone)."""
-
-    def __init__(self, timezone: str, currency: str) -> None:
-        self.timezone = timezone
-        self.currency = currency
-        self.loc = fmt.locale_for(timezone)
-
-    def money(self, value: float | None) -> str:
-        """Write an amount in the team's currency."""
-        return fmt.money(value, self.currency, self.loc)
-
-    def pct(self, value: float | None) -> str:
-        """Write a fraction as a percentage."""
-        return fmt.percent(value, self.loc)
-
-    def num(self, value: float | None, decimals: int = 1) -> str:
-        """Write a number."""
-        return fmt.number(value, self.loc, decimals)
-
-    def when(self, value: datetime | str | None) -> str:
-        """Write an instant in the team's time zone."""
-        return fmt.moment(value, self.timezone, self.loc)
-
-    def day(self, value: datetime | str | None) -> str:
-        """Write the day of an instant in the team's time zone."""
-        return fmt.day(value, self.timezone, self.loc)
-
-    def kpi(self, name: str, value: float | None, unit: str) -> str:
-        """Write a KPI value in its unit."""
-        return fmt.kpi_value(name, value, unit, self.currency, self.loc)
-
-
 def month_label(period: str) -> str:
-    """Return "Nov 2026" for "2026-11"."""
+    """Return "Nov 2026" for "2026-11" (``2026년 11월`` on a Korean page)."""
     year, month = parse_period(period)
-    return datetime(year, month, 1).strftime("%b %Y")
+    return fmt.month(year, month, fmt.page_locale())
 
 
 def short_month(period: str) -> str:
-    """Return "Nov" (or "Nov 26" in January) for chart ticks."""
+    """Return "Nov" (or "Jan 2026" in January) for chart ticks."""
     year, month = parse_period(period)
-    return datetime(year, month, 1).strftime("%b" if month != 1 else "%b %y")
+    return fmt.month(year, month, fmt.page_locale(), short=month != 1)
 
 
 def manages(principal: Principal, team: TeamOut) -> bool:
@@ -215,8 +182,8 @@ def _rank_label(entry: Mapping[str, Any]) -> str:
 # -- signing in ------------------------------------------------------------------------------
 
 SIGNIN_REASONS = {
-    "expired": "Your key is no longer valid (revoked or expired). Sign in with a current key.",
-    "signed-out": "You are signed out.",
+    "expired": N_("Your key is no longer valid (revoked or expired). Sign in with a current key."),
+    "signed-out": N_("You are signed out."),
 }
 
 
@@ -245,15 +212,15 @@ async def signin(request: Request, ctx: Ctx) -> Response:
                     status=status)
 
     if not key:
-        return again(422, "Enter your API key.")
+        return again(422, N_("Enter your API key."))
     try:
         principal = await check_credential(request, key)
     except TooManyFailures as exc:
         log_failure(request, key, exc)
-        return again(429, "Too many failed attempts. Wait a minute and try again.")
+        return again(429, N_("Too many failed attempts. Wait a minute and try again."))
     except CredentialError as exc:
         log_failure(request, key, exc)
-        return again(401, "That key is unknown, revoked or expired.")
+        return again(401, N_("That key is unknown, revoked or expired."))
     if principal.role not in session.UI_ROLES:
         return again(403, f"A key of the {principal.role} role has no pages here; it is for"
                      " the JSON API.")
@@ -414,13 +381,13 @@ def _kpi_cells(card: Mapping[str, Any] | None, names: Sequence[str], f: Fmt
     for name in names:
         kpi = (card or {}).get("kpis", {}).get(name)
         if kpi is None:
-            cells.append({"text": fmt.DASH, "attainment": None, "title": "not visible"})
+            cells.append({"text": fmt.DASH, "attainment": None, "title": N_("not visible")})
             continue
         attainment = kpi.get("attainment")
         label = _label(card, name)
         status = kpi.get("status")
         title = (f"{label}: attainment {f.num(attainment, 0)} of 100" if attainment is not None
-                 else "no data this month")
+                 else N_("no data this month"))
         prorated = kpi.get("prorated_by") is not None
         if prorated:
             title += (f"; target pro-rated to {f.kpi(name, kpi['target'], kpi['unit'])}"
@@ -486,10 +453,13 @@ async def _sanction_rows(
 
 def _time_left(due: datetime, now: datetime) -> str:
     seconds = (due - now).total_seconds()
-    days = abs(seconds) / 86400
-    amount = (f"{math.floor(days)} day{'s' if math.floor(days) != 1 else ''}" if days >= 1
-              else f"{math.ceil(abs(seconds) / 3600)} h")
-    return f"{amount} left" if seconds >= 0 else f"{amount} late"
+    days = math.floor(abs(seconds) / 86400)
+    hours = math.ceil(abs(seconds) / 3600)
+    if seconds >= 0:
+        return (render.ngettext("%(n)s day left", "%(n)s days left", days) if days >= 1
+                else render.gettext("%(n)s h left")) % {"n": days or hours}
+    return (render.ngettext("%(n)s day late", "%(n)s days late", days) if days >= 1
+            else render.gettext("%(n)s h late")) % {"n": days or hours}
 
 
 # -- an agent's page --------------------------------------------------------------------------
@@ -544,7 +514,7 @@ async def agent_page(
                                                .get("value"), unit)) for m in shown],
         })
     composite = charts.bar_chart(
-        "Composite score by month",
+        render.gettext("Composite score by month"),
         [charts.Point(short_month(m), cards[m]["composite"]) for m in shown],
         lambda v: f.num(v, 1),
         notes=[(f"#{cards[m]['rank']}" + ("=" if cards[m]["tied"] else ""))
@@ -750,8 +720,8 @@ async def review_plan(
     form = await form_data(request)
     decision = form.get("decision")
     if decision not in ("approved", "rejected"):
-        raise Problem(422, "choose approve or reject",
-                      errors=[{"field": "decision", "reason": "approved or rejected"}])
+        raise Problem(422, N_("choose approve or reject"),
+                      errors=[{"field": "decision", "reason": N_("approved or rejected")}])
     body = PlanReviewIn(decision=decision, comment=form.get("comment", "")[:5000])
     await api.call(principal, sanctions_api.review_plan, team_id=team_id, period=period,
                    agent_id=agent_id, body=body, request=request, ctx=ctx, principal=principal)
@@ -770,9 +740,9 @@ async def decide_review(
     decision = form.get("decision")
     note = form.get("note", "").strip()
     if decision not in ("reassign", "retain") or not note:
-        raise Problem(422, "choose reassign or retain and write a note", errors=[
-            {"field": "decision", "reason": "reassign or retain"},
-            {"field": "note", "reason": "required"}])
+        raise Problem(422, N_("choose reassign or retain and write a note"), errors=[
+            {"field": "decision", "reason": N_("reassign or retain")},
+            {"field": "note", "reason": N_("required")}])
     await api.call(principal, sanctions_api.decide_review, review_id=review_id,
                    body=ReviewDecisionIn(decision=decision, note=note[:5000]), request=request,
                    ctx=ctx, principal=principal)
@@ -798,8 +768,8 @@ async def file_appeal(
     form = await form_data(request)
     reason = form.get("reason", "").strip()
     if not reason:
-        raise Problem(422, "write the reason of your appeal",
-                      errors=[{"field": "reason", "reason": "required"}])
+        raise Problem(422, N_("write the reason of your appeal"),
+                      errors=[{"field": "reason", "reason": N_("required")}])
     await api.call(principal, releases_api.file_appeal, team_id=team_id, period=period,
                    agent_id=agent_id, body=AppealIn(reason=reason[:4000]), request=request,
                    ctx=ctx, principal=principal)
@@ -816,8 +786,8 @@ async def decide_appeal(
     decision = form.get("decision")
     note = form.get("note", "").strip() or None
     if decision not in ("uphold", "amend"):
-        raise Problem(422, "choose uphold or amend",
-                      errors=[{"field": "decision", "reason": "uphold or amend"}])
+        raise Problem(422, N_("choose uphold or amend"),
+                      errors=[{"field": "decision", "reason": N_("uphold or amend")}])
     decided = await api.call(principal, releases_api.decide_appeal, appeal_id=appeal_id,
                              body=AppealDecisionIn(decision=decision, note=note and note[:4000]),
                              request=request, ctx=ctx, principal=principal)
@@ -899,10 +869,10 @@ async def submit_evaluation(
         try:
             value = float(text)
         except ValueError:
-            errors[name] = "enter a number" if text else "required"
+            errors[name] = N_("enter a number") if text else N_("required")
             continue
         if not math.isfinite(value):
-            errors[name] = "enter a number"
+            errors[name] = N_("enter a number")
             continue
         scores[name] = value
     comment = form.get("comment", "").strip() or None
@@ -913,7 +883,7 @@ async def submit_evaluation(
                                       error=error, status=status)
 
     if errors:
-        return await again(422, "Some scores are missing or not numbers.", errors)
+        return await again(422, N_("Some scores are missing or not numbers."), errors)
     try:
         await api.call(principal, cycles_api.put_evaluation, team_id=team_id, period=period,
                        agent_id=agent_id, rater_role=rater_role,

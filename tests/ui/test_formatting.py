@@ -4,38 +4,46 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from service.i18n import formatting_locale
 from service.ui import charts, fmt
 
 NBSP = "\u00a0"
 
 
-def test_numbers_follow_the_team_locale() -> None:
-    berlin, shanghai, paris = (fmt.locale_for(z) for z in
-                               ("Europe/Berlin", "Asia/Shanghai", "Europe/Paris"))
+def test_numbers_follow_the_reader_and_the_team() -> None:
+    """The issue's examples: 1.234,50 € in Berlin, ¥1,234.50 in Shanghai, 2026년 11월."""
+    berlin = formatting_locale("en", None, "Europe/Berlin")  # English, German conventions
+    shanghai = formatting_locale("zh_Hans", None, "Asia/Shanghai")
+    seoul = formatting_locale("ko", None, "Asia/Seoul")
     assert fmt.number(1234567.891, berlin, 2) == "1.234.567,89"
     assert fmt.number(1234567.891, shanghai, 2) == "1,234,567.89"
-    assert fmt.number(1234.5, paris, 1) == "1\u202f234,5"
     assert fmt.money(1234.5, "EUR", berlin) == f"1.234,50{NBSP}€"
-    assert fmt.money(-100, "CNY", shanghai) == f"{fmt.MINUS}¥100.00"
-    assert fmt.money(45000, "KRW", fmt.locale_for("Asia/Seoul")) == "₩45,000"
+    assert fmt.money(1234.5, "CNY", shanghai) == "¥1,234.50"
+    assert fmt.money(-100, "CNY", shanghai) == "-¥100.00"
+    assert fmt.money(45000, "KRW", seoul) == "₩45,000"  # no minor units (CLDR)
     assert fmt.percent(0.2534, berlin) == f"25,3{NBSP}%"
     assert fmt.percent(0.2534, shanghai) == "25.3%"
+    assert fmt.month(2026, 11, seoul) == "2026년 11월"
+    assert fmt.month(2026, 11, shanghai) == "2026年11月"
     assert fmt.number(None, berlin) == fmt.DASH
 
 
-def test_unknown_zones_read_like_en_us() -> None:
-    loc = fmt.locale_for("America/Chicago")
-    assert loc.tag == "en-US"
-    assert fmt.money(12.5, "XYZ", loc) == f"XYZ{NBSP}12.50"
+def test_a_team_locale_wins_for_its_own_language_only() -> None:
+    assert str(formatting_locale("en", "en_GB", "Asia/Shanghai")) == "en_GB"
+    # A Korean reader of a German team: Korean has no German variant in CLDR, so plain Korean.
+    assert str(formatting_locale("ko", "de_DE", "Europe/Berlin")) == "ko"
+    assert str(formatting_locale("en", None, "America/Chicago")) == "en_US"
+    assert str(formatting_locale("en", None, "UTC")) == "en"
+    assert fmt.money(12.5, "XYZ", formatting_locale("en", None, "UTC")).endswith("12.50")
 
 
 def test_times_are_shown_in_the_team_time_zone() -> None:
     moment = datetime(2026, 11, 5, 2, 0, tzinfo=UTC)
-    assert fmt.moment(moment, "Asia/Shanghai", fmt.locale_for("Asia/Shanghai")) \
-        == "2026/11/05 10:00 CST"
-    assert fmt.moment(moment.isoformat(), "Europe/Berlin", fmt.locale_for("Europe/Berlin")) \
-        == "05.11.2026, 03:00 CET"
-    assert fmt.day(moment, "Europe/Berlin", fmt.locale_for("Europe/Berlin")) == "05.11.2026"
+    shanghai = formatting_locale("zh_Hans", None, "Asia/Shanghai")
+    berlin = formatting_locale("en", None, "Europe/Berlin")
+    assert fmt.moment(moment, "Asia/Shanghai", shanghai) == "2026年11月5日 10:00 CST"
+    assert fmt.moment(moment.isoformat(), "Europe/Berlin", berlin) == "5 Nov 2026, 03:00 CET"
+    assert fmt.day(moment, "Europe/Berlin", berlin) == "5 Nov 2026"
 
 
 def test_a_line_chart_describes_itself_and_escapes_text() -> None:

@@ -177,11 +177,12 @@ async def test_ties_are_visible(sign_in: SignIn, shop: Shop) -> None:
 async def test_numbers_and_times_follow_each_team(sign_in: SignIn) -> None:
     shanghai = await (await sign_in("m-chen")).get("/ui/teams/shop-sh?period=2026-10")
     assert "¥100.00" in shanghai.text and "CST" in shanghai.text
-    assert "Published 2026/11/05 10:00 CST" in shanghai.text
+    assert "Published Nov 5, 2026, 10:00\u202fAM CST" in shanghai.text
     berlin = await (await sign_in("m-weber")).get("/ui/teams/shop-be?period=2026-09")
+    # An English reader of a Berlin team: English words, German numbers (CLDR's en_DE).
     assert "100,00\u00a0€" in berlin.text and "30,0\u00a0%" in berlin.text
     # Berlin's September was re-published at 13:00 after the demo's amended appeal.
-    assert "Published 05.10.2026, 13:00 CEST" in berlin.text
+    assert "Published 5 Oct 2026, 13:00 CEST" in berlin.text
 
 
 async def test_the_consequences_of_a_published_month_are_listed(sign_in: SignIn) -> None:

@@ -1,0 +1,99 @@
+"""The pages in Korean, Simplified Chinese and English: how the language is chosen, what a
+page then reads like, and that no choice, however odd, breaks a page."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from service import i18n
+from tests.ui.conftest import SignIn
+
+BOARD = "/ui/teams/shop-sh?period=2026-10"
+
+
+def html_lang(page: httpx.Response) -> str:
+    match = re.search(r'<html lang="([^"]+)"', page.text)
+    assert match, "no lang on the page"
+    return match.group(1)
+
+
+async def test_the_browser_language_chooses_the_page_language(
+        anonymous: httpx.AsyncClient) -> None:
+    korean = await anonymous.get("/ui/signin", headers={"Accept-Language": "ko-KR,ko;q=0.9"})
+    assert korean.status_code == 200 and html_lang(korean) == "ko"
+    assert "<h1>로그인</h1>" in korean.text and "API 키" in korean.text
+    chinese = await anonymous.get("/ui/signin", headers={"Accept-Language": "zh-CN"})
+    assert html_lang(chinese) == "zh-Hans" and "<h1>登录</h1>" in chinese.text
+    english = await anonymous.get("/ui/signin", headers={"Accept-Language": "en-GB"})
+    assert html_lang(english) == "en" and "<h1>Sign in</h1>" in english.text
+
+
+@pytest.mark.parametrize("header", ["xx-YY", "tlh;q=abc, *;q=0.1", "zh-Hant-TW", "a" * 3000,
+                                    ";;,,", "ko;q=5"])
+async def test_an_unknown_accept_language_falls_back_never_a_500(
+        anonymous: httpx.AsyncClient, header: str) -> None:
+    page = await anonymous.get("/ui/signin", headers={"Accept-Language": header})
+    assert page.status_code == 200 and html_lang(page) == "en"
+
+
+async def test_a_choice_made_on_the_page_is_kept_in_a_cookie(
+        anonymous: httpx.AsyncClient) -> None:
+    chosen = await anonymous.get("/ui/signin?lang=zh_Hans",
+                                 headers={"Accept-Language": "ko"})
+    assert html_lang(chosen) == "zh-Hans"
+    cookie = chosen.headers["set-cookie"]
+    assert f"{i18n.COOKIE}=zh_Hans" in cookie and "HttpOnly" in cookie
+    # The next page, without ?lang=: the cookie wins over the browser's Accept-Language.
+    later = await anonymous.get("/ui/signin", headers={"Accept-Language": "ko"})
+    assert html_lang(later) == "zh-Hans"
+    # A BCP 47 spelling works too; an unknown one is ignored (no cookie, no error).
+    assert html_lang(await anonymous.get("/ui/signin?lang=ko-KR")) == "ko"
+    odd = await anonymous.get("/ui/signin?lang=%3Cscript%3E")
+    assert odd.status_code == 200 and html_lang(odd) == "ko"
+    assert i18n.COOKIE not in odd.headers.get("set-cookie", "")
+
+
+async def test_every_page_offers_each_language_named_in_itself(
+        anonymous: httpx.AsyncClient) -> None:
+    page = await anonymous.get("/ui/signin?next=%2Fui")
+    switcher = page.text.split('class="languages"')[1].split("</nav>")[0]
+    assert "English" in switcher and "한국어" in switcher and "中文 (简体)" in switcher
+    # The links keep the page's own query.
+    assert "/ui/signin?next=%2Fui&amp;lang=ko" in switcher
+
+
+async def test_a_board_in_korean_and_chinese(sign_in: SignIn) -> None:
+    client = await sign_in("m-chen")
+    korean = await client.get(BOARD + "&lang=ko")
+    assert korean.status_code == 200
+    assert "2026년 10월" in korean.text  # the month, by CLDR
+    assert "순위" in korean.text and "CSV 다운로드" in korean.text
+    assert "Download CSV" not in korean.text
+    chinese = await client.get(BOARD + "&lang=zh_Hans")
+    # A Chinese reader of the Shanghai team: zh_Hans_CN's money and dates.
+    assert "¥100.00" in chinese.text and "CN¥" not in chinese.text
+    assert "发布于 2026年11月5日 10:00 CST" in chinese.text
+    assert "下载 Excel" in chinese.text
+
+
+async def test_an_agent_page_and_the_report_in_korean(sign_in: SignIn) -> None:
+    client = await sign_in("m-chen")
+    agent = await client.get("/ui/agents/sh-wang-lei?period=2026-10&lang=ko")
+    assert agent.status_code == 200 and "추이" in agent.text and "개선 계획" in agent.text
+    report = await client.get("/ui/teams/shop-sh/months/2026-10/report?lang=ko")
+    assert report.status_code == 200 and html_lang(report) == "ko"
+    assert "월간 보고서" in report.text and "후속 조치" in report.text
+
+
+async def test_problems_shown_on_pages_are_translated(sign_in: SignIn) -> None:
+    client = await sign_in("m-chen")
+    refused = await client.get("/ui/teams/shop-be?lang=zh_Hans")
+    assert refused.status_code == 403
+    main = refused.text.split("<main")[1].split("</main>")[0]
+    assert "禁止访问" in refused.text and "您的密钥无权访问此页面" in refused.text, main
+    # The JSON API stays English whatever the page language.
+    api = await client.get("/v1/teams/shop-be", headers={"Accept-Language": "zh-CN"})
+    assert "禁止" not in api.text
