@@ -124,6 +124,13 @@ SHOWN_VALUES = (N_("open"), N_("closed"), N_("published"), N_("due"), N_("overdu
                 N_("manager"), N_("admin"), N_("self"), N_("Self"), N_("Manager"),
                 N_("reversal"), N_("grant"), N_("paid"), N_("cancelled"),
                 N_("pending payroll"), N_("interview"), N_("scheduler"))
+#: The API's refusals a page shows as they are (service/api/auth.py): the page translates the
+#: fixed ones; those that carry a value (an id, a month) stay in the API's English.
+REFUSALS = (N_("only a manager of this team may do this"),
+            N_("an agent may only act on their own data"),
+            N_("only the agent and the team's managers may do this"),
+            N_("only the agent may submit their own self-evaluation"),
+            N_("the address or form is not valid"), N_("the form is not valid"))
 #: The built-in KPIs' labels (service/domain/scheme.py): a label a scheme gives its own KPI
 #: shows as HR wrote it, in whatever language they wrote it.
 BUILTIN_KPI_LABELS = (N_("Consultation conversion rate"), N_("Average response time"),
