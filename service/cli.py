@@ -235,8 +235,10 @@ def cmd_projections(args: argparse.Namespace) -> int:
 def cmd_keys(args: argparse.Namespace) -> int:
     """Create, list or revoke API keys (as the actor "cli")."""
     import uuid
-    from datetime import UTC, datetime
 
+    from service.commands import keys as commands
+    from service.commands.base import Caller
+    from service.context import ServiceContext
     from service.domain.principal import CLI_PRINCIPAL, credential_problems, event_metadata
     from service.store import keys
     from service.store.database import Database
@@ -247,16 +249,17 @@ def cmd_keys(args: argparse.Namespace) -> int:
             for field, reason in problems:
                 print(f"--{field}: {reason}", file=sys.stderr)
             return 2
-    db = Database(_database_url(get_settings()), pool_size=2)
-    metadata = event_metadata(CLI_PRINCIPAL, request_id=uuid.uuid4().hex)
-    now = datetime.now(UTC)
+    settings = get_settings()
+    db = Database(_database_url(settings), pool_size=2)
+    ctx = ServiceContext(settings=settings, db=db)
+    caller = Caller(event_metadata(CLI_PRINCIPAL, request_id=uuid.uuid4().hex))
 
     async def run() -> int:
         try:
             if args.action == "create":
-                issued = await keys.issue(
-                    db, role=args.role, subject=args.subject, source=args.source,
-                    name=args.name, created_by=CLI_PRINCIPAL.subject, metadata=metadata, now=now,
+                issued = await commands.issue(
+                    ctx, caller, role=args.role, subject=args.subject, source=args.source,
+                    name=args.name, created_by=CLI_PRINCIPAL.subject,
                 )
                 print(
                     f"key {issued.record.key_id} (role {args.role}) created; it is shown only "
@@ -273,9 +276,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
                         f"{k.created_at:%Y-%m-%d %H:%M}", k.name or "",
                     ]))
                 return 0
-            result = await keys.revoke(
-                db, args.key_id, revoked_by=CLI_PRINCIPAL.subject, metadata=metadata, now=now
-            )
+            result = await commands.revoke(ctx, caller, args.key_id,
+                                           revoked_by=CLI_PRINCIPAL.subject)
             if result is None:
                 print(f"no API key {args.key_id!r}", file=sys.stderr)
                 return 1

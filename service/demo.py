@@ -56,6 +56,8 @@ import jwt
 import orjson
 from pydantic import SecretStr
 
+from service.commands import keys as key_commands
+from service.commands.base import Caller
 from service.config import Settings
 from service.context import ServiceContext
 from service.domain.periods import month_start, next_period, period_of, previous_period
@@ -867,7 +869,7 @@ def wanted_keys() -> list[DemoKey]:
 async def ensure_keys(ctx: ServiceContext, path: Path) -> dict[str, str]:
     """Return the demo's keys: those in ``path`` that still work, new ones for the rest."""
     known = _read_keys(path)
-    metadata = event_metadata(CLI_PRINCIPAL, request_id=f"demo-{uuid.uuid4().hex[:12]}")
+    caller = Caller(event_metadata(CLI_PRINCIPAL, request_id=f"demo-{uuid.uuid4().hex[:12]}"))
     result: dict[str, str] = {}
     for want in wanted_keys():
         key = known.get(want.label)
@@ -875,17 +877,15 @@ async def ensure_keys(ctx: ServiceContext, path: Path) -> dict[str, str]:
         if record is not None and (record.role, record.subject) == (want.role, want.subject):
             result[want.label] = key or ""
             continue
-        issued = await key_store.issue(
-            ctx.db, role=want.role, subject=want.subject, source=None,
-            name=f"demo: {want.describe}", created_by="demo", metadata=metadata,
-            now=datetime.now(UTC))
+        issued = await key_commands.issue(
+            ctx, caller, role=want.role, subject=want.subject, source=None,
+            name=f"demo: {want.describe}", created_by="demo")
         result[want.label] = issued.key
     # Keys a lost file left behind stop working, so only the printed ones are live.
     live = {key_store.key_prefix(k) for k in result.values()}
     for record in await key_store.list_keys(ctx.db, include_revoked=False):
         if record.created_by == "demo" and record.key_id not in live:
-            await key_store.revoke(ctx.db, record.key_id, revoked_by="demo", metadata=metadata,
-                                   now=datetime.now(UTC))
+            await key_commands.revoke(ctx, caller, record.key_id, revoked_by="demo")
     _write_keys(path, result)
     return result
 

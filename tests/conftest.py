@@ -153,8 +153,9 @@ def key_headers(
     app_client: httpx.AsyncClient,
 ) -> Callable[..., Awaitable[dict[str, str]]]:
     """Make headers with a real API key: ``await key_headers("agent", "a-1")``."""
+    from service.commands import keys
+    from service.commands.base import Caller
     from service.domain.principal import CLI_PRINCIPAL, event_metadata
-    from service.store import keys
 
     async def make(
         role: str,
@@ -167,9 +168,8 @@ def key_headers(
         if subject is None and role in ("manager", "agent", "rater"):
             subject = f"{role}-{uuid.uuid4().hex[:8]}"
         issued = await keys.issue(
-            ctx.db, role=role, subject=subject, source=source, name=name or "test",
-            created_by="tests", metadata=event_metadata(CLI_PRINCIPAL, request_id=None),
-            now=datetime.now(UTC),
+            ctx, Caller(event_metadata(CLI_PRINCIPAL, request_id=None)), role=role,
+            subject=subject, source=source, name=name or "test", created_by="tests",
         )
         return bearer(issued.key)
 

@@ -16,6 +16,8 @@ from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.params import IdPath, IdQuery
 from service.api.problems import Problem
 from service.api.schemas import Body
+from service.commands import keys as commands
+from service.commands.base import Caller
 from service.context import ServiceContext
 from service.domain.ids import ID_PATTERN
 from service.domain.principal import BOOTSTRAP_PRINCIPAL, Principal, credential_problems
@@ -97,10 +99,9 @@ async def create_key(
             kind="validation-error",
             errors=[{"field": f, "reason": r, "location": "body"} for f, r in problems],
         )
-    issued = await keys.issue(
-        ctx.db, role=body.role, subject=body.subject, source=body.source, name=body.name,
-        created_by=principal.subject, metadata=actor_metadata(principal, request),
-        now=ctx.clock(),
+    issued = await commands.issue(
+        ctx, Caller(actor_metadata(principal, request)), role=body.role, subject=body.subject,
+        source=body.source, name=body.name, created_by=principal.subject,
     )
     response.headers["Cache-Control"] = "no-store"
     return IssuedKeyView(**KeyView.of(issued.record).model_dump(), key=issued.key)
@@ -139,15 +140,11 @@ async def revoke_key(
     request: Request,
 ) -> KeyView:
     """Revoke a key: the next request that presents it is refused. Revoking twice is a no-op."""
-    result = await keys.revoke(
-        ctx.db, key_id, revoked_by=principal.subject,
-        metadata=actor_metadata(principal, request), now=ctx.clock(),
+    result = await commands.revoke(
+        ctx, Caller(actor_metadata(principal, request)), key_id, revoked_by=principal.subject,
     )
     if result is None:
         raise Problem(404, f"no API key {key_id!r}", kind="not-found")
-    # Every process drops its keys on the revocation's NOTIFY; this one at once, before
-    # answering, so the caller's next request here is refused whatever the notification's way.
-    ctx.dropped("keys")
     return KeyView.of(result[0])
 
 
@@ -156,11 +153,9 @@ async def register_bootstrap_key(ctx: ServiceContext) -> None:
     configured = ctx.settings.bootstrap_admin_key
     if configured is None:
         return
-    record, created = await keys.ensure_bootstrap(
-        ctx.db,
+    record, created = await commands.ensure_bootstrap(
+        ctx, Caller(make_metadata(BOOTSTRAP_PRINCIPAL, request_id=uuid.uuid4().hex)),
         configured.get_secret_value(),
-        metadata=make_metadata(BOOTSTRAP_PRINCIPAL, request_id=uuid.uuid4().hex),
-        now=ctx.clock(),
     )
     if record.revoked_at is not None:
         log.warning(

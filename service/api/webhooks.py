@@ -19,6 +19,8 @@ from service.api.events import parse_cursor
 from service.api.pagination import Paging, invalid, link, paginate, paging
 from service.api.problems import Problem
 from service.api.schemas import Body
+from service.commands import webhooks as commands
+from service.commands.base import Caller
 from service.context import ServiceContext
 from service.domain import webhooks as w
 from service.domain.principal import Principal
@@ -155,12 +157,11 @@ async def create_webhook(
 ) -> CreatedWebhookOut:
     """Subscribe a URL to event types; the signing secret is in this answer and nowhere else."""
     start = parse_cursor(body.after, "after", "body") if body.after is not None else None
-    subscription, secret = await store.create(
-        ctx.db, url=body.url, event_types=body.event_types, stream_types=body.stream_types,
+    subscription, secret = await commands.create(
+        ctx, Caller(actor_metadata(principal, request)), url=body.url,
+        event_types=body.event_types, stream_types=body.stream_types,
         description=body.description, start=start, created_by=principal.subject,
-        metadata=actor_metadata(principal, request), now=ctx.clock(),
     )
-    ctx.committed()
     response.headers["Cache-Control"] = "no-store"
     return CreatedWebhookOut(**WebhookOut.of(subscription).model_dump(), secret=secret)
 
@@ -190,11 +191,10 @@ async def delete_webhook(
     subscription_id: SubscriptionId, principal: Admin, ctx: Ctx, request: Request,
 ) -> WebhookOut:
     """Delete a subscription: nothing more is sent, pending deliveries are cancelled."""
-    result = await store.delete(ctx.db, subscription_id, deleted_by=principal.subject,
-                                metadata=actor_metadata(principal, request), now=ctx.clock())
+    result = await commands.delete(ctx, Caller(actor_metadata(principal, request)),
+                                   subscription_id, deleted_by=principal.subject)
     if result is None:
         raise Problem(404, f"no webhook subscription {subscription_id}", kind="not-found")
-    ctx.committed()
     return WebhookOut.of(result[0])
 
 

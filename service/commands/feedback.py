@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from service.commands import release
-from service.commands.base import RETRIES, Caller, execute, to_new
+from service.commands.base import Caller, execute, to_new
 from service.context import ServiceContext
 from service.domain import feedback as f
 from service.domain.events import DomainEvent
 from service.queries import cycles
 from service.queries.feedback import interview_document
 from service.queries.streams import load
-from service.store.errors import ConcurrencyError
+from service.retrying import on_conflict
 from service.store.event_store import StreamAppend, append_many
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
@@ -35,9 +35,9 @@ async def _decide_streams(
     managers: Callable[[f.Interview | None], list[str]],
 ) -> f.Interview | None:
     """Decide on an interview and the calendars it names, and append to all in one go."""
-    for attempt in range(RETRIES):
-        async with ctx.db.connection() as conn:
-            try:
+    async for attempt in on_conflict():
+        with attempt:
+            async with ctx.db.connection() as conn:
                 async with conn.transaction():
                     # The interview first, then its calendars in sorted order: no scheduling
                     # ever holds two interview locks, so these cannot deadlock.
@@ -58,18 +58,13 @@ async def _decide_streams(
                                      caller.idempotency_key)
                         for stream, events in decided.items()
                     ], metadata=caller.metadata, recorded_at=ctx.clock())
-            except ConcurrencyError:
-                if attempt == RETRIES - 1:
-                    raise
-                continue
-            if any(r.duplicate for r in results):
-                interview, _ = await load(conn, interview_stream, f.evolve_interview)
-                return interview
-        ctx.committed()
-        for e in decided.get(interview_stream, []):
-            interview = f.evolve_interview(interview, e)
-        return interview
-    raise AssertionError("unreachable")
+                if any(r.duplicate for r in results):
+                    interview, _ = await load(conn, interview_stream, f.evolve_interview)
+                    return interview
+    ctx.committed()
+    for e in decided.get(interview_stream, []):
+        interview = f.evolve_interview(interview, e)
+    return interview
 
 
 async def schedule(ctx: ServiceContext, caller: Caller, cmd: f.Schedule

@@ -39,6 +39,10 @@ class Conflict(DomainError):
     kind = "state-conflict"
 
 
+class IdTaken(Conflict):
+    """A freshly drawn random id is taken already: draw another."""
+
+
 class Forbidden(DomainError):
     """The caller may use the route, but not on this data (an uninvited rater, a non-approver)."""
 

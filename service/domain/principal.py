@@ -6,12 +6,11 @@ domain rules only ever see the principal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
+from service.domain.errors import IdTaken
+from service.domain.events import DomainEvent, event
 from service.domain.ids import ID_RE  # subjects and sources are ids of the API's id form
 
 ROLES: tuple[str, ...] = ("admin", "manager", "agent", "rater", "ingest", "reader")
@@ -90,11 +89,8 @@ def credential_problems(
     return problems
 
 
-class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ApiKeyIssued(_Event):
+@event
+class ApiKeyIssued(DomainEvent):
     """An API key was issued; the secret and its hash are never part of the event."""
 
     type: Literal["ApiKeyIssued"] = "ApiKeyIssued"
@@ -106,7 +102,8 @@ class ApiKeyIssued(_Event):
     name: str | None = None
 
 
-class ApiKeyRevoked(_Event):
+@event
+class ApiKeyRevoked(DomainEvent):
     """An API key was revoked; it stops working at once."""
 
     type: Literal["ApiKeyRevoked"] = "ApiKeyRevoked"
@@ -118,6 +115,38 @@ class ApiKeyRevoked(_Event):
     name: str | None = None
 
 
-def event_data(event: _Event) -> Mapping[str, Any]:
-    """Return an event's data without its type (the store keeps the type in its own column)."""
-    return event.model_dump(exclude={"type"})
+@dataclass(frozen=True, slots=True)
+class KeyState:
+    """What a key's stream (``apikey:<key_id>``) folds to: how it was issued, and whether it
+    was revoked since."""
+
+    issued: ApiKeyIssued
+    revoked: bool = False
+
+
+def key_stream(key_id: str) -> str:
+    """Return the stream id of a key's lifecycle events."""
+    return f"apikey:{key_id}"
+
+
+def evolve_key(state: KeyState | None, e: DomainEvent) -> KeyState | None:
+    """Fold a key's events: issued, then perhaps revoked."""
+    if isinstance(e, ApiKeyIssued):
+        return KeyState(e)
+    if isinstance(e, ApiKeyRevoked) and state is not None:
+        return KeyState(state.issued, revoked=True)
+    return state
+
+
+def decide_issue(state: KeyState | None, issued: ApiKeyIssued) -> list[DomainEvent]:
+    """Issue a key under a fresh id; 409 when the (random) id is taken."""
+    if state is not None:
+        raise IdTaken(f"key id {issued.key_id} is taken")
+    return [issued]
+
+
+def decide_revoke(state: KeyState | None) -> list[DomainEvent]:
+    """Revoke an issued key; revoking a revoked (or unknown) key records nothing."""
+    if state is None or state.revoked:
+        return []
+    return [ApiKeyRevoked(**state.issued.data())]

@@ -21,10 +21,12 @@ import random
 import re
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict
+from service.domain.errors import IdTaken
+from service.domain.events import DomainEvent, event
 
 _JITTER = random.Random()  # noqa: S311 - jitter, not a secret
 DELIVERY_NAMESPACE = uuid.UUID("0b8f3a52-6a55-4c1e-a0d4-7d3c52e8c9a1")
@@ -38,11 +40,8 @@ EVENT_ID_HEADER = "X-Csperf-Event-Id"
 TIMESTAMP_HEADER = "X-Csperf-Timestamp"
 
 
-class _Event(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class WebhookSubscribed(_Event):
+@event
+class WebhookSubscribed(DomainEvent):
     """An admin subscribed a URL to events (neither the full URL nor the secret is recorded)."""
 
     type: Literal["WebhookSubscribed"] = "WebhookSubscribed"
@@ -54,13 +53,55 @@ class WebhookSubscribed(_Event):
     description: str | None = None
 
 
-class WebhookDeleted(_Event):
+@event
+class WebhookDeleted(DomainEvent):
     """An admin deleted a subscription; its pending deliveries were cancelled."""
 
     type: Literal["WebhookDeleted"] = "WebhookDeleted"
     subscription_id: str
     url_origin: str
     cancelled_deliveries: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionState:
+    """What a subscription's stream (``webhook:<id>``) folds to: how it was subscribed, and
+    whether it was deleted since."""
+
+    subscribed: WebhookSubscribed
+    deleted: bool = False
+
+
+def subscription_stream(subscription_id: str) -> str:
+    """Return the stream id of a subscription's events."""
+    return f"webhook:{subscription_id}"
+
+
+def evolve(state: SubscriptionState | None, e: DomainEvent) -> SubscriptionState | None:
+    """Fold a subscription's events: subscribed, then perhaps deleted."""
+    if isinstance(e, WebhookSubscribed):
+        return SubscriptionState(e)
+    if isinstance(e, WebhookDeleted) and state is not None:
+        return SubscriptionState(state.subscribed, deleted=True)
+    return state
+
+
+def decide_subscribe(state: SubscriptionState | None, subscribed: WebhookSubscribed
+                     ) -> list[DomainEvent]:
+    """Subscribe under a fresh id; 409 when the (random) id is taken."""
+    if state is not None:
+        raise IdTaken(f"subscription id {subscribed.subscription_id} is taken")
+    return [subscribed]
+
+
+def decide_delete(state: SubscriptionState | None, pending: int) -> list[DomainEvent]:
+    """Delete an active subscription, naming the ``pending`` deliveries this cancels;
+    deleting a deleted one records nothing."""
+    if state is None or state.deleted:
+        return []
+    subscribed = state.subscribed
+    return [WebhookDeleted(subscription_id=subscribed.subscription_id,
+                           url_origin=subscribed.url_origin, cancelled_deliveries=pending)]
 
 
 def url_problem(url: str) -> str | None:

@@ -116,6 +116,11 @@ class AppendResult:
     event_ids: list[uuid.UUID] = field(default_factory=list)
     tx_id: int | None = None
 
+    @property
+    def position(self) -> int:
+        """Return the global position of the last event written: what a reader waits for."""
+        return self.positions[-1] if self.positions else 0
+
 
 def stream_type(stream_id: str) -> str:
     """Return the aggregate type of a stream id ("cycle" for "cycle:t1:2026-11")."""

@@ -1,7 +1,8 @@
 """Webhook subscriptions and deliveries in PostgreSQL.
 
-Subscription changes append an event (``webhook:<id>``, without the URL or the secret, see
-service/domain/webhooks.py) and write the row in one transaction, as API keys do.
+Subscription changes are commands (``service.commands.webhooks``): each appends an event
+(``webhook:<id>``, without the URL or the secret, see service/domain/webhooks.py) and writes the
+row here in the same transaction, as API keys do.
 """
 
 from __future__ import annotations
@@ -10,18 +11,15 @@ import logging
 import secrets
 import string
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from service.domain import webhooks as w
-from service.store import event_store
 from service.store.database import Database
-from service.store.errors import ConcurrencyError
-from service.store.event_store import Cursor, NewEvent
+from service.store.event_store import Cursor
 
 log = logging.getLogger("csperf.webhooks")
 
@@ -67,60 +65,30 @@ def new_secret() -> str:
     return SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
-def _new_id() -> str:
+def new_id() -> str:
+    """Return a fresh random subscription id."""
     return "wh_" + "".join(secrets.choice(_ID_ALPHABET) for _ in range(16))
 
 
-def _metadata_actor(metadata: Mapping[str, Any]) -> Any:
-    return metadata.get("actor")
-
-
-async def create(
-    db: Database, *, url: str, event_types: Sequence[str], stream_types: Sequence[str] | None,
-    description: str | None, start: Cursor | None, created_by: str,
-    metadata: Mapping[str, Any], now: datetime,
-) -> tuple[Subscription, str]:
-    """Store a subscription; return it and its secret (which nothing will show again).
-
-    Events after ``start`` are delivered; without it, events after the current end of the
-    feed (every event committed from now on).
-    """
-    secret = new_secret()
-    for _ in range(5):
-        subscription_id = _new_id()
-        event = w.WebhookSubscribed(
-            subscription_id=subscription_id, url_origin=w.url_origin(url),
-            url_sha256=w.url_sha256(url), event_types=list(event_types),
-            stream_types=list(stream_types) if stream_types is not None else None,
-            description=description,
-        )
-        try:
-            async with db.transaction() as conn:
-                begin = start if start is not None else await event_store.head(conn)
-                await event_store.append(
-                    conn, f"webhook:{subscription_id}",
-                    [NewEvent(event.type, event.model_dump(exclude={"type"}))],
-                    expected_version=0, metadata=metadata, recorded_at=now,
-                )
-                row = await conn.fetchrow(
-                    f"""
-                    INSERT INTO webhook_subscription (subscription_id, url, event_types,
-                        stream_types, description, secret, start_tx_id, start_position,
-                        created_at, created_by)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                    RETURNING {_COLUMNS}
-                    """,
-                    subscription_id, url, list(event_types),
-                    list(stream_types) if stream_types is not None else None, description,
-                    secret, begin.tx_id, begin.position, now, created_by,
-                )
-        except ConcurrencyError:
-            continue  # the random id is taken
-        subscription = _subscription(row)
-        log.info("webhook %s subscribed for %s", subscription_id, w.url_origin(url),
-                 extra={"actor": _metadata_actor(metadata)})
-        return subscription, secret
-    raise RuntimeError("could not find a free subscription id")
+async def insert(
+    conn: asyncpg.Connection, subscription_id: str, *, url: str, event_types: Sequence[str],
+    stream_types: Sequence[str] | None, description: str | None, secret: str, start: Cursor,
+    created_by: str, now: datetime,
+) -> Subscription:
+    """Write a new subscription's row (the only place its secret is kept)."""
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO webhook_subscription (subscription_id, url, event_types,
+            stream_types, description, secret, start_tx_id, start_position,
+            created_at, created_by)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        RETURNING {_COLUMNS}
+        """,
+        subscription_id, url, list(event_types),
+        list(stream_types) if stream_types is not None else None, description,
+        secret, start.tx_id, start.position, now, created_by,
+    )
+    return _subscription(row)
 
 
 async def get(db: Database, subscription_id: str) -> Subscription | None:
@@ -144,50 +112,31 @@ async def list_all(db: Database, *, status: str | None) -> list[Subscription]:
     return [_subscription(r) for r in rows]
 
 
-async def delete(
-    db: Database, subscription_id: str, *, deleted_by: str, metadata: Mapping[str, Any],
-    now: datetime,
-) -> tuple[Subscription, bool] | None:
-    """Delete a subscription and cancel its pending deliveries; return it and whether this
-    call deleted it (None: unknown)."""
-    for _ in range(5):
-        current = await get(db, subscription_id)
-        if current is None:
-            return None
-        if current.status == "deleted":
-            return current, False
-        stream_id = f"webhook:{subscription_id}"
-        try:
-            async with db.transaction() as conn:
-                version = await event_store.stream_version(conn, stream_id)
-                # Count first: the event records how many deliveries the deletion cancels.
-                pending = await conn.fetchval(
-                    "SELECT count(*) FROM webhook_delivery WHERE subscription_id = $1"
-                    " AND status IN ('pending', 'sending')", subscription_id)
-                event = w.WebhookDeleted(subscription_id=subscription_id,
-                                         url_origin=w.url_origin(current.url),
-                                         cancelled_deliveries=pending)
-                await event_store.append(
-                    conn, stream_id, [NewEvent(event.type, event.model_dump(exclude={"type"}))],
-                    expected_version=version, metadata=metadata, recorded_at=now,
-                )
-                row = await conn.fetchrow(
-                    f"UPDATE webhook_subscription SET status = 'deleted', deleted_at = $2,"
-                    f" deleted_by = $3 WHERE subscription_id = $1 AND status = 'active'"
-                    f" RETURNING {_COLUMNS}",
-                    subscription_id, now, deleted_by,
-                )
-                if row is None:
-                    raise ConcurrencyError(stream_id, version, version + 1)
-                await conn.execute(
-                    "UPDATE webhook_delivery SET status = 'cancelled' WHERE subscription_id = $1"
-                    " AND status IN ('pending', 'sending')", subscription_id)
-        except ConcurrencyError:
-            continue
-        log.info("webhook %s deleted", subscription_id,
-                 extra={"actor": _metadata_actor(metadata)})
-        return _subscription(row), True
-    raise RuntimeError("the subscription kept changing; try again")
+async def pending(conn: asyncpg.Connection, subscription_id: str) -> int:
+    """Count the deliveries of a subscription still to be sent."""
+    count: int = await conn.fetchval(
+        "SELECT count(*) FROM webhook_delivery WHERE subscription_id = $1"
+        " AND status IN ('pending', 'sending')", subscription_id)
+    return count
+
+
+async def mark_deleted(
+    conn: asyncpg.Connection, subscription_id: str, *, deleted_by: str, now: datetime
+) -> Subscription | None:
+    """Mark a subscription deleted and cancel its pending deliveries; return it, or None when
+    it was not active."""
+    row = await conn.fetchrow(
+        f"UPDATE webhook_subscription SET status = 'deleted', deleted_at = $2,"
+        f" deleted_by = $3 WHERE subscription_id = $1 AND status = 'active'"
+        f" RETURNING {_COLUMNS}",
+        subscription_id, now, deleted_by,
+    )
+    if row is None:
+        return None
+    await conn.execute(
+        "UPDATE webhook_delivery SET status = 'cancelled' WHERE subscription_id = $1"
+        " AND status IN ('pending', 'sending')", subscription_id)
+    return _subscription(row)
 
 
 # -- the dispatcher's side ---------------------------------------------------------------------

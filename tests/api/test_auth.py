@@ -25,6 +25,8 @@ from pydantic import ValidationError
 from service.api.auth import allow, endpoints, ensure_manager_of, ensure_self, ensure_source
 from service.api.keys import register_bootstrap_key
 from service.cli import main as cli
+from service.commands import keys as key_commands
+from service.commands.base import Caller
 from service.config import get_settings, settings_problems
 from service.context import ServiceContext
 from service.domain.principal import Principal
@@ -570,7 +572,8 @@ async def test_a_bootstrap_key_id_reveals_nothing_about_the_key(boot_db: Databas
     # Issue 17 item 9: the id was "boot" and 12 hex digits of the key's unsalted SHA-256,
     # and it is public (actor.key_id on the event feed).
     key = boot_key()
-    record, created = await keys.ensure_bootstrap(boot_db, key, metadata={}, now=datetime.now(UTC))
+    record, created = await key_commands.ensure_bootstrap(configured(boot_db, key), Caller({}),
+                                                          key)
     assert created and record.key_id.startswith("boot") and len(record.key_id) == 16
     digest = hashlib.sha256(key.encode()).hexdigest()
     assert record.key_id[4:] not in digest and record.key_id[4:] not in key
@@ -599,8 +602,7 @@ async def test_a_revoked_bootstrap_key_stays_revoked(boot_db: Database) -> None:
     await register_bootstrap_key(replica)
     record = await keys.find_by_key(boot_db, key)
     assert record is not None
-    await keys.revoke(boot_db, record.key_id, revoked_by="test", metadata={},
-                      now=datetime.now(UTC))
+    await key_commands.revoke(replica, Caller({}), record.key_id, revoked_by="test")
     await register_bootstrap_key(replica)  # a restart with the same setting
     assert await keys.find_active(boot_db, key) is None
 
@@ -614,7 +616,8 @@ async def test_a_weak_bootstrap_key_is_refused_by_the_settings_and_the_registrat
         "invalid setting CSPERF_BOOTSTRAP_ADMIN_KEY: the key must start with 'csk_'"
     ]
     with pytest.raises(ValueError, match="CSPERF_BOOTSTRAP_ADMIN_KEY") as caught:
-        await keys.ensure_bootstrap(db, "csk_short", metadata={}, now=datetime.now(UTC))
+        await key_commands.ensure_bootstrap(app_client.app.state.ctx,  # type: ignore[attr-defined]
+                                            Caller({}), "csk_short")
     assert "csk_short" not in str(caught.value)
 
 

@@ -43,7 +43,6 @@ from service.domain.principal import (
     ApiKeyIssued,
     Principal,
     credential_problems,
-    event_data,
 )
 from service.store import keys
 
@@ -128,7 +127,7 @@ def test_bootstrap_key_rules() -> None:
 
 def test_key_events_carry_no_secret() -> None:
     event = ApiKeyIssued(key_id="abcd1234", prefix="abcd1234", role="agent", subject="a-1")
-    data = event_data(event)
+    data = event.data()
     assert set(data) == {"key_id", "prefix", "role", "subject", "source", "name"}
 
 

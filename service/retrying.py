@@ -1,0 +1,38 @@
+"""Retrying and backing off, with tenacity: one place says how each kind of work tries again.
+
+tenacity (Apache-2.0, kept current, typed, asyncio-aware) gives the stop, wait and retry rules
+as values instead of counters and sleeps spread through hand-written loops, and re-raises the
+last error unchanged when the attempts run out.
+"""
+
+from __future__ import annotations
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+
+from service.domain.errors import IdTaken
+from service.store.errors import ConcurrencyError
+
+#: A command that lost a race to a writer outside these commands decides again this often.
+RETRIES = 5
+
+
+def on_conflict(attempts: int = RETRIES) -> AsyncRetrying:
+    """Retry at once, ``attempts`` times in all, when a command lost a race on its stream."""
+    return AsyncRetrying(retry=retry_if_exception_type(ConcurrencyError),
+                         stop=stop_after_attempt(attempts), reraise=True)
+
+
+def on_taken_id(attempts: int = RETRIES) -> AsyncRetrying:
+    """Retry at once with a fresh random id, ``attempts`` times in all, when an id was taken."""
+    return AsyncRetrying(retry=retry_if_exception_type(IdTaken),
+                         stop=stop_after_attempt(attempts), reraise=True)
+
+
+def backoff(first: float, cap: float) -> wait_exponential:
+    """Return the wait of a loop that lost its database: ``first`` seconds, doubling to ``cap``."""
+    return wait_exponential(multiplier=first, min=first, max=cap)
