@@ -63,6 +63,7 @@ from service.context import ServiceContext
 from service.domain.periods import month_start, next_period, period_of, previous_period
 from service.domain.principal import CLI_PRINCIPAL, event_metadata
 from service.domain.training import TOPICS
+from service.i18n import LANGUAGES
 from service.store import keys as key_store
 
 SOURCE_CHAT = "chat-widget"
@@ -93,6 +94,8 @@ class DemoTeam:
     first_month: int = 0
     #: Raw metrics the team's feeds do not send in the current month (a KPI unavailable).
     missing_now: tuple[str, ...] = ()
+    #: The team's locale: its pages' default language and its numbers' conventions.
+    locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,15 +120,18 @@ class DemoAgent:
 
 
 TEAMS = (
-    DemoTeam("shop-sh", "Shanghai flagship store", "Asia/Shanghai", "CNY", "m-chen", "Chen Jing"),
+    # Locales: Shanghai's pages default to Simplified Chinese; Berlin's to English (there is
+    # no German catalogue) with German numbers for German readers.
+    DemoTeam("shop-sh", "Shanghai flagship store", "Asia/Shanghai", "CNY", "m-chen", "Chen Jing",
+             locale="zh-Hans-CN"),
     DemoTeam("shop-be", "Berlin web shop", "Europe/Berlin", "EUR", "m-weber", "Anna Weber",
              # The chat widget's response-time feed is not connected in Berlin this month:
              # avg_response_time_seconds is unavailable for the whole team (fair months).
-             missing_now=("response_time_seconds",)),
+             missing_now=("response_time_seconds",), locale="de-DE"),
     # Two managers, one of whom (Huang Bo) also serves customers: his manager evaluation is
     # given by the other manager, Lin Fang. New this month, on version 2 from the start.
     DemoTeam("shop-gz", "Guangzhou live-stream team", "Asia/Shanghai", "CNY", "m-lin",
-             "Lin Fang", co_managers=("gz-huang",), first_month=3),
+             "Lin Fang", co_managers=("gz-huang",), first_month=3, locale="zh-Hans-CN"),
 )
 AGENTS = (
     DemoAgent("sh-li-na", "Li Na", "shop-sh", "pre-sale", (0.90, 0.93, 0.94, 0.93),
@@ -455,7 +461,7 @@ async def seed(api: Api, clock: DemoClock, ctx: ServiceContext, *, now: datetime
     for team in TEAMS:
         await api.send("PUT", f"/v1/teams/{team.team_id}", admin, {
             "name": team.name, "timezone": team.timezone, "currency": team.currency,
-            "manager_ids": [team.manager_id, *team.co_managers]})
+            "manager_ids": [team.manager_id, *team.co_managers], "locale": team.locale or ""})
     for agent in AGENTS:
         if agent.hired_day is None:
             await api.send("PUT", f"/v1/agents/{agent.agent_id}", admin, {
@@ -947,6 +953,8 @@ async def run(
 def describe_keys(keys: dict[str, str], url: str) -> str:
     """Return the text that tells a newcomer where to go and which key to use."""
     lines = [f"\nOpen {url}/ui and sign in with one of these keys:"]
+    lines.append("  (the pages in each language: " + ", ".join(
+        f"{url}/ui?lang={language}" for language in LANGUAGES) + ")")
     for want in wanted_keys():
         if want.label in keys:
             lines.append(f"  {want.describe:<34} {keys[want.label]}")

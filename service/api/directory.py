@@ -54,7 +54,7 @@ def team_out(team: d.Team) -> TeamOut:
     return TeamOut(team_id=team.team_id, name=team.name, timezone=team.timezone,
                    currency=team.currency, manager_ids=list(team.manager_ids),
                    scheme_id=team.scheme_id, version=team.version,
-                   kpi_targets=dict(team.kpi_targets))
+                   kpi_targets=dict(team.kpi_targets), locale=team.locale)
 
 
 def agent_out(agent: d.Agent) -> AgentOut:
@@ -88,7 +88,7 @@ async def put_team(
     team, created = await commands.put_team(
         ctx, caller(principal, request),
         d.PutTeam(team_id, body.name, body.timezone, body.currency, body.manager_ids,
-                  body.scheme_id, body.kpi_targets),
+                  body.scheme_id, body.kpi_targets, body.locale),
     )
     response.status_code = 201 if created else 200
     return team_out(team)

@@ -79,6 +79,11 @@ class TeamIn(Body):
         "The team's own target and floor per measured KPI of its scheme (for example in its"
         " own currency), over the scheme's and the position's. Left out: unchanged; {}:"
         " cleared."), examples=[{"order_amount": {"target": 6000, "floor": 0}}])
+    locale: str | None = Field(default=None, max_length=35, examples=["zh-Hans"], description=(
+        "The team's locale (a BCP 47 or CLDR tag: ko, zh-Hans, de-DE): the language its pages"
+        " default to when the reader's browser asks for none we have, and the conventions of"
+        " its numbers and dates for readers of that language. Stored as CLDR names it"
+        " (de_DE). Left out: unchanged; \"\": cleared."))
 
 
 class TeamOut(BaseModel):
@@ -92,6 +97,7 @@ class TeamOut(BaseModel):
     scheme_id: str
     version: int
     kpi_targets: dict[str, TeamTarget] = Field(default_factory=dict)
+    locale: str | None = None
 
 
 class AgentIn(Body):

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Literal
 
+from babel import Locale, UnknownLocaleError
+
 from service.domain.errors import DomainError, FieldError, NotFound
 from service.domain.events import DomainEvent, event
 from service.domain.ids import ID_RE, ID_RULE
@@ -50,6 +52,9 @@ class TeamStated(DomainEvent):
     scheme_id: str
     #: The team's own KPI targets and floors over the scheme's (absent on older events).
     kpi_targets: dict[str, TeamTarget] = {}
+    #: The language and conventions its pages default to, a CLDR locale such as ``ko`` or
+    #: ``de_DE`` (absent on older events, and None when the team has none).
+    locale: str | None = None
 
 
 @event
@@ -148,6 +153,7 @@ class Team:
     scheme_id: str
     version: int = 0
     kpi_targets: Mapping[str, TeamTarget] = field(default_factory=dict)
+    locale: str | None = None
 
 
 @dataclass(frozen=True)
@@ -207,7 +213,7 @@ def evolve_team(state: Team | None, e: DomainEvent) -> Team | None:
     if isinstance(e, TeamStated):
         version = state.version if state else 0
         return Team(e.team_id, e.name, e.timezone, e.currency, e.manager_ids, e.scheme_id,
-                    version + 1, dict(e.kpi_targets))
+                    version + 1, dict(e.kpi_targets), e.locale)
     return state
 
 
@@ -264,6 +270,8 @@ class PutTeam:
     scheme_id: str | None = None
     #: None keeps the team's; {} clears them. Checked against the scheme by the caller.
     kpi_targets: Mapping[str, TeamTarget] | None = None
+    #: None keeps the team's; "" clears it; else a language tag (``zh-Hans``, ``de-DE``).
+    locale: str | None = None
 
 
 def decide_put_team(state: Team | None, cmd: PutTeam) -> list[DomainEvent]:
@@ -285,6 +293,12 @@ def decide_put_team(state: Team | None, cmd: PutTeam) -> list[DomainEvent]:
         if not ID_RE.fullmatch(manager):
             problems.append(FieldError(f"manager_ids[{index}]", ID_RULE))
     scheme_id = cmd.scheme_id or (state.scheme_id if state else DEFAULT_SCHEME_ID)
+    locale = state.locale if state else None
+    if cmd.locale is not None:
+        locale = team_locale(cmd.locale) if cmd.locale.strip() else None
+        if cmd.locale.strip() and locale is None:
+            problems.append(FieldError("locale", "a language tag CLDR knows, such as ko,"
+                                                 " zh-Hans or de-DE (or \"\" to clear it)"))
     if not cmd.name.strip():
         problems.append(FieldError("name", "must not be blank"))
     if problems:
@@ -293,12 +307,12 @@ def decide_put_team(state: Team | None, cmd: PutTeam) -> list[DomainEvent]:
         dict(state.kpi_targets) if state else {})
     fields = dict(team_id=cmd.team_id, name=cmd.name.strip(), timezone=timezone,
                   currency=currency, manager_ids=tuple(dict.fromkeys(managers)),
-                  scheme_id=scheme_id, kpi_targets=targets)
+                  scheme_id=scheme_id, kpi_targets=targets, locale=locale)
     if state is None:
         return [TeamRegistered(**fields)]
     if (state.name, state.timezone, state.currency, state.manager_ids, state.scheme_id,
-            dict(state.kpi_targets)) == (
-        fields["name"], timezone, currency, fields["manager_ids"], scheme_id, targets
+            dict(state.kpi_targets), state.locale) == (
+        fields["name"], timezone, currency, fields["manager_ids"], scheme_id, targets, locale
     ):
         return []
     return [TeamChanged(**fields)]
@@ -469,6 +483,22 @@ class PutPerson:
     locale: str | None = None
     reminders: bool | None = None
     sent: frozenset[str] = frozenset()
+
+
+def team_locale(tag: str) -> str | None:
+    """Return a team's locale as CLDR names it (``de-de`` is ``de_DE``), None if CLDR has none.
+
+    Any CLDR locale is a team's: its conventions format the team's numbers and dates for a
+    reader of its language; its language is the pages' default only where we have that
+    language's catalogue (LOCALES), and English otherwise.
+    """
+    text = tag.strip().replace("-", "_")
+    if not text or len(text) > 35 or not re.fullmatch(r"[A-Za-z0-9_]+", text):
+        return None
+    try:
+        return str(Locale.parse(text))
+    except (UnknownLocaleError, ValueError):
+        return None
 
 
 def normal_locale(value: str) -> str | None:

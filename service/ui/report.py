@@ -50,7 +50,7 @@ async def monthly_report(
 ) -> HTMLResponse:
     """Show a published month as a printable report, one page per agent at the end."""
     team = await team_of(ctx, principal, team_id)
-    f = Fmt(team.timezone, team.currency)
+    f = Fmt(team.timezone, team.currency, team.locale)
     label = month_label(period)
     cycle = await api.call(principal, cycles_api.get_cycle, team_id=team_id, period=period,
                            ctx=ctx, principal=principal)

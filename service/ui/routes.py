@@ -288,7 +288,7 @@ async def board(
 ) -> HTMLResponse:
     """Show a team's month: the ranking with KPI columns, the consequences, the actions."""
     team = await team_of(ctx, principal, team_id)
-    f = Fmt(team.timezone, team.currency)
+    f = Fmt(team.timezone, team.currency, team.locale)
     current = period_of(ctx.clock(), ZoneInfo(team.timezone))
     period = period or current
     months = await queries.periods(ctx, team_id)
@@ -474,7 +474,7 @@ async def agent_page(
     agent = await api.call(principal, directory_api.get_agent, agent_id=agent_id, ctx=ctx,
                            principal=principal)
     team = await team_of(ctx, principal, agent.team_id)
-    f = Fmt(team.timezone, team.currency)
+    f = Fmt(team.timezone, team.currency, team.locale)
     current = period_of(ctx.clock(), ZoneInfo(team.timezone))
     months = [m["period"] for m in await queries.periods(ctx, team.team_id)][-6:]
     cards: dict[str, dict[str, Any]] = {}

@@ -21,6 +21,9 @@ from tests.support.databases import fresh_database
 #: The demo fills August to October 2026 and November up to this moment.
 DEMO_NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
 BASE = "http://csperf.test"
+#: What a browser set to English sends: the demo's Shanghai team defaults to Chinese, and the
+#: page tests read the English pages unless they ask for another language.
+BROWSER = {"Accept-Language": "en-US,en;q=0.9"}
 
 
 @dataclass
@@ -66,7 +69,7 @@ async def shop(demo_database_url: str, tmp_path_factory: pytest.TempPathFactory
 async def anonymous(shop: Shop) -> AsyncIterator[httpx.AsyncClient]:
     """A browser-like client without a session."""
     transport = httpx.ASGITransport(app=shop.app)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, headers=BROWSER) as client:
         yield client
 
 
@@ -94,7 +97,8 @@ async def sign_in(shop: Shop) -> AsyncIterator[SignIn]:
 
     async def make(label_or_key: str) -> httpx.AsyncClient:
         key = shop.keys.get(label_or_key, label_or_key)
-        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=shop.app), base_url=BASE)
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=shop.app), base_url=BASE,
+                                   headers=BROWSER)
         clients.append(client)
         page = await client.get("/ui/signin")
         assert page.status_code == 200

@@ -6,6 +6,7 @@ import io
 import stat
 
 import asyncpg
+import httpx
 import pytest
 
 from service import demo
@@ -98,3 +99,14 @@ async def test_the_printed_keys_work(shop: Shop, label: str) -> None:
     url = "/v1/agents/sh-wang-lei" if label != "m-weber" else "/v1/agents/be-paul-koch"
     assert (await api_get(shop, url, label))["name"]
     assert shop.keys[label] in demo.describe_keys(shop.keys, "http://127.0.0.1:8000")
+
+
+async def test_the_demo_prints_the_pages_in_each_language(shop: Shop) -> None:
+    text = demo.describe_keys(shop.keys, "http://127.0.0.1:8000")
+    for language in ("en", "ko", "zh_Hans"):
+        url = f"http://127.0.0.1:8000/ui?lang={language}"
+        assert url in text
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shop.app),
+                                     base_url="http://csperf.test") as client:
+            page = await client.get(f"/ui/signin?lang={language}")
+        assert f'<html lang="{language.replace("_", "-")}">' in page.text

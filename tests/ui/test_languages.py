@@ -9,9 +9,19 @@ import httpx
 import pytest
 
 from service import i18n
-from tests.ui.conftest import SignIn
+from service.ui.session import CSRF_FIELD
+from tests.ui.conftest import BASE, Shop, SignIn, hidden_token
 
 BOARD = "/ui/teams/shop-sh?period=2026-10"
+
+
+async def signed_in(client: httpx.AsyncClient, key: str) -> dict[str, str]:
+    """Sign a client in through the form; return no extra headers (the cookie does it)."""
+    form = await client.get("/ui/signin")
+    done = await client.post("/ui/signin", data={"key": key, CSRF_FIELD: hidden_token(form.text),
+                                                 "next": "/ui"})
+    assert done.status_code == 303
+    return {}
 
 
 def html_lang(page: httpx.Response) -> str:
@@ -97,3 +107,34 @@ async def test_problems_shown_on_pages_are_translated(sign_in: SignIn) -> None:
     # The JSON API stays English whatever the page language.
     api = await client.get("/v1/teams/shop-be", headers={"Accept-Language": "zh-CN"})
     assert "禁止" not in api.text
+
+
+async def test_without_a_preference_the_team_locale_chooses(shop: Shop) -> None:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shop.app),
+                                 base_url=BASE) as client:  # no Accept-Language at all
+        headers = await signed_in(client, shop.keys["m-chen"])
+        shanghai = await client.get(BOARD, headers=headers)
+        assert html_lang(shanghai) == "zh-Hans" and "排名" in shanghai.text
+        # A browser that asks for English still gets English: the reader's choice comes first.
+        english = await client.get(BOARD, headers={**headers, "Accept-Language": "en"})
+        assert html_lang(english) == "en"
+
+
+async def test_a_team_locale_is_normalised_cleared_and_refused_when_unknown(
+        shop: Shop) -> None:
+    admin = shop.api("admin")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shop.app),
+                                 base_url=BASE) as api:
+        body = {"name": "Seoul desk", "timezone": "Asia/Seoul", "currency": "KRW"}
+        created = await api.put("/v1/teams/t-seoul-lang", headers=admin,
+                                json={**body, "locale": "KO-kr"})
+        assert created.status_code in (200, 201) and created.json()["locale"] == "ko_KR"
+        kept = await api.put("/v1/teams/t-seoul-lang", headers=admin, json=body)
+        assert kept.json()["locale"] == "ko_KR"  # left out: unchanged
+        bad = await api.put("/v1/teams/t-seoul-lang", headers=admin,
+                            json={**body, "locale": "xx-nowhere"})
+        assert bad.status_code == 422
+        assert [e["field"] for e in bad.json()["errors"]] == ["locale"]
+        cleared = await api.put("/v1/teams/t-seoul-lang", headers=admin,
+                                json={**body, "locale": ""})
+        assert cleared.status_code == 200 and cleared.json()["locale"] is None
