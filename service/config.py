@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         default=None,
         description="PostgreSQL URL; unset means an embedded server in data_dir.",
     )
+    read_database_url: SecretStr | None = Field(
+        default=None,
+        description="PostgreSQL URL of a read replica (a streaming standby) for reads that"
+        " tolerate a moment's lag (the quarantine listing); unset: every read goes to"
+        " database_url. Reads of one's own writes (KPIs after a 200) never use it.",
+    )
     data_dir: Path = Path(".csperf")
     host: str = "127.0.0.1"
     port: int = 8000

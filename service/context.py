@@ -73,6 +73,14 @@ class ServiceContext:
     #: checked against the stream's version on every use (service.commands.base.load)
     states: StreamStates = field(default_factory=stream_states)
     extras: dict[str, object] = field(default_factory=dict)
+    #: CSPERF_READ_DATABASE_URL's pool (a replica), when configured: see ``lag_tolerant``.
+    read_db: Database | None = None
+
+    def lag_tolerant(self) -> Database:
+        """Return the pool for reads that may be a moment behind the latest commits (the
+        replica when one is configured). A read that must see what a request just wrote
+        (KPI totals after a 200, anything a command decides on) uses ``db``."""
+        return self.read_db or self.db
 
     def shared_caches(self) -> tuple[Shared[Any, Any], ...]:
         """Return the caches a ``NOTIFY csperf_cache`` names."""

@@ -160,7 +160,10 @@ def create_app(
         if migrate_on_start:
             await asyncio.to_thread(migrate.upgrade, url)
         db = Database(url, pool_size=settings.db_pool_size)
-        ctx = ServiceContext(settings=settings, db=db, clock=clock)
+        replica = settings.read_database_url
+        read_db = (Database(replica.get_secret_value(), pool_size=settings.db_pool_size,
+                            read_only=True) if replica is not None else None)
+        ctx = ServiceContext(settings=settings, db=db, clock=clock, read_db=read_db)
         if settings.run_projections:
             ctx.runner = ProjectionRunner(db, chosen, poll_seconds=settings.projection_poll_seconds)
             ctx.runner.start()
@@ -207,6 +210,8 @@ def create_app(
             if ctx.runner is not None:
                 await ctx.runner.stop()
             await db.close()
+            if read_db is not None:
+                await read_db.close()
 
     app = FastAPI(
         title="csperf",

@@ -197,7 +197,8 @@ async def list_quarantine(
     teams = await _readable_teams(ctx, principal, team_id)
     f = store.QuarantineFilter(source, agent_id, reason, None if status == "all" else status,
                                team_id=team_id, period=period, teams=teams)
-    async with ctx.db.connection() as conn:
+    # A queue to work through, not a read of one's own writes: a replica may serve it.
+    async with ctx.lag_tolerant().connection() as conn:
         rows = await store.list_quarantine(conn, f, limit, key)
     items = [_quarantined(r) for r in rows]
     next_cursor = store.encode_after(rows[-1]) if len(rows) == limit else None

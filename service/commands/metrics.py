@@ -59,18 +59,18 @@ class Settled:
     stored_keys: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _why(reason: str, sample: m.Sample, status: str | None, team_id: str | None,
-         period: str | None, accepts: Mapping[tuple[str, str], Mapping[str, Declared]]
-         ) -> m.Rejection:
-    """Return the domain's rejection for a reason the database gave."""
+def _why(refused: store.Refused, sample: m.Sample,
+         accepts: Mapping[tuple[str, str], Mapping[str, Declared]]) -> m.Rejection:
+    """Return the domain's rejection, in words, for a reason the database gave."""
+    reason, team_id, period = refused.reason, refused.team_id, refused.period
     if reason in (m.UNKNOWN_METRIC, m.FRACTIONAL_COUNT) and team_id and period:
         undeclared = m.undeclared(sample, team_id, accepts.get((team_id, period), {}))
         if undeclared is not None:
             return undeclared
     if reason == m.PERIOD_UNAVAILABLE and period:
         return m.period_unavailable(period)
-    if reason == m.PERIOD_CLOSED and team_id and period and status:
-        closed = m.late(team_id, period, store.CYCLE_STATUS_EVENTS[status])
+    if reason == m.PERIOD_CLOSED and team_id and period and refused.status:
+        closed = m.late(team_id, period, store.CYCLE_STATUS_EVENTS[refused.status])
         if closed is not None:
             return closed
     return m.unknown_agent(sample["agent_id"])
@@ -85,21 +85,19 @@ async def settle(
 ) -> Settled:
     """Store the usable samples of (source, sample) pairs once each; call in a transaction.
 
-    Python checks what needs no data (value and time); the batch is copied to the staging
-    table and the database does the rest in two statements (placement and cycle locks; the
-    metrics each team's scheme declares for the month, looked up in between by
-    ``team_metrics.declared``, closed months, storing once and the delta totals), so a KPI
-    read after the commit includes the batch. ``keep_rejected`` puts rejected samples in the
-    quarantine (ingestion); a replay leaves them where they are. Samples already stored count
-    as duplicates, even when they would be refused now (a retry of a sample accepted before
-    its month closed).
+    Python checks what needs no data (value and time: a time out of range could not even be
+    sent to the database); the batch is copied to the staging table and the database does
+    the rest in two statements (the cycle locks; the metrics each team's scheme declares for
+    the month, looked up in between by ``team_metrics.declared``; then placement, closed
+    months, storing once and the delta totals), so a KPI read after the commit includes the
+    batch. ``keep_rejected`` puts rejected samples in the quarantine (ingestion); a replay
+    leaves them where they are. Samples already stored count as duplicates, even when they
+    would be refused now (a retry of a sample accepted before its month closed).
     """
     outcome = Settled()
     seen: set[tuple[str, str]] = set()
     staged: list[store.Staged] = []
-    refused: list[tuple[int, str, m.Sample, m.Rejection]] = []
-    #: Where a refused sample belongs (team, month), so its team's managers see it kept.
-    placed: dict[int, tuple[str, str]] = {}
+    checked: list[tuple[int, str, m.Sample, m.Rejection]] = []
     check = m.check
     for index, (source, sample) in enumerate(items):
         key = (source, sample["id"])
@@ -112,8 +110,10 @@ async def settle(
             staged.append((index, source, sample["id"], sample["agent_id"], sample["metric"],
                            sample["value"], sample["occurred_at"]))
         else:
-            refused.append((index, source, sample, problem))
+            checked.append((index, source, sample, problem))
 
+    # Refused: (index, source, sample, why, where it belongs: team and month, when known).
+    refused: list[tuple[int, str, m.Sample, m.Rejection, tuple[str, str] | None]] = []
     if staged:
         await store.stage(conn, staged)
         for _ in range(PLACEMENTS):
@@ -131,39 +131,44 @@ async def settle(
         outcome.accepted = judged.accepted
         outcome.duplicates += len(staged) - len(judged.rejected) - judged.accepted
         refusing = set()
-        for index, reason, status, team_id, period in judged.rejected:
-            source, sample = items[index]
-            refusing.add(index)
-            refused.append((index, source, sample, _why(reason, sample, status, team_id,
-                                                        period, accepts)))
-            if team_id and period:
-                placed[index] = (team_id, period)
+        for r in judged.rejected:
+            source, sample = items[r.index]
+            refusing.add(r.index)
+            if r.already:
+                outcome.duplicates += 1
+                outcome.stored_keys.append((source, sample["id"]))
+                continue
+            where = (r.team_id, r.period) if r.team_id and r.period else None
+            refused.append((r.index, source, sample, _why(r, sample, accepts), where))
         if not keep_rejected:  # a replay marks what is stored now; ingestion has no need
-            outcome.stored_keys = [(r[1], r[2]) for r in staged if r[0] not in refusing]
+            outcome.stored_keys += [(r[1], r[2]) for r in staged if r[0] not in refusing]
 
-    already = await store.stored(conn, [(source, s["id"]) for _, source, s, _ in refused])
-    kept: list[store.Kept] = []
-    for index, source, sample, why in sorted(refused, key=lambda r: r[0]):
-        if (source, sample["id"]) in already:
-            outcome.duplicates += 1
-            outcome.stored_keys.append((source, sample["id"]))
-            continue
-        outcome.rejected.append(Rejected(index, sample["id"], why.reason, why.detail, source))
-        if keep_rejected:
-            kept.append(store.Kept(source, sample, why, placed.get(index)))
-    if keep_rejected:
-        await _place_refused_by_value(conn, kept, placed)
+    if checked:
+        # A sample sent again with other content under a stored id is still a duplicate.
+        already = await store.stored(conn, [(source, s["id"]) for _, source, s, _ in checked])
+        for index, source, sample, why in checked:
+            if (source, sample["id"]) in already:
+                outcome.duplicates += 1
+                outcome.stored_keys.append((source, sample["id"]))
+            else:
+                refused.append((index, source, sample, why, None))
+    refused.sort(key=lambda r: r[0])
+    outcome.rejected = [Rejected(index, sample["id"], why.reason, why.detail, source)
+                        for index, source, sample, why, _ in refused]
+    if keep_rejected and refused:
+        kept = [store.Kept(source, sample, why, where)
+                for _, source, sample, why, where in refused]
+        await _place_refused_by_value(conn, kept)
         await store.quarantine(conn, kept, now)
     return outcome
 
 
-async def _place_refused_by_value(
-    conn: asyncpg.Connection, kept: list[store.Kept], placed: Mapping[int, tuple[str, str]]
-) -> None:
+async def _place_refused_by_value(conn: asyncpg.Connection, kept: list[store.Kept]) -> None:
     """Place the kept samples that Python refused (a negative count, say) when their agent is
     known, so the team's managers see their own feed's problems; the rest stay unplaced."""
     unplaced = [i for i, k in enumerate(kept)
-                if k.where is None and k.why.reason not in m.UNPLACEABLE]
+                if k.where is None and k.why.reason in m.VALUE_OR_TIME
+                and k.why.reason not in m.UNPLACEABLE]
     if not unplaced:
         return
     found = await store.directory(conn, {kept[i].sample["agent_id"] for i in unplaced})

@@ -56,6 +56,9 @@ REASONS: tuple[str, ...] = (
 )
 #: Reasons that say the timestamp itself is unusable: such a sample has no month to belong to.
 UNPLACEABLE: frozenset[str] = frozenset({IN_FUTURE, TOO_OLD})
+#: The reasons ``check`` gives: the value or the time alone make the sample unusable.
+VALUE_OR_TIME: frozenset[str] = frozenset(
+    {NON_FINITE_VALUE, NEGATIVE_VALUE, VALUE_TOO_LARGE, IN_FUTURE, TOO_OLD})
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -100,7 +103,10 @@ def unknown_agent(agent_id: str) -> Rejection:
 
 def check(sample: Sample, now: datetime) -> Rejection | None:
     """Return why a sample's value or time makes it unusable, or None (its metric is judged
-    once placed, against what its team's scheme declares: ``undeclared``)."""
+    once placed, against what its team's scheme declares: ``undeclared``).
+
+    Ingestion applies these rules in SQL (service/store/metrics.py, ``_VALUE_OR_TIME``) and
+    words its answer here."""
     value = sample["value"]
     if not 0 <= value <= MAX_VALUE:  # also false for NaN
         if not math.isfinite(value):

@@ -66,6 +66,10 @@ async def _no_session_state(conn: asyncpg.Connection) -> None:
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # Metric ingestion's staging table: empty outside a transaction, so no session state.
     await conn.execute(STAGE)
+    await _init_read_connection(conn)
+
+
+async def _init_read_connection(conn: asyncpg.Connection) -> None:
     for json_type in ("json", "jsonb"):
         await conn.set_type_codec(
             json_type,
@@ -96,8 +100,11 @@ def _follows_a_lost_server(exc: BaseException) -> bool:
 class Database:
     """A lazily opened pool; nothing connects at import or construction time."""
 
-    def __init__(self, url: str, *, pool_size: int = 20) -> None:
+    def __init__(self, url: str, *, pool_size: int = 20, read_only: bool = False) -> None:
+        """``read_only``: a replica's pool (a hot standby refuses even a temporary table, so
+        its connections get no staging table)."""
         self.url = asyncpg_dsn(url)
+        self._init = _init_read_connection if read_only else _init_connection
         self._pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
         self._lock = asyncio.Lock()
@@ -112,7 +119,7 @@ class Database:
                             self.url,
                             min_size=1,
                             max_size=self._pool_size,
-                            init=_init_connection,
+                            init=self._init,
                             command_timeout=60,
                             timeout=5,
                             # Give idle connections back soon: a burst must not pin a

@@ -64,14 +64,24 @@ async def ensure(conn: asyncpg.Connection, now: datetime, *, behind: int = BEHIN
     current = f"{now.year:04d}-{now.month:02d}"
     wanted = months(shift(current, -behind), shift(current, ahead))
     missing: list[str] = [r["p"] for r in await conn.fetch(_MISSING, wanted)]
+    made = []
     for period in missing:
-        await conn.execute("SELECT metric_make_partition($1)", period)
-    return missing
+        if await make(conn, period):
+            made.append(period)
+    return made
+
+
+# CREATE TABLE IF NOT EXISTS is not safe against a concurrent creation of the same table (the
+# second one fails on the catalog's unique index): replicas and requests that make the same
+# month at once take turns on this lock, and the later one finds the month made.
+_MAKING = "SELECT pg_advisory_xact_lock(hashtextextended('metric-partitions', 0))"
 
 
 async def make(conn: asyncpg.Connection, period: str) -> bool:
     """Make one month's partition; False when it exists or existed (archived)."""
-    made: bool = await conn.fetchval("SELECT metric_make_partition($1)", period)
+    async with conn.transaction():
+        await conn.execute(_MAKING)
+        made: bool = await conn.fetchval("SELECT metric_make_partition($1)", period)
     return made
 
 

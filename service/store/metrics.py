@@ -222,56 +222,77 @@ newest AS (
               FROM newest), '') AS mark
 )"""
 
-# Share-locks, in one order, the cycles the staged samples can fall in: each team the agent
-# ever belonged to, in the month of the sample in that team's time zone (a superset of the
-# placement _SETTLE makes, for one hash join instead of placing each sample twice). Cycle
-# commands hold the same locks exclusively while appending, so a close either committed
-# before _SETTLE reads the cycles' status, or waits for this batch (see lock_cycles). Only
-# when the directory read model is fresh; says so, with its mark, and names the (team, month)
-# pairs it locked (whose declared metrics _SETTLE is given).
+# The (team, month) pairs a staged batch can fall in, with each month's bounds in the team's
+# time zone: every team the batch's agents ever belonged to (``memberships``), for every month
+# between the first and the last time of the batch (a day either side covers any time zone).
+# A batch of one day is a month or two per team, so placing a sample is comparing its time
+# with a few bounds instead of formatting it in its team's time zone (twice: to lock, then to
+# store), and the locks and the declared metrics are those of these few pairs.
+_MONTHS = """
+span AS (
+    SELECT min(occurred_at) AS first, max(occurred_at) AS last FROM metric_stage
+), months AS MATERIALIZED (  -- its bounds computed once, not in every comparison
+    SELECT k.team_id, to_char(g, 'YYYY-MM') AS period,
+           g AT TIME ZONE k.timezone AS starts,
+           (g + interval '1 month') AT TIME ZONE k.timezone AS ends
+    FROM (SELECT DISTINCT team_id, timezone FROM memberships) k
+    CROSS JOIN span
+    CROSS JOIN LATERAL generate_series(
+        date_trunc('month', (span.first AT TIME ZONE 'UTC') - interval '1 day'),
+        (span.last AT TIME ZONE 'UTC') + interval '1 day', interval '1 month') g
+)"""
+
+
+
+def _memberships(placing: str) -> str:
+    """Return the ``memberships`` CTE: the memberships of the batch's agents with their
+    teams' time zones, when the SQL condition ``placing`` holds (else none)."""
+    return f"""memberships AS (
+    SELECT m.agent_id, m.team_id, m.since, m.until, t.timezone,
+           m.since = min(m.since) OVER (PARTITION BY m.agent_id) AS first
+    FROM agent_memberships m JOIN teams t ON t.team_id = m.team_id
+    WHERE {placing}
+      AND m.agent_id IN (SELECT DISTINCT agent_id FROM metric_stage)
+)"""
+
+
+# Share-locks, in one order, the cycles the staged samples can fall in (_MONTHS: a superset
+# of the placement _SETTLE makes). Cycle commands hold the same locks exclusively while
+# appending, so a close either committed before _SETTLE reads the cycles' status, or waits
+# for this batch (see lock_cycles). Only when the directory read model is fresh; says so,
+# with its mark, and names the (team, month) pairs it locked (whose declared metrics _SETTLE
+# is given).
 _PLACE = f"""
-WITH {_NEWEST_DIRECTORY}
+WITH {_NEWEST_DIRECTORY}, {_memberships("true")}, {_MONTHS.strip()}
 SELECT d.fresh, d.mark, k.cycles, k.teams, k.periods
 FROM directory d
 CROSS JOIN LATERAL (
     SELECT count(pg_advisory_xact_lock_shared(hashtextextended(
                'cycle:' || c.team_id || ':' || c.period, 0))) AS cycles,
            array_agg(c.team_id) AS teams, array_agg(c.period) AS periods
-    FROM (SELECT DISTINCT m.team_id,
-                 to_char(s.occurred_at AT TIME ZONE t.timezone, 'YYYY-MM') AS period
-          FROM metric_stage s
-          JOIN agent_memberships m ON m.agent_id = s.agent_id
-          JOIN teams t ON t.team_id = m.team_id
-          WHERE d.fresh
-          ORDER BY 1, 2) c) k
+    FROM (SELECT team_id, period FROM months WHERE d.fresh ORDER BY 1, 2) c) k
 """
 
 # Places each staged sample (unless placed by hand: $2 is NULL): the team the agent was in
 # when it occurred (the membership it falls in; before the first one, the first team: the
-# directory's rule, service/domain/directory.py team_at), and that team's
-# month in its time zone. Judges it (a known agent; a metric its team's scheme declares for
-# that month, given as $3-$6 by the caller from service/store/team_metrics.py, and a whole
-# number when its unit is a count; an open month; a month with a live partition: migration
-# 0006) and,
-# in the same statement, stores the usable ones once each (in key order: overlapping batches
-# wait, never deadlock) and appends their totals and feed arrivals as delta rows. Writes
-# nothing when the directory changed since _PLACE took its locks ($2, the mark): the caller
-# places again. Answers one row with the count stored, then one per rejection.
+# directory's rule, service/domain/directory.py team_at), and that team's month in its time
+# zone (the _MONTHS bounds it falls between). Judges it (a known agent; a metric its team's
+# scheme declares for that month, given as
+# $3-$6 by the caller from service/store/team_metrics.py, and a whole number when its unit is
+# a count; an open month; a month with a live partition: migration 0007) and, in the same
+# statement, stores the usable ones once each (in key order: overlapping batches wait, never
+# deadlock) and appends their totals and feed arrivals as delta rows. Writes nothing when the
+# directory changed since _PLACE took its locks ($2, the mark): the caller places again.
+# Answers one row with the count stored, then one per rejection, saying whether that sample
+# is stored already (a retry of one accepted before its month closed: a duplicate).
 _SETTLE = f"""
 WITH {_NEWEST_DIRECTORY}, moved AS (
     SELECT $2::text IS NOT NULL AND $2::text IS DISTINCT FROM (SELECT mark FROM directory)
            AS yes
-), memberships AS (
-    SELECT m.agent_id, m.team_id, m.since, m.until, t.timezone,
-           m.since = min(m.since) OVER (PARTITION BY m.agent_id) AS first
-    FROM agent_memberships m JOIN teams t ON t.team_id = m.team_id
-    WHERE $2::text IS NOT NULL
-      AND m.agent_id IN (SELECT DISTINCT agent_id FROM metric_stage)
-), placed AS (
+), {_memberships("$2::text IS NOT NULL")}, {_MONTHS.strip()}, placed AS (
     SELECT s.idx, s.source, s.sample_id, s.agent_id, s.metric, s.value, s.occurred_at,
            CASE WHEN $2::text IS NULL THEN s.team_id ELSE ms.team_id END AS team_id,
-           CASE WHEN $2::text IS NULL THEN s.period
-                ELSE to_char(s.occurred_at AT TIME ZONE ms.timezone, 'YYYY-MM') END AS period
+           CASE WHEN $2::text IS NULL THEN s.period ELSE r.period END AS period
     FROM metric_stage s
     -- The stretch the sample falls in (memberships have no gaps), or the first one for a
     -- sample from before it.
@@ -279,13 +300,15 @@ WITH {_NEWEST_DIRECTORY}, moved AS (
            ON ms.agent_id = s.agent_id
           AND (ms.since <= s.occurred_at OR ms.first)
           AND (ms.until IS NULL OR s.occurred_at < ms.until)
+    LEFT JOIN months r
+           ON r.team_id = ms.team_id AND r.starts <= s.occurred_at AND s.occurred_at < r.ends
 ), cycles AS (
     SELECT k.team_id, k.period,
            (SELECT e.type FROM event e
             WHERE e.stream_id = 'cycle:' || k.team_id || ':' || k.period
               AND e.type IN ('CycleOpened', 'CycleClosed', 'CyclePublished', 'CycleReopened')
             ORDER BY e.version DESC LIMIT 1) AS status
-    FROM (SELECT DISTINCT team_id, period FROM placed WHERE team_id IS NOT NULL) k
+    FROM (SELECT DISTINCT team_id, period FROM placed WHERE period IS NOT NULL) k
 ), accepts AS (
     SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::boolean[])
                   AS a(team_id, period, metric, whole)
@@ -293,11 +316,11 @@ WITH {_NEWEST_DIRECTORY}, moved AS (
     SELECT s.*, c.status,
            -- Which metrics a sample may carry is its team's scheme's say (issue 19): an
            -- unknown agent's sample has no team, so it is unknown_agent first.
-           CASE WHEN s.team_id IS NULL THEN 'unknown_agent'
-                WHEN k.metric IS NULL THEN 'unknown_metric'
-                WHEN k.whole AND s.value <> trunc(s.value) THEN 'fractional_count'
-                WHEN c.status IN ('CycleClosed', 'CyclePublished') THEN 'period_closed'
-                WHEN p.period IS NULL THEN 'period_unavailable'
+           CASE WHEN s.team_id IS NULL THEN '{m.UNKNOWN_AGENT}'
+                WHEN k.metric IS NULL THEN '{m.UNKNOWN_METRIC}'
+                WHEN k.whole AND s.value <> trunc(s.value) THEN '{m.FRACTIONAL_COUNT}'
+                WHEN c.status IN ('CycleClosed', 'CyclePublished') THEN '{m.PERIOD_CLOSED}'
+                WHEN p.period IS NULL THEN '{m.PERIOD_UNAVAILABLE}'
            END AS reason
     FROM placed s
     LEFT JOIN accepts k
@@ -324,11 +347,17 @@ WITH {_NEWEST_DIRECTORY}, moved AS (
     FROM stored GROUP BY team_id, metric, source
 )
 SELECT NULL::integer AS idx, NULL::text AS reason, NULL::text AS status,
-       NULL::text AS team_id, NULL::text AS period, (SELECT count(*) FROM stored) AS accepted,
-       (SELECT yes FROM moved) AS moved
+       NULL::text AS team_id, NULL::text AS period, NULL::boolean AS already,
+       (SELECT count(*) FROM stored) AS accepted, (SELECT yes FROM moved) AS moved
 UNION ALL
-SELECT idx, reason, status, team_id, period, NULL, NULL FROM judged
-WHERE reason IS NOT NULL AND NOT (SELECT yes FROM moved)
+-- A probe of each month's key index per refused sample (a scalar subquery is never hashed:
+-- an EXISTS could be planned as a hash of every stored sample).
+SELECT j.idx, j.reason, j.status, j.team_id, j.period,
+       coalesce((SELECT true FROM metric_sample x
+                 WHERE x.source = j.source AND x.sample_id = j.sample_id LIMIT 1), false),
+       NULL, NULL
+FROM judged j
+WHERE j.reason IS NOT NULL AND NOT (SELECT yes FROM moved)
 """
 
 _PLACE_BY_HAND = """
@@ -339,13 +368,26 @@ WHERE s.idx = p.idx
 
 
 @dataclass(frozen=True, slots=True)
+class Refused:
+    """A staged sample the database refused: its index in the batch, the reason, its cycle's
+    status event, where it was placed (team and month, when known), and whether the same
+    sample is stored already (then it is a duplicate, whatever it would be now)."""
+
+    index: int
+    reason: str
+    status: str | None
+    team_id: str | None
+    period: str | None
+    already: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Judged:
-    """What the database made of a staged batch: how many were stored, and the rejections
-    as (index, reason, cycle status event, team, period); ``moved``: nothing was written,
-    the directory changed since place() (place again)."""
+    """What the database made of a staged batch: how many were stored, and the rejections;
+    ``moved``: nothing was written, the directory changed since place() (place again)."""
 
     accepted: int
-    rejected: list[tuple[int, str, str | None, str | None, str | None]]
+    rejected: list[Refused]
     moved: bool = False
 
 
@@ -407,7 +449,8 @@ async def settle(conn: asyncpg.Connection, received_at: datetime, mark: str | No
             accepted = r["accepted"]
             moved = r["moved"]
         else:
-            rejected.append((r["idx"], r["reason"], r["status"], r["team_id"], r["period"]))
+            rejected.append(Refused(r["idx"], r["reason"], r["status"], r["team_id"],
+                                    r["period"], r["already"]))
     return Judged(accepted, rejected, moved)
 
 

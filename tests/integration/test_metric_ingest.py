@@ -18,6 +18,7 @@ from service.commands import metrics as commands
 from service.context import ServiceContext
 from service.domain import metrics as m
 from service.projections.metric_totals import compact, compact_all, rebuild
+from service.store import metric_partitions
 from service.store import metrics as store
 from tests.support.metrics import expected_totals, make_samples, stored_totals
 from tests.support.scenario import ADMIN, make_team
@@ -273,3 +274,23 @@ async def test_a_batch_that_lost_a_deadlock_is_tried_again_in_a_fresh_transactio
     with pytest.raises(asyncpg.UniqueViolationError):
         await commands._in_transaction(ctx, failing(asyncpg.UniqueViolationError("no")))
     assert len(transactions) == 1  # only a deadlock is worth another try
+
+
+async def test_replicas_making_the_same_months_at_once_take_turns(
+    app_client: httpx.AsyncClient,
+) -> None:
+    # Each replica (and the first batch of a new month in each) makes the coming months'
+    # partitions; doing so at once must not fail on the table the other just created.
+    ctx = context(app_client)
+    when = datetime(2034, 6, 15, tzinfo=UTC)
+    connections = [await asyncpg.connect(ctx.db.url) for _ in range(4)]
+    try:
+        made = await asyncio.gather(*(metric_partitions.ensure(c, when)
+                                      for c in connections))
+    finally:
+        for c in connections:
+            await c.close()
+    wanted = metric_partitions.months("2033-06", "2034-09")
+    assert sorted(p for each in made for p in each) == wanted  # each month made once
+    async with ctx.db.connection() as conn:
+        assert await metric_partitions.ensure(conn, when) == []
