@@ -30,11 +30,14 @@ from bench.common import (
     run_load,
 )
 from bench.projections import BenchEventLog, BenchNoop, Timed
+from service.config import Settings
+from service.context import ServiceContext
 from service.notifier import Notifier
 from service.projections import checkpoints
 from service.projections.base import Projection
 from service.projections.runner import BUILD_BATCH, ProjectionRunner, Worker, try_lock
 from service.projections.stream_index import StreamIndex
+from service.queries.wait import wait
 from service.store.database import Database
 from service.store.errors import ConcurrencyError
 from service.store.event_store import (
@@ -42,7 +45,6 @@ from service.store.event_store import (
     Cursor,
     NewEvent,
     append,
-    head,
     read_all,
     stream_version,
 )
@@ -657,16 +659,12 @@ async def checkpoint_cursor(conn: asyncpg.Connection, name: str) -> Cursor | Non
     return Cursor(row["tx_id"], row["position"]) if row else None
 
 
-async def wait_caught_up(conn: asyncpg.Connection, name: str, timeout: float) -> bool:
-    """Wait until the projection's checkpoint reaches the visible head."""
-    deadline = time.perf_counter() + timeout
-    target = await head(conn)
-    while time.perf_counter() < deadline:
-        cursor = await checkpoint_cursor(conn, name)
-        if cursor is not None and cursor >= target:
-            return True
-        await asyncio.sleep(0.02)
-    return False
+async def wait_caught_up(db: Database, runner: ProjectionRunner, projection: Projection,
+                         timeout: float) -> bool:
+    """Wait until the projection has applied every committed event, as the service's reads do
+    (``service.queries.wait``, woken by the runner's progress)."""
+    ctx = ServiceContext(settings=Settings(), db=db, runner=runner)
+    return await wait(ctx, projection, timeout=timeout)
 
 
 @SUITE.benchmark("projection_lag", "projection lag under the single-append load")
@@ -691,7 +689,7 @@ async def projection_lag(ctx: BenchContext) -> list[Row]:
             while await checkpoint_cursor(watcher, projection.name) is None:
                 await asyncio.sleep(0.01)
             # The settled history is projected first; measure from a caught-up projection.
-            assert await wait_caught_up(watcher, projection.name, 120)
+            assert await wait_caught_up(db, runner, projection, 120)
 
             stop_polling = asyncio.Event()
 
@@ -716,7 +714,7 @@ async def projection_lag(ctx: BenchContext) -> list[Row]:
                 started = time.perf_counter()
                 load = await run_load(ops, seconds=seconds, warmup=warmup)
                 window = (started + warmup, started + warmup + seconds)
-                caught_up = await wait_caught_up(conns[0], projection.name, 30)
+                caught_up = await wait_caught_up(db, runner, projection, 30)
                 stop_polling.set()
                 await poller
                 cursors = {
@@ -861,7 +859,7 @@ async def late_commits(ctx: BenchContext) -> list[Row]:
                 ]
             )
             async with db.connection() as conn:
-                caught_up = await wait_caught_up(conn, projection.name, 60)
+                caught_up = await wait_caught_up(db, runner, projection, 60)
                 applied = [
                     r["position"]
                     for r in await conn.fetch(

@@ -35,12 +35,12 @@ from service.domain.principal import Principal
 from service.domain.reports import evaluation_document
 from service.domain.scheme import RATER_ROLES
 from service.projections.cycle_results import CycleResults
-from service.projections.freshness import wait_caught_up
 from service.queries import cycles as reads
 from service.queries import monitoring, results
 from service.queries import release as release_reads
 from service.queries.directory import get_team
 from service.queries.documents import Document
+from service.queries.wait import wait
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles", tags=["cycles"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -230,7 +230,7 @@ async def get_ranking(
         if cycle.status == "open":
             _ensure_agents_see_published_only(principal, cycle.status)
             return _ranking(request, await results.provisional_ranking(ctx, team, cycle))
-        await wait_caught_up(ctx.db, [CycleResults()], stream_id=c.cycle_stream(team_id, period))
+        await wait(ctx, CycleResults(), stream=c.cycle_stream(team_id, period))
         stored = await results.stored_ranking(ctx, team_id, period)
         if stored is None:
             raise Problem(503, "the ranking is still being built; retry shortly",
@@ -274,7 +274,7 @@ async def get_scorecard(
             # manager's scores, and no provisional rank gives the result away.
             document = r.withhold(document, OPEN_MONTH)
         return _json(document)
-    await wait_caught_up(ctx.db, [CycleResults()], stream_id=c.cycle_stream(team_id, period))
+    await wait(ctx, CycleResults(), stream=c.cycle_stream(team_id, period))
     stored = await results.stored_scorecard(ctx, team_id, period, agent_id)
     if stored is None:
         raise Problem(404, f"agent {agent_id} has no scorecard in {team_id}/{period}")

@@ -18,11 +18,11 @@ from service.domain import release as r
 from service.domain.periods import check_period
 from service.domain.principal import Principal
 from service.projections.directory import Directory
-from service.projections.freshness import wait_caught_up
 from service.queries import appeals as queries
 from service.queries import release as reads
 from service.queries.directory import get_team
 from service.queries.sanctions import managed_teams
+from service.queries.wait import wait
 
 router = APIRouter(tags=["feedback"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -58,7 +58,7 @@ async def _narrow(ctx: ServiceContext, principal: Principal, *, team_id: str | N
         if team_id is not None:
             ensure_manager_of(principal, (await get_team(ctx, team_id)).manager_ids)
         else:
-            await wait_caught_up(ctx.db, [Directory()], timeout=2.0)
+            await wait(ctx, Directory(), timeout=2.0)
             async with ctx.db.connection() as conn:
                 teams = await managed_teams(conn, principal.subject)
     return queries.Filters(team_id, period, agent_id, status, teams)

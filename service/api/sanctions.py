@@ -31,7 +31,6 @@ from service.domain import sanctions as s
 from service.domain.periods import check_period
 from service.domain.principal import Principal
 from service.projections.directory import Directory
-from service.projections.freshness import wait_caught_up
 from service.projections.releases import Releases
 from service.projections.sanctions import Sanctions
 from service.queries import ledger as reads
@@ -39,6 +38,7 @@ from service.queries import sanctions as queries
 from service.queries.cycles import get_cycle
 from service.queries.directory import get_team
 from service.queries.release import withheld
+from service.queries.wait import wait
 
 router = APIRouter(prefix="/v1", tags=["results"])
 Ctx = Annotated[ServiceContext, Depends(context)]
@@ -87,10 +87,10 @@ async def _filters(
             team = await get_team(ctx, team_id)
             ensure_manager_of(principal, team.manager_ids)
         else:
-            await wait_caught_up(ctx.db, [Directory()], timeout=2.0)
+            await wait(ctx, Directory(), timeout=2.0)
             async with ctx.db.connection() as conn:
                 teams = await queries.managed_teams(conn, principal.subject)
-    await wait_caught_up(ctx.db, [Sanctions(), Releases()], timeout=2.0)
+    await wait(ctx, Sanctions(), Releases(), timeout=2.0)
     return queries.Filters(team_id=team_id, period=period, agent_id=agent_id, kinds=kinds,
                            status=status, teams=teams, released_only=principal.role == "agent",
                            final=final)

@@ -23,6 +23,7 @@ from service import observability
 from service.projections import checkpoints
 from service.projections.base import Projection
 from service.projections.checkpoints import Generation
+from service.projections.progress import Progress
 from service.store.database import DATABASE_AWAY, UNAVAILABLE_ERRORS, Database
 from service.store.event_store import Cursor, DataOnly, RecordedEvent, read_all
 
@@ -202,13 +203,13 @@ class ProjectionRunner:
         self._wake = {p.name: asyncio.Event() for p in self.projections}
         self._tasks: list[asyncio.Task[None]] = []
         self.holding: set[str] = set()
+        #: Each committed batch, for readers waiting on a write (service.queries.wait).
+        self.progress = Progress()
 
-    def wake(self, *names: str) -> None:
-        """Tell the named workers (every worker when none is named) that new rows may be
-        visible."""
-        for name, event in self._wake.items():
-            if not names or name in names:
-                event.set()
+    def wake(self) -> None:
+        """Tell every worker that new rows may be visible (events were committed)."""
+        for event in self._wake.values():
+            event.set()
 
     def start(self) -> None:
         """Start one task per projection."""
@@ -281,6 +282,7 @@ class ProjectionRunner:
         while True:
             wake.clear()
             if await worker.run_once():
+                self.progress.advanced(worker.projection)
                 idle = 0.005
                 continue
             with contextlib.suppress(TimeoutError):

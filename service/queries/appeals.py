@@ -8,8 +8,8 @@ from typing import Any, Literal
 
 from service.context import ServiceContext
 from service.domain import release as r
-from service.projections.freshness import wait_caught_up
 from service.projections.releases import Releases
+from service.queries.wait import wait
 
 AppealStatus = Literal["open", "upheld", "amended"]
 
@@ -39,7 +39,7 @@ class Filters:
 
 async def list_appeals(ctx: ServiceContext, filters: Filters) -> list[dict[str, Any]]:
     """Return the appeals matching the filters, oldest first."""
-    await wait_caught_up(ctx.db, [Releases()], timeout=2.0)
+    await wait(ctx, Releases(), timeout=2.0)
     async with ctx.db.connection() as conn:
         rows = await conn.fetch(_SELECT, filters.team_id, filters.period, filters.agent_id,
                                 filters.status,

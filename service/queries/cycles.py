@@ -20,12 +20,12 @@ from service.domain.presence import DateRange, Span, period_dates
 from service.domain.results import consecutive_last_places
 from service.domain.scheme import Scheme
 from service.projections.directory import Directory
-from service.projections.freshness import wait_caught_up
 from service.queries import schemes
 from service.queries.directory import get_team
 from service.queries.metrics_source import agent_inputs
 from service.queries.roster import presence_inputs, team_agents, transfers_between
 from service.queries.streams import read_state
+from service.queries.wait import wait
 from service.store.event_store import read_stream
 
 
@@ -76,7 +76,7 @@ async def roster(ctx: ServiceContext, team: Team, period: str, scheme: Scheme | 
     """Return the team's agents with their KPI inputs, transfers and presence for the period;
     with ``scheme``, their KPI values by its formulas too (``through``: per-active-day KPIs
     count the active days up to that day, for a month still running)."""
-    await wait_caught_up(ctx.db, [Directory()])
+    await wait(ctx, Directory())
     tz = zone(team.timezone)
     first, last = period_dates(period)
     async with ctx.db.connection() as conn:

@@ -15,10 +15,10 @@ from service.domain.presence import team_date
 from service.domain.reports import ranking_document, scorecard_document
 from service.domain.scheme import Scheme
 from service.projections.cycle_results import CycleResults
-from service.projections.freshness import applied_stream
 from service.queries.cycles import cycle_scheme, presence_of, roster
 from service.queries.documents import Document, StoredRanking
 from service.queries.kpis import last_arrivals
+from service.queries.wait import applied_stream
 
 #: Process monitoring warns this long before the evaluation deadline.
 DEADLINE_WARNING = timedelta(days=2)

@@ -13,13 +13,13 @@ from typing import Any
 from service.context import ServiceContext
 from service.projections.cycle_results import CycleResults
 from service.projections.directory import Directory
-from service.projections.freshness import wait_caught_up
+from service.queries.wait import wait
 
 
 async def teams(ctx: ServiceContext, team_ids: Sequence[str] | None = None
                 ) -> list[dict[str, Any]]:
     """Return teams (all, or those named) with their zone, currency and managers."""
-    await wait_caught_up(ctx.db, [Directory()], timeout=1.0)
+    await wait(ctx, Directory(), timeout=1.0)
     async with ctx.db.connection() as conn:
         rows = await conn.fetch(
             "SELECT team_id, name, timezone, currency, manager_ids FROM teams"
@@ -31,7 +31,7 @@ async def teams(ctx: ServiceContext, team_ids: Sequence[str] | None = None
 
 async def periods(ctx: ServiceContext, team_id: str) -> list[dict[str, Any]]:
     """Return a team's months that have a cycle, oldest first, with their status."""
-    await wait_caught_up(ctx.db, [CycleResults()], timeout=1.0)
+    await wait(ctx, CycleResults(), timeout=1.0)
     async with ctx.db.connection() as conn:
         rows = await conn.fetch(
             "SELECT period, status FROM cycles WHERE team_id = $1 ORDER BY period", team_id)

@@ -27,8 +27,8 @@ from service.mail.sender import ReminderSender
 from service.mail.settings import MailSettings
 from service.mail.smtp import parse_smtp_url
 from service.projections.base import Tables
-from service.projections.freshness import wait_caught_up
 from service.projections.reminders import Reminders
+from service.queries.wait import wait
 from service.scheduler import evaluation_reminders, overdue_pass
 from service.store import reminders as store
 from service.store.event_store import RecordedEvent
@@ -169,7 +169,7 @@ async def test_each_person_is_reminded_in_their_language_and_overdue_goes_at_onc
     await set_person(app_client, first, email=f"{first}@example.com")
     await publish_month(team, app_clock, dict(zip(team.agents, (90, 80, 70, 60), strict=True)))
     ctx = app_client.app.state.ctx  # type: ignore[attr-defined]
-    assert await wait_caught_up(ctx.db, [Reminders()])
+    assert await wait(ctx, Reminders())
 
     sender = make_sender(app_client, smtp_port, app_clock)
     await deliver(sender)
@@ -191,7 +191,7 @@ async def test_each_person_is_reminded_in_their_language_and_overdue_goes_at_onc
     # The plan goes overdue: the scheduler records it, and the agent hears at once
     app_clock.set(DUE + timedelta(minutes=1))
     await overdue_pass(ctx)
-    assert await wait_caught_up(ctx.db, [Reminders()])
+    assert await wait(ctx, Reminders())
     await deliver(sender)
     overdue = inbox.to(f"{c}@example.com")[1:]
     assert [m["Subject"] for m in overdue] == ["개선 계획 제출 기한이 지났습니다"]

@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 
 from service.projections import admin, checkpoints
-from service.projections.freshness import wait_caught_up
 from service.projections.sanctions import Sanctions
+from service.queries.wait import wait
 from service.scheduler import overdue_pass
 from service.store.database import Database
 from tests.conftest import TestClock as PinnedClock
@@ -71,7 +71,8 @@ async def test_rebuilding_the_sanctions_projection_gives_the_same_ledger(
     ctx = app_client.app.state.ctx  # type: ignore[attr-defined]
     await overdue_pass(ctx)
 
-    assert await wait_caught_up(db, [Sanctions()], timeout=10)
+    assert await wait(app_client.app.state.ctx, Sanctions(),  # type: ignore[attr-defined]
+                      timeout=10)
     before = await _rows(db, team.team_id)
     statuses = {(r["kind"], r["agent_id"], r["period"], r["status"]) for r in before
                 if "kind" in r}
@@ -123,7 +124,8 @@ async def test_a_rebuild_gives_the_same_ledger_after_a_correction_carried_forwar
     assert (await team.close("2026-10")).status_code == 200
     assert (await team.publish("2026-10")).status_code == 200
 
-    assert await wait_caught_up(db, [Sanctions()], timeout=10)
+    assert await wait(app_client.app.state.ctx, Sanctions(),  # type: ignore[attr-defined]
+                      timeout=10)
     before = await _rows(db, team.team_id)
     reviews = {(r["period"], r["status"], r["basis_changed"]) for r in before
                if r.get("kind") == "reassignment_review" and r["entry"] == "grant"}

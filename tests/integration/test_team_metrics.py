@@ -7,8 +7,8 @@ import httpx
 
 from service.context import ServiceContext
 from service.domain.team_metrics import ANY_MONTH
-from service.projections.freshness import wait_caught_up
 from service.projections.team_metrics import TeamMetrics
+from service.queries.wait import wait
 from service.store import team_metrics
 from service.store.database import Database
 from tests.support.scenario import ADMIN, make_team
@@ -41,7 +41,7 @@ async def test_the_read_model_and_the_streams_agree(
                                  headers=ADMIN)).status_code == 200
     pairs = {(team.team_id, PERIOD), (team.team_id, "2026-12")}
     # When the projection has caught up
-    assert await wait_caught_up(db, [TeamMetrics()], timeout=30)
+    assert await wait(context(app_client), TeamMetrics(), timeout=30)
     async with context(app_client).db.connection() as conn:
         rows = await conn.fetch("SELECT period, metric FROM team_metrics WHERE team_id = $1",
                                 team.team_id)
