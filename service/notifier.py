@@ -16,6 +16,7 @@ from service.store.database import Database
 
 log = logging.getLogger(__name__)
 
+#: The channel that says "new events were committed" (the projection runners listen on it).
 CHANNEL = "csperf_events"
 
 

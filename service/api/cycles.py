@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
 from service.api.auth import allow, ensure_manager_of, ensure_rates_as, ensure_self_or_manager
-from service.api.deps import caller, context
+from service.api.deps import Ctx, caller
 from service.api.directory import ensure_team_member_or_manager
 from service.api.params import IdPath, PeriodPath
 from service.api.problems import Problem
@@ -43,7 +43,6 @@ from service.queries.documents import Document
 from service.queries.wait import wait
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles", tags=["cycles"])
-Ctx = Annotated[ServiceContext, Depends(context)]
 
 
 def cycle_out(cycle: c.Cycle) -> CycleOut:

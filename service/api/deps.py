@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from service.commands.base import Caller
 from service.context import ServiceContext
@@ -26,6 +26,10 @@ async def context(request: Request) -> ServiceContext:
     hop per request that cost more than the rest of this function by far.
     """
     return service_context(request)
+
+
+#: The service context as a route parameter: ``ctx: Ctx``.
+Ctx = Annotated[ServiceContext, Depends(context)]
 
 
 def _header_id(request: Request, name: str) -> str | None:

@@ -13,7 +13,7 @@ from service.api.auth import (
     ensure_person,
     ensure_self_or_manager,
 )
-from service.api.deps import caller, context
+from service.api.deps import Ctx, caller
 from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.params import IdPath
 from service.api.schemas import (
@@ -46,7 +46,6 @@ from service.queries.wait import wait
 from service.store import reminders as reminder_store
 
 router = APIRouter(prefix="/v1", tags=["directory"])
-Ctx = Annotated[ServiceContext, Depends(context)]
 
 
 def team_out(team: d.Team) -> TeamOut:

@@ -6,22 +6,20 @@ import re
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from service.api.auth import allow
-from service.api.deps import context
+from service.api.deps import Ctx
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.problems import Problem
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
-from service.context import ServiceContext
 from service.domain.principal import Principal
 from service.store.event_store import Cursor, RecordedEvent, read_stream
 from service.store.feed import event_document, read_feed
 
 router = APIRouter(prefix="/v1", tags=["audit"])
-Ctx = Annotated[ServiceContext, Depends(context)]
 
 _NAME = r"^[A-Za-z0-9._:-]{1,100}$"
 MAX_BIGINT = 2**63 - 1

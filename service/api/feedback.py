@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
-from service.api.deps import caller, context
+from service.api.deps import Ctx, caller
 from service.api.params import IdPath, PeriodPath
 from service.api.problems import Problem
 from service.api.schemas import (
@@ -21,7 +21,6 @@ from service.api.schemas import (
 )
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import feedback as commands
-from service.context import ServiceContext
 from service.domain import feedback as f
 from service.domain.principal import Principal
 from service.queries import cycles
@@ -30,7 +29,6 @@ from service.queries import release as release_reads
 from service.queries.directory import get_team
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}", tags=["feedback"])
-Ctx = Annotated[ServiceContext, Depends(context)]
 INTERVIEW = "/interviews/{agent_id}"
 
 CLASSIFICATION_COLUMNS = ("team_id", "period", "agent_id", "name", "rank", "score", "band",

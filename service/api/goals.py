@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
-from service.api.deps import caller, context
+from service.api.deps import Ctx, caller
 from service.api.params import IdPath, PeriodPath
 from service.api.problems import Problem
 from service.api.schemas import (
@@ -24,7 +24,6 @@ from service.api.schemas import (
 )
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import goals as commands
-from service.context import ServiceContext
 from service.domain.goals import TargetAdjustment
 from service.domain.principal import Principal
 from service.queries import cycles
@@ -32,7 +31,6 @@ from service.queries import goals as reads
 from service.queries.directory import get_team
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}/goals", tags=["goals"])
-Ctx = Annotated[ServiceContext, Depends(context)]
 
 #: CSV: one row per agent and target (a scheme's targets differ by position).
 GOAL_COLUMNS = ("team_id", "period", "agent_id", "position", "scheme_id", "scheme_version",

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from service.api.auth import allow
-from service.api.deps import actor_metadata, context
+from service.api.deps import Ctx, actor_metadata
 from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.params import IdPath, IdQuery
 from service.api.problems import Problem
@@ -83,7 +83,6 @@ class KeyList(BaseModel):
     next: str | None = Field(default=None, description="pass as `after` for the next page")
 
 
-Ctx = Annotated[ServiceContext, Depends(context)]
 Admin = Annotated[Principal, allow()]
 
 

@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, StrictInt
 
 from service.api import metric_bodies as bodies
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, ensure_source
-from service.api.deps import context
+from service.api.deps import Ctx
 from service.api.directory import ensure_team_member_or_manager
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.params import PERIOD_QUERY, IdPath, IdQuery
@@ -33,7 +33,6 @@ from service.queries.wait import wait
 from service.store import metrics as store
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
-Ctx = Annotated[ServiceContext, Depends(context)]
 
 
 class RejectedOut(BaseModel):

@@ -18,18 +18,16 @@ slices them in memory; a list that may grow without bound (deliveries, a stream'
 pages in SQL with the same cursor format (``Paging.after_key``).
 """
 
-import base64
-import binascii
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Query, Request, Response
 
 from service.api.problems import Problem
+from service.store import cursors
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -105,17 +103,15 @@ class Paging:
 
 def encode_cursor(sort_text: str, key: Sequence[Any]) -> str:
     """Return the opaque cursor for a keyset under an order."""
-    raw = orjson.dumps({"v": _CURSOR_VERSION, "s": sort_text, "k": list(key)})
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.pack_json({"v": _CURSOR_VERSION, "s": sort_text, "k": list(key)})
 
 
 def decode_cursor(text: str, sort_text: str) -> list[Any]:
     """Return a cursor's keyset; refuse (422) one that is not ours or was made for another
     order."""
     try:
-        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        payload = orjson.loads(raw)
-    except (binascii.Error, ValueError, orjson.JSONDecodeError) as exc:
+        payload = cursors.unpack_json(text)
+    except ValueError as exc:
         raise invalid("after", "not a cursor returned by this list") from exc
     if (
         not isinstance(payload, dict)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
-from service.api.deps import caller, context
+from service.api.deps import Ctx, caller
 from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
 from service.api.problems import Problem
 from service.api.schemas import AppealDecisionIn, AppealIn, AppealList, AppealOut, ReleaseOut
@@ -25,7 +25,6 @@ from service.queries.sanctions import managed_teams
 from service.queries.wait import wait
 
 router = APIRouter(tags=["feedback"])
-Ctx = Annotated[ServiceContext, Depends(context)]
 APPEAL_COLUMNS = ("appeal_id", "team_id", "period", "agent_id", "status", "reason", "filed_at",
                   "appeal_until", "decision", "note", "decided_by", "decided_at")
 CYCLE = "/v1/teams/{team_id}/cycles/{period}"

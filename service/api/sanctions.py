@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
 from service.api.auth import allow, ensure_manager_of, ensure_self, ensure_self_or_manager
-from service.api.deps import caller, context
+from service.api.deps import Ctx, caller
 from service.api.pagination import Paging, link, paginate, paging
 from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
 from service.api.problems import Problem
@@ -41,7 +41,6 @@ from service.queries.release import withheld
 from service.queries.wait import wait
 
 router = APIRouter(prefix="/v1", tags=["results"])
-Ctx = Annotated[ServiceContext, Depends(context)]
 PLAN = "/teams/{team_id}/cycles/{period}/improvement-plans/{agent_id}"
 
 SANCTION_COLUMNS = (

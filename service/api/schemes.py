@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from service.api.auth import allow
-from service.api.deps import caller, context
+from service.api.deps import Ctx, caller
 from service.api.params import IdPath
 from service.api.problems import Problem
 from service.api.schemas import ApproveIn, SchemeIn, SchemeVersionList, SchemeVersionOut
 from service.commands import schemes as commands
-from service.context import ServiceContext
 from service.domain.directory import check_id
 from service.domain.principal import Principal
 from service.domain.scheme import Scheme
@@ -26,7 +25,6 @@ from service.domain.scheme_history import version_history
 from service.queries import schemes as reads
 
 router = APIRouter(prefix="/v1", tags=["schemes"])
-Ctx = Annotated[ServiceContext, Depends(context)]
 
 
 @router.get("/schemes/{scheme_id}", response_model=Scheme,

@@ -24,13 +24,13 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, cast
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from prometheus_client import Gauge
 
 from service import observability
 from service.api.auth import allow
-from service.api.deps import context
+from service.api.deps import Ctx
 from service.api.events import EventTypes, StreamTypes, check_names, event_out, parse_cursor
 from service.api.problems import Problem
 from service.context import ServiceContext
@@ -40,7 +40,6 @@ from service.store.event_store import Cursor, head
 from service.store.feed import CommitSignal, FeedPage, read_feed
 
 router = APIRouter(prefix="/v1", tags=["audit"])
-Ctx = Annotated[ServiceContext, Depends(context)]
 
 MEDIA_TYPE = "text/event-stream"
 BATCH = 500

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from service.api.auth import allow
-from service.api.deps import caller, context
+from service.api.deps import Ctx, caller
 from service.api.params import IdPath
 from service.api.problems import Problem
 from service.api.schemas import TrainingIn, TrainingOut
@@ -19,7 +19,6 @@ from service.domain.principal import Principal
 from service.queries import training as reads
 
 router = APIRouter(prefix="/v1/training", tags=["training"])
-Ctx = Annotated[ServiceContext, Depends(context)]
 
 TRAINING_COLUMNS = ("evaluator_id", "topic", "title", "status", "completed_at", "valid_until",
                     "recorded_by", "recorded_at")

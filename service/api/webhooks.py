@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
 from service.api.auth import allow
-from service.api.deps import actor_metadata, context
+from service.api.deps import Ctx, actor_metadata
 from service.api.events import parse_cursor
 from service.api.pagination import Paging, invalid, link, paginate, paging
 from service.api.problems import Problem
@@ -27,7 +27,6 @@ from service.domain.principal import Principal
 from service.store import webhooks as store
 
 router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
-Ctx = Annotated[ServiceContext, Depends(context)]
 Admin = Annotated[Principal, allow()]
 SubscriptionId = Annotated[str, Path(pattern=r"^wh_[a-z0-9]{16}$",
                                      description="the id POST /v1/webhooks returned")]

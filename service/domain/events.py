@@ -10,13 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from service.domain.frozen import Frozen
 
 
-class DomainEvent(BaseModel):
+class DomainEvent(Frozen):
     """Base of every event; ``type`` is a Literal on each subclass."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
     schema_version: ClassVar[int] = 1
     type: str
 

@@ -31,11 +31,10 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from service.domain.cycle import FrozenResult
 from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
 from service.domain.events import DomainEvent, event
+from service.domain.frozen import Frozen
 
 Band = Literal["top", "middle", "bottom"]
 Trend = Literal["improving", "steady", "declining"]
@@ -136,11 +135,9 @@ def calendar_stream(manager_id: str) -> str:
     return f"calendar:{manager_id}"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class AgreedAction(_Frozen):
+class AgreedAction(Frozen):
     """An action agreed in the interview, with an optional due date."""
 
     action: str

@@ -23,26 +23,34 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import BaseModel, ConfigDict
+from typing import Literal, Protocol
 
 from service.domain.errors import Conflict, DomainError, FieldError
 from service.domain.events import DomainEvent, event
+from service.domain.frozen import Frozen
 from service.domain.scheme import KpiDef, Scheme
 
-if TYPE_CHECKING:
-    from service.domain.cycle import Cycle
-
 GoalStatus = Literal["pending", "acknowledged", "disputed"]
+
+
+class Month(Protocol):
+    """What the goal decisions read of a month: ``service.domain.cycle.Cycle`` is one (a
+    protocol, so that this module need not import the cycle that folds its events)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def team_id(self) -> str: ...
+
+    @property
+    def goals(self) -> Mapping[str, GoalRecord]: ...
 Decision = Literal["adjusted", "kept"]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class TargetValue(_Frozen):
+class TargetValue(Frozen):
     """The numbers of one KPI target as an agent saw them."""
 
     target: float | None
@@ -50,14 +58,14 @@ class TargetValue(_Frozen):
     weight: float
 
 
-class TargetAdjustment(_Frozen):
+class TargetAdjustment(Frozen):
     """A manager's change to one KPI's target or floor for one agent and cycle."""
 
     target: float | None = None
     floor: float | None = None
 
 
-class Target(_Frozen):
+class Target(Frozen):
     """One issued target: the KPI, its bounds and weight, and whether a manager adjusted it."""
 
     kpi: str
@@ -204,7 +212,7 @@ def snapshot(targets: Mapping[str, Target]) -> dict[str, TargetValue]:
 # --- decisions ----------------------------------------------------------------------------
 
 
-def _open(cycle: Cycle | None, what: str) -> Cycle:
+def _open(cycle: Month | None, what: str) -> Month:
     if cycle is None:
         raise Conflict(f"no open cycle to {what}")
     if cycle.status != "open":
@@ -213,14 +221,14 @@ def _open(cycle: Cycle | None, what: str) -> Cycle:
     return cycle
 
 
-def _member(cycle: Cycle, agent_id: str, member: bool) -> None:
+def _member(cycle: Month, agent_id: str, member: bool) -> None:
     if not member:
         raise DomainError(f"agent {agent_id} is not in team {cycle.team_id}",
                           [FieldError("agent_id", "not a current member of this team")])
 
 
 def decide_acknowledge(
-    cycle: Cycle | None,
+    cycle: Month | None,
     agent_id: str,
     targets: Mapping[str, Target],
     *,
@@ -240,7 +248,7 @@ def decide_acknowledge(
 
 
 def decide_dispute(
-    cycle: Cycle | None,
+    cycle: Month | None,
     agent_id: str,
     targets: Mapping[str, Target],
     *,
@@ -314,7 +322,7 @@ def adjustment_problems(
 
 
 def decide_resolve(
-    cycle: Cycle | None,
+    cycle: Month | None,
     agent_id: str,
     targets: Mapping[str, Target],
     *,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence, Set
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal, Protocol
 
 from service.domain.errors import Conflict, DomainError, FieldError
 from service.domain.events import DomainEvent, event
@@ -22,12 +22,20 @@ from service.domain.ids import ID_RE, ID_RULE
 from service.domain.principal import EXTERNAL_RATER_ROLES
 from service.domain.scheme import Scheme
 
-if TYPE_CHECKING:
-    from service.domain.cycle import Cycle
-
 #: Invitation keys: (rater_id, rater_role) -> the agents they may rate in that role.
 Invitations = Mapping[tuple[str, str], frozenset[str]]
 INVITABLE_ROLES: tuple[str, ...] = ("peer", "subordinate", "customer", "expert")
+
+
+class Month(Protocol):
+    """What the invitation decision reads of a month: ``service.domain.cycle.Cycle`` is one (a
+    protocol, so that this module need not import the cycle that folds its events)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def invitations(self) -> Invitations: ...
 #: Roles whose raters are people of the team, who must not rate themselves.
 _COLLEAGUE_ROLES = frozenset({"peer", "subordinate"})
 
@@ -61,7 +69,7 @@ def needs_invitation(rater_role: str) -> bool:
 
 
 def decide_invite(
-    cycle: Cycle | None,
+    cycle: Month | None,
     scheme: Scheme,
     *,
     rater_id: str,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from service.domain.frozen import Frozen
 
 Direction = Literal["higher", "lower"]
 Aggregation = Literal["sum", "mean"]
@@ -22,11 +22,9 @@ FormulaOp = Literal["ratio", "sum", "mean", "per_active_day"]
 COUNT_UNIT = "count"
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class MetricDef(_Frozen):
+class MetricDef(Frozen):
     """A raw metric a scheme takes from its sources.
 
     ``aggregation`` says how its samples combine over a month: ``sum`` (counts, amounts) or
@@ -39,7 +37,7 @@ class MetricDef(_Frozen):
     label: str = ""
 
 
-class TeamTarget(_Frozen):
+class TeamTarget(Frozen):
     """A team's own target and floor for a KPI (for example in its own currency); a value left
     out keeps the scheme's."""
 
@@ -47,7 +45,7 @@ class TeamTarget(_Frozen):
     floor: float | None = None
 
 
-class Formula(_Frozen):
+class Formula(Frozen):
     """How a measured KPI is computed from an agent's totals for the period.
 
     ``ratio``: of / over; ``sum``: the total of ``of``; ``mean``: the total of ``of`` per

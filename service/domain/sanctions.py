@@ -26,12 +26,13 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from service.domain.conflicts import ensure_not_own_case
 from service.domain.cycle import ConsequencesRevised, CycleClosed, CycleOpened, CyclePublished
 from service.domain.errors import Conflict, DomainError, FieldError, NotFound
 from service.domain.events import DomainEvent, event
+from service.domain.frozen import Frozen
 from service.domain.ids import ID_RE
 from service.domain.results import PlanDecision, ResultDecision, ResultKind, standing
 
@@ -97,11 +98,9 @@ def review_stream(team_id: str, period: str, agent_id: str) -> str:
 # --- the ledger -----------------------------------------------------------------------------
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class LedgerEntry(_Frozen):
+class LedgerEntry(Frozen):
     """One line of the ledger: a grant, or the reversal or cancellation of an earlier one."""
 
     id: str
@@ -131,14 +130,14 @@ class LedgerEntry(_Frozen):
         return {"improvement_plan": "due", "reassignment_review": "open"}.get(self.kind, "active")
 
 
-class Standing(_Frozen):
+class Standing(Frozen):
     """Where an agent stood in the month's latest closed ranking."""
 
     rank: int | None
     places: tuple[int, int] | None
 
 
-class Ledger(_Frozen):
+class Ledger(Frozen):
     """A team's month as the ledger sees it: what is in force and what has ended."""
 
     team_id: str
@@ -163,7 +162,7 @@ class Ledger(_Frozen):
         return max(ended, key=lambda e: e.publication) if ended else None
 
 
-class Settlement(_Frozen):
+class Settlement(Frozen):
     """What one publication changes in the ledger: new entries, and grants that end."""
 
     entries: tuple[LedgerEntry, ...] = ()
@@ -332,7 +331,7 @@ def _obligation(ledger: Ledger | None, kind: ResultKind, agent_id: str) -> Ledge
 # --- improvement plans ----------------------------------------------------------------------
 
 
-class PlanAction(_Frozen):
+class PlanAction(Frozen):
     """One action of an improvement plan, with the date it is due."""
 
     action: str

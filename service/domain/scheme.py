@@ -11,8 +11,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from service.domain.frozen import Frozen
 from service.domain.ids import ID_RE
 from service.domain.kpis import COUNT_UNIT, Direction, Formula, MetricDef, TeamTarget
 from service.domain.problems import Problem
@@ -82,14 +83,9 @@ BUILTIN_FORMULAS: dict[str, Formula] = {
 }
 
 
-class _Frozen(BaseModel):
-    # extra="forbid" so that a misspelt field in a PUT body is an error, not silently dropped;
-    # sequences are tuples so that a shared scheme (DEFAULT_SCHEME) cannot be changed in place
-    # and a scheme read back from JSON compares equal to the one written.
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class KpiDef(_Frozen):
+# Sequences are tuples so that a shared scheme (DEFAULT_SCHEME) cannot be changed in place and
+# a scheme read back from JSON compares equal to the one written.
+class KpiDef(Frozen):
     """A KPI of a scheme: measured (a formula over declared metrics) or rated (by a person,
     0..scale_max)."""
 
@@ -125,7 +121,7 @@ class KpiDef(_Frozen):
         return self.label or self.name
 
 
-class KpiOverride(_Frozen):
+class KpiOverride(Frozen):
     """A position's change to one KPI; fields left out keep the scheme's value.
 
     Naming a KPI the scheme does not have *adds* it for the position: then ``kind``,
@@ -149,7 +145,7 @@ class KpiOverride(_Frozen):
         return KpiDef.model_validate({"name": name, **self.model_dump(exclude_none=True)})
 
 
-class Criterion(_Frozen):
+class Criterion(Frozen):
     """A criterion of a rater role: rated on the form, or derived from KPI attainment."""
 
     name: str
@@ -157,7 +153,7 @@ class Criterion(_Frozen):
     source: Literal["rated", "kpi_attainment"] = "rated"
 
 
-class RaterRole(_Frozen):
+class RaterRole(Frozen):
     """A rater role, its share of the composite, and the criteria its raters score."""
 
     role: str
@@ -165,7 +161,7 @@ class RaterRole(_Frozen):
     criteria: tuple[Criterion, ...]
 
 
-class ResultsPolicy(_Frozen):
+class ResultsPolicy(Frozen):
     """The monthly results rules: amounts, small-team minimum, plan deadline, streak length."""
 
     reward_amount: float = 100.0
@@ -188,7 +184,7 @@ class ResultsPolicy(_Frozen):
     appeal_days: int = 5
 
 
-class Scheme(_Frozen):
+class Scheme(Frozen):
     """A versioned scoring scheme."""
 
     scheme_id: str

@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 import asyncpg
 
 from service import observability
+from service.notifier import CHANNEL
 from service.projections import checkpoints
 from service.projections.base import Projection
 from service.projections.checkpoints import Generation
@@ -29,7 +30,6 @@ from service.store.event_store import Cursor, DataOnly, RecordedEvent, read_all
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "csperf_events"
 LOCK_NAMESPACE = 7215001
 LIVE_BATCH = 500
 BUILD_BATCH = 5000

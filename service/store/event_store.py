@@ -20,8 +20,6 @@ identity value is drawn.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -30,6 +28,7 @@ from typing import Any
 
 import asyncpg
 
+from service.store import cursors
 from service.store.errors import ConcurrencyError
 
 IDEMPOTENCY_NAMESPACE = uuid.UUID("6f1d6a43-3c55-4d0e-9a53-0d6f4b1f7c21")
@@ -75,8 +74,7 @@ class Cursor:
 
     def encode(self) -> str:
         """Return the opaque text form used in URLs."""
-        raw = f"{self.tx_id}.{self.position}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        return cursors.pack(f"{self.tx_id}.{self.position}".encode())
 
     @classmethod
     def decode(cls, text: str | None) -> Cursor:
@@ -84,10 +82,9 @@ class Cursor:
         if not text:
             return cls()
         try:
-            raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-            tx_text, pos_text = raw.split(".")
+            tx_text, pos_text = cursors.unpack(text).decode().split(".")
             cursor = cls(int(tx_text), int(pos_text))
-        except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        except ValueError as exc:  # UnicodeDecodeError is one
             raise ValueError("not a valid cursor") from exc
         if cursor.tx_id < 0 or cursor.position < 0:
             raise ValueError("not a valid cursor")

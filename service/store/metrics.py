@@ -26,8 +26,6 @@ append: no sample is accepted into a month once its close has committed.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -35,7 +33,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import asyncpg
-import orjson
 
 from service.domain import directory as d
 from service.domain import metrics as m
@@ -43,6 +40,7 @@ from service.domain import team_metrics as tm
 from service.domain.cycle import cycle_stream
 from service.domain.events import decode
 from service.domain.kpis import COUNT_UNIT
+from service.store import cursors
 from service.store.applied import applied, newest_events
 
 #: The cycle events that set its status, and the status each sets.
@@ -577,18 +575,16 @@ def _filter_args(f: QuarantineFilter, after: tuple[datetime, str, str] | None) -
 
 def encode_after(row: asyncpg.Record | dict[str, Any]) -> str:
     """Return the opaque cursor just past a listed quarantine entry."""
-    raw = orjson.dumps([row["first_received_at"].isoformat(), row["source"], row["sample_id"]])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.pack_json(
+        [row["first_received_at"].isoformat(), row["source"], row["sample_id"]])
 
 
 def decode_after(text: str) -> tuple[datetime, str, str]:
     """Parse a listing cursor; raise ValueError when it is not one of ours."""
     try:
-        when, source, sample_id = orjson.loads(
-            base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-        )
+        when, source, sample_id = cursors.unpack_json(text)
         return datetime.fromisoformat(when), str(source), str(sample_id)
-    except (binascii.Error, orjson.JSONDecodeError, TypeError, ValueError) as exc:
+    except (TypeError, ValueError) as exc:
         raise ValueError("not a valid cursor") from exc
 
 

@@ -14,13 +14,14 @@ from fastapi import APIRouter, Query, Request, Response
 
 from service.api import cycles as cycles_api
 from service.api import sanctions as sanctions_api
+from service.api.deps import Ctx
 from service.api.pagination import MAX_LIMIT
 from service.api.problems import Problem
 from service.api.tabular import TABLE_MEDIA
 from service.domain.ids import ID_PATTERN
 from service.ui import api
 from service.ui.render import UiRoute
-from service.ui.routes import Ctx, Id, Manager, Month, MonthQuery, Viewer
+from service.ui.routes import Id, Manager, Month, MonthQuery, Viewer
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=UiRoute)
 Kind = Literal["csv", "xlsx"]

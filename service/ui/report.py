@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
 from service.api import cycles as cycles_api
+from service.api.deps import Ctx
 from service.api.problems import Problem
 from service.i18n import N_
 from service.ui import api, fmt, render
@@ -23,7 +24,6 @@ from service.ui.fmt import Fmt
 from service.ui.render import UiRoute, page
 from service.ui.routes import (
     CRITERIA_LABELS,
-    Ctx,
     Id,
     Month,
     Viewer,

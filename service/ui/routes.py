@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from service.api import cycles as cycles_api
@@ -35,7 +35,7 @@ from service.api.auth import (
     log_failure,
 )
 from service.api.auth import public as public_rule
-from service.api.deps import context
+from service.api.deps import Ctx
 from service.api.pagination import MAX_LIMIT
 from service.api.problems import Problem
 from service.api.schemas import (
@@ -66,7 +66,6 @@ from service.ui.session import form_data, require_csrf, safe_next, ui_allow
 log = logging.getLogger("csperf.auth")
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=UiRoute)
-Ctx = Annotated[ServiceContext, Depends(context)]
 Id = Annotated[str, Path(pattern=ID_PATTERN)]
 Month = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]

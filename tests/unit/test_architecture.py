@@ -107,3 +107,28 @@ def test_the_check_sees_an_upward_import(tmp_path: Path) -> None:
     (layer / "x.py").write_text("from service.commands import cycles\nfrom ..api import deps\n")
     found = _service_imports(layer / "x.py", root=tmp_path)
     assert {_layer_of(n) for n in found} >= {"commands", "api"}
+
+
+def _module_name(path: Path) -> str:
+    name = ".".join(path.relative_to(SERVICE.parent).with_suffix("").parts)
+    return name.removesuffix(".__init__")
+
+
+def test_no_import_circles_in_the_layers() -> None:
+    # Type-only imports count too: a circle there is the same tangle to a reader.
+    layers = ("domain", "store", "projections", "queries", "commands", "api")
+    modules = {_module_name(p): p for layer in layers for p in (SERVICE / layer).rglob("*.py")}
+    graph = {name: {m for m in _service_imports(path) if m in modules and m != name}
+             for name, path in modules.items()}
+    circles = set()
+    for start in graph:
+        stack, seen = [(start, (start,))], set()
+        while stack:
+            node, trail = stack.pop()
+            for nxt in graph[node]:
+                if nxt == start:
+                    circles.add(" -> ".join(sorted(trail)))
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, (*trail, nxt)))
+    assert not circles
