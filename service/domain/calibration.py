@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from service.domain.cycle import EvaluationSubmitted
@@ -71,48 +73,70 @@ def _flag(own: Sequence[float], others: Sequence[float]) -> tuple[str | None, fl
     return None, deviation, f"within {limit:.1f} points of the other raters' {base:.1f}"
 
 
-def _latest(evaluations: Sequence[EvaluationSubmitted], agent_id: str, role: str
-            ) -> EvaluationSubmitted | None:
-    found = [e for e in evaluations if e.agent_id == agent_id and e.rater_role == role]
-    return max(found, key=lambda e: e.submitted_at, default=None)
+@dataclass(frozen=True)
+class Level:
+    """One evaluation reduced to its level, with who gave it to whom and when."""
+
+    agent_id: str
+    rater_role: str
+    rater_id: str
+    submitted_at: datetime
+    level: float
+
+
+def levels_of(evaluations: Sequence[EvaluationSubmitted], scale_max: float) -> list[Level]:
+    """Return the level of each evaluation that has one."""
+    return [Level(e.agent_id, e.rater_role, e.rater_id, e.submitted_at, value)
+            for e in evaluations if (value := level(e, scale_max)) is not None]
+
+
+def rater_statistics(levels: Sequence[Level]) -> list[dict[str, Any]]:
+    """Return each rater's (not self's) statistics against the other raters, and their flag."""
+    others = [x for x in levels if x.rater_role != "self"]
+    raters: dict[tuple[str, str], list[float]] = {}
+    for x in others:
+        raters.setdefault((x.rater_id, x.rater_role), []).append(x.level)
+    items = []
+    for (rater_id, role), own in sorted(raters.items()):
+        rest = [x.level for x in others if x.rater_id != rater_id]
+        flag, deviation, reason = _flag(own, rest)
+        items.append({
+            "rater_id": rater_id, "rater_role": role, **_stats(own),
+            "baseline": _stats(rest)["mean"], "baseline_count": len(rest),
+            "deviation": round(deviation, 4) if deviation is not None else None,
+            "flag": flag, "reason": reason,
+        })
+    return items
+
+
+def self_manager_gap(levels: Sequence[Level], agent_id: str) -> dict[str, Any]:
+    """Return an agent's latest self level against their latest manager level, and the flag."""
+    mine = _latest(levels, agent_id, "self")
+    theirs = _latest(levels, agent_id, "manager")
+    gap = None if mine is None or theirs is None else round(mine - theirs, 4)
+    return {"agent_id": agent_id, "self": mine, "manager": theirs, "gap": gap,
+            "flag": gap is not None and abs(gap) >= GAP_POINTS}
+
+
+def _latest(levels: Sequence[Level], agent_id: str, role: str) -> float | None:
+    found = [x for x in levels if x.agent_id == agent_id and x.rater_role == role]
+    latest = max(found, key=lambda x: x.submitted_at, default=None)
+    return latest.level if latest is not None else None
 
 
 def calibrate(
     evaluations: Sequence[EvaluationSubmitted], scale_max: float, agent_ids: Sequence[str]
 ) -> dict[str, Any]:
     """Return the team's and each rater's statistics, flags, and the self-vs-manager gaps."""
-    levels: list[tuple[EvaluationSubmitted, float]] = [
-        (e, value) for e in evaluations if (value := level(e, scale_max)) is not None
-    ]
-    others = [(e, v) for e, v in levels if e.rater_role != "self"]
-    raters: dict[tuple[str, str], list[float]] = {}
-    for e, v in others:
-        raters.setdefault((e.rater_id, e.rater_role), []).append(v)
-    rater_items = []
-    for (rater_id, role), own in sorted(raters.items()):
-        rest = [v for e, v in others if e.rater_id != rater_id]
-        flag, deviation, reason = _flag(own, rest)
-        rater_items.append({
-            "rater_id": rater_id, "rater_role": role, **_stats(own),
-            "baseline": _stats(rest)["mean"],
-            "deviation": round(deviation, 4) if deviation is not None else None,
-            "flag": flag, "reason": reason,
-        })
-    gaps: list[dict[str, Any]] = []
-    known: list[float] = []
-    for agent_id in agent_ids:
-        by_self = _latest(evaluations, agent_id, "self")
-        by_manager = _latest(evaluations, agent_id, "manager")
-        mine = level(by_self, scale_max) if by_self else None
-        theirs = level(by_manager, scale_max) if by_manager else None
-        gap = None if mine is None or theirs is None else round(mine - theirs, 4)
-        if gap is not None:
-            known.append(gap)
-        gaps.append({"agent_id": agent_id, "self": mine, "manager": theirs, "gap": gap,
-                     "flag": gap is not None and abs(gap) >= GAP_POINTS})
+    levels = levels_of(evaluations, scale_max)
+    raters = rater_statistics(levels)
+    for item in raters:
+        del item["baseline_count"]
+    gaps = [self_manager_gap(levels, agent_id) for agent_id in agent_ids]
+    known = [g["gap"] for g in gaps if g["gap"] is not None]
     return {
-        "team": _stats([v for _, v in others]),
-        "raters": rater_items,
+        "team": _stats([x.level for x in levels if x.rater_role != "self"]),
+        "raters": raters,
         "self_vs_manager": gaps,
         "mean_gap": round(math.fsum(known) / len(known), 4) if known else None,
         "thresholds": {"min_ratings": MIN_RATINGS, "deviation_points": DEVIATION_POINTS,

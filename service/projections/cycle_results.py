@@ -2,6 +2,12 @@
 
 Rankings and scorecards are stored as finished JSON documents, rendered once when the month
 closes, so reading a published ranking is one indexed row and no computation.
+
+Beside them, in long form for the reporting views (``service/store/reporting.py``), the
+numbers ``service/domain/`` computed, so that no view restates a rule in SQL: each KPI of each
+scorecard (``scorecard_kpis``, whatever KPIs the scheme declares), each evaluation's level, and
+each month's rater calibration and self-vs-manager gaps (``service/domain/calibration.py``),
+recomputed for the months a batch of evaluations touched.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from service.domain import calibration as cal
 from service.domain import cycle as c
 from service.domain.reports import ranking_document, scorecard_document
 from service.domain.scheme import Scheme
@@ -20,6 +27,13 @@ from service.projections.base import Projection, Tables
 from service.projections.decoded import decoded
 from service.store.event_store import RecordedEvent
 
+#: A scorecard KPI's fields (``service.domain.reports.scorecard_document``) in column order.
+_KPI_FIELDS = ("kind", "unit", "direction", "value", "target", "floor", "weight",
+               "effective_weight", "attainment", "dropped", "status", "target_source", "label",
+               "formula")
+_KPI_COLUMNS = ["team_id", "period", "agent_id", "kpi",
+                *(("kpi_status" if f == "status" else f) for f in _KPI_FIELDS)]
+
 
 class CycleResults(Projection):
     """Everything GET needs about cycles, rankings and scorecards."""
@@ -27,7 +41,8 @@ class CycleResults(Projection):
     name = "cycle_results"
     # 3: rankings carry a revision, and publishing keeps the document compact
     # 4: fair months (not_ranked, unavailable_kpis, eligibility, KPI status)
-    version = 4
+    # 5: the domain's numbers in long form: scorecard_kpis, evaluation levels, calibration
+    version = 5
     stream_types = ("cycle", "scheme")
     tables = {
         "scheme_versions": """(
@@ -96,6 +111,65 @@ class CycleResults(Projection):
             document jsonb NOT NULL,
             PRIMARY KEY (team_id, period, agent_id)
         )""",
+        "scorecard_kpis": """(
+            team_id          text NOT NULL,
+            period           text NOT NULL,
+            agent_id         text NOT NULL,
+            kpi              text NOT NULL,
+            kind             text NOT NULL,
+            unit             text NOT NULL,
+            direction        text NOT NULL,
+            value            double precision,
+            target           double precision,
+            floor            double precision,
+            weight           double precision NOT NULL,
+            effective_weight double precision,
+            attainment       double precision,
+            dropped          boolean NOT NULL,
+            kpi_status       text,
+            target_source    text,
+            label            text NOT NULL,
+            formula          text,
+            PRIMARY KEY (team_id, period, agent_id, kpi)
+        )""",
+        "evaluation_levels": """(
+            team_id      text NOT NULL,
+            period       text NOT NULL,
+            agent_id     text NOT NULL,
+            rater_role   text NOT NULL,
+            rater_id     text NOT NULL,
+            revision     integer NOT NULL,
+            submitted_at timestamptz NOT NULL,
+            level        double precision,
+            PRIMARY KEY (team_id, period, agent_id, rater_role, rater_id)
+        )""",
+        "rater_calibration": """(
+            team_id              text NOT NULL,
+            period               text NOT NULL,
+            rater_id             text NOT NULL,
+            rater_role           text NOT NULL,
+            evaluations          integer NOT NULL,
+            mean                 double precision,
+            stddev               double precision,
+            min                  double precision,
+            max                  double precision,
+            baseline_evaluations integer NOT NULL,
+            baseline             double precision,
+            deviation            double precision,
+            flag                 text,
+            reason               text NOT NULL,
+            PRIMARY KEY (team_id, period, rater_id, rater_role)
+        )""",
+        "self_manager_gaps": """(
+            team_id       text NOT NULL,
+            period        text NOT NULL,
+            agent_id      text NOT NULL,
+            self_level    double precision,
+            manager_level double precision,
+            gap           double precision,
+            flagged       boolean NOT NULL,
+            PRIMARY KEY (team_id, period, agent_id)
+        )""",
     }
 
     async def apply(
@@ -159,6 +233,65 @@ class CycleResults(Projection):
                 " WHERE team_id = $1 AND period = $2",
                 team_id, period,
             )
+        await self._levels(conn, tables, evaluations, cycles)
+
+    async def _levels(
+        self, conn: asyncpg.Connection, tables: Tables,
+        evaluations: Sequence[tuple[str, c.EvaluationSubmitted]], cycles: set[tuple[str, str]],
+    ) -> None:
+        """Store each evaluation's level, then the calibration of the months touched."""
+        scales = {
+            (r["team_id"], r["period"]): float(r["scale_max"])
+            for r in await conn.fetch(
+                f"SELECT c.team_id, c.period, coalesce((v.scheme ->> 'scale_max')::float8,"
+                f" 100) AS scale_max FROM {tables['cycles']} c"
+                f" LEFT JOIN {tables['scheme_versions']} v ON v.scheme_id = c.scheme_id"
+                " AND v.version = c.scheme_version"
+                " WHERE (c.team_id, c.period) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+                [t for t, _ in cycles], [p for _, p in cycles])
+        }
+        rows = []
+        touched: dict[tuple[str, str], set[str]] = {}
+        for stream_id, e in evaluations:
+            _, team_id, period = stream_id.split(":", 2)
+            touched.setdefault((team_id, period), set()).add(e.agent_id)
+            rows.append((team_id, period, e.agent_id, e.rater_role, e.rater_id, e.revision,
+                         e.submitted_at, cal.level(e, scales.get((team_id, period), 100.0))))
+        await conn.executemany(
+            f"INSERT INTO {tables['evaluation_levels']} VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+            " ON CONFLICT (team_id, period, agent_id, rater_role, rater_id) DO UPDATE SET"
+            " revision = $6, submitted_at = $7, level = $8",
+            rows,
+        )
+        for (team_id, period), agents in touched.items():
+            levels = [
+                cal.Level(r["agent_id"], r["rater_role"], r["rater_id"], r["submitted_at"],
+                          r["level"])
+                for r in await conn.fetch(
+                    f"SELECT agent_id, rater_role, rater_id, submitted_at, level"
+                    f" FROM {tables['evaluation_levels']} WHERE team_id = $1 AND period = $2"
+                    " AND level IS NOT NULL", team_id, period)
+            ]
+            # Every rater's baseline moves with any evaluation: the month's raters are
+            # rewritten; a gap depends on its agent's evaluations alone.
+            await conn.execute(f"DELETE FROM {tables['rater_calibration']} WHERE team_id = $1"
+                               " AND period = $2", team_id, period)
+            await conn.executemany(
+                f"INSERT INTO {tables['rater_calibration']} VALUES"
+                " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                [(team_id, period, r["rater_id"], r["rater_role"], r["count"], r["mean"],
+                  r["stddev"], r["min"], r["max"], r["baseline_count"], r["baseline"],
+                  r["deviation"], r["flag"], r["reason"])
+                 for r in cal.rater_statistics(levels)],
+            )
+            gaps = [cal.self_manager_gap(levels, agent) for agent in sorted(agents)]
+            await conn.executemany(
+                f"INSERT INTO {tables['self_manager_gaps']} VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT (team_id, period, agent_id) DO UPDATE SET self_level = $4,"
+                " manager_level = $5, gap = $6, flagged = $7",
+                [(team_id, period, g["agent_id"], g["self"], g["manager"], g["gap"], g["flag"])
+                 for g in gaps],
+            )
 
     async def _closed(self, conn: asyncpg.Connection, tables: Tables, e: c.CycleClosed) -> None:
         cycle = await conn.fetchrow(
@@ -204,18 +337,24 @@ class CycleResults(Projection):
               r.places[0] if r.places else None, r.places[1] if r.places else None,
               r.score.composite) for r in e.results],
         )
-        await conn.execute(
-            f"DELETE FROM {tables['scorecards']} WHERE team_id = $1 AND period = $2",
-            e.team_id, e.period,
-        )
+        for table in ("scorecards", "scorecard_kpis"):
+            await conn.execute(
+                f"DELETE FROM {tables[table]} WHERE team_id = $1 AND period = $2",
+                e.team_id, e.period,
+            )
+        documents = [scorecard_document(e.team_id, e.period, "closed", r, scheme,
+                                        evaluations.get(r.agent_id, [])) for r in e.results]
         await conn.executemany(
             f"INSERT INTO {tables['scorecards']} VALUES ($1, $2, $3, 'closed', $4::text::jsonb)",
-            [
-                (e.team_id, e.period, r.agent_id, orjson.dumps(scorecard_document(
-                    e.team_id, e.period, "closed", r, scheme, evaluations.get(r.agent_id, [])
-                )).decode())
-                for r in e.results
-            ],
+            [(e.team_id, e.period, d["agent_id"], orjson.dumps(d).decode())
+             for d in documents],
+        )
+        # COPY: a month of 1,000 agents on 50 KPIs is 50,000 rows.
+        await conn.copy_records_to_table(
+            tables["scorecard_kpis"], columns=_KPI_COLUMNS,
+            records=[(e.team_id, e.period, d["agent_id"], name,
+                      *(k[field] for field in _KPI_FIELDS))
+                     for d in documents for name, k in d["kpis"].items()],
         )
 
     async def _set_status(
@@ -258,7 +397,7 @@ class CycleResults(Projection):
             " WHERE team_id = $1 AND period = $2",
             e.team_id, e.period,
         )
-        for table in ("rankings", "ranking_entries", "scorecards"):
+        for table in ("rankings", "ranking_entries", "scorecards", "scorecard_kpis"):
             await conn.execute(
                 f"DELETE FROM {tables[table]} WHERE team_id = $1 AND period = $2",
                 e.team_id, e.period,

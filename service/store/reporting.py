@@ -378,16 +378,12 @@ VIEWS: list[View] = [
                           " prorated (null: rated, or scored before KPIs were data)",
          "label": "the KPI's label in its scheme",
          "formula": "the KPI's formula in words (null: rated)"},
-        "SELECT s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id, s.status,"
-        " k.key, k.value ->> 'kind', k.value ->> 'unit', k.value ->> 'direction',"
-        " (k.value ->> 'value')::float8, (k.value ->> 'target')::float8,"
-        " (k.value ->> 'floor')::float8, (k.value ->> 'weight')::float8,"
-        " (k.value ->> 'effective_weight')::float8, (k.value ->> 'attainment')::float8,"
-        " (k.value ->> 'dropped')::boolean, k.value ->> 'status', k.value ->> 'target_source',"
-        " coalesce(k.value ->> 'label', k.key), k.value ->> 'formula'"
-        " FROM public.scorecards s"
-        " CROSS JOIN LATERAL jsonb_each(coalesce(s.document -> 'kpis', '{}'::jsonb)) k",
-        ("scorecards",),
+        "SELECT k.team_id, k.period, " + _period_start("k.period") + ", k.agent_id, s.status,"
+        " k.kpi, k.kind, k.unit, k.direction, k.value, k.target, k.floor, k.weight,"
+        " k.effective_weight, k.attainment, k.dropped, k.kpi_status, k.target_source,"
+        " k.label, k.formula FROM public.scorecard_kpis k JOIN public.scorecards s"
+        " ON s.team_id = k.team_id AND s.period = k.period AND s.agent_id = k.agent_id",
+        ("scorecard_kpis", "scorecards"),
     ),
     View(
         "scorecard_criteria",
@@ -573,53 +569,6 @@ VIEWS: list[View] = [
 
 # -- issue 7's read models: the process around the numbers, and rater calibration ---------------
 
-# An evaluation's level, as service.domain.calibration.level computes it: the mean of its
-# scores on 0..100, a manager's work_performance override left out.
-_LEVELS = (
-    "SELECT e.team_id, e.period, e.agent_id, e.rater_role, e.rater_id, e.revision,"
-    " e.submitted_at, (SELECT avg(x.value::float8) FROM jsonb_each_text(e.scores) x"
-    "  WHERE x.key <> 'work_performance')"
-    " / nullif(coalesce((sv.scheme ->> 'scale_max')::float8, 100), 0) * 100 AS level"
-    " FROM public.evaluations e"
-    " LEFT JOIN public.cycles c ON c.team_id = e.team_id AND c.period = e.period"
-    " LEFT JOIN public.scheme_versions sv ON sv.scheme_id = c.scheme_id"
-    "  AND sv.version = c.scheme_version"
-)
-_CALIBRATION = f"""
-WITH lv AS (SELECT * FROM ({_LEVELS}) l WHERE l.rater_role <> 'self' AND l.level IS NOT NULL),
-team AS (SELECT team_id, period, count(*) AS n, sum(level) AS s, sum(level * level) AS ss
-         FROM lv GROUP BY team_id, period),
-by_id AS (SELECT team_id, period, rater_id, count(*) AS n, sum(level) AS s,
-                 sum(level * level) AS ss FROM lv GROUP BY team_id, period, rater_id),
-r AS (SELECT team_id, period, rater_id, rater_role, count(*) AS n, avg(level) AS mean,
-             stddev_pop(level) AS sd, min(level) AS lo, max(level) AS hi
-      FROM lv GROUP BY team_id, period, rater_id, rater_role),
-b AS (SELECT r.*, t.n - i.n AS others,
-             (t.s - i.s) / nullif(t.n - i.n, 0) AS baseline,
-             sqrt(greatest((t.ss - i.ss) / nullif(t.n - i.n, 0)
-                           - ((t.s - i.s) / nullif(t.n - i.n, 0)) ^ 2, 0)) AS spread
-      FROM r JOIN team t USING (team_id, period) JOIN by_id i USING (team_id, period, rater_id))
-SELECT b.team_id, b.period, {_period_start("b.period")}, b.rater_id, b.rater_role, b.n,
-       b.mean, b.sd, b.lo, b.hi, b.others, b.baseline, b.mean - b.baseline,
-       CASE WHEN b.n < {MIN_RATINGS} OR b.others < {MIN_RATINGS} THEN NULL
-            WHEN b.mean - b.baseline > greatest({DEVIATION_POINTS}, b.spread) THEN 'lenient'
-            WHEN b.mean - b.baseline < -greatest({DEVIATION_POINTS}, b.spread) THEN 'strict'
-       END
-FROM b
-"""
-_GAPS = f"""
-WITH lv AS ({_LEVELS}),
-s AS (SELECT DISTINCT ON (team_id, period, agent_id) team_id, period, agent_id, level
-      FROM lv WHERE rater_role = 'self' ORDER BY team_id, period, agent_id, submitted_at DESC),
-m AS (SELECT DISTINCT ON (team_id, period, agent_id) team_id, period, agent_id, level
-      FROM lv WHERE rater_role = 'manager'
-      ORDER BY team_id, period, agent_id, submitted_at DESC),
-a AS (SELECT DISTINCT team_id, period, agent_id FROM lv)
-SELECT a.team_id, a.period, {_period_start("a.period")}, a.agent_id, s.level, m.level,
-       s.level - m.level, coalesce(abs(s.level - m.level) >= {GAP_POINTS}, false)
-FROM a LEFT JOIN s USING (team_id, period, agent_id) LEFT JOIN m USING (team_id, period, agent_id)
-"""
-
 VIEWS += [
     View(
         "goal_acknowledgements",
@@ -688,8 +637,8 @@ VIEWS += [
         "SELECT l.team_id, l.period, " + _period_start("l.period") + ", l.agent_id,"
         " l.rater_role,"
         " CASE WHEN l.rater_role = 'peer' THEN 'anonymous' ELSE l.rater_id END, l.revision,"
-        " l.submitted_at, l.level FROM (" + _LEVELS + ") l",
-        ("evaluations", "cycles", "scheme_versions"),
+        " l.submitted_at, l.level FROM public.evaluation_levels l",
+        ("evaluation_levels",),
     ),
     View(
         "rater_calibration",
@@ -702,9 +651,15 @@ VIEWS += [
          "evaluations": "their evaluations this month", "mean": "their mean level",
          "stddev": "its standard deviation (population)", "min": "lowest level",
          "max": "highest level", "baseline_evaluations": "the other raters' evaluations",
-         "baseline": "the other raters' mean level", "deviation": "mean - baseline",
-         "flag": "lenient, strict, or null (within limits, or too few evaluations)"},
-        _CALIBRATION, ("evaluations", "cycles", "scheme_versions"),
+         "baseline": "the other raters' mean level",
+         "deviation": "mean - baseline (null: too few evaluations to judge)",
+         "flag": "lenient, strict, or null (within limits, or too few evaluations)",
+         "reason": "why flagged or not, in words"},
+        "SELECT r.team_id, r.period, " + _period_start("r.period") + ", r.rater_id,"
+        " r.rater_role, r.evaluations, r.mean, r.stddev, r.min, r.max,"
+        " r.baseline_evaluations, r.baseline, r.deviation, r.flag, r.reason"
+        " FROM public.rater_calibration r",
+        ("rater_calibration",),
     ),
     View(
         "self_manager_gaps",
@@ -715,7 +670,9 @@ VIEWS += [
          "manager_level": "the latest manager evaluation's level",
          "gap": "self - manager (positive: the agent sees themselves higher)",
          "flagged": f"whether the gap is {GAP_POINTS:g} points or more either way"},
-        _GAPS, ("evaluations", "cycles", "scheme_versions"),
+        "SELECT g.team_id, g.period, " + _period_start("g.period") + ", g.agent_id,"
+        " g.self_level, g.manager_level, g.gap, g.flagged FROM public.self_manager_gaps g",
+        ("self_manager_gaps",),
     ),
     View(
         "result_releases",
