@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 
 import asyncpg
 from fastapi import FastAPI
@@ -39,11 +40,13 @@ from service.mail.settings import MailSettings
 from service.mail.smtp import parse_smtp_url
 from service.notifier import Notifier
 from service.projections.base import Projection
+from service.projections.kpi_values import KpiValues
 from service.projections.metric_totals import Compactor
 from service.projections.registry import all_projections
 from service.projections.reminders import Reminders
 from service.projections.runner import ProjectionRunner
 from service.projections.webhooks import WebhookDispatch
+from service.queries.kpis import month_context
 from service.scheduler import Scheduler
 from service.store import metric_partitions, migrate, reporting
 from service.store.database import Database
@@ -187,8 +190,11 @@ def create_app(
         async with db.connection() as conn:
             await metric_partitions.ensure(conn, ctx.clock())
         compactor = Compactor(db, clock=ctx.clock) if settings.run_projections else None
-        if compactor is not None:
-            compactor.start()
+        kpi_values = (KpiValues(db, partial(month_context, ctx)) if settings.run_projections
+                      else None)
+        for loop in (compactor, kpi_values):
+            if loop is not None:
+                loop.start()
         reminders = _start_reminder_sender(ctx, chosen)
         scheduler = None
         if settings.run_scheduler:
@@ -203,8 +209,9 @@ def create_app(
                 await reminders.stop()
             if scheduler is not None:
                 await scheduler.stop()
-            if compactor is not None:
-                await compactor.stop()
+            for loop in (kpi_values, compactor):
+                if loop is not None:
+                    await loop.stop()
             await listener.stop()
             await ctx.notifier.stop()
             if ctx.runner is not None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from service.domain.kpis import compute
+from service.context import ServiceContext
+from service.domain.errors import Conflict, NotFound
+from service.domain.kpis import TeamTarget
+from service.domain.live_kpis import live_kpis
 from service.domain.scheme import Scheme
+from service.queries.cycles import month_scheme
+from service.queries.directory import get_team
 
 
 def _document(rows: Sequence[asyncpg.Record], scheme: Scheme, position: str | None
@@ -27,11 +32,9 @@ def _document(rows: Sequence[asyncpg.Record], scheme: Scheme, position: str | No
         if updated is None or row["updated_at"] > updated:
             updated = row["updated_at"]
     # The KPIs of the agent's position (the scheme's own for a team), by the scheme's formulas.
-    # Active days are not known while the month runs: a per-active-day KPI is null until close.
-    formulas = {k.name: k.formula for k in scheme.kpis_for(position)
-                if k.kind == "measured" and k.formula is not None}
     return {
-        "kpis": compute(formulas, arrived, observations),
+        "kpis": {k.name: k.value for k in live_kpis(scheme, position, {}, arrived,
+                                                     observations)},
         "totals": totals,
         "observations": observations,
         "samples": sum(observations.values()),
@@ -115,3 +118,15 @@ async def feeds(conn: asyncpg.Connection, team_id: str) -> list[dict[str, Any]]:
         team_id,
     )
     return [dict(r) for r in rows]
+
+
+async def month_context(ctx: ServiceContext, team_id: str, period: str
+                        ) -> tuple[Scheme, Mapping[str, TeamTarget]] | None:
+    """Return what measures a team's month: the scheme (its cycle's, else the team's latest)
+    and the team's own targets; None for a team that does not exist (or has no scheme in
+    force). The live KPI read model (service/projections/kpi_values.py) asks this."""
+    try:
+        team = await get_team(ctx, team_id)
+        return await month_scheme(ctx, team, period), team.kpi_targets
+    except (NotFound, Conflict):
+        return None

@@ -33,14 +33,13 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
 from service.domain.calibration import DEVIATION_POINTS, GAP_POINTS, MIN_RATINGS
-from service.domain.kpis import Formula
 from service.domain.scheme import DEFAULT_SCHEME
 
 log = logging.getLogger(__name__)
@@ -103,37 +102,31 @@ TEAM = "the team's id"
 AGENT = "the agent's id"
 
 # -- the built-in scheme's KPIs, for the wide views kept for the BI tools built on them ----------
-# Every KPI of every scheme, built-in or not, is in long form in scorecard_kpis.
+# Every KPI of every scheme, built-in or not, is in long form in scorecard_kpis (closed months)
+# and kpi_values (live). The wide views pick the built-in KPIs' columns out of kpi_values,
+# whose values service/domain/live_kpis.py computed: no formula is written here.
 
 #: The raw metrics and KPIs of the built-in scheme: the columns of the wide views.
 METRICS: tuple[str, ...] = tuple(m.name for m in DEFAULT_SCHEME.metrics)
 KPI_NAMES: tuple[str, ...] = tuple(k.name for k in DEFAULT_SCHEME.kpis)
-_FORMULAS: dict[str, Formula] = {k.name: k.formula for k in DEFAULT_SCHEME.kpis
-                                 if k.formula is not None}
-
-
-def _formula_sql(formula: Formula, total: Callable[[str], str]) -> str:
-    """Return a built-in formula over the view's totals (its data, not a second copy)."""
-    if formula.op == "sum":
-        return f"{total(formula.of)}::float8"
-    if formula.op == "mean":
-        return f"({total(formula.of)} / nullif({total('obs_' + formula.of)}, 0))::float8"
-    assert formula.op == "ratio" and formula.over is not None
-    return f"({total(formula.of)} / nullif({total(formula.over)}, 0))::float8"
+#: The built-in measured KPIs with a column of their own (order_amount is a metric's too).
+_WIDE_KPIS: tuple[str, ...] = tuple(k.name for k in DEFAULT_SCHEME.kpis
+                                    if k.formula is not None and k.name not in METRICS)
 
 
 def _kpi_meaning(name: str) -> str:
     kpi = DEFAULT_SCHEME.kpis_for(None)[KPI_NAMES.index(name)]
     assert kpi.formula is not None
-    return f"{kpi.title}: {kpi.formula.text()} (null: nothing to divide by)"
+    return (f"{kpi.title}: {kpi.formula.text()} by the scheme measuring the month (null: no"
+            " data, or not computed yet: kpi_values follows ingestion by a second or so)")
 
 
-def _kpi_history(group: Sequence[str], extra: dict[str, tuple[str, str]]) -> tuple[str, dict[str,
-                                                                                        str]]:
-    """Return the SELECT and column comments of a KPI history grouped by ``group``."""
+def _kpi_history(group: Sequence[str], extra: dict[str, tuple[str, str]],
+                 kpi_rows: str) -> tuple[str, dict[str, str]]:
+    """Return the SELECT and column comments of a KPI history grouped by ``group``; its KPI
+    columns come from the kpi_values rows ``kpi_rows`` selects (one per key and KPI)."""
     sums = ",\n".join(
-        f"sum(total) FILTER (WHERE metric = {_literal(m)}) AS m_{m}, "
-        f"sum(observations) FILTER (WHERE metric = {_literal(m)}) AS m_obs_{m}"
+        f"sum(total) FILTER (WHERE metric = {_literal(m)}) AS m_{m}"
         for m in METRICS
     )
     extras = "".join(f", {sql} AS x_{name}" for name, (sql, _) in extra.items())
@@ -143,20 +136,20 @@ def _kpi_history(group: Sequence[str], extra: dict[str, tuple[str, str]]) -> tup
         f" sum(observations) AS m_samples, max(updated_at) AS m_updated_at{extras}"
         f" FROM public.metric_totals GROUP BY {', '.join(group)}"
     )
-
-    def total(metric: str) -> str:
-        return f"coalesce(t.m_{metric}, 0)"
-
-    # order_amount is a KPI and a metric of the same value: one column.
-    kpi_names = [k for k in _FORMULAS if k not in METRICS]
-    kpis = [_formula_sql(_FORMULAS[k], total) for k in kpi_names]
+    pivot = (
+        f"SELECT {', '.join(group)}, "
+        + ", ".join(f"max(value) FILTER (WHERE kpi = {_literal(k)}) AS k_{k}"
+                    for k in _WIDE_KPIS)
+        + f" FROM ({kpi_rows}) v GROUP BY {', '.join(group)}"
+    )
     select = (
         f"SELECT {', '.join('t.' + g for g in group)}, {_period_start('t.period')}, "
         + "".join(f"t.x_{name}, " for name in extra)
-        + ", ".join(f"{total(m)}::float8" for m in METRICS)
-        + f", {total('responses')}::bigint, {total('samples')}::bigint, "
-        + ", ".join(kpis)
-        + f", t.m_updated_at FROM ({inner}) t"
+        + ", ".join(f"coalesce(t.m_{m}, 0)::float8" for m in METRICS)
+        + ", coalesce(t.m_responses, 0)::bigint, coalesce(t.m_samples, 0)::bigint, "
+        + ", ".join(f"k.k_{k}" for k in _WIDE_KPIS)
+        + f", t.m_updated_at FROM ({inner}) t LEFT JOIN ({pivot}) k ON "
+        + " AND ".join(f"k.{g} = t.{g}" for g in group)
     )
     names = {"agent_id": AGENT, "team_id": TEAM, "period": PERIOD}
     columns = {g: names[g] for g in group}
@@ -166,7 +159,7 @@ def _kpi_history(group: Sequence[str], extra: dict[str, tuple[str, str]]) -> tup
     columns["order_amount"] += "; also the KPI order_amount"
     columns["responses"] = "number of response_time_seconds observations"
     columns["samples"] = "number of samples counted"
-    columns.update({k: _kpi_meaning(k) for k in kpi_names})
+    columns.update({k: _kpi_meaning(k) for k in _WIDE_KPIS})
     columns["updated_at"] = "when the last of these samples was counted"
     return select, columns
 
@@ -176,11 +169,13 @@ _AGENT_KPI_SELECT, _AGENT_KPI_COLUMNS = _kpi_history(
     {"team_ids": ("string_agg(DISTINCT team_id, ',' ORDER BY team_id)",
                   "the teams the samples counted for, comma-separated (several after a"
                   " transfer)")},
+    "SELECT agent_id, period, kpi, value FROM public.kpi_values WHERE agent_id <> ''",
 )
 _TEAM_KPI_SELECT, _TEAM_KPI_COLUMNS = _kpi_history(
     ("team_id", "period"),
     {"agents": ("count(DISTINCT agent_id)",
                 "agents with samples counted for the team in the month")},
+    "SELECT team_id, period, kpi, value FROM public.kpi_values WHERE agent_id = ''",
 )
 
 # -- scorecards ----------------------------------------------------------------------------------
@@ -429,13 +424,38 @@ VIEWS: list[View] = [
         "Live KPIs per agent and month: the raw metric totals of every sample of the agent"
         " (whichever team it counted for) and the KPIs computed from them, as GET"
         " /v1/agents/{agent_id}/kpis shows them. Ratios are fractions; null means no data.",
-        _AGENT_KPI_COLUMNS, _AGENT_KPI_SELECT, ("metric_totals",),
+        _AGENT_KPI_COLUMNS, _AGENT_KPI_SELECT, ("metric_totals", "kpi_values"),
     ),
     View(
         "team_kpi_history",
         "Live KPIs per team and month, from the samples of its agents while they were in the"
         " team.",
-        _TEAM_KPI_COLUMNS, _TEAM_KPI_SELECT, ("metric_totals",),
+        _TEAM_KPI_COLUMNS, _TEAM_KPI_SELECT, ("metric_totals", "kpi_values"),
+    ),
+    View(
+        "kpi_values",
+        "Live KPIs in long form: one row per agent (or team), month and KPI, whatever KPIs"
+        " the scheme measuring the month declares (a new KPI appears here without a"
+        " migration), with the effective target and floor of the agent's position and team"
+        " and the attainment they give (before pro-rating or goal disputes: see"
+        " scorecard_kpis once the month closes). Computed by the service from the metric"
+        " totals a second or so after they are counted.",
+        {"team_id": "the team whose scheme, position and targets judged the row (an agent's"
+                    " team when computed)",
+         "agent_id": AGENT + " (null: the team as a whole, over its agents' samples)",
+         "period": PERIOD, "period_start": PERIOD_START, "kpi": "the KPI's name",
+         "value": "the month's value so far (null: no data)",
+         "target": "the effective target", "floor": "the effective floor (attainment 0)",
+         "attainment": "attainment against target, 0..100 (null: no data)",
+         "target_source": "where the target came from: scheme, position or team",
+         "unit": "the KPI's unit", "direction": "higher or lower is better",
+         "label": "the KPI's label in its scheme", "formula": "the KPI's formula in words",
+         "samples": "samples of the scheme's metrics counted",
+         "updated_at": "when the last of these samples was counted"},
+        "SELECT v.team_id, nullif(v.agent_id, ''), v.period, " + _period_start("v.period")
+        + ", v.kpi, v.value, v.target, v.floor, v.attainment, v.target_source, v.unit,"
+        " v.direction, v.label, v.formula, v.samples, v.updated_at FROM public.kpi_values v",
+        ("kpi_values",),
     ),
     View(
         "metric_totals",

@@ -20,6 +20,7 @@ from service.store.database import Database
 from service.store.event_store import RecordedEvent
 from tests.conftest import TestClock as PinnedClock
 from tests.conftest import bearer, make_token
+from tests.support.raters import train
 from tests.support.scenario import ADMIN, make_team
 
 PERIOD = "2026-11"
@@ -99,6 +100,16 @@ async def _eventually(db: Database, sql: str, *args: Any, count: int) -> list[di
     return rows
 
 
+async def _computed(db: Database, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Wait until the KPI history rows have their KPI columns (kpi_values caught up)."""
+    for _ in range(200):
+        rows = await _rows(db, sql, *args)
+        if rows and all(r["conversion_rate"] is not None for r in rows):
+            return rows
+        await asyncio.sleep(0.05)
+    return rows
+
+
 async def test_a_published_month_reads_the_same_in_the_views_as_in_the_api(
     app_client: httpx.AsyncClient, db: Database, uid: str, app_clock: PinnedClock
 ) -> None:
@@ -151,14 +162,15 @@ async def test_a_published_month_reads_the_same_in_the_views_as_in_the_api(
 
     live = (await app_client.get(f"/v1/agents/{a}/kpis?period={PERIOD}",
                                  headers=team.manager)).json()
-    history = (await _rows(db, "SELECT * FROM reporting.kpi_history WHERE agent_id = $1"
-                           " AND period = $2", a, PERIOD))[0]
+    # The KPI columns come from the live KPI read model, a second or so behind ingestion.
+    history = (await _computed(db, "SELECT * FROM reporting.kpi_history WHERE agent_id = $1"
+                               " AND period = $2", a, PERIOD))[0]
     for name, value in live["kpis"].items():
         assert history[name] == (pytest.approx(value) if value is not None else None), name
     assert history["responses"] == 2 and history["samples"] == 7
     assert history["team_ids"] == team.team_id
-    team_history = (await _rows(db, "SELECT * FROM reporting.team_kpi_history WHERE"
-                                " team_id = $1", team.team_id))[0]
+    team_history = (await _computed(db, "SELECT * FROM reporting.team_kpi_history WHERE"
+                                    " team_id = $1", team.team_id))[0]
     assert team_history["agents"] == 1 and team_history["order_amount"] == 120.5
 
     ledger = await _rows(db, "SELECT * FROM reporting.sanctions WHERE team_id = $1"
@@ -473,3 +485,96 @@ async def test_employment_spans_and_absences_reach_the_views(
     # The cancelled absence is gone; the one that stands is there with its days.
     assert [(a["absence_id"], a["from_date"].isoformat(), a["to_date"].isoformat(), a["kind"])
             for a in absences] == [("leave", "2026-11-02", "2026-11-13", "leave")]
+
+
+# -- KPIs as data: a scheme's new KPI reaches the views without a migration ---------------------
+
+FIRST_CONTACT = {"name": "first_contact_rate", "kind": "measured", "direction": "higher",
+                 "target": 0.8, "floor": 0.4, "weight": 0.0, "unit": "ratio",
+                 "label": "First-contact resolution",
+                 "formula": {"op": "ratio", "of": "first_contact_resolutions",
+                             "over": "consultations"}}
+
+
+async def test_a_kpi_a_scheme_adds_appears_in_the_views_without_a_migration(
+    app_client: httpx.AsyncClient, db: Database, uid: str, app_clock: PinnedClock
+) -> None:
+    await all_views_ready(db)
+    async with db.connection() as conn:
+        columns_before = await conn.fetchval(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'reporting'")
+    # Given a scheme that declares a metric and a KPI the service has never heard of
+    body = (await app_client.get("/v1/schemes/online-shop-cs", headers=ADMIN)).json()
+    body.pop("scheme_id"), body.pop("version")
+    body["metrics"].append({"name": "first_contact_resolutions", "unit": "count"})
+    body["kpis"].append(FIRST_CONTACT)
+    scheme_id = f"fcr-{uid}"
+    published = await app_client.put(f"/v1/schemes/{scheme_id}", json=body, headers=ADMIN)
+    assert published.status_code == 200, published.text
+    app_clock.set(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+    team = await make_team(app_client, uid, 2)
+    a, b = team.agents
+    used = await app_client.put(f"/v1/teams/{team.team_id}", headers=ADMIN, json={
+        "name": "T", "scheme_id": scheme_id,
+        "kpi_targets": {"first_contact_rate": {"target": 0.6}}})
+    assert used.status_code == 200, used.text
+    # When a tool sends the new metric
+    source = f"chat-{uid}"
+    samples = [(a, "consultations", 10), (a, "first_contact_resolutions", 7),
+               (b, "consultations", 4), (b, "first_contact_resolutions", 1)]
+    sent = await app_client.post("/v1/metrics", headers=bearer(make_token(
+        "ingest", source=source)), json={"source": source, "samples": [
+            {"id": f"{uid}-{i}", "agent_id": agent, "metric": metric, "value": value,
+             "occurred_at": AT} for i, (agent, metric, value) in enumerate(samples)]})
+    assert sent.status_code == 200 and sent.json()["accepted"] == 4, sent.text
+    # Then the live KPI rows carry it, as the API computes it, with the team's target
+    live = (await app_client.get(f"/v1/agents/{a}/kpis?period={PERIOD}",
+                                 headers=team.manager)).json()
+    assert live["kpis"]["first_contact_rate"] == pytest.approx(0.7)
+    rows = await _eventually(
+        db, "SELECT * FROM reporting.kpi_values WHERE team_id = $1 AND period = $2"
+        " AND kpi = 'first_contact_rate' ORDER BY agent_id NULLS LAST", team.team_id, PERIOD,
+        count=3)
+    by_agent = {r["agent_id"]: r for r in rows}
+    assert by_agent[a]["value"] == pytest.approx(0.7)
+    assert by_agent[b]["value"] == pytest.approx(0.25)
+    assert by_agent[None]["value"] == pytest.approx(8 / 14)  # the team: 8 of 14
+    assert (by_agent[a]["target"], by_agent[a]["floor"], by_agent[a]["target_source"]) == (
+        0.6, 0.4, "team")
+    assert by_agent[a]["attainment"] == 100.0
+    assert by_agent[b]["attainment"] == 0.0
+    assert by_agent[a]["label"] == "First-contact resolution"
+    assert by_agent[a]["formula"] == "first_contact_resolutions / consultations"
+    # More samples: the row follows
+    more = await app_client.post("/v1/metrics", headers=bearer(make_token(
+        "ingest", source=source)), json={"source": source, "samples": [
+            {"id": f"{uid}-more", "agent_id": b, "metric": "first_contact_resolutions",
+             "value": 2, "occurred_at": AT}]})
+    assert more.json()["accepted"] == 1
+    for _ in range(200):
+        [row] = await _rows(db, "SELECT value FROM reporting.kpi_values WHERE agent_id = $1"
+                            " AND kpi = 'first_contact_rate'", b)
+        if row["value"] == pytest.approx(0.75):
+            break
+        await asyncio.sleep(0.05)
+    assert row["value"] == pytest.approx(0.75)
+
+    # And once the month closes, each scorecard's rows carry it too
+    await team.open(PERIOD, scheme_version=None)
+    await train(app_client, team.manager_id)
+    await team.evaluate_all(PERIOD, {a: 80, b: 70})
+    assert (await team.close(PERIOD)).status_code == 200
+    kpis = await _eventually(
+        db, "SELECT * FROM reporting.scorecard_kpis WHERE team_id = $1"
+        " AND kpi = 'first_contact_rate' ORDER BY agent_id", team.team_id, count=2)
+    card = (await app_client.get(team.url(PERIOD, f"/scorecards/{a}"),
+                                 headers=team.manager)).json()["kpis"]["first_contact_rate"]
+    assert [(k["agent_id"], k["value"], k["status"]) for k in kpis] == [
+        (a, pytest.approx(0.7), "closed"), (b, pytest.approx(0.75), "closed")]
+    assert (kpis[0]["target"], kpis[0]["attainment"], kpis[0]["target_source"]) == (
+        card["target"], card["attainment"], card["target_source"])
+    # without a single new column anywhere in the reporting schema
+    async with db.connection() as conn:
+        assert await conn.fetchval(
+            "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'reporting'"
+        ) == columns_before
