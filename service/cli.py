@@ -103,7 +103,7 @@ def cmd_db_url(args: argparse.Namespace) -> int:
     a new server under the wrong data folder would hide the mistake.
     """
     from service.store.embedded import EmbeddedUnavailable, running_url
-    from service.store.reporting import connection_url
+    from service.store.reporting_role import connection_url
 
     settings = get_settings()
     if settings.database_url is not None:
@@ -131,10 +131,10 @@ def cmd_bi_role(args: argparse.Namespace) -> int:
     """Create (or update) a read-only LOGIN user for BI tools: the reporting schema only."""
     import os
 
-    from service.store import reporting
+    from service.store import reporting, reporting_role
     from service.store.database import Database
 
-    problem = reporting.check_role_name(args.user)
+    problem = reporting_role.check_role_name(args.user)
     if problem is not None:
         print(f"--user: {problem}", file=sys.stderr)
         return 2
@@ -153,7 +153,7 @@ def cmd_bi_role(args: argparse.Namespace) -> int:
 
         conn = await Database(url, pool_size=1).connect_single()
         try:
-            setup = await reporting.create_bi_role(conn, args.user, password)
+            setup = await reporting_role.create_bi_role(conn, args.user, password)
         except asyncpg.InsufficientPrivilegeError as exc:
             print(f"not allowed: {exc}; run this as a user with CREATEROLE (and the owner of"
                   " the csperf tables)", file=sys.stderr)
@@ -165,7 +165,7 @@ def cmd_bi_role(args: argparse.Namespace) -> int:
               f" the {reporting.SCHEMA} schema and nothing else", file=sys.stderr)
         for warning in setup.warnings:
             print(f"warning: {warning}", file=sys.stderr)
-        print(reporting.connection_url(url, setup.user))
+        print(reporting_role.connection_url(url, setup.user))
         return 0
 
     return asyncio.run(run())

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 
 from service.store.embedded import start_embedded
-from service.store.reporting import connection_url
+from service.store.reporting_role import connection_url
 from tests.support.server import ROOT
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from service.projections import checkpoints
 from service.projections.base import Projection, Tables
-from service.store import reporting
+from service.store import reporting, reporting_role
 from service.store.database import Database
 from service.store.event_store import RecordedEvent
 from tests.conftest import TestClock as PinnedClock
@@ -262,7 +262,7 @@ async def test_a_swap_that_drops_a_view_remakes_the_reporting_views_over_it(
 
 
 def _as_user(url: str, user: str) -> str:
-    return reporting.connection_url(url, user)
+    return reporting_role.connection_url(url, user)
 
 
 async def test_the_bi_role_reads_the_reporting_schema_and_nothing_else(
@@ -273,9 +273,9 @@ async def test_the_bi_role_reads_the_reporting_schema_and_nothing_else(
     password = f"pw-{uuid.uuid4().hex}"
     conn = await db.connect_single()
     try:
-        setup = await reporting.create_bi_role(conn, user, password)
+        setup = await reporting_role.create_bi_role(conn, user, password)
         assert setup.created_user and setup.user == user
-        again = await reporting.create_bi_role(conn, user, password + "2")  # idempotent
+        again = await reporting_role.create_bi_role(conn, user, password + "2")  # idempotent
         assert not again.created_user
         stored = await conn.fetchval("SELECT rolpassword FROM pg_authid WHERE rolname = $1",
                                      user)
@@ -346,9 +346,9 @@ async def test_evaluation_levels_period_start_is_the_first_of_the_month(
 
 
 def test_role_names_are_checked() -> None:
-    assert reporting.check_role_name("csperf_bi_user") is None
+    assert reporting_role.check_role_name("csperf_bi_user") is None
     for bad in ("", "Bad", "1abc", "pg_reader", "csperf_bi", "a;drop", "x" * 64):
-        assert reporting.check_role_name(bad) is not None, bad
+        assert reporting_role.check_role_name(bad) is not None, bad
 
 
 def test_scram_verifier_matches_rfc_7677() -> None:
@@ -359,7 +359,7 @@ def test_scram_verifier_matches_rfc_7677() -> None:
     import hmac
 
     salt = base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ==")
-    verifier = reporting.scram_verifier("pencil", salt=salt)
+    verifier = reporting_role.scram_verifier("pencil", salt=salt)
     method, rest = verifier.split("$", 1)
     assert method == "SCRAM-SHA-256"
     iterations_salt, keys = rest.split("$")
@@ -379,9 +379,9 @@ def test_scram_verifier_matches_rfc_7677() -> None:
 
 
 def test_connection_urls_for_another_user_carry_no_password() -> None:
-    assert reporting.connection_url("postgresql://postgres:secret@db:5432/csperf", "bi") == (
+    assert reporting_role.connection_url("postgresql://postgres:secret@db:5432/csperf", "bi") == (
         "postgresql://bi@db:5432/csperf")
-    assert reporting.connection_url("postgresql://postgres:@/csperf?host=/x/pgdata", "bi") == (
+    assert reporting_role.connection_url("postgresql://postgres:@/csperf?host=/x/pgdata", "bi") == (
         "postgresql://bi@/csperf?host=/x/pgdata")
 
 
@@ -430,10 +430,10 @@ def test_the_cli_makes_a_bi_user_and_prints_how_to_connect(
     try:
         assert cli.main(["bi-role", "create", "--user", user, "--password", "pw-cli-1"]) == 0
         printed = capsys.readouterr()
-        assert printed.out.strip() == reporting.connection_url(database_url, user)
+        assert printed.out.strip() == reporting_role.connection_url(database_url, user)
         assert "pw-cli-1" not in printed.out + printed.err
         assert cli.main(["db", "url", "--user", user]) == 0
-        assert capsys.readouterr().out.strip() == reporting.connection_url(database_url, user)
+        assert capsys.readouterr().out.strip() == reporting_role.connection_url(database_url, user)
         assert cli.main(["bi-role", "create", "--user", "Not-A-Role", "--password", "x"]) == 2
         monkeypatch.delenv("CSPERF_BI_PASSWORD", raising=False)
         assert cli.main(["bi-role", "create", "--user", user]) == 2  # no password given
