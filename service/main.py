@@ -190,8 +190,8 @@ def create_app(
         async with db.connection() as conn:
             await metric_partitions.ensure(conn, ctx.clock())
         compactor = Compactor(db, clock=ctx.clock) if settings.run_projections else None
-        kpi_values = (KpiValues(db, partial(month_context, ctx)) if settings.run_projections
-                      else None)
+        kpi_values = (KpiValues(db, partial(month_context, ctx), clock=ctx.clock)
+                      if settings.run_projections else None)
         for loop in (compactor, kpi_values):
             if loop is not None:
                 loop.start()

@@ -6,9 +6,11 @@ and per team and month, each KPI's value, effective target and floor, and attain
 ``service/projections/kpi_values.py`` keeps it current a second or so behind ingestion. A KPI a
 scheme adds is a new row, never a new column: the reporting views read it without a migration.
 
-``kpi_value_source`` remembers how many samples each (team, agent, month) had when its KPIs
-were computed, so a pass recomputes only what changed; ``metric_total (updated_at)`` lets it
-find the recently counted rows without scanning every month.
+``kpi_dirty`` lists the (team, agent, month) keys whose totals changed since: the compactor
+adds the keys of the deltas it folds, in its folding statement (so ingestion pays nothing), and
+the refresher takes them out. An append-only list without a key, so that no two writers ever
+wait on each other; a key listed twice is recomputed once. Every key already counted is listed
+here, so an existing installation computes its history once.
 
 Revision ID: 0010
 Revises: 0009
@@ -49,25 +51,12 @@ def upgrade() -> None:
         """
     )
     op.execute("CREATE INDEX kpi_values_team ON kpi_values (team_id, period)")
-    op.execute(
-        """
-        CREATE TABLE kpi_value_source (
-            team_id  text NOT NULL,
-            agent_id text NOT NULL,
-            period   text NOT NULL,
-            samples  bigint NOT NULL,
-            PRIMARY KEY (team_id, agent_id, period)
-        )
-        """
-    )
-    op.execute("CREATE TABLE kpi_value_state (id integer PRIMARY KEY CHECK (id = 1),"
-               " watermark timestamptz)")
-    op.execute("INSERT INTO kpi_value_state VALUES (1, NULL)")
-    op.execute("CREATE INDEX metric_total_updated ON metric_total (updated_at)")
+    op.execute("CREATE TABLE kpi_dirty (team_id text NOT NULL, agent_id text NOT NULL,"
+               " period text NOT NULL)")
+    op.execute("INSERT INTO kpi_dirty SELECT DISTINCT team_id, agent_id, period"
+               " FROM metric_total")
 
 
 def downgrade() -> None:
-    op.execute("DROP INDEX metric_total_updated")
-    op.execute("DROP TABLE kpi_value_state")
-    op.execute("DROP TABLE kpi_value_source")
+    op.execute("DROP TABLE kpi_dirty")
     op.execute("DROP TABLE kpi_values")

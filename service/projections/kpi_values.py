@@ -12,22 +12,28 @@ Rows: per agent and month (over every team the agent's samples counted for; ``te
 the team whose scheme, position and targets judged them), and per team and month (``agent_id``
 ''). A scheme that adds a KPI adds rows, never columns.
 
-Finding what changed: ``metric_total (updated_at)`` and the few pending deltas give the keys
-counted since the watermark (minus a margin, for transactions that commit out of clock order);
-of those, only keys whose sample count differs from ``kpi_value_source`` are recomputed.
+What changed: the compactor lists the keys of the deltas it folds in ``kpi_dirty``, in its
+folding statement (service/projections/metric_totals.py); a pass takes the listed keys out and
+recomputes the agents and teams they name, in one transaction. No clock is involved, so a
+batch that commits late is never skipped: its keys are listed when it is folded. What measures
+a month can change without a sample (a team's own targets, its scheme, the version its cycle
+pins, an agent's position): every ``SWEEP_SECONDS`` the keys of this month and the last are
+listed again, so such a change reaches the rows within minutes.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from service.domain.kpis import TeamTarget
 from service.domain.live_kpis import declared_totals, live_kpis
+from service.domain.periods import previous_period
 from service.domain.scheme import Scheme
 from service.store.database import Database
 from service.store.locked_loop import LockedLoop
@@ -36,35 +42,15 @@ log = logging.getLogger(__name__)
 
 LOCK_NAMESPACE = 7215003
 LOCK_NAME = "kpi-values:refresher"
-#: Rows counted this long before the watermark are looked at again: a batch whose clock read
-#: came before another's can commit after it.
-MARGIN = timedelta(minutes=1)
+#: How often the months still running are recomputed whatever was counted.
+SWEEP_SECONDS = 300.0
 #: The scheme that measures a team's month and the team's own targets (None: no such team).
 MonthContext = Callable[[str, str], Awaitable[tuple[Scheme, Mapping[str, TeamTarget]] | None]]
 
-_CHANGED = """
-WITH recent AS (
-    SELECT team_id, agent_id, period FROM metric_total
-    WHERE $1::timestamptz IS NULL OR updated_at >= $1
-    UNION
-    SELECT team_id, agent_id, period FROM metric_total_delta
-    WHERE $1::timestamptz IS NULL OR updated_at >= $1
-), counted AS (
-    SELECT r.team_id, r.agent_id, r.period, sum(x.observations)::bigint AS samples,
-           max(x.updated_at) AS updated_at
-    FROM recent r CROSS JOIN LATERAL (
-        SELECT t.observations, t.updated_at FROM metric_total t
-        WHERE t.team_id = r.team_id AND t.period = r.period AND t.agent_id = r.agent_id
-        UNION ALL
-        SELECT d.observations, d.updated_at FROM metric_total_delta d
-        WHERE d.agent_id = r.agent_id AND d.period = r.period AND d.team_id = r.team_id
-    ) x
-    GROUP BY r.team_id, r.agent_id, r.period
-)
-SELECT c.team_id, c.agent_id, c.period, c.samples, c.updated_at FROM counted c
-LEFT JOIN kpi_value_source s
-       ON s.team_id = c.team_id AND s.agent_id = c.agent_id AND s.period = c.period
-WHERE s.samples IS DISTINCT FROM c.samples
+#: Take the listed keys out (a key listed twice comes back once).
+_TAKE = """
+WITH taken AS (DELETE FROM kpi_dirty RETURNING team_id, agent_id, period)
+SELECT DISTINCT team_id, agent_id, period FROM taken
 """
 
 #: The totals of the agents (over all their teams) or of the teams (over all their agents)
@@ -117,49 +103,74 @@ async def _months(conn: asyncpg.Connection, key: str, pairs: Sequence[tuple[str,
 
 
 class KpiValues(LockedLoop):
-    """Recompute the live KPIs of what was counted since the last pass."""
+    """Recompute the live KPIs of what was counted since the last pass; now and then, those
+    of the months still running whatever was counted (see ``SWEEP_SECONDS``)."""
 
     quiet = (asyncpg.UndefinedTableError,)  # not migrated yet
 
     def __init__(self, db: Database, month_context: MonthContext, *,
-                 interval_seconds: float = 1.0) -> None:
+                 clock: Callable[[], datetime], interval_seconds: float = 1.0) -> None:
         super().__init__(db, name="live KPI values", lock=(LOCK_NAMESPACE, LOCK_NAME),
                          interval_seconds=interval_seconds,
                          standby_seconds=interval_seconds * 5)
         self.month_context = month_context
+        self.clock = clock
+        self._swept = -SWEEP_SECONDS
 
     async def work(self, conn: asyncpg.Connection) -> None:
         """Do one pass."""
+        if time.monotonic() - self._swept > SWEEP_SECONDS:
+            await sweep(conn, self.clock())
+            self._swept = time.monotonic()
         await refresh(conn, self.month_context)
+
+
+async def sweep(conn: asyncpg.Connection, now: datetime) -> None:
+    """List every key of this month and the last (UTC) as changed."""
+    since = previous_period(f"{now.year:04d}-{now.month:02d}")
+    await conn.execute("INSERT INTO kpi_dirty SELECT DISTINCT team_id, agent_id, period"
+                       " FROM metric_total WHERE period >= $1", since)
 
 
 async def refresh(conn: asyncpg.Connection, month_context: MonthContext) -> int:
     """Recompute the KPIs of every agent and team whose totals changed; return how many keys
     (team, agent, month) had changed."""
-    watermark = await conn.fetchval("SELECT watermark FROM kpi_value_state WHERE id = 1")
-    changed = await conn.fetch(_CHANGED, watermark - MARGIN if watermark else None)
-    if not changed:
-        return 0
-    agent_keys = sorted({(r["agent_id"], r["period"]) for r in changed})
-    team_keys = sorted({(r["team_id"], r["period"]) for r in changed})
+    async with conn.transaction():
+        changed = await conn.fetch(_TAKE)
+        if not changed:
+            return 0
+        agent_keys = sorted({(r["agent_id"], r["period"]) for r in changed})
+        team_keys = sorted({(r["team_id"], r["period"]) for r in changed})
+        records = await _records(conn, month_context, agent_keys, team_keys)
+        await conn.execute(
+            "DELETE FROM kpi_values WHERE agent_id <> '' AND (agent_id, period) IN"
+            " (SELECT * FROM unnest($1::text[], $2::text[]))",
+            [a for a, _ in agent_keys], [p for _, p in agent_keys])
+        await conn.execute(
+            "DELETE FROM kpi_values WHERE agent_id = '' AND (team_id, period) IN"
+            " (SELECT * FROM unnest($1::text[], $2::text[]))",
+            [t for t, _ in team_keys], [p for _, p in team_keys])
+        await conn.copy_records_to_table("kpi_values", records=records, columns=_COLUMNS)
+    return len(changed)
+
+
+async def _records(conn: asyncpg.Connection, month_context: MonthContext,
+                   agent_keys: Sequence[tuple[str, str]], team_keys: Sequence[tuple[str, str]]
+                   ) -> list[tuple[Any, ...]]:
+    """Return the kpi_values rows of the agents and teams given."""
     agents = await _months(conn, "agent_id", agent_keys)
     teams = await _months(conn, "team_id", team_keys)
     directory = {r["agent_id"]: (r["team_id"], r["position"]) for r in await conn.fetch(
         "SELECT agent_id, team_id, position FROM agents WHERE agent_id = ANY($1::text[])",
         [a for a, _ in agent_keys])}
     contexts: dict[tuple[str, str], tuple[Scheme, Mapping[str, TeamTarget]] | None] = {}
-
-    async def context(team_id: str, period: str
-                      ) -> tuple[Scheme, Mapping[str, TeamTarget]] | None:
-        if (team_id, period) not in contexts:
-            contexts[(team_id, period)] = await month_context(team_id, period)
-        return contexts[(team_id, period)]
-
     records: list[tuple[Any, ...]] = []
 
     async def add(agent_id: str, team_id: str, period: str, position: str | None,
                   month: _Month) -> None:
-        found = await context(team_id, period)
+        if (team_id, period) not in contexts:
+            contexts[(team_id, period)] = await month_context(team_id, period)
+        found = contexts[(team_id, period)]
         if found is None:
             return  # a team that no longer exists: nothing measures it
         scheme, targets = found
@@ -175,22 +186,4 @@ async def refresh(conn: asyncpg.Connection, month_context: MonthContext) -> int:
         await add(agent_id, team_id, period, position, month)
     for (team_id, period), month in teams.items():
         await add("", team_id, period, None, month)
-    async with conn.transaction():
-        await conn.execute(
-            "DELETE FROM kpi_values WHERE agent_id <> '' AND (agent_id, period) IN"
-            " (SELECT * FROM unnest($1::text[], $2::text[]))",
-            [a for a, _ in agent_keys], [p for _, p in agent_keys])
-        await conn.execute(
-            "DELETE FROM kpi_values WHERE agent_id = '' AND (team_id, period) IN"
-            " (SELECT * FROM unnest($1::text[], $2::text[]))",
-            [t for t, _ in team_keys], [p for _, p in team_keys])
-        await conn.copy_records_to_table("kpi_values", records=records, columns=_COLUMNS)
-        await conn.executemany(
-            "INSERT INTO kpi_value_source VALUES ($1, $2, $3, $4) ON CONFLICT"
-            " (team_id, agent_id, period) DO UPDATE SET samples = $4",
-            [(r["team_id"], r["agent_id"], r["period"], r["samples"]) for r in changed])
-        newest = max(r["updated_at"] for r in changed)
-        await conn.execute(
-            "UPDATE kpi_value_state SET watermark = greatest(watermark, $1) WHERE id = 1",
-            newest)
-    return len(changed)
+    return records

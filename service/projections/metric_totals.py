@@ -8,8 +8,10 @@ is no lag to wait for. Totals are ``numeric`` (each sample rounded to the 15 sig
 a double holds), so sums are exact whatever the order of folding.
 
 The compactor folds deltas into ``metric_total`` and ``metric_arrival`` in the background so
-reads stay a handful of rows: one statement per step deletes a slice of deltas and upserts
-their sums, in one transaction, so a reader sees each delta exactly once, before or after.
+reads stay a handful of rows (and marks the keys it folded in ``kpi_dirty``, for the live KPI
+read model, service/projections/kpi_values.py): one statement per step deletes a slice of
+deltas and upserts their sums, in one transaction, so a reader sees each delta exactly once,
+before or after.
 One replica compacts at a time (a session advisory lock on a dedicated connection, as the
 scheduler and the projection runner do); ingestion never waits for it (it only inserts).
 
@@ -52,6 +54,9 @@ WITH moved AS (
     SET total = t.total + excluded.total,
         observations = t.observations + excluded.observations,
         updated_at = greatest(t.updated_at, excluded.updated_at)
+), dirty AS (
+    -- the live KPIs of these keys are out of date (service/projections/kpi_values.py)
+    INSERT INTO kpi_dirty SELECT DISTINCT team_id, agent_id, period FROM moved
 )
 SELECT count(*) FROM moved
 """
@@ -102,6 +107,7 @@ _REBUILD = [
     SELECT team_id, period, agent_id, metric, sum(value::numeric), count(*), max(received_at)
     FROM metric_sample GROUP BY team_id, period, agent_id, metric
     """,
+    "INSERT INTO kpi_dirty SELECT DISTINCT team_id, agent_id, period FROM metric_total",
 ]
 
 

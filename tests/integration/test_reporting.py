@@ -13,7 +13,7 @@ import asyncpg
 import httpx
 import pytest
 
-from service.projections import checkpoints
+from service.projections import checkpoints, kpi_values
 from service.projections.base import Projection, Tables
 from service.store import reporting, reporting_role
 from service.store.database import Database
@@ -558,6 +558,20 @@ async def test_a_kpi_a_scheme_adds_appears_in_the_views_without_a_migration(
             break
         await asyncio.sleep(0.05)
     assert row["value"] == pytest.approx(0.75)
+    # A new team target reaches the rows at the next sweep, without a sample
+    retarget = await app_client.put(f"/v1/teams/{team.team_id}", headers=ADMIN, json={
+        "name": "T", "scheme_id": scheme_id,
+        "kpi_targets": {"first_contact_rate": {"target": 0.7}}})
+    assert retarget.status_code == 200, retarget.text
+    async with db.connection() as conn:
+        await kpi_values.sweep(conn, datetime(2026, 11, 27, tzinfo=UTC))
+    for _ in range(200):
+        [row] = await _rows(db, "SELECT target FROM reporting.kpi_values WHERE agent_id = $1"
+                            " AND kpi = 'first_contact_rate'", b)
+        if row["target"] == 0.7:
+            break
+        await asyncio.sleep(0.05)
+    assert row["target"] == 0.7
 
     # And once the month closes, each scorecard's rows carry it too
     await team.open(PERIOD, scheme_version=None)
