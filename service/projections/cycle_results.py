@@ -76,6 +76,8 @@ class CycleResults(Projection):
             submitted_at timestamptz NOT NULL,
             scores       jsonb NOT NULL,
             event        jsonb NOT NULL,
+            -- service.domain.calibration.level: what rater calibration compares
+            level        double precision,
             PRIMARY KEY (team_id, period, agent_id, rater_role, rater_id)
         )""",
         "rankings": """(
@@ -131,17 +133,6 @@ class CycleResults(Projection):
             label            text NOT NULL,
             formula          text,
             PRIMARY KEY (team_id, period, agent_id, kpi)
-        )""",
-        "evaluation_levels": """(
-            team_id      text NOT NULL,
-            period       text NOT NULL,
-            agent_id     text NOT NULL,
-            rater_role   text NOT NULL,
-            rater_id     text NOT NULL,
-            revision     integer NOT NULL,
-            submitted_at timestamptz NOT NULL,
-            level        double precision,
-            PRIMARY KEY (team_id, period, agent_id, rater_role, rater_id)
         )""",
         "rater_calibration": """(
             team_id              text NOT NULL,
@@ -211,35 +202,7 @@ class CycleResults(Projection):
         self, conn: asyncpg.Connection, tables: Tables,
         evaluations: Sequence[tuple[str, c.EvaluationSubmitted]],
     ) -> None:
-        rows = []
-        cycles = set()
-        for stream_id, e in evaluations:
-            _, team_id, period = stream_id.split(":", 2)
-            cycles.add((team_id, period))
-            rows.append((team_id, period, e.agent_id, e.rater_role, e.rater_id, e.revision,
-                         e.submitted_at, e.scores, e.model_dump(mode="json")))
-        await conn.executemany(
-            f"""
-            INSERT INTO {tables['evaluations']} AS v VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-            ON CONFLICT (team_id, period, agent_id, rater_role, rater_id) DO UPDATE SET
-                revision = $6, submitted_at = $7, scores = $8, event = $9
-            """,
-            rows,
-        )
-        for team_id, period in cycles:
-            await conn.execute(
-                f"UPDATE {tables['cycles']} SET evaluations = (SELECT count(*) FROM"
-                f" {tables['evaluations']} WHERE team_id = $1 AND period = $2)"
-                " WHERE team_id = $1 AND period = $2",
-                team_id, period,
-            )
-        await self._levels(conn, tables, evaluations, cycles)
-
-    async def _levels(
-        self, conn: asyncpg.Connection, tables: Tables,
-        evaluations: Sequence[tuple[str, c.EvaluationSubmitted]], cycles: set[tuple[str, str]],
-    ) -> None:
-        """Store each evaluation's level, then the calibration of the months touched."""
+        cycles = {tuple(stream_id.split(":", 2)[1:]) for stream_id, _ in evaluations}
         scales = {
             (r["team_id"], r["period"]): float(r["scale_max"])
             for r in await conn.fetch(
@@ -256,42 +219,57 @@ class CycleResults(Projection):
             _, team_id, period = stream_id.split(":", 2)
             touched.setdefault((team_id, period), set()).add(e.agent_id)
             rows.append((team_id, period, e.agent_id, e.rater_role, e.rater_id, e.revision,
-                         e.submitted_at, cal.level(e, scales.get((team_id, period), 100.0))))
+                         e.submitted_at, e.scores, e.model_dump(mode="json"),
+                         cal.level(e, scales.get((team_id, period), 100.0))))
         await conn.executemany(
-            f"INSERT INTO {tables['evaluation_levels']} VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-            " ON CONFLICT (team_id, period, agent_id, rater_role, rater_id) DO UPDATE SET"
-            " revision = $6, submitted_at = $7, level = $8",
+            f"""
+            INSERT INTO {tables['evaluations']} AS v
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+            ON CONFLICT (team_id, period, agent_id, rater_role, rater_id) DO UPDATE SET
+                revision = $6, submitted_at = $7, scores = $8, event = $9, level = $10
+            """,
             rows,
         )
         for (team_id, period), agents in touched.items():
-            levels = [
-                cal.Level(r["agent_id"], r["rater_role"], r["rater_id"], r["submitted_at"],
-                          r["level"])
-                for r in await conn.fetch(
-                    f"SELECT agent_id, rater_role, rater_id, submitted_at, level"
-                    f" FROM {tables['evaluation_levels']} WHERE team_id = $1 AND period = $2"
-                    " AND level IS NOT NULL", team_id, period)
-            ]
-            # Every rater's baseline moves with any evaluation: the month's raters are
-            # rewritten; a gap depends on its agent's evaluations alone.
-            await conn.execute(f"DELETE FROM {tables['rater_calibration']} WHERE team_id = $1"
-                               " AND period = $2", team_id, period)
-            await conn.executemany(
-                f"INSERT INTO {tables['rater_calibration']} VALUES"
-                " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-                [(team_id, period, r["rater_id"], r["rater_role"], r["count"], r["mean"],
-                  r["stddev"], r["min"], r["max"], r["baseline_count"], r["baseline"],
-                  r["deviation"], r["flag"], r["reason"])
-                 for r in cal.rater_statistics(levels)],
+            await conn.execute(
+                f"UPDATE {tables['cycles']} SET evaluations = (SELECT count(*) FROM"
+                f" {tables['evaluations']} WHERE team_id = $1 AND period = $2)"
+                " WHERE team_id = $1 AND period = $2",
+                team_id, period,
             )
-            gaps = [cal.self_manager_gap(levels, agent) for agent in sorted(agents)]
-            await conn.executemany(
-                f"INSERT INTO {tables['self_manager_gaps']} VALUES ($1, $2, $3, $4, $5, $6, $7)"
-                " ON CONFLICT (team_id, period, agent_id) DO UPDATE SET self_level = $4,"
-                " manager_level = $5, gap = $6, flagged = $7",
-                [(team_id, period, g["agent_id"], g["self"], g["manager"], g["gap"], g["flag"])
-                 for g in gaps],
-            )
+            await self._calibrate(conn, tables, team_id, period, agents)
+
+    async def _calibrate(self, conn: asyncpg.Connection, tables: Tables, team_id: str,
+                         period: str, agents: set[str]) -> None:
+        """Store the month's rater calibration, and the gaps of the agents given."""
+        levels = [
+            cal.Level(r["agent_id"], r["rater_role"], r["rater_id"], r["submitted_at"],
+                      r["level"])
+            for r in await conn.fetch(
+                f"SELECT agent_id, rater_role, rater_id, submitted_at, level"
+                f" FROM {tables['evaluations']} WHERE team_id = $1 AND period = $2"
+                " AND level IS NOT NULL", team_id, period)
+        ]
+        # Every rater's baseline moves with any evaluation: the month's raters are rewritten;
+        # a gap depends on its agent's evaluations alone.
+        await conn.execute(f"DELETE FROM {tables['rater_calibration']} WHERE team_id = $1"
+                           " AND period = $2", team_id, period)
+        await conn.executemany(
+            f"INSERT INTO {tables['rater_calibration']} VALUES"
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            [(team_id, period, r["rater_id"], r["rater_role"], r["count"], r["mean"],
+              r["stddev"], r["min"], r["max"], r["baseline_count"], r["baseline"],
+              r["deviation"], r["flag"], r["reason"])
+             for r in cal.rater_statistics(levels)],
+        )
+        gaps = [cal.self_manager_gap(levels, agent) for agent in sorted(agents)]
+        await conn.executemany(
+            f"INSERT INTO {tables['self_manager_gaps']} VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT (team_id, period, agent_id) DO UPDATE SET self_level = $4,"
+            " manager_level = $5, gap = $6, flagged = $7",
+            [(team_id, period, g["agent_id"], g["self"], g["manager"], g["gap"], g["flag"])
+             for g in gaps],
+        )
 
     async def _closed(self, conn: asyncpg.Connection, tables: Tables, e: c.CycleClosed) -> None:
         cycle = await conn.fetchrow(

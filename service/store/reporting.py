@@ -652,8 +652,8 @@ VIEWS += [
         "SELECT l.team_id, l.period, " + _period_start("l.period") + ", l.agent_id,"
         " l.rater_role,"
         " CASE WHEN l.rater_role = 'peer' THEN 'anonymous' ELSE l.rater_id END, l.revision,"
-        " l.submitted_at, l.level FROM public.evaluation_levels l",
-        ("evaluation_levels",),
+        " l.submitted_at, l.level FROM public.evaluations l",
+        ("evaluations",),
     ),
     View(
         "rater_calibration",
