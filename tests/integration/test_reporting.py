@@ -408,8 +408,14 @@ async def test_lenient_and_strict_raters_are_flagged_as_the_api_flags_them(
             assert r.status_code == 200, r.text
     api = (await app_client.get(f"/v1/teams/{team.team_id}/cycles/{PERIOD}/calibration",
                                 headers=team.manager)).json()
-    rows = await _eventually(db, "SELECT * FROM reporting.rater_calibration WHERE team_id = $1"
-                             " ORDER BY rater_id, rater_role", team.team_id, count=2)
+    # The projection recomputes the month's calibration with each batch of evaluations: wait
+    # for the batch holding the last of the eight.
+    for _ in range(200):
+        rows = await _rows(db, "SELECT * FROM reporting.rater_calibration WHERE team_id = $1"
+                           " ORDER BY rater_id, rater_role", team.team_id)
+        if sum(r["evaluations"] for r in rows) == 8:
+            break
+        await asyncio.sleep(0.05)
     expected = sorted((x["rater_id"], x["flag"], x["deviation"]) for x in api["raters"])
     assert [(r["rater_id"], r["flag"]) for r in rows] == [(i, f) for i, f, _ in expected]
     assert {r["rater_id"]: r["flag"] for r in rows} == {easy: "lenient", hard: "strict"}
