@@ -123,7 +123,9 @@ SHOWN_VALUES = (N_("open"), N_("closed"), N_("published"), N_("due"), N_("overdu
                 N_("upheld"), N_("amended"), N_("uphold"), N_("amend"), N_("agent"),
                 N_("manager"), N_("admin"), N_("self"), N_("Self"), N_("Manager"),
                 N_("reversal"), N_("grant"), N_("paid"), N_("cancelled"),
-                N_("pending payroll"), N_("interview"), N_("scheduler"))
+                N_("pending payroll"), N_("interview"), N_("scheduler"), N_("active"),
+                N_("automatic"), N_("reversed"), N_("cancellation"), N_("basis change"),
+                N_("basis changed"), N_("reassign review"), N_("publication"))
 #: The API's refusals a page shows as they are (service/api/auth.py): the page translates the
 #: fixed ones; those that carry a value (an id, a month) stay in the API's English.
 REFUSALS = (N_("only a manager of this team may do this"),
