@@ -1,4 +1,4 @@
-"""Run a command: load the stream, decide with a pure function, append, in one transaction."""
+"""Run a command: load the stream, decide with a pure function, append, as one transaction."""
 
 from __future__ import annotations
 
@@ -48,51 +48,55 @@ async def execute(
     before: Step | None = None,
     then: Step | None = None,
 ) -> tuple[S | None, AppendResult | None]:
-    """Decide on the current state and append, in one transaction.
+    """Decide on the current state and append, as one transaction.
 
-    ``announces`` names the cache (``ServiceContext.shared_caches``) that every process drops
-    when the append commits: for the rare commands that change what is cached.
+    First without waiting for anybody: the stream is read (only the events after the state
+    this process holds), decided on, and the events appended in one statement that refuses
+    them if the stream moved past the version read (two round trips, the append its own
+    transaction). A command that lost that race decides again holding the stream's advisory
+    lock in a transaction, so commands crowding one stream queue up rather than failing each
+    other again (twenty concurrent revisions of one evaluation all land, in commit order); the
+    lock takes no transaction id, so the append is still the transaction's first write, as the
+    store requires.
 
-    The stream's advisory lock is taken before reading, so commands on one stream queue up
-    instead of failing each other's expected-version check (twenty concurrent revisions of one
-    evaluation all land, in commit order). The lock takes no transaction id, so the append is
-    still the transaction's first write, as the store requires. ``before`` runs under the lock
-    ahead of the decision (reads only); ``then`` runs after the append, in the same transaction,
-    and only when something was appended.
+    A command with more than its append to do always takes the transaction: ``before`` runs
+    under the lock ahead of the decision (reads only); ``then`` runs after the append, in the
+    same transaction, and only when something was appended; ``announces`` names the cache
+    (``ServiceContext.shared_caches``) that every process drops when the append commits (for
+    the rare commands that change what is cached), and its ``NOTIFY`` commits with the events.
 
     Returns the state after the command and the append (None when the decision was "no change");
     ``AppendResult.position`` is the global position written, what a reader waits for.
     """
+    alone = announces is None and before is None and then is None
     async for attempt in on_conflict():
         with attempt:
+            # Another writer got there first: queue up behind the stream's lock this time.
+            locked = not alone or attempt.retry_state.attempt_number > 1
             async with ctx.db.connection() as conn:
-                async with conn.transaction():
-                    await conn.execute(
-                        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", stream_id
-                    )
-                    if before is not None:
-                        await before(conn)
-                    state, version = await load(conn, stream_id, evolve, fold,
-                                                states=ctx.states)
-                    events = decide(state)
-                    if not events:
-                        return state, None
-                    started = time.perf_counter()
-                    written = to_new(events)
-                    dumped = time.perf_counter() - started
-                    # Only a writer outside this service's commands can make this conflict.
-                    result = await append(
-                        conn, stream_id, written, expected_version=version,
-                        metadata=caller.metadata, recorded_at=ctx.clock(),
-                        idempotency_key=caller.idempotency_key,
-                    )
-                    if then is not None and not result.duplicate:
-                        await then(conn)
-                    if announces is not None and not result.duplicate:
-                        await invalidation.announce(conn, announces)
+                if locked:
+                    async with conn.transaction():
+                        await conn.execute(
+                            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", stream_id
+                        )
+                        if before is not None:
+                            await before(conn)
+                        state, events, result, dumped = await _decide_and_append(
+                            conn, ctx, caller, stream_id, evolve, decide, fold)
+                        if result is not None and not result.duplicate:
+                            if then is not None:
+                                await then(conn)
+                            if announces is not None:
+                                await invalidation.announce(conn, announces)
+                else:
+                    state, events, result, dumped = await _decide_and_append(
+                        conn, ctx, caller, stream_id, evolve, decide, fold)
+                if result is None:
+                    return state, None
                 if result.duplicate:
                     state, _ = await load(conn, stream_id, evolve, fold, states=ctx.states)
                     return state, result
+    assert result is not None  # "no change" returned above
     ctx.committed()
     if announces is not None:
         ctx.dropped(announces)  # here at once; other processes on the NOTIFY
@@ -106,3 +110,23 @@ async def execute(
                                              strict=True):
             remember(event_id, result.tx_id, position, event, dumped / len(events))
     return state, result
+
+
+async def _decide_and_append(
+    conn: asyncpg.Connection, ctx: ServiceContext, caller: Caller, stream_id: str,
+    evolve: Evolve[S], decide: Callable[[S | None], list[DomainEvent]], fold: Fold[S] | None,
+) -> tuple[S | None, list[DomainEvent], AppendResult | None, float]:
+    """Load the stream, decide, append at the version loaded; return the state decided on, the
+    events, the append (None for "no change") and the seconds spent encoding the events."""
+    state, version = await load(conn, stream_id, evolve, fold, states=ctx.states)
+    events = decide(state)
+    if not events:
+        return state, events, None, 0.0
+    started = time.perf_counter()
+    written = to_new(events)
+    dumped = time.perf_counter() - started
+    result = await append(
+        conn, stream_id, written, expected_version=version, metadata=caller.metadata,
+        recorded_at=ctx.clock(), idempotency_key=caller.idempotency_key,
+    )
+    return state, events, result, dumped

@@ -8,7 +8,7 @@ from service.domain import directory as d
 from service.domain.errors import DomainError, FieldError
 from service.domain.scheme import team_target_problems
 from service.queries import schemes
-from service.queries.streams import read_state
+from service.queries.streams import held, read_state
 
 
 async def put_team(ctx: ServiceContext, caller: Caller, cmd: d.PutTeam) -> tuple[d.Team, bool]:
@@ -38,7 +38,9 @@ async def put_agent(
 ) -> tuple[d.Agent, bool]:
     """Create, change or transfer an agent; return it and whether it was created."""
     d.check_id(cmd.team_id, "team_id")
-    team = await read_state(ctx, d.team_stream(cmd.team_id), d.evolve_team)
+    # Only whether the team exists, and a team is never removed: one held here exists.
+    team = (held(ctx, d.team_stream(cmd.team_id), d.evolve_team)
+            or await read_state(ctx, d.team_stream(cmd.team_id), d.evolve_team))
     if team is None:
         raise DomainError(f"no team {cmd.team_id}",
                           [FieldError("team_id", "no such team; create it first")])

@@ -24,7 +24,7 @@ from service.queries import schemes
 from service.queries.directory import get_team
 from service.queries.metrics_source import agent_inputs
 from service.queries.roster import presence_inputs, team_agents, transfers_between
-from service.queries.streams import read_state
+from service.queries.streams import held, read_state
 from service.queries.wait import wait
 from service.store.event_store import read_stream
 
@@ -52,6 +52,10 @@ async def cycle_scheme(ctx: ServiceContext, cycle: c.Cycle) -> Scheme:
 async def pinned_scheme(ctx: ServiceContext, team_id: str, period: str) -> Scheme:
     """Return the scheme version of a cycle from its first event alone (no full load)."""
     parse_period(period)
+    # The pin is the opening's and never changes: any state of the month held here names it.
+    cycle = held(ctx, c.cycle_stream(team_id, period), c.evolve, c.evolve_all)
+    if cycle is not None:
+        return await schemes.get_scheme(ctx, cycle.scheme_id, cycle.scheme_version)
     async with ctx.db.connection() as conn:
         first = await read_stream(conn, c.cycle_stream(team_id, period), limit=1)
     if not first:

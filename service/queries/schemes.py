@@ -13,7 +13,7 @@ from service.domain.scheme_history import (
     scheme_stream,
     version_history,
 )
-from service.queries.streams import read_state
+from service.queries.streams import held, read_state
 
 
 async def history(ctx: ServiceContext, scheme_id: str) -> SchemeVersions:
@@ -36,6 +36,11 @@ async def versions(ctx: ServiceContext, scheme_id: str) -> SchemeVersions:
 
 async def get_scheme(ctx: ServiceContext, scheme_id: str, version: int | None = None) -> Scheme:
     """Return a scheme version in force (the latest when version is None)."""
+    if version is not None:
+        # A version in force never changes: when this process holds it, it is the one.
+        known = held(ctx, scheme_stream(scheme_id), evolve)
+        if known is not None and version in known.versions:
+            return known.versions[version]
     state = await versions(ctx, scheme_id)
     if version is None:
         assert state.latest is not None
