@@ -14,6 +14,8 @@ from service.notifier import Notifier
 from service.projections.runner import ProjectionRunner
 from service.queries.documents import StoredRanking
 from service.store.database import Database
+from service.store.feed import CommitSignal
+from service.webhooks.sender import WebhookSender
 
 Clock = Callable[[], datetime]
 
@@ -59,6 +61,22 @@ def system_clock() -> datetime:
 
 
 @dataclass
+class Extras:
+    """What the running app adds to the context, by name and type."""
+
+    #: Wakes the live feed's streams when this process commits (service.api.stream).
+    commit_signal: CommitSignal | None = None
+    #: Wakes this process's reminder sender (the scheduler records reminders).
+    reminder_wake: Callable[[], None] | None = None
+    #: This process's webhook sender, when it runs one.
+    webhook_sender: WebhookSender | None = None
+    #: How many Server-Sent Events streams this process serves.
+    open_streams: int = 0
+    #: The month whose metric partitions this process has made (ingestion).
+    partitions_month: str | None = None
+
+
+@dataclass
 class ServiceContext:
     """Shared by every request; nothing here is per-process state two replicas could disagree on."""
 
@@ -72,7 +90,7 @@ class ServiceContext:
     rankings: Shared[tuple[str, str], StoredRanking] = field(default_factory=ranking_cache)
     #: checked against the stream's version on every use (service.commands.base.load)
     states: StreamStates = field(default_factory=stream_states)
-    extras: dict[str, object] = field(default_factory=dict)
+    extras: Extras = field(default_factory=lambda: Extras())
     #: CSPERF_READ_DATABASE_URL's pool (a replica), when configured: see ``lag_tolerant``.
     read_db: Database | None = None
 

@@ -107,15 +107,14 @@ async def ensure_reporting_views(ctx: ServiceContext) -> None:
 
 
 def _start_webhook_sender(
-    ctx: ServiceContext, projections: Sequence[Projection]
+    ctx: ServiceContext, projections: Sequence[Projection], settings: WebhookSettings
 ) -> WebhookSender | None:
     """Start this process's webhook sender, woken by the dispatcher when it enqueues."""
-    settings = WebhookSettings()
     if not settings.run_sender:
         return None
     sender = WebhookSender(ctx.db, settings)
     sender.start()
-    ctx.extras["webhook_sender"] = sender
+    ctx.extras.webhook_sender = sender
     for projection in projections:
         if isinstance(projection, WebhookDispatch):
             projection.on_enqueue = sender.wake
@@ -136,8 +135,7 @@ def _start_reminder_sender(
     sender = ReminderSender(ctx.db, parse_smtp_url(settings.smtp_url.get_secret_value()),
                             settings.smtp_from, mail, clock=ctx.clock)
     sender.start()
-    ctx.extras["reminder_sender"] = sender
-    ctx.extras["reminder_wake"] = sender.wake
+    ctx.extras.reminder_wake = sender.wake
     for projection in projections:
         if isinstance(projection, Reminders):
             projection.on_enqueue = sender.wake
@@ -151,9 +149,14 @@ def create_app(
     clock: Clock = system_clock,
     projections: Sequence[Projection] | None = None,
     migrate_on_start: bool = True,
+    webhook_settings: WebhookSettings | None = None,
 ) -> FastAPI:
-    """Build the app; it connects to the database only when it starts."""
+    """Build the app; it connects to the database only when it starts.
+
+    ``webhook_settings`` replaces the ``CSPERF_WEBHOOK_*`` environment (tests use it).
+    """
     settings = settings or get_settings()
+    webhooks = webhook_settings or WebhookSettings()
     chosen = (list(projections) if projections is not None
               else [*all_projections(), WebhookDispatch(), Reminders()])
 
@@ -176,7 +179,7 @@ def create_app(
             except TimeoutError:
                 log.warning("serving before every read model exists; the first reads may fail")
         signal = CommitSignal()
-        ctx.extras["commit_signal"] = signal
+        ctx.extras.commit_signal = signal
         ctx.notifier = Notifier(db, local=_on_commit(ctx.runner, signal))
         ctx.notifier.start()
         listener = app.state.cache_listener = _start_cache_listener(ctx)
@@ -184,7 +187,7 @@ def create_app(
         app.state.projections = chosen
         for hook in app.state.startup_hooks:
             await hook(ctx)
-        sender = _start_webhook_sender(ctx, chosen)
+        sender = _start_webhook_sender(ctx, chosen, webhooks)
         # This month's samples and the next few months' have a partition before they arrive
         # (the compactor's replica keeps it so as months pass).
         async with db.connection() as conn:

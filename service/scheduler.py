@@ -85,9 +85,8 @@ async def evaluation_reminders(ctx: ServiceContext) -> int:
             recorded += await reminder_store.enqueue(conn, owed, created_at=now)
     if recorded:
         log.info("recorded %d evaluation reminder(s)", recorded)
-        wake = ctx.extras.get("reminder_wake")
-        if callable(wake):
-            wake()
+        if ctx.extras.reminder_wake is not None:
+            ctx.extras.reminder_wake()
     return recorded
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from typing import Annotated, cast
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request
@@ -54,23 +54,22 @@ OPEN_STREAMS = Gauge("csperf_sse_streams", "Open Server-Sent Events streams.",
 
 def commit_signal(ctx: ServiceContext) -> CommitSignal | None:
     """Return the process's commit signal, if the app installed one."""
-    signal = ctx.extras.get("commit_signal")
-    return signal if isinstance(signal, CommitSignal) else None
+    return ctx.extras.commit_signal
 
 
 def open_streams(ctx: ServiceContext) -> int:
     """Return how many SSE streams this process is serving."""
-    return cast(int, ctx.extras.get("sse_open", 0))
+    return ctx.extras.open_streams
 
 
 @contextlib.contextmanager
 def _counted(ctx: ServiceContext) -> Iterator[None]:
-    ctx.extras["sse_open"] = open_streams(ctx) + 1
+    ctx.extras.open_streams += 1
     OPEN_STREAMS.inc()
     try:
         yield
     finally:
-        ctx.extras["sse_open"] = open_streams(ctx) - 1
+        ctx.extras.open_streams -= 1
         OPEN_STREAMS.dec()
 
 

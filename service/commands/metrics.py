@@ -22,8 +22,6 @@ from service.domain.team_metrics import Declared
 from service.store import metric_partitions, team_metrics
 from service.store import metrics as store
 
-_PARTITIONS_MONTH = "metric-partitions-month"
-
 #: Placements tried when the directory changes between locking and storing (each try is a
 #: fresh look at a directory that changed a moment ago: twice in a row is already rare).
 PLACEMENTS = 5
@@ -199,10 +197,10 @@ async def _partitions_ready(ctx: ServiceContext, now: datetime) -> None:
     sample of it arrives.
     """
     month = f"{now.year:04d}-{now.month:02d}"
-    if ctx.extras.get(_PARTITIONS_MONTH) != month:
+    if ctx.extras.partitions_month != month:
         async with ctx.db.connection() as conn:
             await metric_partitions.ensure(conn, now)
-        ctx.extras[_PARTITIONS_MONTH] = month
+        ctx.extras.partitions_month = month
 
 
 async def ingest(ctx: ServiceContext, source: str, samples: Sequence[m.Sample]) -> Settled:

@@ -19,6 +19,7 @@ from service.store.database import Database
 from service.store.event_store import Cursor, read_all
 from service.webhooks.sender import WebhookSender
 from service.webhooks.settings import WebhookSettings
+from tests import conftest
 from tests.support.scenario import ADMIN, make_team
 
 
@@ -81,7 +82,8 @@ class Receiver:
 @pytest.fixture
 def fast_retries(app_client: httpx.AsyncClient) -> Iterator[WebhookSender]:
     """The app's sender with retries in tens of milliseconds instead of seconds."""
-    sender: WebhookSender = app_client.app.state.ctx.extras["webhook_sender"]  # type: ignore[attr-defined]
+    sender = app_client.app.state.ctx.extras.webhook_sender  # type: ignore[attr-defined]
+    assert isinstance(sender, WebhookSender)
     saved = sender.settings
     sender.settings = WebhookSettings(retry_base_seconds=0.05, retry_max_seconds=0.2,
                                       poll_seconds=0.1, timeout_seconds=2, max_attempts=6)
@@ -294,3 +296,21 @@ def test_signatures_and_retry_delays() -> None:
     assert w.delivery_id("wh_a", w.DELIVERY_NAMESPACE) == w.delivery_id("wh_a",
                                                                           w.DELIVERY_NAMESPACE)
     assert w.url_origin("https://h.example:8443/p?token=x") == "https://h.example:8443"
+
+
+async def test_the_app_takes_its_webhook_settings_from_create_app(database_url: str) -> None:
+    # Without the parameter the sender's settings come from CSPERF_WEBHOOK_*, read inside the
+    # app's start; a test (or an embedding program) hands its own instead.
+    from service.main import create_app
+
+    chosen = WebhookSettings(poll_seconds=0.3, max_attempts=2)
+    settings = conftest.test_settings(run_scheduler=False, run_projections=False, db_pool_size=2)
+    app = create_app(settings, database_url=database_url, migrate_on_start=False,
+                     webhook_settings=chosen)
+    async with app.router.lifespan_context(app):
+        sender = app.state.ctx.extras.webhook_sender
+        assert isinstance(sender, WebhookSender) and sender.settings is chosen
+    quiet = create_app(settings, database_url=database_url, migrate_on_start=False,
+                       webhook_settings=WebhookSettings(run_sender=False))
+    async with quiet.router.lifespan_context(quiet):
+        assert quiet.state.ctx.extras.webhook_sender is None
