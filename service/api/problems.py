@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from service.domain.errors import DomainError
+from service.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from service.store.errors import ConcurrencyError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,18 @@ def allowed_methods(request: Request) -> list[str]:
     return allowed
 
 
+#: The HTTP status of each refusal of the rules, subclasses first: the domain says what was
+#: refused, the API how HTTP says it.
+DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (NotFound, 404), (Conflict, 409), (Forbidden, 403), (DomainError, 422),
+)
+
+
+def status_of(exc: DomainError) -> int:
+    """Return the HTTP status a refusal of the rules is answered with."""
+    return next(status for kind, status in DOMAIN_STATUS if isinstance(exc, kind))
+
+
 def install(app: FastAPI) -> None:
     """Register handlers so that every error leaves as problem+json (and is documented so)."""
     install_openapi(app)
@@ -181,7 +193,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, exc: DomainError) -> JSONResponse:
         return problem_response(
-            request, exc.status, str(exc), kind=exc.kind,
+            request, status_of(exc), str(exc), kind=exc.kind,
             errors=[{"field": e.field, "reason": e.reason} for e in exc.errors] or None,
             **exc.extra,
         )

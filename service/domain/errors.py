@@ -12,9 +12,8 @@ FieldError = Problem
 
 
 class DomainError(Exception):
-    """A command that the rules refuse (422 unless a subclass says otherwise)."""
+    """A command that the rules refuse; ``kind`` names the refusal (the API maps it to a status)."""
 
-    status = 422
     kind = "rule-violation"
 
     def __init__(
@@ -28,14 +27,12 @@ class DomainError(Exception):
 class NotFound(DomainError):
     """The addressed thing does not exist."""
 
-    status = 404
     kind = "not-found"
 
 
 class Conflict(DomainError):
     """The command does not fit the current state (opened twice, already closed...)."""
 
-    status = 409
     kind = "state-conflict"
 
 
@@ -46,5 +43,4 @@ class IdTaken(Conflict):
 class Forbidden(DomainError):
     """The caller may use the route, but not on this data (an uninvited rater, a non-approver)."""
 
-    status = 403
     kind = "out-of-scope"

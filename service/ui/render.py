@@ -20,7 +20,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from pydantic import ValidationError
 
 from service import i18n
-from service.api.problems import Problem
+from service.api.problems import Problem, status_of
 from service.domain.errors import DomainError
 from service.i18n import N_
 from service.store.errors import ConcurrencyError
@@ -268,7 +268,7 @@ class UiRoute(APIRoute):
                                   headers=exc.headers)
             except DomainError as exc:
                 return error_page(
-                    request, exc.status, str(exc), kind=exc.kind,
+                    request, status_of(exc), str(exc), kind=exc.kind,
                     errors=[{"field": e.field, "reason": e.reason} for e in exc.errors],
                     extra=exc.extra,
                 )

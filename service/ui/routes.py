@@ -37,7 +37,7 @@ from service.api.auth import (
 from service.api.auth import public as public_rule
 from service.api.deps import Ctx
 from service.api.pagination import MAX_LIMIT
-from service.api.problems import Problem
+from service.api.problems import Problem, status_of
 from service.api.schemas import (
     AppealDecisionIn,
     AppealIn,
@@ -889,7 +889,7 @@ async def submit_evaluation(
                        body=EvaluationIn(scores=scores, comment=comment), request=request,
                        ctx=ctx, principal=principal)
     except DomainError as exc:
-        if exc.status != 422:
+        if status_of(exc) != 422:
             raise
         field_errors = {e.field.removeprefix("scores."): e.reason for e in exc.errors}
         return await again(422, str(exc), field_errors)

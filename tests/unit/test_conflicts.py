@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from service.api.problems import status_of
 from service.domain.conflicts import ConflictOfInterest, ensure_not_own_case, who_else
 
 
@@ -11,7 +12,7 @@ def test_the_agent_concerned_may_not_act_and_is_told_who_may() -> None:
     with pytest.raises(ConflictOfInterest) as refused:
         ensure_not_own_case("p-1", "p-1", "decide the appeal of", team_id="t-1",
                             manager_ids=["p-1", "m-2"])
-    assert refused.value.status == 403 and refused.value.kind == "conflict-of-interest"
+    assert status_of(refused.value) == 403 and refused.value.kind == "conflict-of-interest"
     assert "p-1 may not decide the appeal of themselves" in str(refused.value)
     assert "another manager of team t-1 (m-2) or an admin" in str(refused.value)
     assert refused.value.extra["may_act"] == ["m-2", "admin"]

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service.api.problems import status_of
 from service.domain import feedback as f
 from service.domain.cycle import FrozenResult
 from service.domain.errors import Conflict, DomainError, Forbidden
@@ -104,7 +105,7 @@ def test_interviews_follow_publication(status: str | None) -> None:
     with pytest.raises(DomainError) as refused:
         f.decide_schedule(None, {"m": None}, schedule("a", TEN), cycle_status=status,
                           evaluated=True, now=NOW)
-    assert refused.value.status == (404 if status is None else 409)
+    assert status_of(refused.value) == (404 if status is None else 409)
 
 
 def held() -> f.Interview:

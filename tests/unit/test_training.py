@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from service.api.problems import status_of
 from service.domain import cycle as c
 from service.domain import training as t
 from service.domain.errors import DomainError, Forbidden
@@ -70,7 +71,7 @@ def test_an_untrained_or_expired_rater_is_refused_naming_the_topics() -> None:
     state = opened_with_expert()
     with pytest.raises(DomainError) as untrained:
         evaluate(state, None)
-    assert untrained.value.status == 422
+    assert status_of(untrained.value) == 422
     assert untrained.value.extra["missing_training"] == list(t.TOPICS)
     with pytest.raises(DomainError) as partly:
         evaluate(state, trained("ethics", "tools", "criteria"))
