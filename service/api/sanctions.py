@@ -128,6 +128,13 @@ async def _ordinals(ctx: ServiceContext, ids: Sequence[str]) -> dict[str, int]:
     return {r["id"]: r["ordinal"] for r in rows}
 
 
+async def _team_locales(ctx: ServiceContext, rows: Sequence[Mapping[str, Any]]
+                        ) -> dict[str, str | None]:
+    """Return the locale of each team on the rows (their Excel money cells take its format)."""
+    teams = sorted({str(r["team_id"]) for r in rows if r.get("team_id")})
+    return {t: (await get_team(ctx, t)).locale for t in teams}
+
+
 @router.get("/sanctions", response_model=SanctionPage, responses=CSV_ANSWER)
 async def list_sanctions(
     request: Request, response: Response, ctx: Ctx,
@@ -149,7 +156,8 @@ async def list_sanctions(
     found = paginate(items, page, lambda i, f: ordinals.get(i["id"]) if f == "ordinal" else i[f])
     if wants_table(request):
         return link(table_response(request, [_flat(i) for i in found.items], SANCTION_COLUMNS,
-                                   "sanctions", money=("amount",), sheets_by="team_id"),
+                                   "sanctions", money=("amount",), sheets_by="team_id",
+                                   locales=await _team_locales(ctx, found.items)),
                     request, found.next, csv=True)
     link(response, request, found.next)
     return {"items": found.items, "next": found.next}
@@ -178,7 +186,8 @@ async def payroll(
         suffix = f"-{team_id}" if team_id else ""
         return link(table_response(request, [_flat(line) for line in found.items],
                                    PAYROLL_COLUMNS, f"payroll-{period}{suffix}",
-                                   money=("amount", "effect"), sheets_by="team_id"),
+                                   money=("amount", "effect"), sheets_by="team_id",
+                                   locales=await _team_locales(ctx, found.items)),
                     request, found.next, csv=True)
     link(response, request, found.next)
     return {**document, "lines": found.items, "next": found.next}

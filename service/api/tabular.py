@@ -24,6 +24,8 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 import xlsxwriter  # type: ignore[import-untyped]
+from babel import Locale, UnknownLocaleError
+from babel.numbers import get_currency_precision, get_currency_symbol
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 
@@ -119,9 +121,28 @@ CURRENCY_SYMBOLS: dict[str, str] = {
 WHOLE_CURRENCIES = frozenset({"KRW", "JPY"})
 
 
-def money_format(currency: str | None) -> str:
-    """Return the Excel number format of an amount in ``currency`` (symbol, minor units)."""
+def money_format(currency: str | None, locale: str | None = None) -> str:
+    """Return the Excel number format of an amount in ``currency`` (symbol, minor units).
+
+    With the team's ``locale`` (a CLDR name such as ``de_DE``), the team's own currency format
+    by Babel: where the symbol goes (``1.234,50 €`` in German, ``¥1,234.50`` in Chinese), the
+    symbol its readers use and the currency's minor units. Excel itself then draws the
+    separators of the reader's machine, as it does for every number.
+    """
     code = currency or ""
+    if locale and code:
+        try:
+            loc = Locale.parse(locale)
+        except (UnknownLocaleError, ValueError):
+            loc = None
+        if loc is not None:
+            digits = get_currency_precision(code)
+            body = "#,##0" + ("." + "0" * digits if digits else "")
+            pattern = str(loc.currency_formats["standard"].pattern).split(";")[0]
+            pattern = re.sub(r"[#0,.]+", body, pattern, count=1).replace("\u00a0", " ")
+            symbol = get_currency_symbol(code, loc).replace('"', "")
+            shown = pattern.replace("¤", f'"{symbol}"')
+            return f"{shown};-{shown}"
     decimals = "" if code in WHOLE_CURRENCIES else ".00"
     symbol = CURRENCY_SYMBOLS.get(code, code + " " if code else "")
     quoted = '"' + symbol.replace('"', "") + '"' if symbol else ""
@@ -171,7 +192,10 @@ class _Workbook:
         self.bold = self.book.add_format({"bold": True})
         self.instant = self.book.add_format({"num_format": 'yyyy-mm-dd hh:mm:ss "UTC"'})
         self.day = self.book.add_format({"num_format": "yyyy-mm-dd"})
-        self.currencies: dict[str, Any] = {}
+        self.currencies: dict[tuple[str, str | None], Any] = {}
+        #: The team (the ``sheets_by`` column's value) a row's money is formatted for.
+        self.sheets_by: str | None = None
+        self.locales: Mapping[str, str | None] = {}
         self.sheets: dict[str, _Sheet] = {}
         self.names: set[str] = set()
 
@@ -218,10 +242,12 @@ class _Workbook:
         if isinstance(value, int | float):
             if column in self.money:
                 currency = str(row.get("currency") or "")
-                style = self.currencies.get(currency)
+                locale = self.locales.get(str(row.get(self.sheets_by))) if self.sheets_by \
+                    else None
+                style = self.currencies.get((currency, locale))
                 if style is None:
-                    style = self.currencies[currency] = self.book.add_format(
-                        {"num_format": money_format(currency)})
+                    style = self.currencies[(currency, locale)] = self.book.add_format(
+                        {"num_format": money_format(currency, locale)})
                 ws.write_number(r, c, value, style)
                 return len(f"{value:,.2f}") + 2
             ws.write_number(r, c, value)
@@ -252,11 +278,13 @@ class _Workbook:
 
 
 def _xlsx_chunks(rows: Iterable[Mapping[str, Any]], columns: Sequence[str],
-                 money: Sequence[str], sheets_by: str | None) -> Iterator[bytes]:
+                 money: Sequence[str], sheets_by: str | None,
+                 locales: Mapping[str, str | None] | None = None) -> Iterator[bytes]:
     # A sync generator: Starlette runs it in a worker thread, so writing and zipping the
     # workbook never blocks the event loop.
     with tempfile.NamedTemporaryFile(suffix=".xlsx") as out:
         book = _Workbook(out.name, columns, money)
+        book.sheets_by, book.locales = sheets_by, locales or {}
         for row in rows:
             book.write(book.sheet(str(row.get(sheets_by) or "-") if sheets_by else "Sheet1"),
                        row)
@@ -269,10 +297,11 @@ def _xlsx_chunks(rows: Iterable[Mapping[str, Any]], columns: Sequence[str],
 def xlsx_response(
     rows: Iterable[Mapping[str, Any]], columns: Sequence[str], filename: str, *,
     money: Sequence[str] = (), sheets_by: str | None = None,
+    locales: Mapping[str, str | None] | None = None,
 ) -> StreamingResponse:
     """Stream rows as an Excel workbook: typed cells, a frozen header, a sheet per key."""
     return StreamingResponse(
-        _xlsx_chunks(rows, columns, money, sheets_by), media_type=XLSX,
+        _xlsx_chunks(rows, columns, money, sheets_by, locales), media_type=XLSX,
         headers={"Content-Disposition": f'attachment; filename="{filename}.xlsx"'},
     )
 
@@ -280,12 +309,15 @@ def xlsx_response(
 def table_response(
     request: Request, rows: Iterable[Mapping[str, Any]], columns: Sequence[str],
     filename: str, *, money: Sequence[str] = (), sheets_by: str | None = None,
+    locales: Mapping[str, str | None] | None = None,
 ) -> StreamingResponse:
     """Answer rows in the table format the request asked for (CSV unless it asked Excel).
 
     ``money``: the columns holding amounts in the row's ``currency``; ``sheets_by``: the
-    column whose values (teams) each get a sheet of their own in Excel.
+    column whose values (teams) each get a sheet of their own in Excel; ``locales``: each of
+    those teams' locale, whose currency format its money cells take.
     """
     if table_format(request) == "xlsx":
-        return xlsx_response(rows, columns, filename, money=money, sheets_by=sheets_by)
+        return xlsx_response(rows, columns, filename, money=money, sheets_by=sheets_by,
+                             locales=locales)
     return csv_response(rows, columns, filename)

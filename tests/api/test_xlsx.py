@@ -59,6 +59,14 @@ def test_money_formats_follow_the_currency() -> None:
     assert money_format(None) == "#,##0.00;-#,##0.00"
 
 
+def test_money_formats_follow_the_team_locale() -> None:
+    """With the team's locale, Babel's currency pattern: the symbol's side and the digits."""
+    assert money_format("EUR", "de_DE") == '#,##0.00 "€";-#,##0.00 "€"'
+    assert money_format("CNY", "zh_Hans_CN") == '"¥"#,##0.00;-"¥"#,##0.00'
+    assert money_format("KRW", "ko_KR") == '"₩"#,##0;-"₩"#,##0'
+    assert money_format("EUR", "not_a_locale") == money_format("EUR")
+
+
 def test_openapi_declares_excel_wherever_it_declares_csv() -> None:
     document = yaml.safe_load((ROOT / "openapi.yaml").read_text())
     offered = {path for path, operations in document["paths"].items()

@@ -3,12 +3,15 @@ page then reads like, and that no choice, however odd, breaks a page."""
 
 from __future__ import annotations
 
+import io
 import re
 
 import httpx
+import openpyxl
 import pytest
 
 from service import i18n
+from service.api.tabular import XLSX
 from service.ui.session import CSRF_FIELD
 from tests.ui.conftest import BASE, Shop, SignIn, hidden_token
 
@@ -138,3 +141,21 @@ async def test_a_team_locale_is_normalised_cleared_and_refused_when_unknown(
         cleared = await api.put("/v1/teams/t-seoul-lang", headers=admin,
                                 json={**body, "locale": ""})
         assert cleared.status_code == 200 and cleared.json()["locale"] is None
+
+
+async def test_excel_money_cells_take_each_team_currency_format(shop: Shop) -> None:
+    """Berlin (de_DE) writes the euro after the amount, Shanghai (zh_Hans_CN) ¥ before it."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shop.app),
+                                 base_url=BASE) as api:
+        answer = await api.get("/v1/sanctions?kind=reward", headers={
+            **shop.api("admin"), "Accept": XLSX})
+    assert answer.status_code == 200
+    book = openpyxl.load_workbook(io.BytesIO(answer.content))
+    formats = {}
+    for sheet in book.worksheets:
+        header = [c.value for c in sheet[1]]
+        cell = sheet.cell(row=2, column=header.index("amount") + 1)
+        assert cell.data_type == "n"
+        formats[sheet.title] = cell.number_format
+    assert formats["shop-be"].startswith('#,##0.00 "€"')
+    assert formats["shop-sh"].startswith('"¥"#,##0.00')
