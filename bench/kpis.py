@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import subprocess
 import sys
 import tempfile
@@ -36,12 +37,13 @@ in bulk to set the stage, and the KPI read model is caught up before the clock s
 timed step is **close + publish** through the real service over TCP, as in the cycle suite:
 from the close request to the published ranking being readable.
 
-**the code before issue 19** is the same service built from the commit this branch started
-from (`git merge-base HEAD main`, unpacked with `git archive` into a temporary folder and run
-from there), on a fresh database of its own on the same server, in the same run: its KPI
-formulas were code. **KPIs as data** is this branch with the built-in KPIs as the scheme's
-formulas. **50 KPIs over 40 metrics** is this branch with a published scheme of 40 declared
-metrics (35 summed counts, 5 averaged) and 50 KPIs (47 measured, every formula kind, and the
+**the code before issue 19** is the same service built from the commit before KPIs became
+data (`e8fe77f^1`, the first parent of the merge that brought them; `CSPERF_BENCH_KPIS_BEFORE`
+names another), unpacked with `git archive` into a temporary folder and run from there, on a
+fresh database of its own on the same server, in the same run: its KPI formulas were code.
+**KPIs as data** is this branch with the built-in KPIs as the scheme's formulas. **50 KPIs
+over 40 metrics** is this branch with a published scheme of 40 declared metrics (35 summed
+counts, 5 averaged) and 50 KPIs (47 measured, every formula kind, and the
 3 rated report KPIs), 0.02 each, for a team of the same size. Both services run side by
 side; each kind runs twice, alternated (before, as data, 50 KPIs, ...), each close after a
 pause for the previous publication's projections, and the best of each is kept.
@@ -172,10 +174,16 @@ async def _close_publish(port: int, team: str, agents: int) -> float:
     return done
 
 
+#: The code before issue 19: the first parent of the merge that brought KPIs as data (its
+#: formulas were code). A fixed commit, so that the figure keeps meaning what it says once
+#: this work is on main (a merge base would then be this very code).
+BEFORE = os.environ.get("CSPERF_BENCH_KPIS_BEFORE", "e8fe77f^1")
+
+
 @contextlib.asynccontextmanager
 async def old_service(url: str) -> AsyncIterator[Process]:
-    """Run the service as it was before this branch (its merge base with main)."""
-    base = subprocess.run(["git", "merge-base", "HEAD", "main"], cwd=ROOT, check=True,
+    """Run the service as it was before issue 19 (``BEFORE``)."""
+    base = subprocess.run(["git", "rev-parse", BEFORE], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="csperf-bench-base-") as folder:
         archive = subprocess.run(["git", "archive", base, "service"], cwd=ROOT, check=True,

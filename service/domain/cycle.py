@@ -33,7 +33,7 @@ from service.domain.scheme import (
     check_evaluation,
     effective_kpis,
 )
-from service.domain.scoring import AgentScore, Yardstick, score_agent
+from service.domain.scoring import AgentScore, Yardstick, compact_kpis, score_agent
 from service.domain.training import (
     TrainingRecorded,
     how_to_record,
@@ -142,6 +142,15 @@ class CycleClosed(DomainEvent):
     def goals_in(self, status: str) -> list[str]:
         """Return the agents whose goals were in ``status`` at close."""
         return sorted(a for a, s in self.goals.items() if s == status)
+
+    def data(self) -> dict[str, Any]:
+        """Return the payload with each agent's KPI scores in the compact form."""
+        data = super().data()
+        for result in data["results"]:
+            performance = result["score"].get("work_performance")
+            if performance is not None:
+                performance["kpis"] = compact_kpis(performance["kpis"])
+        return data
 
 
 @event
@@ -748,10 +757,16 @@ def goals_at_close(cycle: Cycle, scheme: Scheme, roster: Sequence[RosterEntry]
                    ) -> dict[str, str]:
     """Return each agent's goal status (acknowledged, pending or disputed) at close."""
     statuses: dict[str, str] = {}
+    # Most agents have no adjustment: their position's targets are issued once.
+    issued: dict[str | None, dict[str, g.Target]] = {}
     for agent in roster:
         record = cycle.goals.get(agent.agent_id)
-        targets = g.issued_targets(scheme, agent.position,
-                                   record.adjustments if record else {})
+        if record is not None and record.adjustments:
+            targets = g.issued_targets(scheme, agent.position, record.adjustments)
+        else:
+            if agent.position not in issued:
+                issued[agent.position] = g.issued_targets(scheme, agent.position, {})
+            targets = issued[agent.position]
         statuses[agent.agent_id] = g.goal_status(record, targets)
     return statuses
 

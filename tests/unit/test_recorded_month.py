@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from service.domain import cycle as c
+from service.domain.events import decode
 from service.domain.presence import DateRange, Span
 from service.domain.scheme import DEFAULT_SCHEME, DEFAULT_SCHEME_V2, Scheme
 from tests.fixtures.record_month import CLOSED, OPENED, OVERRIDES, PERIOD, inputs
@@ -35,7 +36,7 @@ def _strip(value: Any) -> Any:
     return value
 
 
-def _replay(base: Scheme) -> list[dict[str, Any]]:
+def _close(base: Scheme) -> c.CycleClosed:
     scheme = Scheme.model_validate(base.model_dump() | {"position_overrides": OVERRIDES})
     roster = []
     events: list[Any] = [c.CycleOpened(
@@ -60,7 +61,11 @@ def _replay(base: Scheme) -> list[dict[str, Any]]:
                               reason="recording", missing_policy="zero", now=CLOSED,
                               presence=c.Presence("t", None))
     assert isinstance(closed, c.CycleClosed)
-    return [r.model_dump(mode="json") for r in closed.results]
+    return closed
+
+
+def _replay(base: Scheme) -> list[dict[str, Any]]:
+    return [r.model_dump(mode="json") for r in _close(base).results]
 
 
 @pytest.mark.parametrize("scheme", [DEFAULT_SCHEME, DEFAULT_SCHEME_V2], ids=["v1", "v2"])
@@ -87,3 +92,18 @@ def test_the_recording_covers_what_could_differ() -> None:
     assert any(k.get("prorated_by") for r in v2 if r["score"]["work_performance"]
                for k in r["score"]["work_performance"]["kpis"].values())
     assert len({r["rank"] for r in v2 if r["rank"]}) > 10
+
+
+def test_a_close_event_stores_kpi_scores_compactly_and_reads_them_back_the_same() -> None:
+    closed = _close(DEFAULT_SCHEME_V2)
+    stored = json.loads(json.dumps(closed.data()))
+    first = stored["results"][0]["score"]["work_performance"]["kpis"]
+    # one list of field names, one list of values per KPI
+    assert set(first) == {"fields", "rows"} and "attainment" in first["fields"]
+    performance = closed.results[0].score.work_performance
+    assert performance is not None and set(first["rows"]) == set(performance.kpis)
+    assert decode("CycleClosed", 1, stored) == closed
+    # a close stored before the compact form (each KPI score a dict) still reads the same
+    full = closed.model_dump(mode="json", exclude={"type"})
+    assert decode("CycleClosed", 1, json.loads(json.dumps(full))) == closed
+    assert len(json.dumps(stored)) < 0.8 * len(json.dumps(full))
