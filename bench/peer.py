@@ -6,8 +6,9 @@ per-connection temporary staging table (``ON COMMIT DELETE ROWS``), and one stat
 rest: it places each sample through the directory (its team, and its month in the team's time
 zone), inserts with ``ON CONFLICT DO NOTHING RETURNING``, copies unknown agents to a quarantine
 and appends the batch's totals as per-(agent, month, metric) delta rows, so KPI totals include
-the batch when the 200 goes out. It has none of csperf's closed-period rule, membership history,
-feed tracking, authentication or problem documents.
+the batch when the 200 goes out; ``GET /v1/agents/{id}/kpis?period=`` sums an agent's month
+from them (the dashboard poll the benchmark sends to both services). It has none of csperf's
+closed-period rule, membership history, feed tracking, authentication or problem documents.
 
     python -m bench.peer --url postgresql://... --port 8201
 """
@@ -76,6 +77,11 @@ SELECT (SELECT count(*) FROM stored) AS accepted,
                 '{}') AS unknown
 """
 
+KPIS = """
+SELECT metric, sum(total) AS total, sum(n) AS n FROM peer_total_delta
+WHERE agent_id = $1 AND period = $2 GROUP BY metric
+"""
+
 FIELDS = ("id", "agent_id", "metric", "value", "occurred_at")
 
 
@@ -139,6 +145,16 @@ def make_app(url: str) -> FastAPI:
             "accepted": row["accepted"],
             "duplicates": duplicates + len(records) - len(unknown) - row["accepted"],
             "rejected": rejected,
+        }), media_type="application/json")
+
+    @app.get("/v1/agents/{agent_id}/kpis")
+    async def kpis(agent_id: str, period: str) -> Response:
+        # The totals a dashboard polls: the agent's month summed from its delta rows.
+        async with state["pool"].acquire() as conn:
+            rows = await conn.fetch(KPIS, agent_id, period)
+        return Response(orjson.dumps({
+            "totals": {r["metric"]: float(r["total"]) for r in rows},
+            "samples": sum(r["n"] for r in rows),
         }), media_type="application/json")
 
     return app

@@ -57,10 +57,14 @@ class Settled:
     stored_keys: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _why(refused: store.Refused, sample: m.Sample,
+def _why(refused: store.Refused, sample: m.Sample, now: datetime,
          accepts: Mapping[tuple[str, str], Mapping[str, Declared]]) -> m.Rejection:
     """Return the domain's rejection, in words, for a reason the database gave."""
     reason, team_id, period = refused.reason, refused.team_id, refused.period
+    if reason in m.UNPLACEABLE:
+        checked = m.check(sample, now)
+        if checked is not None:
+            return checked
     if reason in (m.UNKNOWN_METRIC, m.FRACTIONAL_COUNT) and team_id and period:
         undeclared = m.undeclared(sample, team_id, accepts.get((team_id, period), {}))
         if undeclared is not None:
@@ -83,27 +87,32 @@ async def settle(
 ) -> Settled:
     """Store the usable samples of (source, sample) pairs once each; call in a transaction.
 
-    Python checks what needs no data (value and time: a time out of range could not even be
-    sent to the database); the batch is copied to the staging table and the database does
-    the rest in two statements (the cycle locks; the metrics each team's scheme declares for
-    the month, looked up in between by ``team_metrics.declared``; then placement, closed
-    months, storing once and the delta totals), so a KPI read after the commit includes the
-    batch. ``keep_rejected`` puts rejected samples in the quarantine (ingestion); a replay
-    leaves them where they are. Samples already stored count as duplicates, even when they
-    would be refused now (a retry of a sample accepted before its month closed).
+    Python checks the value (and a time of a far year, which could not even be sent to the
+    database); the batch is copied to the staging table and the database does the rest in
+    two statements (the cycle locks; the metrics each team's scheme declares for the month,
+    looked up in between by ``team_metrics.declared``; then a plausible time, placement,
+    closed months, storing once and the delta totals), so a KPI read after the commit
+    includes the batch. ``keep_rejected`` puts rejected samples in the quarantine
+    (ingestion); a replay leaves them where they are. Samples already stored count as
+    duplicates, even when they would be refused now (a retry of a sample accepted before its
+    month closed).
     """
     outcome = Settled()
     seen: set[tuple[str, str]] = set()
     staged: list[store.Staged] = []
     checked: list[tuple[int, str, m.Sample, m.Rejection]] = []
-    check = m.check
+    check, top = m.check, m.MAX_VALUE
+    # Years whose times the database can take (whether a time is plausible is judged there).
+    first_year, last_year = m.EARLIEST.year, now.year + 1
     for index, (source, sample) in enumerate(items):
         key = (source, sample["id"])
         if key in seen:
             outcome.duplicates += 1  # the same id twice in one batch: the first one counts
             continue
         seen.add(key)
-        problem = check(sample, now)
+        problem = (None if 0 <= sample["value"] <= top
+                   and first_year <= sample["occurred_at"].year <= last_year
+                   else check(sample, now))
         if problem is None:
             staged.append((index, source, sample["id"], sample["agent_id"], sample["metric"],
                            sample["value"], sample["occurred_at"]))
@@ -115,7 +124,7 @@ async def settle(
     if staged:
         await store.stage(conn, staged)
         for _ in range(PLACEMENTS):
-            mark, pairs = await store.place(conn)
+            mark, pairs = await store.place(conn, now)
             if mark is None:  # the directory read model lags: place from the streams
                 pairs = await store.place_by_hand(conn, staged)
             # What each (team, month) the batch can fall in accepts: its scheme's declared
@@ -136,8 +145,9 @@ async def settle(
                 outcome.duplicates += 1
                 outcome.stored_keys.append((source, sample["id"]))
                 continue
-            where = (r.team_id, r.period) if r.team_id and r.period else None
-            refused.append((r.index, source, sample, _why(r, sample, accepts), where))
+            where = ((r.team_id, r.period) if r.team_id and r.period
+                     and r.reason not in m.UNPLACEABLE else None)
+            refused.append((r.index, source, sample, _why(r, sample, now, accepts), where))
         if not keep_rejected:  # a replay marks what is stored now; ingestion has no need
             outcome.stored_keys += [(r[1], r[2]) for r in staged if r[0] not in refusing]
 

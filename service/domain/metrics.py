@@ -58,7 +58,7 @@ REASONS: tuple[str, ...] = (
 UNPLACEABLE: frozenset[str] = frozenset({IN_FUTURE, TOO_OLD})
 #: The reasons ``check`` gives: the value or the time alone make the sample unusable.
 VALUE_OR_TIME: frozenset[str] = frozenset(
-    {NON_FINITE_VALUE, NEGATIVE_VALUE, VALUE_TOO_LARGE, IN_FUTURE, TOO_OLD})
+    {NON_FINITE_VALUE, NEGATIVE_VALUE, VALUE_TOO_LARGE, *UNPLACEABLE})
 
 
 @with_config(ConfigDict(extra="forbid"))
@@ -105,8 +105,8 @@ def check(sample: Sample, now: datetime) -> Rejection | None:
     """Return why a sample's value or time makes it unusable, or None (its metric is judged
     once placed, against what its team's scheme declares: ``undeclared``).
 
-    Ingestion applies these rules in SQL (service/store/metrics.py, ``_VALUE_OR_TIME``) and
-    words its answer here."""
+    Ingestion checks the value here and the time in SQL (service/store/metrics.py,
+    ``_TIME_USABLE``), and words either answer here."""
     value = sample["value"]
     if not 0 <= value <= MAX_VALUE:  # also false for NaN
         if not math.isfinite(value):

@@ -220,15 +220,23 @@ newest AS (
               FROM newest), '') AS mark
 )"""
 
+# A plausible time, the rule service/domain/metrics.py ``check`` words (IN_FUTURE, TOO_OLD):
+# judged here, where it costs nothing, rather than by two comparisons of aware datetimes per
+# sample in Python (the caller sends only times of years the database can take). $1 is now.
+_TIME_USABLE = f"""(s.occurred_at >= '{m.EARLIEST.isoformat()}'::timestamptz
+     AND s.occurred_at <= $1::timestamptz + interval '{int(m.MAX_FUTURE.total_seconds())} s')"""
+
 # The (team, month) pairs a staged batch can fall in, with each month's bounds in the team's
 # time zone: every team the batch's agents ever belonged to (``memberships``), for every month
-# between the first and the last time of the batch (a day either side covers any time zone).
+# between the first and the last usable time of the batch (a day either side covers any time
+# zone).
 # A batch of one day is a month or two per team, so placing a sample is comparing its time
 # with a few bounds instead of formatting it in its team's time zone (twice: to lock, then to
 # store), and the locks and the declared metrics are those of these few pairs.
-_MONTHS = """
+_MONTHS = f"""
 span AS (
-    SELECT min(occurred_at) AS first, max(occurred_at) AS last FROM metric_stage
+    SELECT min(s.occurred_at) AS first, max(s.occurred_at) AS last
+    FROM metric_stage s WHERE {_TIME_USABLE}
 ), months AS MATERIALIZED (  -- its bounds computed once, not in every comparison
     SELECT k.team_id, to_char(g, 'YYYY-MM') AS period,
            g AT TIME ZONE k.timezone AS starts,
@@ -259,7 +267,7 @@ def _memberships(placing: str) -> str:
 # appending, so a close either committed before _SETTLE reads the cycles' status, or waits
 # for this batch (see lock_cycles). Only when the directory read model is fresh; says so,
 # with its mark, and names the (team, month) pairs it locked (whose declared metrics _SETTLE
-# is given).
+# is given). $1: now.
 _PLACE = f"""
 WITH {_NEWEST_DIRECTORY}, {_memberships("true")}, {_MONTHS.strip()}
 SELECT d.fresh, d.mark, k.cycles, k.teams, k.periods
@@ -274,15 +282,15 @@ CROSS JOIN LATERAL (
 # Places each staged sample (unless placed by hand: $2 is NULL): the team the agent was in
 # when it occurred (the membership it falls in; before the first one, the first team: the
 # directory's rule, service/domain/directory.py team_at), and that team's month in its time
-# zone (the _MONTHS bounds it falls between). Judges it (a known agent; a metric its team's
-# scheme declares for that month, given as
-# $3-$6 by the caller from service/store/team_metrics.py, and a whole number when its unit is
-# a count; an open month; a month with a live partition: migration 0007) and, in the same
-# statement, stores the usable ones once each (in key order: overlapping batches wait, never
-# deadlock) and appends their totals and feed arrivals as delta rows. Writes nothing when the
-# directory changed since _PLACE took its locks ($2, the mark): the caller places again.
-# Answers one row with the count stored, then one per rejection, saying whether that sample
-# is stored already (a retry of one accepted before its month closed: a duplicate).
+# zone (the _MONTHS bounds it falls between). Judges it (a plausible time; a known agent; a
+# metric its team's scheme declares for that month, given as $3-$6 by the caller from
+# service/store/team_metrics.py, and a whole number when its unit is a count; an open
+# month; a month with a live partition: migration 0007) and, in the same statement, stores
+# the usable ones once each (in key order: overlapping batches wait, never deadlock) and
+# appends their totals and feed arrivals as delta rows. Writes nothing when the directory
+# changed since _PLACE took its locks ($2, the mark): the caller places again. Answers one
+# row with the count stored, then one per rejection, saying whether that sample is stored
+# already (a retry of one accepted before its month closed: a duplicate).
 _SETTLE = f"""
 WITH {_NEWEST_DIRECTORY}, moved AS (
     SELECT $2::text IS NOT NULL AND $2::text IS DISTINCT FROM (SELECT mark FROM directory)
@@ -314,7 +322,11 @@ WITH {_NEWEST_DIRECTORY}, moved AS (
     SELECT s.*, c.status,
            -- Which metrics a sample may carry is its team's scheme's say (issue 19): an
            -- unknown agent's sample has no team, so it is unknown_agent first.
-           CASE WHEN s.team_id IS NULL THEN '{m.UNKNOWN_AGENT}'
+           CASE WHEN s.occurred_at > $1::timestamptz + interval
+                     '{int(m.MAX_FUTURE.total_seconds())} s' THEN '{m.IN_FUTURE}'
+                WHEN s.occurred_at < '{m.EARLIEST.isoformat()}'::timestamptz
+                     THEN '{m.TOO_OLD}'
+                WHEN s.team_id IS NULL THEN '{m.UNKNOWN_AGENT}'
                 WHEN k.metric IS NULL THEN '{m.UNKNOWN_METRIC}'
                 WHEN k.whole AND s.value <> trunc(s.value) THEN '{m.FRACTIONAL_COUNT}'
                 WHEN c.status IN ('CycleClosed', 'CyclePublished') THEN '{m.PERIOD_CLOSED}'
@@ -394,11 +406,12 @@ async def stage(conn: asyncpg.Connection, rows: Sequence[Staged]) -> None:
     await conn.copy_records_to_table("metric_stage", records=rows, columns=STAGE_COLUMNS)
 
 
-async def place(conn: asyncpg.Connection) -> tuple[str | None, set[tuple[str, str]]]:
+async def place(conn: asyncpg.Connection, now: datetime
+                ) -> tuple[str | None, set[tuple[str, str]]]:
     """Share-lock the cycles the staged samples can fall in; return the directory's mark
     for settle() and those cycles' (team, period) pairs, or (None, none) when the directory
     read model lags (call place_by_hand)."""
-    row = await conn.fetchrow(_PLACE)
+    row = await conn.fetchrow(_PLACE, now)
     if not row["fresh"]:
         return None, set()
     mark: str = row["mark"]

@@ -202,6 +202,9 @@ async def test_non_finite_and_huge_values_are_rejected_not_500(
     kept = (await app_client.get(f"/v1/metrics/quarantine?source=chat-{uid}",
                                  headers=ADMIN)).json()["items"]
     assert [i["raw"]["value"] for i in kept] == ["nan", "inf", 1e13, 1.0, 1.0]
+    # A bad value still belongs to its agent's team and month; a time out of range to none.
+    assert [(i["team_id"], i["period"]) for i in kept] == [(team.team_id, "2026-11")] * 3 + [
+        (None, None), (None, None)]
 
 
 async def test_ingest_credentials_push_only_for_their_source(
