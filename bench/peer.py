@@ -78,7 +78,7 @@ SELECT (SELECT count(*) FROM stored) AS accepted,
 """
 
 KPIS = """
-SELECT metric, sum(total) AS total, sum(n) AS n FROM peer_total_delta
+SELECT metric, sum(total)::float8 AS total, sum(n)::bigint AS n FROM peer_total_delta
 WHERE agent_id = $1 AND period = $2 GROUP BY metric
 """
 
@@ -153,7 +153,7 @@ def make_app(url: str) -> FastAPI:
         async with state["pool"].acquire() as conn:
             rows = await conn.fetch(KPIS, agent_id, period)
         return Response(orjson.dumps({
-            "totals": {r["metric"]: float(r["total"]) for r in rows},
+            "totals": {r["metric"]: r["total"] for r in rows},
             "samples": sum(r["n"] for r in rows),
         }), media_type="application/json")
 
