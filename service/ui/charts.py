@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from service.ui.render import gettext
+
 WIDTH, HEIGHT = 320, 150
 LEFT, RIGHT, TOP, BOTTOM = 8, 8, 18, 24
 _ids = itertools.count(1)
@@ -51,11 +53,13 @@ def line_chart(
     """Draw a line over months with an optional dashed target line."""
     known = [p.value for p in points if p.value is not None]
     chart_id = _uid("chart")
-    described = ", ".join(f"{p.label}: {fmt(p.value) if p.value is not None else 'no data'}"
+    no_data = gettext("no data")
+    described = ", ".join(f"{p.label}: {fmt(p.value) if p.value is not None else no_data}"
                           for p in points)
-    better = "lower is better" if lower_is_better else "higher is better"
-    desc = f"{described}. " + (f"Target {fmt(target)}, {better}." if target is not None
-                               else better.capitalize() + ".")
+    better = gettext("lower is better") if lower_is_better else gettext("higher is better")
+    desc = f"{described}. " + (gettext("Target %(target)s, %(better)s.")
+                               % {"target": fmt(target), "better": better}
+                               if target is not None else better[:1].upper() + better[1:] + ".")
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-labelledby="{chart_id}-t {chart_id}-d" preserveAspectRatio="xMidYMid meet">',
@@ -64,7 +68,7 @@ def line_chart(
     ]
     if not known:
         parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" '
-                     'class="chart-empty">no data yet</text></svg>')
+                     'class="chart-empty">' + escape(gettext("no data yet")) + "</text></svg>")
         return Markup("".join(parts))  # noqa: S704 (every text in it went through escape())
     low, high = _scale([*known, *([target] if target is not None else [])])
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -85,7 +89,9 @@ def line_chart(
         # Left, where the line starts: the latest value is labelled on the right.
         label_y = ty - 4 if ty > TOP + 10 else ty + 11
         parts.append(f'<text class="target-label" x="{LEFT + 2}" y="{label_y:.1f}" '
-                     f'text-anchor="start">target {escape(fmt(target))}</text>')
+                     'text-anchor="start">'
+                     + escape(gettext("target %(value)s") % {"value": fmt(target)})
+                     + "</text>")
     segment: list[str] = []
     for i, p in enumerate(points):
         if p.value is None:
@@ -123,7 +129,7 @@ def bar_chart(
     """Draw one bar per month on a 0..maximum scale, each labelled with its value."""
     chart_id = _uid("chart")
     described = ", ".join(
-        f"{p.label}: {fmt(p.value) if p.value is not None else 'no result'}"
+        f"{p.label}: {fmt(p.value) if p.value is not None else gettext('no result')}"
         + (f" ({notes[i]})" if notes and notes[i] else "")
         for i, p in enumerate(points)
     )

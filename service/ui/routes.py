@@ -385,16 +385,21 @@ def _kpi_cells(card: Mapping[str, Any] | None, names: Sequence[str], f: Fmt
         attainment = kpi.get("attainment")
         label = _label(card, name)
         status = kpi.get("status")
-        title = (f"{label}: attainment {f.num(attainment, 0)} of 100" if attainment is not None
+        label = render.gettext(label)
+        title = (render.gettext("%(kpi)s: attainment %(value)s of 100")
+                 % {"kpi": label, "value": f.num(attainment, 0)} if attainment is not None
                  else N_("no data this month"))
         prorated = kpi.get("prorated_by") is not None
         if prorated:
-            title += (f"; target pro-rated to {f.kpi(name, kpi['target'], kpi['unit'])}"
-                      f" ({f.num(100 * kpi['prorated_by'], 0)} % of the month)")
+            title += render.gettext("; target pro-rated to %(target)s (%(share)s of the month)") \
+                % {"target": f.kpi(name, kpi["target"], kpi["unit"]),
+                   "share": f.pct(kpi["prorated_by"])}
         if status == "unavailable":
-            title = f"{label}: no data for anyone in the team this month; left out for everyone"
+            title = render.gettext("%(kpi)s: no data for anyone in the team this month; left out"
+                                   " for everyone") % {"kpi": label}
         elif status == "no_data" and not kpi.get("dropped"):
-            title = f"{label}: no data while teammates have some; counts as attainment 0"
+            title = render.gettext("%(kpi)s: no data while teammates have some; counts as"
+                                   " attainment 0") % {"kpi": label}
         cells.append({
             "text": f.kpi(name, kpi["value"], kpi["unit"]) if status != "unavailable"
             else fmt.DASH,
