@@ -14,8 +14,8 @@ import xlsxwriter  # type: ignore[import-untyped]
 from bench.common import BenchContext, Row, Suite, median
 from bench.corrections import _seed_month
 from bench.http import ADMIN_KEY, service
-from service.api.cycles import RANKING_COLUMNS
 from service.api.tabular import XLSX, _xlsx_chunks
+from service.queries.results import RANKING_COLUMNS
 from service.store.database import Database
 
 SUITE = Suite(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import TypeAdapter
 
+from service.api.access import (
+    ensure_may_see_ranking,
+    ensure_ranking_released,
+    ensure_team_member_or_manager,
+)
 from service.api.auth import allow, ensure_manager_of, ensure_rates_as, ensure_self_or_manager
 from service.api.deps import Ctx, caller
-from service.api.directory import ensure_team_member_or_manager
 from service.api.params import IdPath, PeriodPath
 from service.api.problems import Problem
 from service.api.schemas import (
@@ -30,17 +32,15 @@ from service.api.tabular import CSV_ANSWER, table_format, table_response
 from service.commands import cycles as commands
 from service.context import ServiceContext
 from service.domain import cycle as c
-from service.domain import release as r
+from service.domain import policy
+from service.domain.errors import NotFound
 from service.domain.principal import Principal
 from service.domain.reports import evaluation_document
 from service.domain.scheme import RATER_ROLES
-from service.projections.cycle_results import CycleResults
 from service.queries import cycles as reads
 from service.queries import monitoring, results
-from service.queries import release as release_reads
 from service.queries.directory import get_team
 from service.queries.documents import Document
-from service.queries.wait import wait
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles", tags=["cycles"])
 
@@ -91,17 +91,12 @@ async def get_cycle(
     await ensure_team_member_or_manager(ctx, principal, team)
     cycle = await reads.get_cycle(ctx, team_id, period)
     out = cycle_out(cycle)
-    process = await monitoring.cycle_process(ctx, team, cycle)
+    process = await monitoring.month_process(ctx, team, cycle)
     out.warnings = process.warnings
     out.goals_unacknowledged = process.goals_unacknowledged
     out.goals_disputed = process.goals_disputed
     out.interviews_missing = process.interviews_missing
     out.late_samples = process.late_samples
-    if cycle.closed is not None:
-        # Judged on targets they never accepted: visible on the closed month for good.
-        out.goals_unacknowledged = cycle.closed.goals_in("pending")
-        out.goals_disputed = cycle.closed.goals_in("disputed")
-        out.warnings = [*out.warnings, *c.goal_warnings(cycle.closed)]
     return out
 
 
@@ -167,8 +162,6 @@ def _json(document: Any) -> Response:
     return Response(orjson.dumps(document), media_type="application/json")
 
 
-RANKING_COLUMNS = ("rank", "agent_id", "name", "score", "tied", "self", "manager",
-                   "work_performance", "work_ability", "cooperation", "service")
 
 
 def _ranking(request: Request, document: Document | dict[str, Any]) -> Response:
@@ -191,9 +184,8 @@ def _ranking(request: Request, document: Document | dict[str, Any]) -> Response:
 
 
 def _ranking_table(request: Request, body: dict[str, Any]) -> Response:
-    rows = [{**e, **e["components"]} for e in body["entries"]]
-    return table_response(request, rows, RANKING_COLUMNS,
-                          f"ranking-{body['team_id']}-{body['period']}")
+    return table_response(request, results.ranking_rows(body), results.RANKING_COLUMNS,
+                          results.ranking_filename(body))
 
 
 def _none_match_fails(header: str, etag: str | None) -> bool:
@@ -215,44 +207,18 @@ async def get_ranking(
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> Response:
     """Return the ranking, best first: frozen once closed, provisional while open (or CSV)."""
-    # A closed month is served from its stored document when the projection has caught up
-    # with the month's stream (asked in the same round trip); the stream is read only while
-    # the month is open or the projection is behind it.
     team = None
-    if principal.role not in ("admin", "reader"):
+    if not policy.unscoped(principal):
         team = await get_team(ctx, team_id)
         await ensure_team_member_or_manager(ctx, principal, team)
-    stored = await results.stored_ranking(ctx, team_id, period)
-    if stored is None or not stored.current:
-        team = team or await get_team(ctx, team_id)
-        cycle = await reads.get_cycle(ctx, team_id, period)
-        if cycle.status == "open":
-            _ensure_agents_see_published_only(principal, cycle.status)
-            return _ranking(request, await results.provisional_ranking(ctx, team, cycle))
-        await wait(ctx, CycleResults(), stream=c.cycle_stream(team_id, period))
-        stored = await results.stored_ranking(ctx, team_id, period)
-        if stored is None:
-            raise Problem(503, "the ranking is still being built; retry shortly",
-                          headers={"Retry-After": "1"})
-    _ensure_agents_see_published_only(principal, stored.status)
-    if principal.role == "agent":
-        waiting = await release_reads.ranked_waiting(ctx, team_id, period)
-        if waiting:
-            raise Problem(403, f"the team's ranking is shown to its agents once every ranked"
-                               f" agent's result is released; {len(waiting)} still waiting",
-                          kind="forbidden", waiting=len(waiting))
-    return _ranking(request, stored.document)
-
-
-def _may_see(principal: Principal, status: str) -> bool:
-    """Tell whether the principal may see a ranking in this status (agents: once published)."""
-    return principal.role != "agent" or status == "published"
-
-
-def _ensure_agents_see_published_only(principal: Principal, status: str) -> None:
-    if not _may_see(principal, status):
-        raise Problem(403, "agents see their team's ranking once it is published",
-                      kind="forbidden")
+    read = await results.ranking(
+        ctx, team_id, period, team=team,
+        admit=lambda status: ensure_may_see_ranking(principal, status))
+    if read is None:
+        raise Problem(503, "the ranking is still being built; retry shortly",
+                      headers={"Retry-After": "1"})
+    await ensure_ranking_released(ctx, principal, team_id, period)
+    return _ranking(request, read.document)
 
 
 @router.get("/{period}/scorecards/{agent_id}", response_model=ScorecardOut)
@@ -264,37 +230,14 @@ async def get_scorecard(
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     cycle = await reads.get_cycle(ctx, team_id, period)
-    own = principal.role == "agent"
-    if cycle.status == "open":
-        document = {**await results.provisional_scorecard(ctx, team, cycle, agent_id),
-                    "released": None, "release_due_at": None, "withheld": False}
-        if own:
-            # Every scheme version: the self-evaluation is given without anchoring on the
-            # manager's scores, and no provisional rank gives the result away.
-            document = r.withhold(document, OPEN_MONTH)
-        return _json(document)
-    await wait(ctx, CycleResults(), stream=c.cycle_stream(team_id, period))
-    stored = await results.stored_scorecard(ctx, team_id, period, agent_id)
-    if stored is None:
+    cards = await results.scorecards(
+        ctx, team, [cycle], [agent_id],
+        withhold=policy.sees_own_result_only_when_released(principal))
+    card = cards.get((period, agent_id))
+    if card is None:
+        if cycle.status == "open":
+            raise NotFound(f"agent {agent_id} is not in team {team.team_id}")
         raise Problem(404, f"agent {agent_id} has no scorecard in {team_id}/{period}")
-    policy = (await reads.cycle_scheme(ctx, cycle)).results
-    month = release_reads.month_of(cycle, policy)
-    state = await release_reads.load_result(ctx, team_id, period, agent_id)
-    released = cycle.status == "published" and r.is_released(state, month)
-    due = (r.release_due_at(month.first_published_at, policy)
-           if month.first_published_at is not None else None)
-    goals = cycle.closed.goals.get(agent_id) if cycle.closed is not None else None
-    document = {**orjson.loads(stored), "goals_status": goals, "released": released,
-                "release_due_at": _INSTANT.dump_python(due, mode="json"), "withheld": False}
-    if own and not released:
-        document = r.withhold(document, WITHHELD.format(when=due.isoformat()) if due
-                              else "your result is released to you when the month is published")
-    return _json(document)
+    return _json(card)
 
 
-_INSTANT = TypeAdapter(datetime | None)
-OPEN_MONTH = ("the month is open: your live KPIs, targets and your own self-evaluation; other"
-              " raters' scores and your rank follow once the month is published and released"
-              " to you")
-WITHHELD = ("your result is released to you at your feedback interview, or by your manager,"
-            " and at the latest at {when}")

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
+from service.api.access import ensure_team_member_or_manager
 from service.api.auth import (
     allow,
     ensure_manager_of,
@@ -101,25 +102,6 @@ async def get_team(
     team = await reads.get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
     return team_out(team)
-
-
-async def is_team_member_or_manager(
-    ctx: ServiceContext, principal: Principal, team: d.Team
-) -> bool:
-    """Tell whether the principal is an agent of the team or may manage it."""
-    member = False
-    if principal.role == "agent":
-        agent = await reads.find_agent(ctx, principal.subject)
-        member = agent is not None and agent.team_id == team.team_id
-    return policy.may_see_team(principal, team.manager_ids, member=member)
-
-
-async def ensure_team_member_or_manager(
-    ctx: ServiceContext, principal: Principal, team: d.Team
-) -> None:
-    """Let an agent of the team through; otherwise the caller must manage it."""
-    if not await is_team_member_or_manager(ctx, principal, team):
-        ensure_manager_of(principal, team.manager_ids)  # refuses, saying why
 
 
 class AgentPage(AgentList):

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field, StrictInt
 
 from service.api import metric_bodies as bodies
+from service.api.access import ensure_team_member_or_manager
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, ensure_source
 from service.api.deps import Ctx
-from service.api.directory import ensure_team_member_or_manager
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.params import PERIOD_QUERY, IdPath, IdQuery
 from service.api.schemas import Body

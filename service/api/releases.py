@@ -6,23 +6,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 
+from service.api.access import appeal_filters, ensure_appellant
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import Ctx, caller
 from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
-from service.api.problems import Problem
 from service.api.schemas import AppealDecisionIn, AppealIn, AppealList, AppealOut, ReleaseOut
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import release as commands
-from service.context import ServiceContext
 from service.domain import release as r
-from service.domain.periods import check_period
 from service.domain.principal import Principal
-from service.projections.directory import Directory
 from service.queries import appeals as queries
 from service.queries import release as reads
 from service.queries.directory import get_team
-from service.queries.sanctions import managed_teams
-from service.queries.wait import wait
 
 router = APIRouter(tags=["feedback"])
 APPEAL_COLUMNS = ("appeal_id", "team_id", "period", "agent_id", "status", "reason", "filed_at",
@@ -32,35 +27,7 @@ CYCLE = "/v1/teams/{team_id}/cycles/{period}"
 
 def release_out(month: r.Month, state: r.AgentResult | None, agent_id: str) -> ReleaseOut:
     """Render whether an agent's result reached them, and the windows that follow."""
-    at = r.released_at(state, month)
-    event = state.released if state is not None else None
-    due = (r.release_due_at(month.first_published_at, month.policy)
-           if month.first_published_at is not None else None)
-    return ReleaseOut(
-        team_id=month.team_id, period=month.period, agent_id=agent_id, released=at is not None,
-        released_at=at, by=event.by if event else ("publication" if at else None),
-        released_by=event.released_by if event else None, release_due_at=due,
-        appeal_until=r.appeal_until(at, month.policy) if at else None,
-        plan_due_at=event.plan_due_at if event else None,
-        not_ranked=month.results.get(agent_id),
-    )
-
-
-async def _narrow(ctx: ServiceContext, principal: Principal, *, team_id: str | None,
-                 period: str | None, status: str | None) -> queries.Filters:
-    """Narrow a request: agents see their own appeals, managers their teams'."""
-    agent_id = None
-    teams: list[str] | None = None
-    if principal.role == "agent":
-        agent_id = principal.subject
-    elif principal.role == "manager":
-        if team_id is not None:
-            ensure_manager_of(principal, (await get_team(ctx, team_id)).manager_ids)
-        else:
-            await wait(ctx, Directory(), timeout=2.0)
-            async with ctx.db.connection() as conn:
-                teams = await managed_teams(conn, principal.subject)
-    return queries.Filters(team_id, period, agent_id, status, teams)
+    return ReleaseOut(**reads.release_document(month, state, agent_id))
 
 
 @router.get(CYCLE + "/releases/{agent_id}", response_model=ReleaseOut)
@@ -101,8 +68,7 @@ async def file_appeal(
 ) -> dict[str, Any]:
     """Appeal one's own month, once, within ``appeal_days`` of the release (the agent only)."""
     await get_team(ctx, team_id)
-    if principal.role != "agent" or principal.subject != agent_id:
-        raise Problem(403, f"only agent {agent_id} may appeal their month", kind="out-of-scope")
+    ensure_appellant(principal, agent_id)
     filed = await commands.appeal(ctx, caller(principal, request), team_id, period, agent_id,
                                   by=principal.subject, reason=body.reason)
     return queries.appeal_document(filed, None)
@@ -116,9 +82,7 @@ async def list_appeals(
     status: queries.AppealStatus | None = None,
 ) -> dict[str, Any] | Response:
     """List appeals (managers: their teams'; agents: their own), oldest first (or CSV)."""
-    if period is not None:
-        check_period(period, ctx.clock())
-    filters = await _narrow(ctx, principal, team_id=team_id, period=period,
+    filters = await appeal_filters(ctx, principal, team_id=team_id, period=period,
                                    status=status)
     items = await queries.list_appeals(ctx, filters)
     if wants_table(request):

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import Field
 
+from service.api.access import ensure_released, sanction_filters
 from service.api.auth import allow, ensure_manager_of, ensure_self, ensure_self_or_manager
 from service.api.deps import Ctx, caller
 from service.api.pagination import Paging, link, paginate, paging
 from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
-from service.api.problems import Problem
 from service.api.schemas import (
     PayrollOut,
     PlanIn,
@@ -28,71 +28,16 @@ from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import sanctions as commands
 from service.context import ServiceContext
 from service.domain import sanctions as s
-from service.domain.periods import check_period
 from service.domain.principal import Principal
-from service.projections.directory import Directory
-from service.projections.releases import Releases
-from service.projections.sanctions import Sanctions
 from service.queries import ledger as reads
 from service.queries import sanctions as queries
-from service.queries.cycles import get_cycle
-from service.queries.directory import get_team
-from service.queries.release import withheld
-from service.queries.wait import wait
+from service.queries.directory import get_team, team_locales
 
 router = APIRouter(prefix="/v1", tags=["results"])
 PLAN = "/teams/{team_id}/cycles/{period}/improvement-plans/{agent_id}"
 
-SANCTION_COLUMNS = (
-    "id", "team_id", "period", "agent_id", "kind", "entry", "amount", "currency", "due_at",
-    "status", "reason", "publication", "reverses", "rank", "places", "months", "late",
-    "submitted_at", "decided_at", "decided_by", "note", "overdue_at", "review_id", "created_at",
-    "basis_changed", "basis_note", "final",
-)
 FINAL = ("true: only entries that are final (the agent's appeal window passed unused, or"
          " their appeal was decided); false: only those not final yet")
-PAYROLL_COLUMNS = (
-    "sanction_id", "team_id", "period", "agent_id", "kind", "entry", "amount", "effect",
-    "currency", "publication", "rank", "places", "reason", "reverses", "status", "created_at",
-    "final",
-)
-
-
-def _flat(row: Mapping[str, Any]) -> dict[str, Any]:
-    """Render a row's lists as single table cells (times stay times: typed cells in Excel)."""
-    out = dict(row)
-    if row.get("places"):
-        out["places"] = "-".join(str(p) for p in row["places"])
-    if "months" in row:
-        out["months"] = " ".join(row["months"])
-    return out
-
-
-async def _filters(
-    ctx: ServiceContext, principal: Principal, *, team_id: str | None, period: str | None,
-    agent_id: str | None, kinds: Sequence[str] | None = None, status: str | None = None,
-    final: bool | None = None,
-) -> queries.Filters:
-    """Narrow a request to what the caller may read; refuse (403) what they may not."""
-    if period is not None:
-        check_period(period, ctx.clock())
-    teams: list[str] | None = None
-    if principal.role == "agent":
-        if agent_id is not None:
-            ensure_self(principal, agent_id)
-        agent_id = principal.subject
-    elif principal.role == "manager":
-        if team_id is not None:
-            team = await get_team(ctx, team_id)
-            ensure_manager_of(principal, team.manager_ids)
-        else:
-            await wait(ctx, Directory(), timeout=2.0)
-            async with ctx.db.connection() as conn:
-                teams = await queries.managed_teams(conn, principal.subject)
-    await wait(ctx, Sanctions(), Releases(), timeout=2.0)
-    return queries.Filters(team_id=team_id, period=period, agent_id=agent_id, kinds=kinds,
-                           status=status, teams=teams, released_only=principal.role == "agent",
-                           final=final)
 
 
 class SanctionPage(SanctionList):
@@ -128,13 +73,6 @@ async def _ordinals(ctx: ServiceContext, ids: Sequence[str]) -> dict[str, int]:
     return {r["id"]: r["ordinal"] for r in rows}
 
 
-async def _team_locales(ctx: ServiceContext, rows: Sequence[Mapping[str, Any]]
-                        ) -> dict[str, str | None]:
-    """Return the locale of each team on the rows (their Excel money cells take its format)."""
-    teams = sorted({str(r["team_id"]) for r in rows if r.get("team_id")})
-    return {t: (await get_team(ctx, t)).locale for t in teams}
-
-
 @router.get("/sanctions", response_model=SanctionPage, responses=CSV_ANSWER)
 async def list_sanctions(
     request: Request, response: Response, ctx: Ctx,
@@ -148,16 +86,18 @@ async def list_sanctions(
     final: Annotated[bool | None, Query(description=FINAL)] = None,
 ) -> Response | dict[str, Any]:
     """List ledger entries (JSON or CSV): managers see their teams, agents their own."""
-    filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=agent_id,
-                             kinds=[kind] if kind else None, status=status, final=final)
+    filters = await sanction_filters(ctx, principal, team_id=team_id, period=period,
+                                     agent_id=agent_id, kinds=[kind] if kind else None,
+                                     status=status, final=final)
     async with ctx.db.connection() as conn:
         items = await queries.list_items(conn, filters, ctx.clock())
     ordinals = await _ordinals(ctx, [i["id"] for i in items])
     found = paginate(items, page, lambda i, f: ordinals.get(i["id"]) if f == "ordinal" else i[f])
     if wants_table(request):
-        return link(table_response(request, [_flat(i) for i in found.items], SANCTION_COLUMNS,
+        return link(table_response(request, [queries.table_row(i) for i in found.items],
+                                   queries.SANCTION_COLUMNS,
                                    "sanctions", money=("amount",), sheets_by="team_id",
-                                   locales=await _team_locales(ctx, found.items)),
+                                   locales=await team_locales(ctx, found.items)),
                     request, found.next, csv=True)
     link(response, request, found.next)
     return {"items": found.items, "next": found.next}
@@ -174,8 +114,8 @@ async def payroll(
     final: Annotated[bool | None, Query(description=FINAL)] = None,
 ) -> Response | dict[str, Any]:
     """Export a month's rewards and deductions per agent, each line traced to its ranking."""
-    filters = await _filters(ctx, principal, team_id=team_id, period=period, agent_id=agent_id,
-                             final=final)
+    filters = await sanction_filters(ctx, principal, team_id=team_id, period=period,
+                                     agent_id=agent_id, final=final)
     async with ctx.db.connection() as conn:
         document = await queries.payroll(conn, filters, ctx.clock())
     lines = document["lines"]
@@ -184,10 +124,10 @@ async def payroll(
                      if f == "ordinal" else i[f])
     if wants_table(request):
         suffix = f"-{team_id}" if team_id else ""
-        return link(table_response(request, [_flat(line) for line in found.items],
-                                   PAYROLL_COLUMNS, f"payroll-{period}{suffix}",
+        return link(table_response(request, [queries.table_row(line) for line in found.items],
+                                   queries.PAYROLL_COLUMNS, f"payroll-{period}{suffix}",
                                    money=("amount", "effect"), sheets_by="team_id",
-                                   locales=await _team_locales(ctx, found.items)),
+                                   locales=await team_locales(ctx, found.items)),
                     request, found.next, csv=True)
     link(response, request, found.next)
     return {**document, "lines": found.items, "next": found.next}
@@ -201,19 +141,8 @@ async def get_plan(
     """Return the improvement plan an agent owes, with its submissions, reviews and status."""
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
-    await _ensure_released(ctx, principal, team_id, period)
+    await ensure_released(ctx, principal, team_id, period)
     return await reads.get_plan(ctx, team_id, period, agent_id)
-
-
-async def _ensure_released(ctx: ServiceContext, principal: Principal, team_id: str,
-                           period: str) -> None:
-    """Refuse (403) an agent the plan of a month whose result is not released to them yet."""
-    if principal.role != "agent":
-        return
-    cycle = await get_cycle(ctx, team_id, period)
-    if cycle.status == "published" and await withheld(ctx, cycle, principal.subject):
-        raise Problem(403, f"your result of {team_id}/{period} is not released to you yet;"
-                           " it follows your feedback interview", kind="forbidden")
 
 
 @router.put(PLAN, response_model=PlanOut)
@@ -223,7 +152,7 @@ async def submit_plan(
 ) -> dict[str, Any]:
     """Submit (or, after a rejection, resubmit) one's improvement plan; late ones are marked."""
     ensure_self(principal, agent_id)
-    await _ensure_released(ctx, principal, team_id, period)
+    await ensure_released(ctx, principal, team_id, period)
     return await commands.submit_plan(ctx, caller(principal, request), commands.SubmitPlan(
         team_id=team_id, period=period, agent_id=agent_id, root_causes=body.root_causes,
         actions=[s.PlanAction(action=a.action, due_date=a.due_date) for a in body.actions],

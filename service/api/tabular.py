@@ -317,7 +317,17 @@ def table_response(
     column whose values (teams) each get a sheet of their own in Excel; ``locales``: each of
     those teams' locale, whose currency format its money cells take.
     """
-    if table_format(request) == "xlsx":
+    return table_answer(table_format(request) or "csv", rows, columns, filename, money=money,
+                        sheets_by=sheets_by, locales=locales)
+
+
+def table_answer(
+    kind: TableFormat, rows: Iterable[Mapping[str, Any]], columns: Sequence[str],
+    filename: str, *, money: Sequence[str] = (), sheets_by: str | None = None,
+    locales: Mapping[str, str | None] | None = None,
+) -> StreamingResponse:
+    """Answer rows as a CSV or Excel download (the pages' links name the format themselves)."""
+    if kind == "xlsx":
         return xlsx_response(rows, columns, filename, money=money, sheets_by=sheets_by,
                              locales=locales)
     return csv_response(rows, columns, filename)

@@ -85,6 +85,30 @@ def may_push_for(principal: Principal, source: str) -> bool:
     return principal.role != "ingest" or principal.source == source
 
 
+# -- results --------------------------------------------------------------------------------
+
+
+def may_see_ranking(principal: Principal, status: str) -> bool:
+    """Tell whether the principal may see a team's ranking in this status.
+
+    Agents see it once the month is published (``domain.md``: the open month's live ranking
+    would anchor their self-evaluation); everyone the route admits sees it in every status.
+    """
+    return principal.role != "agent" or status == "published"
+
+
+def sees_ranking_once_all_released(principal: Principal) -> bool:
+    """Tell whether the principal sees a published ranking only once every ranked agent's
+    result is released (agents: nobody learns a teammate's result before the teammate)."""
+    return principal.role == "agent"
+
+
+def sees_own_result_only_when_released(principal: Principal) -> bool:
+    """Tell whether the principal's scorecards withhold the result until it is released to
+    them (agents reading their own: rank, composite and other raters' scores wait)."""
+    return principal.role == "agent"
+
+
 # -- evaluations and one's own case ------------------------------------------------------------
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from service.context import ServiceContext
 from service.domain import directory as d
 from service.domain.errors import NotFound
@@ -34,3 +37,10 @@ async def get_person(ctx: ServiceContext, person_id: str) -> d.Person:
     d.check_id(person_id, "person_id")
     person = await read_state(ctx, d.person_stream(person_id), d.evolve_person)
     return person or d.Person(person_id)
+
+
+async def team_locales(ctx: ServiceContext, rows: Sequence[Mapping[str, Any]]
+                       ) -> dict[str, str | None]:
+    """Return the locale of each team on the rows (their Excel money cells take its format)."""
+    teams = sorted({str(r["team_id"]) for r in rows if r.get("team_id")})
+    return {t: (await get_team(ctx, t)).locale for t in teams}

@@ -152,6 +152,17 @@ async def cycle_process(ctx: ServiceContext, team: Team, cycle: c.Cycle) -> Proc
     return process
 
 
+async def month_process(ctx: ServiceContext, team: Team, cycle: c.Cycle) -> Process:
+    """Return a month's process as its page and its API answer show it: a closed month keeps
+    the goals it was judged on, never accepted or disputed, visible for good."""
+    process = await cycle_process(ctx, team, cycle)
+    if cycle.closed is not None:
+        process.goals_unacknowledged = cycle.closed.goals_in("pending")
+        process.goals_disputed = cycle.closed.goals_in("disputed")
+        process.warnings = [*process.warnings, *c.goal_warnings(cycle.closed)]
+    return process
+
+
 async def _late_samples(ctx: ServiceContext, cycle: c.Cycle, process: Process) -> None:
     async with ctx.db.connection() as conn:
         count, agents, latest = await metric_store.late_samples(conn, cycle.team_id,

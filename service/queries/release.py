@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from service.context import ServiceContext
 from service.domain import cycle as c
@@ -25,6 +26,24 @@ def month_of(cycle: c.Cycle, policy: ResultsPolicy) -> r.Month:
             results[x.agent_id] = not_ranked
     return r.Month(cycle.team_id, cycle.period, cycle.status, policy,
                    cycle.first_published_at, results)
+
+
+def release_document(month: r.Month, state: r.AgentResult | None, agent_id: str
+                     ) -> dict[str, Any]:
+    """Return whether an agent's result reached them, and the windows that follow."""
+    at = r.released_at(state, month)
+    event = state.released if state is not None else None
+    due = (r.release_due_at(month.first_published_at, month.policy)
+           if month.first_published_at is not None else None)
+    return {
+        "team_id": month.team_id, "period": month.period, "agent_id": agent_id,
+        "released": at is not None, "released_at": at,
+        "by": event.by if event else ("publication" if at else None),
+        "released_by": event.released_by if event else None, "release_due_at": due,
+        "appeal_until": r.appeal_until(at, month.policy) if at else None,
+        "plan_due_at": event.plan_due_at if event else None,
+        "not_ranked": month.results.get(agent_id),
+    }
 
 
 async def load_month(ctx: ServiceContext, team_id: str, period: str) -> r.Month:

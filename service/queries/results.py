@@ -1,24 +1,31 @@
-"""Rankings, scorecards and cycle warnings for the API."""
+"""Rankings, scorecards and cycle warnings, for both doors (the JSON API and the pages)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
+from pydantic import TypeAdapter
+
 from service.context import ServiceContext
 from service.domain import cycle as c
+from service.domain import release as r
 from service.domain.directory import Team
-from service.domain.errors import NotFound
 from service.domain.metrics import quiet_feeds, scheme_inputs
 from service.domain.periods import zone
 from service.domain.presence import team_date
 from service.domain.reports import ranking_document, scorecard_document
 from service.domain.scheme import Scheme
 from service.projections.cycle_results import CycleResults
-from service.queries.cycles import cycle_scheme, presence_of, roster
+from service.queries.cycles import cycle_scheme, get_cycle, presence_of, roster
+from service.queries.directory import get_team
 from service.queries.documents import Document, StoredRanking
 from service.queries.kpis import last_arrivals
-from service.queries.wait import applied_stream
+from service.queries.release import load_result, month_of
+from service.queries.wait import applied_stream, wait
 
 #: Process monitoring warns this long before the evaluation deadline.
 DEADLINE_WARNING = timedelta(days=2)
@@ -54,20 +61,6 @@ async def stored_ranking(ctx: ServiceContext, team_id: str, period: str) -> Stor
     return stored
 
 
-async def stored_scorecard(
-    ctx: ServiceContext, team_id: str, period: str, agent_id: str
-) -> bytes | None:
-    """Return a frozen scorecard document as JSON bytes."""
-    async with ctx.db.connection() as conn:
-        text = await conn.fetchval(
-            # The status column is the truth: publishing updates it, not the document.
-            "SELECT (document || jsonb_build_object('status', status))::text FROM scorecards"
-            " WHERE team_id = $1 AND period = $2 AND agent_id = $3",
-            team_id, period, agent_id,
-        )
-    return text.encode() if text is not None else None
-
-
 async def _provisional(ctx: ServiceContext, team: Team, cycle: c.Cycle
                        ) -> tuple[list[c.FrozenResult], Any]:
     scheme = await cycle_scheme(ctx, cycle)
@@ -86,14 +79,91 @@ async def provisional_ranking(ctx: ServiceContext, team: Team, cycle: c.Cycle) -
     return ranking_document(team.team_id, cycle.period, "open", scored, None)
 
 
-async def provisional_scorecard(
-    ctx: ServiceContext, team: Team, cycle: c.Cycle, agent_id: str
-) -> dict[str, Any]:
-    """Compute an agent's live scorecard for an open month."""
-    scored, scheme = await _provisional(ctx, team, cycle)
-    result = next((r for r in scored if r.agent_id == agent_id), None)
+@dataclass(frozen=True)
+class RankingRead:
+    """A month's ranking as its readers get it: frozen (stored, revisioned) or live (open)."""
+
+    status: str
+    document: Document | dict[str, Any]
+
+
+async def ranking(
+    ctx: ServiceContext, team_id: str, period: str, *, team: Team | None = None,
+    admit: Callable[[str], None] = lambda status: None,
+) -> RankingRead | None:
+    """Return a month's ranking, or None while a closed month's is still being built.
+
+    A closed month is served from its stored document when the projection has caught up with
+    the month's stream (asked in the same round trip); the stream is read only while the month
+    is open or the projection is behind it. ``admit(status)`` runs before the document is
+    computed or returned, so a caller refused a status costs no scoring.
+    """
+    stored = await stored_ranking(ctx, team_id, period)
+    if stored is None or not stored.current:
+        cycle = await get_cycle(ctx, team_id, period)
+        if cycle.status == "open":
+            admit(cycle.status)
+            team = team or await get_team(ctx, team_id)
+            return RankingRead(cycle.status, await provisional_ranking(ctx, team, cycle))
+        await wait(ctx, CycleResults(), stream=c.cycle_stream(team_id, period))
+        stored = await stored_ranking(ctx, team_id, period)
+        if stored is None:
+            return None
+    admit(stored.status)
+    return RankingRead(stored.status, stored.document)
+
+
+def ranking_data(read: RankingRead) -> dict[str, Any]:
+    """Return a ranking's document as data (a stored one is kept as the JSON it is served as)."""
+    if isinstance(read.document, Document):
+        data: dict[str, Any] = orjson.loads(read.document.body)
+        return data
+    return read.document
+
+
+#: The columns of a ranking as a table (CSV, Excel), for both doors.
+RANKING_COLUMNS = ("rank", "agent_id", "name", "score", "tied", "self", "manager",
+                   "work_performance", "work_ability", "cooperation", "service")
+
+
+def ranking_rows(document: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return a ranking's entries as table rows, each component a column of its own."""
+    return [{**e, **e["components"]} for e in document["entries"]]
+
+
+def ranking_filename(document: Mapping[str, Any]) -> str:
+    """Return the name a ranking's download is saved under."""
+    return f"ranking-{document['team_id']}-{document['period']}"
+
+
+_INSTANT = TypeAdapter(datetime | None)
+OPEN_MONTH = ("the month is open: your live KPIs, targets and your own self-evaluation; other"
+              " raters' scores and your rank follow once the month is published and released"
+              " to you")
+WITHHELD = ("your result is released to you at your feedback interview, or by your manager,"
+            " and at the latest at {when}")
+
+
+async def stored_scorecards(
+    ctx: ServiceContext, team_id: str, periods: Sequence[str], agent_ids: Sequence[str]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Return the frozen scorecards of agents in a team's months, in one query."""
+    async with ctx.db.connection() as conn:
+        rows = await conn.fetch(
+            # The status column is the truth: publishing updates it, not the document.
+            "SELECT period, agent_id, (document || jsonb_build_object('status', status))::text"
+            " AS document FROM scorecards WHERE team_id = $1 AND period = ANY($2::text[])"
+            " AND agent_id = ANY($3::text[])",
+            team_id, list(periods), list(agent_ids),
+        )
+    return {(row["period"], row["agent_id"]): orjson.loads(row["document"]) for row in rows}
+
+
+def _live_card(team: Team, cycle: c.Cycle, scored: Sequence[c.FrozenResult], scheme: Scheme,
+               agent_id: str) -> dict[str, Any] | None:
+    result = next((x for x in scored if x.agent_id == agent_id), None)
     if result is None:
-        raise NotFound(f"agent {agent_id} is not in team {team.team_id}")
+        return None
     evaluations = [e for (a, _, _), e in cycle.evaluations.items() if a == agent_id]
     document = scorecard_document(team.team_id, cycle.period, "open", result, scheme,
                                   evaluations)
@@ -101,7 +171,60 @@ async def provisional_scorecard(
         "provisional: missing evaluations are left out and the other weights re-normalised"
         " until the month closes"
     )
-    return document
+    return {**document, "released": None, "release_due_at": None, "withheld": False}
+
+
+async def scorecards(
+    ctx: ServiceContext, team: Team, cycles: Sequence[c.Cycle], agent_ids: Sequence[str], *,
+    withhold: bool = False,
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Return every number of agents' months and how it was computed, keyed (period, agent).
+
+    Live while a month is open (one scoring of the team per month), frozen once closed (one
+    query for every frozen card of every month asked), each with its release. ``withhold``:
+    the reader is the agent of the cards (``policy.sees_own_result_only_when_released``), so
+    a result not released to them yet leaves out their rank, composite and other raters'
+    scores. An agent without a card in a month is absent from the answer.
+    """
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    frozen = [cycle for cycle in cycles if cycle.status != "open"]
+    for cycle in cycles:
+        if cycle.status != "open":
+            continue
+        scored, scheme = await _provisional(ctx, team, cycle)
+        for agent_id in agent_ids:
+            card = _live_card(team, cycle, scored, scheme, agent_id)
+            if card is not None:
+                # Every scheme version: the self-evaluation is given without anchoring on the
+                # manager's scores, and no provisional rank gives the result away.
+                found[(cycle.period, agent_id)] = r.withhold(card, OPEN_MONTH) if withhold \
+                    else card
+    for cycle in frozen:
+        await wait(ctx, CycleResults(), stream=c.cycle_stream(team.team_id, cycle.period))
+    stored = (await stored_scorecards(ctx, team.team_id, [x.period for x in frozen], agent_ids)
+              if frozen else {})
+    for cycle in frozen:
+        policy = (await cycle_scheme(ctx, cycle)).results
+        month = month_of(cycle, policy)
+        due = (r.release_due_at(month.first_published_at, policy)
+               if month.first_published_at is not None else None)
+        for agent_id in agent_ids:
+            card = stored.get((cycle.period, agent_id))
+            if card is None:
+                continue
+            # The result stream matters only when results wait for the interview.
+            state = (await load_result(ctx, team.team_id, cycle.period, agent_id)
+                     if cycle.status == "published" and policy.release == "after_interview"
+                     else None)
+            released = cycle.status == "published" and r.is_released(state, month)
+            goals = cycle.closed.goals.get(agent_id) if cycle.closed is not None else None
+            card = {**card, "goals_status": goals, "released": released,
+                    "release_due_at": _INSTANT.dump_python(due, mode="json"), "withheld": False}
+            if withhold and not released:
+                card = r.withhold(card, WITHHELD.format(when=due.isoformat()) if due else
+                                  "your result is released to you when the month is published")
+            found[(cycle.period, agent_id)] = card
+    return found
 
 
 async def fairness_warnings(ctx: ServiceContext, team: Team, cycle: c.Cycle

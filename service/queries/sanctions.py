@@ -7,7 +7,7 @@ recorded yet: the status is computed here from the caller's clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,6 +46,30 @@ WHERE ($2::text IS NULL OR team_id = $2)
          AND f.agent_id = sanctions.agent_id), false) = $9)
 ORDER BY period, team_id, publication, ordinal, id
 """
+
+
+#: The columns of the ledger and of the payroll as tables (CSV, Excel), for both doors.
+SANCTION_COLUMNS = (
+    "id", "team_id", "period", "agent_id", "kind", "entry", "amount", "currency", "due_at",
+    "status", "reason", "publication", "reverses", "rank", "places", "months", "late",
+    "submitted_at", "decided_at", "decided_by", "note", "overdue_at", "review_id", "created_at",
+    "basis_changed", "basis_note", "final",
+)
+PAYROLL_COLUMNS = (
+    "sanction_id", "team_id", "period", "agent_id", "kind", "entry", "amount", "effect",
+    "currency", "publication", "rank", "places", "reason", "reverses", "status", "created_at",
+    "final",
+)
+
+
+def table_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """Render a row's lists as single table cells (times stay times: typed cells in Excel)."""
+    out = dict(row)
+    if row.get("places"):
+        out["places"] = "-".join(str(p) for p in row["places"])
+    if "months" in row:
+        out["months"] = " ".join(row["months"])
+    return out
 
 
 @dataclass(frozen=True)

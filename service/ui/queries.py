@@ -1,8 +1,8 @@
 """What the pages read for navigation only: lists of teams, months and names.
 
-Everything with a rule behind it (rankings, scorecards, sanctions, plans) comes from the API's
-handlers (``service.ui.api``); these reads only label and link what the caller was already
-allowed to see.
+Everything with a rule behind it (rankings, scorecards, sanctions, plans) is read through
+``service/queries/`` after the checks of the API route that serves it (``service.api.access``);
+these reads only label and link what the caller was already allowed to see.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 It shows what the board shows of a published month, laid out for paper: the ranking with its
 KPI columns and targets, the consequences with their deadlines, the agents not ranked and why,
 the KPIs unavailable to the whole team, then one page per agent with their line. Everything is
-read through the API's handlers, as the board reads it (``service.ui.api.call``), so a key
-sees exactly what the ranking, scorecard and ledger routes let it see: one policy, no second
-check here.
+read through the application layer as the board reads it (``service.queries``, after the
+ranking, scorecard and ledger routes' own checks), so a key sees exactly what those routes let
+it see: one policy (``service.domain.policy``), no second check here.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
-from service.api import cycles as cycles_api
 from service.api.deps import Ctx
 from service.api.problems import Problem
 from service.i18n import N_
-from service.ui import api, fmt, render
+from service.queries import cycles as cycle_reads
+from service.ui import fmt, render
 from service.ui.fmt import Fmt
 from service.ui.render import UiRoute, page
 from service.ui.routes import (
@@ -31,10 +31,12 @@ from service.ui.routes import (
     _labels,
     _rank_label,
     _sanction_rows,
+    cycle_view,
     measured_kpis,
     month_label,
+    month_ranking,
     month_targets,
-    scorecard,
+    scorecards,
     team_of,
 )
 
@@ -52,27 +54,22 @@ async def monthly_report(
     team = await team_of(ctx, principal, team_id)
     f = Fmt(team.timezone, team.currency, team.locale)
     label = month_label(period)
-    cycle = await api.call(principal, cycles_api.get_cycle, team_id=team_id, period=period,
-                           ctx=ctx, principal=principal)
-    if cycle.status != "published":
-        raise Problem(409, f"{label} is {cycle.status}, not published: its report is printed"
+    found = await cycle_reads.get_cycle(ctx, team_id, period)
+    cycle = await cycle_view(ctx, team, found)
+    if found.status != "published":
+        raise Problem(409, f"{label} is {found.status}, not published: its report is printed"
                            " once the month is published", kind="not-published")
-    ranking = api.document(await api.call(
-        principal, cycles_api.get_ranking, team_id=team_id, period=period, request=request,
-        ctx=ctx, principal=principal))
+    ranking = await month_ranking(ctx, principal, team, period)
     entries: list[dict[str, Any]] = list(ranking["entries"])
     not_ranked: list[dict[str, Any]] = list(ranking.get("not_ranked", []))
     # Scorecards as the board reads them: an agent gets their own, a manager everyone's.
-    cards: dict[str, dict[str, Any]] = {}
-    for person in entries + not_ranked:
-        if principal.role == "agent" and person["agent_id"] != principal.subject:
-            continue
-        card = await scorecard(ctx, principal, team_id, period, person["agent_id"])
-        if card is not None:
-            cards[person["agent_id"]] = card
+    people = [p["agent_id"] for p in entries + not_ranked
+              if principal.role != "agent" or p["agent_id"] == principal.subject]
+    found_cards = await scorecards(ctx, principal, team, [found], people)
+    cards = {a: found_cards[(period, a)] for a in people if (period, a) in found_cards}
     kpi_names = measured_kpis(cards.values())
     labels = _labels(cards.values())
-    sanctions = await _sanction_rows(ctx, principal, request, team_id=team_id, period=period)
+    sanctions = await _sanction_rows(ctx, principal, team_id=team_id, period=period)
     rows = [{
         "agent_id": e["agent_id"], "name": e["name"], "rank": _rank_label(e),
         "tied": e["tied"], "score": f.num(e["score"], 1),

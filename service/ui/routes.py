@@ -1,9 +1,11 @@
-"""The manager's dashboard: server-rendered pages under /ui on top of the API's own handlers.
+"""The manager's dashboard: server-rendered pages under /ui, the second door of the service.
 
-Every page declares a rule (``ui_allow``: the API's ``Allow`` reading the session cookie) and
-gets its data by calling the JSON API's handlers through ``service.ui.api.call``, which applies
-the rule of the API route behind each handler. Forms post back here, run the same handlers,
-and redirect (post, redirect, get) to the page that shows the outcome.
+Every page declares a rule (``ui_allow``: the API's ``Allow`` reading the session cookie, the
+same roles as the API route of the same act) and then reads through ``service/queries/`` and
+writes through ``service/commands/`` directly, as the API's routes do, after the same scope
+checks (``service.api.access`` and the ``ensure_*`` of ``service.api.auth``, all of them asking
+``service.domain.policy``). Forms post back here and redirect (post, redirect, get) to the
+page that shows the outcome.
 """
 
 from __future__ import annotations
@@ -20,45 +22,53 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
-from service.api import cycles as cycles_api
-from service.api import directory as directory_api
-from service.api import feedback as feedback_api
-from service.api import metrics as metrics_api
-from service.api import releases as releases_api
-from service.api import sanctions as sanctions_api
+from service.api import access
+from service.api.access import ensure_appellant
 from service.api.auth import (
     CredentialError,
     TooManyFailures,
     check_credential,
     ensure_manager_of,
     ensure_rates_as,
+    ensure_self_or_manager,
     log_failure,
 )
 from service.api.auth import public as public_rule
-from service.api.deps import Ctx
-from service.api.pagination import MAX_LIMIT
+from service.api.deps import Ctx, caller
 from service.api.problems import Problem, status_of
 from service.api.schemas import (
     AppealDecisionIn,
     AppealIn,
     CloseIn,
-    CycleIn,
     EvaluationIn,
     PlanReviewIn,
     ReviewDecisionIn,
-    TeamOut,
 )
+from service.commands import cycles as cycle_commands
+from service.commands import release as release_commands
+from service.commands import sanctions as sanction_commands
 from service.context import ServiceContext
 from service.domain import policy
+from service.domain.cycle import Cycle
+from service.domain.directory import Team
 from service.domain.errors import DomainError, NotFound
 from service.domain.ids import COMPOUND_ID_PATTERN, ID_PATTERN
 from service.domain.periods import next_period, parse_period, period_of, previous_period
 from service.domain.principal import Principal
 from service.i18n import N_
+from service.queries import appeals as appeal_reads
+from service.queries import cycles as cycle_reads
+from service.queries import directory as directory_reads
+from service.queries import feedback as feedback_reads
+from service.queries import kpis as kpi_reads
+from service.queries import ledger as ledger_plans
+from service.queries import monitoring, results
+from service.queries import release as release_reads
+from service.queries import sanctions as ledger_reads
 from service.queries.cycles import pinned_scheme
 from service.queries.directory import find_agent
 from service.queries.sanctions import managed_teams
-from service.ui import api, charts, fmt, queries, render, session
+from service.ui import charts, fmt, queries, render, session
 from service.ui.fmt import Fmt
 from service.ui.render import UiRoute, page, redirect
 from service.ui.session import form_data, require_csrf, safe_next, ui_allow
@@ -69,8 +79,11 @@ router = APIRouter(prefix="/ui", include_in_schema=False, route_class=UiRoute)
 Id = Annotated[str, Path(pattern=ID_PATTERN)]
 Month = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
 MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
-Viewer = Annotated[Principal, ui_allow("manager", "agent")]
-Manager = Annotated[Principal, ui_allow("manager")]
+#: The roles of the API routes behind the pages: reading a team's months, managing them.
+VIEWER_ROLES = ("manager", "agent")
+MANAGER_ROLES = ("manager",)
+Viewer = Annotated[Principal, ui_allow(*VIEWER_ROLES)]
+Manager = Annotated[Principal, ui_allow(*MANAGER_ROLES)]
 
 CRITERIA_LABELS: dict[str, str] = {
     "task_completion": N_("Work-task completion"),
@@ -134,10 +147,17 @@ def short_month(period: str) -> str:
     return fmt.month(year, month, fmt.page_locale(), short=month != 1)
 
 
-def manages(principal: Principal, team: TeamOut) -> bool:
+def manages(principal: Principal, team: Team) -> bool:
     """Tell whether to offer the team's manager forms (the form's handler decides again)."""
     # Forms write: a reader, unscoped for reads, is offered none.
     return principal.role != "reader" and policy.may_manage(principal, team.manager_ids)
+
+
+async def _managed(ctx: ServiceContext, principal: Principal, team_id: str) -> Team:
+    """Return a team the principal manages; refuse (403) one they do not."""
+    team = await directory_reads.get_team(ctx, team_id)
+    ensure_manager_of(principal, team.manager_ids)
+    return team
 
 
 def team_url(team_id: str, period: str | None = None, done: str | None = None) -> str:
@@ -151,27 +171,51 @@ def with_done(url: str, done: str) -> str:
     return url + ("&" if "?" in url else "?") + urlencode({"done": done})
 
 
-async def team_of(ctx: ServiceContext, principal: Principal, team_id: str) -> TeamOut:
-    """Return the team through the API handler (a member, its managers, admins, readers)."""
-    return await api.call(principal, directory_api.get_team, team_id=team_id, ctx=ctx,
-                          principal=principal)
+async def team_of(ctx: ServiceContext, principal: Principal, team_id: str) -> Team:
+    """Return the team, as GET /v1/teams/{team_id} does (its agents, managers, admins and
+    readers)."""
+    team = await directory_reads.get_team(ctx, team_id)
+    await access.ensure_team_member_or_manager(ctx, principal, team)
+    return team
 
 
-async def scorecard(
-    ctx: ServiceContext, principal: Principal, team_id: str, period: str, agent_id: str
-) -> dict[str, Any] | None:
-    """Return an agent's scorecard for a month through the API handler, or None if none."""
-    try:
-        result = await api.call(principal, cycles_api.get_scorecard, team_id=team_id,
-                                period=period, agent_id=agent_id, ctx=ctx, principal=principal)
-    except NotFound:
-        return None
-    except Problem as exc:
-        if exc.status == 404:
-            return None
-        raise
-    card: dict[str, Any] = api.document(result)
-    return card
+async def scorecards(
+    ctx: ServiceContext, principal: Principal, team: Team, cycles: Sequence[Cycle],
+    agent_ids: Sequence[str],
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Return the scorecards of the agents the principal may see, in one batched read, as
+    GET .../scorecards/{agent_id} answers each: keyed (period, agent_id), none when absent."""
+    seen = [a for a in agent_ids if policy.may_see_agent(principal, a, team.manager_ids)]
+    return await results.scorecards(
+        ctx, team, cycles, seen, withhold=policy.sees_own_result_only_when_released(principal))
+
+
+async def month_ranking(
+    ctx: ServiceContext, principal: Principal, team: Team, period: str
+) -> dict[str, Any]:
+    """Return a month's ranking as GET .../ranking answers it, after the same checks."""
+    read = await results.ranking(
+        ctx, team.team_id, period, team=team,
+        admit=lambda status: access.ensure_may_see_ranking(principal, status))
+    if read is None:
+        raise Problem(503, "the ranking is still being built; retry shortly",
+                      headers={"Retry-After": "1"})
+    await access.ensure_ranking_released(ctx, principal, team.team_id, period)
+    return results.ranking_data(read)
+
+
+async def cycle_view(ctx: ServiceContext, team: Team, cycle: Cycle) -> dict[str, Any]:
+    """Return what a page shows of a month: its status, dates and what drifts from the plan."""
+    closed = cycle.closed
+    process = await monitoring.month_process(ctx, team, cycle)
+    return {
+        "team_id": cycle.team_id, "period": cycle.period, "status": cycle.status,
+        "scheme_id": cycle.scheme_id, "scheme_version": cycle.scheme_version,
+        "deadline": cycle.deadline, "opened_at": cycle.opened_at,
+        "closed_at": closed.closed_at if closed else None, "published_at": cycle.published_at,
+        "publications": cycle.publications, "forced": closed.forced if closed else None,
+        "close_reason": closed.reason if closed else None, "warnings": process.warnings,
+    }
 
 
 def _rank_label(entry: Mapping[str, Any]) -> str:
@@ -291,18 +335,13 @@ async def board(
     current = period_of(ctx.clock(), ZoneInfo(team.timezone))
     period = period or current
     months = await queries.periods(ctx, team_id)
-    try:
-        cycle = await api.call(principal, cycles_api.get_cycle, team_id=team_id, period=period,
-                               ctx=ctx, principal=principal)
-    except NotFound:
-        cycle = None
+    found = await cycle_reads.find_cycle(ctx, team_id, period)
+    cycle = await cycle_view(ctx, team, found) if found is not None else None
     ranking: dict[str, Any] | None = None
     ranking_note: str | None = None
-    if cycle is not None:
+    if found is not None:
         try:
-            ranking = api.document(await api.call(
-                principal, cycles_api.get_ranking, team_id=team_id, period=period,
-                request=request, ctx=ctx, principal=principal))
+            ranking = await month_ranking(ctx, principal, team, period)
         except Problem as exc:
             if exc.status != 403:
                 raise
@@ -311,13 +350,11 @@ async def board(
     unranked: list[dict[str, Any]] = list(ranking["unranked"]) if ranking else []
     visible = [e["agent_id"] for e in entries + unranked
                if principal.role != "agent" or e["agent_id"] == principal.subject]
-    if cycle is not None and principal.role == "agent" and not visible:
+    if found is not None and principal.role == "agent" and not visible:
         visible = [principal.subject]
-    cards: dict[str, dict[str, Any]] = {}
-    for agent_id in visible:
-        card = await scorecard(ctx, principal, team_id, period, agent_id)
-        if card is not None:
-            cards[agent_id] = card
+    cards = {agent_id: card for (_, agent_id), card in (
+        await scorecards(ctx, principal, team, [found], visible) if found is not None else {}
+    ).items()}
     labels = _labels(cards.values())
     kpi_names = measured_kpis(cards.values())
     targets = month_targets(cards.values(), kpi_names, f)
@@ -338,9 +375,8 @@ async def board(
                 "missing": ", ".join(u["missing_roles"]) or "everything",
                 "evaluated": _evaluated(cards.get(u["agent_id"]))} for u in unranked]
     sanctions: list[dict[str, Any]] = []
-    if cycle is not None and cycle.status == "published":
-        sanctions = await _sanction_rows(ctx, principal, request, team_id=team_id,
-                                         period=period)
+    if found is not None and found.status == "published":
+        sanctions = await _sanction_rows(ctx, principal, team_id=team_id, period=period)
     own_card = cards.get(principal.subject) if principal.role == "agent" else None
     return page(request, "board.html", {
         "team": team, "f": f, "period": period, "period_label": month_label(period),
@@ -354,9 +390,9 @@ async def board(
                         for k in (ranking.get("unavailable_kpis", []) if ranking else [])],
         "targets": targets, "sanctions": sanctions, "own_card": own_card,
         "own_kpis": _kpi_cells(own_card, kpi_names, f) if own_card else [],
-        "manages": manages(principal, team) and api.permits(principal, cycles_api.close_cycle),
-        "may_self_evaluate": principal.role == "agent" and cycle is not None
-        and cycle.status == "open",
+        "manages": manages(principal, team),
+        "may_self_evaluate": principal.role == "agent" and found is not None
+        and found.status == "open",
         "done": DONE.get(done or ""),
     })
 
@@ -415,22 +451,15 @@ def _evaluated(card: Mapping[str, Any] | None) -> dict[str, bool]:
 
 
 async def _sanction_rows(
-    ctx: ServiceContext, principal: Principal, request: Request, *,
+    ctx: ServiceContext, principal: Principal, *,
     team_id: str | None = None, period: str | None = None, agent_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Return ledger entries (through the API handler) ready to show, with names and formats."""
-    items: list[dict[str, Any]] = []
-    after: str | None = None
-    while True:  # every page: a ledger is small, but a page is at most MAX_LIMIT entries
-        listing = api.document(await api.call(
-            principal, sanctions_api.list_sanctions, request=request, response=Response(),
-            ctx=ctx, principal=principal,
-            page=sanctions_api._SANCTION_PAGING(limit=MAX_LIMIT, after=after, sort=None),
-            team_id=team_id, period=period, agent_id=agent_id, kind=None, status=None))
-        items.extend(listing["items"])
-        after = listing.get("next")
-        if not after:
-            break
+    """Return ledger entries (GET /v1/sanctions's, after its checks) ready to show, with names
+    and formats, in ledger order."""
+    filters = await access.sanction_filters(ctx, principal, team_id=team_id, period=period,
+                                            agent_id=agent_id)
+    async with ctx.db.connection() as conn:
+        items = await ledger_reads.list_items(conn, filters, ctx.clock())
     names = await queries.agent_names(ctx, sorted({i["agent_id"] for i in items}))
     teams = {t["team_id"]: t for t in await queries.teams(ctx, sorted({i["team_id"]
                                                                         for i in items}))}
@@ -439,7 +468,7 @@ async def _sanction_rows(
     for item in items:
         team = teams.get(item["team_id"])
         f = Fmt(team["timezone"], team["currency"]) if team else Fmt("UTC", "")
-        due = datetime.fromisoformat(item["due_at"]) if item["due_at"] else None
+        due: datetime | None = item["due_at"]
         amount = item["amount"]
         rows.append({
             **item, "name": names.get(item["agent_id"], item["agent_id"]),
@@ -475,24 +504,26 @@ async def agent_page(
     period: MonthQuery = None, done: Annotated[str | None, Query(max_length=40)] = None,
 ) -> HTMLResponse:
     """Show an agent: KPI trends, attainment against targets, evaluations, feedback, plans."""
-    agent = await api.call(principal, directory_api.get_agent, agent_id=agent_id, ctx=ctx,
-                           principal=principal)
-    team = await team_of(ctx, principal, agent.team_id)
+    agent = await directory_reads.get_agent(ctx, agent_id)
+    team = await directory_reads.get_team(ctx, agent.team_id)
+    ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    await access.ensure_team_member_or_manager(ctx, principal, team)
     f = Fmt(team.timezone, team.currency, team.locale)
     current = period_of(ctx.clock(), ZoneInfo(team.timezone))
     months = [m["period"] for m in await queries.periods(ctx, team.team_id)][-6:]
-    cards: dict[str, dict[str, Any]] = {}
-    for month in months:
-        card = await scorecard(ctx, principal, team.team_id, month, agent_id)
-        if card is not None:
-            cards[month] = card
+    cycles = [c for c in [await cycle_reads.find_cycle(ctx, team.team_id, m) for m in months]
+              if c is not None]
+    cards = {period: card for (period, _), card in
+             (await scorecards(ctx, principal, team, cycles, [agent_id])).items()}
     shown = [m for m in months if m in cards]
     selected = period if period in cards else (
         next((m for m in reversed(shown) if cards[m]["status"] != "open"), None)
         or (shown[-1] if shown else None))
-    live = api.document(await api.call(principal, metrics_api.agent_kpis, agent_id=agent_id,
-                                       request=request, ctx=ctx, principal=principal,
-                                       period=current))
+    # The agent's live KPIs of the running month (GET /v1/agents/{agent_id}/kpis).
+    scheme = await cycle_reads.month_scheme(ctx, team, current)
+    async with ctx.db.connection() as conn:
+        live = await kpi_reads.agent_kpis(conn, agent_id, current, scheme, agent.position)
+    live_kpis = {k.name: k for k in scheme.kpis_for(agent.position)}
     trends = []
     reference = cards[selected]["kpis"] if selected else {}
     measured = dict.fromkeys(n for m in shown for n, k in cards[m]["kpis"].items()
@@ -550,21 +581,20 @@ async def agent_page(
                 "when": f.when(e["submitted_at"]),
                 "deadline_text": f.when(e["deadline"]) if e.get("deadline") else "",
             })
-    sanctions = await _sanction_rows(ctx, principal, request, agent_id=agent_id)
+    sanctions = await _sanction_rows(ctx, principal, agent_id=agent_id)
     plans = []
     for item in sanctions:
         if item["kind"] != "improvement_plan" or item["entry"] != "grant":
             continue
         try:
-            plan = await api.call(principal, sanctions_api.get_plan, team_id=item["team_id"],
-                                  period=item["period"], agent_id=agent_id, ctx=ctx,
-                                  principal=principal)
+            await access.ensure_released(ctx, principal, item["team_id"], item["period"])
+            plan = await ledger_plans.get_plan(ctx, item["team_id"], item["period"], agent_id)
         except NotFound:
             continue
         latest = plan["submissions"][-1] if plan["submissions"] else None
         plans.append({**item, "plan": plan, "latest": latest,
                       "submitted_text": f.when(latest["submitted_at"]) if latest else ""})
-    outcome = await _outcome(ctx, principal, request, team, agent_id, card, f)
+    outcome = await _outcome(ctx, principal, team, agent_id, card, f)
     return page(request, "agent.html", {
         "outcome": outcome,
         "agent": agent, "team": team, "f": f, "months": shown, "cards": cards,
@@ -572,7 +602,8 @@ async def agent_page(
         "card": card, "trends": trends, "composite": composite, "attainment": attainment,
         "evaluations": evaluations, "sanctions": sanctions, "plans": plans,
         "live": live, "live_label": month_label(current),
-        "live_kpis": [(_labels(cards.values()).get(k, k), _live_text(k, v, f))
+        "live_kpis": [(live_kpis[k].title if k in live_kpis else k,
+                       f.kpi(k, v, live_kpis[k].unit if k in live_kpis else ""))
                       for k, v in live["kpis"].items()],
         "feedback": await _feedback(ctx, principal, team.team_id, shown, cards, f),
         "manages": manages(principal, team), "done": DONE.get(done or ""),
@@ -581,7 +612,7 @@ async def agent_page(
 
 
 async def _outcome(
-    ctx: ServiceContext, principal: Principal, request: Request, team: TeamOut, agent_id: str,
+    ctx: ServiceContext, principal: Principal, team: Team, agent_id: str,
     card: Mapping[str, Any] | None, f: Fmt,
 ) -> dict[str, Any] | None:
     """Return the selected published month's release and appeal, and what the viewer may do."""
@@ -589,38 +620,33 @@ async def _outcome(
         return None
     period = card["period"]
     try:
-        release = await api.call(principal, releases_api.get_release, team_id=team.team_id,
-                                 period=period, agent_id=agent_id, ctx=ctx,
-                                 principal=principal)
-        listing = await api.call(principal, releases_api.list_appeals, request=request,
-                                 ctx=ctx, principal=principal, team_id=team.team_id,
-                                 period=period, status=None)
+        # GET .../releases/{agent_id} and GET /v1/appeals, after their checks.
+        ensure_self_or_manager(principal, agent_id, team.manager_ids)
+        month = await release_reads.load_month(ctx, team.team_id, period)
+        state = await release_reads.load_result(ctx, team.team_id, period, agent_id)
+        release = release_reads.release_document(month, state, agent_id)
+        filters = await access.appeal_filters(ctx, principal, team_id=team.team_id,
+                                              period=period, status=None)
+        appeals = await appeal_reads.list_appeals(ctx, filters)
     except Problem as exc:
         if exc.status != 403:
             raise
-        return None  # a role the release and appeal endpoints do not serve (readers)
-    appeal = next((a for a in api.document(listing)["items"] if a["agent_id"] == agent_id),
-                  None)
+        return None
+    appeal = next((a for a in appeals if a["agent_id"] == agent_id), None)
     own = principal.role == "agent" and principal.subject == agent_id
     manager = manages(principal, team)
-    until = release.appeal_until
+    until: datetime | None = release["appeal_until"]
     return {
-        "released": release.released, "by": release.by,
-        "due": f.when(release.release_due_at) if release.release_due_at else "",
+        "released": release["released"], "by": release["by"],
+        "due": f.when(release["release_due_at"]) if release["release_due_at"] else "",
         "appeal_until": f.when(until) if until else "",
         "appeal": appeal, "period": period,
-        "may_release": manager and not release.released,
-        "may_appeal": own and release.released and appeal is None
+        "may_release": manager and not release["released"],
+        "may_appeal": own and release["released"] and appeal is None
         and until is not None and ctx.clock() <= until,
         "may_decide": manager and appeal is not None and appeal["status"] == "open"
-        and principal.subject != agent_id,
+        and not policy.judges_own_case(principal.subject, agent_id),
     }
-
-
-def _live_text(name: str, value: float | None, f: Fmt) -> str:
-    units = {"avg_response_time_seconds": "seconds", "order_amount": "currency",
-             "avg_order_value": "currency"}
-    return f.kpi(name, value, units.get(name, "ratio"))
 
 
 async def _feedback(
@@ -633,9 +659,8 @@ async def _feedback(
         if cards[month]["status"] != "published":
             continue
         try:
-            interview = await api.call(
-                principal, feedback_api.get_interview, team_id=team_id, period=month,
-                agent_id=cards[month]["agent_id"], ctx=ctx, principal=principal)
+            interview = await feedback_reads.get_interview(ctx, team_id, month,
+                                                           cards[month]["agent_id"])
         except NotFound:
             continue
         found.append({**interview, "month_label": month_label(month),
@@ -653,7 +678,7 @@ async def sanctions_page(
     done: Annotated[str | None, Query(max_length=40)] = None,
 ) -> HTMLResponse:
     """Show plans due, overdue and waiting for review, open reviews, and the ledger."""
-    rows = await _sanction_rows(ctx, principal, request, team_id=team_id)
+    rows = await _sanction_rows(ctx, principal, team_id=team_id)
     grants = [r for r in rows if r["entry"] == "grant"]
     plans = [r for r in grants if r["kind"] == "improvement_plan"]
     managed: set[str] = set()
@@ -674,7 +699,7 @@ async def sanctions_page(
         "money": [r for r in rows if r["kind"] in ("reward", "deduction")][::-1],
         "closed_plans": [r for r in plans if r["status"] in ("approved", "rejected")][::-1],
         "managed": managed, "team": team, "team_id": team_id,
-        "may_decide": api.permits(principal, sanctions_api.decide_review),
+        "may_decide": policy.route_admits(MANAGER_ROLES, principal.role, "POST"),
         "done": DONE.get(done or ""), "here": session.here(request),
     })
 
@@ -687,8 +712,8 @@ async def open_month(
     request: Request, team_id: Id, period: Month, ctx: Ctx, principal: Manager,
 ) -> Response:
     """Open a team's month (the API's POST .../cycles)."""
-    await api.call(principal, cycles_api.open_cycle, team_id=team_id, body=CycleIn(period=period),
-                   request=request, ctx=ctx, principal=principal)
+    team = await _managed(ctx, principal, team_id)
+    await cycle_commands.open_cycle(ctx, caller(principal, request), team, period, None, None)
     return redirect(team_url(team_id, period, "opened"))
 
 
@@ -700,9 +725,10 @@ async def close_month(
     form = await form_data(request)
     force = form.get("force") == "yes"
     reason = form.get("reason", "").strip() or None
-    await api.call(principal, cycles_api.close_cycle, team_id=team_id, period=period,
-                   request=request, ctx=ctx, principal=principal,
-                   body=CloseIn(force=force, reason=reason))
+    body = CloseIn(force=force, reason=reason)
+    await _managed(ctx, principal, team_id)
+    await cycle_commands.close(ctx, caller(principal, request), cycle_commands.Close(
+        team_id, period, body.force, body.reason, body.missing_policy))
     return redirect(team_url(team_id, period, "closed"))
 
 
@@ -711,8 +737,8 @@ async def publish_month(
     request: Request, team_id: Id, period: Month, ctx: Ctx, principal: Manager,
 ) -> Response:
     """Publish a closed month (the API's POST .../publish)."""
-    await api.call(principal, cycles_api.publish_cycle, team_id=team_id, period=period,
-                   request=request, ctx=ctx, principal=principal)
+    await _managed(ctx, principal, team_id)
+    await cycle_commands.publish(ctx, caller(principal, request), team_id, period)
     return redirect(team_url(team_id, period, "published") + "#consequences")
 
 
@@ -727,8 +753,10 @@ async def review_plan(
         raise Problem(422, N_("choose approve or reject"),
                       errors=[{"field": "decision", "reason": N_("approved or rejected")}])
     body = PlanReviewIn(decision=decision, comment=form.get("comment", "")[:5000])
-    await api.call(principal, sanctions_api.review_plan, team_id=team_id, period=period,
-                   agent_id=agent_id, body=body, request=request, ctx=ctx, principal=principal)
+    await _managed(ctx, principal, team_id)
+    await sanction_commands.review_plan(
+        ctx, caller(principal, request), team_id, period, agent_id, decision=body.decision,
+        comment=body.comment, reviewer_id=principal.subject)
     back = safe_next(form.get("next"), "/ui/sanctions")
     return redirect(with_done(back, "plan-approved" if decision == "approved"
                               else "plan-rejected"))
@@ -747,9 +775,12 @@ async def decide_review(
         raise Problem(422, N_("choose reassign or retain and write a note"), errors=[
             {"field": "decision", "reason": N_("reassign or retain")},
             {"field": "note", "reason": N_("required")}])
-    await api.call(principal, sanctions_api.decide_review, review_id=review_id,
-                   body=ReviewDecisionIn(decision=decision, note=note[:5000]), request=request,
-                   ctx=ctx, principal=principal)
+    body = ReviewDecisionIn(decision=decision, note=note[:5000])
+    team, ledger, agent_id = await ledger_plans.find_review(ctx, review_id)
+    ensure_manager_of(principal, team.manager_ids)
+    await sanction_commands.decide_review(
+        ctx, caller(principal, request), team, ledger, agent_id, decision=body.decision,
+        note=body.note, decided_by=principal.subject)
     return redirect(with_done(safe_next(form.get("next"), "/ui/sanctions"), "review-decided"))
 
 
@@ -759,8 +790,10 @@ async def release_result(
 ) -> Response:
     """Release an agent's result to them now (the API's POST .../releases/{agent})."""
     await form_data(request)
-    await api.call(principal, releases_api.release_result, team_id=team_id, period=period,
-                   agent_id=agent_id, request=request, ctx=ctx, principal=principal)
+    await _managed(ctx, principal, team_id)
+    month = await release_reads.load_month(ctx, team_id, period)
+    await release_commands.release(ctx, caller(principal, request), team_id, period, agent_id,
+                                   by="manager", released_by=principal.subject, month=month)
     return redirect(f"/ui/agents/{quote(agent_id)}?period={period}&done=released")
 
 
@@ -774,9 +807,11 @@ async def file_appeal(
     if not reason:
         raise Problem(422, N_("write the reason of your appeal"),
                       errors=[{"field": "reason", "reason": N_("required")}])
-    await api.call(principal, releases_api.file_appeal, team_id=team_id, period=period,
-                   agent_id=agent_id, body=AppealIn(reason=reason[:4000]), request=request,
-                   ctx=ctx, principal=principal)
+    body = AppealIn(reason=reason[:4000])
+    await directory_reads.get_team(ctx, team_id)
+    ensure_appellant(principal, agent_id)
+    await release_commands.appeal(ctx, caller(principal, request), team_id, period, agent_id,
+                                  by=principal.subject, reason=body.reason)
     return redirect(f"/ui/agents/{quote(agent_id)}?period={period}&done=appealed")
 
 
@@ -792,11 +827,14 @@ async def decide_appeal(
     if decision not in ("uphold", "amend"):
         raise Problem(422, N_("choose uphold or amend"),
                       errors=[{"field": "decision", "reason": N_("uphold or amend")}])
-    decided = await api.call(principal, releases_api.decide_appeal, appeal_id=appeal_id,
-                             body=AppealDecisionIn(decision=decision, note=note and note[:4000]),
-                             request=request, ctx=ctx, principal=principal)
+    body = AppealDecisionIn(decision=decision, note=note and note[:4000])
+    team_id, _, _ = await release_reads.find_appeal(ctx, appeal_id)
+    await _managed(ctx, principal, team_id)
+    decided = (await release_commands.decide(
+        ctx, caller(principal, request), appeal_id, decision=body.decision, note=body.note,
+        decided_by=principal.subject)).decision
     done = "appeal-upheld" if decision == "uphold" else "appeal-amended"
-    return redirect(f"/ui/agents/{quote(decided['agent_id'])}?period={decided['period']}"
+    return redirect(f"/ui/agents/{quote(decided.agent_id)}?period={decided.period}"
                     f"&done={done}")
 
 
@@ -814,7 +852,9 @@ async def _evaluation_form(
     ensure_rates_as(principal, rater_role, agent_id)
     if rater_role == "manager":
         ensure_manager_of(principal, team.manager_ids)
-    card = await scorecard(ctx, principal, team_id, period, agent_id)
+    ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    cycle = await cycle_reads.get_cycle(ctx, team_id, period)
+    card = (await scorecards(ctx, principal, team, [cycle], [agent_id])).get((period, agent_id))
     if card is None:
         raise NotFound(f"agent {agent_id} has no scorecard in {team_id}/{period}")
     scheme = await pinned_scheme(ctx, team_id, period)
@@ -889,10 +929,14 @@ async def submit_evaluation(
     if errors:
         return await again(422, N_("Some scores are missing or not numbers."), errors)
     try:
-        await api.call(principal, cycles_api.put_evaluation, team_id=team_id, period=period,
-                       agent_id=agent_id, rater_role=rater_role,
-                       body=EvaluationIn(scores=scores, comment=comment), request=request,
-                       ctx=ctx, principal=principal)
+        body = EvaluationIn(scores=scores, comment=comment)
+        # PUT .../evaluations/{agent_id}/{rater_role}'s checks, then its command.
+        ensure_rates_as(principal, rater_role, agent_id)
+        if rater_role == "manager":
+            await _managed(ctx, principal, team_id)
+        await cycle_commands.evaluate(ctx, caller(principal, request), cycle_commands.Evaluate(
+            team_id=team_id, period=period, agent_id=agent_id, rater_role=rater_role,
+            rater_id=principal.subject, scores=body.scores, comment=body.comment))
     except DomainError as exc:
         if status_of(exc) != 422:
             raise

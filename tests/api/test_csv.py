@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import yaml
 
-from service.api.cycles import RANKING_COLUMNS
 from service.api.events import FEED_COLUMNS
 from service.api.feedback import CLASSIFICATION_COLUMNS, INTERVIEW_COLUMNS
 from service.api.goals import GOAL_COLUMNS
@@ -17,10 +16,11 @@ from service.api.metrics import KPI_COLUMNS, QUARANTINE_COLUMNS
 from service.api.monitoring import CALIBRATION_COLUMNS
 from service.api.raters import EVALUATION_COLUMNS, INVITATION_COLUMNS
 from service.api.releases import APPEAL_COLUMNS
-from service.api.sanctions import PAYROLL_COLUMNS, SANCTION_COLUMNS
 from service.api.tabular import cell
 from service.api.training import TRAINING_COLUMNS
 from service.domain.cycle import cycle_stream
+from service.queries.results import RANKING_COLUMNS
+from service.queries.sanctions import PAYROLL_COLUMNS, SANCTION_COLUMNS
 from tests.conftest import TestClock as PinnedClock
 from tests.support.raters import invite, rater, train
 from tests.support.scenario import ADMIN, make_team

@@ -12,10 +12,10 @@ from openpyxl import load_workbook
 from openpyxl.workbook.workbook import Workbook
 from starlette.requests import Request
 
-from service.api.cycles import RANKING_COLUMNS
-from service.api.sanctions import PAYROLL_COLUMNS, SANCTION_COLUMNS
 from service.api.tabular import XLSX, money_format, table_format
 from service.domain.cycle import cycle_stream
+from service.queries.results import RANKING_COLUMNS
+from service.queries.sanctions import PAYROLL_COLUMNS, SANCTION_COLUMNS
 from tests.api.test_csv import CSV_ENDPOINTS, EVALUATING, PERIOD, PUBLISHED
 from tests.api.test_sanctions import PUBLISHED as PUBLISHED_AT
 from tests.api.test_sanctions import publish_month, ranked
