@@ -72,6 +72,7 @@ def environment() -> Environment:
         lstrip_blocks=True,
     )
     env.globals["static"] = static_url
+    env.globals["warning_text"] = warning_text
     env.add_extension("jinja2.ext.i18n")
     # {% trans %} blocks written over several lines are one line in the catalogues
     # (babel.cfg extracts with ``trimmed`` too).
@@ -109,6 +110,43 @@ def gettext(message: str) -> str:
 def ngettext(one: str, many: str, count: int) -> str:
     """Translate a message with a count into the language of the page being answered."""
     return i18n.translations(language(), "ui").ngettext(one, many, count)
+
+
+def warning_text(warning: Mapping[str, Any]) -> str:
+    """Return a month's warning as the page's reader reads it (the API's detail is English).
+
+    The kinds the pages know are said again from their data (a count of agents, interviews,
+    plans) in the page's language; any other kind shows the API's detail.
+    """
+    kind = warning.get("kind")
+
+    def count(key: str) -> int:
+        value = warning.get(key)
+        return len(value) if isinstance(value, list | tuple) else 0
+
+    if kind == "goals_unacknowledged":
+        n = count("agents")
+        return ngettext("%(n)s agent never acknowledged the targets they were judged on",
+                        "%(n)s agents never acknowledged the targets they were judged on",
+                        n) % {"n": n}
+    if kind in ("interviews_missing", "interviews_overdue"):
+        n = count("missing")
+        text = ngettext("%(n)s feedback interview not held yet",
+                        "%(n)s feedback interviews not held yet", n) % {"n": n}
+        if kind == "interviews_overdue":
+            text += gettext("; they were due within a week of publication")
+        return text
+    if kind == "interview_records_unacknowledged":
+        n = count("agents")
+        return ngettext("%(n)s interview record awaits the agent's acknowledgement",
+                        "%(n)s interview records await the agents' acknowledgement",
+                        n) % {"n": n}
+    if kind == "plans_overdue":
+        n = count("plans")
+        return ngettext("%(n)s improvement plan is past its deadline unsubmitted",
+                        "%(n)s improvement plans are past their deadline unsubmitted",
+                        n) % {"n": n}
+    return gettext(str(warning.get("detail") or ""))
 
 
 #: The titles of the error pages (HTTP's reason phrases), here so the catalogues have them.

@@ -372,7 +372,8 @@ async def board(
             "late": any(e.get("late") for e in (card or {}).get("evaluations", [])),
         })
     missing = [{"agent_id": u["agent_id"], "name": u["name"],
-                "missing": ", ".join(u["missing_roles"]) or "everything",
+                "missing": ", ".join(render.gettext(r) for r in u["missing_roles"])
+                or render.gettext("everything"),
                 "evaluated": _evaluated(cards.get(u["agent_id"]))} for u in unranked]
     sanctions: list[dict[str, Any]] = []
     if found is not None and found.status == "published":

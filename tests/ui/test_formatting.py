@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from service.i18n import formatting_locale
-from service.ui import charts, fmt
+from service.ui import charts, fmt, render
 
 NBSP = "\u00a0"
 
@@ -68,3 +68,18 @@ def test_a_bar_chart_labels_each_month() -> None:
                            lambda v: f"{v:.1f}", notes=["#2", ""])
     assert svg.count("<rect") == 1
     assert "80.0 · #2" in svg and "Sep: no result" in svg
+
+
+def test_a_month_warning_is_said_again_in_the_page_language() -> None:
+    warning = {"kind": "interviews_overdue", "missing": [{}, {}],
+               "detail": "2 feedback interview(s) not held yet; they were due within a week"}
+    token = render._preference.set("ko")  # what UiRoute sets for a page asked in Korean
+    try:
+        assert render.warning_text(warning) == \
+            "아직 열리지 않은 피드백 면담 2건; 공개 후 1주 이내에 열렸어야 합니다"
+        assert render.warning_text({"kind": "new_kind", "detail": "as the API says"}) \
+            == "as the API says"
+    finally:
+        render._preference.reset(token)
+    assert render.warning_text({"kind": "plans_overdue", "plans": [{}]}) == \
+        "1 improvement plan is past its deadline unsubmitted"
