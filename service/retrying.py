@@ -7,15 +7,21 @@ last error unchanged when the attempts run out.
 
 from __future__ import annotations
 
+import logging
+
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
 )
 
 from service.domain.errors import IdTaken
+from service.store.database import DATABASE_AWAY
 from service.store.errors import ConcurrencyError
+
+log = logging.getLogger(__name__)
 
 #: A command that lost a race to a writer outside these commands decides again this often.
 RETRIES = 5
@@ -33,6 +39,14 @@ def on_taken_id(attempts: int = RETRIES) -> AsyncRetrying:
                          stop=stop_after_attempt(attempts), reraise=True)
 
 
-def backoff(first: float, cap: float) -> wait_exponential:
-    """Return the wait of a loop that lost its database: ``first`` seconds, doubling to ``cap``."""
-    return wait_exponential(multiplier=first, min=first, max=cap)
+def reconnecting(*, first: float, cap: float, name: str) -> AsyncRetrying:
+    """Retry, for as long as it takes, while the database is away: after ``first`` seconds,
+    doubling up to ``cap``; each wait is logged under ``name``."""
+
+    def lost(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        log.warning("%s cannot reach the database (%s); retrying", name, type(error).__name__)
+
+    return AsyncRetrying(retry=retry_if_exception_type(DATABASE_AWAY),
+                         wait=wait_exponential(multiplier=first, min=first, max=cap),
+                         before_sleep=lost, reraise=True)

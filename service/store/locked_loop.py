@@ -13,6 +13,7 @@ import logging
 
 import asyncpg
 
+from service.retrying import reconnecting
 from service.store.database import DATABASE_AWAY, Database
 
 log = logging.getLogger(__name__)
@@ -51,19 +52,14 @@ class LockedLoop:
             self._task = None
 
     async def _run(self) -> None:
-        backoff = 0.5
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await self.db.connect_single()
-                if not await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))",
-                                           *self.lock):
-                    await conn.close()
-                    conn = None
+                conn = await self._take_lock()
+                if conn is None:
                     await asyncio.sleep(self.standby)
                     continue
                 self.holding = True
-                backoff = 0.5
                 while True:
                     # A dead lock connection means another replica may hold the lock now.
                     await conn.fetchval("SELECT 1")
@@ -72,10 +68,9 @@ class LockedLoop:
             except asyncio.CancelledError:
                 raise
             except DATABASE_AWAY as exc:
+                # Reconnecting backs off in _take_lock, starting again from its first wait.
                 log.warning("%s lost the database (%s); retrying", self.name,
                             type(exc).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.standby)
             except Exception as exc:
                 if not isinstance(exc, self.quiet):
                     log.exception("%s pass failed; retrying", self.name)
@@ -85,3 +80,22 @@ class LockedLoop:
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close(timeout=2))
+
+    async def _take_lock(self) -> asyncpg.Connection | None:
+        """Connect and try the lock; return the connection holding it, or None when another
+        replica holds it. While the database is away, try again after 0.5 s, doubling up to
+        ``standby_seconds``."""
+        async for attempt in reconnecting(first=0.5, cap=self.standby, name=self.name):
+            with attempt:
+                conn = await self.db.connect_single()
+                try:
+                    locked = await conn.fetchval(
+                        "SELECT pg_try_advisory_lock($1, hashtext($2))", *self.lock)
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=2))
+                    raise
+                if locked:
+                    return conn
+                await conn.close()
+        return None
