@@ -73,6 +73,9 @@ def environment() -> Environment:
     )
     env.globals["static"] = static_url
     env.globals["warning_text"] = warning_text
+    from service.ui.reasons import reason_text  # reasons builds on this module's gettext
+
+    env.filters["reason"] = reason_text
     env.add_extension("jinja2.ext.i18n")
     # {% trans %} blocks written over several lines are one line in the catalogues
     # (babel.cfg extracts with ``trimmed`` too).

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from service.i18n import formatting_locale
-from service.ui import charts, fmt, render
+from service.ui import charts, fmt, reasons, render
 
 NBSP = "\u00a0"
 
@@ -83,3 +85,21 @@ def test_a_month_warning_is_said_again_in_the_page_language() -> None:
         render._preference.reset(token)
     assert render.warning_text({"kind": "plans_overdue", "plans": [{}]}) == \
         "1 improvement plan is past its deadline unsubmitted"
+
+
+@pytest.mark.parametrize(("stored", "korean"), [
+    ("first place: rank 1 of 6", "1위: 6명 중 1위"),
+    ("last place: rank 5 of 6, tied (places 5-6)", "최하위: 6명 중 5위, 동점(5-6위)"),
+    ("bottom two (places 5-6 of 6): rank 6 of 6; a plan is due 7 days after publication",
+     "하위 2위(6명 중 5-6위): 6명 중 6위; 공개 후 7일 이내에 계획 제출"),
+    ("last place in 3 consecutive published months: rank 6 of 6 this month",
+     "공개된 3개월 연속 최하위: 이번 달 6명 중 6위"),
+    ("a reason HR typed <b>", "a reason HR typed <b>"),  # unknown shape: as stored
+])
+def test_a_ledger_reason_is_said_again_in_the_page_language(stored: str, korean: str) -> None:
+    token = render._preference.set("ko")
+    try:
+        assert reasons.reason_text(stored) == korean
+    finally:
+        render._preference.reset(token)
+    assert reasons.reason_text(stored) == stored  # English: the words the domain wrote

@@ -1,0 +1,52 @@
+"""The ledger's reasons in the page's language.
+
+A reward, deduction, plan or review carries its reason as the domain wrote it, in English, with
+the standing that decided it ("last place: rank 6 of 6"); the event keeps it so. A page reads
+the reasons the domain writes (service/domain/results.py) back into their parts and says them
+again from the catalogue; a reason of any other shape shows as it was stored.
+"""
+
+from __future__ import annotations
+
+import re
+
+from service.ui.render import gettext, ngettext
+
+_STANDING = r"rank (?P<rank>\d+) of (?P<of>\d+)(?:, tied \(places (?P<first>\d+)-(?P<last>\d+)\))?"
+_FIRST = re.compile(rf"first place: {_STANDING}")
+_LAST = re.compile(rf"last place: {_STANDING}")
+_BOTTOM = re.compile(rf"bottom two \(places (?P<b1>\d+)-(?P<b2>\d+) of (?P<n>\d+)\): {_STANDING};"
+                     r" a plan is due (?P<days>\d+) days after (?P<start>publication|the result's"
+                     r" release)")
+_STREAK = re.compile(rf"last place in (?P<months>\d+) consecutive published months: {_STANDING}"
+                     r" this month")
+
+
+def _standing(found: re.Match[str]) -> str:
+    parts = found.groupdict()
+    if parts.get("first"):
+        return gettext("rank %(rank)s of %(of)s, tied (places %(first)s-%(last)s)") % parts
+    return gettext("rank %(rank)s of %(of)s") % parts
+
+
+def reason_text(reason: str) -> str:
+    """Return a ledger reason in the page's language (as stored when its shape is unknown)."""
+    text = str(reason)
+    if found := _FIRST.fullmatch(text):
+        return gettext("first place: %(standing)s") % {"standing": _standing(found)}
+    if found := _LAST.fullmatch(text):
+        return gettext("last place: %(standing)s") % {"standing": _standing(found)}
+    if found := _BOTTOM.fullmatch(text):
+        days = int(found["days"])
+        due = (ngettext("a plan is due %(n)s day after publication",
+                        "a plan is due %(n)s days after publication", days)
+               if found["start"] == "publication" else
+               ngettext("a plan is due %(n)s day after the result's release",
+                        "a plan is due %(n)s days after the result's release", days))
+        return gettext("bottom two (places %(b1)s-%(b2)s of %(n)s): %(standing)s; %(due)s") % {
+            "b1": found["b1"], "b2": found["b2"], "n": found["n"],
+            "standing": _standing(found), "due": due % {"n": days}}
+    if found := _STREAK.fullmatch(text):
+        return gettext("last place in %(months)s consecutive published months: %(standing)s"
+                       " this month") % {"months": found["months"], "standing": _standing(found)}
+    return gettext(text)
