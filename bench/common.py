@@ -80,6 +80,31 @@ def compared(
     )
 
 
+def within(
+    name: str,
+    figure: float,
+    unit: str,
+    *,
+    baseline: str,
+    baseline_figure: float,
+    at_most: float,
+    notes: str = "",
+) -> Row:
+    """Return a row whose target is a maximum ratio of figure to baseline_figure (latency)."""
+    ratio = figure / baseline_figure if baseline_figure else math.nan
+    return Row(
+        name=name,
+        figure=figure,
+        unit=unit,
+        baseline=baseline,
+        baseline_figure=baseline_figure,
+        ratio=ratio,
+        target=f"<= {at_most:g}x baseline",
+        met=ratio <= at_most,
+        notes=notes,
+    )
+
+
 def bounded(
     name: str,
     figure: float,

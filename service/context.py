@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -111,7 +111,8 @@ class ServiceContext:
             if cache.name == name:
                 cache.clear()
 
-    def committed(self) -> None:
-        """Wake projections after a command's events committed."""
+    def committed(self, stream_types: Collection[str] | None = None) -> None:
+        """Wake projections after a command's events committed (to streams of these types;
+        None: of any type)."""
         if self.notifier is not None:
-            self.notifier.poke()
+            self.notifier.poke(stream_types)

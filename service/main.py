@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 
@@ -72,12 +72,14 @@ async def resolve_database_url(settings: Settings) -> str:
     return await asyncio.to_thread(start_embedded, settings.data_dir)
 
 
-def _on_commit(runner: ProjectionRunner | None, signal: CommitSignal) -> Callable[[], None]:
-    """Return what a local commit wakes: the projection runners and the live feed's streams."""
+def _on_commit(runner: ProjectionRunner | None, signal: CommitSignal
+               ) -> Callable[[Collection[str] | None], None]:
+    """Return what a local commit wakes: the projection runners reading the stream types
+    committed to, and the live feed's streams."""
 
-    def wake() -> None:
+    def wake(stream_types: Collection[str] | None) -> None:
         if runner is not None:
-            runner.wake()
+            runner.wake(stream_types)
         signal.fire()
 
     return wake

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from service.store.database import Database
 
@@ -24,7 +24,8 @@ class Notifier:
     """Debounce "new events" signals into local wake-ups and a periodic NOTIFY."""
 
     def __init__(
-        self, db: Database, local: Callable[[], None] | None = None, interval: float = 0.02
+        self, db: Database, local: Callable[[Collection[str] | None], None] | None = None,
+        interval: float = 0.02,
     ) -> None:
         self.db = db
         self.local = local
@@ -32,10 +33,14 @@ class Notifier:
         self._pending = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def poke(self) -> None:
-        """Note that events were committed."""
+    def poke(self, stream_types: Collection[str] | None = None) -> None:
+        """Note that events were committed (to streams of these types; None: of any type).
+
+        Only this process's runners that read those stream types wake at once; the NOTIFY for
+        other processes names no type, since it carries the commits of a whole interval.
+        """
         if self.local is not None:
-            self.local()
+            self.local(stream_types)
         self._pending.set()
 
     def start(self) -> None:

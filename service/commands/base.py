@@ -15,7 +15,7 @@ from service.projections.decoded import remember
 from service.queries.streams import Evolve, Fold, S, held_key, load
 from service.retrying import on_conflict
 from service.store import invalidation
-from service.store.event_store import AppendResult, NewEvent, append
+from service.store.event_store import AppendResult, NewEvent, append, stream_type
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ async def execute(
                     state, _ = await load(conn, stream_id, evolve, fold, states=ctx.states)
                     return state, result
     assert result is not None  # "no change" returned above
-    ctx.committed()
+    ctx.committed((stream_type(stream_id),))
     if announces is not None:
         ctx.dropped(announces)  # here at once; other processes on the NOTIFY
     for e in events:

@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 
 import asyncpg
 
@@ -26,7 +28,7 @@ from service.projections.base import Projection
 from service.projections.checkpoints import Generation
 from service.projections.progress import Progress
 from service.store.database import DATABASE_AWAY, UNAVAILABLE_ERRORS, Database
-from service.store.event_store import Cursor, DataOnly, RecordedEvent, read_all
+from service.store.event_store import Cursor, RecordedEvent, read_all
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +36,8 @@ LOCK_NAMESPACE = 7215001
 LIVE_BATCH = 500
 BUILD_BATCH = 5000
 FAILURE_RETRY_SECONDS = 5.0
-#: A probe for whether anything is new reads no payload.
-NO_DATA = DataOnly(("*",))
+#: How often a worker reads its generations again (see Worker.ensure_live).
+GENERATIONS_SECONDS = 1.0
 
 
 class ProjectionFailed(Exception):
@@ -58,10 +60,20 @@ class Worker:
         self.conn = conn
         self.projection = projection
         self._single_steps: set[int] = set()
+        #: The generations as last read, with their cursors moved by this worker's own steps,
+        #: and when they were read (time.monotonic()).
+        self._known: tuple[Generation, Generation | None] | None = None
+        self._known_at = 0.0
 
     async def ensure_live(self) -> tuple[Generation, Generation | None]:
-        """Return the live generation and the one being built, starting either if needed."""
-        # Every idle poll of every projection passes here: one round trip for both.
+        """Return the live generation and the one being built, starting either if needed.
+
+        Only this worker moves their cursors (it holds the projection's lease), so they are
+        read again only every GENERATIONS_SECONDS, to notice a rebuild another process asked
+        for (``csperf projections rebuild``): not on every poll of every projection.
+        """
+        if self._known is not None and time.monotonic() - self._known_at < GENERATIONS_SECONDS:
+            return self._known
         live, building = await checkpoints.live_and_building(self.conn, self.projection.name)
         if live is None:
             live = await checkpoints.start(self.conn, self.projection, "live")
@@ -73,29 +85,40 @@ class Worker:
                 live.code_version,
             )
             building = await checkpoints.start(self.conn, self.projection, "building")
+        self._known, self._known_at = (live, building), time.monotonic()
         return live, building
+
+    def _moved(self, generation: Generation, cursor: Cursor, applied: int) -> None:
+        """Move the known generation's cursor past the events just applied to it."""
+        if self._known is None:
+            return
+        moved = replace(generation, cursor=cursor,
+                        events_applied=generation.events_applied + applied)
+        live, building = self._known
+        if live.generation == generation.generation:
+            self._known = (moved, building)
+        elif building is not None and building.generation == generation.generation:
+            self._known = (live, moved)
 
     async def step(self, generation: Generation, limit: int) -> int:
         """Apply the next batch to a generation; return how many events it read."""
         if generation.generation in self._single_steps:
             limit = 1
-        # Most polls find nothing: ask outside a transaction first (one round trip, not three).
-        if not await read_all(self.conn, generation.cursor, 1,
-                              stream_types=self.projection.stream_types,
-                              data_only=NO_DATA):
-            return 0
         events: list[RecordedEvent] = []
         try:
+            # Read outside the transaction: most polls find nothing (one round trip, not
+            # three), and committed events read stay what they are; only this worker moves
+            # the cursor they were read after.
+            events = await read_all(
+                self.conn,
+                generation.cursor,
+                limit,
+                stream_types=self.projection.stream_types,
+                data_only=self.projection.data_only,
+            )
+            if not events:
+                return 0
             async with self.conn.transaction():
-                events = await read_all(
-                    self.conn,
-                    generation.cursor,
-                    limit,
-                    stream_types=self.projection.stream_types,
-                    data_only=self.projection.data_only,
-                )
-                if not events:
-                    return 0
                 await self.projection.apply(
                     self.conn, events, self.projection.table_names(generation.generation)
                 )
@@ -114,6 +137,7 @@ class Worker:
                 "projection %s stopped at event %s", self.projection.name, position
             )
             raise ProjectionFailed(self.projection.name) from exc
+        self._moved(generation, events[-1].cursor, len(events))
         self._single_steps.discard(generation.generation)
         observability.PROJECTION_FAILED.labels(self.projection.name).set(0)
         observability.PROJECTED_EVENTS.labels(self.projection.name).inc(len(events))
@@ -144,6 +168,7 @@ class Worker:
             await self.catch_up(building, BUILD_BATCH)
             live = await checkpoints.current(self.conn, self.projection.name, "live")
             await checkpoints.swap(self.conn, self.projection, live, building)
+        self._known = None  # the swap made new generations
         log.info("projection %s: generation %s is live", self.projection.name, building.generation)
 
     async def _reload(self, generation: Generation) -> Generation:
@@ -206,10 +231,15 @@ class ProjectionRunner:
         #: Each committed batch, for readers waiting on a write (service.queries.wait).
         self.progress = Progress()
 
-    def wake(self) -> None:
-        """Tell every worker that new rows may be visible (events were committed)."""
-        for event in self._wake.values():
-            event.set()
+    def wake(self, stream_types: Collection[str] | None = None) -> None:
+        """Tell the workers that new rows may be visible: events were committed to streams of
+        these types (None: of any type). A projection that reads none of them stays asleep:
+        an agent's rename wakes the directory, not the month's results, and each worker woken
+        costs a round trip or two even when it finds nothing."""
+        for projection in self.projections:
+            read = projection.stream_types
+            if stream_types is None or read is None or not set(read).isdisjoint(stream_types):
+                self._wake[projection.name].set()
 
     def start(self) -> None:
         """Start one task per projection."""
