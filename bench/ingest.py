@@ -472,7 +472,11 @@ async def http_day(ctx: BenchContext) -> list[Row]:
             f" duplicates) {got}, expected {expected}: {'exact' if correct else 'WRONG'}. COPY"
             f" {copy_before:,.0f} rows/s before and {copy_after:,.0f} after. CPU seconds in the"
             f" window: service {cpu_svc:.1f}, PostgreSQL {cpu_pg:.1f}, client {cpu_me:.1f}"
-            f" (of {elapsed * (os.cpu_count() or 1):.1f} available).",
+            f" (of {elapsed * (os.cpu_count() or 1):.1f} available). Machine: nproc"
+            f" {os.cpu_count()}, {psutil.virtual_memory().total / 2**30:.1f} GiB of memory, load"
+            f" average {' '.join(f'{x:.2f}' for x in os.getloadavg())} when this row was"
+            " written (the machine is shared). Command: `.venv/bin/python -m bench --only"
+            " ingest`.",
         ),
         compared(
             "HTTP ingestion against the peer (bench/peer.py), same load",
@@ -571,6 +575,8 @@ async def _history(url: str, day: Day, total: int, first_month: int,
     try:
         await conn.execute("VACUUM ANALYZE metric_sample")
         await conn.execute("VACUUM ANALYZE metric_total")
+        # Write the history's pages out now, so the measured run does not pay for them.
+        await conn.execute("CHECKPOINT")
     finally:
         await conn.close()
     return periods
