@@ -141,25 +141,21 @@ async def settle(
         for r in judged.rejected:
             source, sample = items[r.index]
             refusing.add(r.index)
-            if r.already:
-                outcome.duplicates += 1
-                outcome.stored_keys.append((source, sample["id"]))
-                continue
             where = ((r.team_id, r.period) if r.team_id and r.period
                      and r.reason not in m.UNPLACEABLE else None)
             refused.append((r.index, source, sample, _why(r, sample, now, accepts), where))
         if not keep_rejected:  # a replay marks what is stored now; ingestion has no need
             outcome.stored_keys += [(r[1], r[2]) for r in staged if r[0] not in refusing]
+    refused += [(index, source, sample, why, None) for index, source, sample, why in checked]
 
-    if checked:
-        # A sample sent again with other content under a stored id is still a duplicate.
-        already = await store.stored(conn, [(source, s["id"]) for _, source, s, _ in checked])
-        for index, source, sample, why in checked:
-            if (source, sample["id"]) in already:
-                outcome.duplicates += 1
-                outcome.stored_keys.append((source, sample["id"]))
-            else:
-                refused.append((index, source, sample, why, None))
+    if refused:
+        # A sample stored before counts as a duplicate (even one sent again with other content).
+        already = await store.stored(conn, [(source, s["id"]) for _, source, s, _, _ in refused])
+        for key in [(source, s["id"]) for _, source, s, _, _ in refused
+                    if (source, s["id"]) in already]:
+            outcome.duplicates += 1
+            outcome.stored_keys.append(key)
+        refused = [r for r in refused if (r[1], r[2]["id"]) not in already]
     refused.sort(key=lambda r: r[0])
     outcome.rejected = [Rejected(index, sample["id"], why.reason, why.detail, source)
                         for index, source, sample, why, _ in refused]

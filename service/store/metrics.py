@@ -289,8 +289,9 @@ CROSS JOIN LATERAL (
 # the usable ones once each (in key order: overlapping batches wait, never deadlock) and
 # appends their totals and feed arrivals as delta rows. Writes nothing when the directory
 # changed since _PLACE took its locks ($2, the mark): the caller places again. Answers one
-# row with the count stored, then one per rejection, saying whether that sample is stored
-# already (a retry of one accepted before its month closed: a duplicate).
+# row with the count stored, then one per rejection. (Whether a refused sample is stored
+# already is a query of its own, only for a batch with a refusal: in this statement it would
+# open every month's partition on every batch.)
 _SETTLE = f"""
 WITH {_NEWEST_DIRECTORY}, moved AS (
     SELECT $2::text IS NOT NULL AND $2::text IS DISTINCT FROM (SELECT mark FROM directory)
@@ -357,15 +358,10 @@ WITH {_NEWEST_DIRECTORY}, moved AS (
     FROM stored GROUP BY team_id, metric, source
 )
 SELECT NULL::integer AS idx, NULL::text AS reason, NULL::text AS status,
-       NULL::text AS team_id, NULL::text AS period, NULL::boolean AS already,
+       NULL::text AS team_id, NULL::text AS period,
        (SELECT count(*) FROM stored) AS accepted, (SELECT yes FROM moved) AS moved
 UNION ALL
--- A probe of each month's key index per refused sample (a scalar subquery is never hashed:
--- an EXISTS could be planned as a hash of every stored sample).
-SELECT j.idx, j.reason, j.status, j.team_id, j.period,
-       coalesce((SELECT true FROM metric_sample x
-                 WHERE x.source = j.source AND x.sample_id = j.sample_id LIMIT 1), false),
-       NULL, NULL
+SELECT j.idx, j.reason, j.status, j.team_id, j.period, NULL, NULL
 FROM judged j
 WHERE j.reason IS NOT NULL AND NOT (SELECT yes FROM moved)
 """
@@ -380,15 +376,13 @@ WHERE s.idx = p.idx
 @dataclass(frozen=True, slots=True)
 class Refused:
     """A staged sample the database refused: its index in the batch, the reason, its cycle's
-    status event, where it was placed (team and month, when known), and whether the same
-    sample is stored already (then it is a duplicate, whatever it would be now)."""
+    status event, and where it was placed (team and month, when known)."""
 
     index: int
     reason: str
     status: str | None
     team_id: str | None
     period: str | None
-    already: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,7 +455,7 @@ async def settle(conn: asyncpg.Connection, received_at: datetime, mark: str | No
             moved = r["moved"]
         else:
             rejected.append(Refused(r["idx"], r["reason"], r["status"], r["team_id"],
-                                    r["period"], r["already"]))
+                                    r["period"]))
     return Judged(accepted, rejected, moved)
 
 
