@@ -1,4 +1,4 @@
-"""The ledger's reasons in the page's language.
+"""The ledger's reasons (and why an agent is not ranked) in the page's language.
 
 A reward, deduction, plan or review carries its reason as the domain wrote it, in English, with
 the standing that decided it ("last place: rank 6 of 6"); the event keeps it so. A page reads
@@ -18,6 +18,8 @@ _LAST = re.compile(rf"last place: {_STANDING}")
 _BOTTOM = re.compile(rf"bottom two \(places (?P<b1>\d+)-(?P<b2>\d+) of (?P<n>\d+)\): {_STANDING};"
                      r" a plan is due (?P<days>\d+) days after (?P<start>publication|the result's"
                      r" release)")
+#: Why an agent is not ranked (service/domain/presence.py).
+_ACTIVE = re.compile(r"active (?P<active>\d+) of (?P<days>\d+) days")
 _STREAK = re.compile(rf"last place in (?P<months>\d+) consecutive published months: {_STANDING}"
                      r" this month")
 
@@ -49,4 +51,6 @@ def reason_text(reason: str) -> str:
     if found := _STREAK.fullmatch(text):
         return gettext("last place in %(months)s consecutive published months: %(standing)s"
                        " this month") % {"months": found["months"], "standing": _standing(found)}
+    if found := _ACTIVE.fullmatch(text):
+        return gettext("active %(active)s of %(days)s days") % found.groupdict()
     return gettext(text)

@@ -94,6 +94,7 @@ def test_a_month_warning_is_said_again_in_the_page_language() -> None:
      "하위 2위(6명 중 5-6위): 6명 중 6위; 공개 후 7일 이내에 계획 제출"),
     ("last place in 3 consecutive published months: rank 6 of 6 this month",
      "공개된 3개월 연속 최하위: 이번 달 6명 중 6위"),
+    ("active 9 of 30 days", "30일 중 9일 근무"),
     ("a reason HR typed <b>", "a reason HR typed <b>"),  # unknown shape: as stored
 ])
 def test_a_ledger_reason_is_said_again_in_the_page_language(stored: str, korean: str) -> None:
