@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from bench.common import ROOT, BenchContext, Row, Suite, bounded
-from bench.http import ADMIN_KEY, Process, free_port, service, service_env, serving
+from bench.http import ADMIN_KEY, Process, free_port, service, service_env, serving, token
 from service.domain.cycle import EvaluationSubmitted, cycle_stream
 from service.domain.kpis import COUNT_UNIT
 from service.domain.team_metrics import Declared
@@ -47,6 +47,13 @@ counts, 5 averaged) and 50 KPIs (47 measured, every formula kind, and the
 3 rated report KPIs), 0.02 each, for a team of the same size. Both services run side by
 side; each kind runs twice, alternated (before, as data, 50 KPIs, ...), each close after a
 pause for the previous publication's projections, and the best of each is kept.
+
+**ingestion** posts the same day of samples (`INGEST_BATCHES` batches of 1,000 samples of the
+ten built-in metrics, over 500 agents, from 8 clients) to the code before issue 19 and to this
+branch, each on a fresh database, alternated twice, the best of each kept: this branch checks
+each sample against the metrics its team's scheme declares (the team_metrics read model), and
+its live KPI read model recomputes the agents and teams the compactor saw change while the
+day runs.
 """,
 )
 
@@ -181,12 +188,15 @@ BEFORE = os.environ.get("CSPERF_BENCH_KPIS_BEFORE", "e8fe77f^1")
 
 
 @contextlib.asynccontextmanager
-async def old_service(url: str) -> AsyncIterator[Process]:
-    """Run the service as it was before issue 19 (``BEFORE``)."""
+async def old_service(url: str, *, own_schema: bool = False) -> AsyncIterator[Process]:
+    """Run the service as it was before issue 19 (``BEFORE``); with ``own_schema``, on the
+    migrations of its day (its ingestion reads the metric catalogue that migration 0009
+    drops), otherwise on this branch's (the bench seeds its months with this branch's code)."""
     base = subprocess.run(["git", "rev-parse", BEFORE], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="csperf-bench-base-") as folder:
-        archive = subprocess.run(["git", "archive", base, "service"], cwd=ROOT, check=True,
+        paths = ["service", "migrations", "alembic.ini"] if own_schema else ["service"]
+        archive = subprocess.run(["git", "archive", base, *paths], cwd=ROOT, check=True,
                                  capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
         port = free_port()
@@ -251,6 +261,84 @@ async def as_data(ctx: BenchContext) -> list[Row]:
                 target="-", met=None, notes=runs(wide)),
         bounded("50 KPIs / the built-in scheme", wide_ratio, "x", target="<= 1.5",
                 met=wide_ratio <= 1.5, notes="both on this branch, the same run"),
+    ]
+
+
+INGEST_AGENTS = 500
+INGEST_BATCHES = 120
+INGEST_CLIENTS = 8
+
+
+async def _ingest_day(port: int, team: str) -> float:
+    """Register a team of INGEST_AGENTS; post the day's batches; return samples per second."""
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
+                                 headers=admin) as client:
+        (await client.put(f"/v1/teams/{team}", json={"name": "Ingest"})).raise_for_status()
+        for batch in range(0, INGEST_AGENTS, 50):
+            answers = await asyncio.gather(*[
+                client.put(f"/v1/agents/{team}-a{i}",
+                           json={"name": f"Agent {i}", "team_id": team})
+                for i in range(batch, min(batch + 50, INGEST_AGENTS))])
+            for answer in answers:
+                answer.raise_for_status()
+        await asyncio.sleep(1.0)  # the directory read model takes the agents in
+        source = f"chat-{team}"
+        headers = {"Authorization": "Bearer " + token("ingest", source, source=source)}
+
+        def body(b: int) -> dict[str, Any]:
+            return {"source": source, "samples": [
+                {"id": f"{b}-{k}", "agent_id": f"{team}-a{(b * 7 + k) % INGEST_AGENTS}",
+                 "metric": BUILTIN_METRICS[k % len(BUILTIN_METRICS)],
+                 "value": float(k % 9 + 1),
+                 "occurred_at": f"2026-11-{1 + b % 28:02d}T10:00:00+09:00"}
+                for k in range(1000)]}
+
+        queue = list(range(INGEST_BATCHES))
+
+        async def worker() -> None:
+            while queue:
+                b = queue.pop()
+                answer = await client.post("/v1/metrics", json=body(b), headers=headers)
+                answer.raise_for_status()
+                if answer.json()["rejected"]:
+                    raise RuntimeError(f"samples refused: {answer.json()['rejected'][:2]}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(INGEST_CLIENTS)])
+        return INGEST_BATCHES * 1000 / (time.perf_counter() - started)
+
+
+@SUITE.benchmark("ingest", "ingestion with declared metrics against the code before")
+async def ingest(ctx: BenchContext) -> list[Row]:
+    """Post the same day to the old code and to this branch, alternated."""
+    rounds = 2
+    old: list[float] = []
+    new: list[float] = []
+    async with contextlib.AsyncExitStack() as stack:
+        old_url = await stack.enter_async_context(ctx.fresh_database("csperf_bench_ingest_old"))
+        before = await stack.enter_async_context(old_service(old_url, own_schema=True))
+        url = await stack.enter_async_context(ctx.fresh_database("csperf_bench_ingest_new"))
+        server = await stack.enter_async_context(service(url))
+        for r in range(rounds):
+            for port, team, rates in ((before.port, f"iold{r}", old),
+                                      (server.port, f"inew{r}", new)):
+                await asyncio.sleep(SETTLE_SECONDS)
+                rates.append(await _ingest_day(port, team))
+    ctx.log(f"kpis ingest: old {old}, new {new}")
+    ratio = max(new) / max(old)
+
+    def runs(rates: list[float]) -> str:
+        return (f"best of {rounds}; all: {', '.join(f'{x:,.0f}' for x in rates)} samples/s"
+                f" ({INGEST_BATCHES} batches of 1,000, {INGEST_CLIENTS} clients)")
+
+    return [
+        bounded("ingestion, the code before issue 19", max(old), "samples/s", target="-",
+                met=None, notes=runs(old)),
+        bounded("ingestion, metrics declared by the scheme", max(new), "samples/s",
+                target="-", met=None, notes=runs(new)),
+        bounded("ingestion: declared metrics / the code before", ratio, "x", target=">= 0.9",
+                met=ratio >= 0.9, notes="the same day, the same server, one run"),
     ]
 
 
