@@ -59,6 +59,10 @@ day runs.
 
 AGENTS = 1000
 PERIOD = "2026-11"
+#: Idle connections are dropped by the client after 1 s, before uvicorn's 5 s keep-alive ends
+#: them on its side: on a loaded machine a batch can take longer than that, and a request sent
+#: on a connection the server is closing fails with ReadError.
+LIMITS = httpx.Limits(keepalive_expiry=1.0)
 MANAGER_FORM = ("work_ability", "cooperation", "service", "report_timeliness",
                 "report_reliability", "report_quality")
 BUILTIN_METRICS = ("consultations", "conversions", "response_time_seconds", "lost_customers",
@@ -103,7 +107,7 @@ async def _seed(port: int, db_url: str, team: str, metrics: tuple[str, ...], age
     """Create the team and agents over HTTP; append evaluations and samples in bulk."""
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
-                                 headers=admin) as client:
+                                 headers=admin, limits=LIMITS) as client:
         body: dict[str, Any] = {"name": "Bench", "manager_ids": ["m-bench"]}
         if scheme_id is not None:
             body["scheme_id"] = scheme_id
@@ -164,7 +168,7 @@ async def _close_publish(port: int, team: str, agents: int) -> float:
     headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
     base = f"/v1/teams/{team}/cycles/{PERIOD}"
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
-                                 headers=headers) as client:
+                                 headers=headers, limits=LIMITS) as client:
         started = time.perf_counter()
         (await client.post(f"{base}/close", json={})).raise_for_status()
         (await client.post(f"{base}/publish")).raise_for_status()
@@ -188,15 +192,13 @@ BEFORE = os.environ.get("CSPERF_BENCH_KPIS_BEFORE", "e8fe77f^1")
 
 
 @contextlib.asynccontextmanager
-async def old_service(url: str, *, own_schema: bool = False) -> AsyncIterator[Process]:
-    """Run the service as it was before issue 19 (``BEFORE``); with ``own_schema``, on the
-    migrations of its day (its ingestion reads the metric catalogue that migration 0009
-    drops), otherwise on this branch's (the bench seeds its months with this branch's code)."""
+async def old_service(url: str) -> AsyncIterator[Process]:
+    """Run the service as it was before issue 19 (``BEFORE``) on this branch's schema (the
+    bench seeds its months with this branch's code)."""
     base = subprocess.run(["git", "rev-parse", BEFORE], cwd=ROOT, check=True,
                           capture_output=True, text=True).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="csperf-bench-base-") as folder:
-        paths = ["service", "migrations", "alembic.ini"] if own_schema else ["service"]
-        archive = subprocess.run(["git", "archive", base, *paths], cwd=ROOT, check=True,
+        archive = subprocess.run(["git", "archive", base, "service"], cwd=ROOT, check=True,
                                  capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", folder], input=archive, check=True)
         port = free_port()
@@ -223,7 +225,7 @@ async def as_data(ctx: BenchContext) -> list[Row]:
         server = await stack.enter_async_context(service(url))
         admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server.port}", timeout=60,
-                                     headers=admin) as client:
+                                     headers=admin, limits=LIMITS) as client:
             base = (await client.get("/v1/schemes/online-shop-cs")).json()
             base.pop("scheme_id"), base.pop("version")
             body = wide_scheme(base)
@@ -264,6 +266,22 @@ async def as_data(ctx: BenchContext) -> list[Row]:
     ]
 
 
+async def _metric_catalogue(url: str) -> None:
+    """Give the old code's ingestion its catalogue of the ten built-in metrics back (migration
+    0009 dropped it when the schemes began declaring their metrics)."""
+    db = Database(url, pool_size=1)
+    try:
+        async with db.connection() as conn:
+            await conn.execute("CREATE TABLE IF NOT EXISTS metric_known"
+                               " (metric text PRIMARY KEY, whole boolean NOT NULL)")
+            await conn.executemany(
+                "INSERT INTO metric_known VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                [(m, m not in ("response_time_seconds", "order_amount"))
+                 for m in BUILTIN_METRICS])
+    finally:
+        await db.close()
+
+
 INGEST_AGENTS = 500
 INGEST_BATCHES = 120
 INGEST_CLIENTS = 8
@@ -273,7 +291,7 @@ async def _ingest_day(port: int, team: str) -> float:
     """Register a team of INGEST_AGENTS; post the day's batches; return samples per second."""
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=120,
-                                 headers=admin) as client:
+                                 headers=admin, limits=LIMITS) as client:
         (await client.put(f"/v1/teams/{team}", json={"name": "Ingest"})).raise_for_status()
         for batch in range(0, INGEST_AGENTS, 50):
             answers = await asyncio.gather(*[
@@ -299,7 +317,16 @@ async def _ingest_day(port: int, team: str) -> float:
         async def worker() -> None:
             while queue:
                 b = queue.pop()
-                answer = await client.post("/v1/metrics", json=body(b), headers=headers)
+                for attempt in range(3):
+                    try:
+                        answer = await client.post("/v1/metrics", json=body(b),
+                                                   headers=headers)
+                        break
+                    except httpx.TransportError:
+                        # A connection reset on a loaded machine: sample ids make the retry
+                        # safe (a sample stored the first time is a duplicate now).
+                        if attempt == 2:
+                            raise
                 answer.raise_for_status()
                 if answer.json()["rejected"]:
                     raise RuntimeError(f"samples refused: {answer.json()['rejected'][:2]}")
@@ -317,7 +344,8 @@ async def ingest(ctx: BenchContext) -> list[Row]:
     new: list[float] = []
     async with contextlib.AsyncExitStack() as stack:
         old_url = await stack.enter_async_context(ctx.fresh_database("csperf_bench_ingest_old"))
-        before = await stack.enter_async_context(old_service(old_url, own_schema=True))
+        await _metric_catalogue(old_url)
+        before = await stack.enter_async_context(old_service(old_url))
         url = await stack.enter_async_context(ctx.fresh_database("csperf_bench_ingest_new"))
         server = await stack.enter_async_context(service(url))
         for r in range(rounds):
