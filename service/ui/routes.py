@@ -566,7 +566,7 @@ async def agent_page(
                 "name": name, "label": kpi.get("label") or name,
                 "kind": kpi["kind"], "value": f.kpi(name, kpi["value"], kpi["unit"]),
                 "target": f.kpi(name, kpi["target"], kpi["unit"]) if kpi["target"] is not None
-                else "rated", "floor": f.kpi(name, kpi["floor"], kpi["unit"])
+                else render.gettext("rated"), "floor": f.kpi(name, kpi["floor"], kpi["unit"])
                 if kpi["floor"] is not None else "",
                 "weight": f.pct(kpi["weight"]), "attainment": f.num(value, 0)
                 if value is not None else fmt.DASH,
