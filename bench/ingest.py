@@ -316,11 +316,16 @@ async def _postmaster(url: str) -> psutil.Process | None:
 
 
 def _postgres_cpu(postmaster: psutil.Process | None) -> float:
-    """Return the CPU seconds of the benchmark server's live processes (not other servers')."""
+    """Return the CPU seconds of the benchmark server's processes, live and exited (not other
+    servers')."""
     if postmaster is None:
         return float("nan")
     total = 0.0
     with contextlib.suppress(psutil.Error):
+        # Backends that exited (a pool closes idle connections) count through the postmaster,
+        # which reaped them: without them the difference of two readings can be negative.
+        times = postmaster.cpu_times()
+        total += times.children_user + times.children_system
         for p in [postmaster, *postmaster.children(recursive=True)]:
             with contextlib.suppress(psutil.Error):
                 total += _cpu(p)
