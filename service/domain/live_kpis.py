@@ -11,11 +11,11 @@ Active days are not known while the month runs, so a per-active-day KPI is null 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from service.domain.kpis import TeamTarget, compute
-from service.domain.scheme import Scheme, effective_kpis
+from service.domain.scheme import KpiDef, Scheme, effective_kpis
 from service.domain.scoring import attainment
 
 
@@ -44,22 +44,34 @@ def declared_totals(scheme: Scheme, totals: Mapping[str, float], observations: M
             {m: int(v) for m, v in observations.items() if m in names})
 
 
-def live_kpis(scheme: Scheme, position: str | None, team_targets: Mapping[str, TeamTarget],
-              totals: Mapping[str, float], observations: Mapping[str, int]) -> list[LiveKpi]:
-    """Return the measured KPIs of ``position`` (the scheme's own for None) from the totals of
-    the metrics that arrived."""
+def measured_kpis(scheme: Scheme, position: str | None,
+                  team_targets: Mapping[str, TeamTarget]) -> list[tuple[KpiDef, str]]:
+    """Return the measured KPIs of ``position`` (the scheme's own for None) with the team's
+    targets over them, and where each target came from."""
     kpis, sources = effective_kpis(scheme, position, team_targets)
-    measured = [k for k in kpis if k.kind == "measured" and k.formula is not None]
-    values = compute({k.name: k.formula for k in measured if k.formula is not None},
+    return [(k, sources.get(k.name, "scheme")) for k in kpis
+            if k.kind == "measured" and k.formula is not None]
+
+
+def live_values(measured: Sequence[tuple[KpiDef, str]], totals: Mapping[str, float],
+                observations: Mapping[str, int]) -> list[LiveKpi]:
+    """Return the live KPIs (``measured_kpis``) from the totals of the metrics that arrived."""
+    values = compute({k.name: k.formula for k, _ in measured if k.formula is not None},
                      totals, observations)
     found = []
-    for kpi in measured:
+    for kpi, source in measured:
         assert kpi.formula is not None
         value = values[kpi.name]
         reached = (attainment(value, kpi.target, kpi.floor, kpi.direction)
                    if kpi.target is not None and kpi.floor is not None else None)
         found.append(LiveKpi(
             name=kpi.name, value=value, target=kpi.target, floor=kpi.floor, attainment=reached,
-            target_source=sources.get(kpi.name, "scheme"), unit=kpi.unit,
-            direction=kpi.direction, label=kpi.title, formula=kpi.formula.text()))
+            target_source=source, unit=kpi.unit, direction=kpi.direction, label=kpi.title,
+            formula=kpi.formula.text()))
     return found
+
+
+def live_kpis(scheme: Scheme, position: str | None, team_targets: Mapping[str, TeamTarget],
+              totals: Mapping[str, float], observations: Mapping[str, int]) -> list[LiveKpi]:
+    """Return the measured KPIs of ``position`` from the totals of the metrics that arrived."""
+    return live_values(measured_kpis(scheme, position, team_targets), totals, observations)

@@ -32,9 +32,9 @@ from typing import Any
 import asyncpg
 
 from service.domain.kpis import TeamTarget
-from service.domain.live_kpis import declared_totals, live_kpis
+from service.domain.live_kpis import declared_totals, live_values, measured_kpis
 from service.domain.periods import previous_period
-from service.domain.scheme import Scheme
+from service.domain.scheme import KpiDef, Scheme
 from service.store.database import Database
 from service.store.locked_loop import LockedLoop
 
@@ -104,12 +104,17 @@ async def _months(conn: asyncpg.Connection, key: str, pairs: Sequence[tuple[str,
 
 class KpiValues(LockedLoop):
     """Recompute the live KPIs of what was counted since the last pass; now and then, those
-    of the months still running whatever was counted (see ``SWEEP_SECONDS``)."""
+    of the months still running whatever was counted (see ``SWEEP_SECONDS``).
+
+    A pass every 2 seconds: under steady ingestion every agent is touched every second, and
+    a pass recomputes each agent once however many batches touched them, so a longer interval
+    is less work taken from ingestion (measured: BENCHMARKS.md, suite kpis).
+    """
 
     quiet = (asyncpg.UndefinedTableError,)  # not migrated yet
 
     def __init__(self, db: Database, month_context: MonthContext, *,
-                 clock: Callable[[], datetime], interval_seconds: float = 1.0) -> None:
+                 clock: Callable[[], datetime], interval_seconds: float = 2.0) -> None:
         super().__init__(db, name="live KPI values", lock=(LOCK_NAMESPACE, LOCK_NAME),
                          interval_seconds=interval_seconds,
                          standby_seconds=interval_seconds * 5)
@@ -164,6 +169,7 @@ async def _records(conn: asyncpg.Connection, month_context: MonthContext,
         "SELECT agent_id, team_id, position FROM agents WHERE agent_id = ANY($1::text[])",
         [a for a, _ in agent_keys])}
     contexts: dict[tuple[str, str], tuple[Scheme, Mapping[str, TeamTarget]] | None] = {}
+    measured: dict[tuple[str, str, str | None], list[tuple[KpiDef, str]]] = {}
     records: list[tuple[Any, ...]] = []
 
     async def add(agent_id: str, team_id: str, period: str, position: str | None,
@@ -174,9 +180,12 @@ async def _records(conn: asyncpg.Connection, month_context: MonthContext,
         if found is None:
             return  # a team that no longer exists: nothing measures it
         scheme, targets = found
+        # Every agent of a position shares its KPI definitions: worked out once per pass.
+        if (team_id, period, position) not in measured:
+            measured[(team_id, period, position)] = measured_kpis(scheme, position, targets)
         totals, observations = declared_totals(scheme, month.totals, month.observations)
         samples = sum(observations.values())
-        for k in live_kpis(scheme, position, targets, totals, observations):
+        for k in live_values(measured[(team_id, period, position)], totals, observations):
             records.append((agent_id, team_id, period, k.name, k.value, k.target, k.floor,
                             k.attainment, k.target_source, k.unit, k.direction, k.label,
                             k.formula, samples, month.updated_at))
