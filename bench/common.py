@@ -55,6 +55,15 @@ class Row:
         return asdict(self)
 
 
+def _ratio_row(name: str, figure: float, unit: str, baseline: str, baseline_figure: float,
+               notes: str, target: str, met: Callable[[float], bool]) -> Row:
+    """Return a row judged by the ratio of figure to baseline_figure (NaN without a baseline)."""
+    ratio = figure / baseline_figure if baseline_figure else math.nan
+    return Row(name=name, figure=figure, unit=unit, baseline=baseline,
+               baseline_figure=baseline_figure, ratio=ratio, target=target, met=met(ratio),
+               notes=notes)
+
+
 def compared(
     name: str,
     figure: float,
@@ -66,18 +75,8 @@ def compared(
     notes: str = "",
 ) -> Row:
     """Return a row whose target is a minimum ratio of figure to baseline_figure."""
-    ratio = figure / baseline_figure if baseline_figure else math.nan
-    return Row(
-        name=name,
-        figure=figure,
-        unit=unit,
-        baseline=baseline,
-        baseline_figure=baseline_figure,
-        ratio=ratio,
-        target=f">= {at_least:.0%} of baseline",
-        met=ratio >= at_least,
-        notes=notes,
-    )
+    return _ratio_row(name, figure, unit, baseline, baseline_figure, notes,
+                      f">= {at_least:.0%} of baseline", lambda ratio: ratio >= at_least)
 
 
 def within(
@@ -91,18 +90,8 @@ def within(
     notes: str = "",
 ) -> Row:
     """Return a row whose target is a maximum ratio of figure to baseline_figure (latency)."""
-    ratio = figure / baseline_figure if baseline_figure else math.nan
-    return Row(
-        name=name,
-        figure=figure,
-        unit=unit,
-        baseline=baseline,
-        baseline_figure=baseline_figure,
-        ratio=ratio,
-        target=f"<= {at_most:g}x baseline",
-        met=ratio <= at_most,
-        notes=notes,
-    )
+    return _ratio_row(name, figure, unit, baseline, baseline_figure, notes,
+                      f"<= {at_most:g}x baseline", lambda ratio: ratio <= at_most)
 
 
 def bounded(
