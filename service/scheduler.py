@@ -34,7 +34,7 @@ from service.projections.sanctions import Sanctions
 from service.queries import cycles
 from service.queries.directory import get_team
 from service.queries.sanctions import overdue_candidates
-from service.queries.wait import wait
+from service.queries.wait import READ_TIMEOUT, wait
 from service.store import reminders as reminder_store
 from service.store.locked_loop import LockedLoop
 
@@ -48,7 +48,7 @@ async def overdue_pass(ctx: ServiceContext) -> int:
     """Record every plan past its deadline without a submission, at ctx.clock(); count them."""
     now = ctx.clock()
     # Candidates come from the read model; each is decided again on its streams.
-    await wait(ctx, Sanctions(), timeout=2.0)
+    await wait(ctx, Sanctions(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         candidates = await overdue_candidates(conn, now)
     recorded = 0
@@ -64,7 +64,7 @@ async def evaluation_reminders(ctx: ServiceContext) -> int:
     """Remind the raters who still owe evaluations of cycles whose deadline is near; return
     how many reminders were new."""
     now = ctx.clock()
-    await wait(ctx, CycleResults(), timeout=2.0)
+    await wait(ctx, CycleResults(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         near = await conn.fetch(
             "SELECT team_id, period FROM cycles WHERE status = 'open' AND deadline > $1"

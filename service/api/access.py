@@ -26,7 +26,7 @@ from service.queries import release as release_reads
 from service.queries import sanctions as ledger_reads
 from service.queries.cycles import get_cycle
 from service.queries.directory import find_agent, get_team
-from service.queries.wait import wait
+from service.queries.wait import READ_TIMEOUT, wait
 
 
 async def is_team_member_or_manager(
@@ -106,7 +106,7 @@ async def sanction_filters(
             ensure_manager_of(principal, team.manager_ids)
         else:
             teams = await managed_teams(ctx, principal)
-    await wait(ctx, Sanctions(), Releases(), timeout=2.0)
+    await wait(ctx, Sanctions(), Releases(), timeout=READ_TIMEOUT)
     return ledger_reads.Filters(team_id=team_id, period=period, agent_id=agent_id, kinds=kinds,
                                 status=status, teams=teams,
                                 released_only=principal.role == "agent", final=final)
@@ -131,6 +131,6 @@ async def appeal_filters(ctx: ServiceContext, principal: Principal, *, team_id: 
 
 async def managed_teams(ctx: ServiceContext, principal: Principal) -> list[str]:
     """Return the teams a manager runs (directory read model)."""
-    await wait(ctx, Directory(), timeout=2.0)
+    await wait(ctx, Directory(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         return await ledger_reads.managed_teams(conn, principal.subject)

@@ -43,7 +43,7 @@ from service.domain.text import PRINTABLE_PATTERN
 from service.projections.directory import Directory
 from service.queries import directory as reads
 from service.queries.roster import team_agents
-from service.queries.wait import wait
+from service.queries.wait import READ_TIMEOUT, wait
 from service.store import reminders as reminder_store
 
 router = APIRouter(prefix="/v1", tags=["directory"])
@@ -126,7 +126,7 @@ async def list_team_agents(
     """Return the team's current agents (paged, sorted, filtered by position; or CSV)."""
     team = await reads.get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
-    await wait(ctx, Directory(), timeout=2.0)
+    await wait(ctx, Directory(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         rows = await team_agents(conn, team_id)
     found = paginate([r for r in rows if matches(r["position"], position)], page)

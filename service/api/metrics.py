@@ -29,7 +29,7 @@ from service.queries import kpis
 from service.queries.cycles import month_scheme
 from service.queries.directory import get_agent, get_team
 from service.queries.sanctions import managed_teams
-from service.queries.wait import wait
+from service.queries.wait import READ_TIMEOUT, wait
 from service.store import metrics as store
 
 router = APIRouter(prefix="/v1", tags=["metrics"])
@@ -218,7 +218,7 @@ async def _readable_teams(ctx: ServiceContext, principal: Principal, team_id: st
         ensure_manager_of(principal, team.manager_ids)
         return [team_id]
     # Samples of unknown agents belong to no team: only admins and readers see them.
-    await wait(ctx, Directory(), timeout=2.0)
+    await wait(ctx, Directory(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         return await managed_teams(conn, principal.subject)
 

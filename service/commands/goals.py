@@ -20,7 +20,7 @@ from service.projections.directory import Directory
 from service.queries import cycles
 from service.queries.goals import goals_document, issued_targets_of
 from service.queries.roster import team_agents
-from service.queries.wait import wait
+from service.queries.wait import READ_TIMEOUT, wait
 
 
 async def acknowledge(
@@ -100,7 +100,7 @@ class Invite:
 async def invite(ctx: ServiceContext, caller: Caller, cmd: Invite) -> c.Cycle:
     """Invite a rater; inviting again for more agents adds them."""
     scheme = await cycles.pinned_scheme(ctx, cmd.team_id, cmd.period)
-    await wait(ctx, Directory(), timeout=2.0)
+    await wait(ctx, Directory(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         members = {a["agent_id"] for a in await team_agents(conn, cmd.team_id)}
     now = ctx.clock()

@@ -20,7 +20,7 @@ from service.projections.releases import Releases
 from service.queries import cycles as cycles_reads
 from service.queries.directory import get_team
 from service.queries.release import find_appeal, load_month
-from service.queries.wait import wait
+from service.queries.wait import READ_TIMEOUT, wait
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ async def release_pass(ctx: ServiceContext) -> int:
     once (each release is decided again on its stream, which refuses a second one).
     """
     now = ctx.clock()
-    await wait(ctx, Releases(), timeout=2.0)
+    await wait(ctx, Releases(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         due = await conn.fetch(_DUE, now)
     caller = SCHEDULER

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from service.context import ServiceContext
 from service.domain import release as r
 from service.projections.releases import Releases
-from service.queries.wait import wait
+from service.queries.wait import READ_TIMEOUT, wait
 
 AppealStatus = Literal["open", "upheld", "amended"]
 
@@ -39,7 +39,7 @@ class Filters:
 
 async def list_appeals(ctx: ServiceContext, filters: Filters) -> list[dict[str, Any]]:
     """Return the appeals matching the filters, oldest first."""
-    await wait(ctx, Releases(), timeout=2.0)
+    await wait(ctx, Releases(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         rows = await conn.fetch(_SELECT, filters.team_id, filters.period, filters.agent_id,
                                 filters.status,

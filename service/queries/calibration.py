@@ -9,7 +9,7 @@ from service.domain.calibration import calibrate
 from service.projections.directory import Directory
 from service.queries import cycles
 from service.queries.roster import team_agents
-from service.queries.wait import wait
+from service.queries.wait import READ_TIMEOUT, wait
 
 
 async def calibration(ctx: ServiceContext, team_id: str, period: str) -> dict[str, Any]:
@@ -19,7 +19,7 @@ async def calibration(ctx: ServiceContext, team_id: str, period: str) -> dict[st
     if cycle.closed is not None:
         agent_ids = [r.agent_id for r in cycle.closed.results]
     else:
-        await wait(ctx, Directory(), timeout=2.0)
+        await wait(ctx, Directory(), timeout=READ_TIMEOUT)
         async with ctx.db.connection() as conn:
             agent_ids = [a["agent_id"] for a in await team_agents(conn, team_id)]
     document = calibrate(list(cycle.evaluations.values()), scheme.scale_max, agent_ids)

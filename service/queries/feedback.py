@@ -15,7 +15,7 @@ from service.domain.periods import previous_period
 from service.projections.cycle_process import CycleProcess
 from service.queries import cycles
 from service.queries.streams import read_state
-from service.queries.wait import wait
+from service.queries.wait import READ_TIMEOUT, wait
 
 
 async def previous_scores(ctx: ServiceContext, team_id: str, period: str) -> dict[str, float]:
@@ -92,7 +92,7 @@ async def get_interview(ctx: ServiceContext, team_id: str, period: str, agent_id
 async def interview_rows(ctx: ServiceContext, team_id: str, period: str
                          ) -> list[asyncpg.Record]:
     """Return the month's interviews from the read model, current with every commit."""
-    await wait(ctx, CycleProcess(), timeout=2.0)
+    await wait(ctx, CycleProcess(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         rows: list[asyncpg.Record] = await conn.fetch(
             "SELECT * FROM interviews WHERE team_id = $1 AND period = $2 ORDER BY agent_id",

@@ -14,7 +14,7 @@ from service.projections.directory import Directory
 from service.queries import cycles
 from service.queries.directory import find_agent, get_team
 from service.queries.roster import team_agents
-from service.queries.wait import wait
+from service.queries.wait import READ_TIMEOUT, wait
 
 
 def goals_document(
@@ -63,7 +63,7 @@ async def get_goals(ctx: ServiceContext, team_id: str, period: str, agent_id: st
 async def list_goals(ctx: ServiceContext, team: Team, cycle: c.Cycle) -> list[dict[str, Any]]:
     """Return every current agent's goals for the month (status and targets)."""
     scheme = with_team_targets(await cycles.cycle_scheme(ctx, cycle), team.kpi_targets)
-    await wait(ctx, Directory(), timeout=2.0)
+    await wait(ctx, Directory(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         agents = await team_agents(conn, team.team_id)
     return [goals_document(cycle, scheme, a["agent_id"], a["position"]) for a in agents]

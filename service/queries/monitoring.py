@@ -27,7 +27,7 @@ from service.queries.directory import get_team
 from service.queries.feedback import interview_rows, missing_interviews
 from service.queries.roster import team_agents
 from service.queries.sanctions import Filters, list_items
-from service.queries.wait import wait
+from service.queries.wait import READ_TIMEOUT, wait
 from service.store import metrics as metric_store
 
 #: How many months the team overview shows by default.
@@ -47,7 +47,7 @@ class Process:
 
 
 async def _roster(ctx: ServiceContext, team_id: str) -> list[c.RosterEntry]:
-    await wait(ctx, Directory(), timeout=2.0)
+    await wait(ctx, Directory(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         agents = await team_agents(conn, team_id)
     return [c.RosterEntry(a["agent_id"], a["name"], a["position"]) for a in agents]
@@ -114,7 +114,7 @@ async def _published_process(ctx: ServiceContext, cycle: c.Cycle, process: Proce
             "detail": f"{len(unacknowledged)} interview record(s) await the agent's"
                       " acknowledgement",
         })
-    await wait(ctx, Sanctions(), timeout=2.0)
+    await wait(ctx, Sanctions(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         plans = await list_items(conn, Filters(team_id=cycle.team_id, period=cycle.period,
                                                kinds=["improvement_plan"], status="overdue"),
@@ -182,7 +182,7 @@ async def _late_samples(ctx: ServiceContext, cycle: c.Cycle, process: Process) -
 async def team_overview(ctx: ServiceContext, team: Team, months: int = OVERVIEW_MONTHS
                         ) -> dict[str, Any]:
     """Return the team's latest cycles, newest first, each with its status and warnings."""
-    await wait(ctx, CycleResults(), timeout=2.0)
+    await wait(ctx, CycleResults(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         periods = [r["period"] for r in await conn.fetch(
             "SELECT period FROM cycles WHERE team_id = $1 ORDER BY period DESC LIMIT $2",

@@ -13,7 +13,7 @@ from service.domain.scheme import ResultsPolicy
 from service.projections.releases import Releases
 from service.queries import cycles
 from service.queries.streams import read_state
-from service.queries.wait import wait
+from service.queries.wait import READ_TIMEOUT, wait
 
 
 def month_of(cycle: c.Cycle, policy: ResultsPolicy) -> r.Month:
@@ -61,7 +61,7 @@ async def load_result(ctx: ServiceContext, team_id: str, period: str, agent_id: 
 
 async def released_agents(ctx: ServiceContext, team_id: str, period: str) -> set[str]:
     """Return the agents of a month whose result was released to them (read model)."""
-    await wait(ctx, Releases(), timeout=2.0)
+    await wait(ctx, Releases(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         rows = await conn.fetch("SELECT agent_id FROM result_releases"
                                 " WHERE team_id = $1 AND period = $2", team_id, period)
@@ -70,7 +70,7 @@ async def released_agents(ctx: ServiceContext, team_id: str, period: str) -> set
 
 async def find_appeal(ctx: ServiceContext, appeal_id: str) -> tuple[str, str, str]:
     """Return (team_id, period, agent_id) of an appeal; 404 when there is none."""
-    await wait(ctx, Releases(), timeout=2.0)
+    await wait(ctx, Releases(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         row = await conn.fetchrow("SELECT team_id, period, agent_id FROM appeals"
                                   " WHERE appeal_id = $1", appeal_id)
@@ -97,7 +97,7 @@ async def waiting_for_result(ctx: ServiceContext, cycle: c.Cycle
 
 async def ranked_waiting(ctx: ServiceContext, team_id: str, period: str) -> list[str]:
     """Return the ranked agents of a published month whose result is still withheld."""
-    await wait(ctx, Releases(), timeout=2.0)
+    await wait(ctx, Releases(), timeout=READ_TIMEOUT)
     async with ctx.db.connection() as conn:
         rows = await conn.fetch(
             "SELECT a.agent_id FROM result_months m"

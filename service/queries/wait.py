@@ -20,6 +20,9 @@ import asyncpg
 from service.context import ServiceContext
 from service.projections.base import Projection
 
+#: How long a read that may answer from slightly stale read models waits for them first
+#: (``wait`` then returns False and the read goes ahead with what they hold).
+READ_TIMEOUT = 2.0
 #: The poll for a projection another process advances starts here and doubles to MAX_POLL.
 FIRST_POLL = 0.005
 MAX_POLL = 0.02
