@@ -11,7 +11,7 @@ from functools import partial
 import asyncpg
 from fastapi import FastAPI
 
-from service import docs, ui
+from service import docs
 from service.api import (
     cycles,
     directory,
@@ -53,6 +53,9 @@ from service.store.database import Database
 from service.store.embedded import start_embedded
 from service.store.feed import CommitSignal
 from service.store.invalidation import CacheListener
+from service.ui import downloads as ui_downloads
+from service.ui import report as ui_report
+from service.ui import routes as ui_routes
 from service.webhooks.sender import WebhookSender
 from service.webhooks.settings import WebhookSettings
 
@@ -260,6 +263,8 @@ def create_app(
     app.include_router(stream_api.router)
     app.include_router(webhooks_api.router)
     docs.install(app)
-    # The built-in pages (/ui): a dashboard over the API's own handlers, not in the schema.
-    ui.install(app)
+    # The built-in pages (/ui): a second door onto the same read and write layers.
+    app.include_router(ui_routes.router)
+    app.include_router(ui_report.router)
+    app.include_router(ui_downloads.router)
     return app

@@ -1,21 +1,8 @@
-"""The built-in web pages (issue 10): a manager's dashboard on top of the JSON API.
+"""The built-in web pages (issue 10): a manager's dashboard on the same read and write layers as
+the JSON API.
 
-``install(app)`` adds the pages under ``/ui``; they are left out of the OpenAPI document, which
-describes the JSON API only. See ``service.ui.routes`` for the pages and ``service.ui.session``
-for how they sign in.
+``service.main`` adds their routers under ``/ui``; they are left out of the OpenAPI document,
+which describes the JSON API only. See ``service.ui.routes`` for the pages and
+``service.ui.session`` for how they sign in. This package module imports nothing, so no page
+module's import of a sibling (``from service.ui import render``) runs back through it.
 """
-
-from __future__ import annotations
-
-from fastapi import FastAPI
-
-
-def install(app: FastAPI) -> None:
-    """Serve the pages under /ui."""
-    from service.ui.downloads import router as downloads_router
-    from service.ui.report import router as report_router
-    from service.ui.routes import router
-
-    app.include_router(router)
-    app.include_router(report_router)
-    app.include_router(downloads_router)

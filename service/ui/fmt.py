@@ -20,7 +20,7 @@ from babel.dates import format_date, format_skeleton, format_time
 from babel.numbers import format_currency, format_decimal, format_percent
 
 from service import i18n
-from service.ui import render
+from service.ui.page_language import language
 
 DASH = "\u2013"  # what a missing value shows
 NBSP = "\u00a0"
@@ -28,12 +28,12 @@ NBSP = "\u00a0"
 
 def locale_for(timezone: str, team_locale: str | None = None) -> Locale:
     """Return the locale the page being answered writes a team's numbers in."""
-    return i18n.formatting_locale(render.language(team_locale), team_locale, timezone)
+    return i18n.formatting_locale(language(team_locale), team_locale, timezone)
 
 
 def page_locale() -> Locale:
     """Return the locale of the page's language alone (month names where no team applies)."""
-    return i18n.babel_locale(render.language())
+    return i18n.babel_locale(language())
 
 
 def number(value: float | None, loc: Locale, decimals: int = 0) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from service.ui.render import gettext, ngettext
+from service.ui.page_language import gettext, ngettext
 
 _STANDING = r"rank (?P<rank>\d+) of (?P<of>\d+)(?:, tied \(places (?P<first>\d+)-(?P<last>\d+)\))?"
 _FIRST = re.compile(rf"first place: {_STANDING}")

@@ -25,11 +25,9 @@ from service.domain.errors import DomainError
 from service.i18n import N_
 from service.store.errors import ConcurrencyError
 from service.ui import session
+from service.ui.page_language import asked_for, gettext, language, ngettext, preferred
+from service.ui.reasons import reason_text
 
-#: What the person asked for on this request (``?lang=``, the cookie, ``Accept-Language``),
-#: None when nothing we have: set once per page request by ``UiRoute``, read by ``language``
-#: wherever a page formats or translates, so the choice needs no threading through each call.
-_preference: ContextVar[str | None] = ContextVar("csperf_ui_preference", default=None)
 #: The language of the template being rendered (set by ``page`` around render).
 _rendering: ContextVar[str] = ContextVar("csperf_ui_rendering", default=i18n.DEFAULT_LANGUAGE)
 
@@ -73,8 +71,6 @@ def environment() -> Environment:
     )
     env.globals["static"] = static_url
     env.globals["warning_text"] = warning_text
-    from service.ui.reasons import reason_text  # reasons builds on this module's gettext
-
     env.filters["reason"] = reason_text
     env.add_extension("jinja2.ext.i18n")
     # {% trans %} blocks written over several lines are one line in the catalogues
@@ -91,28 +87,6 @@ def environment() -> Environment:
     # a person typed is still escaped.
     env.filters["t"] = lambda value: _catalogue().gettext(str(value))
     return env
-
-
-def preferred(request: Request) -> str | None:
-    """Return the language the person asked for: ``?lang=``, else the cookie, else the browser."""
-    return (i18n.language_of(request.query_params.get("lang"))
-            or i18n.language_of(request.cookies.get(i18n.COOKIE))
-            or i18n.accepted(request.headers.get("accept-language")))
-
-
-def language(team_locale: str | None = None) -> str:
-    """Return the language of the page being answered: the person's choice, else the team's."""
-    return _preference.get() or i18n.choose(team_locale)
-
-
-def gettext(message: str) -> str:
-    """Translate a message into the language of the page being answered."""
-    return i18n.translations(language(), "ui").gettext(message)
-
-
-def ngettext(one: str, many: str, count: int) -> str:
-    """Translate a message with a count into the language of the page being answered."""
-    return i18n.translations(language(), "ui").ngettext(one, many, count)
 
 
 def warning_text(warning: Mapping[str, Any]) -> str:
@@ -284,11 +258,8 @@ class UiRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def ui_handler(request: Request) -> Response:
-            token = _preference.set(preferred(request))
-            try:
+            with asked_for(preferred(request)):
                 response = await page_or_error(request)
-            finally:
-                _preference.reset(token)
             chosen = i18n.language_of(request.query_params.get("lang"))
             if chosen:  # a choice made on the page is kept for the next pages
                 response.set_cookie(i18n.COOKIE, chosen, max_age=i18n.COOKIE_MAX_AGE,

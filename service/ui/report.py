@@ -19,8 +19,9 @@ from service.api.deps import Ctx
 from service.api.problems import Problem
 from service.i18n import N_
 from service.queries import cycles as cycle_reads
-from service.ui import fmt, render
+from service.ui import fmt
 from service.ui.fmt import Fmt
+from service.ui.page_language import gettext
 from service.ui.render import UiRoute, page
 from service.ui.routes import (
     CRITERIA_LABELS,
@@ -105,7 +106,7 @@ def _agent_line(card: dict[str, Any], rank: str | None, not_ranked: str | None,
             "value": f.kpi(name, kpi["value"], kpi["unit"])
             if kpi.get("status") != "unavailable" else fmt.DASH,
             "target": f.kpi(name, kpi["target"], kpi["unit"]),
-            "prorated": (render.gettext("pro-rated to %(share)s of the month")
+            "prorated": (gettext("pro-rated to %(share)s of the month")
                          % {"share": f.pct(prorated)} if prorated is not None else ""),
             "attainment": f.num(kpi["attainment"], 0) if kpi.get("attainment") is not None
             else fmt.DASH,
@@ -115,7 +116,7 @@ def _agent_line(card: dict[str, Any], rank: str | None, not_ranked: str | None,
         })
     evaluations = [{
         "role": ROLE_LABELS.get(e["rater_role"], e["rater_role"]),
-        "scores": ", ".join(f"{render.gettext(CRITERIA_LABELS.get(k, k))} {f.num(v, 0)}"
+        "scores": ", ".join(f"{gettext(CRITERIA_LABELS.get(k, k))} {f.num(v, 0)}"
                             for k, v in sorted(e["scores"].items())),
         "late": e.get("late", False), "submitted": f.when(e["submitted_at"]),
     } for e in card.get("evaluations", [])]

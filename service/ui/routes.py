@@ -70,6 +70,7 @@ from service.queries.directory import find_agent
 from service.queries.sanctions import managed_teams
 from service.ui import charts, fmt, queries, render, session
 from service.ui.fmt import Fmt
+from service.ui.page_language import gettext, ngettext
 from service.ui.render import UiRoute, page, redirect
 from service.ui.session import form_data, require_csrf, safe_next, ui_allow
 
@@ -372,8 +373,8 @@ async def board(
             "late": any(e.get("late") for e in (card or {}).get("evaluations", [])),
         })
     missing = [{"agent_id": u["agent_id"], "name": u["name"],
-                "missing": ", ".join(render.gettext(r) for r in u["missing_roles"])
-                or render.gettext("everything"),
+                "missing": ", ".join(gettext(r) for r in u["missing_roles"])
+                or gettext("everything"),
                 "evaluated": _evaluated(cards.get(u["agent_id"]))} for u in unranked]
     sanctions: list[dict[str, Any]] = []
     if found is not None and found.status == "published":
@@ -422,20 +423,20 @@ def _kpi_cells(card: Mapping[str, Any] | None, names: Sequence[str], f: Fmt
         attainment = kpi.get("attainment")
         label = _label(card, name)
         status = kpi.get("status")
-        label = render.gettext(label)
-        title = (render.gettext("%(kpi)s: attainment %(value)s of 100")
+        label = gettext(label)
+        title = (gettext("%(kpi)s: attainment %(value)s of 100")
                  % {"kpi": label, "value": f.num(attainment, 0)} if attainment is not None
                  else N_("no data this month"))
         prorated = kpi.get("prorated_by") is not None
         if prorated:
-            title += render.gettext("; target pro-rated to %(target)s (%(share)s of the month)") \
+            title += gettext("; target pro-rated to %(target)s (%(share)s of the month)") \
                 % {"target": f.kpi(name, kpi["target"], kpi["unit"]),
                    "share": f.pct(kpi["prorated_by"])}
         if status == "unavailable":
-            title = render.gettext("%(kpi)s: no data for anyone in the team this month; left out"
+            title = gettext("%(kpi)s: no data for anyone in the team this month; left out"
                                    " for everyone") % {"kpi": label}
         elif status == "no_data" and not kpi.get("dropped"):
-            title = render.gettext("%(kpi)s: no data while teammates have some; counts as"
+            title = gettext("%(kpi)s: no data while teammates have some; counts as"
                                    " attainment 0") % {"kpi": label}
         cells.append({
             "text": f.kpi(name, kpi["value"], kpi["unit"]) if status != "unavailable"
@@ -490,10 +491,10 @@ def _time_left(due: datetime, now: datetime) -> str:
     days = math.floor(abs(seconds) / 86400)
     hours = math.ceil(abs(seconds) / 3600)
     if seconds >= 0:
-        return (render.ngettext("%(n)s day left", "%(n)s days left", days) if days >= 1
-                else render.gettext("%(n)s h left")) % {"n": days or hours}
-    return (render.ngettext("%(n)s day late", "%(n)s days late", days) if days >= 1
-            else render.gettext("%(n)s h late")) % {"n": days or hours}
+        return (ngettext("%(n)s day left", "%(n)s days left", days) if days >= 1
+                else gettext("%(n)s h left")) % {"n": days or hours}
+    return (ngettext("%(n)s day late", "%(n)s days late", days) if days >= 1
+            else gettext("%(n)s h late")) % {"n": days or hours}
 
 
 # -- an agent's page --------------------------------------------------------------------------
@@ -550,7 +551,7 @@ async def agent_page(
                                                .get("value"), unit)) for m in shown],
         })
     composite = charts.bar_chart(
-        render.gettext("Composite score by month"),
+        gettext("Composite score by month"),
         [charts.Point(short_month(m), cards[m]["composite"]) for m in shown],
         lambda v: f.num(v, 1),
         notes=[(f"#{cards[m]['rank']}" + ("=" if cards[m]["tied"] else ""))
@@ -566,7 +567,7 @@ async def agent_page(
                 "name": name, "label": kpi.get("label") or name,
                 "kind": kpi["kind"], "value": f.kpi(name, kpi["value"], kpi["unit"]),
                 "target": f.kpi(name, kpi["target"], kpi["unit"]) if kpi["target"] is not None
-                else render.gettext("rated"), "floor": f.kpi(name, kpi["floor"], kpi["unit"])
+                else gettext("rated"), "floor": f.kpi(name, kpi["floor"], kpi["unit"])
                 if kpi["floor"] is not None else "",
                 "weight": f.pct(kpi["weight"]), "attainment": f.num(value, 0)
                 if value is not None else fmt.DASH,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from service.i18n import formatting_locale
-from service.ui import charts, fmt, reasons, render
+from service.ui import charts, fmt, page_language, reasons, render
 
 NBSP = "\u00a0"
 
@@ -75,14 +75,11 @@ def test_a_bar_chart_labels_each_month() -> None:
 def test_a_month_warning_is_said_again_in_the_page_language() -> None:
     warning = {"kind": "interviews_overdue", "missing": [{}, {}],
                "detail": "2 feedback interview(s) not held yet; they were due within a week"}
-    token = render._preference.set("ko")  # what UiRoute sets for a page asked in Korean
-    try:
+    with page_language.asked_for("ko"):  # what UiRoute does for a page asked in Korean
         assert render.warning_text(warning) == \
             "아직 열리지 않은 피드백 면담 2건; 공개 후 1주 이내에 열렸어야 합니다"
         assert render.warning_text({"kind": "new_kind", "detail": "as the API says"}) \
             == "as the API says"
-    finally:
-        render._preference.reset(token)
     assert render.warning_text({"kind": "plans_overdue", "plans": [{}]}) == \
         "1 improvement plan is past its deadline unsubmitted"
 
@@ -98,9 +95,6 @@ def test_a_month_warning_is_said_again_in_the_page_language() -> None:
     ("a reason HR typed <b>", "a reason HR typed <b>"),  # unknown shape: as stored
 ])
 def test_a_ledger_reason_is_said_again_in_the_page_language(stored: str, korean: str) -> None:
-    token = render._preference.set("ko")
-    try:
+    with page_language.asked_for("ko"):
         assert reasons.reason_text(stored) == korean
-    finally:
-        render._preference.reset(token)
     assert reasons.reason_text(stored) == stored  # English: the words the domain wrote

@@ -1,0 +1,52 @@
+"""The language of the page being answered, and its words in that language.
+
+UiRoute notes what the person asked for (``?lang=``, the cookie, ``Accept-Language``) once per
+page request (``asked_for``); whatever formats or translates on the way reads it from a context
+variable, so the choice needs no threading through each call. The templates, the ledger's
+reasons and the charts all build on this module, which builds on none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from fastapi import Request
+
+from service import i18n
+
+#: What the person asked for on this request, None when nothing we have.
+_preference: ContextVar[str | None] = ContextVar("csperf_ui_preference", default=None)
+
+
+def preferred(request: Request) -> str | None:
+    """Return the language the person asked for: ``?lang=``, else the cookie, else the browser."""
+    return (i18n.language_of(request.query_params.get("lang"))
+            or i18n.language_of(request.cookies.get(i18n.COOKIE))
+            or i18n.accepted(request.headers.get("accept-language")))
+
+
+@contextmanager
+def asked_for(lang: str | None) -> Iterator[None]:
+    """Answer in ``lang`` (None: the team's language) inside the block."""
+    token = _preference.set(lang)
+    try:
+        yield
+    finally:
+        _preference.reset(token)
+
+
+def language(team_locale: str | None = None) -> str:
+    """Return the language of the page being answered: the person's choice, else the team's."""
+    return _preference.get() or i18n.choose(team_locale)
+
+
+def gettext(message: str) -> str:
+    """Translate a message into the language of the page being answered."""
+    return i18n.translations(language(), "ui").gettext(message)
+
+
+def ngettext(one: str, many: str, count: int) -> str:
+    """Translate a message with a count into the language of the page being answered."""
+    return i18n.translations(language(), "ui").ngettext(one, many, count)
