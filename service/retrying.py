@@ -39,14 +39,17 @@ def on_taken_id(attempts: int = RETRIES) -> AsyncRetrying:
                          stop=stop_after_attempt(attempts), reraise=True)
 
 
-def reconnecting(*, first: float, cap: float, name: str) -> AsyncRetrying:
-    """Retry, for as long as it takes, while the database is away: after ``first`` seconds,
-    doubling up to ``cap``; each wait is logged under ``name``."""
+def reconnecting(
+    *, first: float, cap: float, name: str,
+    on: type[BaseException] | tuple[type[BaseException], ...] = DATABASE_AWAY,
+) -> AsyncRetrying:
+    """Retry, for as long as it takes, while the database is away (an error of ``on``): after
+    ``first`` seconds, doubling up to ``cap``; each wait is logged under ``name``."""
 
     def lost(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         log.warning("%s cannot reach the database (%s); retrying", name, type(error).__name__)
 
-    return AsyncRetrying(retry=retry_if_exception_type(DATABASE_AWAY),
+    return AsyncRetrying(retry=retry_if_exception_type(on),
                          wait=wait_exponential(multiplier=first, min=first, max=cap),
                          before_sleep=lost, reraise=True)

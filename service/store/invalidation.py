@@ -24,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from service.retrying import reconnecting
 from service.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,7 @@ class CacheListener:
         self.ping_seconds = ping_seconds
         self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
+        self._lost = asyncio.Event()
 
     def start(self) -> None:
         """Start listening in the background (and again whenever the connection is lost)."""
@@ -71,35 +73,49 @@ class CacheListener:
         self.on_change(payload)
 
     async def _run(self) -> None:
-        wait = RETRY_SECONDS[0]
         while True:
+            # A fresh ``reconnecting`` per connection: after a connection that served, the
+            # first wait is the shortest again. Any error is retried, not only the database
+            # being away: a listener that gave up would leave every cache on its short
+            # time-to-live for the rest of the process's life.
+            async for attempt in reconnecting(first=RETRY_SECONDS[0], cap=RETRY_SECONDS[1],
+                                              name="cache listener", on=Exception):
+                with attempt:
+                    conn = await self._listen()
             try:
-                await self._listen()
-                wait = RETRY_SECONDS[0]
-            except asyncio.CancelledError:
-                raise
+                await self._hold(conn)
             except Exception as exc:  # the database away: serve on the short time-to-live
                 log.warning("not listening for cache invalidations (%s): cached entries now"
                             " live briefly", type(exc).__name__, extra={"reason": "cache-listener"})
             finally:
-                self.on_listening(False)
-                if self._conn is not None:
-                    with contextlib.suppress(Exception):
-                        self._conn.terminate()
-                    self._conn = None
-            await asyncio.sleep(wait)
-            wait = min(wait * 2, RETRY_SECONDS[1])
+                self._drop(conn)
 
-    async def _listen(self) -> None:
+    async def _listen(self) -> asyncpg.Connection:
+        """Connect and listen; from then on every change is heard."""
         self._conn = conn = await self.db.connect_single()
-        lost = asyncio.Event()
-        conn.add_termination_listener(lambda _conn: lost.set())
-        await conn.add_listener(CHANNEL, self._heard)
-        # From here on every change is heard; what was held before may have missed some.
+        try:
+            # This connection's own event: an earlier one's late termination must not count.
+            lost = self._lost = asyncio.Event()
+            conn.add_termination_listener(lambda _conn: lost.set())
+            await conn.add_listener(CHANNEL, self._heard)
+        except BaseException:
+            self._drop(conn)
+            raise
+        # What was held before may have missed some changes.
         self.on_listening(True)
-        while not lost.is_set():
+        return conn
+
+    async def _hold(self, conn: asyncpg.Connection) -> None:
+        """Return when the connection is lost, or raise when it stops answering."""
+        while not self._lost.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lost.wait(), self.ping_seconds)
+                await asyncio.wait_for(self._lost.wait(), self.ping_seconds)
                 break
             async with asyncio.timeout(self.ping_seconds * 2):
                 await conn.fetchval("SELECT 1")
+
+    def _drop(self, conn: asyncpg.Connection) -> None:
+        self.on_listening(False)
+        with contextlib.suppress(Exception):
+            conn.terminate()
+        self._conn = None
