@@ -1,8 +1,8 @@
 """The process's caches.
 
 ``LRU``: a least-recently-used map bounded by the total weight of what it holds, for what is
-checked against the database on every use (an aggregate under its stream version), so it
-saves work and never decides anything.
+checked on every use (an aggregate against its stream version, a verified JWT against the
+clock), so it saves work and never decides anything.
 
 ``Shared``: what changes rarely (verified API keys, closed months' rankings), served without
 asking the database, and dropped in every process at once by a ``NOTIFY`` from the command

@@ -9,7 +9,7 @@ from typing import Any
 
 from service.caching import LRU, Shared
 from service.config import Settings
-from service.domain.principal import Principal
+from service.domain.principal import Principal, VerifiedToken
 from service.notifier import Notifier
 from service.projections.runner import ProjectionRunner
 from service.queries.documents import StoredRanking
@@ -40,12 +40,19 @@ SHARED_TTL_SECONDS = 300.0
 FALLBACK_TTL_SECONDS = 1.0
 #: Verified API keys held, and the bytes of ranking documents (a 1,000-agent one is ~300 KB).
 KEYS_HELD = 10_000
+#: Verified JWTs held: a token cannot be revoked, so each is held until its exp passes.
+TOKENS_HELD = 10_000
 RANKING_BYTES_HELD = 64 * 1024 * 1024
 
 
 def key_cache() -> Shared[bytes, Principal]:
     """Return an empty cache of verified API keys' principals, by the key's SHA-256."""
     return Shared("keys", KEYS_HELD, ttl=SHARED_TTL_SECONDS, fallback_ttl=FALLBACK_TTL_SECONDS)
+
+
+def token_cache() -> LRU[bytes, VerifiedToken]:
+    """Return an empty cache of verified JWTs, by the token's HMAC (as keys are held)."""
+    return LRU(TOKENS_HELD, lambda _token: 1)
 
 
 def ranking_cache() -> Shared[tuple[str, str], StoredRanking]:
@@ -88,6 +95,8 @@ class ServiceContext:
     #: dropped in every process at once when they change (service.store.invalidation)
     keys: Shared[bytes, Principal] = field(default_factory=key_cache)
     rankings: Shared[tuple[str, str], StoredRanking] = field(default_factory=ranking_cache)
+    #: checked against the clock on every use (service.api.auth.authenticate)
+    tokens: LRU[bytes, VerifiedToken] = field(default_factory=token_cache)
     #: checked against the stream's version on every use (service.commands.base.load)
     states: StreamStates = field(default_factory=stream_states)
     extras: Extras = field(default_factory=lambda: Extras())

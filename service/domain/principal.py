@@ -41,6 +41,20 @@ class Principal:
         return self.role == "admin"
 
 
+@dataclass(frozen=True, slots=True)
+class VerifiedToken:
+    """A JWT whose signature and claims verified, and when it is valid: from ``opens`` until
+    before ``closes`` (seconds since the epoch, the issuer's leeway included)."""
+
+    principal: Principal
+    opens: float
+    closes: float
+
+    def valid_at(self, now: float) -> bool:
+        """Tell whether the token is valid at this time (seconds since the epoch)."""
+        return self.opens <= now < self.closes
+
+
 #: The principal of the command line: whoever can run it already holds the database.
 CLI_PRINCIPAL = Principal(subject="cli", role="admin")
 #: The principal that registers CSPERF_BOOTSTRAP_ADMIN_KEY at start-up.

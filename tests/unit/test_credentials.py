@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from service.api.auth import (
     FailureLimiter,
     Public,
     allow,
+    authenticate,
     credential_label,
     endpoints,
     ensure_manager_of,
@@ -37,6 +39,7 @@ from service.api.auth import (
 from service.api.deps import actor_metadata
 from service.api.problems import Problem
 from service.config import Settings
+from service.context import ServiceContext
 from service.domain.policy import may_rate_as
 from service.domain.principal import (
     ROLES,
@@ -45,6 +48,7 @@ from service.domain.principal import (
     credential_problems,
 )
 from service.store import keys
+from service.store.database import Database
 
 SECRET = "unit-test-secret-with-enough-entropy-0123456789"
 
@@ -162,12 +166,12 @@ def test_valid_credentials_have_no_problems() -> None:
 
 def test_a_valid_hs256_token_gives_its_principal() -> None:
     token = jwt.encode(claims(), SECRET, algorithm="HS256")
-    assert verify_jwt(token, settings()) == Principal("m-1", "manager", None, None)
+    assert verify_jwt(token, settings()).principal == Principal("m-1", "manager", None, None)
 
 
 def test_an_ingest_token_carries_its_source() -> None:
     token = jwt.encode(claims(role="ingest", source="chat"), SECRET, algorithm="HS256")
-    assert verify_jwt(token, settings()).source == "chat"
+    assert verify_jwt(token, settings()).principal.source == "chat"
     no_source = jwt.encode(claims(role="ingest"), SECRET, algorithm="HS256")
     assert refused(no_source) == "bad-claims"
 
@@ -201,7 +205,32 @@ def test_expired_tokens_are_refused() -> None:
 def test_leeway_tolerates_small_clock_skew() -> None:
     just_past = datetime.now(UTC) - timedelta(seconds=5)
     token = jwt.encode(claims(exp=just_past), SECRET, algorithm="HS256")
-    assert verify_jwt(token, settings(jwt_leeway_seconds=30)).subject == "m-1"
+    assert verify_jwt(token, settings(jwt_leeway_seconds=30)).principal.subject == "m-1"
+
+
+def test_a_verified_token_is_valid_within_its_claims_and_the_leeway() -> None:
+    # What authenticate holds a token by: PyJWT's own bounds on iat, nbf and exp.
+    issued = int((datetime.now(UTC) - timedelta(minutes=5)).timestamp())
+    starts = issued + 60
+    expires = int((datetime.now(UTC) + timedelta(hours=1)).timestamp())
+    token = jwt.encode(claims(iat=issued, nbf=starts, exp=expires), SECRET, algorithm="HS256")
+    verified = verify_jwt(token, settings(jwt_leeway_seconds=30))
+    assert verified.valid_at(starts - 30) and verified.valid_at(expires + 29.9)
+    assert not verified.valid_at(starts - 31) and not verified.valid_at(expires + 30)
+
+
+async def test_a_held_token_is_refused_once_it_expires() -> None:
+    # The process holds a verified token (its signature is checked once), never past its exp.
+    ctx = ServiceContext(settings(), Database("postgresql://unused@127.0.0.1/unused"))
+    expires = int(time.time()) + 1
+    token = jwt.encode(claims(exp=expires), SECRET, algorithm="HS256")
+    assert await authenticate(ctx, token) == Principal("m-1", "manager", None, None)
+    assert ctx.tokens.total == 1
+    assert await authenticate(ctx, token) == Principal("m-1", "manager", None, None)
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    with pytest.raises(CredentialError) as caught:
+        await authenticate(ctx, token)
+    assert caught.value.reason == "expired"
 
 
 def test_nbf_in_the_future_is_refused() -> None:
@@ -249,7 +278,7 @@ def test_time_claims_must_be_numbers(name: str, value: object) -> None:
     refused(token)
     numeric = handmade({"alg": "HS256", "typ": "JWT"}, {**claims(), name: moment},
                        SECRET.encode())
-    assert verify_jwt(numeric, settings()).subject == "m-1"
+    assert verify_jwt(numeric, settings()).principal.subject == "m-1"
 
 
 def test_a_failure_names_the_subject_only_when_the_signature_verified() -> None:
@@ -300,21 +329,21 @@ def test_hs256_is_refused_without_a_secret() -> None:
 def test_audience_and_issuer_are_enforced_when_configured() -> None:
     config = settings(jwt_audience="csperf", jwt_issuer="https://idp.example")
     good = jwt.encode(claims(aud="csperf", iss="https://idp.example"), SECRET, algorithm="HS256")
-    assert verify_jwt(good, config).subject == "m-1"
+    assert verify_jwt(good, config).principal.subject == "m-1"
     assert refused(jwt.encode(claims(aud="other"), SECRET, algorithm="HS256"), config)
     assert refused(jwt.encode(claims(aud="csperf"), SECRET, algorithm="HS256"), config)
 
 
 def test_rs256_when_a_public_key_is_configured() -> None:
     token = jwt.encode(claims(), RSA_PRIVATE, algorithm="RS256")
-    assert verify_jwt(token, settings(jwt_public_key=RSA_PUBLIC_PEM)).subject == "m-1"
+    assert verify_jwt(token, settings(jwt_public_key=RSA_PUBLIC_PEM)).principal.subject == "m-1"
     assert refused(token, settings()) == "algorithm"  # RS256 off without a public key
 
 
 def test_rs256_accepts_pem_with_escaped_newlines() -> None:
     token = jwt.encode(claims(), RSA_PRIVATE, algorithm="RS256")
     escaped = RSA_PUBLIC_PEM.replace("\n", "\\n")
-    assert verify_jwt(token, settings(jwt_public_key=escaped)).subject == "m-1"
+    assert verify_jwt(token, settings(jwt_public_key=escaped)).principal.subject == "m-1"
 
 
 def test_hs256_signed_with_the_public_key_is_refused() -> None:
