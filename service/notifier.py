@@ -8,10 +8,10 @@ runners in this process at once and sends at most one NOTIFY per interval for ot
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Collection
 
+from service.background import Background
 from service.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "csperf_events"
 
 
-class Notifier:
+class Notifier(Background):
     """Debounce "new events" signals into local wake-ups and a periodic NOTIFY."""
 
     def __init__(
@@ -31,7 +31,6 @@ class Notifier:
         self.local = local
         self.interval = interval
         self._pending = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def poke(self, stream_types: Collection[str] | None = None) -> None:
         """Note that events were committed (to streams of these types; None: of any type).
@@ -43,18 +42,10 @@ class Notifier:
             self.local(stream_types)
         self._pending.set()
 
-    def start(self) -> None:
-        """Start the background NOTIFY sender."""
-        self._task = asyncio.create_task(self._send_loop(), name="notifier")
+    task_name = "notifier"
 
-    async def stop(self) -> None:
-        """Stop the sender."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _send_loop(self) -> None:
+    async def run(self) -> None:
+        """Send a NOTIFY after pokes, at most one per interval."""
         while True:
             await self._pending.wait()
             self._pending.clear()

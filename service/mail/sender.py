@@ -15,7 +15,6 @@ recognise. The window is the moment between the server's "250" and one UPDATE.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import smtplib
 import uuid
@@ -27,6 +26,7 @@ from email.utils import format_datetime
 import asyncpg
 
 from service import observability
+from service.background import Background, poll
 from service.context import Clock, system_clock
 from service.domain import directory as d
 from service.domain import reminders as r
@@ -36,7 +36,7 @@ from service.mail.i18n import translator
 from service.mail.settings import MailSettings
 from service.queries.streams import load
 from service.store import reminders as store
-from service.store.database import DATABASE_AWAY, Database
+from service.store.database import Database
 
 log = logging.getLogger("csperf.mail")
 
@@ -49,7 +49,7 @@ def message_id_header(message_id: object, from_address: str) -> str:
     return f"<{message_id}@{domain}>"
 
 
-class ReminderSender:
+class ReminderSender(Background):
     """Compose due reminder emails and send them, in a background task."""
 
     def __init__(
@@ -62,44 +62,18 @@ class ReminderSender:
         self.settings = settings or MailSettings()
         self._clock = clock
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Look for due work now (reminders were recorded)."""
         self._wake.set()
 
-    def start(self) -> None:
-        """Start the background loop."""
-        self._task = asyncio.create_task(self._loop(), name="reminder-sender")
+    task_name = "reminder-sender"
 
-    async def stop(self) -> None:
-        """Stop the loop; a claimed email that was not recorded is sent again after its lease."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _loop(self) -> None:
-        idle = MIN_POLL
-        while True:
-            self._wake.clear()
-            try:
-                done = await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except DATABASE_AWAY as exc:
-                log.warning("reminder sender lost the database (%s)", type(exc).__name__)
-                done, idle = 0, self.settings.poll_seconds
-            except Exception:
-                log.exception("reminder sender failed; retrying")
-                done, idle = 0, self.settings.poll_seconds
-            if done:
-                idle = MIN_POLL
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=idle)
-            idle = min(idle * 2, self.settings.poll_seconds)
+    async def run(self) -> None:
+        """Send until stopped; a claimed email that was not recorded is sent again after its
+        lease."""
+        await poll(self.run_once, self._wake, first=MIN_POLL, cap=self.settings.poll_seconds,
+                   name="reminder sender", log=log)
 
     async def run_once(self) -> int:
         """Compose what is due, then attempt one batch of due emails; return how many emails

@@ -24,6 +24,7 @@ from typing import Any
 
 import asyncpg
 
+from service.background import Background
 from service.retrying import reconnecting
 from service.store.database import Database
 
@@ -42,7 +43,7 @@ async def announce(conn: asyncpg.Connection, cache: str) -> None:
     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, cache)
 
 
-class CacheListener:
+class CacheListener(Background):
     """Listen for ``announce``; say which cache to drop, and whether notifications arrive."""
 
     def __init__(
@@ -53,26 +54,16 @@ class CacheListener:
         self.on_change = on_change
         self.on_listening = on_listening
         self.ping_seconds = ping_seconds
-        self._task: asyncio.Task[None] | None = None
         self._conn: asyncpg.Connection | None = None
         self._lost = asyncio.Event()
 
-    def start(self) -> None:
-        """Start listening in the background (and again whenever the connection is lost)."""
-        self._task = asyncio.create_task(self._run(), name="cache-listener")
-
-    async def stop(self) -> None:
-        """Stop listening."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    task_name = "cache-listener"
 
     def _heard(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         self.on_change(payload)
 
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Listen (and again whenever the connection is lost)."""
         while True:
             # A fresh ``reconnecting`` per connection: after a connection that served, the
             # first wait is the shortest again. Any error is retried, not only the database

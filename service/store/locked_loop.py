@@ -13,13 +13,14 @@ import logging
 
 import asyncpg
 
+from service.background import Background
 from service.retrying import reconnecting
 from service.store.database import DATABASE_AWAY, Database
 
 log = logging.getLogger(__name__)
 
 
-class LockedLoop:
+class LockedLoop(Background):
     """Run ``work`` every ``interval`` seconds on the one replica that holds the lock."""
 
     #: Errors that mean "not yet" (say, a table the migrations have not made): wait quietly.
@@ -33,25 +34,14 @@ class LockedLoop:
         self.interval = interval_seconds
         self.standby = standby_seconds
         self.holding = False
-        self._task: asyncio.Task[None] | None = None
+        self.task_name = lock[1]
 
     async def work(self, conn: asyncpg.Connection) -> None:
         """Do one pass; ``conn`` is the connection that holds the lock."""
         raise NotImplementedError
 
-    def start(self) -> None:
-        """Start the background task."""
-        self._task = asyncio.create_task(self._run(), name=self.lock[1])
-
-    async def stop(self) -> None:
-        """Stop the task; its connection closes and the lock goes with it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Take the lock and work; stopped, the connection closes and the lock goes with it."""
         while True:
             conn: asyncpg.Connection | None = None
             try:

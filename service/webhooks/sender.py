@@ -3,24 +3,29 @@
 Every replica may run one; they share the work through ``FOR UPDATE SKIP LOCKED`` claims with a
 lease. No transaction stays open while a receiver is called: an open transaction with a
 transaction id would hold back the event-store horizon that every reader waits for.
+
+A failed delivery is tried again from its row (its next attempt time, ``retry_delay``), not by
+an in-memory retry such as tenacity's: the schedule outlives the process, and whichever
+replica is free takes the next attempt. The loop itself polls (``service.background.poll``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import httpx
 from prometheus_client import Counter
 
 from service import observability
+from service.background import Background, poll
 from service.domain import webhooks as w
 from service.store import webhooks as store
-from service.store.database import DATABASE_AWAY, Database
+from service.store.database import Database
 from service.webhooks.settings import WebhookSettings
 
 log = logging.getLogger("csperf.webhooks")
@@ -58,7 +63,7 @@ if not any(isinstance(f, _OriginOnly) for f in _HTTPX_LOG.filters):
     _HTTPX_LOG.addFilter(_OriginOnly())
 
 
-class WebhookSender:
+class WebhookSender(Background):
     """Claim due deliveries, POST them, and record each attempt, in a background task."""
 
     def __init__(
@@ -71,23 +76,12 @@ class WebhookSender:
         self._transport = transport
         self._clock = clock
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Look for due deliveries now (new ones were enqueued)."""
         self._wake.set()
 
-    def start(self) -> None:
-        """Start the background loop."""
-        self._task = asyncio.create_task(self._loop(), name="webhook-sender")
-
-    async def stop(self) -> None:
-        """Stop the loop; a claimed delivery that was not recorded is retried after its lease."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    task_name = "webhook-sender"
 
     def _client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -95,29 +89,12 @@ class WebhookSender:
             follow_redirects=False, headers={"User-Agent": USER_AGENT},
         )
 
-    async def _loop(self) -> None:
-        idle = MIN_POLL
+    async def run(self) -> None:
+        """Deliver until stopped, over one HTTP client; a claimed delivery that was not
+        recorded is retried after its lease."""
         async with self._client() as client:
-            while True:
-                self._wake.clear()
-                try:
-                    sent = await self.run_once(client)
-                except asyncio.CancelledError:
-                    raise
-                except DATABASE_AWAY as exc:
-                    log.warning("webhook sender lost the database (%s)", type(exc).__name__)
-                    sent = 0
-                    idle = self.settings.poll_seconds
-                except Exception:
-                    log.exception("webhook sender failed; retrying")
-                    sent = 0
-                    idle = self.settings.poll_seconds
-                if sent:
-                    idle = MIN_POLL
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=idle)
-                idle = min(idle * 2, self.settings.poll_seconds)
+            await poll(partial(self.run_once, client), self._wake, first=MIN_POLL,
+                       cap=self.settings.poll_seconds, name="webhook sender", log=log)
 
     async def run_once(self, client: httpx.AsyncClient | None = None) -> int:
         """Claim one batch of due deliveries and attempt each; return how many."""

@@ -1,0 +1,62 @@
+"""Work that runs beside the requests, in one asyncio task from ``start`` until ``stop``.
+
+The notifier, the cache listener, the locked loops (scheduler, compactor, KPI values) and the
+mail and webhook senders are such work: each writes ``run``; starting and stopping are here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+
+from service.store.database import DATABASE_AWAY
+
+
+class Background:
+    """One background task running ``run``; ``stop`` cancels it and waits for its cleanup."""
+
+    #: The asyncio task's name (shown in task dumps and debuggers).
+    task_name = "background"
+    _task: asyncio.Task[None] | None = None
+
+    async def run(self) -> None:
+        """Do the work until cancelled."""
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Start the task."""
+        self._task = asyncio.create_task(self.run(), name=self.task_name)
+
+    async def stop(self) -> None:
+        """Cancel the task and return once it has finished (its ``finally`` blocks ran)."""
+        if self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def poll(work: Callable[[], Awaitable[int]], wake: asyncio.Event, *, first: float,
+               cap: float, name: str, log: logging.Logger) -> None:
+    """Run ``work`` for ever: again at once while it does something (returns a count above
+    zero); otherwise after a pause that doubles from ``first`` up to ``cap``, cut short by
+    ``wake``. A failed pass is logged (as ``name``) and tried again after ``cap``."""
+    idle = first
+    while True:
+        wake.clear()
+        try:
+            done = await work()
+        except DATABASE_AWAY as exc:
+            log.warning("%s lost the database (%s)", name, type(exc).__name__)
+            done, idle = 0, cap
+        except Exception:
+            log.exception("%s failed; retrying", name)
+            done, idle = 0, cap
+        if done:
+            idle = first
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), timeout=idle)
+        idle = min(idle * 2, cap)
