@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from service.commands.base import Caller, execute
 from service.context import ServiceContext
 from service.domain import cycle as c
-from service.domain.directory import Team
+from service.domain.directory import Agent, Team
 from service.domain.errors import DomainError, FieldError, NotFound
 from service.domain.periods import (
     check_period,
@@ -28,7 +28,7 @@ from service.queries.cycles import (
     previous_last_places,
     roster,
 )
-from service.queries.directory import find_agent, get_team
+from service.queries.directory import get_team
 from service.queries.training import find_training
 
 #: How far ahead a correction can reach a streak, whatever a later month's policy says.
@@ -75,17 +75,23 @@ class Evaluate:
     comment: str | None
 
 
-async def evaluate(ctx: ServiceContext, caller: Caller, cmd: Evaluate) -> c.EvaluationSubmitted:
-    """Record an evaluation; the last committed revision wins."""
+async def evaluate(
+    ctx: ServiceContext, caller: Caller, team: Team, agent: Agent | None, cmd: Evaluate
+) -> c.EvaluationSubmitted:
+    """Record an evaluation of an agent (None: not in the directory) in a team's month; the
+    last committed revision wins.
+
+    The caller reads the team and the agent (``queries.directory.team_and_agent``, one round
+    trip), as it needs the team to check the rater.
+    """
     scheme = await pinned_scheme(ctx, cmd.team_id, cmd.period)
-    agent = await find_agent(ctx, cmd.agent_id)
     in_team = agent is not None and agent.team_id == cmd.team_id
     # Only roles that need training pay for reading the rater's records.
     trained = (await find_training(ctx, cmd.rater_id)).records if (
         cmd.rater_role in scheme.requires_training) else None
     # Only a rater about to judge their own case needs the team's managers (to name who may).
     own_case = cmd.rater_role != "self" and cmd.rater_id == cmd.agent_id
-    managers = (await get_team(ctx, cmd.team_id)).manager_ids if own_case else ()
+    managers = team.manager_ids if own_case else ()
     now = ctx.clock()
     state, _ = await execute(
         ctx, caller, c.cycle_stream(cmd.team_id, cmd.period), c.evolve,

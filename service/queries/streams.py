@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import asyncpg
 
 from service.context import ServiceContext, StreamStates
 from service.domain.events import DomainEvent, decode
-from service.store.event_store import read_stream
+from service.store.event_store import RecordedEvent, read_stream, read_streams
 
 S = TypeVar("S")
 Evolve = Callable[[S | None, DomainEvent], S | None]
@@ -29,9 +29,22 @@ async def load(
     written nothing yet: what is held must be committed, as every other reader would see it.
     """
     key = held_key(stream_id, evolve, fold)
-    held = states.get(key) if states is not None else None
-    state, version = (cast(S | None, held[0]), held[1]) if held is not None else (None, 0)
+    state, version = _start(states, key)
     recorded = await read_stream(conn, stream_id, after_version=version)
+    return _folded(states, key, state, version, recorded, evolve, fold)
+
+
+def _start(states: StreamStates | None, key: tuple[object, ...]) -> tuple[Any, int]:
+    """Return the state held under key and its version (nothing held: None at version 0)."""
+    held = states.get(key) if states is not None else None
+    return (held[0], held[1]) if held is not None else (None, 0)
+
+
+def _folded(
+    states: StreamStates | None, key: tuple[object, ...], state: S | None, version: int,
+    recorded: Sequence[RecordedEvent], evolve: Evolve[S], fold: Fold[S] | None,
+) -> tuple[S | None, int]:
+    """Fold the events read after the held state into it, and hold the result."""
     if not recorded:
         return state, version
     events = [decode(r.type, r.schema_version, r.data) for r in recorded]
@@ -66,3 +79,18 @@ async def read_state(
     async with ctx.db.connection() as conn:
         state, _ = await load(conn, stream_id, evolve, fold, states=ctx.states)
     return state
+
+
+async def read_states(ctx: ServiceContext, *streams: tuple[str, Evolve[Any]]) -> list[Any]:
+    """Return the current states of several streams, each folded by its evolve, from one round
+    trip (a read, outside any command)."""
+    keys = [held_key(stream_id, evolve, None) for stream_id, evolve in streams]
+    starts = [_start(ctx.states, key) for key in keys]
+    async with ctx.db.connection() as conn:
+        recorded = await read_streams(
+            conn, {stream_id: version
+                   for (stream_id, _), (_, version) in zip(streams, starts, strict=True)})
+    return [
+        _folded(ctx.states, key, state, version, recorded[stream_id], evolve, None)[0]
+        for key, (state, version), (stream_id, evolve) in zip(keys, starts, streams, strict=True)
+    ]

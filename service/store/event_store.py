@@ -325,6 +325,25 @@ async def read_stream(
     return [_recorded(r) for r in rows]
 
 
+async def read_streams(
+    conn: asyncpg.Connection, after_versions: Mapping[str, int]
+) -> dict[str, list[RecordedEvent]]:
+    """Return several streams' events after the given versions, each in version order: one
+    round trip where reading them one by one would take one each."""
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM event"
+        " JOIN unnest($1::text[], $2::bigint[]) AS wanted(id, after_version)"
+        " ON stream_id = wanted.id AND version > wanted.after_version"
+        " ORDER BY stream_id, version",
+        list(after_versions),
+        list(after_versions.values()),
+    )
+    found: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in after_versions}
+    for row in rows:
+        found[row["stream_id"]].append(_recorded(row))
+    return found
+
+
 @dataclass(frozen=True)
 class DataOnly:
     """Which events a reader needs the data of: of the events of ``stream_types`` ("*": of

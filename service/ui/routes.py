@@ -66,7 +66,6 @@ from service.queries import monitoring, results
 from service.queries import release as release_reads
 from service.queries import sanctions as ledger_reads
 from service.queries.cycles import pinned_scheme
-from service.queries.directory import find_agent
 from service.queries.sanctions import managed_teams
 from service.ui import charts, fmt, queries, render, session
 from service.ui.fmt import Fmt
@@ -903,7 +902,7 @@ async def submit_evaluation(
     """Submit the evaluation (the API's PUT .../evaluations/{agent_id}/{rater_role})."""
     form = await form_data(request)
     scheme = await pinned_scheme(ctx, team_id, period)
-    agent = await find_agent(ctx, agent_id)
+    team, agent = await directory_reads.team_and_agent(ctx, team_id, agent_id)
     names = set(scheme.form(rater_role, agent.position if agent is not None else None))
     owner = scheme.kpi_attainment_criterion()
     if owner is not None and owner[0] == rater_role and form.get(owner[1].name, "").strip():
@@ -935,8 +934,9 @@ async def submit_evaluation(
         # PUT .../evaluations/{agent_id}/{rater_role}'s checks, then its command.
         ensure_rates_as(principal, rater_role, agent_id)
         if rater_role == "manager":
-            await _managed(ctx, principal, team_id)
-        await cycle_commands.evaluate(ctx, caller(principal, request), cycle_commands.Evaluate(
+            ensure_manager_of(principal, team.manager_ids)
+        await cycle_commands.evaluate(ctx, caller(principal, request), team, agent,
+                                      cycle_commands.Evaluate(
             team_id=team_id, period=period, agent_id=agent_id, rater_role=rater_role,
             rater_id=principal.subject, scores=body.scores, comment=body.comment))
     except DomainError as exc:

@@ -6,10 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import pytest
+
 from service.commands.base import Caller, execute, to_new
 from service.context import ServiceContext, stream_states
 from service.domain import directory as d
+from service.domain.errors import NotFound
 from service.domain.events import DomainEvent
+from service.queries.directory import find_agent, team_and_agent
 from service.queries.streams import load
 from service.store.database import Database
 from service.store.event_store import append
@@ -72,3 +76,31 @@ async def test_a_command_holds_the_state_it_committed(db: Database, uid: str) ->
     async with db.connection() as conn:
         fresh, version = await load(conn, stream, d.evolve_agent)
     assert (fresh, version) == (state, result.version)
+
+
+async def test_several_streams_read_in_one_round_trip_see_other_writers(
+    db: Database, uid: str
+) -> None:
+    # What PUT evaluation decides on: the team and the agent, read together, each from the
+    # state held for it, catching up with events another process appended meanwhile.
+    ctx = ServiceContext(settings=conftest.test_settings(), db=db)
+    team_id, agent_id, absent = f"t-{uid}", f"a-{uid}", f"nobody-{uid}"
+    async with db.connection() as conn:
+        await append(conn, d.team_stream(team_id), to_new(d.decide_put_team(
+            None, d.PutTeam(team_id, "Team", manager_ids=("m-1",)))),
+            expected_version=0, metadata=META, recorded_at=NOW)
+    cmd = d.PutAgent(agent_id=agent_id, name="First", team_id=team_id)
+    await execute(ctx, Caller(META), d.agent_stream(agent_id), d.evolve_agent,
+                  lambda state: list(d.decide_put_agent(state, cmd, NOW)))
+    team, agent = await team_and_agent(ctx, team_id, agent_id)
+    assert team.manager_ids == ("m-1",) and agent is not None and agent.name == "First"
+    async with db.connection() as conn:  # another process renames the agent
+        await append(conn, d.agent_stream(agent_id), to_new(d.decide_put_agent(
+            agent, d.PutAgent(agent_id=agent_id, name="Second", team_id=team_id), NOW)),
+            expected_version=1, metadata=META, recorded_at=NOW)
+    team_again, renamed = await team_and_agent(ctx, team_id, agent_id)
+    assert team_again == team and renamed is not None and renamed.name == "Second"
+    assert renamed == await find_agent(ctx, agent_id)
+    assert (await team_and_agent(ctx, team_id, absent))[1] is None
+    with pytest.raises(NotFound):
+        await team_and_agent(ctx, absent, agent_id)
