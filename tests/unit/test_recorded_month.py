@@ -9,6 +9,7 @@ must come out identical: KPI values, attainments, weights, statuses, composites,
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -107,3 +108,22 @@ def test_a_close_event_stores_kpi_scores_compactly_and_reads_them_back_the_same(
     full = closed.model_dump(mode="json", exclude={"type"})
     assert decode("CycleClosed", 1, json.loads(json.dumps(full))) == closed
     assert len(json.dumps(stored)) < 0.8 * len(json.dumps(full))
+
+
+def test_a_compact_close_stored_with_fewer_fields_reads_them_as_their_defaults() -> None:
+    closed = _close(DEFAULT_SCHEME_V2)
+    stored = json.loads(json.dumps(closed.data()))
+    for result in stored["results"]:
+        kpis = result["score"]["work_performance"]["kpis"]
+        # as stored before target sources were recorded: the last field is not there
+        assert kpis["fields"][-1] == "target_source"
+        kpis["fields"] = kpis["fields"][:-1]
+        kpis["rows"] = {name: row[:-1] for name, row in kpis["rows"].items()}
+    older = decode("CycleClosed", 1, stored)
+    assert isinstance(older, c.CycleClosed)
+    for before, after in zip(closed.results, older.results, strict=True):
+        assert before.score.work_performance is not None
+        assert after.score.work_performance is not None
+        assert after.score.work_performance.kpis == {
+            name: dataclasses.replace(k, target_source=None)
+            for name, k in before.score.work_performance.kpis.items()}
