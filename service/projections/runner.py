@@ -22,6 +22,7 @@ from dataclasses import replace
 import asyncpg
 
 from service import observability
+from service.background import Background
 from service.notifier import CHANNEL
 from service.projections import checkpoints
 from service.projections.base import Projection
@@ -29,6 +30,7 @@ from service.projections.checkpoints import Generation
 from service.projections.progress import Progress
 from service.store.database import DATABASE_AWAY, UNAVAILABLE_ERRORS, Database
 from service.store.event_store import Cursor, RecordedEvent, read_all
+from service.store.locked_loop import take_lock, try_advisory_lock
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +48,7 @@ class ProjectionFailed(Exception):
 
 async def try_lock(conn: asyncpg.Connection, name: str) -> bool:
     """Take the projection's lease for this connection's lifetime, if free."""
-    return bool(
-        await conn.fetchval(
-            "SELECT pg_try_advisory_lock($1, hashtext($2))", LOCK_NAMESPACE, name
-        )
-    )
+    return await try_advisory_lock(conn, (LOCK_NAMESPACE, name))
 
 
 class Worker:
@@ -210,8 +208,10 @@ def worker_for(conn: asyncpg.Connection, projection: Projection) -> Worker:
     return make(conn) if make is not None else Worker(conn, projection)
 
 
-class ProjectionRunner:
+class ProjectionRunner(Background):
     """Run every projection's worker in this process, competing for their leases."""
+
+    task_name = "projections"
 
     def __init__(
         self,
@@ -226,7 +226,6 @@ class ProjectionRunner:
         self.poll_seconds = poll_seconds
         self.lease_retry_seconds = lease_retry_seconds
         self._wake = {p.name: asyncio.Event() for p in self.projections}
-        self._tasks: list[asyncio.Task[None]] = []
         self.holding: set[str] = set()
         #: Each committed batch, for readers waiting on a write (service.queries.wait).
         self.progress = Progress()
@@ -241,12 +240,12 @@ class ProjectionRunner:
             if stream_types is None or read is None or not set(read).isdisjoint(stream_types):
                 self._wake[projection.name].set()
 
-    def start(self) -> None:
-        """Start one task per projection."""
-        self._tasks = [
-            asyncio.create_task(self._follow(p), name=f"projection:{p.name}")
-            for p in self.projections
-        ]
+    async def run(self) -> None:
+        """Follow every projection, one task each. Stopping cancels them together, so their
+        connections close side by side, and their leases go with them."""
+        async with asyncio.TaskGroup() as group:
+            for p in self.projections:
+                group.create_task(self._follow(p), name=f"projection:{p.name}")
 
     async def wait_for_read_models(self) -> None:
         """Return once every projection has its live tables, made here or by another process.
@@ -264,39 +263,27 @@ class ProjectionRunner:
                     return
             await asyncio.sleep(0.02)
 
-    async def stop(self) -> None:
-        """Cancel the workers; their connections close and their leases go with them."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
-
     async def _follow(self, projection: Projection) -> None:
-        backoff = 0.1
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await self.db.connect_single()
-                if not await try_lock(conn, projection.name):
-                    await conn.close()
-                    conn = None
+                # While the database is away, try again after 0.1 s, doubling up to 5 s.
+                conn = await take_lock(self.db, (LOCK_NAMESPACE, projection.name), first=0.1,
+                                       cap=5.0, name=f"projection {projection.name}")
+                if conn is None:
                     await asyncio.sleep(self.lease_retry_seconds)
                     continue
                 self.holding.add(projection.name)
                 await conn.add_listener(CHANNEL, lambda *_: self._wake[projection.name].set())
-                backoff = 0.1
                 await self._drive(worker_for(conn, projection))
             except asyncio.CancelledError:
                 raise
             except ProjectionFailed:
                 await asyncio.sleep(FAILURE_RETRY_SECONDS)
             except DATABASE_AWAY as exc:
+                # Reconnecting backs off in take_lock, starting again from its first wait.
                 log.warning("projection %s lost the database (%s); retrying", projection.name,
                             type(exc).__name__)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
             except Exception:
                 log.exception("projection %s runner failed; retrying", projection.name)
                 await asyncio.sleep(FAILURE_RETRY_SECONDS)

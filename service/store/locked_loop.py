@@ -20,6 +20,32 @@ from service.store.database import DATABASE_AWAY, Database
 log = logging.getLogger(__name__)
 
 
+async def try_advisory_lock(conn: asyncpg.Connection, lock: tuple[int, str]) -> bool:
+    """Take the session advisory lock ``lock`` (a namespace and a name) for the connection's
+    lifetime, if it is free."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_lock($1, hashtext($2))", *lock))
+
+
+async def take_lock(db: Database, lock: tuple[int, str], *, first: float, cap: float,
+                    name: str) -> asyncpg.Connection | None:
+    """Connect and try the session advisory lock ``lock``; return the connection holding it,
+    or None when another connection holds it. While the database is away, try again after
+    ``first`` seconds, doubling up to ``cap`` (logged under ``name``)."""
+    async for attempt in reconnecting(first=first, cap=cap, name=name):
+        with attempt:
+            conn = await db.connect_single()
+            try:
+                locked = await try_advisory_lock(conn, lock)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(conn.close(timeout=2))
+                raise
+            if locked:
+                return conn
+            await conn.close()
+    return None
+
+
 class LockedLoop(Background):
     """Run ``work`` every ``interval`` seconds on the one replica that holds the lock."""
 
@@ -45,7 +71,9 @@ class LockedLoop(Background):
         while True:
             conn: asyncpg.Connection | None = None
             try:
-                conn = await self._take_lock()
+                # While the database is away, try again after 0.5 s, doubling up to standby.
+                conn = await take_lock(self.db, self.lock, first=0.5, cap=self.standby,
+                                       name=self.name)
                 if conn is None:
                     await asyncio.sleep(self.standby)
                     continue
@@ -58,7 +86,7 @@ class LockedLoop(Background):
             except asyncio.CancelledError:
                 raise
             except DATABASE_AWAY as exc:
-                # Reconnecting backs off in _take_lock, starting again from its first wait.
+                # Reconnecting backs off in take_lock, starting again from its first wait.
                 log.warning("%s lost the database (%s); retrying", self.name,
                             type(exc).__name__)
             except Exception as exc:
@@ -70,22 +98,3 @@ class LockedLoop(Background):
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close(timeout=2))
-
-    async def _take_lock(self) -> asyncpg.Connection | None:
-        """Connect and try the lock; return the connection holding it, or None when another
-        replica holds it. While the database is away, try again after 0.5 s, doubling up to
-        ``standby_seconds``."""
-        async for attempt in reconnecting(first=0.5, cap=self.standby, name=self.name):
-            with attempt:
-                conn = await self.db.connect_single()
-                try:
-                    locked = await conn.fetchval(
-                        "SELECT pg_try_advisory_lock($1, hashtext($2))", *self.lock)
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(conn.close(timeout=2))
-                    raise
-                if locked:
-                    return conn
-                await conn.close()
-        return None
