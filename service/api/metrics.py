@@ -110,9 +110,10 @@ async def post_metrics(
     The body is a JSON batch, a CSV file or NDJSON lines (see the request body); a file that
     cannot be read is refused whole with a 422 naming each bad line.
     """
-    batch = bodies.parse(request.headers.get("content-type"), await request.body(), source)
-    ensure_source(principal, batch["source"])
-    outcome = await commands.ingest(ctx, batch["source"], batch["samples"])
+    sender, samples = bodies.parse(request.headers.get("content-type"), await request.body(),
+                                   source)
+    ensure_source(principal, sender)
+    outcome = await commands.ingest(ctx, sender, samples)
     return IngestOut(
         accepted=outcome.accepted,
         duplicates=outcome.duplicates,

@@ -4,15 +4,15 @@ Pure: the caller looks up agents, time zones and cycle statuses and passes them 
 that is well-formed but unusable is *rejected* with a reason and kept in the quarantine by the
 caller; nothing here drops data.
 
-Samples stay the plain dicts their JSON validates into (``Sample`` is a TypedDict): tens of
-thousands arrive a second, and building an object for each would cost more than everything
-else this module does to them.
+A sample is a plain dict (``Sample`` is a TypedDict), and a batch on its way to the database
+is five columns (``Samples``): tens of thousands arrive a second, and building an object for
+each would cost more than everything else this module does to them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -77,6 +77,37 @@ class Sample(TypedDict):
     value: Annotated[float, Strict(), Field(examples=[12.4])]
     occurred_at: Annotated[AwareDatetime, Strict(), Field(
         examples=["2026-11-03T09:15:02+09:00"], description="ISO 8601 with an offset.")]
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """A batch of samples as columns: the i-th sample is the i-th item of each list.
+
+    Five lists a batch instead of a dict a sample: no allocation per sample, and nothing for
+    the garbage collector to walk; ``batch[i]`` builds one sample, for the few refused.
+    """
+
+    ids: list[str]
+    agent_ids: list[str]
+    metrics: list[str]
+    values: list[float]
+    times: list[datetime]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> Sample:
+        return Sample(id=self.ids[index], agent_id=self.agent_ids[index],
+                      metric=self.metrics[index], value=self.values[index],
+                      occurred_at=self.times[index])
+
+    @classmethod
+    def of(cls, samples: Iterable[Sample]) -> Samples:
+        """Return the columns of samples given one by one."""
+        listed = list(samples)
+        return cls([s["id"] for s in listed], [s["agent_id"] for s in listed],
+                   [s["metric"] for s in listed], [s["value"] for s in listed],
+                   [s["occurred_at"] for s in listed])
 
 
 @dataclass(frozen=True, slots=True)
