@@ -156,7 +156,7 @@ async def insert_rate(url: str, rows: list[tuple[Any, ...]]) -> float:
 
     async def worker(conn: asyncpg.Connection, share: list[tuple[Any, ...]]) -> None:
         for start in range(0, len(share), 1000):
-            staged = [(i, "direct-" + r[0], r[1], r[2], r[5], r[6], r[7])
+            staged = [(i, "direct-" + r[0], r[1], r[2], r[5], r[6], r[7].timestamp())
                       for i, r in enumerate(share[start:start + 1000])]
             async with conn.transaction():
                 await store.stage(conn, staged)

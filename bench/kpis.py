@@ -139,7 +139,7 @@ async def _seed(port: int, db_url: str, team: str, metrics: tuple[str, ...], age
             for k in range(2):
                 value = float((i * 7 + j * 3 + k) % 9 + 1)
                 rows.append((len(rows), f"bench-{team}", f"{agent}-{metric}-{k}", agent,
-                             metric, value, datetime(2026, 11, 10 + k, tzinfo=UTC)))
+                             metric, value, datetime(2026, 11, 10 + k, tzinfo=UTC).timestamp()))
     db = Database(db_url, pool_size=2)
     try:
         async with db.connection() as conn:

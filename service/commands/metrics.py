@@ -114,7 +114,7 @@ async def settle(
             and datetime(first_year, 1, 2, tzinfo=UTC) <= min(times) \
             and max(times) <= datetime(last_year, 12, 30, tzinfo=UTC):
         staged = list(zip(range(count), sources, ids, samples.agent_ids, samples.metrics,
-                          values, times, strict=True))
+                          values, map(datetime.timestamp, times), strict=True))
     else:
         seen: set[tuple[str, str]] = set()
         check, top = m.check, m.MAX_VALUE
@@ -129,7 +129,7 @@ async def settle(
                        else check(samples[index], now))
             if problem is None:
                 staged.append((index, key[0], key[1], samples.agent_ids[index],
-                               samples.metrics[index], value, at))
+                               samples.metrics[index], value, at.timestamp()))
             else:
                 checked.append((index, key[0], samples[index], problem))
 

@@ -7,7 +7,7 @@ import os
 import random
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import asyncpg
@@ -294,3 +294,26 @@ async def test_replicas_making_the_same_months_at_once_take_turns(
     assert sorted(p for each in made for p in each) == wanted  # each month made once
     async with ctx.db.connection() as conn:
         assert await metric_partitions.ensure(conn, when) == []
+
+
+async def test_every_microsecond_of_a_time_is_stored_as_sent(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    # The stage takes times as epoch seconds in a double (store/metrics.py, STAGE).
+    app_clock.set(NOW)
+    ctx = context(app_client)
+    team = await make_team(app_client, uid, 1)
+    rng = random.Random(11)
+    seoul = timezone(timedelta(hours=9))
+    times = [NOVEMBER + timedelta(days=rng.randrange(25), seconds=rng.randrange(86_400),
+                                  microseconds=rng.randrange(1_000_000)) for _ in range(2_000)]
+    times += [NOVEMBER.replace(microsecond=999_999), NOVEMBER + timedelta(microseconds=1),
+              (NOVEMBER + timedelta(days=3, microseconds=500_001)).astimezone(seoul)]
+    samples = [sample(f"{uid}-{i}", team.agents[0], "consultations", 1, at)
+               for i, at in enumerate(times)]
+    assert (await commands.ingest(ctx, f"src-{uid}", samples)).accepted == len(times)
+    async with ctx.db.connection() as conn:
+        rows = await conn.fetch("SELECT sample_id, occurred_at FROM metric_sample"
+                                " WHERE source = $1", f"src-{uid}")
+    stored = {r["sample_id"]: r["occurred_at"] for r in rows}
+    assert [stored[f"{uid}-{i}"] for i in range(len(times))] == times

@@ -57,7 +57,7 @@ async def _run(url: str, plan: list[tuple[list[tuple[int, str, str, str, str, fl
                     first.setdefault(s[0], s)
                 rows = list(first.values())
                 staged = [(i, prefix, f"{prefix}-{s[0]}", f"{prefix}{s[1]}", s[4], s[5],
-                           NOW - timedelta(hours=1)) for i, s in enumerate(rows)]
+                           (NOW - timedelta(hours=1)).timestamp()) for i, s in enumerate(rows)]
                 if staged:
                     await store.stage(conn, staged)
                     await store.place_as(conn, [(i, f"{prefix}{s[2]}", s[3])
