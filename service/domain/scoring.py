@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -96,6 +97,7 @@ class Yardstick:
 
 #: The fields of a KpiScore in the order of the compact form (``compact_kpis``).
 KPI_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(KpiScore))
+_kpi_row = operator.attrgetter(*KPI_FIELDS)
 
 
 def compact_kpis(kpis: Mapping[str, KpiScore]) -> dict[str, Any]:
@@ -103,7 +105,7 @@ def compact_kpis(kpis: Mapping[str, KpiScore]) -> dict[str, Any]:
     event of 1,000 agents on 50 KPIs repeats each field name 50,000 times otherwise. Every
     field is a JSON value already (numbers, text, booleans, None)."""
     return {"fields": list(KPI_FIELDS),
-            "rows": {name: [getattr(k, f) for f in KPI_FIELDS] for name, k in kpis.items()}}
+            "rows": {name: list(_kpi_row(k)) for name, k in kpis.items()}}
 
 
 class WorkPerformance(_Frozen):
@@ -132,6 +134,15 @@ class WorkPerformance(_Frozen):
                         for kpi, row in rows.items()}
             data = {**data, "kpis": kpis}
         return data
+
+
+def dump_performance(performance: WorkPerformance) -> dict[str, Any]:
+    """Return work performance as ``model_dump(mode="json")`` does, each KPI score a dict:
+    built here from the scores' fields (JSON values already), which is several times quicker
+    for the 50,000 of a month of 1,000 agents on 50 KPIs."""
+    return {**performance.model_dump(mode="json", exclude={"kpis"}),
+            "kpis": {name: dict(zip(KPI_FIELDS, _kpi_row(k), strict=True))
+                     for name, k in performance.kpis.items()}}
 
 
 class AgentScore(_Frozen):

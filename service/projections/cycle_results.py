@@ -12,6 +12,7 @@ recomputed for the months a batch of evaluations touched.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,7 +21,7 @@ import orjson
 
 from service.domain import calibration as cal
 from service.domain import cycle as c
-from service.domain.reports import ranking_document, scorecard_document
+from service.domain.reports import ranking_document, scorecard_documents
 from service.domain.scheme import Scheme
 from service.domain.scheme_history import SchemePublished
 from service.projections.base import Projection, Tables
@@ -33,6 +34,7 @@ _KPI_FIELDS = ("kind", "unit", "direction", "value", "target", "floor", "weight"
                "formula")
 _KPI_COLUMNS = ["team_id", "period", "agent_id", "kpi",
                 *(("kpi_status" if f == "status" else f) for f in _KPI_FIELDS)]
+_kpi_row = operator.itemgetter(*_KPI_FIELDS)
 
 
 class CycleResults(Projection):
@@ -320,8 +322,8 @@ class CycleResults(Projection):
                 f"DELETE FROM {tables[table]} WHERE team_id = $1 AND period = $2",
                 e.team_id, e.period,
             )
-        documents = [scorecard_document(e.team_id, e.period, "closed", r, scheme,
-                                        evaluations.get(r.agent_id, [])) for r in e.results]
+        documents = scorecard_documents(e.team_id, e.period, "closed", e.results, scheme,
+                                        evaluations)
         await conn.executemany(
             f"INSERT INTO {tables['scorecards']} VALUES ($1, $2, $3, 'closed', $4::text::jsonb)",
             [(e.team_id, e.period, d["agent_id"], orjson.dumps(d).decode())
@@ -330,8 +332,7 @@ class CycleResults(Projection):
         # COPY: a month of 1,000 agents on 50 KPIs is 50,000 rows.
         await conn.copy_records_to_table(
             tables["scorecard_kpis"], columns=_KPI_COLUMNS,
-            records=[(e.team_id, e.period, d["agent_id"], name,
-                      *(k[field] for field in _KPI_FIELDS))
+            records=[(e.team_id, e.period, d["agent_id"], name, *_kpi_row(k))
                      for d in documents for name, k in d["kpis"].items()],
         )
 
