@@ -57,3 +57,35 @@ async def test_the_read_model_and_the_streams_agree(
     december = looked_up[(team.team_id, "2026-12")]
     assert "v2_metric" in december and "v1_metric" not in december
     assert december["consultations"].unit == "count"
+
+
+async def test_a_month_opened_before_the_read_model_took_it_in_is_read_from_the_streams(
+    app_client: httpx.AsyncClient, uid: str
+) -> None:
+    # Given a team whose November is open on the scheme's version 1, which declares
+    # v1_metric, while version 2 (the latest) declares v2_metric instead
+    base = (await app_client.get("/v1/schemes/online-shop-cs", headers=ADMIN)).json()
+    base.pop("scheme_id"), base.pop("version")
+    scheme_id = f"tl-{uid}"
+    base["metrics"].append({"name": "v1_metric", "unit": "count"})
+    assert (await app_client.put(f"/v1/schemes/{scheme_id}", json=base,
+                                 headers=ADMIN)).status_code == 200
+    team = await make_team(app_client, uid, 1)
+    await app_client.put(f"/v1/teams/{team.team_id}", headers=ADMIN,
+                         json={"name": "T", "scheme_id": scheme_id})
+    await team.open(PERIOD, scheme_version=None)
+    base["metrics"][-1] = {"name": "v2_metric", "unit": "count"}
+    assert (await app_client.put(f"/v1/schemes/{scheme_id}", json=base,
+                                 headers=ADMIN)).status_code == 200
+    assert await wait(context(app_client), TeamMetrics(), timeout=30)
+    async with context(app_client).db.connection() as conn:
+        # When the read model shows no row of November yet (its cycle opened a moment ago;
+        # rolled back after, so the read model is left as it was)
+        undo = conn.transaction()
+        await undo.start()
+        await conn.execute("DELETE FROM team_metrics WHERE team_id = $1 AND period = $2",
+                           team.team_id, PERIOD)
+        looked_up = await team_metrics.declared(conn, {(team.team_id, PERIOD)})
+        await undo.rollback()
+    # Then November takes the metrics of the version its cycle pinned too, from the streams
+    assert "v1_metric" in looked_up[(team.team_id, PERIOD)]
