@@ -11,7 +11,7 @@ from service.projections.team_metrics import TeamMetrics
 from service.queries.wait import wait
 from service.store import team_metrics
 from service.store.database import Database
-from tests.support.scenario import ADMIN, make_team
+from tests.support.scenario import ADMIN, Team, make_team
 
 PERIOD = "2026-11"
 
@@ -21,11 +21,9 @@ def context(client: httpx.AsyncClient) -> ServiceContext:
     return ctx
 
 
-async def test_the_read_model_and_the_streams_agree(
-    app_client: httpx.AsyncClient, db: Database, uid: str
-) -> None:
-    # Given a scheme whose version 1 declares v1_metric, a team on it with November open on
-    # version 1, and version 2 declaring v2_metric instead
+async def _team_between_versions(app_client: httpx.AsyncClient, uid: str) -> Team:
+    """Make a scheme whose version 1 declares v1_metric, a team on it with November open on
+    version 1, and version 2 declaring v2_metric instead."""
     base = (await app_client.get("/v1/schemes/online-shop-cs", headers=ADMIN)).json()
     base.pop("scheme_id"), base.pop("version")
     scheme_id = f"tm-{uid}"
@@ -39,6 +37,15 @@ async def test_the_read_model_and_the_streams_agree(
     base["metrics"][-1] = {"name": "v2_metric", "unit": "count"}
     assert (await app_client.put(f"/v1/schemes/{scheme_id}", json=base,
                                  headers=ADMIN)).status_code == 200
+    return team
+
+
+async def test_the_read_model_and_the_streams_agree(
+    app_client: httpx.AsyncClient, db: Database, uid: str
+) -> None:
+    # Given a scheme whose version 1 declares v1_metric, a team on it with November open on
+    # version 1, and version 2 declaring v2_metric instead
+    team = await _team_between_versions(app_client, uid)
     pairs = {(team.team_id, PERIOD), (team.team_id, "2026-12")}
     # When the projection has caught up
     assert await wait(context(app_client), TeamMetrics(), timeout=30)
@@ -64,19 +71,7 @@ async def test_a_month_opened_before_the_read_model_took_it_in_is_read_from_the_
 ) -> None:
     # Given a team whose November is open on the scheme's version 1, which declares
     # v1_metric, while version 2 (the latest) declares v2_metric instead
-    base = (await app_client.get("/v1/schemes/online-shop-cs", headers=ADMIN)).json()
-    base.pop("scheme_id"), base.pop("version")
-    scheme_id = f"tl-{uid}"
-    base["metrics"].append({"name": "v1_metric", "unit": "count"})
-    assert (await app_client.put(f"/v1/schemes/{scheme_id}", json=base,
-                                 headers=ADMIN)).status_code == 200
-    team = await make_team(app_client, uid, 1)
-    await app_client.put(f"/v1/teams/{team.team_id}", headers=ADMIN,
-                         json={"name": "T", "scheme_id": scheme_id})
-    await team.open(PERIOD, scheme_version=None)
-    base["metrics"][-1] = {"name": "v2_metric", "unit": "count"}
-    assert (await app_client.put(f"/v1/schemes/{scheme_id}", json=base,
-                                 headers=ADMIN)).status_code == 200
+    team = await _team_between_versions(app_client, uid)
     assert await wait(context(app_client), TeamMetrics(), timeout=30)
     async with context(app_client).db.connection() as conn:
         # When the read model shows no row of November yet (its cycle opened a moment ago;
