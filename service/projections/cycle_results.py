@@ -25,8 +25,8 @@ from service.domain.reports import ranking_document, scorecard_documents
 from service.domain.scheme import Scheme
 from service.domain.scheme_history import SchemePublished
 from service.projections.base import Projection, Tables
-from service.projections.decoded import decoded
-from service.store.event_store import RecordedEvent
+from service.projections.decoded import LARGE, decoded
+from service.store.event_store import DataOnly, RecordedEvent
 
 #: A scorecard KPI's fields (``service.domain.reports.scorecard_document``) in column order.
 _KPI_FIELDS = ("kind", "unit", "direction", "value", "target", "floor", "weight",
@@ -46,6 +46,7 @@ class CycleResults(Projection):
     # 5: the domain's numbers in long form: scorecard_kpis, evaluation levels, calibration
     version = 5
     stream_types = ("cycle", "scheme")
+    data_only = DataOnly((), on_demand=LARGE)  # every event's data, a close's when not held
     tables = {
         "scheme_versions": """(
             scheme_id text NOT NULL,

@@ -16,12 +16,18 @@ size that needs no measuring, and the cheap ones are not held at all.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import replace
+
+import asyncpg
 
 from service.caching import LRU
 from service.domain.events import DomainEvent, decode
-from service.store.event_store import RecordedEvent
+from service.store.event_store import RecordedEvent, read_data
 
 #: Events that decode faster than this are decoded again rather than held.
 WORTH_HOLDING_SECONDS = 0.002
@@ -34,15 +40,31 @@ CAPACITY_MICROSECONDS = 2_000_000
 #: event's cost.
 DECODE_PER_DUMP = 2
 
+#: The events big enough that a projection reads their data only when this process does not
+#: hold their model (``DataOnly.on_demand``, ``with_data``).
+LARGE = frozenset({"CycleClosed"})
+
 # (event id, transaction id, position): unique in a database, and in practice across the
 # databases a test process talks to (ids repeat only when derived from idempotency keys).
 _Key = tuple[object, int, int]
 _held: LRU[_Key, tuple[DomainEvent, int]] = LRU(CAPACITY_MICROSECONDS, lambda held: held[1])
 
 
+#: The models a projection's batch was read without the data of (``with_data``): kept for the
+#: batch itself, whatever the cache drops meanwhile. Per task, so workers never share them.
+_lent: ContextVar[Mapping[_Key, DomainEvent] | None] = ContextVar("decoded_lent", default=None)
+
+
+def _key(recorded: RecordedEvent) -> _Key:
+    return (recorded.event_id, recorded.tx_id, recorded.position)
+
+
 def decoded(recorded: RecordedEvent) -> DomainEvent:
     """Return the domain event of a stored one, built once while it is expensive and recent."""
-    key = (recorded.event_id, recorded.tx_id, recorded.position)
+    key = _key(recorded)
+    lent = _lent.get()
+    if lent is not None and key in lent:
+        return lent[key]
     held = _held.get(key)
     if held is not None:
         return held[0]
@@ -61,3 +83,28 @@ def remember(event_id: uuid.UUID, tx_id: int, position: int, event: DomainEvent,
 def _hold(key: _Key, event: DomainEvent, cost_seconds: float) -> None:
     if cost_seconds >= WORTH_HOLDING_SECONDS:
         _held.put(key, (event, int(cost_seconds * 1_000_000)))
+
+
+@contextlib.asynccontextmanager
+async def with_data(conn: asyncpg.Connection, events: Sequence[RecordedEvent],
+                    on_demand: Collection[str]) -> AsyncIterator[list[RecordedEvent]]:
+    """Yield a batch read without the data of the ``on_demand`` event types (``DataOnly``)
+    ready to apply: the models held here are lent to ``decoded`` for the batch, and only the
+    others' data is read (one query). The close of a 1,000-agent month on 50 KPIs is 5.5 MB:
+    each projection reading it again, though the process that wrote it holds its model, cost
+    PostgreSQL and the process more than the projections' own work on it."""
+    lent: dict[_Key, DomainEvent] = {}
+    missing = []
+    for recorded in events:
+        if recorded.type in on_demand:
+            held = _held.get(_key(recorded))
+            if held is not None:
+                lent[_key(recorded)] = held[0]
+            else:
+                missing.append(recorded.position)
+    data = await read_data(conn, missing)
+    token = _lent.set(lent)
+    try:
+        yield [replace(e, data=data[e.position]) if e.position in data else e for e in events]
+    finally:
+        _lent.reset(token)

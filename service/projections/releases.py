@@ -18,7 +18,7 @@ import asyncpg
 from service.domain import cycle as c
 from service.domain import release as r
 from service.projections.base import Projection, Tables
-from service.projections.decoded import decoded
+from service.projections.decoded import LARGE, decoded
 from service.store.event_store import DataOnly, RecordedEvent
 
 _CYCLE_TYPES = frozenset({"CycleClosed", "CyclePublished", "CycleReopened"})
@@ -30,7 +30,7 @@ class Releases(Projection):
     name = "releases"
     version = 2
     stream_types = ("cycle", "result")
-    data_only = DataOnly(("cycle",), _CYCLE_TYPES)
+    data_only = DataOnly(("cycle",), _CYCLE_TYPES, on_demand=LARGE)
     tables = {
         "result_months": """(
             team_id            text NOT NULL,

@@ -27,6 +27,7 @@ from service.notifier import CHANNEL
 from service.projections import checkpoints
 from service.projections.base import Projection
 from service.projections.checkpoints import Generation
+from service.projections.decoded import with_data
 from service.projections.progress import Progress
 from service.store.database import DATABASE_AWAY, UNAVAILABLE_ERRORS, Database
 from service.store.event_store import Cursor, RecordedEvent, read_all
@@ -116,7 +117,12 @@ class Worker:
             )
             if not events:
                 return 0
-            async with self.conn.transaction():
+            data_only = self.projection.data_only
+            async with (
+                with_data(self.conn, events, data_only.on_demand if data_only else ())
+                as events,
+                self.conn.transaction(),
+            ):
                 await self.projection.apply(
                     self.conn, events, self.projection.table_names(generation.generation)
                 )

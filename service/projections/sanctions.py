@@ -21,7 +21,7 @@ from service.domain import cycle as c
 from service.domain import release as r
 from service.domain import sanctions as s
 from service.projections.base import Projection, Tables
-from service.projections.decoded import decoded
+from service.projections.decoded import LARGE, decoded
 from service.store.event_store import DataOnly, RecordedEvent
 
 #: Cycle events the ledger needs; evaluations (most of a cycle stream) are skipped undecoded.
@@ -39,7 +39,7 @@ class Sanctions(Projection):
     # 3: a release moves the plan's due date (``release.plan_due``).
     version = 3
     stream_types = ("cycle", "plan", "review", "result")
-    data_only = DataOnly(("cycle",), _CYCLE_TYPES)
+    data_only = DataOnly(("cycle",), _CYCLE_TYPES, on_demand=LARGE)
     tables = {
         "sanctions": """(
             id           text PRIMARY KEY,

@@ -356,12 +356,17 @@ class DataOnly:
 
     stream_types: tuple[str, ...]
     event_types: frozenset[str] = frozenset()
+    #: Event types whose data arrives empty all the same, for the reader to ask for it
+    #: (``read_data``) only when it does not hold their model already: the projections of
+    #: the process that wrote a close hold its model (service/projections/decoded.py).
+    on_demand: frozenset[str] = frozenset()
 
 
 READ_ALL = """
 SELECT position, tx_id, stream_id, version, event_id, type, schema_version,
-       CASE WHEN $5::text[] IS NOT NULL AND (stream_type = ANY($5) OR '*' = ANY($5))
-                 AND NOT type = ANY($6::text[])
+       CASE WHEN ($5::text[] IS NOT NULL AND (stream_type = ANY($5) OR '*' = ANY($5))
+                  AND NOT type = ANY($6::text[]))
+                 OR type = ANY($7::text[])
             THEN '{}'::jsonb ELSE data END AS data,
        metadata, recorded_at
 FROM event
@@ -390,6 +395,7 @@ async def read_all(
         list(stream_types) if stream_types is not None else None,
         list(data_only.stream_types) if data_only is not None else None,
         sorted(data_only.event_types) if data_only is not None else [],
+        sorted(data_only.on_demand) if data_only is not None else [],
     )
     return [_recorded(r) for r in rows]
 
