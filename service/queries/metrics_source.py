@@ -30,14 +30,18 @@ async def agent_inputs(
         return {a: (totals[a], observations[a]) for a in agent_ids}
     rows = await conn.fetch(
         """
-        SELECT agent_id, metric, sum(total) AS total, sum(observations) AS observations
+        -- float8 and bigint here: asyncpg would build a Decimal of each numeric sum (40,000
+        -- for 1,000 agents on 40 metrics), only for it to become a float (the same double:
+        -- both conversions round correctly)
+        SELECT agent_id, metric, sum(total)::float8 AS total,
+               sum(observations)::bigint AS observations
         FROM metric_totals WHERE period = $1 AND agent_id = ANY($2::text[])
         GROUP BY agent_id, metric
         """,
         period,
         list(agent_ids),
     )
-    for row in rows:
-        totals[row["agent_id"]][row["metric"]] = float(row["total"])
-        observations[row["agent_id"]][row["metric"]] = int(row["observations"])
+    for agent_id, metric, total, count in rows:
+        totals[agent_id][metric] = total
+        observations[agent_id][metric] = count
     return {a: (totals[a], observations[a]) for a in agent_ids}
