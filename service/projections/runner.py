@@ -6,8 +6,13 @@ same connection, so an event takes effect exactly once even if the process dies 
 transaction is rolled back, the lock released, and another process takes over from the
 checkpoint).
 
-Wake-ups: a short adaptive poll, plus LISTEN for the debounced notifications that
-service.notifier sends *after* appends commit, so the write path never pays for a NOTIFY.
+Wake-ups: a commit in this process wakes the workers that read its stream types at once.
+For the rest (commits of other processes, events not yet visible when a worker was woken),
+one task per process polls the store's heads, the last visible event of each stream type, in
+one statement, and wakes only the workers whose cursor is behind the head of a type they
+read; it polls at once on the debounced notifications that service.notifier sends *after*
+appends commit (so the write path never pays for a NOTIFY), and more often while the heads
+move. Idle workers cost nothing: nine of them each polling would cost nine statements.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 
 import asyncpg
@@ -29,8 +34,9 @@ from service.projections.base import Projection
 from service.projections.checkpoints import Generation
 from service.projections.decoded import with_data
 from service.projections.progress import Progress
+from service.retrying import reconnecting
 from service.store.database import DATABASE_AWAY, UNAVAILABLE_ERRORS, Database
-from service.store.event_store import Cursor, RecordedEvent, read_all
+from service.store.event_store import Cursor, RecordedEvent, heads, read_all
 from service.store.locked_loop import take_lock, try_advisory_lock
 
 log = logging.getLogger(__name__)
@@ -39,8 +45,10 @@ LOCK_NAMESPACE = 7215001
 LIVE_BATCH = 500
 BUILD_BATCH = 5000
 FAILURE_RETRY_SECONDS = 5.0
-#: How often a worker reads its generations again (see Worker.ensure_live).
+#: How often the runner asks whether the generations changed (see Worker.ensure_live).
 GENERATIONS_SECONDS = 1.0
+#: The heads' first poll interval after they moved; it doubles up to ``poll_seconds``.
+FIRST_POLL_SECONDS = 0.005
 
 
 class ProjectionFailed(Exception):
@@ -59,19 +67,18 @@ class Worker:
         self.conn = conn
         self.projection = projection
         self._single_steps: set[int] = set()
-        #: The generations as last read, with their cursors moved by this worker's own steps,
-        #: and when they were read (time.monotonic()).
+        #: The generations as last read, with their cursors moved by this worker's own steps.
         self._known: tuple[Generation, Generation | None] | None = None
-        self._known_at = 0.0
 
     async def ensure_live(self) -> tuple[Generation, Generation | None]:
         """Return the live generation and the one being built, starting either if needed.
 
         Only this worker moves their cursors (it holds the projection's lease), so they are
-        read again only every GENERATIONS_SECONDS, to notice a rebuild another process asked
-        for (``csperf projections rebuild``): not on every poll of every projection.
+        read again only when the runner saw the generations change (``forget_generations``:
+        a rebuild another process asked for, ``csperf projections rebuild``), not on every
+        step.
         """
-        if self._known is not None and time.monotonic() - self._known_at < GENERATIONS_SECONDS:
+        if self._known is not None:
             return self._known
         live, building = await checkpoints.live_and_building(self.conn, self.projection.name)
         if live is None:
@@ -84,8 +91,21 @@ class Worker:
                 live.code_version,
             )
             building = await checkpoints.start(self.conn, self.projection, "building")
-        self._known, self._known_at = (live, building), time.monotonic()
+        self._known = (live, building)
         return live, building
+
+    def forget_generations(self) -> None:
+        """Read the generations again before the next step."""
+        self._known = None
+
+    def behind(self, last: Mapping[str | None, Cursor]) -> bool:
+        """Tell whether the store shows an event this worker reads past its live cursor, given
+        the heads (``event_store.heads``); or whether it has more to do than follow them."""
+        if self._known is None or self._known[1] is not None or self._single_steps:
+            return True
+        cursor = self._known[0].cursor
+        read = self.projection.stream_types
+        return any(last.get(t, cursor) > cursor for t in (read if read is not None else (None,)))
 
     def _moved(self, generation: Generation, cursor: Cursor, applied: int) -> None:
         """Move the known generation's cursor past the events just applied to it."""
@@ -232,7 +252,12 @@ class ProjectionRunner(Background):
         self.poll_seconds = poll_seconds
         self.lease_retry_seconds = lease_retry_seconds
         self._wake = {p.name: asyncio.Event() for p in self.projections}
+        self._poll_now = asyncio.Event()
+        #: A worker was woken for events not visible yet: poll at the first interval again.
+        self._hurry = False
         self.holding: set[str] = set()
+        #: The workers of the projections this process holds the lease of, by name.
+        self._workers: dict[str, Worker] = {}
         #: Each committed batch, for readers waiting on a write (service.queries.wait).
         self.progress = Progress()
 
@@ -247,11 +272,13 @@ class ProjectionRunner(Background):
                 self._wake[projection.name].set()
 
     async def run(self) -> None:
-        """Follow every projection, one task each. Stopping cancels them together, so their
-        connections close side by side, and their leases go with them."""
+        """Follow every projection, one task each, and poll the heads that wake them. Stopping
+        cancels them together, so their connections close side by side, and their leases go
+        with them."""
         async with asyncio.TaskGroup() as group:
             for p in self.projections:
                 group.create_task(self._follow(p), name=f"projection:{p.name}")
+            group.create_task(self._poll_heads(), name="projection:heads")
 
     async def wait_for_read_models(self) -> None:
         """Return once every projection has its live tables, made here or by another process.
@@ -280,8 +307,8 @@ class ProjectionRunner(Background):
                     await asyncio.sleep(self.lease_retry_seconds)
                     continue
                 self.holding.add(projection.name)
-                await conn.add_listener(CHANNEL, lambda *_: self._wake[projection.name].set())
-                await self._drive(worker_for(conn, projection))
+                worker = self._workers[projection.name] = worker_for(conn, projection)
+                await self._drive(worker)
             except asyncio.CancelledError:
                 raise
             except ProjectionFailed:
@@ -295,19 +322,83 @@ class ProjectionRunner(Background):
                 await asyncio.sleep(FAILURE_RETRY_SECONDS)
             finally:
                 self.holding.discard(projection.name)
+                self._workers.pop(projection.name, None)
                 if conn is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(conn.close(timeout=2))
 
     async def _drive(self, worker: Worker) -> None:
         wake = self._wake[worker.projection.name]
-        idle = 0.005
         while True:
             wake.clear()
             if await worker.run_once():
                 self.progress.advanced(worker.projection)
-                idle = 0.005
                 continue
+            if not worker.behind({}):
+                # Woken for nothing it can see yet (a commit behind an older transaction
+                # still open): the heads are polled again soon, and wake it once it is.
+                self._hurry = True
+                self._poll_now.set()
+                await wake.wait()
+
+    async def _poll_heads(self) -> None:
+        """Wake the workers that are behind the store's heads, polling more often while the
+        heads move and at once on another process's notification."""
+        while True:
+            conn: asyncpg.Connection | None = None
+            try:
+                async for attempt in reconnecting(first=0.1, cap=5.0, name="projection heads"):
+                    with attempt:
+                        conn = await self.db.connect_single()
+                assert conn is not None
+                await conn.add_listener(CHANNEL, lambda *_: self._poll_now.set())
+                await self._follow_heads(conn)
+            except asyncio.CancelledError:
+                raise
+            except DATABASE_AWAY as exc:
+                log.warning("projection heads lost the database (%s); retrying",
+                            type(exc).__name__)
+            except Exception:
+                log.exception("projection heads poll failed; retrying")
+                await asyncio.sleep(FAILURE_RETRY_SECONDS)
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close(timeout=2))
+
+    async def _follow_heads(self, conn: asyncpg.Connection) -> None:
+        interval, generations_at = self.poll_seconds, 0.0
+        generations: set[tuple[str, int, str]] | None = None
+        while True:
+            self._poll_now.clear()
+            if time.monotonic() - generations_at >= GENERATIONS_SECONDS:
+                latest = {(g.name, g.generation, g.status)
+                          for g in await checkpoints.all_generations(conn)}
+                if generations is not None and latest != generations:
+                    for worker in self._workers.values():
+                        worker.forget_generations()
+                generations, generations_at = latest, time.monotonic()
+            if await self._wake_behind(conn) or self._hurry:
+                interval, self._hurry = FIRST_POLL_SECONDS, False
+            else:
+                interval = min(interval * 2, self.poll_seconds)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancel that
+            # stop() sends when the event is set at the same moment.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=idle)
-            idle = min(idle * 2, self.poll_seconds)
+                async with asyncio.timeout(interval):
+                    await self._poll_now.wait()
+
+    async def _wake_behind(self, conn: asyncpg.Connection) -> bool:
+        """Read the heads of every stream type the workers here read (one statement) and wake
+        the workers behind them; return whether any was."""
+        workers = list(self._workers.values())
+        if not workers:
+            return False
+        read = sorted({t for w in workers for t in (w.projection.stream_types or ())})
+        last = await heads(conn, read)
+        woken = False
+        for worker in workers:
+            if worker.behind(last):
+                self._wake[worker.projection.name].set()
+                woken = True
+        return woken

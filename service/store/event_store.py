@@ -412,14 +412,36 @@ async def read_data(conn: asyncpg.Connection, positions: Sequence[int]) -> dict[
 
 async def head(conn: asyncpg.Connection) -> Cursor:
     """Return the cursor of the last event a reader can see now."""
-    row = await conn.fetchrow(
-        """
-        SELECT tx_id, position FROM event
-        WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-        ORDER BY tx_id DESC, position DESC LIMIT 1
-        """
-    )
-    return Cursor(row["tx_id"], row["position"]) if row else Cursor()
+    return (await heads(conn, ())).get(None, Cursor())
+
+
+HEADS = """
+SELECT NULL::text AS stream_type, tx_id, position FROM (
+    SELECT tx_id, position FROM event
+    WHERE tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+    ORDER BY tx_id DESC, position DESC LIMIT 1
+) AS everything
+UNION ALL
+SELECT wanted.stream_type, last.tx_id, last.position
+FROM unnest($1::text[]) AS wanted(stream_type)
+CROSS JOIN LATERAL (
+    SELECT tx_id, position FROM event
+    WHERE event.stream_type = wanted.stream_type
+      AND tx_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+    ORDER BY tx_id DESC, position DESC LIMIT 1
+) AS last
+"""
+
+
+async def heads(conn: asyncpg.Connection, stream_types: Sequence[str]) -> dict[str | None, Cursor]:
+    """Return the cursor of the last event a reader can see now, of all (under None) and of
+    each of these stream types that has one: one round trip.
+
+    Events become visible in transaction id order, so a head only ever moves forward, and a
+    reader whose cursor is at its head has read everything of that kind it can see.
+    """
+    rows = await conn.fetch(HEADS, list(stream_types))
+    return {r["stream_type"]: Cursor(r["tx_id"], r["position"]) for r in rows}
 
 
 def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
