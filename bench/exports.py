@@ -12,7 +12,7 @@ import httpx
 import xlsxwriter  # type: ignore[import-untyped]
 
 from bench.common import BenchContext, Row, Suite, median
-from bench.corrections import _seed_month
+from bench.corrections import _published, _seed_month
 from bench.http import ADMIN_KEY, service
 from service.api.tabular import XLSX, _xlsx_chunks
 from service.queries.results import RANKING_COLUMNS
@@ -61,6 +61,8 @@ streams in a worker thread, so a slow download holds no other request back.
 AGENTS = 1000
 PERIOD = "2026-11"
 ROUNDS = 15
+#: Rounds that each publish the month again and download its new revision first.
+FIRST_ROUNDS = 5
 #: The memory check also writes this many times the team's rows.
 LONG = 20
 
@@ -133,7 +135,23 @@ async def ranking(ctx: BenchContext) -> list[Row]:
             entries = (await client.get(url_)).json()["entries"]
             assert len(entries) == agents, f"{len(entries)} of {agents} agents ranked"
             times: dict[str, list[float]] = {"text/csv": [], XLSX: []}
+            first: dict[str, list[float]] = {"text/csv": [], XLSX: []}
             sizes: dict[str, int] = {}
+            # The first download of each revision writes its workbook: the month is published
+            # again (reopen, close, publish: a new revision) before each of these rounds.
+            for round_ in range(FIRST_ROUNDS):
+                (await client.post(f"{base}/reopen", json={"reason": "bench"})
+                 ).raise_for_status()
+                (await client.post(f"{base}/close", json={})).raise_for_status()
+                published = await client.post(f"{base}/publish")
+                published.raise_for_status()
+                await _published(client, base, published.json()["publications"])
+                await _fetch(client, url_, "application/json")  # the document, read once
+                order = [XLSX, "text/csv"] if round_ % 2 == 0 else ["text/csv", XLSX]
+                for accept in order:
+                    seconds, sizes[accept] = await _fetch(client, url_, accept)
+                    first[accept].append(seconds)
+            # Then the same revision again and again: its workbook is held.
             for accept in (XLSX, "text/csv", XLSX, "text/csv"):  # unmeasured
                 await _fetch(client, url_, accept)
             for round_ in range(ROUNDS):
@@ -142,8 +160,10 @@ async def ranking(ctx: BenchContext) -> list[Row]:
                     seconds, sizes[accept] = await _fetch(client, url_, accept)
                     times[accept].append(seconds)
     excel, csv_ = median(times[XLSX]), median(times["text/csv"])
-    ctx.log(f"exports: Excel {excel * 1000:.1f} ms ({sizes[XLSX]} B),"
-            f" CSV {csv_ * 1000:.1f} ms ({sizes['text/csv']} B)")
+    written, csv_first = median(first[XLSX]), median(first["text/csv"])
+    ctx.log(f"exports: Excel {excel * 1000:.1f} ms held, {written * 1000:.1f} ms written"
+            f" ({sizes[XLSX]} B), CSV {csv_ * 1000:.1f} ms, {csv_first * 1000:.1f} ms"
+            f" ({sizes['text/csv']} B)")
 
     def streamed(rows: list[dict[str, Any]]) -> None:
         for _ in _xlsx_chunks(rows, RANKING_COLUMNS, (), None):
@@ -159,13 +179,19 @@ async def ranking(ctx: BenchContext) -> list[Row]:
         for rows in (small, large):
             peaks[name, len(rows)] = _peak(partial(write, rows))
     streamed_peak, whole_peak = peaks["streamed", len(large)], peaks["whole", len(large)]
-    ratio = excel / csv_
+    ratio, first_ratio = excel / csv_, written / csv_first
     return [
-        Row(name=f"ranking of {agents} agents as Excel (GET to last byte)", figure=excel * 1000,
-            unit="ms", baseline="the same list as CSV, same run", baseline_figure=csv_ * 1000,
-            ratio=ratio, target="<= 3x baseline", met=ratio <= 3.0,
-            notes=f"medians of {ROUNDS} requests each; workbook {sizes[XLSX] / 1024:.0f} KiB,"
+        Row(name=f"ranking of {agents} agents as Excel, first download of a revision (written)",
+            figure=written * 1000, unit="ms", baseline="the same list as CSV, same rounds",
+            baseline_figure=csv_first * 1000, ratio=first_ratio, target="<= 3x baseline",
+            met=first_ratio <= 3.0,
+            notes=f"medians of {FIRST_ROUNDS} rounds, each after publishing the month again (a"
+            f" new revision); workbook {sizes[XLSX] / 1024:.0f} KiB,"
             f" CSV {sizes['text/csv'] / 1024:.0f} KiB"),
+        Row(name=f"ranking of {agents} agents as Excel, again (held by revision)",
+            figure=excel * 1000, unit="ms", baseline="the same list as CSV, same run",
+            baseline_figure=csv_ * 1000, ratio=ratio, target="<= 3x baseline", met=ratio <= 3.0,
+            notes=f"medians of {ROUNDS} requests each of the last revision"),
         Row(name=f"peak Python memory writing {len(large)} rows as Excel (streamed)",
             figure=streamed_peak / 1024, unit="KiB",
             baseline="XlsxWriter's default mode, whole workbook in memory",

@@ -6,6 +6,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from service.caching import LRU, Shared
 from service.config import Settings
@@ -43,6 +44,18 @@ KEYS_HELD = 10_000
 #: Verified JWTs held: a token cannot be revoked, so each is held until its exp passes.
 TOKENS_HELD = 10_000
 RANKING_BYTES_HELD = 64 * 1024 * 1024
+
+
+#: Bytes of finished ranking workbooks held (a 1,000-agent one is ~45 KB).
+WORKBOOK_BYTES_HELD = 16 * 1024 * 1024
+#: A frozen ranking's workbook by its document's revision: the file name and the bytes.
+Workbooks = LRU[UUID, tuple[str, bytes]]
+
+
+def workbook_cache() -> Workbooks:
+    """Return an empty cache of ranking workbooks, weighed in bytes (a revision never changes,
+    so nothing is dropped but by size)."""
+    return LRU(WORKBOOK_BYTES_HELD, lambda held: len(held[1]))
 
 
 def key_cache() -> Shared[bytes, Principal]:
@@ -97,6 +110,8 @@ class ServiceContext:
     rankings: Shared[tuple[str, str], StoredRanking] = field(default_factory=ranking_cache)
     #: checked against the clock on every use (service.api.auth.authenticate)
     tokens: LRU[bytes, VerifiedToken] = field(default_factory=token_cache)
+    #: a frozen ranking's workbook, by revision (service.api.ranking_table)
+    workbooks: Workbooks = field(default_factory=workbook_cache)
     #: checked against the stream's version on every use (service.commands.base.load)
     states: StreamStates = field(default_factory=stream_states)
     extras: Extras = field(default_factory=lambda: Extras())

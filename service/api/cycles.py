@@ -17,6 +17,7 @@ from service.api.auth import allow, ensure_manager_of, ensure_rates_as, ensure_s
 from service.api.deps import Ctx, caller
 from service.api.params import IdPath, PeriodPath
 from service.api.problems import Problem
+from service.api.ranking_table import ranking_table
 from service.api.schemas import (
     CloseIn,
     CycleIn,
@@ -28,7 +29,7 @@ from service.api.schemas import (
     ReopenIn,
     ScorecardOut,
 )
-from service.api.tabular import CSV_ANSWER, table_format, table_response
+from service.api.tabular import CSV_ANSWER, table_format
 from service.commands import cycles as commands
 from service.context import ServiceContext
 from service.domain import cycle as c
@@ -166,13 +167,14 @@ def _json(document: Any) -> Response:
 
 
 
-def _ranking(request: Request, document: Document | dict[str, Any]) -> Response:
+def _ranking(ctx: ServiceContext, request: Request, document: Document | dict[str, Any]
+             ) -> Response:
     table = table_format(request)
     condition = request.headers.get("if-none-match", "")
     if not isinstance(document, Document):
         if _none_match_fails(condition, None):
             return Response(status_code=304)
-        return _ranking_table(request, document) if table else _json(document)
+        return ranking_table(ctx, table, document) if table else _json(document)
     # A frozen ranking changes only with its revision: pollers revalidate for a 304.
     etag = f'"{document.revision}{"-" + table if table else ""}"'
     headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
@@ -180,14 +182,9 @@ def _ranking(request: Request, document: Document | dict[str, Any]) -> Response:
         return Response(status_code=304, headers=headers)
     if not table:
         return Response(document.body, media_type="application/json", headers=headers)
-    response = _ranking_table(request, orjson.loads(document.body))
+    response = ranking_table(ctx, table, document)
     response.headers.update(headers)
     return response
-
-
-def _ranking_table(request: Request, body: dict[str, Any]) -> Response:
-    return table_response(request, results.ranking_rows(body), results.RANKING_COLUMNS,
-                          results.ranking_filename(body))
 
 
 def _none_match_fails(header: str, etag: str | None) -> bool:
@@ -220,7 +217,7 @@ async def get_ranking(
         raise Problem(503, "the ranking is still being built; retry shortly",
                       headers={"Retry-After": "1"})
     await ensure_ranking_released(ctx, principal, team_id, period)
-    return _ranking(request, read.document)
+    return _ranking(ctx, request, read.document)
 
 
 @router.get("/{period}/scorecards/{agent_id}", response_model=ScorecardOut)

@@ -16,13 +16,13 @@ from fastapi import APIRouter, Query, Response
 from service.api import access
 from service.api.deps import Ctx
 from service.api.pagination import MAX_LIMIT
+from service.api.ranking_table import ranking_table
 from service.api.tabular import table_answer
 from service.domain.ids import ID_PATTERN
-from service.queries import results
 from service.queries import sanctions as ledger_reads
 from service.queries.directory import team_locales
 from service.ui.render import UiRoute
-from service.ui.routes import Id, Manager, Month, MonthQuery, Viewer, month_ranking, team_of
+from service.ui.routes import Id, Manager, Month, MonthQuery, Viewer, month_read, team_of
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=UiRoute)
 Kind = Literal["csv", "xlsx"]
@@ -35,9 +35,8 @@ async def ranking_download(
 ) -> Response:
     """Download a month's ranking as CSV or Excel."""
     team = await team_of(ctx, principal, team_id)
-    document = await month_ranking(ctx, principal, team, period)
-    return table_answer(kind, results.ranking_rows(document), results.RANKING_COLUMNS,
-                        results.ranking_filename(document))
+    read = await month_read(ctx, principal, team, period)
+    return ranking_table(ctx, kind, read.document)
 
 
 @router.get("/sanctions.{kind}")

@@ -194,6 +194,14 @@ async def month_ranking(
     ctx: ServiceContext, principal: Principal, team: Team, period: str
 ) -> dict[str, Any]:
     """Return a month's ranking as GET .../ranking answers it, after the same checks."""
+    return results.ranking_data(await month_read(ctx, principal, team, period))
+
+
+async def month_read(
+    ctx: ServiceContext, principal: Principal, team: Team, period: str
+) -> results.RankingRead:
+    """Return a month's ranking as read (stored with its revision, or live), after GET
+    .../ranking's checks."""
     read = await results.ranking(
         ctx, team.team_id, period, team=team,
         admit=lambda status: access.ensure_may_see_ranking(principal, status))
@@ -201,7 +209,7 @@ async def month_ranking(
         raise Problem(503, "the ranking is still being built; retry shortly",
                       headers={"Retry-After": "1"})
     await access.ensure_ranking_released(ctx, principal, team.team_id, period)
-    return results.ranking_data(read)
+    return read
 
 
 async def cycle_view(ctx: ServiceContext, team: Team, cycle: Cycle) -> dict[str, Any]:

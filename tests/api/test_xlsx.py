@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import date, datetime, timedelta
+from uuid import UUID
 
 import httpx
 import yaml
@@ -124,6 +125,37 @@ async def test_a_frozen_ranking_has_an_etag_per_format(
     again = await app_client.get(url, headers={**team.manager, **EXCEL,
                                                "If-None-Match": tags[XLSX] or ""})
     assert again.status_code == 304
+
+
+async def test_a_frozen_rankings_workbook_is_written_once_per_revision(
+    app_client: httpx.AsyncClient, uid: str, app_clock: PinnedClock
+) -> None:
+    """A published month's workbook is held by its revision; a correction's new revision gets
+    a workbook of its own, with the corrected scores."""
+    team = await make_team(app_client, uid, 2)
+    await publish_month(team, app_clock, PERIOD, ranked(team, 90, 80))
+    url = team.url(PERIOD, "/ranking")
+    held = app_client.app.state.ctx.workbooks  # type: ignore[attr-defined]
+    first = await app_client.get(url, headers={**team.manager, **EXCEL})
+    revision = (await app_client.get(url, headers=team.manager)).headers["etag"].strip('"')
+    assert held.get(UUID(revision))[1] == first.content
+    # Answered from what is held: replaced there, the download says so.
+    name, body = held.get(UUID(revision))
+    held.put(UUID(revision), (name, body + b"held"))
+    again = await app_client.get(url, headers={**team.manager, **EXCEL})
+    assert again.content == body + b"held"
+    assert again.headers["content-disposition"] == first.headers["content-disposition"]
+    # A correction publishes a new revision: its workbook is written from its own document.
+    reopened = await app_client.post(team.url(PERIOD, "/reopen"), json={"reason": "typo"},
+                                     headers=team.manager)
+    assert reopened.status_code == 200, reopened.text
+    await team.manager_eval(PERIOD, team.agents[1], 100)
+    assert (await team.close(PERIOD)).status_code == 200
+    assert (await team.publish(PERIOD)).status_code == 200
+    sheet = workbook(await app_client.get(url, headers={**team.manager, **EXCEL})).active
+    assert sheet is not None
+    assert [row[1] for row in sheet.iter_rows(min_row=2, values_only=True)] == [
+        team.agents[1], team.agents[0]]
 
 
 async def test_sanctions_and_payroll_in_excel_have_a_sheet_per_team_money_and_dates(
