@@ -49,7 +49,8 @@ bench: $(STAMP)
 # (tests/unit/test_catalogues.py fails while one is missing or drops a placeholder).
 LANGUAGES := ko zh_Hans
 messages: $(STAMP)
-	$(BIN)/pybabel -q extract -F service/locale/babel.cfg -k N_ --no-location --sort-output \
+	$(BIN)/pybabel -q extract -F service/locale/babel.cfg --no-location --sort-output \
+	    $$($(BIN)/python -c 'from service.i18n import EXTRACT_KEYWORDS as k; print(*("-k " + w for w in k))') \
 	    --project csperf --version 1 -o service/locale/ui.pot .
 	for lang in $(LANGUAGES); do \
 	    if [ -f service/locale/$$lang/LC_MESSAGES/ui.po ]; then \

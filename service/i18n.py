@@ -42,6 +42,14 @@ COOKIE_MAX_AGE = 365 * 24 * 3600
 MAX_ACCEPT_LANGUAGE = 1024
 
 
+#: The calls whose (first, or numbered) argument ``make messages`` extracts besides gettext's:
+#: ``N_`` and ``Np_`` (a singular and its plural), ``said`` (service.ui.render), and the
+#: refusals a page shows (service.domain.errors; the API's ``Problem`` and a field's
+#: ``FieldError`` carry theirs second).
+EXTRACT_KEYWORDS = ("N_", "Np_:1,2", "said", "Text", "DomainError", "NotFound", "Conflict",
+                    "Forbidden", "IdTaken", "ConflictOfInterest", "Problem:2", "FieldError:2")
+
+
 def N_(message: str) -> str:
     """Mark a string for the catalogues where it is defined; the page translates it when shown.
 
@@ -50,6 +58,12 @@ def N_(message: str) -> str:
     translate the value they are given (the ``t`` filter).
     """
     return message
+
+
+def Np_(one: str, many: str) -> tuple[str, str]:
+    """Mark a message's singular and plural for the catalogues, as ``N_`` marks one string
+    (the page says them with ``ngettext`` and the count)."""
+    return one, many
 
 
 def catalogue_path(language: str, domain: str) -> Path:

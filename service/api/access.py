@@ -63,15 +63,16 @@ async def ensure_ranking_released(
         return
     waiting = await release_reads.ranked_waiting(ctx, team_id, period)
     if waiting:
-        raise Problem(403, f"the team's ranking is shown to its agents once every ranked"
-                           f" agent's result is released; {len(waiting)} still waiting",
-                      kind="forbidden", waiting=len(waiting))
+        raise Problem(403, "the team's ranking is shown to its agents once every ranked agent's"
+                           " result is released; %(n)s still waiting",
+                      kind="forbidden", values={"n": len(waiting)}, waiting=len(waiting))
 
 
 def ensure_appellant(principal: Principal, agent_id: str) -> None:
     """Refuse (403) anyone but the agent appealing their own month."""
     if not policy.is_agent(principal, agent_id):
-        raise Problem(403, f"only agent {agent_id} may appeal their month", kind="out-of-scope")
+        raise Problem(403, "only agent %(agent)s may appeal their month", kind="out-of-scope",
+                      values={"agent": agent_id})
 
 
 async def ensure_released(
@@ -83,8 +84,9 @@ async def ensure_released(
     cycle = await get_cycle(ctx, team_id, period)
     if cycle.status == "published" and await release_reads.withheld(ctx, cycle,
                                                                     principal.subject):
-        raise Problem(403, f"your result of {team_id}/{period} is not released to you yet;"
-                           " it follows your feedback interview", kind="forbidden")
+        raise Problem(403, "your result of %(team)s/%(period)s is not released to you yet; it"
+                           " follows your feedback interview", kind="forbidden",
+                      values={"team": team_id, "period": period})
 
 
 async def sanction_filters(

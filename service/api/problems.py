@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from service.domain.errors import Conflict, DomainError, Forbidden, NotFound
+from service.domain.errors import Conflict, DomainError, Forbidden, NotFound, filled
 from service.store.errors import ConcurrencyError, DatabaseUnavailable
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,11 @@ PROBLEM_BASE = "https://csperf.dev/problems/"
 
 
 class Problem(Exception):
-    """An error to answer as problem+json."""
+    """An error to answer as problem+json.
+
+    ``detail`` may name ``values`` with ``%(name)s`` placeholders, as a ``DomainError``'s
+    message does: the API answers it filled in, a page says it in its reader's language.
+    """
 
     def __init__(
         self,
@@ -35,11 +39,14 @@ class Problem(Exception):
         kind: str | None = None,
         errors: Sequence[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        values: Mapping[str, object] | None = None,
         **extra: Any,
     ) -> None:
-        super().__init__(detail)
+        self.message = detail
+        self.values: dict[str, object] = dict(values or {})
+        self.detail = filled(detail, self.values)
+        super().__init__(self.detail)
         self.status = status
-        self.detail = detail
         self.kind = kind or HTTPStatus(status).phrase.lower().replace(" ", "-")
         self.errors = list(errors) if errors is not None else None
         self.headers = headers

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from service.domain.errors import Forbidden
+from service.domain.errors import Forbidden, Text
 from service.domain.policy import judges_own_case
 
 
@@ -25,16 +25,17 @@ class ConflictOfInterest(Forbidden):
     kind = "conflict-of-interest"
 
 
-def who_else(team_id: str, manager_ids: Collection[str], agent_id: str) -> str:
+def who_else(team_id: str, manager_ids: Collection[str], agent_id: str) -> Text:
     """Say, in words, who may act on an agent's case instead of the agent."""
     others = sorted(m for m in manager_ids if m != agent_id)
     if others:
-        return f"another manager of team {team_id} ({', '.join(others)}) or an admin"
-    return f"an admin (team {team_id} has no other manager)"
+        return Text("another manager of team %(team)s (%(others)s) or an admin",
+                    {"team": team_id, "others": ", ".join(others)})
+    return Text("an admin (team %(team)s has no other manager)", {"team": team_id})
 
 
 def ensure_not_own_case(
-    actor_id: str, agent_id: str, act: str, *, team_id: str, manager_ids: Collection[str]
+    actor_id: str, agent_id: str, act: Text, *, team_id: str, manager_ids: Collection[str]
 ) -> None:
     """Refuse (403 conflict-of-interest) when the actor is the agent whose case ``act`` is.
 
@@ -44,7 +45,7 @@ def ensure_not_own_case(
     if not judges_own_case(actor_id, agent_id):
         return
     raise ConflictOfInterest(
-        f"{actor_id} may not {act} themselves: nobody judges their own case;"
-        f" {who_else(team_id, manager_ids, agent_id)} may do it",
+        "%(actor)s may not %(act)s themselves: nobody judges their own case; %(who)s may do it",
+        values={"actor": actor_id, "act": act, "who": who_else(team_id, manager_ids, agent_id)},
         agent_id=agent_id, may_act=[*sorted(m for m in manager_ids if m != agent_id), "admin"],
     )

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from service.domain import goals as g
 from service.domain import invitations as inv
 from service.domain.conflicts import ensure_not_own_case
-from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
+from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, Text
 from service.domain.events import DomainEvent, event, upcaster
 from service.domain.kpis import TeamTarget, compute, has_data
 from service.domain.presence import DateRange, Eligibility, Span, active_dates, eligibility
@@ -316,18 +316,19 @@ def decide_open(
 ) -> list[DomainEvent]:
     """Open a month once; a second opening is a conflict."""
     if state is not None:
-        raise Conflict(f"the cycle {team_id}/{period} is already open or done",
-                       cycle_status=state.status)
+        raise Conflict("the cycle %(team)s/%(period)s is already open or done",
+                       values={"team": team_id, "period": period}, cycle_status=state.status)
     return [CycleOpened(team_id=team_id, period=period, scheme_id=scheme.scheme_id,
                         scheme_version=scheme.version, deadline=deadline, opened_at=now)]
 
 
-def require_open(state: Cycle | None, what: str) -> Cycle:
+def require_open(state: Cycle | None, what: Text) -> Cycle:
     """Return the cycle if it takes evaluations; else raise a conflict saying why."""
     if state is None:
-        raise Conflict(f"no open cycle to {what}")
+        raise Conflict("no open cycle to %(what)s", values={"what": what})
     if state.status != "open":
-        raise Conflict(f"the cycle is {state.status}; cannot {what}",
+        raise Conflict("the cycle is %(status)s; cannot %(what)s",
+                       values={"status": Text(state.status), "what": what},
                        cycle_status=state.status)
     return state
 
@@ -358,20 +359,25 @@ def decide_evaluate(
     unless ``rater_training`` has every topic valid at ``now``. An evaluation stored after the
     cycle's deadline is accepted and marked late.
     """
-    cycle = require_open(state, "evaluate")
+    cycle = require_open(state, Text("evaluate"))
     if rater_role != "self":
-        ensure_not_own_case(rater_id, agent_id, f"give the {rater_role} evaluation of",
+        ensure_not_own_case(rater_id, agent_id,
+                            Text("give the %(role)s evaluation of",
+                                 {"role": Text(rater_role)}),
                             team_id=cycle.team_id, manager_ids=manager_ids)
     if not agent_in_team:
         raise DomainError(
-            f"agent {agent_id} is not in team {cycle.team_id}",
+            "agent %(agent)s is not in team %(team)s",
             [FieldError("agent_id", "not a current member of this team")],
+            values={"agent": agent_id, "team": cycle.team_id},
         )
     if inv.needs_invitation(rater_role) and not inv.is_invited(
         cycle.invitations, rater_id, rater_role, agent_id
     ):
-        raise Forbidden(f"{rater_id} was not invited to rate {agent_id} as {rater_role} in"
-                        f" {cycle.team_id}/{cycle.period}")
+        raise Forbidden("%(rater)s was not invited to rate %(agent)s as %(role)s in"
+                        " %(team)s/%(period)s", values={
+                            "rater": rater_id, "agent": agent_id, "role": Text(rater_role),
+                            "team": cycle.team_id, "period": cycle.period})
     problems = check_evaluation(scheme, rater_role, scores, override_reason=comment,
                                 position=position)
     if problems:
@@ -382,10 +388,12 @@ def decide_evaluate(
         if untrained:
             topics = [p.field.removeprefix("training.") for p in untrained]
             raise DomainError(
-                f"evaluator {rater_id} lacks the training scheme {scheme.scheme_id} requires"
-                f" of a {rater_role} rater: " + ", ".join(topics) + "; "
-                + how_to_record(rater_id, topics),
-                untrained, missing_training=topics,
+                "evaluator %(rater)s lacks the training scheme %(scheme)s requires of a"
+                " %(role)s rater: %(topics)s; %(how)s", untrained,
+                values={"rater": rater_id, "scheme": scheme.scheme_id,
+                        "role": Text(rater_role), "topics": ", ".join(topics),
+                        "how": how_to_record(rater_id, topics)},
+                missing_training=topics,
                 record_with=[record_path(rater_id, topic) for topic in topics],
             )
         trained = True
@@ -729,21 +737,25 @@ def decide_close(
 ) -> list[DomainEvent]:
     """Close the month: refuse while evaluations are missing or a goal dispute is unresolved,
     unless forced with a reason (recorded, with each agent's goals at close)."""
-    cycle = require_open(state, "close")
+    cycle = require_open(state, Text("close"))
     missing = missing_evaluations(cycle, scheme, roster)
     goals = goals_at_close(cycle, scheme, roster)
     disputed = sorted(a for a, s in goals.items() if s == "disputed")
     if (missing or disputed) and not force:
-        why = []
-        if missing:
-            why.append(f"{len(missing)} expected evaluation(s) missing")
-        if disputed:
-            why.append(f"{len(disputed)} goal dispute(s) unresolved ({', '.join(disputed)}):"
-                       " a judgement on targets one side rejected is not fair")
-        raise Conflict(
-            "; ".join(why) + "; resolve them, or close with force and a reason",
-            missing=[m.summary() for m in missing], goals_disputed=disputed,
-        )
+        why: dict[str, Any] = {
+            "values": {"missing": len(missing), "disputed": len(disputed),
+                       "agents": ", ".join(disputed)},
+            "missing": [m.summary() for m in missing], "goals_disputed": disputed}
+        if not disputed:
+            raise Conflict("%(missing)s expected evaluation(s) missing; resolve them, or close"
+                           " with force and a reason", **why)
+        if not missing:
+            raise Conflict("%(disputed)s goal dispute(s) unresolved (%(agents)s): a judgement on"
+                           " targets one side rejected is not fair; resolve them, or close with"
+                           " force and a reason", **why)
+        raise Conflict("%(missing)s expected evaluation(s) missing; %(disputed)s goal dispute(s)"
+                       " unresolved (%(agents)s): a judgement on targets one side rejected is"
+                       " not fair; resolve them, or close with force and a reason", **why)
     if force and not (reason and reason.strip()):
         raise DomainError("a forced close needs a reason",
                           [FieldError("reason", "required when force is true")])
@@ -815,8 +827,8 @@ def decide_publish(
     if state is None:
         raise NotFound("no such cycle to publish")
     if state.status != "closed" or state.closed is None:
-        raise Conflict(f"only a closed cycle can be published; this one is {state.status}",
-                       cycle_status=state.status)
+        raise Conflict("only a closed cycle can be published; this one is %(status)s",
+                       values={"status": Text(state.status)}, cycle_status=state.status)
     first = state.first_published_at or now
     decisions = decide_results(
         frozen_ranking(state.closed), policy, published_at=now,

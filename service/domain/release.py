@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from service.domain.conflicts import ensure_not_own_case
-from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound
+from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, Text
 from service.domain.events import DomainEvent, event
 from service.domain.scheme import ResultsPolicy
 
@@ -212,10 +212,13 @@ def decide_release(
     Under ``on_publication`` the publication released everyone: nothing to record.
     """
     if agent_id not in month.results:
-        raise NotFound(f"agent {agent_id} has no result in {month.team_id}/{month.period}")
+        raise NotFound("agent %(agent)s has no result in %(team)s/%(period)s",
+                       values={"agent": agent_id, "team": month.team_id, "period": month.period})
     if month.status != "published" or month.first_published_at is None:
-        raise Conflict(f"{month.team_id}/{month.period} is {month.status}; only a published"
-                       " month's results are released", cycle_status=month.status)
+        raise Conflict("%(team)s/%(period)s is %(status)s; only a published month's results are"
+                       " released", values={"team": month.team_id, "period": month.period,
+                                            "status": Text(month.status)},
+                       cycle_status=month.status)
     if is_released(state, month):
         return []
     due = release_due_at(month.first_published_at, month.policy)
@@ -238,21 +241,25 @@ def decide_appeal(
     if not (reason and reason.strip()):
         raise DomainError("an appeal needs a reason",
                           [FieldError("reason", "required: say what you contest and why")])
+    where = {"agent": agent_id, "team": month.team_id, "period": month.period}
     if agent_id not in month.results:
-        raise NotFound(f"agent {agent_id} has no result in {month.team_id}/{month.period}")
+        raise NotFound("agent %(agent)s has no result in %(team)s/%(period)s", values=where)
     if state is not None and state.appeal is not None:
-        raise Conflict(f"agent {agent_id} already appealed {month.team_id}/{month.period} on"
-                       f" {state.appeal.filed_at.isoformat()}; a month is appealed once",
+        raise Conflict("agent %(agent)s already appealed %(team)s/%(period)s on %(filed)s; a"
+                       " month is appealed once",
+                       values={**where, "filed": state.appeal.filed_at.isoformat()},
                        appeal_id=state.appeal.appeal_id)
     released = released_at(state, month)
     if released is None or month.first_published_at is None:
-        raise Conflict(f"the result of {month.team_id}/{month.period} has not been released"
-                       f" to {agent_id} yet; an appeal follows the release")
+        raise Conflict("the result of %(team)s/%(period)s has not been released to %(agent)s"
+                       " yet; an appeal follows the release", values=where)
     until = appeal_until(released, month.policy)
     if now > until:
-        raise Conflict(f"the appeal window of {month.team_id}/{month.period} closed at"
-                       f" {until.isoformat()} ({month.policy.appeal_days} days after the"
-                       " release)", window_closed_at=until.isoformat())
+        raise Conflict("the appeal window of %(team)s/%(period)s closed at %(until)s (%(days)s"
+                       " days after the release)",
+                       values={**where, "until": until.isoformat(),
+                               "days": month.policy.appeal_days},
+                       window_closed_at=until.isoformat())
     return [AppealFiled(
         appeal_id=appeal_id(month.team_id, month.period, agent_id), team_id=month.team_id,
         period=month.period, agent_id=agent_id, reason=reason.strip(), filed_at=now,
@@ -268,12 +275,13 @@ def decide_appeal_decision(
     if state is None or state.appeal is None:
         raise NotFound("no such appeal")
     appeal = state.appeal
-    ensure_not_own_case(decided_by, appeal.agent_id, "decide the appeal of",
+    ensure_not_own_case(decided_by, appeal.agent_id, Text("decide the appeal of"),
                         team_id=appeal.team_id, manager_ids=manager_ids)
     if state.decision is not None:
         d = state.decision
-        raise Conflict(f"the appeal was already decided ({d.decision}) by {d.decided_by} on"
-                       f" {d.decided_at.isoformat()}", decision=d.decision)
+        raise Conflict("the appeal was already decided (%(decision)s) by %(by)s on %(when)s",
+                       values={"decision": Text(d.decision), "by": d.decided_by,
+                               "when": d.decided_at.isoformat()}, decision=d.decision)
     if decision == "uphold" and not (note and note.strip()):
         raise DomainError("upholding an appeal needs a note",
                           [FieldError("note", "required: tell the agent why the result stands")])

@@ -30,7 +30,7 @@ from pydantic import Field
 
 from service.domain.conflicts import ensure_not_own_case
 from service.domain.cycle import ConsequencesRevised, CycleClosed, CycleOpened, CyclePublished
-from service.domain.errors import Conflict, DomainError, FieldError, NotFound
+from service.domain.errors import Conflict, DomainError, FieldError, NotFound, Text
 from service.domain.events import DomainEvent, event
 from service.domain.frozen import Frozen
 from service.domain.ids import ID_RE
@@ -52,11 +52,11 @@ STATUSES: tuple[str, ...] = (
     "cancelled", "cancellation", "open", "reassign", "retain", "basis_change",
 )
 
-_KIND_WORDS: dict[str, str] = {
-    "reward": "reward",
-    "deduction": "deduction",
-    "improvement_plan": "improvement plan",
-    "reassignment_review": "reassignment review",
+_KIND_WORDS: dict[str, Text] = {
+    "reward": Text("reward"),
+    "deduction": Text("deduction"),
+    "improvement_plan": Text("improvement plan"),
+    "reassignment_review": Text("reassignment review"),
 }
 _REVIEW_ID_PERIOD = re.compile(r"(?=:(\d{4}-(?:0[1-9]|1[0-2])):)")
 
@@ -306,7 +306,8 @@ def _obligation(ledger: Ledger | None, kind: ResultKind, agent_id: str) -> Ledge
         raise NotFound("no such cycle")
     where = f"{ledger.team_id}/{ledger.period}"
     if ledger.publication == 0:
-        raise Conflict(f"{where} has not been published; a {word} follows a publication")
+        raise Conflict("%(where)s has not been published; a %(word)s follows a publication",
+                       values={"where": where, "word": word})
     found = ledger.obligation(kind, agent_id)
     if found is not None:
         return found
@@ -314,18 +315,22 @@ def _obligation(ledger: Ledger | None, kind: ResultKind, agent_id: str) -> Ledge
     if cancelled is not None:
         ending = ledger.endings.get(cancelled.id)
         # A decided review that ended keeps its decision: it "no longer stands", not cancelled.
-        verb = ("no longer stands since a later publication" if kind == "reassignment_review"
-                else "was cancelled by a later publication")
-        raise Conflict(
-            f"the {word} of agent {agent_id} in {where} (publication {cancelled.publication})"
-            f" {verb}" + (f": {ending.reason}" if ending is not None else ""),
-            cancelled=cancelled.id,
-        )
+        verb = (Text("no longer stands since a later publication")
+                if kind == "reassignment_review" else Text("was cancelled by a later publication"))
+        values = {"word": word, "agent": agent_id, "where": where,
+                  "publication": cancelled.publication, "verb": verb}
+        if ending is None:
+            raise Conflict("the %(word)s of agent %(agent)s in %(where)s (publication"
+                           " %(publication)s) %(verb)s", values=values, cancelled=cancelled.id)
+        raise Conflict("the %(word)s of agent %(agent)s in %(where)s (publication"
+                       " %(publication)s) %(verb)s: %(reason)s",
+                       values={**values, "reason": ending.reason}, cancelled=cancelled.id)
     if kind == "reassignment_review":
-        raise NotFound(f"no reassignment review of agent {agent_id} in {where}")
-    raise Conflict(
-        f"publication {ledger.publication} of {where} decided no {word} for agent {agent_id}"
-    )
+        raise NotFound("no reassignment review of agent %(agent)s in %(where)s",
+                       values={"agent": agent_id, "where": where})
+    raise Conflict("publication %(publication)s of %(where)s decided no %(word)s for agent"
+                   " %(agent)s", values={"publication": ledger.publication, "where": where,
+                                         "word": word, "agent": agent_id})
 
 
 # --- improvement plans ----------------------------------------------------------------------
@@ -467,8 +472,8 @@ def decide_submit_plan(
     record = (state or Plan()).record(owed.publication)
     decision = record.decision
     if decision is not None and decision.decision == "approved":
-        raise Conflict(f"the plan was approved on {decision.reviewed_at.isoformat()};"
-                       " there is nothing to resubmit")
+        raise Conflict("the plan was approved on %(when)s; there is nothing to resubmit",
+                       values={"when": decision.reviewed_at.isoformat()})
     return [PlanSubmitted(
         team_id=owed.team_id, period=owed.period, agent_id=agent_id,
         publication=owed.publication, submission=len(record.submissions) + 1,
@@ -494,18 +499,20 @@ def decide_review_plan(
     Nobody reviews their own plan (403 conflict-of-interest; ``manager_ids`` name who may).
     """
     owed = _obligation(ledger, "improvement_plan", agent_id)
-    ensure_not_own_case(reviewer_id, agent_id, "review the improvement plan of",
+    ensure_not_own_case(reviewer_id, agent_id, Text("review the improvement plan of"),
                         team_id=owed.team_id, manager_ids=manager_ids)
     record = (state or Plan()).record(owed.publication)
     latest = record.latest
     if latest is None:
-        raise Conflict(f"agent {agent_id} has not submitted the plan yet; nothing to review")
+        raise Conflict("agent %(agent)s has not submitted the plan yet; nothing to review",
+                       values={"agent": agent_id})
     reviewed = record.decision
     if reviewed is not None:
-        raise Conflict(
-            f"submission {latest.submission} was already {reviewed.decision}"
-            + ("; the agent may resubmit" if reviewed.decision == "rejected" else "")
-        )
+        done = {"submission": latest.submission, "decision": Text(reviewed.decision)}
+        if reviewed.decision == "rejected":
+            raise Conflict("submission %(submission)s was already %(decision)s; the agent may"
+                           " resubmit", values=done)
+        raise Conflict("submission %(submission)s was already %(decision)s", values=done)
     if decision == "rejected" and not comment.strip():
         raise DomainError("a rejection must say why",
                           [FieldError("comment", "required when the decision is rejected")])
@@ -580,13 +587,14 @@ def decide_reassignment(
     Nobody decides their own review (403 conflict-of-interest; ``manager_ids`` name who may).
     """
     owed = _obligation(ledger, "reassignment_review", agent_id)
-    ensure_not_own_case(decided_by, agent_id, "decide the reassignment review of",
+    ensure_not_own_case(decided_by, agent_id, Text("decide the reassignment review of"),
                         team_id=owed.team_id, manager_ids=manager_ids)
     earlier = (state or Review()).decisions.get(owed.publication)
     if earlier is not None:
         raise Conflict(
-            f"the review was already decided: {earlier.decision} by {earlier.decided_by}"
-            f" on {earlier.decided_at.isoformat()}", decision=earlier.decision,
+            "the review was already decided: %(decision)s by %(by)s on %(when)s",
+            values={"decision": Text(earlier.decision), "by": earlier.decided_by,
+                    "when": earlier.decided_at.isoformat()}, decision=earlier.decision,
         )
     if not note.strip():
         raise DomainError("a decision needs a note",

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from service.domain.errors import DomainError, FieldError
+from service.domain.errors import DomainError, FieldError, Text
 from service.domain.events import DomainEvent, event
 
 TOPICS: tuple[str, ...] = ("ethics", "tools", "criteria", "policy")
@@ -39,11 +39,11 @@ def record_path(evaluator_id: str, topic: str) -> str:
     return f"PUT /v1/training/{evaluator_id}/{topic}"
 
 
-def how_to_record(evaluator_id: str, topics: Iterable[str]) -> str:
+def how_to_record(evaluator_id: str, topics: Iterable[str]) -> Text:
     """Say, in words, how the missing topics get on record."""
     paths = ", ".join(record_path(evaluator_id, t) for t in topics)
-    return (f"an admin records each completed topic with {paths}"
-            " (body: completed_at, valid_until)")
+    return Text("an admin records each completed topic with %(paths)s (body: completed_at,"
+                " valid_until)", {"paths": paths})
 
 
 def training_stream(evaluator_id: str) -> str:

@@ -40,7 +40,8 @@ async def get_cycle(ctx: ServiceContext, team_id: str, period: str) -> c.Cycle:
     cycle = await find_cycle(ctx, team_id, period)
     if cycle is None:
         await get_team(ctx, team_id)
-        raise NotFound(f"team {team_id} has no cycle for {period}")
+        raise NotFound("team %(team)s has no cycle for %(period)s",
+                       values={"team": team_id, "period": period})
     return cycle
 
 
@@ -60,7 +61,8 @@ async def pinned_scheme(ctx: ServiceContext, team_id: str, period: str) -> Schem
         first = await read_stream(conn, c.cycle_stream(team_id, period), limit=1)
     if not first:
         await get_team(ctx, team_id)
-        raise NotFound(f"team {team_id} has no cycle for {period}")
+        raise NotFound("team %(team)s has no cycle for %(period)s",
+                       values={"team": team_id, "period": period})
     opened = decode(first[0].type, first[0].schema_version, first[0].data)
     assert isinstance(opened, c.CycleOpened)
     return await schemes.get_scheme(ctx, opened.scheme_id, opened.scheme_version)

@@ -15,7 +15,7 @@ async def get_team(ctx: ServiceContext, team_id: str) -> d.Team:
     """Return a team from its stream; 404 when there is none."""
     team = await read_state(ctx, d.team_stream(team_id), d.evolve_team)
     if team is None:
-        raise NotFound(f"no team {team_id}")
+        raise NotFound("no team %(team)s", values={"team": team_id})
     return team
 
 
@@ -40,7 +40,7 @@ async def get_agent(ctx: ServiceContext, agent_id: str) -> d.Agent:
     """Return an agent from its stream; 404 when there is none."""
     agent = await find_agent(ctx, agent_id)
     if agent is None:
-        raise NotFound(f"no agent {agent_id}")
+        raise NotFound("no agent %(agent)s", values={"agent": agent_id})
     return agent
 
 

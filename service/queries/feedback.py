@@ -85,7 +85,8 @@ async def get_interview(ctx: ServiceContext, team_id: str, period: str, agent_id
     interview = await load_interview(ctx, team_id, period, agent_id)
     if interview is None or interview.schedule is None:
         await cycles.get_cycle(ctx, team_id, period)
-        raise NotFound(f"no interview of agent {agent_id} is scheduled in {team_id}/{period}")
+        raise NotFound("no interview of agent %(agent)s is scheduled in %(team)s/%(period)s",
+                       values={"agent": agent_id, "team": team_id, "period": period})
     return interview_document(interview)
 
 

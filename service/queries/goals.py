@@ -47,7 +47,8 @@ def goals_document(
 async def member(ctx: ServiceContext, team_id: str, agent_id: str) -> Agent:
     agent = await find_agent(ctx, agent_id)
     if agent is None or agent.team_id != team_id:
-        raise NotFound(f"agent {agent_id} is not in team {team_id}")
+        raise NotFound("agent %(agent)s is not in team %(team)s",
+                       values={"agent": agent_id, "team": team_id})
     return agent
 
 

@@ -29,7 +29,8 @@ async def get_ledger(ctx: ServiceContext, team_id: str, period: str) -> tuple[Te
     team = await get_team(ctx, team_id)
     ledger = await ledger_of(ctx, team_id, period)
     if ledger is None:
-        raise NotFound(f"team {team_id} has no cycle for {period}")
+        raise NotFound("team %(team)s has no cycle for %(period)s",
+                       values={"team": team_id, "period": period})
     return team, ledger
 
 
@@ -61,8 +62,9 @@ def plan_document(ledger: s.Ledger, plan: s.Plan | None, agent_id: str, now: dat
     cancelled = None if owed is not None else ledger.ever("improvement_plan", agent_id)
     shown = owed or cancelled
     if shown is None or shown.due_at is None:
-        raise NotFound(f"no improvement plan of agent {agent_id} in"
-                       f" {ledger.team_id}/{ledger.period}")
+        raise NotFound("no improvement plan of agent %(agent)s in %(team)s/%(period)s",
+                       values={"agent": agent_id, "team": ledger.team_id,
+                               "period": ledger.period})
     record = (plan or s.Plan()).record(shown.publication)
     latest, reviewed = record.latest, record.decision
     status = "cancelled" if owed is None else plan_status(
@@ -111,10 +113,10 @@ async def find_review(ctx: ServiceContext, review_id: str) -> tuple[Team, s.Ledg
                 or ledger.ever("reassignment_review", agent_id)):
             found.append((ledger, agent_id))
     if not found:
-        raise NotFound(f"no reassignment review {review_id}")
+        raise NotFound("no reassignment review %(review)s", values={"review": review_id})
     if len(found) > 1:
-        raise Conflict(f"the review id {review_id} is ambiguous: it names"
-                       f" {len(found)} reviews; rename the team or agent")
+        raise Conflict("the review id %(review)s is ambiguous: it names %(n)s reviews; rename"
+                       " the team or agent", values={"review": review_id, "n": len(found)})
     ledger, agent_id = found[0]
     return await get_team(ctx, ledger.team_id), ledger, agent_id
 

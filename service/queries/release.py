@@ -75,7 +75,7 @@ async def find_appeal(ctx: ServiceContext, appeal_id: str) -> tuple[str, str, st
         row = await conn.fetchrow("SELECT team_id, period, agent_id FROM appeals"
                                   " WHERE appeal_id = $1", appeal_id)
     if row is None:
-        raise NotFound(f"no appeal {appeal_id}")
+        raise NotFound("no appeal %(appeal)s", values={"appeal": appeal_id})
     return row["team_id"], row["period"], row["agent_id"]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.context import ServiceContext
-from service.domain.errors import Conflict, NotFound
+from service.domain.errors import Conflict, NotFound, Text
 from service.domain.scheme import Scheme
 from service.domain.scheme_history import (
     SchemeVersions,
@@ -20,7 +20,7 @@ async def history(ctx: ServiceContext, scheme_id: str) -> SchemeVersions:
     """Return every version of a scheme, in force or proposed; 404 when there is none."""
     state = await read_state(ctx, scheme_stream(scheme_id), evolve)
     if state is None or not (state.versions or state.proposals):
-        raise NotFound(f"no scheme {scheme_id}")
+        raise NotFound("no scheme %(scheme)s", values={"scheme": scheme_id})
     return state
 
 
@@ -29,8 +29,9 @@ async def versions(ctx: ServiceContext, scheme_id: str) -> SchemeVersions:
     state = await history(ctx, scheme_id)
     if state.latest is None:
         waiting = sorted(state.proposals)
-        raise Conflict(f"scheme {scheme_id} has no version in force yet: version(s)"
-                       f" {', '.join(map(str, waiting))} await approval")
+        raise Conflict("scheme %(scheme)s has no version in force yet: version(s)"
+                       " %(versions)s await approval",
+                       values={"scheme": scheme_id, "versions": ", ".join(map(str, waiting))})
     return state
 
 
@@ -47,9 +48,11 @@ async def get_scheme(ctx: ServiceContext, scheme_id: str, version: int | None = 
         return state.latest
     if version not in state.versions:
         if version in state.proposals:
-            raise NotFound(f"version {version} of scheme {scheme_id} is"
-                           f" {state.status(version)}, not in force")
-        raise NotFound(f"scheme {scheme_id} has no version {version}")
+            raise NotFound("version %(version)s of scheme %(scheme)s is %(status)s, not in"
+                           " force", values={"version": version, "scheme": scheme_id,
+                                             "status": Text(state.status(version))})
+        raise NotFound("scheme %(scheme)s has no version %(version)s",
+                       values={"scheme": scheme_id, "version": version})
     return state.versions[version]
 
 

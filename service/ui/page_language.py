@@ -8,13 +8,15 @@ reasons and the charts all build on this module, which builds on none of them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from babel.support import NullTranslations
 from fastapi import Request
 
 from service import i18n
+from service.domain.errors import Text, filled
 
 #: What the person asked for on this request, None when nothing we have.
 _preference: ContextVar[str | None] = ContextVar("csperf_ui_preference", default=None)
@@ -42,11 +44,26 @@ def language(team_locale: str | None = None) -> str:
     return _preference.get() or i18n.choose(team_locale)
 
 
+def translated(catalogue: NullTranslations, message: str) -> str:
+    """Return a message from a catalogue; an empty one stays empty (gettext answers "" with
+    the catalogue's header: its project, dates and plural rule would show on the page)."""
+    return catalogue.gettext(message) if message else message
+
+
 def gettext(message: str) -> str:
     """Translate a message into the language of the page being answered."""
-    return i18n.translations(language(), "ui").gettext(message)
+    return translated(i18n.translations(language(), "ui"), message)
 
 
 def ngettext(one: str, many: str, count: int) -> str:
     """Translate a message with a count into the language of the page being answered."""
     return i18n.translations(language(), "ui").ngettext(one, many, count)
+
+
+def said(message: str, values: Mapping[str, object] | None = None) -> str:
+    """Return a refusal (a ``DomainError``'s or ``Problem``'s message and values) in the page's
+    language: the message from the catalogue, its values filled in, those that are words
+    themselves (``Text``: a status, an act, a clause) said in the page's language too."""
+    shown = {name: said(value.message, value.values) if isinstance(value, Text) else value
+             for name, value in (values or {}).items()}
+    return filled(gettext(message), shown)

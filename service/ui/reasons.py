@@ -22,6 +22,19 @@ _BOTTOM = re.compile(rf"bottom two \(places (?P<b1>\d+)-(?P<b2>\d+) of (?P<n>\d+
 _ACTIVE = re.compile(r"active (?P<active>\d+) of (?P<days>\d+) days")
 _STREAK = re.compile(rf"last place in (?P<months>\d+) consecutive published months: {_STANDING}"
                      r" this month")
+#: What a correction ends and what it opens (service/domain/sanctions.py, ``_ending`` and
+#: ``_grant``): the publication or revision that settles it, and the correction it follows,
+#: whose reason a person wrote (shown as written).
+_CAUSE = (r"(?:the first publication of (?P<first_of>\d{4}-\d{2})|the correction of"
+          r" (?P<corrected>\d{4}-\d{2}) \(publication (?P<corrected_pub>\d+)(?:: (?P<why>.*))?\))")
+_BY = (rf"(?:publication (?P<pub>\d+)(?: \(correction: (?P<correction>.*)\))?"
+       rf"|revision (?P<rev>\d+), after {_CAUSE},)")
+_ENDING = re.compile(
+    rf"{_BY} (?P<verb>no longer grants this|no longer calls for this)"
+    r" (?P<word>reward|deduction|improvement plan|reassignment review) \(from publication"
+    rf" (?P<from_pub>\d+)\): now (?:not ranked|{_STANDING})"
+    r"(?P<stands>; the decision stands, marked for a person to look at again)?")
+_REVISED = re.compile(rf"(?P<reason>.*) \(opened by revision (?P<rev>\d+), after {_CAUSE}\)")
 
 
 def _standing(found: re.Match[str]) -> str:
@@ -31,9 +44,43 @@ def _standing(found: re.Match[str]) -> str:
     return gettext("rank %(rank)s of %(of)s") % parts
 
 
+def _cause(found: re.Match[str]) -> str:
+    if found["first_of"]:
+        return gettext("the first publication of %(period)s") % {"period": found["first_of"]}
+    parts = {"period": found["corrected"], "n": found["corrected_pub"], "why": found["why"]}
+    if found["why"] is not None:
+        return gettext("the correction of %(period)s (publication %(n)s: %(why)s)") % parts
+    return gettext("the correction of %(period)s (publication %(n)s)") % parts
+
+
+def _ending(found: re.Match[str]) -> str:
+    if found["rev"]:
+        by = gettext("revision %(n)s, after %(cause)s,") % {"n": found["rev"],
+                                                              "cause": _cause(found)}
+    elif found["correction"] is not None:
+        by = gettext("publication %(n)s (correction: %(why)s)") % {
+            "n": found["pub"], "why": found["correction"]}
+    else:
+        by = gettext("publication %(n)s") % {"n": found["pub"]}
+    parts = {"by": by, "word": gettext(found["word"]), "from": found["from_pub"],
+             "now": _standing(found) if found["rank"] else gettext("not ranked")}
+    text = (gettext("%(by)s no longer grants this %(word)s (from publication %(from)s): now"
+                    " %(now)s") if found["verb"] == "no longer grants this" else
+            gettext("%(by)s no longer calls for this %(word)s (from publication %(from)s): now"
+                    " %(now)s")) % parts
+    if found["stands"]:
+        text += gettext("; the decision stands, marked for a person to look at again")
+    return text
+
+
 def reason_text(reason: str) -> str:
     """Return a ledger reason in the page's language (as stored when its shape is unknown)."""
     text = str(reason)
+    if found := _ENDING.fullmatch(text):
+        return _ending(found)
+    if found := _REVISED.fullmatch(text):
+        return gettext("%(reason)s (opened by revision %(n)s, after %(cause)s)") % {
+            "reason": reason_text(found["reason"]), "n": found["rev"], "cause": _cause(found)}
     if found := _FIRST.fullmatch(text):
         return gettext("first place: %(standing)s") % {"standing": _standing(found)}
     if found := _LAST.fullmatch(text):

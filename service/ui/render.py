@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from contextvars import ContextVar
 from functools import lru_cache
@@ -22,10 +23,18 @@ from pydantic import ValidationError
 from service import i18n
 from service.api.problems import Problem, status_of
 from service.domain.errors import DomainError
-from service.i18n import N_
+from service.i18n import N_, Np_
 from service.store.errors import ConcurrencyError
 from service.ui import session
-from service.ui.page_language import asked_for, gettext, language, ngettext, preferred
+from service.ui.page_language import (
+    asked_for,
+    gettext,
+    language,
+    ngettext,
+    preferred,
+    said,
+    translated,
+)
 from service.ui.reasons import reason_text
 
 #: The language of the template being rendered (set by ``page`` around render).
@@ -85,45 +94,109 @@ def environment() -> Environment:
     # ``| t`` translates a value the code chose (a status, a message by key): unlike ``_()``, it
     # neither marks the text safe nor reads it as a format string, so a value that carries what
     # a person typed is still escaped.
-    env.filters["t"] = lambda value: _catalogue().gettext(str(value))
+    env.filters["t"] = lambda value: translated(_catalogue(), str(value))
     return env
+
+
+#: A month's warnings that a page says from a count alone: kind -> (the list counted, the
+#: message in the singular and in the plural).
+COUNTED_WARNINGS: dict[str, tuple[str, tuple[str, str]]] = {
+    "goals_unacknowledged": ("agents", Np_(
+        "%(n)s agent has not acknowledged the targets issued to them",
+        "%(n)s agents have not acknowledged the targets issued to them")),
+    "interviews_missing": ("missing", Np_(
+        "%(n)s feedback interview not held yet",
+        "%(n)s feedback interviews not held yet")),
+    "interviews_overdue": ("missing", Np_(
+        "%(n)s feedback interview not held yet; it was due within a week of publication",
+        "%(n)s feedback interviews not held yet; they were due within a week of publication")),
+    "interview_records_unacknowledged": ("agents", Np_(
+        "%(n)s interview record awaits the agent's acknowledgement",
+        "%(n)s interview records await the agents' acknowledgement")),
+    "plans_overdue": ("plans", Np_(
+        "%(n)s improvement plan is past its deadline unsubmitted",
+        "%(n)s improvement plans are past their deadline unsubmitted")),
+    "kpi_no_data": ("agents", Np_(
+        "%(n)s ranked agent has no data for a KPI their teammates are measured on: it scores"
+        " 0; fix the feed or record the absence",
+        "%(n)s ranked agents have no data for a KPI their teammates are measured on: it scores"
+        " 0; fix the feed or record the absence")),
+    "kpi_unavailable": ("kpis", Np_(
+        "%(n)s KPI has no data for any ranked agent of the team and drops out for everyone",
+        "%(n)s KPIs have no data for any ranked agent of the team and drop out for everyone")),
+    "invited_ratings_due_soon": ("missing", Np_(
+        "%(n)s invited rating not given; the deadline is near",
+        "%(n)s invited ratings not given; the deadline is near")),
+    "invited_ratings_overdue": ("missing", Np_(
+        "%(n)s invited rating not given; the deadline has passed",
+        "%(n)s invited ratings not given; the deadline has passed")),
+    "evaluations_due_soon": ("missing", Np_(
+        "%(n)s evaluation missing; the deadline is near",
+        "%(n)s evaluations missing; the deadline is near")),
+    "evaluations_overdue": ("missing", Np_(
+        "%(n)s evaluation missing; the deadline has passed",
+        "%(n)s evaluations missing; the deadline has passed")),
+}
+#: Where a warning about late samples sends the integrator (the API's words, a request).
+_QUARANTINE = re.compile(r"\((GET [^)\s]+)\)")
 
 
 def warning_text(warning: Mapping[str, Any]) -> str:
     """Return a month's warning as the page's reader reads it (the API's detail is English).
 
     The kinds the pages know are said again from their data (a count of agents, interviews,
-    plans) in the page's language; any other kind shows the API's detail.
+    plans, a metric's name) in the page's language; any other kind shows the API's detail.
     """
-    kind = warning.get("kind")
+    kind = str(warning.get("kind"))
+    detail = str(warning.get("detail") or "")
 
     def count(key: str) -> int:
         value = warning.get(key)
         return len(value) if isinstance(value, list | tuple) else 0
 
-    if kind == "goals_unacknowledged":
+    # A closed month's goals: what the agents were judged on (service.domain.cycle).
+    if kind == "goals_unacknowledged" and "judged on" in detail:
         n = count("agents")
         return ngettext("%(n)s agent never acknowledged the targets they were judged on",
                         "%(n)s agents never acknowledged the targets they were judged on",
                         n) % {"n": n}
-    if kind in ("interviews_missing", "interviews_overdue"):
-        n = count("missing")
-        text = ngettext("%(n)s feedback interview not held yet",
-                        "%(n)s feedback interviews not held yet", n) % {"n": n}
-        if kind == "interviews_overdue":
-            text += gettext("; they were due within a week of publication")
-        return text
-    if kind == "interview_records_unacknowledged":
+    if kind == "goals_disputed":
         n = count("agents")
-        return ngettext("%(n)s interview record awaits the agent's acknowledgement",
-                        "%(n)s interview records await the agents' acknowledgement",
-                        n) % {"n": n}
-    if kind == "plans_overdue":
-        n = count("plans")
-        return ngettext("%(n)s improvement plan is past its deadline unsubmitted",
-                        "%(n)s improvement plans are past their deadline unsubmitted",
-                        n) % {"n": n}
-    return gettext(str(warning.get("detail") or ""))
+        forced = detail.partition("(closed by force: ")[2]
+        if forced:
+            return ngettext("%(n)s agent was judged on targets they disputed (closed by force:"
+                            " %(reason)s)", "%(n)s agents were judged on targets they disputed"
+                            " (closed by force: %(reason)s)", n) % {
+                                "n": n, "reason": forced.removesuffix(")")}
+        return ngettext("%(n)s dispute of targets awaits a manager's resolution",
+                        "%(n)s disputes of targets await a manager's resolution", n) % {"n": n}
+    if kind in COUNTED_WARNINGS:
+        key, (one, many) = COUNTED_WARNINGS[kind]
+        n = count(key)
+        return ngettext(one, many, n) % {"n": n}
+    if kind == "metric_feed_quiet":
+        values = {"metric": warning.get("metric"), "minutes": warning.get("quiet_minutes")}
+        if warning.get("last_received_at"):
+            return gettext("no source has sent %(metric)s for %(minutes)s minutes or more"
+                           ) % values
+        return gettext("no source has sent %(metric)s since the month opened") % values
+    if kind == "evaluations_late":
+        n = count("evaluations")
+        return ngettext("%(n)s evaluation was stored after the evaluation deadline"
+                        " (%(deadline)s)", "%(n)s evaluations were stored after the evaluation"
+                        " deadline (%(deadline)s)", n) % {"n": n,
+                                                           "deadline": warning.get("deadline")}
+    if kind == "late_samples":
+        n = int(warning.get("count") or 0)
+        found = _QUARANTINE.search(detail)
+        return ngettext("%(n)s sample arrived after the month closed; it is kept in the"
+                        " quarantine (%(where)s) and does not change the result; reopen the month"
+                        " and replay it to count it",
+                        "%(n)s samples arrived after the month closed; they are kept in the"
+                        " quarantine (%(where)s) and do not change the result; reopen the month"
+                        " and replay them to count them", n) % {
+                            "n": n, "where": found.group(1) if found else ""}
+    return gettext(detail)
 
 
 #: The titles of the error pages (HTTP's reason phrases), here so the catalogues have them.
@@ -140,9 +213,14 @@ SHOWN_VALUES = (N_("open"), N_("closed"), N_("published"), N_("due"), N_("overdu
                 N_("reversal"), N_("grant"), N_("paid"), N_("cancelled"),
                 N_("pending payroll"), N_("interview"), N_("scheduler"), N_("active"),
                 N_("automatic"), N_("reversed"), N_("cancellation"), N_("basis change"),
-                N_("basis changed"), N_("reassign review"), N_("publication"))
-#: The API's refusals a page shows as they are (service/api/auth.py): the page translates the
-#: fixed ones; those that carry a value (an id, a month) stay in the API's English.
+                N_("basis changed"), N_("reassign review"), N_("publication"),
+                # A refusal's words (service.domain.errors.Text): rater roles, scheme versions.
+                N_("peer"), N_("subordinate"), N_("customer"), N_("expert"), N_("reader"),
+                N_("Peer"), N_("Subordinate"), N_("Customer"), N_("Expert"), N_("Approved"),
+                N_("Rejected"),
+                N_("ingest"), N_("adopted"), N_("superseded"), N_("proposed"))
+#: The API's refusals a page shows (service/api/auth.py, which ``make messages`` does not read:
+#: none of those a page can meet carries a value).
 REFUSALS = (N_("only a manager of this team may do this"),
             N_("an agent may only act on their own data"),
             N_("only the agent and the team's managers may do this"),
@@ -154,7 +232,16 @@ BUILTIN_KPI_LABELS = (N_("Consultation conversion rate"), N_("Average response t
                       N_("Customer churn rate"), N_("Total order amount"),
                       N_("Valid order ratio"), N_("Payment ratio"), N_("Refund ratio"),
                       N_("Average order value per customer"), N_("Response time"),
-                      N_("Order amount"))
+                      N_("Order amount"), N_("Report timeliness"),
+                      N_("Report data reliability"), N_("Report quality"),
+                      # the rated ones' descriptions: the evaluation form's hints
+                      N_("timely submission of reports, rated by the manager (management"
+                         " duties)"),
+                      N_("reliability of report data, rated by the manager (management"
+                         " duties)"),
+                      N_("overall report quality, rated by the manager (management duties)"))
+#: The positions domain.md names (an agent's position is data: another shows as written).
+BUILTIN_POSITIONS = (N_("pre-sale"), N_("in-sale"), N_("after-sale"))
 
 
 def _team_locale(context: Mapping[str, Any]) -> str | None:
@@ -275,18 +362,20 @@ class UiRoute(APIRoute):
             except session.SignInRequired as exc:
                 return signin_redirect(request, exc)
             except Problem as exc:
-                return error_page(request, exc.status, exc.detail, kind=exc.kind,
+                return error_page(request, exc.status, said(exc.message, exc.values),
+                                  kind=exc.kind,
                                   errors=exc.errors or (), extra=exc.extra,
                                   headers=exc.headers)
             except DomainError as exc:
                 return error_page(
-                    request, status_of(exc), str(exc), kind=exc.kind,
+                    request, status_of(exc), said(exc.message, exc.values), kind=exc.kind,
                     errors=[{"field": e.field, "reason": e.reason} for e in exc.errors],
                     extra=exc.extra,
                 )
             except ConcurrencyError as exc:
-                return error_page(request, 409, f"someone else changed this meanwhile ({exc});"
-                                  " reload and try again", kind="concurrency-conflict")
+                return error_page(request, 409, said(
+                    "someone else changed this meanwhile (%(what)s); reload and try again",
+                    {"what": str(exc)}), kind="concurrency-conflict")
             except RequestValidationError as exc:
                 errors = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]),
                            "reason": e.get("msg", "invalid")} for e in exc.errors()]

@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse
 
 from service.api.deps import Ctx
 from service.api.problems import Problem
+from service.domain.errors import Text
 from service.i18n import N_
 from service.queries import cycles as cycle_reads
 from service.ui import fmt
@@ -29,6 +30,7 @@ from service.ui.routes import (
     Month,
     Viewer,
     _kpi_cells,
+    _label,
     _labels,
     _rank_label,
     _sanction_rows,
@@ -58,8 +60,9 @@ async def monthly_report(
     found = await cycle_reads.get_cycle(ctx, team_id, period)
     cycle = await cycle_view(ctx, team, found)
     if found.status != "published":
-        raise Problem(409, f"{label} is {found.status}, not published: its report is printed"
-                           " once the month is published", kind="not-published")
+        raise Problem(409, "%(month)s is %(status)s, not published: its report is printed once"
+                           " the month is published", kind="not-published",
+                      values={"month": label, "status": Text(found.status)})
     ranking = await month_ranking(ctx, principal, team, period)
     entries: list[dict[str, Any]] = list(ranking["entries"])
     not_ranked: list[dict[str, Any]] = list(ranking.get("not_ranked", []))
@@ -116,7 +119,8 @@ def _agent_line(card: dict[str, Any], rank: str | None, not_ranked: str | None,
         })
     evaluations = [{
         "role": ROLE_LABELS.get(e["rater_role"], e["rater_role"]),
-        "scores": ", ".join(f"{gettext(CRITERIA_LABELS.get(k, k))} {f.num(v, 0)}"
+        "scores": ", ".join(f"{gettext(CRITERIA_LABELS.get(k) or _label(card, k))}"
+                            f" {f.num(v, 0)}"
                             for k, v in sorted(e["scores"].items())),
         "late": e.get("late", False), "submitted": f.when(e["submitted_at"]),
     } for e in card.get("evaluations", [])]

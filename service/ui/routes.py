@@ -51,7 +51,7 @@ from service.context import ServiceContext
 from service.domain import policy
 from service.domain.cycle import Cycle
 from service.domain.directory import Team
-from service.domain.errors import DomainError, NotFound
+from service.domain.errors import DomainError, NotFound, Text
 from service.domain.ids import COMPOUND_ID_PATTERN, ID_PATTERN
 from service.domain.periods import next_period, parse_period, period_of, previous_period
 from service.domain.principal import Principal
@@ -69,7 +69,7 @@ from service.queries.cycles import pinned_scheme
 from service.queries.sanctions import managed_teams
 from service.ui import charts, fmt, queries, render, session
 from service.ui.fmt import Fmt
-from service.ui.page_language import gettext, ngettext
+from service.ui.page_language import gettext, ngettext, said
 from service.ui.render import UiRoute, page, redirect
 from service.ui.session import form_data, require_csrf, safe_next, ui_allow
 
@@ -273,8 +273,8 @@ async def signin(request: Request, ctx: Ctx) -> Response:
         log_failure(request, key, exc)
         return again(401, N_("That key is unknown, revoked or expired."))
     if principal.role not in session.UI_ROLES:
-        return again(403, f"A key of the {principal.role} role has no pages here; it is for"
-                     " the JSON API.")
+        return again(403, said("A key of the %(role)s role has no pages here; it is for the"
+                               " JSON API.", {"role": Text(principal.role)}))
     response = redirect(next_url)
     session.set_session(response, request, key)
     # A fresh CSRF token for the new session.
@@ -297,7 +297,7 @@ async def static(name: Annotated[str, Path(max_length=64)]) -> Response:
     """Serve the pages' stylesheet and icons from the package."""
     body = render.static_file(name)
     if body is None:
-        raise Problem(404, f"no static file {name}")
+        raise Problem(404, "no static file %(name)s", values={"name": name})
     kind = next(t for suffix, t in render.STATIC_TYPES.items() if name.endswith(suffix))
     return Response(body, media_type=kind, headers={
         "Cache-Control": "public, max-age=604800, immutable",
@@ -353,7 +353,7 @@ async def board(
         except Problem as exc:
             if exc.status != 403:
                 raise
-            ranking_note = exc.detail
+            ranking_note = said(exc.message, exc.values)
     entries: list[dict[str, Any]] = list(ranking["entries"]) if ranking else []
     unranked: list[dict[str, Any]] = list(ranking["unranked"]) if ranking else []
     visible = [e["agent_id"] for e in entries + unranked
@@ -425,7 +425,8 @@ def _kpi_cells(card: Mapping[str, Any] | None, names: Sequence[str], f: Fmt
     for name in names:
         kpi = (card or {}).get("kpis", {}).get(name)
         if kpi is None:
-            cells.append({"text": fmt.DASH, "attainment": None, "title": N_("not visible")})
+            cells.append({"text": fmt.DASH, "attainment": None, "title": N_("not visible"),
+                          "status": None, "prorated": False})
             continue
         attainment = kpi.get("attainment")
         label = _label(card, name)
@@ -472,11 +473,15 @@ async def _sanction_rows(
     names = await queries.agent_names(ctx, sorted({i["agent_id"] for i in items}))
     teams = {t["team_id"]: t for t in await queries.teams(ctx, sorted({i["team_id"]
                                                                         for i in items}))}
+    # Each team's money as the board shows it: its currency, in the reader's language joined
+    # with the team's locale (the teams table has no locale: the directory's team has).
+    locales = await directory_reads.team_locales(ctx, items)
     now = ctx.clock()
     rows = []
     for item in items:
         team = teams.get(item["team_id"])
-        f = Fmt(team["timezone"], team["currency"]) if team else Fmt("UTC", "")
+        f = (Fmt(team["timezone"], team["currency"], locales.get(item["team_id"])) if team
+             else Fmt("UTC", ""))
         due: datetime | None = item["due_at"]
         amount = item["amount"]
         rows.append({
@@ -552,7 +557,7 @@ async def agent_page(
         trends.append({
             "name": name, "label": kpi.get("label") or name,
             "chart": charts.line_chart(
-                kpi.get("label") or name, points, write,
+                gettext(kpi.get("label") or name), points, write,
                 target=kpi["target"], lower_is_better=kpi["direction"] == "lower"),
             "values": [(month_label(m), f.kpi(name, cards[m]["kpis"].get(name, {})
                                                .get("value"), unit)) for m in shown],
@@ -578,7 +583,8 @@ async def agent_page(
                 if kpi["floor"] is not None else "",
                 "weight": f.pct(kpi["weight"]), "attainment": f.num(value, 0)
                 if value is not None else fmt.DASH,
-                "meter": charts.meter(value, f"attainment {f.num(value, 0)} of 100")
+                "meter": charts.meter(value, gettext("attainment %(value)s of 100")
+                                      % {"value": f.num(value, 0)})
                 if value is not None else "",
                 "dropped": kpi["dropped"], "status": kpi.get("status"),
                 "prorated": kpi.get("prorated_by") is not None,
@@ -865,7 +871,8 @@ async def _evaluation_form(
     cycle = await cycle_reads.get_cycle(ctx, team_id, period)
     card = (await scorecards(ctx, principal, team, [cycle], [agent_id])).get((period, agent_id))
     if card is None:
-        raise NotFound(f"agent {agent_id} has no scorecard in {team_id}/{period}")
+        raise NotFound("agent %(agent)s has no scorecard in %(team)s/%(period)s",
+                       values={"agent": agent_id, "team": team_id, "period": period})
     scheme = await pinned_scheme(ctx, team_id, period)
     current = next((e for e in card["evaluations"] if e["rater_role"] == rater_role), None)
     prefill = dict(values) if values is not None else {
@@ -951,5 +958,5 @@ async def submit_evaluation(
         if status_of(exc) != 422:
             raise
         field_errors = {e.field.removeprefix("scores."): e.reason for e in exc.errors}
-        return await again(422, str(exc), field_errors)
+        return await again(422, said(exc.message, exc.values), field_errors)
     return redirect(team_url(team_id, period, "evaluated") + f"#agent-{agent_id}")

@@ -3,6 +3,7 @@ page then reads like, and that no choice, however odd, breaks a page."""
 
 from __future__ import annotations
 
+import html
 import io
 import re
 
@@ -159,3 +160,77 @@ async def test_excel_money_cells_take_each_team_currency_format(shop: Shop) -> N
         formats[sheet.title] = cell.number_format
     assert formats["shop-be"].startswith('#,##0.00 "€"')
     assert formats["shop-sh"].startswith('"¥"#,##0.00')
+
+
+#: Pages a Korean reader walks: each role's pages, a ledger with corrections, a month's
+#: warnings, and pages that refuse (the status each answers).
+KOREAN_WALK = {
+    "m-chen": [("/ui", 200), ("/ui/teams/shop-sh?period=2026-10", 200),
+               ("/ui/teams/shop-sh?period=2026-09", 200), ("/ui/teams/shop-sh?period=2026-11", 200),
+               ("/ui/agents/sh-wang-lei?period=2026-10", 200), ("/ui/agents/sh-zhao-min", 200),
+               ("/ui/sanctions", 200), ("/ui/teams/shop-sh/months/2026-10/report", 200),
+               ("/ui/teams/shop-sh/months/2026-11/evaluations/sh-wang-lei/manager", 200),
+               ("/ui/agents/nobody", 404), ("/ui/teams/shop-sh/months/2026-11/report", 409),
+               ("/ui/teams/shop-be", 403)],
+    "m-weber": [("/ui/teams/shop-be?period=2026-10", 200), ("/ui/agents/be-jonas-becker", 200),
+                ("/ui/agents/be-noah-wagner", 200)],
+    "sh-wang-lei": [("/ui/agents/sh-wang-lei", 200), ("/ui/teams/shop-sh?period=2026-10", 200)],
+}
+
+
+def english_phrases() -> set[str]:
+    """Return every run of three or more words that the pages' catalogue says differently in
+    Korean: the messages split at their placeholders, refusals and templates alike."""
+    phrases = set()
+    for english, korean in i18n.messages("ko", "ui").items():
+        if english == korean:
+            continue
+        for part in re.split(r"%\(\w+\)[sd]|\{\w+\}", english):
+            part = part.strip(" ;:,.()“”\"'")
+            if len(part.split()) >= 3:
+                phrases.add(part)
+    return phrases
+
+
+def visible_text(page: httpx.Response) -> str:
+    """Return what a person reads on a page: its text and its titles, as one line."""
+    body = re.sub(r"<(script|style)\b.*?</\1>", " ", page.text, flags=re.S)
+    titles = " ".join(re.findall(r'\b(?:title|aria-label|placeholder|alt)="([^"]*)"', body))
+    text = re.sub(r"<[^>]+>", " ", body) + " " + titles
+    return " ".join(html.unescape(text).split())
+
+
+async def test_a_korean_reader_sees_no_english_message(sign_in: SignIn, shop: Shop) -> None:
+    """Pages, refusals included, say every message of the catalogue in Korean."""
+    phrases = english_phrases()
+    assert "only a closed cycle can be published; this one is" in phrases  # a refusal
+    assert "expected evaluation(s) missing; resolve them, or close with force and a reason" \
+        in phrases
+    shown: dict[str, str] = {}
+    for who, pages in KOREAN_WALK.items():
+        client = await sign_in(who)
+        client.headers["Accept-Language"] = "ko-KR,ko;q=0.9"
+        for url, status in pages:
+            page = await client.get(url)
+            assert page.status_code == status, (url, page.text[:300])
+            shown[f"{who} {url}"] = visible_text(page)
+    # A refused form: publishing the open month (the domain's conflict, with its values).
+    client = await sign_in("m-chen")
+    client.headers["Accept-Language"] = "ko"
+    board = await client.get("/ui/teams/shop-sh?period=2026-11")
+    refused = await client.post("/ui/teams/shop-sh/months/2026-11/publish",
+                                data={CSRF_FIELD: hidden_token(board.text)})
+    assert refused.status_code == 409
+    shown["publish an open month"] = text = visible_text(refused)
+    assert "마감된 월만 공개할 수 있습니다. 이 월은 진행 중 상태입니다" in text
+    assert "월간 보고서" in shown["m-chen /ui/teams/shop-sh/months/2026-10/report"]
+    found = sorted({(where, phrase) for where, text in shown.items() for phrase in phrases
+                    if phrase in text})
+    assert found == [], "\n".join(map(str, found))
+    # The JSON API says the same refusal in English, whatever the Accept-Language.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=shop.app),
+                                 base_url=BASE) as api:
+        answer = await api.post("/v1/teams/shop-sh/cycles/2026-11/publish",
+                                headers={**shop.api("m-chen"), "Accept-Language": "ko"})
+    assert answer.status_code == 409
+    assert answer.json()["detail"] == "only a closed cycle can be published; this one is open"

@@ -29,7 +29,11 @@ def page_strings() -> set[str]:
     with (ROOT / "service" / "locale" / "babel.cfg").open() as handle:
         method_map, options_map = parse_mapping_cfg(handle)
     found: set[str] = set()
-    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+    keywords: dict[str, tuple[int, ...] | None] = {"_": None, "gettext": None,
+                                                   "ngettext": (1, 2)}
+    for keyword in i18n.EXTRACT_KEYWORDS:
+        name, _, position = keyword.partition(":")
+        keywords[name] = tuple(int(p) for p in position.split(",")) if position else None
     for _, _, message, _, _ in extract_from_dir(str(ROOT), method_map, options_map,
                                                 keywords=keywords):
         for one in (message if isinstance(message, tuple) else (message,)):
