@@ -47,7 +47,8 @@ MAX_ACCEPT_LANGUAGE = 1024
 #: refusals a page shows (service.domain.errors; the API's ``Problem`` and a field's
 #: ``FieldError`` carry theirs second).
 EXTRACT_KEYWORDS = ("N_", "Np_:1,2", "said", "Text", "DomainError", "NotFound", "Conflict",
-                    "Forbidden", "IdTaken", "ConflictOfInterest", "Problem:2", "FieldError:2")
+                    "Forbidden", "IdTaken", "ConflictOfInterest", "Problem:2", "FieldError:2",
+                    "problem:2")
 
 
 def N_(message: str) -> str:

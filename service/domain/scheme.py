@@ -13,10 +13,11 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from service.domain.errors import Text
 from service.domain.frozen import Frozen
 from service.domain.ids import ID_RE
 from service.domain.kpis import COUNT_UNIT, Direction, Formula, MetricDef, TeamTarget
-from service.domain.problems import Problem
+from service.domain.problems import Problem, problem
 from service.domain.training import TOPICS
 
 #: Where a KPI's effective target came from, most specific last: the scheme, the agent's
@@ -299,7 +300,7 @@ def check_evaluation(
     # the scheme's whole form) is tolerated: it is kept with the evaluation and not counted.
     tolerated = (scheme.form(role) | scheme.form(role, position)) - form
     problems = [
-        Problem(f"scores.{name}", f"missing: the {role} form requires it")
+        problem(f"scores.{name}", "missing: the %(role)s form requires it", role=Text(role))
         for name in sorted(form.difference(scores))
     ]
     for name, value in scores.items():
@@ -307,11 +308,13 @@ def check_evaluation(
         if name == overridable:
             # Overriding measured evidence must leave a trail: the reason is recorded with it.
             if override_reason is None or not override_reason.strip():
-                problems.append(Problem(field, f"an override of {name} needs a written reason"))
+                problems.append(problem(field, "an override of %(name)s needs a written reason",
+                                        name=name))
         elif name not in form and name not in tolerated:
-            problems.append(Problem(field, f"not on the {role} form"))
+            problems.append(problem(field, "not on the %(role)s form", role=Text(role)))
         if not (math.isfinite(value) and 0 <= value <= scheme.scale_max):
-            problems.append(Problem(field, f"must be between 0 and {scheme.scale_max:g}"))
+            problems.append(problem(field, "must be between 0 and %(max)s",
+                                    max=f"{scheme.scale_max:g}"))
     return problems
 
 

@@ -369,7 +369,8 @@ class UiRoute(APIRoute):
             except DomainError as exc:
                 return error_page(
                     request, status_of(exc), said(exc.message, exc.values), kind=exc.kind,
-                    errors=[{"field": e.field, "reason": e.reason} for e in exc.errors],
+                    errors=[{"field": e.field, "reason": said(e.message or e.reason, e.values)}
+                            for e in exc.errors],
                     extra=exc.extra,
                 )
             except ConcurrencyError as exc:

@@ -957,6 +957,7 @@ async def submit_evaluation(
     except DomainError as exc:
         if status_of(exc) != 422:
             raise
-        field_errors = {e.field.removeprefix("scores."): e.reason for e in exc.errors}
+        field_errors = {e.field.removeprefix("scores."): said(e.message or e.reason, e.values)
+                        for e in exc.errors}
         return await again(422, said(exc.message, exc.values), field_errors)
     return redirect(team_url(team_id, period, "evaluated") + f"#agent-{agent_id}")

@@ -223,6 +223,16 @@ async def test_a_korean_reader_sees_no_english_message(sign_in: SignIn, shop: Sh
     assert refused.status_code == 409
     shown["publish an open month"] = text = visible_text(refused)
     assert "마감된 월만 공개할 수 있습니다. 이 월은 진행 중 상태입니다" in text
+    # A refused evaluation: a score above the scale (the scheme's reason, with its bound).
+    url = "/ui/teams/shop-sh/months/2026-11/evaluations/sh-zhou-jie/manager"
+    form = await client.get(url)
+    scores = dict.fromkeys(("work_ability", "cooperation", "service", "report_timeliness",
+                            "report_reliability"), "80")
+    refused = await client.post(url, data={**scores, "report_quality": "101",
+                                           CSRF_FIELD: hidden_token(form.text)})
+    assert refused.status_code == 422
+    shown["an evaluation out of range"] = text = visible_text(refused)
+    assert "0에서 100 사이여야 합니다" in text and "must be between" not in text
     assert "월간 보고서" in shown["m-chen /ui/teams/shop-sh/months/2026-10/report"]
     found = sorted({(where, phrase) for where, text in shown.items() for phrase in phrases
                     if phrase in text})

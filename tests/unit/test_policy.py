@@ -14,6 +14,7 @@ import pytest
 
 from service.domain import policy
 from service.domain.conflicts import ConflictOfInterest, ensure_not_own_case
+from service.domain.errors import Text
 from service.domain.principal import ROLES, Principal
 
 TEAM_MANAGERS = ("m-1", "m-2")
@@ -162,10 +163,10 @@ def test_nobody_judges_their_own_case() -> None:
     assert not policy.judges_own_case("m-2", "m-1")
     # ...and the conflict rule asks the policy: the same answer, as a 403 naming who may.
     with pytest.raises(ConflictOfInterest) as caught:
-        ensure_not_own_case("m-1", "m-1", "decide the appeal of", team_id="t-1",
+        ensure_not_own_case("m-1", "m-1", Text("decide the appeal of"), team_id="t-1",
                             manager_ids=TEAM_MANAGERS)
     assert "m-2" in str(caught.value)
-    ensure_not_own_case("m-2", "m-1", "decide the appeal of", team_id="t-1",
+    ensure_not_own_case("m-2", "m-1", Text("decide the appeal of"), team_id="t-1",
                         manager_ids=TEAM_MANAGERS)
 
 
