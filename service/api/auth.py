@@ -64,6 +64,7 @@ from service.api.problems import Problem
 from service.config import Settings, rsa_public_key
 from service.context import ServiceContext
 from service.domain import policy
+from service.domain.errors import Text
 from service.domain.ids import ID_RE
 from service.domain.principal import ROLES, Principal, VerifiedToken, credential_problems
 from service.store import keys
@@ -468,9 +469,9 @@ class Allow:
                 extra={"reason": "role", "actor": _principal_log(principal)},
             )
             raise Problem(
-                403,
-                f"the {principal.role} role may not {request.method} {_template(request)}",
-                kind="forbidden",
+                403, "the %(role)s role may not %(method)s %(route)s", kind="forbidden",
+                values={"role": Text(principal.role), "method": request.method,
+                        "route": _template(request)},
             )
         request.state.principal = principal
         return principal
@@ -597,4 +598,5 @@ def ensure_source(principal: Principal, source: str) -> None:
 def ensure_rates_as(principal: Principal, rater_role: str, agent_id: str) -> None:
     """Refuse (403) a principal whose role may not submit an evaluation as ``rater_role``."""
     if not policy.may_rate_as(principal, rater_role, agent_id):
-        raise Problem(403, policy.rating_refusal(principal, rater_role), kind="forbidden")
+        refusal = policy.rating_refusal(principal, rater_role)
+        raise Problem(403, refusal.message, values=refusal.values, kind="forbidden")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
+from service.domain.errors import Text
 from service.domain.principal import EXTERNAL_RATER_ROLES, Principal
 
 #: Methods that only read: a reader's, on every route that serves business data.
@@ -128,11 +129,12 @@ def may_rate_as(principal: Principal, rater_role: str, agent_id: str) -> bool:
     return principal.role == "rater" and rater_role in EXTERNAL_RATER_ROLES
 
 
-def rating_refusal(principal: Principal, rater_role: str) -> str:
+def rating_refusal(principal: Principal, rater_role: str) -> Text:
     """Say why may_rate_as refused the principal, for the 403 both doors answer."""
     if rater_role == "self":
-        return "only the agent may submit their own self-evaluation"
-    return f"a {principal.role} may not submit a {rater_role} evaluation"
+        return Text("only the agent may submit their own self-evaluation")
+    return Text("a %(role)s may not submit a %(rater_role)s evaluation",
+                {"role": Text(principal.role), "rater_role": Text(rater_role)})
 
 
 def judges_own_case(actor_id: str, agent_id: str) -> bool:

@@ -199,10 +199,20 @@ def warning_text(warning: Mapping[str, Any]) -> str:
     return gettext(detail)
 
 
+#: What a page says of an address or form field pydantic refused, by the error's type (the
+#: API's problem+json keeps pydantic's own English message, with its bounds and patterns).
+VALIDATION_REASONS = {
+    "missing": N_("required"), "string_pattern_mismatch": N_("not in the expected form"),
+    "string_too_long": N_("too long"), "string_too_short": N_("too short"),
+    "literal_error": N_("not one of the choices"), "enum": N_("not one of the choices"),
+    "int_parsing": N_("enter a whole number"), "float_parsing": N_("enter a number"),
+    "too_long": N_("too many"), "string_type": N_("not valid"),
+}
 #: The titles of the error pages (HTTP's reason phrases), here so the catalogues have them.
 STATUS_TITLES = (N_("Bad Request"), N_("Unauthorized"), N_("Forbidden"), N_("Not Found"),
                  N_("Method Not Allowed"), N_("Conflict"), N_("Gone"),
-                 N_("Unprocessable Content"), N_("Too Many Requests"),
+                 N_("Unprocessable Content"), N_("Unprocessable Entity"),
+                 N_("Too Many Requests"),
                  N_("Internal Server Error"), N_("Service Unavailable"))
 #: Values the templates show through ``| t``: statuses, roles, ledger entries.
 SHOWN_VALUES = (N_("open"), N_("closed"), N_("published"), N_("due"), N_("overdue"),
@@ -379,11 +389,14 @@ class UiRoute(APIRoute):
                     {"what": str(exc)}), kind="concurrency-conflict")
             except RequestValidationError as exc:
                 errors = [{"field": ".".join(str(p) for p in e.get("loc", ())[1:]),
-                           "reason": e.get("msg", "invalid")} for e in exc.errors()]
+                           "reason": VALIDATION_REASONS.get(e.get("type", ""),
+                                                            N_("not valid"))}
+                          for e in exc.errors()]
                 return error_page(request, 422, "the address or form is not valid",
                                   kind="validation-error", errors=errors)
             except ValidationError as exc:  # an API body the page built from its form
-                errors = [{"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]}
+                errors = [{"field": ".".join(str(p) for p in e["loc"]),
+                           "reason": VALIDATION_REASONS.get(e["type"], N_("not valid"))}
                           for e in exc.errors()]
                 return error_page(request, 422, "the form is not valid",
                                   kind="validation-error", errors=errors)

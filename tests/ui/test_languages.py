@@ -171,10 +171,11 @@ KOREAN_WALK = {
                ("/ui/sanctions", 200), ("/ui/teams/shop-sh/months/2026-10/report", 200),
                ("/ui/teams/shop-sh/months/2026-11/evaluations/sh-wang-lei/manager", 200),
                ("/ui/agents/nobody", 404), ("/ui/teams/shop-sh/months/2026-11/report", 409),
-               ("/ui/teams/shop-be", 403)],
+               ("/ui/teams/shop-be", 403), ("/ui/teams/shop-sh?period=2026-13", 422)],
     "m-weber": [("/ui/teams/shop-be?period=2026-10", 200), ("/ui/agents/be-jonas-becker", 200),
                 ("/ui/agents/be-noah-wagner", 200)],
-    "sh-wang-lei": [("/ui/agents/sh-wang-lei", 200), ("/ui/teams/shop-sh?period=2026-10", 200)],
+    "sh-wang-lei": [("/ui/agents/sh-wang-lei", 200), ("/ui/teams/shop-sh?period=2026-10", 200),
+                    ("/ui/teams/shop-sh/months/2026-11/evaluations/sh-wang-lei/manager", 403)],
 }
 
 
@@ -234,6 +235,11 @@ async def test_a_korean_reader_sees_no_english_message(sign_in: SignIn, shop: Sh
     shown["an evaluation out of range"] = text = visible_text(refused)
     assert "0에서 100 사이여야 합니다" in text and "must be between" not in text
     assert "월간 보고서" in shown["m-chen /ui/teams/shop-sh/months/2026-10/report"]
+    refused_period = shown["m-chen /ui/teams/shop-sh?period=2026-13"]
+    assert "period : 형식이 올바르지 않습니다" in refused_period  # not pydantic's English
+    assert "Unprocessable" not in refused_period
+    assert "상담원은(는) 관리자 평가를 제출할 수 없습니다" in shown[
+        "sh-wang-lei /ui/teams/shop-sh/months/2026-11/evaluations/sh-wang-lei/manager"]
     found = sorted({(where, phrase) for where, text in shown.items() for phrase in phrases
                     if phrase in text})
     assert found == [], "\n".join(map(str, found))
