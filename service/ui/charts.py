@@ -67,8 +67,11 @@ def line_chart(
         f'<desc id="{chart_id}-d">{escape(desc)}</desc>',
     ]
     if not known:
+        # Formatted in, not added: a str + Markup escapes the str, the markup around the text
+        # (and gettext outside the f-string, where `make messages` finds it).
+        empty = escape(gettext("no data yet"))
         parts.append(f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle" '
-                     'class="chart-empty">' + escape(gettext("no data yet")) + "</text></svg>")
+                     f'class="chart-empty">{empty}</text></svg>')
         return Markup("".join(parts))  # noqa: S704 (every text in it went through escape())
     low, high = _scale([*known, *([target] if target is not None else [])])
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
@@ -88,10 +91,9 @@ def line_chart(
                      f'y2="{ty:.1f}"/>')
         # Left, where the line starts: the latest value is labelled on the right.
         label_y = ty - 4 if ty > TOP + 10 else ty + 11
+        target_text = escape(gettext("target %(value)s") % {"value": fmt(target)})
         parts.append(f'<text class="target-label" x="{LEFT + 2}" y="{label_y:.1f}" '
-                     'text-anchor="start">'
-                     + escape(gettext("target %(value)s") % {"value": fmt(target)})
-                     + "</text>")
+                     f'text-anchor="start">{target_text}</text>')
     segment: list[str] = []
     for i, p in enumerate(points):
         if p.value is None:
@@ -128,8 +130,10 @@ def bar_chart(
 ) -> Markup:
     """Draw one bar per month on a 0..maximum scale, each labelled with its value."""
     chart_id = _uid("chart")
+    # Outside the f-string, where `make messages` finds it.
+    no_result = gettext("no result")
     described = ", ".join(
-        f"{p.label}: {fmt(p.value) if p.value is not None else gettext('no result')}"
+        f"{p.label}: {fmt(p.value) if p.value is not None else no_result}"
         + (f" ({notes[i]})" if notes and notes[i] else "")
         for i, p in enumerate(points)
     )

@@ -57,12 +57,13 @@ def test_a_line_chart_describes_itself_and_escapes_text() -> None:
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert "Aug: 10%, Sep: no data, Oct: 30%" in svg
     assert "target 30%" in svg
+    assert '<text class="target-label"' in svg and "&lt;text" not in svg  # drawn, not shown
     assert "<polyline" not in svg  # a gap leaves no segment of two points to draw
 
 
 def test_a_chart_without_data_says_so() -> None:
     svg = charts.line_chart("Empty", [charts.Point("Aug", None)], str)
-    assert "no data yet" in svg
+    assert 'class="chart-empty">no data yet</text>' in svg
 
 
 def test_a_bar_chart_labels_each_month() -> None:

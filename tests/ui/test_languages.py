@@ -162,9 +162,9 @@ async def test_excel_money_cells_take_each_team_currency_format(shop: Shop) -> N
     assert formats["shop-sh"].startswith('"¥"#,##0.00')
 
 
-#: Pages a Korean reader walks: each role's pages, a ledger with corrections, a month's
+#: Pages a reader walks: each role's pages, a ledger with corrections, a month's
 #: warnings, and pages that refuse (the status each answers).
-KOREAN_WALK = {
+WALK = {
     "m-chen": [("/ui", 200), ("/ui/teams/shop-sh?period=2026-10", 200),
                ("/ui/teams/shop-sh?period=2026-09", 200), ("/ui/teams/shop-sh?period=2026-11", 200),
                ("/ui/agents/sh-wang-lei?period=2026-10", 200), ("/ui/agents/sh-zhao-min", 200),
@@ -179,12 +179,12 @@ KOREAN_WALK = {
 }
 
 
-def english_phrases() -> set[str]:
+def english_phrases(language: str = "ko") -> set[str]:
     """Return every run of three or more words that the pages' catalogue says differently in
-    Korean: the messages split at their placeholders, refusals and templates alike."""
+    a language: the messages split at their placeholders, refusals and templates alike."""
     phrases = set()
-    for english, korean in i18n.messages("ko", "ui").items():
-        if english == korean:
+    for english, translated in i18n.messages(language, "ui").items():
+        if english == translated:
             continue
         for part in re.split(r"%\(\w+\)[sd]|\{\w+\}", english):
             part = part.strip(" ;:,.()“”\"'")
@@ -201,20 +201,37 @@ def visible_text(page: httpx.Response) -> str:
     return " ".join(html.unescape(text).split())
 
 
+async def walk(sign_in: SignIn, accept_language: str) -> dict[str, str]:
+    """Return what each page of the walk shows a reader of a language, by who and where."""
+    shown: dict[str, str] = {}
+    for who, pages in WALK.items():
+        client = await sign_in(who)
+        client.headers["Accept-Language"] = accept_language
+        for url, status in pages:
+            page = await client.get(url)
+            assert page.status_code == status, (url, page.text[:300])
+            shown[f"{who} {url}"] = visible_text(page)
+    return shown
+
+
+async def test_a_chinese_reader_sees_no_english_message(sign_in: SignIn) -> None:
+    """The same walk in Simplified Chinese, a refusal with words among its values included."""
+    phrases = english_phrases("zh_Hans")
+    shown = await walk(sign_in, "zh-CN,zh;q=0.9")
+    assert "客服不能提交主管评价" in shown[
+        "sh-wang-lei /ui/teams/shop-sh/months/2026-11/evaluations/sh-wang-lei/manager"]
+    found = sorted({(where, phrase) for where, text in shown.items() for phrase in phrases
+                    if phrase in text})
+    assert found == [], "\n".join(map(str, found))
+
+
 async def test_a_korean_reader_sees_no_english_message(sign_in: SignIn, shop: Shop) -> None:
     """Pages, refusals included, say every message of the catalogue in Korean."""
     phrases = english_phrases()
     assert "only a closed cycle can be published; this one is" in phrases  # a refusal
     assert "expected evaluation(s) missing; resolve them, or close with force and a reason" \
         in phrases
-    shown: dict[str, str] = {}
-    for who, pages in KOREAN_WALK.items():
-        client = await sign_in(who)
-        client.headers["Accept-Language"] = "ko-KR,ko;q=0.9"
-        for url, status in pages:
-            page = await client.get(url)
-            assert page.status_code == status, (url, page.text[:300])
-            shown[f"{who} {url}"] = visible_text(page)
+    shown = await walk(sign_in, "ko-KR,ko;q=0.9")
     # A refused form: publishing the open month (the domain's conflict, with its values).
     client = await sign_in("m-chen")
     client.headers["Accept-Language"] = "ko"
