@@ -86,7 +86,8 @@ steadier figure.
 
 ### Where the time goes (profiled 2026-12-03)
 
-- **The service** went from 21.8 to about 11 µs of CPU a sample. A batch travels as five
+- **The service** went from 21.8 µs of CPU a sample (at load 15) to 9.5 µs in a quick run at
+  load 2 and 14 µs in the full run above at load 6. A batch travels as five
   columns (`m.Samples`), decoded by msgspec into untracked structs (pydantic's
   `validate_json` into a dict per sample had been 29 % of the service's CPU, py-spy), with
   the pydantic adapter kept as the fallback that words every 422; times are staged as epoch
@@ -94,7 +95,8 @@ steadier figure.
   the row); the declared-metrics lookup asks whether a month's cycle is open in the same
   query (one round trip fewer a batch). What is left of a 1,000-sample batch: the COPY's
   encoding, the decoding, the declared-metrics lookup and turning times into epoch seconds
-  (7 to 10 % each), the projection runner's polling (about 6 %), HTTP and asyncpg.
+  (7 to 10 % each), the projection runner's polling (about 6 % before it became one
+  poll per process), HTTP and asyncpg.
 - **PostgreSQL** is most of the gap to the peer. Interleaved batch by batch on one
   connection and one database (scratch A/B runs, backend CPU from /proc), csperf's
   transaction costs about 25 µs a sample against the peer's 18 µs, and its storing statement
@@ -106,6 +108,12 @@ steadier figure.
   collation for the sort, and computing the cycles from the batch's months instead of its
   placed samples measured no difference. These are the rules the peer does not apply:
   within them we found no further cut that measured.
+- **Load.** The run above shared the machine with other engineers' test suites (load 6; the
+  COPY baseline moved from 53,837 to 124,892 rows/s between its two runs), which weighs on
+  whichever of csperf and the peer it overlaps. A quick run (`--quick`, a fifth of the day) at
+  load 2 measured csperf at 44,481 samples/s against the peer's 60,777 (73 %) and 19 % of
+  COPY, with CPU per sample 9.5 and 26.2 µs (service, PostgreSQL) against the peer's 6.7
+  and 17.0 µs.
 """,
 )
 
