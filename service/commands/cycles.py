@@ -50,8 +50,8 @@ async def open_cycle(
     except NotFound as exc:
         if scheme_version is None:
             raise
-        raise DomainError(exc.message, [FieldError("scheme_version", "not a version in force")],
-                          values=exc.values) from exc
+        wrong = FieldError("scheme_version", "not a version in force")
+        raise DomainError(exc.message, [wrong], values=exc.values) from exc
     deadline = evaluation_deadline(period, zone(team.timezone))
     cycle, _ = await execute(
         ctx, caller, c.cycle_stream(team.team_id, period), c.evolve,

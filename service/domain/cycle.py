@@ -366,11 +366,11 @@ def decide_evaluate(
                                  {"role": Text(rater_role)}),
                             team_id=cycle.team_id, manager_ids=manager_ids)
     if not agent_in_team:
-        raise DomainError(
-            "agent %(agent)s is not in team %(team)s",
-            [FieldError("agent_id", "not a current member of this team")],
-            values={"agent": agent_id, "team": cycle.team_id},
-        )
+        # Each refusal's field error apart: a keyword call inside another hides both from
+        # Babel's extractor (tests/unit/test_catalogues.py checks every one is found).
+        wrong = FieldError("agent_id", "not a current member of this team")
+        raise DomainError("agent %(agent)s is not in team %(team)s", [wrong],
+                          values={"agent": agent_id, "team": cycle.team_id})
     if inv.needs_invitation(rater_role) and not inv.is_invited(
         cycle.invitations, rater_id, rater_role, agent_id
     ):
@@ -757,8 +757,8 @@ def decide_close(
                        " unresolved (%(agents)s): a judgement on targets one side rejected is"
                        " not fair; resolve them, or close with force and a reason", **why)
     if force and not (reason and reason.strip()):
-        raise DomainError("a forced close needs a reason",
-                          [FieldError("reason", "required when force is true")])
+        wrong = FieldError("reason", "required when force is true")
+        raise DomainError("a forced close needs a reason", [wrong])
     policy = (missing_policy or scheme.results.missing_evaluation_policy) if missing else None
     results, _ = score_roster(cycle, scheme, roster, policy, presence=presence)
     return [CycleClosed(
@@ -897,7 +897,7 @@ def decide_reopen(state: Cycle | None, reason: str | None, now: datetime) -> lis
     if state is None or state.status == "open":
         raise Conflict("only a closed or published cycle can be reopened")
     if not (reason and reason.strip()):
-        raise DomainError("a correction needs a reason",
-                          [FieldError("reason", "required to reopen a cycle")])
+        wrong = FieldError("reason", "required to reopen a cycle")
+        raise DomainError("a correction needs a reason", [wrong])
     return [CycleReopened(team_id=state.team_id, period=state.period, reopened_at=now,
                           reason=reason.strip())]

@@ -8,6 +8,7 @@ from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from service.domain.errors import DomainError, FieldError
+from service.domain.problems import problem
 
 #: A month as YYYY-MM; the same text is the pattern of every period parameter of the API.
 PERIOD_PATTERN = r"^(\d{4})-(0[1-9]|1[0-2])$"
@@ -25,10 +26,8 @@ def parse_period(text: str, field: str = "period") -> tuple[int, int]:
     """Return (year, month) of a "YYYY-MM" period; raise DomainError naming the field."""
     match = _PERIOD.fullmatch(text)
     if match is None:
-        raise DomainError(
-            f"{field} must be a month as YYYY-MM",
-            [FieldError(field, f"{text!r} is not a month as YYYY-MM (01 to 12)")],
-        )
+        wrong = problem(field, "%(text)s is not a month as YYYY-MM (01 to 12)", text=repr(text))
+        raise DomainError("%(field)s must be a month as YYYY-MM", [wrong], values={"field": field})
     return int(match.group(1)), int(match.group(2))
 
 
@@ -41,11 +40,12 @@ def check_period(text: str, now: datetime, field: str = "period") -> str:
     year, month = parse_period(text, field)
     last = (now.year + YEARS_AHEAD, 12)
     if not FIRST_PERIOD <= (year, month) <= last:
+        first, until = f"{FIRST_PERIOD[0]:04d}-{FIRST_PERIOD[1]:02d}", f"{last[0]:04d}-12"
+        wrong = problem(field, "%(text)s is outside %(first)s to %(last)s", text=repr(text),
+                      first=first, last=until)
         raise DomainError(
-            f"{field} must be a month from {FIRST_PERIOD[0]:04d}-{FIRST_PERIOD[1]:02d}"
-            f" to {last[0]:04d}-{last[1]:02d}",
-            [FieldError(field, f"{text!r} is outside {FIRST_PERIOD[0]:04d}-01"
-                               f" to {last[0]:04d}-12")],
+            "%(field)s must be a month from %(first)s to %(last)s", [wrong],
+            values={"field": field, "first": first, "last": until},
         )
     return text
 
@@ -64,9 +64,9 @@ def zone(name: str, field: str = "timezone") -> ZoneInfo:
             raise ZoneInfoNotFoundError(name)
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise DomainError(
-            f"unknown time zone {name!r}", [FieldError(field, "not an IANA time zone name")]
-        ) from exc
+        wrong = FieldError(field, "not an IANA time zone name")
+        raise DomainError("unknown time zone %(name)s", [wrong], values={"name": repr(name)}
+                          ) from exc
 
 
 def period_of(moment: datetime, tz: ZoneInfo) -> str:

@@ -239,8 +239,8 @@ def decide_appeal(
     if by != agent_id:
         raise Forbidden("only the agent may appeal their own month")
     if not (reason and reason.strip()):
-        raise DomainError("an appeal needs a reason",
-                          [FieldError("reason", "required: say what you contest and why")])
+        wrong = FieldError("reason", "required: say what you contest and why")
+        raise DomainError("an appeal needs a reason", [wrong])
     where = {"agent": agent_id, "team": month.team_id, "period": month.period}
     if agent_id not in month.results:
         raise NotFound("agent %(agent)s has no result in %(team)s/%(period)s", values=where)
@@ -283,8 +283,8 @@ def decide_appeal_decision(
                        values={"decision": Text(d.decision), "by": d.decided_by,
                                "when": d.decided_at.isoformat()}, decision=d.decision)
     if decision == "uphold" and not (note and note.strip()):
-        raise DomainError("upholding an appeal needs a note",
-                          [FieldError("note", "required: tell the agent why the result stands")])
+        wrong = FieldError("note", "required: tell the agent why the result stands")
+        raise DomainError("upholding an appeal needs a note", [wrong])
     return [AppealDecided(
         appeal_id=appeal.appeal_id, team_id=appeal.team_id, period=appeal.period,
         agent_id=appeal.agent_id, decision=decision,

@@ -514,8 +514,8 @@ def decide_review_plan(
                            " resubmit", values=done)
         raise Conflict("submission %(submission)s was already %(decision)s", values=done)
     if decision == "rejected" and not comment.strip():
-        raise DomainError("a rejection must say why",
-                          [FieldError("comment", "required when the decision is rejected")])
+        wrong = FieldError("comment", "required when the decision is rejected")
+        raise DomainError("a rejection must say why", [wrong])
     return [PlanReviewed(
         team_id=owed.team_id, period=owed.period, agent_id=agent_id,
         publication=owed.publication, submission=latest.submission, decision=decision,
@@ -597,8 +597,8 @@ def decide_reassignment(
                     "when": earlier.decided_at.isoformat()}, decision=earlier.decision,
         )
     if not note.strip():
-        raise DomainError("a decision needs a note",
-                          [FieldError("note", "must not be blank: record why")])
+        wrong = FieldError("note", "must not be blank: record why")
+        raise DomainError("a decision needs a note", [wrong])
     return [ReassignmentReviewDecided(
         review_id=review_id(owed.team_id, owed.period, agent_id), team_id=owed.team_id,
         period=owed.period, agent_id=agent_id, publication=owed.publication, decision=decision,

@@ -241,6 +241,13 @@ async def test_a_korean_reader_sees_no_english_message(sign_in: SignIn, shop: Sh
     assert refused.status_code == 409
     shown["publish an open month"] = text = visible_text(refused)
     assert "마감된 월만 공개할 수 있습니다. 이 월은 진행 중 상태입니다" in text
+    # A forced close without its reason: the refusal and its field's reason.
+    forced = await client.post("/ui/teams/shop-sh/months/2026-11/close",
+                               data={"force": "yes", "reason": " ",
+                                     CSRF_FIELD: hidden_token(board.text)})
+    assert forced.status_code == 422
+    shown["a forced close without a reason"] = text = visible_text(forced)
+    assert "강제 마감에는 사유가 필요합니다" in text and "강제 마감할 때 필요합니다" in text
     # A refused evaluation: a score above the scale (the scheme's reason, with its bound).
     url = "/ui/teams/shop-sh/months/2026-11/evaluations/sh-zhou-jie/manager"
     form = await client.get(url)

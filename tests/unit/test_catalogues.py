@@ -9,6 +9,8 @@ fails here.
 
 from __future__ import annotations
 
+import ast
+import glob
 import re
 from pathlib import Path
 
@@ -42,6 +44,32 @@ def page_strings() -> set[str]:
     return found
 
 
+def marked_messages() -> dict[str, str]:
+    """Return each literal message the extracted Python modules give an extraction keyword
+    (``N_("...")``, ``NotFound("...")``, ``Problem(403, "...")``), by where it is: read from
+    the syntax tree, not by Babel."""
+    cfg = (ROOT / "service" / "locale" / "babel.cfg").read_text()
+    files = sorted({Path(path) for pattern in re.findall(r"^\[python: (.+)\]", cfg, re.M)
+                    for path in glob.glob(str(ROOT / pattern), recursive=True)})
+    positions = {"_": [0], "gettext": [0], "ngettext": [0, 1]}
+    for keyword in i18n.EXTRACT_KEYWORDS:
+        name, _, where = keyword.partition(":")
+        positions[name] = [int(p) - 1 for p in where.split(",")] if where else [0]
+    found: dict[str, str] = {}
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            func = node.func
+            name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+            for index in positions.get(name, []):
+                if index < len(node.args) and isinstance(node.args[index], ast.Constant) \
+                        and isinstance(node.args[index].value, str):
+                    where = f"{path.relative_to(ROOT)}:{node.lineno}"
+                    found[where] = node.args[index].value
+    return found
+
+
 def placeholders(text: str) -> list[str]:
     return sorted(a or b for a, b in PLACEHOLDER.findall(text))
 
@@ -57,6 +85,15 @@ def problems(wanted: set[str], found: dict[str, str]) -> list[str]:
 def catalogue(language: str, domain: str) -> dict[str, str]:
     """Return a catalogue's entries by id (a plural's forms each under its own id)."""
     return i18n.messages(language, domain)
+
+
+def test_the_extraction_finds_every_marked_message() -> None:
+    """Babel's extractor skips a keyword's message nested in another keyword's call (a
+    FieldError written inside its DomainError): every one must be where it finds it."""
+    strings = page_strings()
+    marked = marked_messages()
+    assert "a forced close needs a reason" in marked.values()  # a refusal
+    assert [f"{where}: {text!r}" for where, text in marked.items() if text not in strings] == []
 
 
 def test_the_extraction_finds_the_templates_and_the_code() -> None:
