@@ -76,14 +76,14 @@ without the per-KPI detail twice, rebuilt on read) rather than storing it faster
 The figures swing with the machine's load: on 2026-12-03 at 02:35 UTC (load 2.8; the code of
 this section's run but for its last change, totals read as float8) the suite gave 1.76 s
 before, 1.58 s as data (0.90x) and 3.71 s with 50 KPIs (2.35x); at 03:06 UTC, with other
-suites using nearly both CPUs, the figures above.
+suites using nearly both CPUs, 4.63 s, 5.51 s (1.19x) and 12.8 s (2.33x).
 
 Ingestion: with the live KPI loop's passes every 2 s, a day's passes take about 0.26 s of the
 service's CPU (py-spy: the loop's `refresh`, a third of it the COPY of the rows) and a few
 tenths of a second of PostgreSQL's. Eight runs of this branch's day alternating the loop off
 and on (a local switch, at load 4-7) gave 11,100-26,400 samples/s off and 11,400-19,200 on:
 no difference beyond the noise. The ratio itself has moved between 0.62x and 1.40x from run to
-run on this shared machine, the old code's own rate by as much (8,250-21,700 samples/s).
+run on this shared machine, the old code's own rate by as much (8,250-26,900 samples/s).
 """,
 )
 
