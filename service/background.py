@@ -38,6 +38,19 @@ class Background:
                 await task
 
 
+async def woken(event: asyncio.Event, seconds: float) -> bool:
+    """Wait until ``event`` is set or ``seconds`` have passed; tell whether it was set.
+
+    asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancel that a ``stop``
+    sends when the event is set at the same moment, and the task would never end."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return False
+    return True
+
+
 async def poll(work: Callable[[], Awaitable[int]], wake: asyncio.Event, *, first: float,
                cap: float, name: str, log: logging.Logger) -> None:
     """Run ``work`` for ever: again at once while it does something (returns a count above
@@ -57,6 +70,5 @@ async def poll(work: Callable[[], Awaitable[int]], wake: asyncio.Event, *, first
         if done:
             idle = first
             continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=idle)
+        await woken(wake, idle)
         idle = min(idle * 2, cap)

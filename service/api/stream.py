@@ -38,6 +38,7 @@ from service.api.auth import allow
 from service.api.deps import Ctx
 from service.api.events import EventTypes, StreamTypes, check_names, event_out, parse_cursor
 from service.api.problems import Problem
+from service.background import woken
 from service.context import ServiceContext
 from service.domain.principal import Principal
 from service.store.database import DATABASE_AWAY
@@ -116,8 +117,7 @@ async def _messages(
                 yield ServerSentEvent(comment="heartbeat", id=cursor.encode(), sep=SEP)
                 quiet_since = loop.time()
             wait = min(idle, max(heartbeat - (loop.time() - quiet_since), 0.0))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), timeout=wait)
+            await woken(wake, wait)
             idle = min(idle * 2, MAX_POLL)
 
 

@@ -27,7 +27,7 @@ from dataclasses import replace
 import asyncpg
 
 from service import observability
-from service.background import Background
+from service.background import Background, woken
 from service.notifier import CHANNEL
 from service.projections import checkpoints
 from service.projections.base import Projection
@@ -382,11 +382,7 @@ class ProjectionRunner(Background):
                 interval, self._hurry = FIRST_POLL_SECONDS, False
             else:
                 interval = min(interval * 2, self.poll_seconds)
-            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow the cancel that
-            # stop() sends when the event is set at the same moment.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self._poll_now.wait()
+            await woken(self._poll_now, interval)
 
     async def _wake_behind(self, conn: asyncpg.Connection) -> bool:
         """Read the heads of every stream type the workers here read (one statement) and wake

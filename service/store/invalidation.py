@@ -24,7 +24,7 @@ from typing import Any
 
 import asyncpg
 
-from service.background import Background
+from service.background import Background, woken
 from service.retrying import reconnecting
 from service.store.database import Database
 
@@ -99,8 +99,7 @@ class CacheListener(Background):
     async def _hold(self, conn: asyncpg.Connection) -> None:
         """Return when the connection is lost, or raise when it stops answering."""
         while not self._lost.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._lost.wait(), self.ping_seconds)
+            if await woken(self._lost, self.ping_seconds):
                 break
             async with asyncio.timeout(self.ping_seconds * 2):
                 await conn.fetchval("SELECT 1")
