@@ -10,9 +10,10 @@ several time zones, and Excel cells carry no zone), calendar days are dates, and
 route names as money use the row's currency format (``€#,##0.00``, ``₩#,##0``). A list that
 spans teams (sanctions, payroll) gets one sheet per team. The workbook is written by
 XlsxWriter in ``constant_memory`` mode into a temporary file (each row goes to disk as it is
-written) and streamed from there, so a large list is never held whole as Python objects. The
-temporary files go to ``/dev/shm`` where the machine has it (memory, not the disk: a workbook's
-dozen small part files cost a fixed 10-20 ms to create, write and remove on a disk).
+written; ``RowSheet`` writes each row's XML in one pass) and streamed from there, so a large
+list is never held whole as Python objects. The temporary files go to ``/dev/shm`` where the
+machine has it (memory, not the disk: a workbook's dozen small part files cost a fixed 10-20 ms
+to create, write and remove on a disk).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from babel import Locale, UnknownLocaleError
 from babel.numbers import get_currency_precision, get_currency_symbol
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
+
+from service.api.xlsx_sheet import RowSheet
 
 #: Cells a spreadsheet would run as a formula start with one of these (plus tab and CR).
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -175,7 +178,7 @@ class _Sheet:
     """One worksheet being written row by row, remembering how wide each column ran."""
 
     def __init__(self, book: Any, name: str, columns: Sequence[str], bold: Any) -> None:
-        self.sheet = book.add_worksheet(name)
+        self.sheet = book.add_worksheet(name, RowSheet)
         self.widths = [len(c) for c in columns]
         self.row = 0
         self.sheet.write_row(0, 0, list(columns), bold)
