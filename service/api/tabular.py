@@ -225,32 +225,35 @@ class _Workbook:
         return found
 
     def write(self, target: _Sheet, row: Mapping[str, Any]) -> None:
-        """Append one row, each cell with its type."""
+        """Append one row, each cell with its type (and its format, for money and times)."""
         target.row += 1
-        ws, r, widths = target.sheet, target.row, target.widths
+        widths = target.widths
+        values: list[Any] = []
+        formats: list[Any] = []
         # The common cells (plain numbers and text) take the short way: a 1,000-row list is
-        # tens of thousands of cells, and XlsxWriter's own work per cell is most of the time.
+        # tens of thousands of cells.
         for c, (column, money, timely) in enumerate(self.plan):
             value = row.get(column)
             kind = type(value)
+            style = None
             if value is None:
-                continue
-            if (kind is float or kind is int) and not money:
-                ws.write_number(r, c, value)
+                width = 0
+            elif (kind is float or kind is int) and not money:
                 width = 10
             elif kind is str and not timely:
-                ws.write_string(r, c, value)
                 width = len(value)
             else:
-                width = self._cell(ws, r, c, column, value, row)
+                value, style, width = self._cell(column, value, row)
+            values.append(value)
+            formats.append(style)
             if width > widths[c]:
                 widths[c] = width
+        target.sheet.write_cells(target.row, values, formats)
 
-    def _cell(self, ws: Any, r: int, c: int, column: str, value: Any,
-              row: Mapping[str, Any]) -> int:
+    def _cell(self, column: str, value: Any, row: Mapping[str, Any]) -> tuple[Any, Any, int]:
+        """Return a cell's typed value, its format (or None) and its width."""
         if isinstance(value, bool):
-            ws.write_boolean(r, c, value)
-            return 5
+            return value, None, 5
         if isinstance(value, int | float):
             if column in self.money:
                 currency = str(row.get("currency") or "")
@@ -260,26 +263,21 @@ class _Workbook:
                 if style is None:
                     style = self.currencies[(currency, locale)] = self.book.add_format(
                         {"num_format": money_format(currency, locale)})
-                ws.write_number(r, c, value, style)
-                return len(f"{value:,.2f}") + 2
-            ws.write_number(r, c, value)
-            return 10
+                return value, style, len(f"{value:,.2f}") + 2
+            return value, None, 10
         moment = _instant(value, column)
         if isinstance(moment, datetime):
             if moment.tzinfo is not None:
                 moment = moment.astimezone(UTC).replace(tzinfo=None)
-            ws.write_datetime(r, c, moment, self.instant)
-            return 23
+            return moment, self.instant, 23
         if isinstance(moment, date):
-            ws.write_datetime(r, c, moment, self.day)
-            return 10
+            return moment, self.day, 10
         if isinstance(value, list | tuple):
             value = ",".join(str(v) for v in value)
         # Always a string cell: text that looks like a formula stays text (no CSV-style quote
         # needed: a string cell is never evaluated).
         text = str(value)
-        ws.write_string(r, c, text)
-        return len(text)
+        return text, None, len(text)
 
     def close(self) -> None:
         if not self.sheets:
