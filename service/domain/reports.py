@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -87,85 +88,151 @@ def evaluation_document(
     }
 
 
+#: A scorecard KPI entry's fields, in the order the API shows them; ``prorated_by`` is shown
+#: only when the KPI was pro-rated.
+KPI_ENTRY: tuple[str, ...] = ("value", "kind", "unit", "direction", "label", "formula",
+                              "target_source", "target", "floor", "weight", "effective_weight",
+                              "attainment", "dropped", "status", "prorated_by")
+#: One KPI of one scorecard as stored: its name and its entry's values in ``KPI_ENTRY`` order.
+KpiEntry = tuple[str, tuple[Any, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredScorecard:
+    """A scorecard as stored: each KPI once, apart from the rest of the document.
+
+    The API's scorecard shows each KPI twice, as the card's entry and again in the work
+    performance detail; a month of 1,000 agents on 50 KPIs stored both in its documents (27 KB
+    each) and again in long form for the reporting views. Stored once, in long form
+    (``scorecard_kpis``), the document is the rest, and ``scorecard`` puts them together.
+    """
+
+    document: dict[str, Any]
+    kpis: list[KpiEntry]
+
+
 def scorecard_document(
     team_id: str, period: str, status: str, result: FrozenResult, scheme: Scheme,
     evaluations: Sequence[EvaluationSubmitted],
 ) -> dict[str, Any]:
     """Return every number of an agent's month and how it was computed."""
-    return scorecard_documents(team_id, period, status, [result], scheme,
-                               {result.agent_id: evaluations})[0]
+    [stored] = stored_scorecards(team_id, period, status, [result], scheme,
+                                 {result.agent_id: evaluations})
+    return scorecard(stored.document, stored.kpis)
 
 
-def _kpi_parts(scheme: Scheme, position: str | None) -> list[tuple[KpiDef, dict[str, Any]]]:
-    """Return a position's KPIs with what their scorecard entry says whatever the agent."""
-    return [(kpi, {"kind": kpi.kind, "unit": kpi.unit, "direction": kpi.direction,
-                   "label": kpi.title,
-                   "formula": kpi.formula.text() if kpi.formula is not None else None})
+def scorecard(document: Mapping[str, Any], kpis: Iterable[KpiEntry]) -> dict[str, Any]:
+    """Return a scorecard as the API shows it from its stored parts (``StoredScorecard``).
+
+    The work performance detail of each KPI is its card entry seen from the scoring side:
+    the same numbers, and the value the attainment was computed from (none for a KPI
+    unavailable to the team, whose card still shows the agent's own value). A document that
+    kept its detail (``_scorecard``) is shown as stored.
+    """
+    entries: dict[str, Any] = {}
+    for name, values in kpis:
+        entry = dict(zip(KPI_ENTRY, values, strict=True))
+        if entry["prorated_by"] is None:
+            del entry["prorated_by"]
+        entries[name] = entry
+    card = {**document, "kpis": entries}
+    performance = document.get("work_performance")
+    if performance is not None and "kpis" not in performance:
+        card["work_performance"] = {
+            **performance, "kpis": {name: _detail(e) for name, e in entries.items()}}
+    return card
+
+
+def _detail(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a card entry's work performance detail (``scoring.KpiScore``'s fields)."""
+    return {
+        "kind": entry["kind"],
+        "value": None if entry["status"] == "unavailable" else entry["value"],
+        "target": entry["target"], "floor": entry["floor"], "direction": entry["direction"],
+        "weight": entry["weight"], "effective_weight": entry["effective_weight"],
+        "attainment": entry["attainment"], "dropped": entry["dropped"],
+        "status": entry["status"], "prorated_by": entry.get("prorated_by"),
+        "target_source": entry["target_source"],
+    }
+
+
+def _kpi_parts(scheme: Scheme, position: str | None) -> list[tuple[KpiDef, tuple[Any, ...]]]:
+    """Return a position's KPIs with what their scorecard entry says whatever the agent:
+    kind, unit, direction, label and formula (``KPI_ENTRY[1:6]``)."""
+    return [(kpi, (kpi.kind, kpi.unit, kpi.direction, kpi.title,
+                   kpi.formula.text() if kpi.formula is not None else None))
             for kpi in scheme.kpis_for(position)]
 
 
-def scorecard_documents(
+def stored_scorecards(
     team_id: str, period: str, status: str, results: Sequence[FrozenResult], scheme: Scheme,
     evaluations: Mapping[str, Sequence[EvaluationSubmitted]],
-) -> list[dict[str, Any]]:
-    """Return the scorecards of a month's results (``scorecard_document`` of each).
+) -> list[StoredScorecard]:
+    """Return the scorecards of a month's results as stored.
 
     A position's KPI labels and formulas are worked out once, not once per agent: a month of
     1,000 agents on 50 KPIs has 50,000 entries.
     """
-    parts: dict[str | None, list[tuple[KpiDef, dict[str, Any]]]] = {}
-    documents = []
+    parts: dict[str | None, list[tuple[KpiDef, tuple[Any, ...]]]] = {}
+    stored = []
     for result in results:
         if result.position not in parts:
             parts[result.position] = _kpi_parts(scheme, result.position)
-        documents.append(_scorecard(team_id, period, status, result, parts[result.position],
-                                    evaluations.get(result.agent_id, ())))
-    return documents
+        stored.append(_scorecard(team_id, period, status, result, parts[result.position],
+                                 evaluations.get(result.agent_id, ())))
+    return stored
 
 
 def _scorecard(
     team_id: str, period: str, status: str, result: FrozenResult,
-    kpi_parts: Sequence[tuple[KpiDef, Mapping[str, Any]]],
+    kpi_parts: Sequence[tuple[KpiDef, tuple[Any, ...]]],
     evaluations: Sequence[EvaluationSubmitted],
-) -> dict[str, Any]:
+) -> StoredScorecard:
     score = result.score
-    kpis: dict[str, Any] = {}
+    kpis: list[KpiEntry] = []
     measured = score.work_performance.kpis if score.work_performance else {}
+    # Whether ``scorecard`` rebuilds the work performance detail from the entries exactly: it
+    # does for every close this code scores, each of the position's KPIs scored with the kind,
+    # direction and weight the card shows. A close scored otherwise (an older scheme's KPIs
+    # that no longer match) keeps its detail in the document as it was.
+    derivable = len(measured) == len(kpi_parts)
     for kpi, fixed in kpi_parts:
         name = kpi.name
         detail = measured.get(name)
         if detail is None:
-            kpis[name] = {
-                "value": result.kpis.get(name) if kpi.kind == "measured" else None, **fixed,
-                "target_source": None, "target": kpi.target, "floor": kpi.floor,
-                "weight": kpi.weight, "effective_weight": None, "attainment": None,
-                "dropped": True, "status": None,
-            }
+            derivable = False
+            kpis.append((name, (
+                result.kpis.get(name) if kpi.kind == "measured" else None, *fixed, None,
+                kpi.target, kpi.floor, kpi.weight, None, None, True, None, None)))
             continue
-        kpis[name] = {
-            "value": result.kpis.get(name) if kpi.kind == "measured" else detail.value,
-            **fixed, "target_source": detail.target_source,
+        value = result.kpis.get(name) if kpi.kind == "measured" else detail.value
+        derivable = derivable and detail.effective_weight is not None and (
+            detail.kind, detail.direction, detail.weight) == (
+            kpi.kind, kpi.direction, kpi.weight) and detail.value == (
+            None if detail.status == "unavailable" else value)
+        kpis.append((name, (
+            value, *fixed,
             # The targets the agent was scored against (a resolved dispute may adjust them).
-            "target": detail.target, "floor": detail.floor, "weight": kpi.weight,
-            "effective_weight": detail.effective_weight, "attainment": detail.attainment,
-            "dropped": detail.dropped, "status": detail.status,
-        }
-        if detail.prorated_by is not None:
-            kpis[name]["prorated_by"] = detail.prorated_by
-    return {
+            detail.target_source, detail.target, detail.floor, kpi.weight,
+            detail.effective_weight, detail.attainment, detail.dropped, detail.status,
+            detail.prorated_by)))
+    performance = None
+    if score.work_performance is not None:
+        performance = (score.work_performance.model_dump(mode="json", exclude={"kpis"})
+                       if derivable else dump_performance(score.work_performance))
+    document = {
         "team_id": team_id, "period": period, "agent_id": result.agent_id,
         "name": result.name, "position": result.position, "status": status,
         "provisional": status == "open", "composite": score.composite,
         "rank": result.rank, "tied": result.tied,
         "places": list(result.places) if result.places else None,
-        "kpis": kpis, "totals": result.totals,
+        "totals": result.totals,
         "evaluations": [
             evaluation_document(team_id, period, e, anonymous=e.rater_role == "peer")
             for e in evaluations
         ],
         "components": {role: r.model_dump(mode="json") for role, r in score.roles.items()},
-        "work_performance": (dump_performance(score.work_performance)
-                             if score.work_performance else None),
+        "work_performance": performance,
         "notes": list(score.notes),
         "transfers": [dict(t) for t in result.transfers],
         "scheme_id": score.scheme_id, "scheme_version": score.scheme_version,
@@ -174,3 +241,5 @@ def _scorecard(
         "eligibility": (result.eligibility.model_dump(mode="json")
                         if result.eligibility is not None else None),
     }
+    return StoredScorecard(document, kpis)
+

@@ -12,7 +12,6 @@ recomputed for the months a batch of evaluations touched.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,20 +20,17 @@ import orjson
 
 from service.domain import calibration as cal
 from service.domain import cycle as c
-from service.domain.reports import ranking_document, scorecard_documents
+from service.domain.reports import KPI_ENTRY, ranking_document, stored_scorecards
 from service.domain.scheme import Scheme
 from service.domain.scheme_history import SchemePublished
 from service.projections.base import Projection, Tables
 from service.projections.decoded import LARGE, decoded
 from service.store.event_store import DataOnly, RecordedEvent
 
-#: A scorecard KPI's fields (``service.domain.reports.scorecard_document``) in column order.
-_KPI_FIELDS = ("kind", "unit", "direction", "value", "target", "floor", "weight",
-               "effective_weight", "attainment", "dropped", "status", "target_source", "label",
-               "formula")
-_KPI_COLUMNS = ["team_id", "period", "agent_id", "kpi",
-                *(("kpi_status" if f == "status" else f) for f in _KPI_FIELDS)]
-_kpi_row = operator.itemgetter(*_KPI_FIELDS)
+#: A scorecard KPI's columns: its key, its place on the card, then its entry's fields
+#: (``service.domain.reports.KPI_ENTRY``).
+_KPI_COLUMNS = ["team_id", "period", "agent_id", "kpi", "ordinal",
+                *(("kpi_status" if f == "status" else f) for f in KPI_ENTRY)]
 
 
 class CycleResults(Projection):
@@ -44,7 +40,9 @@ class CycleResults(Projection):
     # 3: rankings carry a revision, and publishing keeps the document compact
     # 4: fair months (not_ranked, unavailable_kpis, eligibility, KPI status)
     # 5: the domain's numbers in long form: scorecard_kpis, evaluation levels, calibration
-    version = 5
+    # 6: each scorecard KPI stored once, in scorecard_kpis (with its place and pro-rating);
+    #    the documents hold the rest
+    version = 6
     stream_types = ("cycle", "scheme")
     data_only = DataOnly((), on_demand=LARGE)  # every event's data, a close's when not held
     tables = {
@@ -108,6 +106,8 @@ class CycleResults(Projection):
             status     text NOT NULL,
             PRIMARY KEY (team_id, period, agent_id)
         )""",
+        # A scorecard is its document and its KPIs in scorecard_kpis, put together by
+        # service.domain.reports.scorecard (service/queries/results.py).
         "scorecards": """(
             team_id  text NOT NULL,
             period   text NOT NULL,
@@ -135,6 +135,10 @@ class CycleResults(Projection):
             target_source    text,
             label            text NOT NULL,
             formula          text,
+            -- the KPI's place on the card (the scheme's order)
+            ordinal          integer NOT NULL,
+            -- fair months: the share of the month target and floor were scaled by
+            prorated_by      double precision,
             PRIMARY KEY (team_id, period, agent_id, kpi)
         )""",
         "rater_calibration": """(
@@ -323,18 +327,17 @@ class CycleResults(Projection):
                 f"DELETE FROM {tables[table]} WHERE team_id = $1 AND period = $2",
                 e.team_id, e.period,
             )
-        documents = scorecard_documents(e.team_id, e.period, "closed", e.results, scheme,
-                                        evaluations)
+        cards = stored_scorecards(e.team_id, e.period, "closed", e.results, scheme, evaluations)
         await conn.executemany(
             f"INSERT INTO {tables['scorecards']} VALUES ($1, $2, $3, 'closed', $4::text::jsonb)",
-            [(e.team_id, e.period, d["agent_id"], orjson.dumps(d).decode())
-             for d in documents],
+            [(e.team_id, e.period, card.document["agent_id"],
+              orjson.dumps(card.document).decode()) for card in cards],
         )
         # COPY: a month of 1,000 agents on 50 KPIs is 50,000 rows.
         await conn.copy_records_to_table(
             tables["scorecard_kpis"], columns=_KPI_COLUMNS,
-            records=[(e.team_id, e.period, d["agent_id"], name, *_kpi_row(k))
-                     for d in documents for name, k in d["kpis"].items()],
+            records=[(e.team_id, e.period, card.document["agent_id"], name, ordinal, *entry)
+                     for card in cards for ordinal, (name, entry) in enumerate(card.kpis)],
         )
 
     async def _set_status(

@@ -17,7 +17,7 @@ from service.domain.directory import Team
 from service.domain.metrics import quiet_feeds, scheme_inputs
 from service.domain.periods import zone
 from service.domain.presence import team_date
-from service.domain.reports import ranking_document, scorecard_document
+from service.domain.reports import ranking_document, scorecard, scorecard_document
 from service.domain.scheme import Scheme
 from service.projections.cycle_results import CycleResults
 from service.queries.cycles import cycle_scheme, get_cycle, presence_of, roster
@@ -144,19 +144,32 @@ WITHHELD = ("your result is released to you at your feedback interview, or by yo
             " and at the latest at {when}")
 
 
+#: Each frozen scorecard's document and its KPIs, each KPI its name and its entry's fields in
+#: ``reports.KPI_ENTRY`` order, in the card's order. The status column is the truth:
+#: publishing updates it, not the document.
+_STORED_SCORECARDS = """
+    SELECT s.period, s.agent_id,
+           (s.document || jsonb_build_object('status', s.status))::text AS document,
+           (SELECT array_agg((k.kpi, (k.value, k.kind, k.unit, k.direction, k.label,
+                                      k.formula, k.target_source, k.target, k.floor, k.weight,
+                                      k.effective_weight, k.attainment, k.dropped,
+                                      k.kpi_status, k.prorated_by)) ORDER BY k.ordinal)
+            FROM scorecard_kpis k WHERE k.team_id = s.team_id AND k.period = s.period
+            AND k.agent_id = s.agent_id) AS kpis
+    FROM scorecards s
+    WHERE s.team_id = $1 AND s.period = ANY($2::text[]) AND s.agent_id = ANY($3::text[])
+"""
+
+
 async def stored_scorecards(
     ctx: ServiceContext, team_id: str, periods: Sequence[str], agent_ids: Sequence[str]
 ) -> dict[tuple[str, str], dict[str, Any]]:
     """Return the frozen scorecards of agents in a team's months, in one query."""
     async with ctx.db.connection() as conn:
-        rows = await conn.fetch(
-            # The status column is the truth: publishing updates it, not the document.
-            "SELECT period, agent_id, (document || jsonb_build_object('status', status))::text"
-            " AS document FROM scorecards WHERE team_id = $1 AND period = ANY($2::text[])"
-            " AND agent_id = ANY($3::text[])",
-            team_id, list(periods), list(agent_ids),
-        )
-    return {(row["period"], row["agent_id"]): orjson.loads(row["document"]) for row in rows}
+        rows = await conn.fetch(_STORED_SCORECARDS, team_id, list(periods), list(agent_ids))
+    return {(row["period"], row["agent_id"]): scorecard(orjson.loads(row["document"]),
+                                                        row["kpis"] or ())
+            for row in rows}
 
 
 def _live_card(team: Team, cycle: c.Cycle, scored: Sequence[c.FrozenResult], scheme: Scheme,

@@ -220,9 +220,9 @@ _SCORECARD_PARTS += [
      "the manager's written reason for an override"),
 ]
 for _kpi in KPI_NAMES:
-    _SCORECARD_PARTS.append((f"{_kpi}_value", _num(f"kpis,{_kpi},value"),
+    _SCORECARD_PARTS.append((f"{_kpi}_value", f"k.{_kpi}_value",
                              f"{_kpi}: the month's value (null: no data)"))
-    _SCORECARD_PARTS.append((f"{_kpi}_attainment", _num(f"kpis,{_kpi},attainment"),
+    _SCORECARD_PARTS.append((f"{_kpi}_attainment", f"k.{_kpi}_attainment",
                              f"{_kpi}: attainment against target, 0..100 (null: dropped)"))
 _SCORECARD_PARTS += [
     ("scheme_id", "s.document ->> 'scheme_id'", "the scheme the month was scored with"),
@@ -347,8 +347,14 @@ VIEWS: list[View] = [
         " and attainment. Schemes with other criteria: see scorecard_criteria and"
         " scorecard_kpis.",
         {name: meaning for name, _, meaning in _SCORECARD_PARTS},
-        "SELECT " + ", ".join(sql for _, sql, _ in _SCORECARD_PARTS) + " FROM public.scorecards s",
-        ("scorecards",),
+        "SELECT " + ", ".join(sql for _, sql, _ in _SCORECARD_PARTS) + " FROM public.scorecards s"
+        # A scorecard's KPIs are stored once, in scorecard_kpis (one row per KPI).
+        " LEFT JOIN LATERAL (SELECT "
+        + ", ".join(f"max(x.{f}) FILTER (WHERE x.kpi = {_literal(k)}) AS {k}_{f}"
+                    for k in KPI_NAMES for f in ("value", "attainment"))
+        + " FROM public.scorecard_kpis x WHERE x.team_id = s.team_id AND x.period = s.period"
+        " AND x.agent_id = s.agent_id) k ON true",
+        ("scorecards", "scorecard_kpis"),
     ),
     View(
         "scorecard_kpis",

@@ -20,7 +20,9 @@ import pytest
 from service.domain import cycle as c
 from service.domain.events import decode
 from service.domain.presence import DateRange, Span
+from service.domain.reports import scorecard, stored_scorecards
 from service.domain.scheme import DEFAULT_SCHEME, DEFAULT_SCHEME_V2, Scheme
+from service.domain.scoring import dump_performance
 from tests.fixtures.record_month import CLOSED, OPENED, OVERRIDES, PERIOD, inputs
 
 RECORDED = json.loads((Path(__file__).parent.parent / "fixtures" / "recorded_month.json")
@@ -37,8 +39,13 @@ def _strip(value: Any) -> Any:
     return value
 
 
-def _close(base: Scheme) -> c.CycleClosed:
-    scheme = Scheme.model_validate(base.model_dump() | {"position_overrides": OVERRIDES})
+def _scheme(base: Scheme) -> Scheme:
+    return Scheme.model_validate(base.model_dump() | {"position_overrides": OVERRIDES})
+
+
+def _close(base: Scheme, without: tuple[str, ...] = ()) -> c.CycleClosed:
+    """Close the recorded month; ``without``: metrics that arrived for nobody."""
+    scheme = _scheme(base)
     roster = []
     events: list[Any] = [c.CycleOpened(
         team_id="t", period=PERIOD, scheme_id=scheme.scheme_id, scheme_version=scheme.version,
@@ -47,7 +54,8 @@ def _close(base: Scheme) -> c.CycleClosed:
         leave = a["leave"]
         roster.append(c.RosterEntry(
             agent_id=a["agent_id"], name=a["agent_id"], position=a["position"],
-            totals=a["totals"], observations={"response_time_seconds": a["responses"]},
+            totals={m: v for m, v in a["totals"].items() if m not in without},
+            observations={"response_time_seconds": a["responses"]},
             span=Span(date.fromisoformat(a["hired_on"]) if a["hired_on"] else None),
             absences=[DateRange(date.fromisoformat(leave[0]),
                                 date.fromisoformat(leave[1]))] if leave else []))
@@ -127,3 +135,48 @@ def test_a_compact_close_stored_with_fewer_fields_reads_them_as_their_defaults()
         assert after.score.work_performance.kpis == {
             name: dataclasses.replace(k, target_source=None)
             for name, k in before.score.work_performance.kpis.items()}
+
+
+@pytest.mark.parametrize("scheme", [DEFAULT_SCHEME, DEFAULT_SCHEME_V2], ids=["v1", "v2"])
+def test_a_stored_scorecard_shows_each_kpi_as_the_close_froze_it(scheme: Scheme) -> None:
+    # order amounts never arrive: under fair months the KPI order_amount is unavailable to the
+    # team, and its card shows the agent's own value (a sum of nothing, 0) where the scoring
+    # had none: the one case where the two differ
+    closed = _close(scheme, without=("order_amount",))
+    stored = stored_scorecards("t", PERIOD, "closed", closed.results, _scheme(scheme), {})
+    for result, card in zip(closed.results, stored, strict=True):
+        performance = result.score.work_performance
+        assert performance is not None
+        # each KPI is stored once: the document keeps no detail of its own
+        assert "kpis" not in card.document["work_performance"]
+        assert [name for name, _ in card.kpis] == list(performance.kpis)
+        shown = scorecard(json.loads(json.dumps(card.document)), card.kpis)
+        assert shown["work_performance"] == dump_performance(performance), result.agent_id
+        for name, entry in shown["kpis"].items():
+            frozen = performance.kpis[name]
+            assert entry["value"] == (result.kpis.get(name) if frozen.kind == "measured"
+                                      else frozen.value)
+            assert (entry["target"], entry["attainment"], entry.get("prorated_by")) == (
+                frozen.target, frozen.attainment, frozen.prorated_by)
+    unavailable = [(r.kpis["order_amount"], r.score.work_performance.kpis["order_amount"].value)
+                   for r in closed.results if r.score.work_performance
+                   and r.score.work_performance.kpis["order_amount"].status == "unavailable"]
+    assert bool(unavailable) == (scheme.version == 2)
+    assert all(values == (0.0, None) for values in unavailable)
+
+
+def test_a_close_whose_detail_the_card_cannot_rebuild_keeps_it_in_the_document() -> None:
+    closed = _close(DEFAULT_SCHEME_V2)
+    result = closed.results[0]
+    performance = result.score.work_performance
+    assert performance is not None
+    # scored with a weight the scheme's KPI no longer has (as an older close could be)
+    name = next(iter(performance.kpis))
+    odd = performance.model_copy(update={"kpis": {
+        **performance.kpis, name: dataclasses.replace(performance.kpis[name], weight=0.5)}})
+    result = result.model_copy(update={"score": result.score.model_copy(
+        update={"work_performance": odd})})
+    [card] = stored_scorecards("t", PERIOD, "closed", [result], _scheme(DEFAULT_SCHEME_V2), {})
+    assert card.document["work_performance"]["kpis"][name]["weight"] == 0.5
+    shown = scorecard(card.document, card.kpis)
+    assert shown["work_performance"] == dump_performance(odd)
