@@ -12,7 +12,7 @@ recomputed for the months a batch of evaluations touched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import asyncpg
@@ -31,6 +31,14 @@ from service.store.event_store import DataOnly, RecordedEvent
 #: (``service.domain.reports.KPI_ENTRY``).
 _KPI_COLUMNS = ["team_id", "period", "agent_id", "kpi", "ordinal",
                 *(("kpi_status" if f == "status" else f) for f in KPI_ENTRY)]
+#: The (team_id, period) pairs of two array parameters, $1 and $2.
+_MONTHS = "SELECT * FROM unnest($1::text[], $2::text[])"
+
+
+def _arrays(months: Iterable[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """Return the parameters of _MONTHS: the team ids and the periods, in the same order."""
+    pairs = list(months)
+    return [team_id for team_id, _ in pairs], [period for _, period in pairs]
 
 
 class CycleResults(Projection):
@@ -209,7 +217,13 @@ class CycleResults(Projection):
         self, conn: asyncpg.Connection, tables: Tables,
         evaluations: Sequence[tuple[str, c.EvaluationSubmitted]],
     ) -> None:
-        cycles = {tuple(stream_id.split(":", 2)[1:]) for stream_id, _ in evaluations}
+        # A statement per kind of row for the whole batch, never one per month: a batch holds
+        # its transaction (and so every projection's view of later events) while it runs.
+        touched: dict[tuple[str, str], set[str]] = {}
+        for stream_id, e in evaluations:
+            _, team_id, period = stream_id.split(":", 2)
+            touched.setdefault((team_id, period), set()).add(e.agent_id)
+        months = _arrays(touched)
         scales = {
             (r["team_id"], r["period"]): float(r["scale_max"])
             for r in await conn.fetch(
@@ -217,14 +231,11 @@ class CycleResults(Projection):
                 f" 100) AS scale_max FROM {tables['cycles']} c"
                 f" LEFT JOIN {tables['scheme_versions']} v ON v.scheme_id = c.scheme_id"
                 " AND v.version = c.scheme_version"
-                " WHERE (c.team_id, c.period) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
-                [t for t, _ in cycles], [p for _, p in cycles])
+                f" WHERE (c.team_id, c.period) IN ({_MONTHS})", *months)
         }
         rows = []
-        touched: dict[tuple[str, str], set[str]] = {}
         for stream_id, e in evaluations:
             _, team_id, period = stream_id.split(":", 2)
-            touched.setdefault((team_id, period), set()).add(e.agent_id)
             rows.append((team_id, period, e.agent_id, e.rater_role, e.rater_id, e.revision,
                          e.submitted_at, e.scores, e.model_dump(mode="json"),
                          cal.level(e, scales.get((team_id, period), 100.0))))
@@ -237,45 +248,51 @@ class CycleResults(Projection):
             """,
             rows,
         )
-        for (team_id, period), agents in touched.items():
-            await conn.execute(
-                f"UPDATE {tables['cycles']} SET evaluations = (SELECT count(*) FROM"
-                f" {tables['evaluations']} WHERE team_id = $1 AND period = $2)"
-                " WHERE team_id = $1 AND period = $2",
-                team_id, period,
-            )
-            await self._calibrate(conn, tables, team_id, period, agents)
+        await conn.execute(
+            f"UPDATE {tables['cycles']} AS c SET evaluations = n.count FROM ("
+            f"SELECT team_id, period, count(*) FROM {tables['evaluations']}"
+            f" WHERE (team_id, period) IN ({_MONTHS}) GROUP BY team_id, period) AS n"
+            " WHERE c.team_id = n.team_id AND c.period = n.period",
+            *months,
+        )
+        await self._calibrate(conn, tables, touched)
 
-    async def _calibrate(self, conn: asyncpg.Connection, tables: Tables, team_id: str,
-                         period: str, agents: set[str]) -> None:
-        """Store the month's rater calibration, and the gaps of the agents given."""
-        levels = [
-            cal.Level(r["agent_id"], r["rater_role"], r["rater_id"], r["submitted_at"],
-                      r["level"])
-            for r in await conn.fetch(
-                f"SELECT agent_id, rater_role, rater_id, submitted_at, level"
-                f" FROM {tables['evaluations']} WHERE team_id = $1 AND period = $2"
-                " AND level IS NOT NULL", team_id, period)
-        ]
+    async def _calibrate(self, conn: asyncpg.Connection, tables: Tables,
+                         touched: dict[tuple[str, str], set[str]]) -> None:
+        """Store the rater calibration of the months given, and the gaps of their agents
+        given."""
+        months = _arrays(touched)
+        levels: dict[tuple[str, str], list[cal.Level]] = {month: [] for month in touched}
+        for r in await conn.fetch(
+            f"SELECT team_id, period, agent_id, rater_role, rater_id, submitted_at, level"
+            f" FROM {tables['evaluations']} WHERE (team_id, period) IN ({_MONTHS})"
+            " AND level IS NOT NULL", *months,
+        ):
+            levels[(r["team_id"], r["period"])].append(cal.Level(
+                r["agent_id"], r["rater_role"], r["rater_id"], r["submitted_at"], r["level"]))
         # Every rater's baseline moves with any evaluation: the month's raters are rewritten;
         # a gap depends on its agent's evaluations alone.
-        await conn.execute(f"DELETE FROM {tables['rater_calibration']} WHERE team_id = $1"
-                           " AND period = $2", team_id, period)
+        await conn.execute(
+            f"DELETE FROM {tables['rater_calibration']} WHERE (team_id, period) IN ({_MONTHS})",
+            *months,
+        )
         await conn.executemany(
             f"INSERT INTO {tables['rater_calibration']} VALUES"
             " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
             [(team_id, period, r["rater_id"], r["rater_role"], r["count"], r["mean"],
               r["stddev"], r["min"], r["max"], r["baseline_count"], r["baseline"],
               r["deviation"], r["flag"], r["reason"])
-             for r in cal.rater_statistics(levels)],
+             for (team_id, period), month in levels.items()
+             for r in cal.rater_statistics(month)],
         )
-        gaps = [cal.self_manager_gap(levels, agent) for agent in sorted(agents)]
         await conn.executemany(
             f"INSERT INTO {tables['self_manager_gaps']} VALUES ($1, $2, $3, $4, $5, $6, $7)"
             " ON CONFLICT (team_id, period, agent_id) DO UPDATE SET self_level = $4,"
             " manager_level = $5, gap = $6, flagged = $7",
             [(team_id, period, g["agent_id"], g["self"], g["manager"], g["gap"], g["flag"])
-             for g in gaps],
+             for (team_id, period), agents in touched.items()
+             for g in (cal.self_manager_gap(levels[(team_id, period)], agent)
+                       for agent in sorted(agents))],
         )
 
     async def _closed(self, conn: asyncpg.Connection, tables: Tables, e: c.CycleClosed) -> None:
