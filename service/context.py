@@ -135,8 +135,9 @@ class ServiceContext:
             if cache.name == name:
                 cache.clear()
 
-    def committed(self, stream_types: Collection[str] | None = None) -> None:
-        """Wake projections after a command's events committed (to streams of these types;
-        None: of any type)."""
+    def committed(self, stream_types: Collection[str] | None = None,
+                  event_types: Collection[str] | None = None) -> None:
+        """Wake projections after a command's events committed (of these types to streams of
+        these types; None: of any type)."""
         if self.notifier is not None:
-            self.notifier.poke(stream_types)
+            self.notifier.poke(stream_types, event_types)

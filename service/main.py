@@ -76,13 +76,13 @@ async def resolve_database_url(settings: Settings) -> str:
 
 
 def _on_commit(runner: ProjectionRunner | None, signal: CommitSignal
-               ) -> Callable[[Collection[str] | None], None]:
-    """Return what a local commit wakes: the projection runners reading the stream types
-    committed to, and the live feed's streams."""
+               ) -> Callable[[Collection[str] | None, Collection[str] | None], None]:
+    """Return what a local commit wakes: the projection runners reading the events committed,
+    and the live feed's streams."""
 
-    def wake(stream_types: Collection[str] | None) -> None:
+    def wake(stream_types: Collection[str] | None, event_types: Collection[str] | None) -> None:
         if runner is not None:
-            runner.wake(stream_types)
+            runner.wake(stream_types, event_types)
         signal.fire()
 
     return wake

@@ -24,7 +24,8 @@ class Notifier(Background):
     """Debounce "new events" signals into local wake-ups and a periodic NOTIFY."""
 
     def __init__(
-        self, db: Database, local: Callable[[Collection[str] | None], None] | None = None,
+        self, db: Database,
+        local: Callable[[Collection[str] | None, Collection[str] | None], None] | None = None,
         interval: float = 0.02,
     ) -> None:
         self.db = db
@@ -32,14 +33,16 @@ class Notifier(Background):
         self.interval = interval
         self._pending = asyncio.Event()
 
-    def poke(self, stream_types: Collection[str] | None = None) -> None:
-        """Note that events were committed (to streams of these types; None: of any type).
+    def poke(self, stream_types: Collection[str] | None = None,
+             event_types: Collection[str] | None = None) -> None:
+        """Note that events were committed (of these types to streams of these types; None:
+        of any type).
 
-        Only this process's runners that read those stream types wake at once; the NOTIFY for
-        other processes names no type, since it carries the commits of a whole interval.
+        Only this process's runners that read those events wake at once; the NOTIFY for other
+        processes names no type, since it carries the commits of a whole interval.
         """
         if self.local is not None:
-            self.local(stream_types)
+            self.local(stream_types, event_types)
         self._pending.set()
 
     task_name = "notifier"

@@ -97,7 +97,7 @@ async def execute(
                     state, _ = await load(conn, stream_id, evolve, fold, states=ctx.states)
                     return state, result
     assert result is not None  # "no change" returned above
-    ctx.committed((stream_type(stream_id),))
+    ctx.committed((stream_type(stream_id),), {e.type for e in events})
     if announces is not None:
         ctx.dropped(announces)  # here at once; other processes on the NOTIFY
     for e in events:

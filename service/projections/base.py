@@ -3,12 +3,36 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from typing import ClassVar
 
 import asyncpg
 
-from service.store.event_store import DataOnly, RecordedEvent
+from service.store.event_store import DataOnly, RecordedEvent, stream_type
+
+
+@dataclass(frozen=True)
+class Only:
+    """Of the events of ``stream_types``, only those of ``event_types`` (the events of every
+    other stream type all count)."""
+
+    stream_types: tuple[str, ...]
+    event_types: frozenset[str]
+
+    def admits(self, stream_type: str, event_type: str) -> bool:
+        """Tell whether an event of this type on a stream of this type counts."""
+        return stream_type not in self.stream_types or event_type in self.event_types
+
+    def any_of(self, events: Sequence[RecordedEvent]) -> bool:
+        """Tell whether any of these events counts."""
+        return any(self.admits(stream_type(e.stream_id), e.type) for e in events)
+
+    def any_committed(self, stream_types: Collection[str], event_types: Collection[str]
+                      ) -> bool:
+        """Tell whether a commit of these event types to streams of these types holds one
+        that counts."""
+        return any(self.admits(s, e) for s in stream_types for e in event_types)
 
 
 class Tables:
@@ -47,6 +71,11 @@ class Projection(ABC):
     stream_types: ClassVar[tuple[str, ...] | None] = None
     #: The events whose data apply() reads; None: every event's (see DataOnly).
     data_only: ClassVar[DataOnly | None] = None
+    #: The events that change the read model; None: every event read. The runner reads past a
+    #: batch that holds none of them without a transaction (its checkpoint follows with a
+    #: later batch), wakes the projection only for commits that hold one, and readers waiting
+    #: for it (service.queries.wait) wait for these events alone.
+    applies: ClassVar[Only | None] = None
 
     @abstractmethod
     async def apply(

@@ -20,7 +20,7 @@ from service.domain import feedback as f
 from service.domain import goals as g
 from service.domain import invitations as inv
 from service.domain import training as t
-from service.projections.base import Projection, Tables
+from service.projections.base import Only, Projection, Tables
 from service.projections.decoded import decoded
 from service.store.event_store import DataOnly, RecordedEvent
 
@@ -42,6 +42,7 @@ class CycleProcess(Projection):
     version = 1
     stream_types = ("cycle", "training", "interview")
     data_only = DataOnly(("cycle",), _CYCLE_TYPES)
+    applies = Only(("cycle",), _CYCLE_TYPES)
     tables = {
         "goals": """(
             team_id         text NOT NULL,

@@ -17,7 +17,7 @@ import asyncpg
 
 from service.domain import cycle as c
 from service.domain import release as r
-from service.projections.base import Projection, Tables
+from service.projections.base import Only, Projection, Tables
 from service.projections.decoded import LARGE, decoded
 from service.store.event_store import DataOnly, RecordedEvent
 
@@ -31,6 +31,7 @@ class Releases(Projection):
     version = 2
     stream_types = ("cycle", "result")
     data_only = DataOnly(("cycle",), _CYCLE_TYPES, on_demand=LARGE)
+    applies = Only(("cycle",), _CYCLE_TYPES)
     tables = {
         "result_months": """(
             team_id            text NOT NULL,

@@ -20,7 +20,7 @@ from typing import ClassVar
 import asyncpg
 
 from service.domain import reminders as r
-from service.projections.base import Projection, Tables
+from service.projections.base import Only, Projection, Tables
 from service.projections.decoded import decoded
 from service.store import reminders as store
 from service.store.event_store import DataOnly, RecordedEvent
@@ -37,6 +37,7 @@ class Reminders(Projection):
     stream_types = _STREAM_TYPES
     # Payloads are read only for the event types that remind (a month's close is 3.6 MB).
     data_only = DataOnly(_STREAM_TYPES, frozenset(r.BY_EVENT))
+    applies = Only(_STREAM_TYPES, frozenset(r.BY_EVENT))
 
     def __init__(self, on_enqueue: Callable[[], None] | None = None) -> None:
         #: Called when reminders were recorded (before commit: a wake-up, not a promise).

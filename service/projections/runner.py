@@ -6,7 +6,16 @@ same connection, so an event takes effect exactly once even if the process dies 
 transaction is rolled back, the lock released, and another process takes over from the
 checkpoint).
 
-Wake-ups: a commit in this process wakes the workers that read its stream types at once.
+A projection that names the events it applies (``Projection.applies``) reads past a batch that
+holds none of them without a transaction: the month's stream is mostly evaluations, which five
+of the seven projections that read it skip, and each commit would otherwise cost them a
+transaction to move a checkpoint. The checkpoint follows with the next batch it applies (or
+once ``LIVE_BATCH`` events were read past, so that a restart and a reader's check never scan
+far); the worker holds the position it read to, and readers wait for the events that count
+alone (``service.queries.wait``).
+
+Wake-ups: a commit in this process wakes the workers that read its stream types and apply one
+of its event types at once.
 For the rest (commits of other processes, events not yet visible when a worker was woken),
 one task per process polls the store's heads, the last visible event of each stream type, in
 one statement, and wakes only the workers whose cursor is behind the head of a type they
@@ -69,6 +78,8 @@ class Worker:
         self._single_steps: set[int] = set()
         #: The generations as last read, with their cursors moved by this worker's own steps.
         self._known: tuple[Generation, Generation | None] | None = None
+        #: Events the live generation read past that its stored checkpoint does not count yet.
+        self._unsaved = 0
 
     async def ensure_live(self) -> tuple[Generation, Generation | None]:
         """Return the live generation and the one being built, starting either if needed.
@@ -80,6 +91,7 @@ class Worker:
         """
         if self._known is not None:
             return self._known
+        self._unsaved = 0
         live, building = await checkpoints.live_and_building(self.conn, self.projection.name)
         if live is None:
             live = await checkpoints.start(self.conn, self.projection, "live")
@@ -137,16 +149,30 @@ class Worker:
             )
             if not events:
                 return 0
-            data_only = self.projection.data_only
-            async with (
-                with_data(self.conn, events, data_only.on_demand if data_only else ())
-                as events,
-                self.conn.transaction(),
-            ):
-                await self.projection.apply(
-                    self.conn, events, self.projection.table_names(generation.generation)
-                )
-                await checkpoints.advance(self.conn, generation, events[-1].cursor, len(events))
+            live = generation.status == "live"
+            applies = self.projection.applies
+            if live and applies is not None and not applies.any_of(events):
+                # Nothing here changes the read model: no transaction, and the checkpoint
+                # follows later (see the module's docstring).
+                self._unsaved += len(events)
+                if self._unsaved >= LIVE_BATCH:
+                    await checkpoints.advance(self.conn, generation, events[-1].cursor,
+                                              self._unsaved)
+                    self._unsaved = 0
+            else:
+                data_only = self.projection.data_only
+                async with (
+                    with_data(self.conn, events, data_only.on_demand if data_only else ())
+                    as events,
+                    self.conn.transaction(),
+                ):
+                    await self.projection.apply(
+                        self.conn, events, self.projection.table_names(generation.generation)
+                    )
+                    await checkpoints.advance(self.conn, generation, events[-1].cursor,
+                                              len(events) + (self._unsaved if live else 0))
+                if live:
+                    self._unsaved = 0
         except UNAVAILABLE_ERRORS:
             raise
         except Exception as exc:
@@ -261,15 +287,22 @@ class ProjectionRunner(Background):
         #: Each committed batch, for readers waiting on a write (service.queries.wait).
         self.progress = Progress()
 
-    def wake(self, stream_types: Collection[str] | None = None) -> None:
-        """Tell the workers that new rows may be visible: events were committed to streams of
-        these types (None: of any type). A projection that reads none of them stays asleep:
-        an agent's rename wakes the directory, not the month's results, and each worker woken
-        costs a round trip or two even when it finds nothing."""
+    def wake(self, stream_types: Collection[str] | None = None,
+             event_types: Collection[str] | None = None) -> None:
+        """Tell the workers that new rows may be visible: events of these types (None: of any)
+        were committed to streams of these types (None: of any). A projection that reads none
+        of them, or applies none of them, stays asleep: an agent's rename wakes the directory,
+        not the month's results, an evaluation wakes the results, not the releases, and each
+        worker woken costs a round trip or two even when it finds nothing."""
         for projection in self.projections:
-            read = projection.stream_types
-            if stream_types is None or read is None or not set(read).isdisjoint(stream_types):
-                self._wake[projection.name].set()
+            read, applies = projection.stream_types, projection.applies
+            if stream_types is not None and read is not None and set(read).isdisjoint(
+                    stream_types):
+                continue
+            if (stream_types is not None and event_types is not None and applies is not None
+                    and not applies.any_committed(stream_types, event_types)):
+                continue
+            self._wake[projection.name].set()
 
     async def run(self) -> None:
         """Follow every projection, one task each, and poll the heads that wake them. Stopping

@@ -20,7 +20,7 @@ import asyncpg
 from service.domain import cycle as c
 from service.domain import release as r
 from service.domain import sanctions as s
-from service.projections.base import Projection, Tables
+from service.projections.base import Only, Projection, Tables
 from service.projections.decoded import LARGE, decoded
 from service.store.event_store import DataOnly, RecordedEvent
 
@@ -40,6 +40,7 @@ class Sanctions(Projection):
     version = 3
     stream_types = ("cycle", "plan", "review", "result")
     data_only = DataOnly(("cycle",), _CYCLE_TYPES, on_demand=LARGE)
+    applies = Only(("cycle",), _CYCLE_TYPES)
     tables = {
         "sanctions": """(
             id           text PRIMARY KEY,

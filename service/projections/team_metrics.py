@@ -16,7 +16,7 @@ from service.domain import directory as d
 from service.domain import team_metrics as tm
 from service.domain.scheme import Scheme
 from service.domain.scheme_history import SchemePublished
-from service.projections.base import Projection, Tables
+from service.projections.base import Only, Projection, Tables
 from service.projections.decoded import decoded
 from service.store.event_store import DataOnly, RecordedEvent
 
@@ -30,6 +30,7 @@ class TeamMetrics(Projection):
     stream_types = ("scheme", "team", "cycle")
     # Of the cycle events only the opening is read: a close is megabytes nobody here needs.
     data_only = DataOnly(("cycle",), frozenset({"CycleOpened"}))
+    applies = Only(("cycle",), frozenset({"CycleOpened"}))
     tables = {
         "team_metrics": """(
             team_id     text NOT NULL,

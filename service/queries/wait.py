@@ -52,12 +52,35 @@ SELECT EXISTS (
           AND ($2::text[] IS NULL OR e.stream_type = ANY($2::text[]))))
 """
 
+# For a projection that names the events it applies (``Projection.applies``: of the stream
+# types $3, only the event types $4), which reads past the others without storing its
+# checkpoint at once: only those events count. No event that counts (at or before the position
+# $5) is past the live checkpoint; the newest of them would be a long probe back through the
+# events it skips, so the probe runs forward from the checkpoint, which the runner keeps
+# within a batch of the events it skipped.
+_COUNTS = """($2::text[] IS NULL OR e.stream_type = ANY($2::text[]))
+          AND NOT (e.stream_type = ANY($3::text[]) AND e.type <> ALL($4::text[]))"""
+_PAST = f"""
+    SELECT 1 FROM event e
+    WHERE (e.tx_id, e.position) > (c.tx_id, c.position) AND {_COUNTS}"""  # noqa: S608
+_APPLIED_ALL = f"""
+SELECT CASE WHEN c.name IS NULL THEN NOT EXISTS (SELECT 1 FROM event e WHERE {_COUNTS})
+            ELSE NOT EXISTS ({_PAST}) END
+FROM (VALUES (1)) AS one (x)
+LEFT JOIN projection_checkpoint c ON c.name = $1 AND c.status = 'live'
+"""  # noqa: S608
+_APPLIED_UP_TO = f"""
+SELECT EXISTS (
+    SELECT 1 FROM projection_checkpoint c
+    WHERE c.name = $1 AND c.status = 'live' AND NOT EXISTS ({_PAST} AND e.position <= $5))
+"""  # noqa: S608
+
 
 def applied_stream(projection: str, stream: str) -> str:
     """Return SQL that is true when the live projection (a parameter) has applied the last
     event of the stream (a parameter), or the stream has none: one probe of the stream's
     last event, usable inside another query. Both arguments are placeholders ($n), never
-    values."""
+    values. Only for a projection that applies every event it reads (``applies`` None)."""
     return f"""COALESCE((
     SELECT c.tx_id IS NOT NULL AND (c.tx_id, c.position) >= (e.tx_id, e.position)
     FROM event e LEFT JOIN projection_checkpoint c ON c.name = {projection} AND c.status = 'live'
@@ -70,6 +93,13 @@ _STREAM_CAUGHT_UP = f"SELECT {applied_stream('$1', '$2')}"
 async def _reached(conn: asyncpg.Connection, projection: Projection, at: int | None,
                    stream: str | None) -> bool:
     types = list(projection.stream_types) if projection.stream_types else None
+    only = projection.applies
+    if only is not None:
+        # A wait for one stream's events waits for every event that counts: still correct.
+        counts = (list(only.stream_types), sorted(only.event_types))
+        if at is not None:
+            return bool(await conn.fetchval(_APPLIED_UP_TO, projection.name, types, *counts, at))
+        return bool(await conn.fetchval(_APPLIED_ALL, projection.name, types, *counts))
     if at is not None:
         return bool(await conn.fetchval(_REACHED, projection.name, types, at))
     if stream is not None:
