@@ -72,7 +72,11 @@ class RowSheet(worksheet.Worksheet):  # type: ignore[misc]
             if style is None and col in col_info:  # as XlsxWriter: the column's format
                 style = col_info[col].column_format
             if kind is str:
-                text = self._escape_control_characters(value)
+                # Only text with a control character, a non-character or "_x" has anything
+                # for XlsxWriter's control escapes to do (isprintable is false for the first
+                # two): most names and ids skip its two regex passes.
+                text = value if value.isprintable() and "_x" not in value else \
+                    self._escape_control_characters(value)
                 keep = ' xml:space="preserve"' if _preserve_whitespace(text) else ""
                 cell = (f' t="inlineStr"><is><t{keep}>{self._escape_data(text)}</t></is></c>')
             elif kind is bool:
