@@ -24,6 +24,7 @@ import psutil
 from bench.common import BenchContext, CpuMeter, Row, Suite, bounded, compared, percentile
 from bench.loadgen import Day, make_day, play, register
 from bench.peer import load_directory
+from service.domain import metrics as m
 from service.domain.scheme import DEFAULT_SCHEME
 from service.store import metric_partitions, team_metrics
 from service.store import metrics as store
@@ -187,13 +188,17 @@ async def insert_rate(url: str, rows: list[tuple[Any, ...]]) -> float:
 
     async def worker(conn: asyncpg.Connection, share: list[tuple[Any, ...]]) -> None:
         for start in range(0, len(share), 1000):
+            chunk = share[start:start + 1000]
             staged = [(i, "direct-" + r[0], r[1], r[2], r[5], r[6], r[7].timestamp())
-                      for i, r in enumerate(share[start:start + 1000])]
+                      for i, r in enumerate(chunk)]
+            now = datetime.now(UTC)
+            agents = list({r[2] for r in chunk})
+            months = m.months_spanned(min(r[7] for r in chunk), max(r[7] for r in chunk), now)
             async with conn.transaction():
                 await store.stage(conn, staged)
-                mark, pairs = await store.place(conn, datetime.now(UTC))
+                mark, pairs = await store.place(conn, agents, months)
                 accepts = await team_metrics.declared(conn, pairs)
-                await store.settle(conn, datetime.now(UTC), mark, accepts)
+                await store.settle(conn, now, mark, accepts, agents, months)
 
     try:
         started = time.perf_counter()

@@ -109,10 +109,11 @@ async def settle(
     first_year, last_year = m.EARLIEST.year, now.year + 1
     # The common batch, judged by its columns at C speed: no id twice, every value and every
     # time in bounds (instants a day inside the years, so every local year is inside too).
+    first, last = (min(times), max(times)) if count else (now, now)
     if count and (len(set(ids)) == count or len(set(zip(sources, ids, strict=True))) == count) \
             and math.isfinite(sum(values)) and 0 <= min(values) and max(values) <= m.MAX_VALUE \
-            and datetime(first_year, 1, 2, tzinfo=UTC) <= min(times) \
-            and max(times) <= datetime(last_year, 12, 30, tzinfo=UTC):
+            and datetime(first_year, 1, 2, tzinfo=UTC) <= first \
+            and last <= datetime(last_year, 12, 30, tzinfo=UTC):
         staged = list(zip(range(count), sources, ids, samples.agent_ids, samples.metrics,
                           values, map(datetime.timestamp, times), strict=True))
     else:
@@ -137,14 +138,18 @@ async def settle(
     refused: list[tuple[int, str, m.Sample, m.Rejection, tuple[str, str] | None]] = []
     if staged:
         await store.stage(conn, staged)
+        if len(staged) < count:  # the span of what was staged (a far year is checked out)
+            first = datetime.fromtimestamp(min(r[6] for r in staged), UTC)
+            last = datetime.fromtimestamp(max(r[6] for r in staged), UTC)
+        agents, months = list(set(samples.agent_ids)), m.months_spanned(first, last, now)
         for _ in range(PLACEMENTS):
-            mark, pairs = await store.place(conn, now)
+            mark, pairs = await store.place(conn, agents, months)
             if mark is None:  # the directory read model lags: place from the streams
                 pairs = await store.place_by_hand(conn, staged)
             # What each (team, month) the batch can fall in accepts: its scheme's declared
             # metrics (issue 19); the storing statement judges each placed sample by them.
             accepts = await team_metrics.declared(conn, pairs)
-            judged = await store.settle(conn, now, mark, accepts)
+            judged = await store.settle(conn, now, mark, accepts, agents, months)
             if not judged.moved:
                 break
         else:

@@ -153,6 +153,19 @@ def check(sample: Sample, now: datetime) -> Rejection | None:
     return None
 
 
+def months_spanned(first: datetime, last: datetime, now: datetime) -> list[str]:
+    """Return the calendar months (YYYY-MM, in UTC) from a day before the first plausible
+    time between first and last to a day after the last: every month, in any time zone,
+    that a plausible sample of that stretch can fall in (none when none can be plausible).
+    """
+    first = max(first, EARLIEST).astimezone(UTC) - timedelta(days=1)
+    last = min(last, now + MAX_FUTURE).astimezone(UTC) + timedelta(days=1)
+    if last - first < timedelta(days=2):  # no plausible time between them
+        return []
+    index, end = first.year * 12 + first.month - 1, last.year * 12 + last.month - 1
+    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(index, end + 1)]
+
+
 def place(
     sample: Sample, agent: Agent | None, zones: Mapping[str, ZoneInfo]
 ) -> tuple[str, str] | Rejection:

@@ -227,107 +227,133 @@ newest AS (
               FROM newest), '') AS mark
 )"""
 
-# A plausible time, the rule service/domain/metrics.py ``check`` words (IN_FUTURE, TOO_OLD):
-# judged here, where it costs nothing, rather than by two comparisons of aware datetimes per
-# sample in Python (the caller sends only times of years the database can take). $1 is now.
-_TIME_USABLE = f"""(s.occurred_at >= '{m.EARLIEST.isoformat()}'::timestamptz
-     AND s.occurred_at <= $1::timestamptz + interval '{int(m.MAX_FUTURE.total_seconds())} s')"""
-
 # The (team, month) pairs a staged batch can fall in, with each month's bounds in the team's
-# time zone: every team the batch's agents ever belonged to (``memberships``), for every month
-# between the first and the last usable time of the batch (a day either side covers any time
-# zone).
-# A batch of one day is a month or two per team, so placing a sample is comparing its time
-# with a few bounds instead of formatting it in its team's time zone (twice: to lock, then to
-# store), and the locks and the declared metrics are those of these few pairs.
-_MONTHS = f"""
-span AS (
-    SELECT min(s.occurred_at) AS first, max(s.occurred_at) AS last
-    FROM metric_stage s WHERE {_TIME_USABLE}
-), months AS MATERIALIZED (  -- its bounds computed once, not in every comparison
-    SELECT k.team_id, to_char(g, 'YYYY-MM') AS period,
-           g AT TIME ZONE k.timezone AS starts,
-           (g + interval '1 month') AT TIME ZONE k.timezone AS ends
+# time zone and what ingestion needs of it: every team the batch's agents ever belonged to
+# (``memberships``), for every month the caller names ($N: ``m.months_spanned`` of the batch's
+# times, a day either side, which covers any time zone). A batch of one day is a month or two
+# per team, so placing a sample is comparing its time with a few bounds instead of formatting
+# it in its team's time zone, and the locks, the cycles' status and the declared metrics are
+# those of these few pairs. The months come from the caller rather than from a span of the
+# stage: the planner then knows how few they are (a generated series counts as a thousand rows
+# to it, which sized every join after it as if the batch were huge).
+def _months(periods: str) -> str:
+    return f"""months AS MATERIALIZED (  -- bounds and status computed once per pair
+    SELECT k.team_id, g.period,
+           (g.period || '-01')::timestamp AT TIME ZONE k.timezone AS starts,
+           ((g.period || '-01')::timestamp + interval '1 month') AT TIME ZONE k.timezone
+               AS ends,
+           {_CYCLE_STATUS.format(team="k.team_id", period="g.period")} AS status,
+           {_LIVE.format(period="g.period")} AS live
     FROM (SELECT DISTINCT team_id, timezone FROM memberships) k
-    CROSS JOIN span
-    CROSS JOIN LATERAL generate_series(
-        date_trunc('month', (span.first AT TIME ZONE 'UTC') - interval '1 day'),
-        (span.last AT TIME ZONE 'UTC') + interval '1 day', interval '1 month') g
+    CROSS JOIN unnest({periods}::text[]) AS g(period)
 )"""
 
 
+# A month's cycle status: its latest status event (the type list must match the
+# event_cycle_status index, migration 0003, to use it).
+_CYCLE_STATUS = """(SELECT e.type FROM event e
+            WHERE e.stream_id = 'cycle:' || {team} || ':' || {period}
+              AND e.type IN ('CycleOpened', 'CycleClosed', 'CyclePublished', 'CycleReopened')
+            ORDER BY e.version DESC LIMIT 1)"""
+# Whether a month has a live partition (migration 0007).
+_LIVE = """EXISTS (SELECT 1 FROM metric_partition p
+                   WHERE p.period = {period} AND p.state = 'live')"""
 
-def _memberships(placing: str) -> str:
-    """Return the ``memberships`` CTE: the memberships of the batch's agents with their
-    teams' time zones, when the SQL condition ``placing`` holds (else none)."""
+
+def _memberships(agents: str) -> str:
+    """Return the ``memberships`` CTE: the memberships of the agents named by the SQL array
+    ``agents`` (the batch's), with their teams' time zones."""
     return f"""memberships AS (
     SELECT m.agent_id, m.team_id, m.since, m.until, t.timezone,
            m.since = min(m.since) OVER (PARTITION BY m.agent_id) AS first
     FROM agent_memberships m JOIN teams t ON t.team_id = m.team_id
-    WHERE {placing}
-      AND m.agent_id IN (SELECT DISTINCT agent_id FROM metric_stage)
+    WHERE m.agent_id = ANY({agents}::text[])
 )"""
 
 
-# Share-locks, in one order, the cycles the staged samples can fall in (_MONTHS: a superset
+# Share-locks, in one order, the cycles the staged samples can fall in (``months``: a superset
 # of the placement _SETTLE makes). Cycle commands hold the same locks exclusively while
 # appending, so a close either committed before _SETTLE reads the cycles' status, or waits
 # for this batch (see lock_cycles). Only when the directory read model is fresh; says so,
 # with its mark, and names the (team, month) pairs it locked (whose declared metrics _SETTLE
-# is given). $1: now.
+# is given). $1: the batch's agents; $2: its months.
 _PLACE = f"""
-WITH {_NEWEST_DIRECTORY}, {_memberships("true")}, {_MONTHS.strip()}
+WITH {_NEWEST_DIRECTORY}, {_memberships("$1")}
 SELECT d.fresh, d.mark, k.cycles, k.teams, k.periods
 FROM directory d
 CROSS JOIN LATERAL (
     SELECT count(pg_advisory_xact_lock_shared(hashtextextended(
                'cycle:' || c.team_id || ':' || c.period, 0))) AS cycles,
            array_agg(c.team_id) AS teams, array_agg(c.period) AS periods
-    FROM (SELECT team_id, period FROM months WHERE d.fresh ORDER BY 1, 2) c) k
+    FROM (SELECT t.team_id, g.period
+          FROM (SELECT DISTINCT team_id FROM memberships) t
+          CROSS JOIN unnest($2::text[]) AS g(period)
+          WHERE d.fresh ORDER BY 1, 2) c) k
 """
 
-# Places each staged sample (unless placed by hand: $2 is NULL): the team the agent was in
-# when it occurred (the membership it falls in; before the first one, the first team: the
+# Places each staged sample through the directory read model: the team the agent was in when
+# it occurred (the membership it falls in; before the first one, the first team: the
 # directory's rule, service/domain/directory.py team_at), and that team's month in its time
-# zone (the _MONTHS bounds it falls between). Judges it (a plausible time; a known agent; a
-# metric its team's scheme declares for that month, given as $3-$6 by the caller from
-# service/store/team_metrics.py, and a whole number when its unit is a count; an open
-# month; a month with a live partition: migration 0007) and, in the same statement, stores
-# the usable ones once each (in key order: overlapping batches wait, never deadlock) and
-# appends their totals and feed arrivals as delta rows. Writes nothing when the directory
-# changed since _PLACE took its locks ($2, the mark): the caller places again. Answers one
-# row with the count stored, then one per rejection. (Whether a refused sample is stored
-# already is a query of its own, only for a batch with a refusal: in this statement it would
-# open every month's partition on every batch.)
-_SETTLE = f"""
-WITH {_NEWEST_DIRECTORY}, moved AS (
-    SELECT $2::text IS NOT NULL AND $2::text IS DISTINCT FROM (SELECT mark FROM directory)
-           AS yes
-), {_memberships("$2::text IS NOT NULL")}, {_MONTHS.strip()}, placed AS (
+# zone (the ``months`` bounds it falls between). Each membership is cut at those bounds into
+# ``slots`` (a few per agent), so a sample is placed by one join on its agent, with its
+# month's cycle status and partition state along. $6: the mark place() returned (nothing is
+# written when the directory changed since: the caller places again); $7: the agents, $8:
+# the months, as given to place().
+_PLACED_BY_DIRECTORY = f"""
+{_NEWEST_DIRECTORY}, moved AS (
+    SELECT $6::text IS DISTINCT FROM (SELECT mark FROM directory) AS yes
+), {_memberships("$7")}, {_months("$8")}, slots AS MATERIALIZED (
+    SELECT x.* FROM (
+        SELECT ms.agent_id, ms.team_id, r.period, r.status, r.live,
+               CASE WHEN ms.first THEN r.starts ELSE greatest(ms.since, r.starts) END AS lo,
+               CASE WHEN ms.until IS NULL THEN r.ends ELSE least(ms.until, r.ends) END AS hi
+        FROM memberships ms JOIN months r ON r.team_id = ms.team_id
+    ) x
+    WHERE x.lo < x.hi
+), placed AS (
     SELECT s.idx, s.source, s.sample_id, s.agent_id, s.metric, s.value, s.occurred_at,
-           CASE WHEN $2::text IS NULL THEN s.team_id ELSE ms.team_id END AS team_id,
-           CASE WHEN $2::text IS NULL THEN s.period ELSE r.period END AS period
+           x.team_id, x.period, x.status, x.live
     FROM metric_stage s
-    -- The stretch the sample falls in (memberships have no gaps), or the first one for a
-    -- sample from before it.
-    LEFT JOIN memberships ms
-           ON ms.agent_id = s.agent_id
-          AND (ms.since <= s.occurred_at OR ms.first)
-          AND (ms.until IS NULL OR s.occurred_at < ms.until)
-    LEFT JOIN months r
-           ON r.team_id = ms.team_id AND r.starts <= s.occurred_at AND s.occurred_at < r.ends
-), cycles AS (
+    LEFT JOIN slots x
+           ON x.agent_id = s.agent_id AND x.lo <= s.occurred_at AND s.occurred_at < x.hi
+)"""
+
+# The staged samples as place_as() placed them (from the agents' and teams' streams, when the
+# directory read model lags), with their months' cycle status and partition state.
+_PLACED_BY_HAND = f"""
+moved AS (SELECT false AS yes), months AS MATERIALIZED (
     SELECT k.team_id, k.period,
-           (SELECT e.type FROM event e
-            WHERE e.stream_id = 'cycle:' || k.team_id || ':' || k.period
-              AND e.type IN ('CycleOpened', 'CycleClosed', 'CyclePublished', 'CycleReopened')
-            ORDER BY e.version DESC LIMIT 1) AS status
-    FROM (SELECT DISTINCT team_id, period FROM placed WHERE period IS NOT NULL) k
-), accepts AS (
-    SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::boolean[])
+           {_CYCLE_STATUS.format(team="k.team_id", period="k.period")} AS status,
+           {_LIVE.format(period="k.period")} AS live
+    FROM (SELECT DISTINCT team_id, period FROM metric_stage WHERE team_id IS NOT NULL) k
+), placed AS (
+    SELECT s.idx, s.source, s.sample_id, s.agent_id, s.metric, s.value, s.occurred_at,
+           s.team_id, s.period, c.status, c.live
+    FROM metric_stage s
+    LEFT JOIN months c ON c.team_id = s.team_id AND c.period = s.period
+)"""
+
+
+def _settle(placing: str) -> str:
+    """Return the statement that judges and stores the ``placed`` samples of ``placing``.
+
+    Judges each placed sample (a plausible time, the rule service/domain/metrics.py ``check``
+    words, judged here where it costs nothing; a known agent; a metric its team's scheme
+    declares for that month, given as $2-$5 by the caller from service/store/team_metrics.py,
+    and a whole number when its unit is a count; an open month; a month with a live partition)
+    and, in the same statement, stores the usable ones once each (in key order, bytewise:
+    overlapping batches wait, never deadlock) and appends their totals and feed arrivals as
+    delta rows, from one grouping of what was stored. Answers one row with the count stored,
+    then one per rejection. (Whether a refused sample is stored already is a query of its
+    own, only for a batch with a refusal: in this statement it would open every month's
+    partition on every batch.) $1: now.
+    """
+    return f"""
+WITH {placing.strip()}, accepts AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[])
                   AS a(team_id, period, metric, whole)
 ), judged AS (
-    SELECT s.*, c.status,
+    SELECT s.*,
            -- Which metrics a sample may carry is its team's scheme's say (issue 19): an
            -- unknown agent's sample has no team, so it is unknown_agent first.
            CASE WHEN s.occurred_at > $1::timestamptz + interval
@@ -337,41 +363,47 @@ WITH {_NEWEST_DIRECTORY}, moved AS (
                 WHEN s.team_id IS NULL THEN '{m.UNKNOWN_AGENT}'
                 WHEN k.metric IS NULL THEN '{m.UNKNOWN_METRIC}'
                 WHEN k.whole AND s.value <> trunc(s.value) THEN '{m.FRACTIONAL_COUNT}'
-                WHEN c.status IN ('CycleClosed', 'CyclePublished') THEN '{m.PERIOD_CLOSED}'
-                WHEN p.period IS NULL THEN '{m.PERIOD_UNAVAILABLE}'
+                WHEN s.status IN ('CycleClosed', 'CyclePublished') THEN '{m.PERIOD_CLOSED}'
+                WHEN NOT s.live THEN '{m.PERIOD_UNAVAILABLE}'
            END AS reason
     FROM placed s
     LEFT JOIN accepts k
            ON k.team_id = s.team_id AND k.period = s.period AND k.metric = s.metric
-    LEFT JOIN metric_partition p ON p.period = s.period AND p.state = 'live'
-    LEFT JOIN cycles c ON c.team_id = s.team_id AND c.period = s.period
 ), stored AS (
     INSERT INTO metric_sample (source, sample_id, agent_id, team_id, period, metric, value,
                                occurred_at, received_at)
     SELECT source, sample_id, agent_id, team_id, period, metric, value, occurred_at, $1
     FROM judged WHERE reason IS NULL AND NOT (SELECT yes FROM moved)
-    ORDER BY source, sample_id
+    ORDER BY source COLLATE "C", sample_id COLLATE "C"
     ON CONFLICT DO NOTHING
     RETURNING source, agent_id, team_id, period, metric, value, occurred_at
+), grouped AS MATERIALIZED (
+    SELECT team_id, period, agent_id, metric, source, sum(value::numeric) AS total,
+           count(*) AS samples, max(occurred_at) AS last_occurred_at
+    FROM stored GROUP BY team_id, period, agent_id, metric, source
 ), totals AS (
     INSERT INTO metric_total_delta (team_id, period, agent_id, metric, total, observations,
                                     updated_at)
-    SELECT team_id, period, agent_id, metric, sum(value::numeric), count(*), $1
-    FROM stored GROUP BY team_id, period, agent_id, metric
+    SELECT team_id, period, agent_id, metric, total, samples, $1 FROM grouped
 ), arrivals AS (
     INSERT INTO metric_arrival_delta (team_id, metric, source, last_received_at,
                                       last_occurred_at, samples)
-    SELECT team_id, metric, source, $1, max(occurred_at), count(*)
-    FROM stored GROUP BY team_id, metric, source
+    SELECT team_id, metric, source, $1, max(last_occurred_at), sum(samples)
+    FROM grouped GROUP BY team_id, metric, source
 )
 SELECT NULL::integer AS idx, NULL::text AS reason, NULL::text AS status,
        NULL::text AS team_id, NULL::text AS period,
-       (SELECT count(*) FROM stored) AS accepted, (SELECT yes FROM moved) AS moved
+       (SELECT coalesce(sum(samples), 0) FROM grouped)::bigint AS accepted,
+       (SELECT yes FROM moved) AS moved
 UNION ALL
 SELECT j.idx, j.reason, j.status, j.team_id, j.period, NULL, NULL
 FROM judged j
 WHERE j.reason IS NOT NULL AND NOT (SELECT yes FROM moved)
 """
+
+
+_SETTLE = _settle(_PLACED_BY_DIRECTORY)
+_SETTLE_AS_PLACED = _settle(_PLACED_BY_HAND)
 
 _PLACE_BY_HAND = """
 UPDATE metric_stage s SET team_id = p.team_id, period = p.period
@@ -407,12 +439,13 @@ async def stage(conn: asyncpg.Connection, rows: Sequence[Staged]) -> None:
     await conn.copy_records_to_table("metric_stage", records=rows, columns=STAGE_COLUMNS)
 
 
-async def place(conn: asyncpg.Connection, now: datetime
+async def place(conn: asyncpg.Connection, agents: Sequence[str], months: Sequence[str]
                 ) -> tuple[str | None, set[tuple[str, str]]]:
-    """Share-lock the cycles the staged samples can fall in; return the directory's mark
-    for settle() and those cycles' (team, period) pairs, or (None, none) when the directory
-    read model lags (call place_by_hand)."""
-    row = await conn.fetchrow(_PLACE, now)
+    """Share-lock the cycles the staged samples can fall in (``agents``: the batch's,
+    ``months``: ``m.months_spanned`` of its times); return the directory's mark for settle()
+    and those cycles' (team, period) pairs, or (None, none) when the directory read model lags
+    (call place_by_hand)."""
+    row = await conn.fetchrow(_PLACE, agents, months)
     if not row["fresh"]:
         return None, set()
     mark: str = row["mark"]
@@ -444,15 +477,20 @@ async def place_as(conn: asyncpg.Connection, placed: Sequence[tuple[int, str, st
 
 
 async def settle(conn: asyncpg.Connection, received_at: datetime, mark: str | None,
-                 accepts: Mapping[tuple[str, str], Mapping[str, tm.Declared]]) -> Judged:
-    """Place (unless placed by hand: mark None), judge and store the staged samples once
+                 accepts: Mapping[tuple[str, str], Mapping[str, tm.Declared]],
+                 agents: Sequence[str] = (), months: Sequence[str] = ()) -> Judged:
+    """Place (through the directory as place() saw it, given its mark and the same agents
+    and months; or as placed by hand: mark None), judge and store the staged samples once
     each with their delta totals; ``accepts``: the metrics each (team, period) takes."""
     declared = [(team, period, metric, found.unit == COUNT_UNIT)
                 for (team, period), metrics in accepts.items()
                 for metric, found in metrics.items()]
-    rows = await conn.fetch(_SETTLE, received_at, mark, [d[0] for d in declared],
-                            [d[1] for d in declared], [d[2] for d in declared],
-                            [d[3] for d in declared])
+    columns = ([d[0] for d in declared], [d[1] for d in declared], [d[2] for d in declared],
+               [d[3] for d in declared])
+    if mark is None:
+        rows = await conn.fetch(_SETTLE_AS_PLACED, received_at, *columns)
+    else:
+        rows = await conn.fetch(_SETTLE, received_at, *columns, mark, agents, months)
     accepted = 0
     moved = False
     rejected = []

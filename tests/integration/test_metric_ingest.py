@@ -184,6 +184,54 @@ async def test_transferred_agent_samples_follow_the_team_of_their_time(
     assert team_totals["totals"]["orders"] == 5 and team_totals["agents"] == 1
 
 
+async def test_placement_in_sql_follows_the_membership_and_the_local_month_of_each_time(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    # The storing statement places samples through the directory read model (memberships cut
+    # at each team's local month bounds); it must agree with the domain's rule, m.place, at
+    # every edge: before registration, at the transfer instant, at midnight in each zone.
+    app_clock.set(datetime(2026, 11, 10, tzinfo=UTC))
+    ctx = context(app_client)
+    seoul = await make_team(app_client, uid + "s", 1, timezone="Asia/Seoul")
+    utc = await make_team(app_client, uid + "u", 0, timezone="UTC")
+    agent = seoul.agents[0]
+    moved = datetime(2026, 11, 30, 20, tzinfo=UTC)  # 05:00 on 1 December in Seoul
+    app_clock.set(moved)
+    response = await app_client.put(f"/v1/agents/{agent}",
+                                    json={"name": "Mover", "team_id": utc.team_id},
+                                    headers=ADMIN)
+    assert response.status_code == 200
+    for _ in range(500):  # until the read model has the transfer (else streams place it)
+        async with ctx.db.transaction() as conn:
+            mark, _ = await store.place(conn, [agent], [])
+        if mark is not None:
+            break
+        await asyncio.sleep(0.02)
+    app_clock.set(datetime(2026, 12, 1, 12, tzinfo=UTC))
+    tick = timedelta(microseconds=1)
+    expected = {
+        datetime(2026, 10, 31, 14, tzinfo=UTC): (seoul.team_id, "2026-10"),  # unregistered
+        datetime(2026, 10, 31, 15, tzinfo=UTC): (seoul.team_id, "2026-11"),
+        datetime(2026, 11, 30, 15, tzinfo=UTC) - tick: (seoul.team_id, "2026-11"),
+        datetime(2026, 11, 30, 15, tzinfo=UTC): (seoul.team_id, "2026-12"),
+        moved - tick: (seoul.team_id, "2026-12"),
+        moved: (utc.team_id, "2026-11"),
+        datetime(2026, 12, 1, tzinfo=UTC) - tick: (utc.team_id, "2026-11"),
+        datetime(2026, 12, 1, tzinfo=UTC): (utc.team_id, "2026-12"),
+    }
+    batch = [sample(f"{uid}-{i}", agent, "orders", 1, at) for i, at in enumerate(expected)]
+    outcome = await commands.ingest(ctx, f"src-{uid}", batch)
+    assert outcome.accepted == len(batch) and not outcome.rejected
+    async with ctx.db.connection() as conn:
+        rows = await conn.fetch("SELECT sample_id, team_id, period FROM metric_sample"
+                                " WHERE source = $1", f"src-{uid}")
+        found = await store.directory(conn, [agent])
+    placed = {r["sample_id"]: (r["team_id"], r["period"]) for r in rows}
+    for s, where in zip(batch, expected.values(), strict=True):
+        assert placed[s["id"]] == where, s["occurred_at"]
+        assert m.place(s, found.agents[agent], found.zones) == where, s["occurred_at"]
+
+
 async def test_a_rebuild_from_the_samples_equals_the_live_totals(
     app_client: httpx.AsyncClient, uid: str, app_clock: Any
 ) -> None:

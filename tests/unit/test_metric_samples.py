@@ -7,11 +7,14 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from service.domain import cycle as c
 from service.domain import metrics as m
 from service.domain.directory import Agent, Membership
 from service.domain.kpis import MetricDef
+from service.domain.periods import period_of
 from service.domain.scheme import DEFAULT_SCHEME
 from service.domain.team_metrics import declared as declared_metrics
 from service.store.metrics import CYCLE_STATUS_EVENTS
@@ -107,6 +110,24 @@ def test_a_sample_counts_for_the_team_of_its_time() -> None:
     for at, team in cases.items():
         where = m.place(sample(at=at), transferred, ZONES)
         assert not isinstance(where, m.Rejection) and where[0] == team, at
+
+
+@given(st.datetimes(datetime(1999, 6, 1), datetime(2028, 6, 1), timezones=st.just(UTC)),
+       st.timedeltas(timedelta(0), timedelta(days=90)), st.floats(0, 1))
+def test_the_months_spanned_hold_every_plausible_time_in_every_zone(
+        first: datetime, length: timedelta, where: float) -> None:
+    # What ingestion locks and places by (service/store/metrics.py): the month of any plausible
+    # time of the stretch, in the earliest and the latest time zone there is, is among them.
+    last = first + length
+    months = m.months_spanned(first, last, NOW)
+    at = first + length * where
+    if m.check(sample(at=at), NOW) is None:
+        for zone in ("Pacific/Kiritimati", "Etc/GMT+12", "UTC"):
+            assert period_of(at, ZoneInfo(zone)) in months
+    if all(m.check(sample(at=t), NOW) is not None for t in (first, last)) \
+            and (last < m.EARLIEST or first > NOW + m.MAX_FUTURE):
+        assert months == []
+    assert months == sorted(set(months)) and len(months) <= length.days // 28 + 3
 
 
 def test_an_unknown_agent_is_rejected() -> None:
