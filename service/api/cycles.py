@@ -40,7 +40,7 @@ from service.domain.reports import evaluation_document
 from service.domain.scheme import RATER_ROLES
 from service.queries import cycles as reads
 from service.queries import monitoring, results
-from service.queries.directory import get_team, team_and_agent
+from service.queries.directory import get_team
 from service.queries.documents import Document
 
 router = APIRouter(prefix="/v1/teams/{team_id}/cycles", tags=["cycles"])
@@ -112,14 +112,15 @@ async def put_evaluation(
         raise Problem(422, f"unknown rater role {rater_role!r}",
                       errors=[{"field": "rater_role", "reason": f"one of {list(RATER_ROLES)}"}])
     ensure_rates_as(principal, rater_role, agent_id)
-    team, agent = await team_and_agent(ctx, team_id, agent_id)
+    team, agent, month = await reads.evaluation_reads(ctx, team_id, period, agent_id)
     if rater_role == "manager":
         ensure_manager_of(principal, team.manager_ids)
     command = commands.Evaluate(
         team_id=team_id, period=period, agent_id=agent_id, rater_role=rater_role,
         rater_id=principal.subject, scores=body.scores, comment=body.comment,
     )
-    evaluation = await commands.evaluate(ctx, caller(principal, request), team, agent, command)
+    evaluation = await commands.evaluate(ctx, caller(principal, request), team, agent, month,
+                                         command)
     return EvaluationOut.model_validate(evaluation_document(team_id, period, evaluation))
 
 

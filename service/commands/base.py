@@ -47,6 +47,7 @@ async def execute(
     announces: str | None = None,
     before: Step | None = None,
     then: Step | None = None,
+    read: tuple[S | None, int] | None = None,
 ) -> tuple[S | None, AppendResult | None]:
     """Decide on the current state and append, as one transaction.
 
@@ -65,6 +66,10 @@ async def execute(
     (``ServiceContext.shared_caches``) that every process drops when the append commits (for
     the rare commands that change what is cached), and its ``NOTIFY`` commits with the events.
 
+    ``read`` is the stream's state and version as the caller read it moments ago with other
+    streams in one round trip (``queries.streams.read_versions``): the first attempt decides on
+    it without reading the stream again, since the append's version check refuses a stale one.
+
     Returns the state after the command and the append (None when the decision was "no change");
     ``AppendResult.position`` is the global position written, what a reader waits for.
     """
@@ -82,7 +87,7 @@ async def execute(
                         if before is not None:
                             await before(conn)
                         state, events, result, dumped = await _decide_and_append(
-                            conn, ctx, caller, stream_id, evolve, decide, fold)
+                            conn, ctx, caller, stream_id, evolve, decide, fold, None)
                         if result is not None and not result.duplicate:
                             if then is not None:
                                 await then(conn)
@@ -90,7 +95,7 @@ async def execute(
                                 await invalidation.announce(conn, announces)
                 else:
                     state, events, result, dumped = await _decide_and_append(
-                        conn, ctx, caller, stream_id, evolve, decide, fold)
+                        conn, ctx, caller, stream_id, evolve, decide, fold, read)
                 if result is None:
                     return state, None
                 if result.duplicate:
@@ -115,10 +120,13 @@ async def execute(
 async def _decide_and_append(
     conn: asyncpg.Connection, ctx: ServiceContext, caller: Caller, stream_id: str,
     evolve: Evolve[S], decide: Callable[[S | None], list[DomainEvent]], fold: Fold[S] | None,
+    read: tuple[S | None, int] | None,
 ) -> tuple[S | None, list[DomainEvent], AppendResult | None, float]:
-    """Load the stream, decide, append at the version loaded; return the state decided on, the
-    events, the append (None for "no change") and the seconds spent encoding the events."""
-    state, version = await load(conn, stream_id, evolve, fold, states=ctx.states)
+    """Load the stream (unless it was just read), decide, append at the version loaded; return
+    the state decided on, the events, the append (None for "no change") and the seconds spent
+    encoding the events."""
+    state, version = read if read is not None else await load(
+        conn, stream_id, evolve, fold, states=ctx.states)
     events = decide(state)
     if not events:
         return state, events, None, 0.0

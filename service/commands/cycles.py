@@ -76,13 +76,16 @@ class Evaluate:
 
 
 async def evaluate(
-    ctx: ServiceContext, caller: Caller, team: Team, agent: Agent | None, cmd: Evaluate
+    ctx: ServiceContext, caller: Caller, team: Team, agent: Agent | None,
+    month: tuple[c.Cycle | None, int], cmd: Evaluate,
 ) -> c.EvaluationSubmitted:
     """Record an evaluation of an agent (None: not in the directory) in a team's month; the
     last committed revision wins.
 
-    The caller reads the team and the agent (``queries.directory.team_and_agent``, one round
-    trip), as it needs the team to check the rater.
+    The caller reads the team, the agent and the month with its version
+    (``queries.cycles.evaluation_reads``, one round trip), as it needs the team to check the
+    rater; the decision is taken on that month, and the append refuses it if the month moved
+    since (then the command decides again on the month read under its lock).
     """
     scheme = await pinned_scheme(ctx, cmd.team_id, cmd.period)
     in_team = agent is not None and agent.team_id == cmd.team_id
@@ -101,7 +104,7 @@ async def evaluate(
             agent_in_team=in_team, now=now, rater_training=trained, manager_ids=managers,
             position=agent.position if agent is not None else None,
         ),
-        fold=c.evolve_all,
+        fold=c.evolve_all, read=month,
     )
     assert state is not None
     return state.evaluations[(cmd.agent_id, cmd.rater_role, cmd.rater_id)]

@@ -6,7 +6,8 @@ from datetime import date
 
 from service.context import ServiceContext
 from service.domain import cycle as c
-from service.domain.directory import Team
+from service.domain import directory as d
+from service.domain.directory import Agent, Team
 from service.domain.errors import NotFound
 from service.domain.events import decode
 from service.domain.periods import (
@@ -24,7 +25,7 @@ from service.queries import schemes
 from service.queries.directory import get_team
 from service.queries.metrics_source import agent_inputs
 from service.queries.roster import presence_inputs, team_agents, transfers_between
-from service.queries.streams import held, read_state
+from service.queries.streams import held, read_state, read_versions
 from service.queries.wait import wait
 from service.store.event_store import read_stream
 
@@ -48,6 +49,20 @@ async def get_cycle(ctx: ServiceContext, team_id: str, period: str) -> c.Cycle:
 async def cycle_scheme(ctx: ServiceContext, cycle: c.Cycle) -> Scheme:
     """Return the scheme version the cycle is pinned to."""
     return await schemes.get_scheme(ctx, cycle.scheme_id, cycle.scheme_version)
+
+
+async def evaluation_reads(ctx: ServiceContext, team_id: str, period: str, agent_id: str
+                           ) -> tuple[Team, Agent | None, tuple[c.Cycle | None, int]]:
+    """Return what an evaluation is checked and decided on, read in one round trip: the team
+    (404 when there is none), the agent (None when there is none), and the month's cycle with
+    its version, on which ``commands.evaluate`` decides without reading its stream again."""
+    parse_period(period)
+    (team, _), (agent, _), month = await read_versions(
+        ctx, (d.team_stream(team_id), d.evolve_team), (d.agent_stream(agent_id), d.evolve_agent),
+        (c.cycle_stream(team_id, period), c.evolve, c.evolve_all))
+    if team is None:
+        raise NotFound("no team %(team)s", values={"team": team_id})
+    return team, agent, month
 
 
 async def pinned_scheme(ctx: ServiceContext, team_id: str, period: str) -> Scheme:

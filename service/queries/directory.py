@@ -8,7 +8,7 @@ from typing import Any
 from service.context import ServiceContext
 from service.domain import directory as d
 from service.domain.errors import NotFound
-from service.queries.streams import read_state, read_states
+from service.queries.streams import read_state
 
 
 async def get_team(ctx: ServiceContext, team_id: str) -> d.Team:
@@ -22,18 +22,6 @@ async def get_team(ctx: ServiceContext, team_id: str) -> d.Team:
 async def find_agent(ctx: ServiceContext, agent_id: str) -> d.Agent | None:
     """Return an agent from its stream, or None."""
     return await read_state(ctx, d.agent_stream(agent_id), d.evolve_agent)
-
-
-async def team_and_agent(
-    ctx: ServiceContext, team_id: str, agent_id: str
-) -> tuple[d.Team, d.Agent | None]:
-    """Return a team (404 when there is none) and an agent or None, read in one round trip."""
-    team, agent = await read_states(
-        ctx, (d.team_stream(team_id), d.evolve_team), (d.agent_stream(agent_id), d.evolve_agent)
-    )
-    if team is None:
-        raise NotFound(f"no team {team_id}")
-    return team, agent
 
 
 async def get_agent(ctx: ServiceContext, agent_id: str) -> d.Agent:

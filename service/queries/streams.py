@@ -81,16 +81,24 @@ async def read_state(
     return state
 
 
-async def read_states(ctx: ServiceContext, *streams: tuple[str, Evolve[Any]]) -> list[Any]:
-    """Return the current states of several streams, each folded by its evolve, from one round
-    trip (a read, outside any command)."""
-    keys = [held_key(stream_id, evolve, None) for stream_id, evolve in streams]
+#: A stream to read, folded by its evolve and, for a long one, its fold.
+Spec = tuple[str, Evolve[Any]] | tuple[str, Evolve[Any], Fold[Any]]
+
+
+async def read_versions(ctx: ServiceContext, *streams: Spec) -> list[tuple[Any, int]]:
+    """Return the current states of several streams with their versions, from one round trip
+    (a read, outside any command). A command may decide on a state read so, without reading
+    its stream again (``execute(read=...)``)."""
+    folded = [(spec[0], spec[1], spec[2] if len(spec) > 2 else None)
+              for spec in streams]
+    keys = [held_key(stream_id, evolve, fold) for stream_id, evolve, fold in folded]
     starts = [_start(ctx.states, key) for key in keys]
     async with ctx.db.connection() as conn:
         recorded = await read_streams(
             conn, {stream_id: version
-                   for (stream_id, _), (_, version) in zip(streams, starts, strict=True)})
+                   for (stream_id, _, _), (_, version) in zip(folded, starts, strict=True)})
     return [
-        _folded(ctx.states, key, state, version, recorded[stream_id], evolve, None)[0]
-        for key, (state, version), (stream_id, evolve) in zip(keys, starts, streams, strict=True)
+        _folded(ctx.states, key, state, version, recorded[stream_id], evolve, fold)
+        for key, (state, version), (stream_id, evolve, fold)
+        in zip(keys, starts, folded, strict=True)
     ]

@@ -917,7 +917,7 @@ async def submit_evaluation(
     """Submit the evaluation (the API's PUT .../evaluations/{agent_id}/{rater_role})."""
     form = await form_data(request)
     scheme = await pinned_scheme(ctx, team_id, period)
-    team, agent = await directory_reads.team_and_agent(ctx, team_id, agent_id)
+    team, agent, month = await cycle_reads.evaluation_reads(ctx, team_id, period, agent_id)
     names = set(scheme.form(rater_role, agent.position if agent is not None else None))
     owner = scheme.kpi_attainment_criterion()
     if owner is not None and owner[0] == rater_role and form.get(owner[1].name, "").strip():
@@ -950,7 +950,7 @@ async def submit_evaluation(
         ensure_rates_as(principal, rater_role, agent_id)
         if rater_role == "manager":
             ensure_manager_of(principal, team.manager_ids)
-        await cycle_commands.evaluate(ctx, caller(principal, request), team, agent,
+        await cycle_commands.evaluate(ctx, caller(principal, request), team, agent, month,
                                       cycle_commands.Evaluate(
             team_id=team_id, period=period, agent_id=agent_id, rater_role=rater_role,
             rater_id=principal.subject, scores=body.scores, comment=body.comment))

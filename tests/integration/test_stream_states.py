@@ -3,7 +3,7 @@ events another process appended, so replicas with different caches decide on the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -13,8 +13,9 @@ from service.context import ServiceContext, stream_states
 from service.domain import directory as d
 from service.domain.errors import NotFound
 from service.domain.events import DomainEvent
-from service.queries.directory import find_agent, team_and_agent
-from service.queries.streams import load
+from service.queries.cycles import evaluation_reads
+from service.queries.directory import find_agent
+from service.queries.streams import load, read_versions
 from service.store.database import Database
 from service.store.event_store import append
 from tests import conftest
@@ -81,8 +82,8 @@ async def test_a_command_holds_the_state_it_committed(db: Database, uid: str) ->
 async def test_several_streams_read_in_one_round_trip_see_other_writers(
     db: Database, uid: str
 ) -> None:
-    # What PUT evaluation decides on: the team and the agent, read together, each from the
-    # state held for it, catching up with events another process appended meanwhile.
+    # What PUT evaluation checks: the team and the agent, read together (with the month), each
+    # from the state held for it, catching up with events another process appended meanwhile.
     ctx = ServiceContext(settings=conftest.test_settings(), db=db)
     team_id, agent_id, absent = f"t-{uid}", f"a-{uid}", f"nobody-{uid}"
     async with db.connection() as conn:
@@ -92,15 +93,52 @@ async def test_several_streams_read_in_one_round_trip_see_other_writers(
     cmd = d.PutAgent(agent_id=agent_id, name="First", team_id=team_id)
     await execute(ctx, Caller(META), d.agent_stream(agent_id), d.evolve_agent,
                   lambda state: list(d.decide_put_agent(state, cmd, NOW)))
-    team, agent = await team_and_agent(ctx, team_id, agent_id)
+    team, agent, month = await evaluation_reads(ctx, team_id, "2026-11", agent_id)
+    assert month == (None, 0)
     assert team.manager_ids == ("m-1",) and agent is not None and agent.name == "First"
     async with db.connection() as conn:  # another process renames the agent
         await append(conn, d.agent_stream(agent_id), to_new(d.decide_put_agent(
             agent, d.PutAgent(agent_id=agent_id, name="Second", team_id=team_id), NOW)),
             expected_version=1, metadata=META, recorded_at=NOW)
-    team_again, renamed = await team_and_agent(ctx, team_id, agent_id)
+    team_again, renamed, _ = await evaluation_reads(ctx, team_id, "2026-11", agent_id)
     assert team_again == team and renamed is not None and renamed.name == "Second"
     assert renamed == await find_agent(ctx, agent_id)
-    assert (await team_and_agent(ctx, team_id, absent))[1] is None
+    assert (await evaluation_reads(ctx, team_id, "2026-11", absent))[1] is None
     with pytest.raises(NotFound):
-        await team_and_agent(ctx, absent, agent_id)
+        await evaluation_reads(ctx, absent, "2026-11", agent_id)
+
+
+async def test_a_command_on_a_state_read_before_another_writer_decides_again(
+    db: Database, uid: str
+) -> None:
+    # PUT evaluation decides on the month read with the team and the agent: if another writer
+    # appended since, the append refuses that version and the command decides on the stream
+    # read again, so neither write is lost.
+    ctx = ServiceContext(settings=conftest.test_settings(), db=db)
+    stream = d.agent_stream(f"a-{uid}")
+    decided_on: list[str | None] = []
+
+    def rename(name: str) -> Callable[[d.Agent | None], list[DomainEvent]]:
+        def decide(state: d.Agent | None) -> list[DomainEvent]:
+            decided_on.append(state.name if state is not None else None)
+            cmd = d.PutAgent(agent_id=f"a-{uid}", name=name, team_id=f"t-{uid}")
+            return list(d.decide_put_agent(state, cmd, NOW))
+        return decide
+
+    await execute(ctx, Caller(META), stream, d.evolve_agent, rename("First"))
+    [read] = await read_versions(ctx, (stream, d.evolve_agent))
+    assert read[0] is not None and read[0].name == "First" and read[1] == 1
+    async with db.connection() as conn:  # another process renames it meanwhile
+        await append(conn, stream, to_new(d.decide_put_agent(read[0], d.PutAgent(
+            agent_id=f"a-{uid}", name="Second", team_id=f"t-{uid}"), NOW)),
+            expected_version=1, metadata=META, recorded_at=NOW)
+    decided_on.clear()
+    state, result = await execute(ctx, Caller(META), stream, d.evolve_agent, rename("Third"),
+                                  read=read)
+    # Decided on what was read (no read of the stream), refused, decided again on "Second".
+    assert decided_on == ["First", "Second"]
+    assert result is not None and result.version == 3
+    assert state is not None and state.name == "Third"
+    async with db.connection() as conn:
+        fresh, version = await load(conn, stream, d.evolve_agent)
+    assert (fresh, version) == (state, 3)
