@@ -114,13 +114,38 @@ each polling the database every 50 ms. Changed:
   transactions a second to 24, and from 55 to 15 ms of CPU a second (20 s idle, same
   machine, one after the other).
 
-What is left is the framework and the round trips themselves: FastAPI's dependency solving
-and routing through the included routers (about a sixth of the service's CPU per PUT), the
-pool and asyncpg per statement, and, for an evaluation, the seven projections that read the
-month's stream and each commit a batch (four of them only to move their checkpoint past
-events they skip): a projection that named the event types it reads could skip those, but
-the waits (`queries/wait.py`) count by stream type and would have to learn event types
-first.
+A third look (pg_stat_statements on a server of its own, the projection runner's reads and
+transactions counted per worker, py-spy) found that an evaluation's projections cost as much
+as its request: every commit woke the eight workers that read the month's stream; cycle_results
+wrote five statements per month a batch touched (a batch of ~200 evaluations over 32 months
+held its transaction for over a second of the saturated event loop), and while one batch's
+transaction is open no worker can see later commits (read_all passes only transactions older
+than the snapshot's xmin), so 97 % of the other workers' reads came back empty, and the five
+that skip evaluations then committed a transaction per batch only to move a checkpoint. With
+no projection running, the same evaluations took a third less CPU (service and PostgreSQL). Changed:
+
+- cycle_results writes a batch's evaluations, counts, calibration and gaps for all the months
+  it touched in one statement each (seven statements a batch, not five per month).
+- A projection names the events it applies (`Projection.applies`): the runner reads past a
+  batch holding none of them without a transaction (its checkpoint is stored with the next
+  batch it applies, or once a batch's worth was read past), a commit wakes only the workers
+  that apply one of its event types, and `queries/wait.py` waits for those events alone.
+  Five of the seven projections of the month's stream now take no transaction for an
+  evaluation.
+- The route reads the team, the agent and the month's stream in one statement
+  (`queries.cycles.evaluation_reads`), and the command decides on that month without reading
+  it again (`execute(read=...)`; the append's version check refuses a month that moved, and
+  the command decides again under the stream's lock): two round trips before the answer, as
+  the floor app's.
+
+The route waits for no read model: it answers once its event is committed; the projections
+follow in the background.
+
+What is left is the framework and the round trips themselves: FastAPI's dependency solving,
+middleware and routing through the included routers, the pool and asyncpg per statement, and
+the three projections that apply every evaluation (cycle_results, stream_index,
+webhook_dispatch), each a read and a transaction per batch; the five that skip them still read
+past them when the store's heads move.
 """,
 )
 
