@@ -148,11 +148,11 @@ class CycleClosed(DomainEvent):
         # The scores go straight from the objects into their rows: dumping 50,000 of them to
         # dicts first (1,000 agents on 50 KPIs) cost more than the rest of the event.
         data = self.model_dump(mode="json", exclude={
-            "type": True, "results": {"__all__": {"score": {"work_performance": {"kpis"}}}}})
+            "type": True, "results": {"__all__": {"score": {"work_performance": {"rows"}}}}})
         for result, frozen in zip(data["results"], self.results, strict=True):
             performance = frozen.score.work_performance
             if performance is not None:
-                result["score"]["work_performance"]["kpis"] = compact_kpis(performance.kpis)
+                result["score"]["work_performance"]["kpis"] = compact_kpis(performance)
         return data
 
 

@@ -218,7 +218,7 @@ def _scorecard(
             detail.prorated_by)))
     performance = None
     if score.work_performance is not None:
-        performance = (score.work_performance.model_dump(mode="json", exclude={"kpis"})
+        performance = (score.work_performance.model_dump(mode="json", exclude={"rows"})
                        if derivable else dump_performance(score.work_performance))
     document = {
         "team_id": team_id, "period": period, "agent_id": result.agent_id,

@@ -8,14 +8,20 @@ work_performance = sum over KPIs of KPI weight * attainment, or the manager's ov
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import operator
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SkipValidation,
+    field_serializer,
+    model_validator,
+)
 
 from service.domain.kpis import Direction
 from service.domain.presence import prorated
@@ -55,14 +61,11 @@ class RoleScore(_Frozen):
     criteria: dict[str, CriterionScore]
 
 
-@dataclass(frozen=True, slots=True)
-class KpiScore:
+class KpiScore(NamedTuple):
     """One KPI's value against its target and floor, and what it contributed.
 
-    A plain dataclass, not a model: a close of 1,000 agents on 50 KPIs holds 50,000 of them,
-    built from numbers this module computed or from the close event that froze them, with
-    nothing to validate; a model cost some 10 us apiece to build (model_construct) and
-    decoding such a close took most of a second, once per projection that reads it.
+    ``WorkPerformance`` holds each as a plain tuple of these fields (``rows``) and names them
+    on the way out (``kpis``).
     """
 
     kind: Literal["measured", "rated"]
@@ -95,23 +98,25 @@ class Yardstick:
     share: float = 1.0
 
 
-#: The fields of a KpiScore in the order of the compact form (``compact_kpis``).
-KPI_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(KpiScore))
-_kpi_row = operator.attrgetter(*KPI_FIELDS)
+#: The fields of a KpiScore: the order of its row (``WorkPerformance.rows``).
+KPI_FIELDS: tuple[str, ...] = KpiScore._fields
+#: A KPI score's row from its fields by name.
+_row = operator.itemgetter(*KPI_FIELDS)
 
 
-def compact_kpis(kpis: Mapping[str, KpiScore]) -> dict[str, Any]:
-    """Return KPI scores as one list of values per KPI under one list of field names: a close
-    event of 1,000 agents on 50 KPIs repeats each field name 50,000 times otherwise. Every
-    field is a JSON value already (numbers, text, booleans, None)."""
-    # Tuples: the JSON encoder writes them as lists, and a list copy of each is 50,000 more
-    # objects for the collector to visit in a close of 1,000 agents on 50 KPIs.
-    return {"fields": list(KPI_FIELDS),
-            "rows": {name: _kpi_row(k) for name, k in kpis.items()}}
+def compact_kpis(performance: WorkPerformance) -> dict[str, Any]:
+    """Return the KPI scores as one list of values per KPI under one list of field names: a
+    close event of 1,000 agents on 50 KPIs repeats each field name 50,000 times otherwise.
+    Every field is a JSON value already (numbers, text, booleans, None)."""
+    return {"fields": list(KPI_FIELDS), "rows": performance.rows}
 
 
 class WorkPerformance(_Frozen):
     """The KPI-attainment criterion: computed from the KPIs unless overridden."""
+
+    # Dumped as "kpis", each score a dict of its fields; built from "kpis" too.
+    model_config = ConfigDict(frozen=True, serialize_by_alias=True, validate_by_name=True,
+                              validate_by_alias=True)
 
     role: str
     criterion: str
@@ -119,32 +124,50 @@ class WorkPerformance(_Frozen):
     computed: float | None
     overridden: bool
     override_reason: str | None
-    kpis: dict[str, KpiScore]
+    #: Each KPI's score as a plain tuple of its fields (``KPI_FIELDS``). A close of 1,000
+    #: agents on 50 KPIs holds 50,000 of them, for as long as the process holds the close:
+    #: as objects, each full pass of the garbage collector walked them all (and their number
+    #: brought the passes on sooner), where a tuple of plain values is one it stops following
+    #: after its first pass. The scores are this module's numbers or the close event's, so
+    #: they are not validated again one by one.
+    rows: Annotated[dict[str, tuple[Any, ...]], SkipValidation] = Field(alias="kpis")
+
+    @property
+    def kpis(self) -> dict[str, KpiScore]:
+        """Return each KPI's score, by KPI."""
+        return {name: KpiScore._make(row) for name, row in self.rows.items()}
+
+    @field_serializer("rows")
+    def _dump_rows(self, rows: dict[str, tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
+        return {name: dict(zip(KPI_FIELDS, row, strict=True)) for name, row in rows.items()}
 
     @model_validator(mode="before")
     @classmethod
     def _expand(cls, data: Any) -> Any:
-        # The compact form of close events (``compact_kpis``); the scores are the close's own
-        # numbers, stored by the service, so they are rebuilt without validating each again.
-        if isinstance(data, dict) and isinstance(data.get("kpis"), dict) and set(
-                data["kpis"]) == {"fields", "rows"}:
-            names, rows = data["kpis"]["fields"], data["kpis"]["rows"]
+        if not isinstance(data, dict):
+            return data
+        key = "kpis" if "kpis" in data else "rows"
+        kpis = data.get(key)
+        if not isinstance(kpis, dict):
+            return data
+        if set(kpis) == {"fields", "rows"}:  # the compact form of close events
+            names, rows = kpis["fields"], kpis["rows"]
             if tuple(names) == KPI_FIELDS:
-                kpis = {kpi: KpiScore(*row) for kpi, row in rows.items()}
+                kpis = {kpi: tuple(row) for kpi, row in rows.items()}
             else:  # stored with other fields (older code): the missing ones take defaults
-                kpis = {kpi: KpiScore(**dict(zip(names, row, strict=True)))
+                kpis = {kpi: tuple(KpiScore(**dict(zip(names, row, strict=True))))
                         for kpi, row in rows.items()}
-            data = {**data, "kpis": kpis}
-        return data
+        else:  # rows, scores, or each score a dict (a close stored before the compact form)
+            # (an exact tuple: a named one is a tuple the collector keeps following)
+            kpis = {kpi: row if type(row) is tuple else tuple(
+                        KpiScore(**row) if isinstance(row, dict) else row)
+                    for kpi, row in kpis.items()}
+        return {**data, key: kpis}
 
 
 def dump_performance(performance: WorkPerformance) -> dict[str, Any]:
-    """Return work performance as ``model_dump(mode="json")`` does, each KPI score a dict:
-    built here from the scores' fields (JSON values already), which is several times quicker
-    for the 50,000 of a month of 1,000 agents on 50 KPIs."""
-    return {**performance.model_dump(mode="json", exclude={"kpis"}),
-            "kpis": {name: dict(zip(KPI_FIELDS, _kpi_row(k), strict=True))
-                     for name, k in performance.kpis.items()}}
+    """Return work performance as the API shows it: each KPI score a dict of its fields."""
+    return performance.model_dump(mode="json")
 
 
 class AgentScore(_Frozen):
@@ -301,7 +324,7 @@ def _work_performance(
         override_reason=reason,
         # Built here from numbers this module computed: nothing for validation to catch, and
         # a close of 1,000 agents on 50 KPIs builds 50,000 of them.
-        kpis={name: KpiScore(**f) for name, f in fields.items()},
+        rows={name: _row(f) for name, f in fields.items()},
     )
 
 

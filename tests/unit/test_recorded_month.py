@@ -9,7 +9,6 @@ must come out identical: KPI values, attainments, weights, statuses, composites,
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -133,7 +132,7 @@ def test_a_compact_close_stored_with_fewer_fields_reads_them_as_their_defaults()
         assert before.score.work_performance is not None
         assert after.score.work_performance is not None
         assert after.score.work_performance.kpis == {
-            name: dataclasses.replace(k, target_source=None)
+            name: k._replace(target_source=None)
             for name, k in before.score.work_performance.kpis.items()}
 
 
@@ -172,8 +171,8 @@ def test_a_close_whose_detail_the_card_cannot_rebuild_keeps_it_in_the_document()
     assert performance is not None
     # scored with a weight the scheme's KPI no longer has (as an older close could be)
     name = next(iter(performance.kpis))
-    odd = performance.model_copy(update={"kpis": {
-        **performance.kpis, name: dataclasses.replace(performance.kpis[name], weight=0.5)}})
+    odd = performance.model_copy(update={"rows": {
+        **performance.rows, name: tuple(performance.kpis[name]._replace(weight=0.5))}})
     result = result.model_copy(update={"score": result.score.model_copy(
         update={"work_performance": odd})})
     [card] = stored_scorecards("t", PERIOD, "closed", [result], _scheme(DEFAULT_SCHEME_V2), {})
