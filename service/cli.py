@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Sequence
@@ -63,6 +64,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # gracefully is a success (`make run` would otherwise report "Error 143").
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     proxy_headers, forwarded_allow_ips = proxy_options(settings)
+    # What is loaded by now (modules, the app, its routes and models: ~190,000 objects) lives
+    # as long as the process; frozen, the garbage collector's full passes stop walking it.
+    # Each such pass cost about 0.12 s of CPU in the ingestion benchmark, a sixth of the
+    # service's CPU (requests allocate enough to set one off every few seconds).
+    gc.freeze()
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
                 timeout_graceful_shutdown=5, proxy_headers=proxy_headers,
                 forwarded_allow_ips=forwarded_allow_ips)
