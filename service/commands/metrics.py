@@ -107,15 +107,19 @@ async def settle(
     count = len(ids)
     # Years whose times the database can take (whether a time is plausible is judged there).
     first_year, last_year = m.EARLIEST.year, now.year + 1
+    # Times as seconds since the epoch, once: what the stage takes, and what the batch's
+    # bounds are found from (comparing aware datetimes of different offsets asks each for its
+    # offset: the min and the max of the column had cost more than all the rest here).
+    epochs = list(map(datetime.timestamp, times))
+    first, last = (min(epochs), max(epochs)) if count else (now.timestamp(), now.timestamp())
     # The common batch, judged by its columns at C speed: no id twice, every value and every
     # time in bounds (instants a day inside the years, so every local year is inside too).
-    first, last = (min(times), max(times)) if count else (now, now)
     if count and (len(set(ids)) == count or len(set(zip(sources, ids, strict=True))) == count) \
             and math.isfinite(sum(values)) and 0 <= min(values) and max(values) <= m.MAX_VALUE \
-            and datetime(first_year, 1, 2, tzinfo=UTC) <= first \
-            and last <= datetime(last_year, 12, 30, tzinfo=UTC):
+            and datetime(first_year, 1, 2, tzinfo=UTC).timestamp() <= first \
+            and last <= datetime(last_year, 12, 30, tzinfo=UTC).timestamp():
         staged = list(zip(range(count), sources, ids, samples.agent_ids, samples.metrics,
-                          values, map(datetime.timestamp, times), strict=True))
+                          values, epochs, strict=True))
     else:
         seen: set[tuple[str, str]] = set()
         check, top = m.check, m.MAX_VALUE
@@ -130,7 +134,7 @@ async def settle(
                        else check(samples[index], now))
             if problem is None:
                 staged.append((index, key[0], key[1], samples.agent_ids[index],
-                               samples.metrics[index], value, at.timestamp()))
+                               samples.metrics[index], value, epochs[index]))
             else:
                 checked.append((index, key[0], samples[index], problem))
 
@@ -139,9 +143,10 @@ async def settle(
     if staged:
         await store.stage(conn, staged)
         if len(staged) < count:  # the span of what was staged (a far year is checked out)
-            first = datetime.fromtimestamp(min(r[6] for r in staged), UTC)
-            last = datetime.fromtimestamp(max(r[6] for r in staged), UTC)
-        agents, months = list(set(samples.agent_ids)), m.months_spanned(first, last, now)
+            first, last = min(r[6] for r in staged), max(r[6] for r in staged)
+        agents = list(set(samples.agent_ids))
+        months = m.months_spanned(datetime.fromtimestamp(first, UTC),
+                                  datetime.fromtimestamp(last, UTC), now)
         for _ in range(PLACEMENTS):
             mark, pairs = await store.place(conn, agents, months)
             if mark is None:  # the directory read model lags: place from the streams
