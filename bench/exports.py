@@ -52,20 +52,38 @@ XlsxWriter's default mode, which keeps every cell as Python objects until the wo
 closed. Streamed, the peak stays flat as the rows grow (about 1.1 MiB, most of it XlsxWriter's
 fixed parts); whole, it grows with every row.
 
-### Which figure meets the 3x target
+### Where the first download's time went
 
-Plainly: the **first** download of a revision does **not** (the first row); a **repeated**
-download of a published month does, by far (the second row). Measured in-process before
-choosing (1,000 rows, medians of 25 interleaved runs, load average about 6): CSV 10.6 ms;
-the workbook 102.6 ms with its temporary files on the disk, 85.8 ms on `/dev/shm` (now used
-where it exists: the dozen part files cost 15-20 ms to create, write and remove on a disk);
-zip compression is not the cost (writing the parts stored instead of deflated took no less,
-107.6 ms); the ranking uses one cell format (the bold header) and the cells are already
-written with the typed methods (`write_number`, `write_string`) on a short path. What is left
-is XlsxWriter's own Python work per cell (its argument checks, the cell record, the XML
-element: some 7 us a cell, 11,000 cells), so a first download under 3x the CSV would take a
-writer in compiled code instead of XlsxWriter, which the issue names. The workbook is written
-in a worker thread, so a slow first download holds no other request back.
+Both time rows now meet the target. The first download had been 4.9x the CSV (117 ms against
+23.9 ms, 2026-12-03 04:09 UTC). The two read the same stored ranking document and build the
+same rows (`service/api/ranking_table.py`), so the difference was the writer. Profiled
+in-process (1,000 rows, thread CPU time, medians of 41 interleaved runs, load average about 4):
+the CSV took 5.4 ms and the workbook 53 ms, 45 of them the rows and 8 closing it (writing its
+parts and zipping them; a workbook with no rows closes in 2.5 ms). Nearly all of the rows' time
+was XlsxWriter's own work per cell, about 4 us a cell for 11,000 cells: the A1-notation
+wrapper, the checks and a record per cell, then, when the row went out, a dozen calls per cell
+(the cell reference, a list of attributes, escaping each one, a file write per cell).
+`write_row` would not have helped (it dispatches each cell on its type: no faster), and neither
+would column formats (the ranking has one format, the bold header).
+
+Now each row goes to `RowSheet.write_cells` (`service/api/xlsx_sheet.py`), a subclass of
+XlsxWriter's worksheet that writes a whole row of typed cells as the XML XlsxWriter writes for
+the same `write_string`/`write_number`/`write_boolean`/`write_datetime` calls: one string per
+cell and one file write per row, and XlsxWriter's control-character escapes only for text that
+has something for them to do. The workbook around the rows (sheets, formats, the frozen header,
+column widths, the package and its zip) is XlsxWriter's, and a row with anything unusual in it
+(an infinite number, text longer than a cell keeps, a row format) goes through XlsxWriter's
+`write_*` methods; a unit test (`tests/unit/test_xlsx_sheet.py`) holds every part of a
+workbook, byte for byte, to XlsxWriter's own output for the same cells. The same in-process
+comparison now: 22.5 ms for the workbook (0.42 of before: about 14 ms the rows, 9 closing it),
+5.4 ms for the CSV. Of what is left, the zip is the one piece with an easy cut: zlib's default
+level takes about 4 ms of the 9, level 1 would take 1 ms (for a workbook of 58 KiB instead of
+45 KiB), but XlsxWriter has no option for the level.
+Over HTTP the figure also carries what both formats pay (the request, reading and parsing the
+document, the answer), and it moves with the machine's load: a workbook is one longer stretch of
+CPU in a worker thread, which other processes on a busy machine interrupt more often than the
+CSV's short ones: runs of this code at load averages of 3 to 5 on this shared machine gave 1.4x
+to 2.2x, and 2.9x once, when the CSV itself took twice its usual time.
 """,
 )
 
