@@ -10,8 +10,8 @@ A projection that names the events it applies (``Projection.applies``) reads pas
 holds none of them without a transaction: the month's stream is mostly evaluations, which five
 of the seven projections that read it skip, and each commit would otherwise cost them a
 transaction to move a checkpoint. The checkpoint follows with the next batch it applies (or
-once ``LIVE_BATCH`` events were read past, so that a restart and a reader's check never scan
-far); the worker holds the position it read to, and readers wait for the events that count
+once ``UNSTORED_AT_MOST`` events were read past, so that a restart and a reader's check never
+scan far); the worker holds the position it read to, and readers wait for the events that count
 alone (``service.queries.wait``).
 
 Wake-ups: a commit in this process wakes the workers that read its stream types and apply one
@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 LOCK_NAMESPACE = 7215001
 LIVE_BATCH = 500
+#: Events a live generation reads past before its stored checkpoint follows them: a reader's
+#: check for a projection that skips events (service.queries.wait) scans up to this many.
+UNSTORED_AT_MOST = 100
 BUILD_BATCH = 5000
 FAILURE_RETRY_SECONDS = 5.0
 #: How often the runner asks whether the generations changed (see Worker.ensure_live).
@@ -155,7 +158,7 @@ class Worker:
                 # Nothing here changes the read model: no transaction, and the checkpoint
                 # follows later (see the module's docstring).
                 self._unsaved += len(events)
-                if self._unsaved >= LIVE_BATCH:
+                if self._unsaved >= UNSTORED_AT_MOST:
                     await checkpoints.advance(self.conn, generation, events[-1].cursor,
                                               self._unsaved)
                     self._unsaved = 0

@@ -55,24 +55,32 @@ SELECT EXISTS (
 # For a projection that names the events it applies (``Projection.applies``: of the stream
 # types $3, only the event types $4), which reads past the others without storing its
 # checkpoint at once: only those events count. No event that counts (at or before the position
-# $5) is past the live checkpoint; the newest of them would be a long probe back through the
-# events it skips, so the probe runs forward from the checkpoint, which the runner keeps
-# within a batch of the events it skipped.
-_COUNTS = """($2::text[] IS NULL OR e.stream_type = ANY($2::text[]))
-          AND NOT (e.stream_type = ANY($3::text[]) AND e.type <> ALL($4::text[]))"""
-_PAST = f"""
-    SELECT 1 FROM event e
-    WHERE (e.tx_id, e.position) > (c.tx_id, c.position) AND {_COUNTS}"""  # noqa: S608
+# $5) is past the live checkpoint. The newest of them would be a long probe back through the
+# events it skips, so each of its stream types ($2, never NULL here) is probed forward from the
+# checkpoint on its own index range, which the runner keeps within a batch of skipped events.
+_PAST = """
+    SELECT 1 FROM unnest($2::text[]) AS t (stream_type)
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM event e
+        WHERE e.stream_type = t.stream_type
+          -- the stream type's own index, from the checkpoint on
+          AND (e.stream_type, e.tx_id, e.position) > (t.stream_type, c.tx_id, c.position)
+          AND NOT (e.stream_type = ANY($3::text[]) AND e.type <> ALL($4::text[]))
+          {bound}
+        ORDER BY e.stream_type, e.tx_id, e.position LIMIT 1) AS counted"""
 _APPLIED_ALL = f"""
-SELECT CASE WHEN c.name IS NULL THEN NOT EXISTS (SELECT 1 FROM event e WHERE {_COUNTS})
-            ELSE NOT EXISTS ({_PAST}) END
+SELECT CASE WHEN c.name IS NULL THEN NOT EXISTS (
+           SELECT 1 FROM event e WHERE e.stream_type = ANY($2::text[])
+             AND NOT (e.stream_type = ANY($3::text[]) AND e.type <> ALL($4::text[])))
+       ELSE NOT EXISTS ({_PAST.format(bound="")}) END
 FROM (VALUES (1)) AS one (x)
 LEFT JOIN projection_checkpoint c ON c.name = $1 AND c.status = 'live'
 """  # noqa: S608
 _APPLIED_UP_TO = f"""
 SELECT EXISTS (
     SELECT 1 FROM projection_checkpoint c
-    WHERE c.name = $1 AND c.status = 'live' AND NOT EXISTS ({_PAST} AND e.position <= $5))
+    WHERE c.name = $1 AND c.status = 'live'
+      AND NOT EXISTS ({_PAST.format(bound="AND e.position <= $5")}))
 """  # noqa: S608
 
 
@@ -94,7 +102,7 @@ async def _reached(conn: asyncpg.Connection, projection: Projection, at: int | N
                    stream: str | None) -> bool:
     types = list(projection.stream_types) if projection.stream_types else None
     only = projection.applies
-    if only is not None:
+    if only is not None and types is not None:
         # A wait for one stream's events waits for every event that counts: still correct.
         counts = (list(only.stream_types), sorted(only.event_types))
         if at is not None:

@@ -116,21 +116,22 @@ async def test_events_it_does_not_apply_are_read_past_and_counted_with_the_next_
 async def test_a_batch_read_past_is_stored_once_a_batch_of_them_accumulates(
     db: Database, uid: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(runner_module, "LIVE_BATCH", 3)
+    monkeypatch.setattr(runner_module, "UNSTORED_AT_MOST", 3)
     projection = counting(uid)
     conn = await db.connect_single()
     try:
         worker = Worker(conn, projection)
         await worker.run_once()
         month = f"month{uid}:2026-11"
-        await _append(db, month, 0, "Evaluated", "Evaluated", "Evaluated")
-        last = await _append(db, month, 3, "Evaluated")
-        assert await _step(worker) == 3
-        # Three read past: stored, so a restart or a reader's check never scans far.
-        stored, applied = await _stored(db, projection.name)
-        assert applied == 3 and stored < last
-        assert await _step(worker) == 1
-        assert await _stored(db, projection.name) == (stored, 3)
+        start = await _stored(db, projection.name)
+        await _append(db, month, 0, "Evaluated", "Evaluated")
+        assert await _step(worker) == 2
+        assert await _stored(db, projection.name) == start  # two read past: not stored yet
+        last = await _append(db, month, 2, "Evaluated", "Evaluated")
+        assert await _step(worker) == 2
+        # Four read past, more than the three allowed: stored, so a restart or a reader's
+        # check never scans far.
+        assert await _stored(db, projection.name) == (last, 4)
         assert projection.batches == []  # type: ignore[attr-defined]
     finally:
         await conn.close()
