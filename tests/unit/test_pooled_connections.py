@@ -12,13 +12,15 @@ SERVICE = Path(__file__).resolve().parents[2] / "service"
 
 #: SQL that outlives its transaction on the session that ran it: statements that start so
 #: (keywords in capitals, as all SQL here is written, so prose does not match), and calls
-#: that are unmistakable anywhere in a string.
+#: that are unmistakable anywhere in a string. ``set_config(name, value, true)`` is local to its
+#: transaction (ingestion's plan mode), like ``SET LOCAL``; with ``false`` it is the session's.
 #: A temporary table that empties itself at every commit (ON COMMIT DELETE ROWS: metric
 #: ingestion's staging table) carries nothing from one borrower to the next.
 STARTS = re.compile(r"(SET\s+(?!LOCAL\b)|LISTEN\b|PREPARE\b"
                     r"|CREATE\s+TEMP(ORARY)?\b(?!.*ON\s+COMMIT\s+DELETE\s+ROWS)|DECLARE\b.*"
                     r"\bWITH\s+HOLD\b)", re.DOTALL)
-CALLS = re.compile(r"pg_(try_)?advisory_lock(_shared)?\s*\(|\bset_config\s*\(", re.IGNORECASE)
+CALLS = re.compile(r"pg_(try_)?advisory_lock(_shared)?\s*\("
+                   r"|\bset_config\s*\((?:[^()]|\([^()]*\))*,\s*false\s*\)", re.IGNORECASE)
 
 
 def _strings(tree: ast.AST) -> list[str]:
@@ -60,6 +62,9 @@ def test_the_check_sees_session_state(tmp_path: Path) -> None:
         'A = "SELECT pg_advisory_lock(1)"\nB = "SET statement_timeout = 0"\n'
         'C = "LISTEN events"\nD = "SET LOCAL lock_timeout = 0"\n'
         'E = "SELECT pg_advisory_xact_lock(1)"\n'
+        'F = "SELECT set_config(\'work_mem\', upper(\'64mb\'), false)"\n'
+        'G = "SELECT set_config(\'plan_cache_mode\', NULL, true)"\n'
     )
     assert _session_state_sql(sample) == [
-        "SELECT pg_advisory_lock(1)", "SET statement_timeout = 0", "LISTEN events"]
+        "SELECT pg_advisory_lock(1)", "SET statement_timeout = 0", "LISTEN events",
+        "SELECT set_config('work_mem', upper('64mb'), false)"]
