@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from service.projections.base import Projection, Tables
-from service.projections.runner import ProjectionRunner, Worker
+from service.projections.runner import GENERATIONS_SECONDS, ProjectionRunner, Worker
 from service.store.database import Database
 from service.store.event_store import NewEvent, RecordedEvent, append
 
@@ -61,7 +61,10 @@ async def test_a_commit_elsewhere_wakes_only_the_worker_that_reads_it(
         async with asyncio.timeout(10):
             while set(runner.holding) != {busy.name, idle.name} or len(workers) < 2:
                 await asyncio.sleep(0.01)
-            await asyncio.sleep(0.3)  # both have read their (empty) start
+            # Both have read their (empty) start, and the heads' task has read the generations
+            # after both workers stored theirs: its first reading may predate them, and a change
+            # in the generations (once a GENERATIONS_SECONDS) has every worker read again.
+            await asyncio.sleep(GENERATIONS_SECONDS + 0.3)
         idle_steps = workers[idle.name].steps
         # Appended as another process would: nothing in this process wakes the runner.
         for n in range(5):
