@@ -12,6 +12,9 @@ from service.api.auth import allow, public
 from service.api.deps import context
 from service.api.problems import Problem
 from service.context import ServiceContext
+from service.projections import checkpoints
+from service.projections.lag import lag_events
+from service.projections.registry import all_projections
 from service.store import migrate
 from service.store.database import DATABASE_AWAY
 
@@ -51,16 +54,12 @@ async def metrics(ctx: Annotated[ServiceContext, Depends(context)]) -> Response:
     """Expose Prometheus metrics (request counts and latency, appends, projection lag)."""
     try:
         async with ctx.db.connection() as conn:
-            rows = await conn.fetch(
-                """
-                SELECT c.name, greatest(coalesce(h.position, 0) - c.position, 0) AS lag
-                FROM projection_checkpoint c
-                CROSS JOIN (SELECT max(position) AS position FROM event) h
-                WHERE c.status = 'live'
-                """
-            )
-        for row in rows:
-            observability.PROJECTION_LAG.labels(row["name"]).set(row["lag"])
+            live = {g.name: g for g in await checkpoints.all_generations(conn)
+                    if g.status == "live"}
+            lags = {p.name: await lag_events(conn, p, live[p.name])
+                    for p in all_projections() if p.name in live}
+        for name, lag in lags.items():
+            observability.PROJECTION_LAG.labels(name).set(lag)
     except DATABASE_AWAY:
         pass  # metrics stay available while the database is away
     return Response(generate_latest(observability.REGISTRY), media_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from service.projections import checkpoints
 from service.projections.base import Projection
+from service.projections.lag import lag_events
 from service.projections.registry import all_projections, by_name
 from service.projections.runner import try_lock, worker_for
 from service.store.database import Database
@@ -19,11 +20,7 @@ console = Console(stderr=True)
 
 
 async def relevant_events(conn: asyncpg.Connection, projection: Projection) -> int:
-    """Count the stored events (or rows of another source) a projection reads."""
-    count_source = getattr(projection, "count_source", None)
-    if count_source is not None:
-        counted: int = await count_source(conn)
-        return counted
+    """Count the stored events a projection reads (a rebuild's progress bar)."""
     count: int = await conn.fetchval(
         "SELECT count(*) FROM event WHERE $1::text[] IS NULL OR stream_type = ANY($1::text[])",
         list(projection.stream_types) if projection.stream_types else None,
@@ -37,7 +34,6 @@ async def status_rows(db: Database) -> list[dict[str, object]]:
     async with db.connection() as conn:
         generations = {(g.name, g.status): g for g in await checkpoints.all_generations(conn)}
         for projection in all_projections():
-            total = await relevant_events(conn, projection)
             for status in ("live", "building"):
                 g = generations.get((projection.name, status))
                 if g is None:
@@ -50,7 +46,7 @@ async def status_rows(db: Database) -> list[dict[str, object]]:
                         "code_version": g.code_version,
                         "position": g.cursor.position,
                         "events_applied": g.events_applied,
-                        "lag_events": max(total - g.events_applied, 0),
+                        "lag_events": await lag_events(conn, projection, g),
                         "error": g.error,
                         "error_position": g.error_position,
                     }

@@ -28,6 +28,11 @@ async def test_metrics_exposes_prometheus_text(
     assert response.status_code == 200
     assert "csperf_http_requests_total" in response.text
     assert 'route="/healthz"' in response.text
+    # Every live projection's lag (events that count for it, past its checkpoint).
+    lags = [line for line in response.text.splitlines()
+            if line.startswith("csperf_projection_lag_events{")]
+    assert any('projection="directory"' in line for line in lags)
+    assert all(float(line.rsplit(" ", 1)[1]) >= 0 for line in lags)
 
 
 async def test_unknown_path_is_problem_json(app_client: httpx.AsyncClient) -> None:

@@ -13,8 +13,10 @@ import asyncpg
 import pytest
 
 from service.context import ServiceContext
+from service.projections import checkpoints
 from service.projections import runner as runner_module
 from service.projections.base import Only, Projection, Tables
+from service.projections.lag import lag_events
 from service.projections.runner import ProjectionRunner, Worker
 from service.queries.wait import wait
 from service.store.database import Database
@@ -67,6 +69,14 @@ async def _stored(db: Database, name: str) -> tuple[int, int]:
     return row["position"], row["events_applied"]
 
 
+async def _lag(db: Database, projection: Projection) -> int:
+    """The lag `csperf projections status` and /metrics show for the live generation."""
+    async with db.connection() as conn:
+        live = await checkpoints.current(conn, projection.name, "live")
+        assert live is not None
+        return await lag_events(conn, projection, live)
+
+
 async def _forget(db: Database, name: str) -> None:
     async with db.connection() as conn:
         await conn.execute("DELETE FROM projection_checkpoint WHERE name = $1", name)
@@ -95,6 +105,8 @@ async def test_events_it_does_not_apply_are_read_past_and_counted_with_the_next_
         # ...and no reader waits for it, for the position or for everything.
         assert await wait(ctx, projection, at=evaluated, timeout=0.05)
         assert await wait(ctx, projection, timeout=0.05)
+        # Nor does it show as behind: the stored checkpoint trails, the lag counts none.
+        assert await _lag(db, projection) == 0
         # Nor is the worker behind the heads it read past.
         assert not worker.behind({None: worker._known[0].cursor})  # type: ignore[index]
 
@@ -103,7 +115,9 @@ async def test_events_it_does_not_apply_are_read_past_and_counted_with_the_next_
         # before it do not make the wait return early.
         assert not await wait(ctx, projection, at=other, timeout=0.05)
         assert not await wait(ctx, projection, timeout=0.05)
+        assert await _lag(db, projection) == 1
         assert await _step(worker) == 1
+        assert await _lag(db, projection) == 0
         assert projection.batches[-1] == ["Anything"]  # type: ignore[attr-defined]
         # The checkpoint stored with that batch counts the events read past before it.
         assert await _stored(db, projection.name) == (other, 4)

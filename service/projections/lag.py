@@ -1,0 +1,45 @@
+"""How far a projection's generation is behind: the stored events that count for it, past its
+checkpoint.
+
+Counted from the checkpoint forward on the event indexes, so a caught-up projection costs one
+short probe whatever the size of the log. Only events of the stream types it reads count, and
+of a projection that names the events it applies (``Projection.applies``) only those: it reads
+past the others without storing its checkpoint at once (``service.projections.runner``), so a
+count of positions or of events read would show such a projection behind while it is not.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from service.projections.base import Projection
+from service.projections.checkpoints import Generation
+
+_ALL = """
+SELECT count(*) FROM event e
+WHERE (e.tx_id, e.position) > ($1, $2)
+  AND NOT (e.stream_type = ANY($3::text[]) AND e.type <> ALL($4::text[]))
+"""
+# Each stream type on its own range of the (stream_type, tx_id, position) index.
+_TYPED = """
+SELECT count(*) FROM unnest($5::text[]) AS t (stream_type)
+CROSS JOIN LATERAL (
+    SELECT 1 FROM event e
+    WHERE e.stream_type = t.stream_type
+      AND (e.stream_type, e.tx_id, e.position) > (t.stream_type, $1, $2)
+      AND NOT (e.stream_type = ANY($3::text[]) AND e.type <> ALL($4::text[]))) AS counted
+"""
+
+
+async def lag_events(conn: asyncpg.Connection, projection: Projection,
+                     generation: Generation) -> int:
+    """Count the events that count for the projection past the generation's checkpoint."""
+    only = projection.applies
+    skipped = (list(only.stream_types), sorted(only.event_types)) if only else ([], [])
+    cursor = generation.cursor
+    if projection.stream_types is None:
+        counted = await conn.fetchval(_ALL, cursor.tx_id, cursor.position, *skipped)
+    else:
+        counted = await conn.fetchval(_TYPED, cursor.tx_id, cursor.position, *skipped,
+                                      list(projection.stream_types))
+    return int(counted)
