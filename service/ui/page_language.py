@@ -8,10 +8,13 @@ reasons and the charts all build on this module, which builds on none of them.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import UTC, date, datetime
 
+from babel.dates import format_date, format_datetime
 from babel.support import NullTranslations
 from fastapi import Request
 
@@ -60,10 +63,32 @@ def ngettext(one: str, many: str, count: int) -> str:
     return i18n.translations(language(), "ui").ngettext(one, many, count)
 
 
+#: A value that is a day or an instant in ISO 8601 (how refusals carry them, as the API says
+#: them); a month ("2026-11") or any other text is left as it is.
+_ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})?)?")
+
+
+def _time_said(value: str) -> str:
+    """Return a day or an instant as the page's language writes it (Babel); an instant in UTC
+    with the zone named, as the API gives it (a refusal does not know the reader's team)."""
+    loc = i18n.babel_locale(language())
+    try:
+        if len(value) == 10:
+            return format_date(date.fromisoformat(value), "medium", locale=loc)
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    at = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(UTC)
+    return format_datetime(at, "medium", tzinfo=UTC, locale=loc) + " UTC"
+
+
 def said(message: str, values: Mapping[str, object] | None = None) -> str:
     """Return a refusal (a ``DomainError``'s or ``Problem``'s message and values) in the page's
     language: the message from the catalogue, its values filled in, those that are words
-    themselves (``Text``: a status, an act, a clause) said in the page's language too."""
-    shown = {name: said(value.message, value.values) if isinstance(value, Text) else value
+    themselves (``Text``: a status, an act, a clause) said in the page's language too, and
+    days and instants written as the page's language writes them."""
+    shown = {name: said(value.message, value.values) if isinstance(value, Text)
+             else _time_said(value) if isinstance(value, str) and _ISO_TIME.fullmatch(value)
+             else value
              for name, value in (values or {}).items()}
     return filled(gettext(message), shown)

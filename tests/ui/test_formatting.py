@@ -99,3 +99,24 @@ def test_a_ledger_reason_is_said_again_in_the_page_language(stored: str, korean:
     with page_language.asked_for("ko"):
         assert reasons.reason_text(stored) == korean
     assert reasons.reason_text(stored) == stored  # English: the words the domain wrote
+
+
+def test_a_refusal_writes_its_days_and_instants_in_the_page_language() -> None:
+    message = ("the appeal window of %(team)s/%(period)s closed at %(until)s (%(days)s days"
+               " after the release)")
+    values = {"team": "t1", "period": "2026-11", "until": "2026-12-10T09:05:00+00:00",
+              "days": 5}
+    with page_language.asked_for("ko"):
+        korean = page_language.said(message, values)
+        day = page_language.said("%(day)s", {"day": "2026-12-07"})
+    with page_language.asked_for("en"):
+        english = page_language.said(message, values)
+    # Translated, with the instant as Korean writes it (오전: before noon), in UTC as the
+    # API gives it; the month and the other values stay as they are.
+    assert "2026-12-10T" not in korean and "오전" in korean and "UTC" in korean
+    assert "t1/2026-11" in korean and "5" in korean
+    assert "Dec 10, 2026" in english and "9:05" in english and "UTC" in english
+    assert day != "2026-12-07" and "2026" in day and "12" in day and "7" in day
+    # Text that only looks like a date starts a longer value: left alone.
+    with page_language.asked_for("ko"):
+        assert page_language.said("%(x)s", {"x": "2026-12-07 or later"}) == "2026-12-07 or later"
