@@ -232,6 +232,25 @@ async def test_placement_in_sql_follows_the_membership_and_the_local_month_of_ea
         assert m.place(s, found.agents[agent], found.zones) == where, s["occurred_at"]
 
 
+async def test_a_batch_plans_generically_only_up_to_its_storing_statement(
+    app_client: httpx.AsyncClient, uid: str
+) -> None:
+    # The locking statement asks for generic plans; the storing statement sets the mode back,
+    # so the look-ups that may follow (stored keys, the quarantine) are planned for their keys.
+    ctx = context(app_client)
+    team = await make_team(app_client, uid, 1)
+    at = NOW - timedelta(hours=1)
+    async with ctx.db.transaction() as conn:
+        configured = await conn.fetchval("SHOW plan_cache_mode")
+        await store.stage(conn, [(0, f"src-{uid}", f"{uid}-1", team.agents[0], "orders", 1.0,
+                                  at.timestamp())])
+        months = m.months_spanned(at, at, NOW)
+        mark, _ = await store.place(conn, team.agents, months)
+        assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        await store.settle(conn, NOW, mark, {}, team.agents, months)
+        assert await conn.fetchval("SHOW plan_cache_mode") == configured
+
+
 async def test_a_rebuild_from_the_samples_equals_the_live_totals(
     app_client: httpx.AsyncClient, uid: str, app_clock: Any
 ) -> None:
