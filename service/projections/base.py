@@ -34,6 +34,17 @@ class Only:
         that counts."""
         return any(self.admits(s, e) for s in stream_types for e in event_types)
 
+    def parameters(self) -> tuple[list[str], list[str]]:
+        """Return the two array parameters of ``admits_sql``: the stream types, the event types."""
+        return list(self.stream_types), sorted(self.event_types)
+
+
+def admits_sql(stream_types: str, event_types: str) -> str:
+    """Return ``Only.admits`` in SQL, of an event row ``e``, given the placeholders ($n) of
+    ``Only.parameters``' two arrays (never values)."""
+    return (f"NOT (e.stream_type = ANY({stream_types}::text[])"
+            f" AND e.type <> ALL({event_types}::text[]))")
+
 
 class Tables:
     """Physical names of one generation of a projection's tables.

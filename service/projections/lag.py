@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import asyncpg
 
-from service.projections.base import Projection
+from service.projections.base import Projection, admits_sql
 from service.projections.checkpoints import Generation
 
-_ALL = """
+# The composed fragment is code (admits_sql); every value is a parameter.
+_ALL = f"""
 SELECT count(*) FROM event e
-WHERE (e.tx_id, e.position) > ($1, $2)
-  AND NOT (e.stream_type = ANY($3::text[]) AND e.type <> ALL($4::text[]))
+WHERE (e.tx_id, e.position) > ($1, $2) AND {admits_sql("$3", "$4")}
 """
 # Each stream type on its own range of the (stream_type, tx_id, position) index.
-_TYPED = """
+_TYPED = f"""
 SELECT count(*) FROM unnest($5::text[]) AS t (stream_type)
 CROSS JOIN LATERAL (
     SELECT 1 FROM event e
     WHERE e.stream_type = t.stream_type
       AND (e.stream_type, e.tx_id, e.position) > (t.stream_type, $1, $2)
-      AND NOT (e.stream_type = ANY($3::text[]) AND e.type <> ALL($4::text[]))) AS counted
+      AND {admits_sql("$3", "$4")}) AS counted
 """
 
 
@@ -35,7 +35,7 @@ async def lag_events(conn: asyncpg.Connection, projection: Projection,
                      generation: Generation) -> int:
     """Count the events that count for the projection past the generation's checkpoint."""
     only = projection.applies
-    skipped = (list(only.stream_types), sorted(only.event_types)) if only else ([], [])
+    skipped = only.parameters() if only else ([], [])
     cursor = generation.cursor
     if projection.stream_types is None:
         counted = await conn.fetchval(_ALL, cursor.tx_id, cursor.position, *skipped)

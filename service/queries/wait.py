@@ -18,7 +18,7 @@ import asyncio
 import asyncpg
 
 from service.context import ServiceContext
-from service.projections.base import Projection
+from service.projections.base import Projection, admits_sql
 
 #: How long a read that may answer from slightly stale read models waits for them first
 #: (``wait`` then returns False and the read goes ahead with what they hold).
@@ -65,14 +65,15 @@ _PAST = """
         WHERE e.stream_type = t.stream_type
           -- the stream type's own index, from the checkpoint on
           AND (e.stream_type, e.tx_id, e.position) > (t.stream_type, c.tx_id, c.position)
-          AND NOT (e.stream_type = ANY($3::text[]) AND e.type <> ALL($4::text[]))
+          AND {admits}
           {bound}
         ORDER BY e.stream_type, e.tx_id, e.position LIMIT 1) AS counted"""
+_ADMITS = admits_sql("$3", "$4")
 _APPLIED_ALL = f"""
 SELECT CASE WHEN c.name IS NULL THEN NOT EXISTS (
            SELECT 1 FROM event e WHERE e.stream_type = ANY($2::text[])
-             AND NOT (e.stream_type = ANY($3::text[]) AND e.type <> ALL($4::text[])))
-       ELSE NOT EXISTS ({_PAST.format(bound="")}) END
+             AND {_ADMITS})
+       ELSE NOT EXISTS ({_PAST.format(admits=_ADMITS, bound="")}) END
 FROM (VALUES (1)) AS one (x)
 LEFT JOIN projection_checkpoint c ON c.name = $1 AND c.status = 'live'
 """  # noqa: S608
@@ -80,7 +81,7 @@ _APPLIED_UP_TO = f"""
 SELECT EXISTS (
     SELECT 1 FROM projection_checkpoint c
     WHERE c.name = $1 AND c.status = 'live'
-      AND NOT EXISTS ({_PAST.format(bound="AND e.position <= $5")}))
+      AND NOT EXISTS ({_PAST.format(admits=_ADMITS, bound="AND e.position <= $5")}))
 """  # noqa: S608
 
 
@@ -104,7 +105,7 @@ async def _reached(conn: asyncpg.Connection, projection: Projection, at: int | N
     only = projection.applies
     if only is not None and types is not None:
         # A wait for one stream's events waits for every event that counts: still correct.
-        counts = (list(only.stream_types), sorted(only.event_types))
+        counts = only.parameters()
         if at is not None:
             return bool(await conn.fetchval(_APPLIED_UP_TO, projection.name, types, *counts, at))
         return bool(await conn.fetchval(_APPLIED_ALL, projection.name, types, *counts))
