@@ -32,6 +32,8 @@ from pathlib import Path
 
 import asyncpg
 
+from service.store.metrics import cycle_status_sql
+
 #: Months prepared ahead of the current one, and kept ready behind it for late samples.
 AHEAD = 3
 BEHIND = 12
@@ -110,17 +112,14 @@ class Skipped:
 
 # Months before the limit still stored, each with the cycles of its samples that are not
 # published yet (a team's latest status event), so only fully published months are archived.
-_CANDIDATES = """
+_CANDIDATES = f"""
 SELECT p.period, p.state,
        coalesce((
            SELECT array_agg(k.team_id ORDER BY k.team_id)
            FROM (SELECT DISTINCT team_id FROM metric_sample s WHERE s.period = p.period) k
-           WHERE coalesce((SELECT e.type FROM event e
-                           WHERE e.stream_id = 'cycle:' || k.team_id || ':' || p.period
-                             AND e.type IN ('CycleOpened', 'CycleClosed', 'CyclePublished',
-                                            'CycleReopened')
-                           ORDER BY e.version DESC LIMIT 1), '') <> 'CyclePublished'
-       ), '{}') AS unpublished
+           WHERE coalesce({cycle_status_sql("k.team_id", "p.period")}, '')
+                 <> 'CyclePublished'
+       ), '{{}}') AS unpublished
 FROM metric_partition p
 WHERE p.period < $1 AND p.state IN ('live', 'archiving')
 ORDER BY p.period

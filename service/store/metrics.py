@@ -50,6 +50,18 @@ CYCLE_STATUS_EVENTS: dict[str, str] = {
     "CyclePublished": "published",
     "CycleReopened": "open",
 }
+#: Those events' types as an SQL list: the event_cycle_status index's (migration 0003), which
+#: a query must name to use it.
+CYCLE_STATUS_TYPES = "(" + ", ".join(f"'{t}'" for t in CYCLE_STATUS_EVENTS) + ")"
+
+
+def cycle_status_sql(team: str, period: str) -> str:
+    """Return SQL for the type of a month's latest status event (NULL: no cycle) by the
+    event_cycle_status index, given SQL for its team and its period (code, never values)."""
+    return f"""(SELECT e.type FROM event e
+            WHERE e.stream_id = 'cycle:' || {team} || ':' || {period}
+              AND e.type IN {CYCLE_STATUS_TYPES}
+            ORDER BY e.version DESC LIMIT 1)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,12 +183,10 @@ async def lock_cycles(
         "SELECT pg_advisory_xact_lock_shared(hashtextextended(s, 0)) FROM unnest($1::text[]) s",
         streams,
     )
-    # The type list must match the event_cycle_status index (migration 0003) to use it.
     rows = await conn.fetch(
-        """
+        f"""
         SELECT DISTINCT ON (stream_id) stream_id, type FROM event
-        WHERE stream_id = ANY($1::text[])
-          AND type IN ('CycleOpened', 'CycleClosed', 'CyclePublished', 'CycleReopened')
+        WHERE stream_id = ANY($1::text[]) AND type IN {CYCLE_STATUS_TYPES}
         ORDER BY stream_id, version DESC
         """,
         streams,
@@ -242,19 +252,13 @@ def _months(periods: str) -> str:
            (g.period || '-01')::timestamp AT TIME ZONE k.timezone AS starts,
            ((g.period || '-01')::timestamp + interval '1 month') AT TIME ZONE k.timezone
                AS ends,
-           {_CYCLE_STATUS.format(team="k.team_id", period="g.period")} AS status,
+           {cycle_status_sql("k.team_id", "g.period")} AS status,
            {_LIVE.format(period="g.period")} AS live
     FROM (SELECT DISTINCT team_id, timezone FROM memberships) k
     CROSS JOIN unnest({periods}::text[]) AS g(period)
 )"""
 
 
-# A month's cycle status: its latest status event (the type list must match the
-# event_cycle_status index, migration 0003, to use it).
-_CYCLE_STATUS = """(SELECT e.type FROM event e
-            WHERE e.stream_id = 'cycle:' || {team} || ':' || {period}
-              AND e.type IN ('CycleOpened', 'CycleClosed', 'CyclePublished', 'CycleReopened')
-            ORDER BY e.version DESC LIMIT 1)"""
 # Whether a month has a live partition (migration 0007).
 _LIVE = """EXISTS (SELECT 1 FROM metric_partition p
                    WHERE p.period = {period} AND p.state = 'live')"""
@@ -333,7 +337,7 @@ _PLACED_BY_DIRECTORY = f"""
 _PLACED_BY_HAND = f"""
 moved AS (SELECT false AS yes), months AS MATERIALIZED (
     SELECT k.team_id, k.period,
-           {_CYCLE_STATUS.format(team="k.team_id", period="k.period")} AS status,
+           {cycle_status_sql("k.team_id", "k.period")} AS status,
            {_LIVE.format(period="k.period")} AS live
     FROM (SELECT DISTINCT team_id, period FROM metric_stage WHERE team_id IS NOT NULL) k
 ), placed AS (
