@@ -35,6 +35,7 @@ from service.domain.kpis import TeamTarget
 from service.domain.live_kpis import declared_totals, live_values, measured_kpis
 from service.domain.periods import previous_period
 from service.domain.scheme import KpiDef, Scheme
+from service.projections.metric_totals import current_rows
 from service.store.database import Database
 from service.store.locked_loop import LockedLoop
 
@@ -54,20 +55,13 @@ SELECT DISTINCT team_id, agent_id, period FROM taken
 """
 
 #: The totals of the agents (over all their teams) or of the teams (over all their agents)
-#: given, per metric; ``{key}`` is agent_id or team_id (code, never input).
+#: given, per metric; ``{key}`` is agent_id or team_id and ``{rows}`` their current rows
+#: (``metric_totals.current_rows``): code, never input.
 _TOTALS = """
 SELECT key, period, metric, sum(total)::float8 AS total,
        sum(observations)::bigint AS observations, max(updated_at) AS updated_at,
        array_agg(DISTINCT team ORDER BY team) AS teams
-FROM (
-    SELECT {key} AS key, period, team_id AS team, metric, total, observations, updated_at
-    FROM metric_total
-    WHERE ({key}, period) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-    UNION ALL
-    SELECT {key} AS key, period, team_id AS team, metric, total, observations, updated_at
-    FROM metric_total_delta
-    WHERE ({key}, period) IN (SELECT * FROM unnest($1::text[], $2::text[]))
-) x
+FROM ({rows}) x
 GROUP BY key, period, metric
 """
 
@@ -95,7 +89,10 @@ class _Month:
 async def _months(conn: asyncpg.Connection, key: str, pairs: Sequence[tuple[str, str]]
                   ) -> dict[tuple[str, str], _Month]:
     found: dict[tuple[str, str], _Month] = {}
-    rows = await conn.fetch(_TOTALS.format(key=key), [k for k, _ in pairs],
+    current = current_rows(
+        f"{key} AS key, period, team_id AS team, metric, total, observations, updated_at",
+        f"({key}, period) IN (SELECT * FROM unnest($1::text[], $2::text[]))")
+    rows = await conn.fetch(_TOTALS.format(key=key, rows=current), [k for k, _ in pairs],
                             [p for _, p in pairs])
     for row in rows:
         found.setdefault((row["key"], row["period"]), _Month()).add(row)

@@ -34,6 +34,15 @@ from service.store.locked_loop import LockedLoop
 
 log = logging.getLogger(__name__)
 
+
+def current_rows(columns: str, where: str) -> str:
+    """Return SQL for the totals' rows as they stand (what the view ``metric_totals`` sums):
+    the compacted rows and the pending deltas, of ``columns`` where ``where`` holds (both SQL,
+    code, never values). For a reader that sums them its own way (the view sums every team's
+    rows, then the teams), with its condition on each side rather than after the union."""
+    return (f"SELECT {columns} FROM metric_total WHERE {where}"
+            f" UNION ALL SELECT {columns} FROM metric_total_delta WHERE {where}")
+
 LOCK_NAMESPACE = 7215003
 LOCK_NAME = "metric-totals:compactor"
 #: How often the compacting replica makes the coming months' partitions.

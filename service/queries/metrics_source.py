@@ -1,7 +1,8 @@
 """KPI inputs for scoring, read from the metrics read model.
 
-Contract with live metrics (service/projections/metric_totals.py): a view ``metric_totals``
-with one row per (agent_id, team_id, period, metric) holding ``total`` and ``observations``.
+Contract with live metrics (service/projections/metric_totals.py): the totals as they stand
+(``current_rows``: the compacted rows and the pending deltas, which the view ``metric_totals``
+sums per agent, team, period and metric) hold ``total`` and ``observations``.
 
 A close freezes these numbers. They are fresh at commit: ingestion appends the totals in the
 statement that stores the samples, so a close reads every sample committed before it asked
@@ -15,6 +16,12 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from service.projections.metric_totals import current_rows
+
+#: An agent's rows of a month ($1), of the agents $2: each side of the union on its own index.
+_CURRENT = current_rows("agent_id, metric, total, observations",
+                        "period = $1 AND agent_id = ANY($2::text[])")
+
 
 async def agent_inputs(
     conn: asyncpg.Connection, period: str, agent_ids: Sequence[str]
@@ -27,7 +34,7 @@ async def agent_inputs(
     totals: dict[str, dict[str, float]] = {a: {} for a in agent_ids}
     observations: dict[str, dict[str, int]] = {a: {} for a in agent_ids}
     rows = await conn.fetch(
-        """
+        f"""
         -- float8 and bigint here: asyncpg would build a Decimal of each numeric sum (40,000
         -- for 1,000 agents on 40 metrics), only for it to become a float (the same double:
         -- both conversions round correctly).
@@ -36,13 +43,9 @@ async def agent_inputs(
         -- the teams (half the time of a close's read of 40,000 totals).
         SELECT agent_id, metric, sum(total)::float8 AS total,
                sum(observations)::bigint AS observations
-        FROM (SELECT agent_id, metric, total, observations FROM metric_total
-              WHERE period = $1 AND agent_id = ANY($2::text[])
-              UNION ALL
-              SELECT agent_id, metric, total, observations FROM metric_total_delta
-              WHERE period = $1 AND agent_id = ANY($2::text[])) AS t
+        FROM ({_CURRENT}) AS t
         GROUP BY agent_id, metric
-        """,
+        """,  # noqa: S608
         period,
         list(agent_ids),
     )
