@@ -184,6 +184,13 @@ class AgentScore(_Frozen):
     notes: tuple[str, ...]
 
 
+def _percent(score: float) -> float:
+    """Return a 0..100 score with floating-point rounding at the ends absorbed: a mean of
+    0..100 scores under weights normalised to sum to 1 can land a last bit past 100 (weights
+    3/9 and 5/9 of a total 8/9: 100.00000000000001)."""
+    return min(100.0, max(0.0, score))
+
+
 def attainment(
     value: float | None, target: float, floor: float, direction: Direction
 ) -> float | None:
@@ -202,7 +209,7 @@ def attainment(
             return 0.0
     # Strictly between floor and target here, so target != floor and the sign works out for
     # both directions; the clamp only absorbs floating-point rounding at the ends.
-    return min(100.0, max(0.0, 100.0 * (value - floor) / (target - floor)))
+    return _percent(100.0 * (value - floor) / (target - floor))
 
 
 def _names(names: Sequence[str]) -> str:
@@ -300,8 +307,8 @@ def _work_performance(
         # is no evidence either way). Fair months keep it, at 0, unless the whole team lacks it.
         for f in kept.values():
             f["effective_weight"] = f["weight"] / total
-        computed = math.fsum(f["weight"] / total * (f["attainment"] or 0.0)
-                             for f in kept.values())
+        computed = _percent(math.fsum(f["weight"] / total * (f["attainment"] or 0.0)
+                                      for f in kept.values()))
         if dropped:
             notes.append(f"{_names(dropped)} no data; remaining KPI weights re-normalised")
     elif not any(k.weight > 0 for k in kpis):
@@ -362,7 +369,8 @@ def _role_score(
             f"{_names(dropped)} no score; remaining {rater_role.role} criteria weights"
             " re-normalised"
         )
-    role_score = math.fsum(c.effective_weight * (c.score or 0.0) for c in criteria.values())
+    role_score = _percent(
+        math.fsum(c.effective_weight * (c.score or 0.0) for c in criteria.values()))
     return role_score, criteria
 
 
@@ -504,7 +512,7 @@ def _combine(
     if present_total <= 0 and policy != "zero":
         notes.append("no evaluation counts; there is no composite")
         return None, roles
-    total = math.fsum(r.effective_weight * (r.score or 0.0) for r in roles.values())
+    total = _percent(math.fsum(r.effective_weight * (r.score or 0.0) for r in roles.values()))
     # Rounded so that agents with equal inputs get equal composites: float sums taken in a
     # different order can differ in the last bits and would split a genuine tie in the ranking.
     return round(total, 4), roles

@@ -9,10 +9,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.domain.kpis import Direction
+from service.domain.kpis import Direction, Formula
 from service.domain.scheme import (
     DEFAULT_SCHEME,
     Criterion,
+    KpiDef,
     KpiOverride,
     RaterRole,
     Scheme,
@@ -349,3 +350,26 @@ def test_untrained_peer_ratings_do_not_count() -> None:
     # and a forced close scoring missing roles as 0 gives 18 + 45.225 = 63.225
     score = score_agent(scheme, None, KPI_VALUES, evaluations, missing_roles_policy="zero")
     assert score.composite == pytest.approx(63.225)
+
+
+def test_a_mean_of_full_attainments_stays_at_100_whatever_the_weights_round_to() -> None:
+    # Found by the composite's property test: KPI weights of 1/9, 3/9 and 5/9, the first with
+    # no data, re-normalised to 3/8 and 5/8 of full attainments, summed to 100.00000000000001.
+    kpis = tuple(
+        KpiDef(name=name, kind="measured", direction="higher", target=1.0, floor=0.0,
+               weight=weight, formula=Formula(op="sum", of="orders"))
+        for name, weight in (("a", 1 / 9), ("b", 3 / 9), ("c", 5 / 9)))
+    scheme = Scheme(
+        scheme_id="rounding", version=1, name="rounding", scale_max=5.0,
+        roles=(RaterRole(role="self", weight=0.5, criteria=(
+                   Criterion(name="task_completion", weight=1.0, source="rated"),)),
+               RaterRole(role="manager", weight=0.5, criteria=(
+                   Criterion(name="work_performance", weight=1.0,
+                             source="kpi_attainment"),))),
+        kpis=kpis)
+    result = score_agent(scheme, None, {"a": None, "b": 1.0, "c": 1.0},
+                         {"self": {"task_completion": 5.0}, "manager": {}})
+    assert result.work_performance is not None
+    assert result.work_performance.computed == 100.0
+    assert result.roles["manager"].score == 100.0
+    assert result.composite == 100.0
