@@ -13,8 +13,9 @@ from service.context import ServiceContext
 from service.domain.events import DomainEvent
 from service.projections.decoded import remember
 from service.queries.streams import Evolve, Fold, S, held_key, load
-from service.retrying import on_conflict
+from service.retrying import RETRIES, on_conflict
 from service.store import invalidation
+from service.store.errors import ConcurrencyError
 from service.store.event_store import AppendResult, NewEvent, append, stream_type
 
 
@@ -73,34 +74,45 @@ async def execute(
     Returns the state after the command and the append (None when the decision was "no change");
     ``AppendResult.position`` is the global position written, what a reader waits for.
     """
-    alone = announces is None and before is None and then is None
-    async for attempt in on_conflict():
-        with attempt:
-            # Another writer got there first: queue up behind the stream's lock this time.
-            locked = not alone or attempt.retry_state.attempt_number > 1
+    outcome: tuple[S | None, list[DomainEvent], AppendResult | None] | None = None
+    attempts = RETRIES
+    if announces is None and before is None and then is None:
+        attempts -= 1
+        # The first attempt needs no retry machinery (tenacity's per-call bookkeeping was a
+        # thirtieth of a PUT's CPU): almost every command wins its race.
+        try:
             async with ctx.db.connection() as conn:
-                if locked:
+                outcome = await _decide_and_append(conn, ctx, caller, stream_id, evolve,
+                                                   decide, fold, read)
+                done = await _finished(conn, ctx, stream_id, evolve, fold, outcome)
+                if done is not None:
+                    return done
+        except ConcurrencyError:
+            outcome = None  # another writer got there first
+    if outcome is None:
+        # Queue up behind the stream's lock (always, for a command with more to do).
+        async for attempt in on_conflict(attempts):
+            with attempt:
+                async with ctx.db.connection() as conn:
                     async with conn.transaction():
                         await conn.execute(
                             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", stream_id
                         )
                         if before is not None:
                             await before(conn)
-                        state, events, result = await _decide_and_append(
+                        outcome = await _decide_and_append(
                             conn, ctx, caller, stream_id, evolve, decide, fold, None)
+                        result = outcome[2]
                         if result is not None and not result.duplicate:
                             if then is not None:
                                 await then(conn)
                             if announces is not None:
                                 await invalidation.announce(conn, announces)
-                else:
-                    state, events, result = await _decide_and_append(
-                        conn, ctx, caller, stream_id, evolve, decide, fold, read)
-                if result is None:
-                    return state, None
-                if result.duplicate:
-                    state, _ = await load(conn, stream_id, evolve, fold, states=ctx.states)
-                    return state, result
+                    done = await _finished(conn, ctx, stream_id, evolve, fold, outcome)
+                    if done is not None:
+                        return done
+    assert outcome is not None
+    state, events, result = outcome
     assert result is not None  # "no change" returned above
     ctx.committed((stream_type(stream_id),), {e.type for e in events})
     if announces is not None:
@@ -111,6 +123,21 @@ async def execute(
     # close of a 1,000-agent month is a 3.6 MB event, 0.3 s to read back and decode).
     ctx.states.put(held_key(stream_id, evolve, fold), (state, result.version))
     return state, result
+
+
+async def _finished(
+    conn: asyncpg.Connection, ctx: ServiceContext, stream_id: str, evolve: Evolve[S],
+    fold: Fold[S] | None, outcome: tuple[S | None, list[DomainEvent], AppendResult | None],
+) -> tuple[S | None, AppendResult | None] | None:
+    """Return what ``execute`` answers when the decision appended nothing ("no change", or a
+    retried idempotency key's first result); None when it appended."""
+    state, _, result = outcome
+    if result is None:
+        return state, None
+    if result.duplicate:
+        state, _ = await load(conn, stream_id, evolve, fold, states=ctx.states)
+        return state, result
+    return None
 
 
 async def _decide_and_append(
