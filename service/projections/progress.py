@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 
+from service.background import woken
 from service.projections.base import Projection
 
 
@@ -22,6 +23,8 @@ class Progress:
         # One event per projection that someone waits on; fired and replaced at each batch,
         # so a waiter only ever sees a batch committed after it started waiting.
         self._next: dict[str, asyncio.Event] = {}
+        #: Set when a reader starts waiting on the projection (cuts a runner's pause short).
+        self._asked: dict[str, asyncio.Event] = {}
 
     def advanced(self, projection: Projection) -> None:
         """Note that a batch of ``projection`` committed (called by the runner)."""
@@ -29,9 +32,21 @@ class Progress:
         if fired is not None:
             fired.set()
 
+    async def pause(self, projection: Projection, seconds: float) -> None:
+        """Let up to ``seconds`` pass (a runner letting its next batch gather), but none while
+        a reader here waits for ``projection``: a read after a write never waits for the pause."""
+        if projection.name in self._next:
+            return
+        asked = self._asked.setdefault(projection.name, asyncio.Event())
+        asked.clear()
+        await woken(asked, seconds)
+
     async def changed(self, projections: Iterable[Projection], timeout: float) -> None:  # noqa: ASYNC109
         """Return when any of ``projections`` advances here, or after ``timeout`` seconds."""
         events = [self._next.setdefault(p.name, asyncio.Event()) for p in projections]
+        for p in projections:
+            if (asked := self._asked.get(p.name)) is not None:
+                asked.set()
         waits = [asyncio.ensure_future(e.wait()) for e in events]
         try:
             await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)

@@ -22,6 +22,8 @@ one statement, and wakes only the workers whose cursor is behind the head of a t
 read; it polls at once on the debounced notifications that service.notifier sends *after*
 appends commit (so the write path never pays for a NOTIFY), and more often while the heads
 move. Idle workers cost nothing: nine of them each polling would cost nine statements.
+A worker that has just applied a batch pauses a moment (``GATHER_SECONDS``) before it reads
+again, so that under load each read and transaction carries more events.
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ FAILURE_RETRY_SECONDS = 5.0
 GENERATIONS_SECONDS = 1.0
 #: The heads' first poll interval after they moved; it doubles up to ``poll_seconds``.
 FIRST_POLL_SECONDS = 0.005
+#: How long a worker that has just applied a batch lets the next one gather (see _drive).
+GATHER_SECONDS = 0.05
 
 
 class ProjectionFailed(Exception):
@@ -287,6 +291,8 @@ class ProjectionRunner(Background):
         self.holding: set[str] = set()
         #: The workers of the projections this process holds the lease of, by name.
         self._workers: dict[str, Worker] = {}
+        #: The projections whose worker waits for a wake-up (caught up with what it can see).
+        self._asleep: set[str] = set()
         #: Each committed batch, for readers waiting on a write (service.queries.wait).
         self.progress = Progress()
 
@@ -367,15 +373,26 @@ class ProjectionRunner(Background):
         wake = self._wake[worker.projection.name]
         while True:
             wake.clear()
-            if await worker.run_once():
+            if read := await worker.run_once():
                 self.progress.advanced(worker.projection)
+                if read < LIVE_BATCH:
+                    # Under load the commits keep coming: reading again at once would take a
+                    # handful of events a round trip and a transaction, paid from the event
+                    # loop the requests share. A short pause lets the next batch gather; an
+                    # idle worker still reads at once when woken, and a reader waiting here
+                    # for this projection cuts the pause short.
+                    await self.progress.pause(worker.projection, GATHER_SECONDS)
                 continue
             if not worker.behind({}):
                 # Woken for nothing it can see yet (a commit behind an older transaction
                 # still open): the heads are polled again soon, and wake it once it is.
                 self._hurry = True
                 self._poll_now.set()
-                await wake.wait()
+                self._asleep.add(worker.projection.name)
+                try:
+                    await wake.wait()
+                finally:
+                    self._asleep.discard(worker.projection.name)
 
     async def _poll_heads(self) -> None:
         """Wake the workers that are behind the store's heads, polling more often while the
@@ -421,9 +438,11 @@ class ProjectionRunner(Background):
             await woken(self._poll_now, interval)
 
     async def _wake_behind(self, conn: asyncpg.Connection) -> bool:
-        """Read the heads of every stream type the workers here read (one statement) and wake
-        the workers behind them; return whether any was."""
-        workers = list(self._workers.values())
+        """Read the heads of every stream type the sleeping workers here read (one statement)
+        and wake those behind them; return whether any was. A worker reading, or pausing
+        before it reads again, needs no wake-up: under load that is most of them, most of
+        the time, and then the heads are not read at all."""
+        workers = [w for name, w in self._workers.items() if name in self._asleep]
         if not workers:
             return False
         read = sorted({t for w in workers for t in (w.projection.stream_types or ())})
