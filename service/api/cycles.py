@@ -63,6 +63,85 @@ def cycle_out(cycle: c.Cycle) -> CycleOut:
     )
 
 
+def _json(document: Any) -> Response:
+    return Response(orjson.dumps(document), media_type="application/json")
+
+
+def _ranking(ctx: ServiceContext, request: Request, document: Document | dict[str, Any]
+             ) -> Response:
+    table = table_format(request)
+    condition = request.headers.get("if-none-match", "")
+    if not isinstance(document, Document):
+        if _none_match_fails(condition, None):
+            return Response(status_code=304)
+        return ranking_table(ctx, table, document) if table else _json(document)
+    # A frozen ranking changes only with its revision: pollers revalidate for a 304.
+    etag = f'"{document.revision}{"-" + table if table else ""}"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if _none_match_fails(condition, etag):
+        return Response(status_code=304, headers=headers)
+    if not table:
+        return Response(document.body, media_type="application/json", headers=headers)
+    response = ranking_table(ctx, table, document)
+    response.headers.update(headers)
+    return response
+
+
+def _none_match_fails(header: str, etag: str | None) -> bool:
+    """Tell whether If-None-Match matches a current representation, so a GET answers 304.
+
+    RFC 9110 13.1.2: "*" matches whenever a representation exists (this one, even with no
+    ETag); otherwise the weak comparison, so W/ tags compare as strong ones.
+    """
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+    return "*" in tags or (etag is not None and etag in tags)
+
+
+# The reads come first: FastAPI tries a router's routes in order (twice, through an included
+# router), and a published ranking is the hottest request of all.
+@router.get("/{period}/ranking", response_model=RankingOut,
+            responses={**CSV_ANSWER,
+                       304: {"description": "A closed month's ranking, unchanged since the"
+                                            " ETag sent in If-None-Match"}})
+async def get_ranking(
+    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")],
+) -> Response:
+    """Return the ranking, best first: frozen once closed, provisional while open (or CSV)."""
+    team = None
+    if not policy.unscoped(principal):
+        team = await get_team(ctx, team_id)
+        await ensure_team_member_or_manager(ctx, principal, team)
+    read = await results.ranking(
+        ctx, team_id, period, team=team,
+        admit=lambda status: ensure_may_see_ranking(principal, status))
+    if read is None:
+        raise Problem(503, "the ranking is still being built; retry shortly",
+                      headers={"Retry-After": "1"})
+    await ensure_ranking_released(ctx, principal, team_id, period)
+    return _ranking(ctx, request, read.document)
+
+
+@router.get("/{period}/scorecards/{agent_id}", response_model=ScorecardOut)
+async def get_scorecard(
+    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
+    principal: Annotated[Principal, allow("manager", "agent")],
+) -> JSONResponse | Response:
+    """Return every number of an agent's month and how it was computed."""
+    team = await get_team(ctx, team_id)
+    ensure_self_or_manager(principal, agent_id, team.manager_ids)
+    cycle = await reads.get_cycle(ctx, team_id, period)
+    cards = await results.scorecards(
+        ctx, team, [cycle], [agent_id],
+        withhold=policy.sees_own_result_only_when_released(principal))
+    card = cards.get((period, agent_id))
+    if card is None:
+        if cycle.status == "open":
+            raise NotFound(f"agent {agent_id} is not in team {team.team_id}")
+        raise Problem(404, f"agent {agent_id} has no scorecard in {team_id}/{period}")
+    return _json(card)
+
+
 async def _manager(ctx: ServiceContext, principal: Principal, team_id: str) -> None:
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
@@ -160,84 +239,3 @@ async def reopen_cycle(
     await _manager(ctx, principal, team_id)
     return cycle_out(await commands.reopen(ctx, caller(principal, request), team_id, period,
                                            body.reason))
-
-
-def _json(document: Any) -> Response:
-    return Response(orjson.dumps(document), media_type="application/json")
-
-
-
-
-def _ranking(ctx: ServiceContext, request: Request, document: Document | dict[str, Any]
-             ) -> Response:
-    table = table_format(request)
-    condition = request.headers.get("if-none-match", "")
-    if not isinstance(document, Document):
-        if _none_match_fails(condition, None):
-            return Response(status_code=304)
-        return ranking_table(ctx, table, document) if table else _json(document)
-    # A frozen ranking changes only with its revision: pollers revalidate for a 304.
-    etag = f'"{document.revision}{"-" + table if table else ""}"'
-    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
-    if _none_match_fails(condition, etag):
-        return Response(status_code=304, headers=headers)
-    if not table:
-        return Response(document.body, media_type="application/json", headers=headers)
-    response = ranking_table(ctx, table, document)
-    response.headers.update(headers)
-    return response
-
-
-def _none_match_fails(header: str, etag: str | None) -> bool:
-    """Tell whether If-None-Match matches a current representation, so a GET answers 304.
-
-    RFC 9110 13.1.2: "*" matches whenever a representation exists (this one, even with no
-    ETag); otherwise the weak comparison, so W/ tags compare as strong ones.
-    """
-    tags = {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
-    return "*" in tags or (etag is not None and etag in tags)
-
-
-@router.get("/{period}/ranking", response_model=RankingOut,
-            responses={**CSV_ANSWER,
-                       304: {"description": "A closed month's ranking, unchanged since the"
-                                            " ETag sent in If-None-Match"}})
-async def get_ranking(
-    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
-    principal: Annotated[Principal, allow("manager", "agent")],
-) -> Response:
-    """Return the ranking, best first: frozen once closed, provisional while open (or CSV)."""
-    team = None
-    if not policy.unscoped(principal):
-        team = await get_team(ctx, team_id)
-        await ensure_team_member_or_manager(ctx, principal, team)
-    read = await results.ranking(
-        ctx, team_id, period, team=team,
-        admit=lambda status: ensure_may_see_ranking(principal, status))
-    if read is None:
-        raise Problem(503, "the ranking is still being built; retry shortly",
-                      headers={"Retry-After": "1"})
-    await ensure_ranking_released(ctx, principal, team_id, period)
-    return _ranking(ctx, request, read.document)
-
-
-@router.get("/{period}/scorecards/{agent_id}", response_model=ScorecardOut)
-async def get_scorecard(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
-    principal: Annotated[Principal, allow("manager", "agent")],
-) -> JSONResponse | Response:
-    """Return every number of an agent's month and how it was computed."""
-    team = await get_team(ctx, team_id)
-    ensure_self_or_manager(principal, agent_id, team.manager_ids)
-    cycle = await reads.get_cycle(ctx, team_id, period)
-    cards = await results.scorecards(
-        ctx, team, [cycle], [agent_id],
-        withhold=policy.sees_own_result_only_when_released(principal))
-    card = cards.get((period, agent_id))
-    if card is None:
-        if cycle.status == "open":
-            raise NotFound(f"agent {agent_id} is not in team {team.team_id}")
-        raise Problem(404, f"agent {agent_id} has no scorecard in {team_id}/{period}")
-    return _json(card)
-
-
