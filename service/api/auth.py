@@ -253,8 +253,9 @@ _HELD_KEY = secrets.token_bytes(32)
 
 
 def _held_key(credential: str) -> bytes:
-    return hmac.new(_HELD_KEY, credential.encode("utf-8", "surrogatepass"),
-                    hashlib.sha256).digest()
+    # hmac.digest is the one-shot C function: hmac.new builds the HMAC object in Python, a
+    # fiftieth of a held ranking read's CPU.
+    return hmac.digest(_HELD_KEY, credential.encode("utf-8", "surrogatepass"), "sha256")
 
 
 #: Bucket names hold an HMAC of a presented key's secret under this process's own random key,
