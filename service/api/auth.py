@@ -48,15 +48,16 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Any
 
 import fastapi.routing
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.routing import APIRoute
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.base import SecurityBase
 
 from service import observability
 from service.api.deps import service_context
@@ -75,11 +76,20 @@ JWT_ALGORITHMS = ("HS256", "RS256")
 _MAX_CREDENTIAL = 8192
 _MAX_CLAIM = 128
 
-BEARER = HTTPBearer(
-    auto_error=False,
-    scheme_name="bearer",
+#: The scheme every rule declares in the OpenAPI document.
+BEARER = HTTPBearerModel(
     description="An API key issued by the service (`csk_...`) or a JWT (HS256, or RS256).",
 )
+
+
+def bearer_credential(request: Request) -> str | None:
+    """Return the request's bearer credential, or None when it presents none (as FastAPI's
+    HTTPBearer reads the Authorization header)."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    credential = credential.strip()
+    if not credential or scheme.lower() != "bearer":
+        return None
+    return credential
 
 
 class CredentialError(Exception):
@@ -419,8 +429,13 @@ def _principal_log(principal: Principal) -> dict[str, Any]:
     return {"subject": principal.subject, "role": principal.role, "key_id": principal.key_id}
 
 
-class Allow:
-    """The rule of a route that needs a credential; FastAPI calls it to authenticate."""
+class Allow(SecurityBase):
+    """The rule of a route that needs a credential; FastAPI calls it to authenticate.
+
+    It is its own security scheme (the bearer one, in the OpenAPI document) and reads the
+    header itself: FastAPI solved a scheme dependency under it on every request, about as
+    much CPU as the rest of the rule for a held credential.
+    """
 
     def __init__(self, roles: Collection[str], *, reads: bool) -> None:
         unknown = set(roles) - set(ROLES)
@@ -428,6 +443,8 @@ class Allow:
             raise ValueError(f"unknown roles {sorted(unknown)}; roles are {list(ROLES)}")
         self.roles = frozenset(roles) | {"admin"}
         self.reads = reads
+        self.model = BEARER
+        self.scheme_name = "bearer"
 
     def __repr__(self) -> str:
         return f"allow({', '.join(sorted(self.roles))}, reads={self.reads})"
@@ -436,21 +453,19 @@ class Allow:
         """Tell whether a principal of ``role`` may call the route with ``method``."""
         return policy.route_admits(self.roles, role, method, reads=self.reads)
 
-    async def __call__(
-        self,
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
-    ) -> Principal:
-        """Authenticate the request and check its role; return the principal."""
-        client = client_address(request)
-        if credentials is None:
+    async def __call__(self, request: Request) -> Principal:
+        """Authenticate the request's bearer credential and check its role."""
+        return await self.admit(request, bearer_credential(request))
+
+    async def admit(self, request: Request, credential: str | None) -> Principal:
+        """Authenticate a credential and check its role; return the principal."""
+        if credential is None:
             observability.AUTH_FAILURES.labels("missing").inc()
             log.info(
                 "authentication failed: no bearer credential",
-                extra={"reason": "missing", "actor": {"client": client}},
+                extra={"reason": "missing", "actor": {"client": client_address(request)}},
             )
             raise _unauthorized("a bearer credential is required", invalid=False)
-        credential = credentials.credentials
         try:
             principal = await check_credential(request, credential)
         except TooManyFailures as exc:

@@ -36,14 +36,13 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials
 
 from service import observability
-from service.api.auth import BEARER, Allow
+from service.api.auth import Allow, bearer_credential
 from service.api.problems import Problem
 from service.domain.policy import SAFE_METHODS
 from service.domain.principal import Principal
@@ -159,21 +158,17 @@ class UiAllow(Allow):
     def __repr__(self) -> str:
         return "ui_" + super().__repr__()
 
-    async def __call__(
-        self,
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
-    ) -> Principal:
+    async def __call__(self, request: Request) -> Principal:
         """Authenticate with the session cookie (or a bearer header) and check the role."""
-        from_cookie = credentials is None
+        credential = bearer_credential(request)
+        from_cookie = credential is None
         if from_cookie:
-            cookie = request.cookies.get(SESSION_COOKIE)
-            if not cookie:
+            credential = request.cookies.get(SESSION_COOKIE)
+            if not credential:
                 raise SignInRequired(here(request) if request.method in SAFE_METHODS
                                      else "/ui")
-            credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=cookie)
         try:
-            principal = await super().__call__(request, credentials)
+            principal = await self.admit(request, credential)
         except Problem as exc:
             if exc.status == 401 and from_cookie:
                 raise SignInRequired(here(request) if request.method in SAFE_METHODS else "/ui",
