@@ -285,6 +285,9 @@ class ProjectionRunner(Background):
         self.poll_seconds = poll_seconds
         self.lease_retry_seconds = lease_retry_seconds
         self._wake = {p.name: asyncio.Event() for p in self.projections}
+        #: The wake-ups of each kind of commit (stream types, event types) seen so far.
+        self._woken_by: dict[tuple[frozenset[str] | None, frozenset[str] | None],
+                             list[asyncio.Event]] = {}
         self._poll_now = asyncio.Event()
         #: A worker was woken for events not visible yet: poll at the first interval again.
         self._hurry = False
@@ -303,15 +306,24 @@ class ProjectionRunner(Background):
         of them, or applies none of them, stays asleep: an agent's rename wakes the directory,
         not the month's results, an evaluation wakes the results, not the releases, and each
         worker woken costs a round trip or two even when it finds nothing."""
-        for projection in self.projections:
-            read, applies = projection.stream_types, projection.applies
-            if stream_types is not None and read is not None and set(read).isdisjoint(
-                    stream_types):
-                continue
-            if (stream_types is not None and event_types is not None and applies is not None
-                    and not applies.any_committed(stream_types, event_types)):
-                continue
-            self._wake[projection.name].set()
+        key = (frozenset(stream_types) if stream_types is not None else None,
+               frozenset(event_types) if event_types is not None else None)
+        wakes = self._woken_by.get(key)
+        if wakes is None:
+            # Every commit asks this; the answer for a kind of commit never changes.
+            wakes = self._woken_by[key] = [
+                self._wake[p.name] for p in self.projections if self._woken_for(p, *key)]
+        for wake in wakes:
+            wake.set()
+
+    @staticmethod
+    def _woken_for(projection: Projection, stream_types: Collection[str] | None,
+               event_types: Collection[str] | None) -> bool:
+        read, applies = projection.stream_types, projection.applies
+        if stream_types is not None and read is not None and set(read).isdisjoint(stream_types):
+            return False
+        return (stream_types is None or event_types is None or applies is None
+                or applies.any_committed(stream_types, event_types))
 
     async def run(self) -> None:
         """Follow every projection, one task each, and poll the heads that wake them. Stopping
