@@ -257,15 +257,16 @@ async def authenticate(ctx: ServiceContext, credential: str) -> Principal:
     return verified.principal
 
 
-#: Verified keys are held under an HMAC with this process's own random key, not the key or its
+#: Verified keys are held under a MAC with this process's own random key, not the key or its
 #: stored hash: what memory holds proves nothing to the database or to another process.
 _HELD_KEY = secrets.token_bytes(32)
 
 
 def _held_key(credential: str) -> bytes:
-    # hmac.digest is the one-shot C function: hmac.new builds the HMAC object in Python, a
-    # fiftieth of a held ranking read's CPU.
-    return hmac.digest(_HELD_KEY, credential.encode("utf-8", "surrogatepass"), "sha256")
+    # Keyed BLAKE2b is a MAC in its own right and Python's own code: OpenSSL's HMAC-SHA256
+    # took twice its time here (1.35 against 0.63 us a call, more under load).
+    return hashlib.blake2b(credential.encode("utf-8", "surrogatepass"), key=_HELD_KEY,
+                           digest_size=32).digest()
 
 
 #: Bucket names hold an HMAC of a presented key's secret under this process's own random key,
