@@ -69,8 +69,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Each such pass cost about 0.12 s of CPU in the ingestion benchmark, a sixth of the
     # service's CPU (requests allocate enough to set one off every few seconds).
     gc.freeze()
+    # No uvicorn access log: the app writes its own (service.api.middleware), and uvicorn's,
+    # silenced by its logger's level, still formatted the client and path of every request.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=5, proxy_headers=proxy_headers,
+                access_log=False, timeout_graceful_shutdown=5, proxy_headers=proxy_headers,
                 forwarded_allow_ips=forwarded_allow_ips)
     return 0
 
