@@ -138,14 +138,40 @@ no projection running, the same evaluations took a third less CPU (service and P
   the command decides again under the stream's lock): two round trips before the answer, as
   the floor app's.
 
+A fourth look (py-spy under this load; the runner's reads, transactions and heads polls
+counted per worker; the service run once with `CSPERF_RUN_PROJECTIONS=false` as a diagnostic)
+found the projections still a fifth of the service's CPU and a third of PostgreSQL's per
+evaluation (service 963-994 µs a request without them, 1,225-1,272 µs with them, 09:17 UTC,
+load 9-11). Under 32 clients a worker read again as soon as it had applied a batch, so a batch
+held 19-27 evaluations (cycle_results 42-48, the five that skip them 12-14), and every read that
+came back empty sent the heads' task polling every 5 ms: 0.17 reads of the heads a request.
+Changed:
+
+- A worker that has applied a batch lets the next one gather for 50 ms
+  (`runner.GATHER_SECONDS`) before it reads again; a worker woken from idle reads at once, and
+  a reader of this process waiting for the projection (`queries/wait.py`) cuts the pause short,
+  so a read after a write never waits for it.
+- The heads are read only for the workers asleep: one that is reading or pausing needs no
+  wake-up, and under load that is nearly all of them.
+- A commit's wake-ups are worked out once per kind of commit (its stream and event types), and
+  `execute`'s first, lock-free attempt runs outside tenacity (its bookkeeping was 3.5 % of the
+  service's CPU; the retries under the stream's lock still go through it).
+
+In the same minute (load 4), a batch then held 58 evaluations (cycle_results 83, the skipping
+five 44), the heads were read 0.035 times a request, and the projections made 4 times fewer
+reads and 3 times fewer transactions: service CPU 1,124 -> 1,036 µs, PostgreSQL 612 -> 516 µs
+an evaluation. The projections' part of the service's samples fell from 19 % to 10-13 %.
+
 The route waits for no read model: it answers once its event is committed; the projections
 follow in the background.
 
 What is left is the framework and the round trips themselves: FastAPI's dependency solving,
-middleware and routing through the included routers, the pool and asyncpg per statement, and
-the three projections that apply every evaluation (cycle_results, stream_index,
-webhook_dispatch), each a read and a transaction per batch; the five that skip them still read
-past them when the store's heads move.
+middleware and routing through the included routers, the pool and asyncpg per statement (the
+route and the command each take a pooled connection), and the projections' fixed cost per
+batch; the five that skip evaluations still read past them every 50 ms under load. Run as a
+diagnostic with the projections in a second service process (`CSPERF_RUN_PROJECTIONS=false` on
+the measured one), that process took 130-204 µs an evaluation and the measured one 703-928 µs,
+against 992-1,189 µs with them in-process (09:39 UTC, load 5-6).
 """,
 )
 
