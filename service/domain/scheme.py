@@ -298,7 +298,7 @@ def check_evaluation(
     overridable = owner[1].name if owner is not None and owner[0] == role else None
     # A rated KPI the position dropped is not asked for, but a score of it (a client sending
     # the scheme's whole form) is tolerated: it is kept with the evaluation and not counted.
-    tolerated = (scheme.form(role) | scheme.form(role, position)) - form
+    tolerated = scheme.form(role) - form if position is not None else frozenset()
     problems = [
         problem(f"scores.{name}", "missing: the %(role)s form requires it", role=Text(role))
         for name in sorted(form.difference(scores))
