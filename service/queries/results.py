@@ -154,8 +154,7 @@ _STORED_SCORECARDS = """
                                       k.formula, k.target_source, k.target, k.floor, k.weight,
                                       k.effective_weight, k.attainment, k.dropped,
                                       k.kpi_status, k.prorated_by)) ORDER BY k.ordinal)
-            FROM scorecard_kpis k WHERE k.team_id = s.team_id AND k.period = s.period
-            AND k.agent_id = s.agent_id) AS kpis
+            FROM scorecard_kpis k WHERE k.card = s.card) AS kpis
     FROM scorecards s
     WHERE s.team_id = $1 AND s.period = ANY($2::text[]) AND s.agent_id = ANY($3::text[])
 """

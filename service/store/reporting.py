@@ -352,8 +352,7 @@ VIEWS: list[View] = [
         " LEFT JOIN LATERAL (SELECT "
         + ", ".join(f"max(x.{f}) FILTER (WHERE x.kpi = {_literal(k)}) AS {k}_{f}"
                     for k in KPI_NAMES for f in ("value", "attainment"))
-        + " FROM public.scorecard_kpis x WHERE x.team_id = s.team_id AND x.period = s.period"
-        " AND x.agent_id = s.agent_id) k ON true",
+        + " FROM public.scorecard_kpis x WHERE x.card = s.card) k ON true",
         ("scorecards", "scorecard_kpis"),
     ),
     View(
@@ -374,11 +373,11 @@ VIEWS: list[View] = [
                           " prorated (null: rated, or scored before KPIs were data)",
          "label": "the KPI's label in its scheme",
          "formula": "the KPI's formula in words (null: rated)"},
-        "SELECT k.team_id, k.period, " + _period_start("k.period") + ", k.agent_id, s.status,"
+        "SELECT s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id, s.status,"
         " k.kpi, k.kind, k.unit, k.direction, k.value, k.target, k.floor, k.weight,"
         " k.effective_weight, k.attainment, k.dropped, k.kpi_status, k.target_source,"
         " k.label, k.formula FROM public.scorecard_kpis k JOIN public.scorecards s"
-        " ON s.team_id = k.team_id AND s.period = k.period AND s.agent_id = k.agent_id",
+        " ON s.card = k.card",
         ("scorecard_kpis", "scorecards"),
     ),
     View(
