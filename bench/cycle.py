@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
+import psutil
 from fastapi import FastAPI, Response
 
 from bench.common import BenchContext, Row, Suite, bounded, compared, percentile, within
-from bench.http import ADMIN_KEY, Client, free_port, service, serving
+from bench.http import ADMIN_KEY, Client, cpu_seconds, free_port, service, serving
 from service.domain.cycle import EvaluationSubmitted, cycle_stream
 from service.store.database import Database
 from service.store.event_store import NewEvent, append, stream_version
@@ -35,8 +36,11 @@ readable (the close freezes every KPI value and score into its event; the projec
 renders the ranking and 1,000 scorecards; that close is one 3.6 MB event, which the command
 keeps folded, the projections decode once between them, and PostgreSQL sends only to the
 readers that use its data). **ranking read** is the published ranking (about
-300 KB of JSON) read by 16 concurrent clients, 200 requests each, latency per request; the
-clients send no `If-None-Match`, so every answer is a full 200 with the whole document.
+300 KB of JSON) read by 16 concurrent clients, 1,000 requests each after a warm-up, latency
+per request; the clients send no `If-None-Match`, so every answer is a full 200 with the whole
+document. Until 2026-12-03 each client sent 200 (3,200 reads, under half a second for the
+one-route app: too short for this shared machine); the figures before and after that change
+are not comparable run for run.
 
 How a read is served: through the ranking route like every request (routing, the request
 context, the route's credential, role, team and publication checks, ETag and 304). A closed
@@ -49,13 +53,37 @@ Targets (issue 18): against **the one-route app**, the same bytes served from me
 one-route FastAPI app in its own uvicorn process (no credential, no database, no middleware),
 read by the same 16 clients in the same run (what this machine allows any FastAPI service):
 p99 at most twice its p99, and at least half its throughput (requests over the wall time of
-the 16 clients' 3,200 reads). The service is CPU-bound in its one process, so the difference
-is the framework's routing and dependency solving for the route's checks and the request
-context (id, log line, metrics). The projection workers in the same process no longer poll
-each on their own: one poll of the store's heads a process (one statement, every 50 ms when
-idle) wakes only a worker behind a head it reads (nine workers had polled every 50 ms
-each). Back to back under load, throughput was 58 % of the one-route app's before that
-change and 69 % after (one pair of runs on a busy machine: a hint, not a measurement).
+the 16 clients' 16,000 reads). The notes give each process's CPU per read, the steadier
+figure on a shared machine: the service serves on one core, so its CPU per read bounds its
+rate.
+
+Where the time goes: the service is CPU-bound in its one process and a read asks PostgreSQL
+nothing, so the difference is our per-request Python and the framework's: routing, dependency
+solving for the route's checks, the request context (id, log line, metrics) and the response.
+The projection workers in the same process no longer poll each on their own: one poll of the
+store's heads a process (one statement, every 50 ms when idle) wakes only a worker behind a
+head it reads (nine workers had polled every 50 ms each); back to back under load,
+throughput was 58 % of the one-route app's before that change and 69 % after (one pair of
+runs on a busy machine: a hint, not a measurement). Profiled with py-spy (200 Hz) under
+this load, and counted with the app called in-process (cProfile, Python calls a
+read), a read cost 1,292 Python calls; now about 760, in these steps (issue 18): FastAPI
+matched a read against 17 routes (an included router's routes are tried twice, and the
+ranking was the seventh of its router, which came after the probes'), now 2; a route's rule
+solved FastAPI's HTTPBearer as a dependency of its own, and the ranking route the service
+context as another (each dependency is about 80 Python calls), now the rule reads the
+header itself and the route takes the context from its request; the request id was a uuid4
+(random bytes from the kernel each time), now a process prefix and a count; the metric
+series were looked up under prometheus_client's lock, now held; the access log record was
+built with INFO off, and uvicorn's own access log, silenced by its logger's level, still
+formatted the client and path of every response, now neither; the held key's HMAC-SHA256
+(OpenSSL, 3 % of a read under load) is a keyed BLAKE2b. Service CPU per read against the
+one-route app's in this benchmark (the code before and after, alternately, 09:40-09:45 UTC
+at load 5-6): 358 and 428 µs against 131 and 125 (2.7 and 3.4 times) before, 278 and 304 µs
+against 132 and 126 (2.1 and 2.4 times) after. What is
+left is mostly the framework's: three dependencies solved (the rule, the month's check
+against the service clock, the route's own parameters), the uvicorn write of 270 KB, and
+the middleware stacks both apps share (FastAPI's OpenTelemetry hooks ask for the global
+providers on every request).
 
 On 2026-12-01 this shared 2-core VM ran about half as fast as on 2026-11-27 and varied by a
 third within the hour (a fixed pure-Python loop took 60-103 ms from one minute to the next):
@@ -161,9 +189,12 @@ async def close_publish(ctx: BenchContext) -> list[Row]:
             assert len(ranking.json()["entries"]) == agents
         ctx.log(f"cycle: close {closed - started:.2f}s, close+publish {done - started:.2f}s")
 
-        requests = int(ctx.scaled(200, 15))
+        requests = int(ctx.scaled(1000, 15))
+        serving_process = psutil.Process(server.pid)
+        cpu = cpu_seconds(serving_process)
         latencies, seconds = await read_concurrently(server.port, f"{base}/ranking", headers,
                                                      requests)
+        cpu = cpu_seconds(serving_process) - cpu
         document = ranking.content
     # The floor: the same bytes from a minimal FastAPI route in its own uvicorn process, read
     # the same way in the same run (no credential, no database, no middleware).
@@ -172,8 +203,11 @@ async def close_publish(ctx: BenchContext) -> list[Row]:
         stored.flush()
         port = free_port()
         argv = [sys.executable, "-m", "bench.cycle", "document", str(port), stored.name]
-        async with serving(argv, port, {}, "/healthz"):
+        async with serving(argv, port, {}, "/healthz") as app:
+            app_process = psutil.Process(app.pid)
+            floor_cpu = cpu_seconds(app_process)
             floor, floor_seconds = await read_concurrently(port, "/document", {}, requests)
+            floor_cpu = cpu_seconds(app_process) - floor_cpu
     p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
     floor_p50, floor_p99 = percentile(floor, 50) * 1000, percentile(floor, 99) * 1000
     one_route = (f"the one-route app serving the same {len(document) // 1000} KB from memory,"
@@ -191,7 +225,9 @@ async def close_publish(ctx: BenchContext) -> list[Row]:
         compared("published ranking read, throughput (16 clients)", len(latencies) / seconds,
                  "requests/s", baseline=one_route, baseline_figure=len(floor) / floor_seconds,
                  at_least=0.5, notes=f"{len(latencies)} requests in {seconds:.2f} s against"
-                 f" {floor_seconds:.2f} s"),
+                 f" {floor_seconds:.2f} s; CPU per read (warm-up included): service"
+                 f" {cpu / (len(latencies) + requests) * 1e6:,.0f} µs, one-route app"
+                 f" {floor_cpu / (len(floor) + requests) * 1e6:,.0f} µs"),
     ]
 
 
