@@ -204,6 +204,14 @@ async def lock_cycles(
 #: rest of the row together. A double holds every microsecond of the years a sample may
 #: have (before 2100: half its spacing is under a quarter of a microsecond), and
 #: to_timestamp rounds to the nearest, so the time is stored exactly as sent.
+#:
+#: ``staged_at`` is never copied: its volatile default keeps COPY inserting one row at a time.
+#: In its multi-insert mode PostgreSQL makes a tuple slot for each row it buffers (all of a
+#: batch's thousand), each registered with the transaction's resource owner under the same
+#: key, which it then searches linearly on every registration and release: quadratic in the
+#: batch, 5 % of ingestion's PostgreSQL CPU (perf), while the inserts it batches go to local
+#: memory anyway (a temporary table has no WAL to save). Interleaved batches on one
+#: connection: 10.0 µs a sample against 10.65.
 STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS metric_stage (
     idx         integer NOT NULL,
@@ -215,7 +223,8 @@ CREATE TEMP TABLE IF NOT EXISTS metric_stage (
     epoch       double precision NOT NULL,
     occurred_at timestamptz GENERATED ALWAYS AS (to_timestamp(epoch)) STORED,
     team_id     text,
-    period      text
+    period      text,
+    staged_at   timestamptz DEFAULT clock_timestamp()
 ) ON COMMIT DELETE ROWS
 """
 STAGE_COLUMNS = ("idx", "source", "sample_id", "agent_id", "metric", "value", "epoch")
