@@ -92,10 +92,12 @@ class Shared(Generic[K, V]):
 
     def get(self, key: K) -> V | None:
         """Return what is held under key, unless it may have been changed since."""
-        held = self._held.get(key)
-        if held is None:
+        # Indexed, not .get(): TLRUCache.get wraps a membership test and an index in a timer
+        # context, 1.4 us a hit against 0.3, and two are asked on every held ranking read.
+        try:
+            value, at = self._held[key]
+        except KeyError:
             return None
-        value, at = held
         if not self.listening and self._timer() - at > self.fallback_ttl:
             return None
         return value
