@@ -703,10 +703,9 @@ def fairness_warnings(results: Sequence[FrozenResult]) -> list[dict[str, Any]]:
         wp = r.score.work_performance
         if wp is None or r.eligibility is None:
             continue
-        unavailable.update(n for n, k in wp.kpis.items() if k.status == "unavailable")
+        unavailable.update(wp.unavailable())
         if r.eligibility.ranked:
-            missing = sorted(n for n, k in wp.kpis.items()
-                             if k.status == "no_data" and k.kind == "measured" and k.weight > 0)
+            missing = sorted(wp.without_data())
             if missing:
                 no_data.append({"agent_id": r.agent_id, "kpis": missing})
     if no_data:

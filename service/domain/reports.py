@@ -49,8 +49,7 @@ def ranking_document(
     for r in results:
         elig = r.eligibility
         if elig is not None and r.score.work_performance is not None:
-            unavailable.update(n for n, k in r.score.work_performance.kpis.items()
-                               if k.status == "unavailable")
+            unavailable.update(r.score.work_performance.unavailable())
         if elig is not None and not elig.ranked:
             not_ranked.append({"agent_id": r.agent_id, "name": r.name, "reason": elig.reason,
                                "active_days": elig.active_days, "days": elig.days})

@@ -9,7 +9,6 @@ work_performance = sum over KPIs of KPI weight * attainment, or the manager's ov
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple
@@ -100,8 +99,11 @@ class Yardstick:
 
 #: The fields of a KpiScore: the order of its row (``WorkPerformance.rows``).
 KPI_FIELDS: tuple[str, ...] = KpiScore._fields
-#: A KPI score's row from its fields by name.
-_row = operator.itemgetter(*KPI_FIELDS)
+#: Where a row holds each field.
+_KPI_AT = {name: i for i, name in enumerate(KPI_FIELDS)}
+_KIND, _WEIGHT, _EFFECTIVE, _ATTAINMENT, _DROPPED, _STATUS, _PRORATED = (
+    _KPI_AT[f] for f in ("kind", "weight", "effective_weight", "attainment", "dropped", "status",
+                         "prorated_by"))
 
 
 def compact_kpis(performance: WorkPerformance) -> dict[str, Any]:
@@ -136,6 +138,19 @@ class WorkPerformance(_Frozen):
     def kpis(self) -> dict[str, KpiScore]:
         """Return each KPI's score, by KPI."""
         return {name: KpiScore._make(row) for name, row in self.rows.items()}
+
+    # Read off the rows: a close's warnings and its ranking ask each agent's work performance
+    # (1,000 agents on 50 KPIs: 50,000 named scores a question otherwise).
+
+    def unavailable(self) -> list[str]:
+        """Return the KPIs no ranked agent of the team had data for (fair months)."""
+        return [name for name, row in self.rows.items() if row[_STATUS] == "unavailable"]
+
+    def without_data(self) -> list[str]:
+        """Return the weighted measured KPIs this agent had no data for, while teammates had
+        (fair months: they score 0)."""
+        return [name for name, row in self.rows.items() if row[_STATUS] == "no_data"
+                and row[_KIND] == "measured" and row[_WEIGHT] > 0]
 
     @field_serializer("rows")
     def _dump_rows(self, rows: dict[str, tuple[Any, ...]]) -> dict[str, dict[str, Any]]:
@@ -216,35 +231,36 @@ def _names(names: Sequence[str]) -> str:
     return ", ".join(names) + (" has" if len(names) == 1 else " have")
 
 
-# Scoring builds each KPI's fields as a dict and the KpiScore once at the end: a close scores
-# every KPI of every agent (50,000 for 1,000 agents on 50 KPIs), and copying frozen models for
-# each adjustment (pro-rating, no data, re-normalised weight) cost more than the arithmetic.
+# Scoring builds each KPI's fields as a list in ``KPI_FIELDS`` order and its row (a tuple) once
+# at the end: a close scores every KPI of every agent (50,000 for 1,000 agents on 50 KPIs), and
+# copying frozen models for each adjustment (pro-rating, no data, re-normalised weight) cost more
+# than the arithmetic, and a dict of the fields by name each a third of the scoring.
 
 
 def _kpi_fields(kpi: KpiDef, value: float | None, scale_max: float,
-                source: str | None = None) -> dict[str, Any]:
+                source: str | None = None) -> list[Any]:
     if kpi.kind == "rated":
         reached = None if value is None else value / scale_max * 100.0
     elif kpi.target is None or kpi.floor is None:
         reached = None  # a scheme that passed validate_scheme never gets here
     else:
         reached = attainment(value, kpi.target, kpi.floor, kpi.direction)
-    return {
-        "kind": kpi.kind, "value": value, "target": kpi.target, "floor": kpi.floor,
-        "direction": kpi.direction, "weight": kpi.weight, "effective_weight": 0.0,
-        "attainment": reached, "dropped": reached is None,
-        "status": "no_data" if reached is None else "measured", "prorated_by": None,
-        "target_source": None if kpi.kind == "rated" else source,
-    }
+    # kind, value, target, floor, direction, weight, effective_weight, attainment, dropped,
+    # status, prorated_by, target_source
+    return [kpi.kind, value, kpi.target, kpi.floor, kpi.direction, kpi.weight, 0.0, reached,
+            reached is None, "no_data" if reached is None else "measured", None,
+            None if kpi.kind == "rated" else source]
 
 
 def _fair_kpi_fields(kpi: KpiDef, value: float | None, scale_max: float, yardstick: Yardstick,
-                     notes: list[str], source: str | None = None) -> dict[str, Any]:
+                     notes: list[str], source: str | None = None) -> list[Any]:
     """Score a KPI by the one-yardstick rule: unavailable drops out, no data scores 0."""
     if kpi.kind == "rated":
         return _kpi_fields(kpi, value, scale_max)
     if kpi.name in yardstick.unavailable:
-        return _kpi_fields(kpi, None, scale_max, source) | {"status": "unavailable"}
+        fields = _kpi_fields(kpi, None, scale_max, source)
+        fields[_STATUS] = "unavailable"
+        return fields
     share = yardstick.share
     scaled = kpi.prorate and share < 1 and kpi.target is not None and kpi.floor is not None
     if scaled:
@@ -254,11 +270,11 @@ def _fair_kpi_fields(kpi: KpiDef, value: float | None, scale_max: float, yardsti
         notes.append(f"{kpi.name} target and floor pro-rated to {share:.0%} of the month")
         source = "prorated"
     fields = _kpi_fields(kpi, value, scale_max, source)
-    fields["prorated_by"] = round(share, 4) if scaled else None
+    fields[_PRORATED] = round(share, 4) if scaled else None
     if not yardstick.has_data.get(kpi.name, False):
         # Not let off: teammates are judged on this KPI, so no data here counts as nothing
         # achieved, and the close lists it so that the feed is fixed before the month ends.
-        fields |= {"status": "no_data", "attainment": 0.0, "dropped": False}
+        fields[_STATUS], fields[_ATTAINMENT], fields[_DROPPED] = "no_data", 0.0, False
     return fields
 
 
@@ -287,28 +303,28 @@ def _work_performance(
         for value in (ratings.get(kpi.name) if kpi.kind == "rated"
                       else kpi_values.get(kpi.name),)
     }
-    kept = {name: f for name, f in fields.items() if not f["dropped"]}
-    total = math.fsum(f["weight"] for f in kept.values())
-    dropped = [name for name, f in fields.items() if f["dropped"] and f["weight"] > 0]
+    kept = [f for f in fields.values() if not f[_DROPPED]]
+    total = math.fsum(f[_WEIGHT] for f in kept)
+    dropped = [name for name, f in fields.items() if f[_DROPPED] and f[_WEIGHT] > 0]
     computed: float | None = None
     if yardstick is not None:
-        unavailable = [n for n in dropped if fields[n]["status"] == "unavailable"]
+        unavailable = [n for n in dropped if fields[n][_STATUS] == "unavailable"]
         if unavailable:
             notes.append(f"{', '.join(unavailable)}: no ranked agent of the team has data this"
                          " month; dropped for everyone, remaining KPI weights re-normalised")
         dropped = [n for n in dropped if n not in unavailable]
-        no_data = [n for n, f in fields.items() if f["status"] == "no_data"
-                   and not f["dropped"] and f["weight"] > 0]
+        no_data = [n for n, f in fields.items() if f[_STATUS] == "no_data"
+                   and not f[_DROPPED] and f[_WEIGHT] > 0]
         if no_data:
             notes.append(f"{_names(no_data)} no data for this agent while teammates have;"
                          " attainment 0")
     if total > 0:
         # Version 1: a KPI with no data drops out rather than counting as 0 (no consultations
         # is no evidence either way). Fair months keep it, at 0, unless the whole team lacks it.
-        for f in kept.values():
-            f["effective_weight"] = f["weight"] / total
-        computed = _percent(math.fsum(f["weight"] / total * (f["attainment"] or 0.0)
-                                      for f in kept.values()))
+        for f in kept:
+            f[_EFFECTIVE] = f[_WEIGHT] / total
+        computed = _percent(math.fsum(f[_WEIGHT] / total * (f[_ATTAINMENT] or 0.0)
+                                      for f in kept))
         if dropped:
             notes.append(f"{_names(dropped)} no data; remaining KPI weights re-normalised")
     elif not any(k.weight > 0 for k in kpis):
@@ -331,7 +347,7 @@ def _work_performance(
         override_reason=reason,
         # Built here from numbers this module computed: nothing for validation to catch, and
         # a close of 1,000 agents on 50 KPIs builds 50,000 of them.
-        rows={name: _row(f) for name, f in fields.items()},
+        rows={name: tuple(f) for name, f in fields.items()},
     )
 
 

@@ -356,12 +356,14 @@ class CycleResults(Projection):
             e.team_id, e.period, [card.document["agent_id"] for card in cards],
             [orjson.dumps(card.document).decode() for card in cards],
         )}
-        # COPY: a month of 1,000 agents on 50 KPIs is 50,000 rows.
+        # COPY: a month of 1,000 agents on 50 KPIs is 50,000 rows, made as COPY takes them
+        # rather than all held at once (as many tuples live at a time bring the garbage
+        # collector's full passes on sooner).
         await conn.copy_records_to_table(
             tables["scorecard_kpis"], columns=_KPI_COLUMNS,
-            records=[(number, ordinal, name, *entry) for card in cards
+            records=((number, ordinal, name, *entry) for card in cards
                      for number in (numbers[card.document["agent_id"]],)
-                     for ordinal, (name, entry) in enumerate(card.kpis)],
+                     for ordinal, (name, entry) in enumerate(card.kpis)),
         )
 
     async def _drop_scorecards(self, conn: asyncpg.Connection, tables: Tables, team_id: str,
