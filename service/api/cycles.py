@@ -15,7 +15,7 @@ from service.api.access import (
 )
 from service.api.auth import allow, ensure_manager_of, ensure_rates_as, ensure_self_or_manager
 from service.api.deps import Ctx, caller, service_context
-from service.api.params import IdPath, PeriodPath
+from service.api.params import IdPath, PeriodPath, PeriodText
 from service.api.problems import Problem
 from service.api.ranking_table import ranking_table
 from service.api.schemas import (
@@ -35,6 +35,7 @@ from service.context import ServiceContext
 from service.domain import cycle as c
 from service.domain import policy
 from service.domain.errors import NotFound
+from service.domain.periods import check_period
 from service.domain.principal import Principal
 from service.domain.reports import evaluation_document
 from service.domain.scheme import RATER_ROLES
@@ -104,13 +105,14 @@ def _none_match_fails(header: str, etag: str | None) -> bool:
                        304: {"description": "A closed month's ranking, unchanged since the"
                                             " ETag sent in If-None-Match"}})
 async def get_ranking(
-    team_id: IdPath, period: PeriodPath, request: Request,
+    team_id: IdPath, period: PeriodText, request: Request,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> Response:
     """Return the ranking, best first: frozen once closed, provisional while open (or CSV)."""
-    # Not a Ctx parameter: FastAPI solves a dependency in about 80 Python calls, a tenth of a
-    # held ranking's read (which asks PostgreSQL nothing) in a process serving nothing else.
+    # Neither a Ctx nor a PeriodPath parameter: FastAPI solves a dependency in about 80 Python
+    # calls, a tenth of a held ranking's read (which asks PostgreSQL nothing) each.
     ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = None
     if not policy.unscoped(principal):
         team = await get_team(ctx, team_id)

@@ -22,18 +22,22 @@ CompoundIdPath = Annotated[str, Path(pattern=COMPOUND_ID_PATTERN, examples=["t-1
 IdQuery = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)]
 
 
-async def _period_path(
-    request: Request,
-    # Documented as a pattern, checked by check_period, whose reason names the rule.
-    period: Annotated[str, Path(max_length=7, examples=["2026-11"],
-                                json_schema_extra={"pattern": PERIOD_PATTERN},
-                                description="YYYY-MM, from 2000-01 to ten years ahead")],
-) -> str:
+#: A month in the path as it is documented: a pattern, checked by check_period, whose reason
+#: names the rule.
+PERIOD_PATH = Path(max_length=7, examples=["2026-11"],
+                   json_schema_extra={"pattern": PERIOD_PATTERN},
+                   description="YYYY-MM, from 2000-01 to ten years ahead")
+
+
+async def _period_path(request: Request, period: Annotated[str, PERIOD_PATH]) -> str:
     return check_period(period, service_context(request).clock())
 
 
 #: A month in the path, in range for the service's clock.
 PeriodPath = Annotated[str, Depends(_period_path)]
+#: A month in the path that its route checks with check_period itself, as PERIOD_QUERY's are:
+#: one dependency fewer for FastAPI to solve (about 80 Python calls), for the hottest read.
+PeriodText = Annotated[str, PERIOD_PATH]
 
 #: A month in the query string; its range is checked with check_period where it is used.
 PERIOD_QUERY = Query(pattern=PERIOD_PATTERN, max_length=7, examples=["2026-11"])
