@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from service.domain import goals as g
 from service.domain import invitations as inv
@@ -33,7 +33,14 @@ from service.domain.scheme import (
     check_evaluation,
     effective_kpis,
 )
-from service.domain.scoring import AgentScore, Yardstick, compact_kpis, score_agent
+from service.domain.scoring import (
+    AgentScore,
+    Yardstick,
+    compact_kpis,
+    expand_kpis,
+    kpi_templates,
+    score_agent,
+)
 from service.domain.training import (
     TrainingRecorded,
     how_to_record,
@@ -126,6 +133,7 @@ class FrozenResult(BaseModel):
 class CycleClosed(DomainEvent):
     """The month was closed; every number that will be published is in this event."""
 
+    schema_version = 2
     type: Literal["CycleClosed"] = "CycleClosed"
     team_id: str
     period: str
@@ -144,16 +152,42 @@ class CycleClosed(DomainEvent):
         return sorted(a for a, s in self.goals.items() if s == status)
 
     def data(self) -> dict[str, Any]:
-        """Return the payload with each agent's KPI scores in the compact form."""
+        """Return the payload with the KPI scores in the compact form (``kpi_shared``: the
+        fields alike for every agent, once)."""
         # The scores go straight from the objects into their rows: dumping 50,000 of them to
         # dicts first (1,000 agents on 50 KPIs) cost more than the rest of the event.
         data = self.model_dump(mode="json", exclude={
             "type": True, "results": {"__all__": {"score": {"work_performance": {"rows"}}}}})
-        for result, frozen in zip(data["results"], self.results, strict=True):
-            performance = frozen.score.work_performance
+        shared, compact = compact_kpis([r.score.work_performance for r in self.results])
+        for result, kpis in zip(data["results"], compact, strict=True):
+            if kpis is not None:
+                result["score"]["work_performance"]["kpis"] = kpis
+        return {**data, "kpi_shared": shared}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shared_kpi_fields(cls, data: Any) -> Any:
+        """Put the fields stored once (``kpi_shared``) back into each agent's KPI scores."""
+        if not isinstance(data, dict) or "kpi_shared" not in data:
+            return data
+        data = dict(data)
+        templates = kpi_templates(data.pop("kpi_shared"))
+        results = []
+        for result in data["results"]:
+            performance = result["score"]["work_performance"]
             if performance is not None:
-                result["score"]["work_performance"]["kpis"] = compact_kpis(performance)
-        return data
+                kpis = expand_kpis(templates, performance["kpis"])
+                result = {**result, "score": {
+                    **result["score"], "work_performance": {**performance, "kpis": kpis}}}
+            results.append(result)
+        return {**data, "results": results}
+
+
+@upcaster("CycleClosed", 1)
+def _closed_v1(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 2 may store the KPI score fields alike for every agent once (kpi_shared); a
+    # version 1 close has each agent's scores whole, which version 2 reads as they are.
+    return data
 
 
 @event
