@@ -301,10 +301,12 @@ def evolve(state: Cycle | None, e: DomainEvent) -> Cycle | None:
                      e.opened_at, version=1)
     if state is None:
         return None
-    state = replace(state, version=state.version + 1)
     if isinstance(e, EvaluationSubmitted):
+        # A month's commonest event, folded after every revision: one copy of the state.
         key = (e.agent_id, e.rater_role, e.rater_id)
-        return replace(state, evaluations={**state.evaluations, key: e})
+        return replace(state, version=state.version + 1,
+                       evaluations={**state.evaluations, key: e})
+    state = replace(state, version=state.version + 1)
     if isinstance(e, CycleClosed):
         return replace(state, status="closed", closed=e)
     if isinstance(e, CyclePublished):
