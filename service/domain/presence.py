@@ -100,7 +100,11 @@ def active_dates(period: str, span: Span, absences: Iterable[DateRange],
     first, last = period_dates(period)
     if through is not None:
         last = max(min(last, through), first - timedelta(days=1))
-    days = {d for d in DateRange(first, last).days() if span.contains(d)}
+    # The span is one run of days: its part of the period, made directly (a close asks for
+    # every agent's days, up to three times).
+    start = first if span.hired_on is None else max(first, span.hired_on)
+    end = last if span.left_on is None else min(last, span.left_on)
+    days = {start + timedelta(days=n) for n in range((end - start).days + 1)}
     for absence in absences:
         if absence.end < first or absence.start > last:
             continue
