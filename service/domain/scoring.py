@@ -400,15 +400,16 @@ def _work_performance(
         value, reason = override
         score = value / scheme.scale_max * 100.0
         notes.append(f"{criterion.name} overridden by {role}: {reason}")
-    return WorkPerformance(
+    # Built here from numbers this module computed, rows as exact tuples: nothing for
+    # validation to catch, and its pass over the rows cost a close of 1,000 agents on 50 KPIs
+    # as much as making them.
+    return WorkPerformance.model_construct(
         role=role,
         criterion=criterion.name,
         score=score,
         computed=computed,
         overridden=override is not None,
         override_reason=reason,
-        # Built here from numbers this module computed: nothing for validation to catch, and
-        # a close of 1,000 agents on 50 KPIs builds 50,000 of them.
         rows={name: tuple(f) for name, f in fields.items()},
     )
 
