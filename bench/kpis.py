@@ -55,7 +55,7 @@ each sample against the metrics its team's scheme declares (the team_metrics rea
 its live KPI read model recomputes the agents and teams the compactor saw change while the
 day runs.
 
-### Where a close's time goes, and why 50 KPIs miss 1.5x
+### Where a close's time goes with 50 KPIs
 
 Profiled (py-spy on the service, `pg_stat_activity` sampled every 50 ms) on the 50-KPI month,
 the service's CPU for close + publish went from 6.3 s to about 3 s: a KPI score is a slotted
@@ -75,13 +75,31 @@ score is a plain tuple in its work performance (the collector's full passes, 0.1
 on this machine, walked the 50,000 held objects and came sooner for them), and a close reads
 its agents' totals summed once rather than per team and then per agent.
 
-What is left still grows with the number of KPI scores, about half of it PostgreSQL's (CPU per
-close + publish at load 3-4: 0.8-0.9 s of the service's and 0.3-0.5 s of PostgreSQL's for the
-built-in scheme, 1.2-1.45 s and 0.7 s with 50 KPIs): the close event (5.5 MB of jsonb against
-1.8 MB), the 50,000 `scorecard_kpis` rows (their primary key is half of the COPY), the 40,000
-totals, and in Python scoring and rendering 50,000 KPI scores (about 0.2 s of CPU more, with
-the collector off). Single runs of this pair have given 1.0x to 2.2x within minutes of each
-other on this machine.
+This round (the same tools, `psutil` on the PostgreSQL backend for statements timed alone,
+and the close's Python steps timed in one process with the collector off): the 50,000
+`scorecard_kpis` rows are keyed by their card's number (`scorecards.card`) and their place
+rather than by team, month, agent and KPI, the four text columns whose index was half of the
+COPY (PostgreSQL's CPU for the COPY: 140-150 ms, now 60-70 ms; the reporting views join on the
+number and keep their columns). The close event stores the KPI score fields alike for every
+agent once (`kpi_shared`: kind, target, floor, direction, weight... by KPI; `CycleClosed`
+schema version 2, version 1 reads as it did): 3.5 MB of JSON instead of 8.2 MB, stored as
+jsonb in 120-130 ms of PostgreSQL's CPU instead of 210-220 ms (the built-in scheme's 1.9 MB
+instead of 3.1 MB). Scoring holds a KPI's fields as a list in row order rather than a dict by
+name, builds its work performance without validating the rows it has just made, and the close's
+warnings and ranking read the KPIs' status off the rows instead of making 50,000 named scores
+each: deciding the 50-KPI close went from 193-200 ms of CPU to 157 ms (104-111 ms to 94-99 ms
+for the built-in scheme, whose agents' active days are also counted faster).
+
+What is left still grows with the number of KPI scores: the close event's numbers (each KPI's
+value and attainment per agent, its 47 values and 40 totals: jsonb stores every number as a
+numeric), the 50,000 rows and their five repeated text columns, the 40,000 totals read at
+close, and in Python about 0.2 s more of CPU than the built-in scheme (scoring 50,000 KPIs,
+dumping the event, the scorecards' entries). The garbage collector's full passes cost the
+service 50-100 ms each on this machine, and a 50-KPI close brings on about three (the built-in
+scheme two or three): the 50,000 rows held by the close and the objects made beside them bring
+them sooner. Single runs of this pair still swing widely: 0.91x, 1.52x and 1.05x in three runs
+between 09:56 and 10:06 UTC on 2026-12-03 (load 1.5-6.6), against 2.18x on the code before
+this round at 09:13 UTC (load 3.4-13).
 
 The figures swing with the machine's load: on 2026-12-03 at 02:35 UTC (load 2.8; the code of
 this section's run but for its last change, totals read as float8) the suite gave 1.76 s
