@@ -94,6 +94,8 @@ def _none_match_fails(header: str, etag: str | None) -> bool:
     RFC 9110 13.1.2: "*" matches whenever a representation exists (this one, even with no
     ETag); otherwise the weak comparison, so W/ tags compare as strong ones.
     """
+    if not header:  # no condition: most reads, nothing to split
+        return False
     tags = {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
     return "*" in tags or (etag is not None and etag in tags)
 

@@ -66,6 +66,8 @@ KEEP_BYTES = 1024 * 1024
 def table_format(request: Request) -> TableFormat | None:
     """Return the table format the client asked for (CSV or Excel), or None for JSON."""
     accept = request.headers.get("accept", "")
+    if not accept:  # most API clients send none: JSON, without splitting anything
+        return None
     first = accept.split(",")[0]
     if "application/json" in first:
         return None
