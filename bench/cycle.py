@@ -65,25 +65,33 @@ store's heads a process (one statement, every 50 ms when idle) wakes only a work
 head it reads (nine workers had polled every 50 ms each); back to back under load,
 throughput was 58 % of the one-route app's before that change and 69 % after (one pair of
 runs on a busy machine: a hint, not a measurement). Profiled with py-spy (200 Hz) under
-this load, and counted with the app called in-process (cProfile, Python calls a
-read), a read cost 1,292 Python calls; now about 760, in these steps (issue 18): FastAPI
-matched a read against 17 routes (an included router's routes are tried twice, and the
-ranking was the seventh of its router, which came after the probes'), now 2; a route's rule
-solved FastAPI's HTTPBearer as a dependency of its own, and the ranking route the service
-context as another (each dependency is about 80 Python calls), now the rule reads the
-header itself and the route takes the context from its request; the request id was a uuid4
-(random bytes from the kernel each time), now a process prefix and a count; the metric
-series were looked up under prometheus_client's lock, now held; the access log record was
-built with INFO off, and uvicorn's own access log, silenced by its logger's level, still
-formatted the client and path of every response, now neither; the held key's HMAC-SHA256
-(OpenSSL, 3 % of a read under load) is a keyed BLAKE2b. Service CPU per read against the
-one-route app's in this benchmark (the code before and after, alternately, 09:40-09:45 UTC
-at load 5-6): 358 and 428 µs against 131 and 125 (2.7 and 3.4 times) before, 278 and 304 µs
-against 132 and 126 (2.1 and 2.4 times) after. What is
-left is mostly the framework's: three dependencies solved (the rule, the month's check
-against the service clock, the route's own parameters), the uvicorn write of 270 KB, and
-the middleware stacks both apps share (FastAPI's OpenTelemetry hooks ask for the global
-providers on every request).
+this load, and counted with the app called in-process (cProfile, Python calls a read; a
+Python call under 16 clients costs two to three times what it costs in a loop), a read cost
+1,292 Python calls; now about 660, in these steps (issue 18): FastAPI matched a read against
+17 routes (an included router's routes are tried twice, and the ranking was the seventh of
+its router, which came after the probes'), now 2; FastAPI solved four dependencies (the
+rule, HTTPBearer under it, the service context, the month's check), about 80 Python calls
+each, now one: the rule reads the Authorization header itself, and the route takes the
+context from its request and checks its month with check_period, as months in a query
+string are checked; the request id was a uuid4 (random bytes from the kernel each time),
+now a process prefix and a count; the metric series were looked up under prometheus_client's
+lock, now held; the access log record was built with INFO off, and uvicorn's own access
+log, silenced by its logger's level, still formatted the client and path of every response,
+now neither; the held key's HMAC-SHA256 (OpenSSL, 3 % of a read under load) is a keyed
+BLAKE2b; the held key and document are indexed in their TLRU caches (cachetools' get()
+wraps a membership test and an index in a timer context: 1.4 against 0.3 µs); a read
+without Accept or If-None-Match splits neither. Service CPU per read against the one-route
+app's in this benchmark, the code before and after alternately (09:40-09:45 UTC, load
+5-6): 358 and 428 µs against 131 and 125 (2.7 and 3.4 times) before, 278 and 304 µs
+against 132 and 126 (2.1 and 2.4 times) with the first half of these steps; with all of
+them, 245-310 µs against 116-139 (2.1-2.6 times, 09:50-10:12 UTC, others using one to two
+CPUs). In-process the read costs about 105 µs and the one-route app's 38: what is left is
+mostly the framework's, for the rule (a dependency), the two path parameters (FastAPI's
+extraction and validation, a tenth of the read), the route matched through an included
+router (a tenth), and the middleware stacks both apps share; FastAPI's OpenTelemetry hooks
+ask for three global providers on every request (3 % in-process; switched off with
+`telemetry={"tracing": False, "metrics": False, "logs": False}`, which the service does not
+set, a read took 4-6 % less CPU in two alternated pairs of runs).
 
 On 2026-12-01 this shared 2-core VM ran about half as fast as on 2026-11-27 and varied by a
 third within the hour (a fixed pure-Python loop took 60-103 ms from one minute to the next):
