@@ -147,20 +147,27 @@ held 19-27 evaluations (cycle_results 42-48, the five that skip them 12-14), and
 came back empty sent the heads' task polling every 5 ms: 0.17 reads of the heads a request.
 Changed:
 
-- A worker that has applied a batch lets the next one gather for 50 ms
+- A worker that has applied a batch lets the next one gather for 10 ms
   (`runner.GATHER_SECONDS`) before it reads again; a worker woken from idle reads at once, and
   a reader of this process waiting for the projection (`queries/wait.py`) cuts the pause short,
-  so a read after a write never waits for it.
+  so a read after a write never waits for it. A 50 ms pause gathered more (batches of 58
+  evaluations, cycle_results 83, the skipping five 44; service CPU 1,124 -> 1,036 µs and
+  PostgreSQL 612 -> 516 µs an evaluation in the same minute) but adds itself to every event's
+  lag: the event store suite's projection lag went from p50 25 ms to 60 ms and p99 50-85 ms to
+  128-130 ms. With 10 ms that lag stays within its noise (p50 42-53 ms against 45-50 ms with no
+  pause, alternating at load 6-9).
 - The heads are read only for the workers asleep: one that is reading or pausing needs no
   wake-up, and under load that is nearly all of them.
 - A commit's wake-ups are worked out once per kind of commit (its stream and event types), and
   `execute`'s first, lock-free attempt runs outside tenacity (its bookkeeping was 3.5 % of the
   service's CPU; the retries under the stream's lock still go through it).
 
-In the same minute (load 4), a batch then held 58 evaluations (cycle_results 83, the skipping
-five 44), the heads were read 0.035 times a request, and the projections made 4 times fewer
-reads and 3 times fewer transactions: service CPU 1,124 -> 1,036 µs, PostgreSQL 612 -> 516 µs
-an evaluation. The projections' part of the service's samples fell from 19 % to 10-13 %.
+With the 10 ms pause (alternating with none, load 5-6), a batch held 29-33 evaluations
+(cycle_results 52-57, the skipping five 16-20) and the heads were read 0.06-0.10 times a
+request; the CPU a request moved less than this machine's noise between runs. The code before
+this round against main at 09:45 UTC (with the 50 ms pause, and the other changes of that hour
+to the routes' overhead), alternating at load 4: service 1,144-1,277 -> 857-1,047 µs,
+PostgreSQL 596-709 -> 463-620 µs an evaluation.
 
 The route waits for no read model: it answers once its event is committed; the projections
 follow in the background.
@@ -168,10 +175,11 @@ follow in the background.
 What is left is the framework and the round trips themselves: FastAPI's dependency solving,
 middleware and routing through the included routers, the pool and asyncpg per statement (the
 route and the command each take a pooled connection), and the projections' fixed cost per
-batch; the five that skip evaluations still read past them every 50 ms under load. Run as a
-diagnostic with the projections in a second service process (`CSPERF_RUN_PROJECTIONS=false` on
-the measured one), that process took 130-204 µs an evaluation and the measured one 703-928 µs,
-against 992-1,189 µs with them in-process (09:39 UTC, load 5-6).
+batch; the five that skip evaluations still read past them, a read every 10 ms or so under
+load. Run as a diagnostic with the projections in a second service process
+(`CSPERF_RUN_PROJECTIONS=false` on the measured one), that process took 130-204 µs an
+evaluation and the measured one 703-928 µs, against 992-1,189 µs with them in-process
+(09:39 UTC, load 5-6).
 """,
 )
 
