@@ -17,14 +17,26 @@ from service.api.problems import problem_response
 
 log = logging.getLogger("csperf.access")
 
-#: A request id is this process's random prefix and a count: unique without asking the
-#: kernel for random bytes on every request (uuid4 did, a fiftieth of a held ranking read).
-_ID_PREFIX = os.urandom(8).hex()
-_ID_COUNT = itertools.count()
+class _RequestIds:
+    """Request ids: this process's random prefix and a count, unique without asking the
+    kernel for random bytes on every request (uuid4 did, a fiftieth of a held ranking read).
+
+    A forked worker (a server that loads the app before it forks) draws a prefix of its own.
+    """
+
+    def __init__(self) -> None:
+        self.reseed()
+        os.register_at_fork(after_in_child=self.reseed)
+
+    def reseed(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.count = itertools.count()
+
+    def new(self) -> str:
+        return f"{self.prefix}{next(self.count) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-def _new_request_id() -> str:
-    return f"{_ID_PREFIX}{next(_ID_COUNT) & 0xFFFFFFFFFFFFFFFF:016x}"
+_new_request_id = _RequestIds().new
 
 
 #: The metric series of each (method, route, status) seen: prometheus_client's labels() takes a
