@@ -84,8 +84,8 @@ without Accept or If-None-Match splits neither. Service CPU per read against the
 app's in this benchmark, the code before and after alternately (09:40-09:45 UTC, load
 5-6): 358 and 428 µs against 131 and 125 (2.7 and 3.4 times) before, 278 and 304 µs
 against 132 and 126 (2.1 and 2.4 times) with the first half of these steps; with all of
-them, 245-310 µs against 116-139 (2.1-2.6 times, 09:50-10:12 UTC, others using one to two
-CPUs). In-process the read costs about 105 µs and the one-route app's 38: what is left is
+them, 226-310 µs against 116-139 (1.9-2.6 times, five runs 09:50-10:19 UTC, others using
+up to two CPUs). In-process the read costs about 105 µs and the one-route app's 38: what is left is
 mostly the framework's, for the rule (a dependency), the two path parameters (FastAPI's
 extraction and validation, a tenth of the read), the route matched through an included
 router (a tenth), and the middleware stacks both apps share; FastAPI's OpenTelemetry hooks
