@@ -122,28 +122,45 @@ def compact_kpis(performances: Sequence[WorkPerformance | None]
     """
     first: dict[str, tuple[Any, ...]] = {}
     alike = list(range(len(KPI_FIELDS)))
-    key = operator.itemgetter(*alike)
+    # Each agent's scores field by field (columns: transposed in C, 50,000 scores a close),
+    # compared with the first agent's when both have the same KPIs, as they have when they
+    # hold the same position; otherwise score by score.
+    scored: list[tuple[list[str], list[tuple[Any, ...]]] | None] = []
+    reference: tuple[list[str], list[tuple[Any, ...]]] | None = None
     for performance in performances:
-        if performance is None or not alike:
+        if performance is None or not performance.rows:
+            scored.append(None)
             continue
         rows = performance.rows
-        for name in rows.keys() - first.keys():
-            first[name] = rows[name]
-        # An agent's scores against the first of each KPI on the fields alike so far, compared
-        # in C (50,000 scores a close); field by field only when something differs.
-        if list(map(key, rows.values())) != list(map(key, map(first.__getitem__, rows))):
+        names, columns = list(rows), list(zip(*rows.values(), strict=True))
+        scored.append((names, columns))
+        if reference is None:
+            reference = (names, columns)
+            first.update(rows)
+        elif names == reference[0]:
+            alike = [i for i in alike if columns[i] == reference[1][i]]
+        else:
+            for name in rows.keys() - first.keys():
+                first[name] = rows[name]
             alike = [i for i in alike if all(row[i] == first[name][i]
                                              for name, row in rows.items())]
-            key = operator.itemgetter(*alike) if alike else key
     shared = {KPI_FIELDS[i]: {name: row[i] for name, row in first.items()} for i in alike}
     others = [i for i in range(len(KPI_FIELDS)) if i not in alike]
     fields = [KPI_FIELDS[i] for i in others]
-    part = _picker(others)
     return shared, [
-        None if performance is None else {"fields": fields, "rows": dict(zip(
-            performance.rows, map(part, performance.rows.values()), strict=True))}
-        for performance in performances
+        None if performance is None
+        else {"fields": fields, "rows": {} if agent is None else _values(agent, others)}
+        for performance, agent in zip(performances, scored, strict=True)
     ]
+
+
+def _values(agent: tuple[list[str], list[tuple[Any, ...]]], at: Sequence[int]
+            ) -> dict[str, tuple[Any, ...]]:
+    """Return an agent's scores by KPI as the values of the fields at these places."""
+    names, columns = agent
+    if not at:
+        return dict.fromkeys(names, ())
+    return dict(zip(names, zip(*(columns[i] for i in at), strict=True), strict=True))
 
 
 def _picker(at: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
