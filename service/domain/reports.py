@@ -155,11 +155,18 @@ def _detail(entry: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _kpi_parts(scheme: Scheme, position: str | None) -> list[tuple[KpiDef, tuple[Any, ...]]]:
-    """Return a position's KPIs with what their scorecard entry says whatever the agent:
-    kind, unit, direction, label and formula (``KPI_ENTRY[1:6]``)."""
-    return [(kpi, (kpi.kind, kpi.unit, kpi.direction, kpi.title,
-                   kpi.formula.text() if kpi.formula is not None else None))
+#: What a position's KPI says on every card whatever the agent: the KPI, its name, whether it is
+#: measured, the kind, direction and weight its scores are checked against, and its entry's
+#: kind, unit, direction, label and formula (``KPI_ENTRY[1:6]``). Read once per position: a
+#: month of 1,000 agents on 50 KPIs asks 50,000 times.
+_KpiPart = tuple[KpiDef, str, bool, tuple[Any, ...], tuple[Any, ...]]
+
+
+def _kpi_parts(scheme: Scheme, position: str | None) -> list[_KpiPart]:
+    """Return a position's KPIs with what their scorecard entries say whatever the agent."""
+    return [(kpi, kpi.name, kpi.kind == "measured", (kpi.kind, kpi.direction, kpi.weight),
+             (kpi.kind, kpi.unit, kpi.direction, kpi.title,
+              kpi.formula.text() if kpi.formula is not None else None))
             for kpi in scheme.kpis_for(position)]
 
 
@@ -172,7 +179,7 @@ def stored_scorecards(
     A position's KPI labels and formulas are worked out once, not once per agent: a month of
     1,000 agents on 50 KPIs has 50,000 entries.
     """
-    parts: dict[str | None, list[tuple[KpiDef, tuple[Any, ...]]]] = {}
+    parts: dict[str | None, list[_KpiPart]] = {}
     stored = []
     for result in results:
         if result.position not in parts:
@@ -184,7 +191,7 @@ def stored_scorecards(
 
 def _scorecard(
     team_id: str, period: str, status: str, result: FrozenResult,
-    kpi_parts: Sequence[tuple[KpiDef, tuple[Any, ...]]],
+    kpi_parts: Sequence[_KpiPart],
     evaluations: Sequence[EvaluationSubmitted],
 ) -> StoredScorecard:
     score = result.score
@@ -195,26 +202,26 @@ def _scorecard(
     # direction and weight the card shows. A close scored otherwise (an older scheme's KPIs
     # that no longer match) keeps its detail in the document as it was.
     derivable = len(scored) == len(kpi_parts)
-    for kpi, fixed in kpi_parts:
-        name = kpi.name
+    values = result.kpis
+    for kpi, name, measured, definition, fixed in kpi_parts:
         row = scored.get(name)
         if row is None:
             derivable = False
             kpis.append((name, (
-                result.kpis.get(name) if kpi.kind == "measured" else None, *fixed, None,
+                values.get(name) if measured else None, *fixed, None,
                 kpi.target, kpi.floor, kpi.weight, None, None, True, None, None)))
             continue
         # A score's row, in ``scoring.KPI_FIELDS`` order (unpacked: 50,000 of them a month).
         (kind, scored_value, target, floor, direction, weight, effective_weight, attainment,
          dropped, kpi_status, prorated_by, target_source) = row
-        value = result.kpis.get(name) if kpi.kind == "measured" else scored_value
+        value = values.get(name) if measured else scored_value
         derivable = derivable and effective_weight is not None and (
-            kind, direction, weight) == (kpi.kind, kpi.direction, kpi.weight) and (
+            kind, direction, weight) == definition and (
             scored_value == (None if kpi_status == "unavailable" else value))
         kpis.append((name, (
             value, *fixed,
             # The targets the agent was scored against (a resolved dispute may adjust them).
-            target_source, target, floor, kpi.weight, effective_weight, attainment, dropped,
+            target_source, target, floor, definition[2], effective_weight, attainment, dropped,
             kpi_status, prorated_by)))
     performance = None
     if score.work_performance is not None:
