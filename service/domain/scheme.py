@@ -259,6 +259,9 @@ class Scheme(Frozen):
     def kpis_for(self, position: str | None) -> list[KpiDef]:
         """Return the scheme's KPIs with the position's overrides applied."""
         overrides = self.position_overrides.get(position, {}) if position is not None else {}
+        if not overrides:
+            # Most positions override nothing, and a close asks once per agent.
+            return list(self.kpis)
         result = []
         for kpi in self.kpis:
             override = overrides.get(kpi.name)
