@@ -97,9 +97,16 @@ close, and in Python about 0.2 s more of CPU than the built-in scheme (scoring 5
 dumping the event, the scorecards' entries). The garbage collector's full passes cost the
 service 50-100 ms each on this machine, and a 50-KPI close brings on about three (the built-in
 scheme two or three): the 50,000 rows held by the close and the objects made beside them bring
-them sooner. Single runs of this pair still swing widely: 0.91x, 1.52x and 1.05x in three runs
-between 09:56 and 10:06 UTC on 2026-12-03 (load 1.5-6.6), against 2.18x on the code before
-this round at 09:13 UTC (load 3.4-13).
+them sooner. A month's scorecards read each position's KPI definitions once (43 ms of CPU for
+the 50-KPI month instead of 56), and the event's shared fields are found column by column (13
+ms instead of 27-30). Single runs of this pair on the shared machine swung from 0.91x to 5.6x:
+0.91x, 1.52x and 1.05x between 09:56 and 10:06 UTC on 2026-12-03 (load 1.5-6.6), then 2.71x,
+2.08x and 5.59x between 10:08 and 10:29 (load 4-8, a full test suite running; the built-in
+scheme's best run 0.63-0.72 s, the 50-KPI month's 1.50-3.53 s), against 2.18x on the code
+before this round at 09:13 UTC (load 3.4-13). Its CPU at load 5-6 (the service's and
+PostgreSQL's, three rounds each): 0.48-0.59 s and 0.16-0.27 s for the built-in scheme, 0.89-1.02
+s and 0.41-0.42 s with 50 KPIs (before this round, at load 4-7: 0.39-0.62 s and 0.12-0.25 s,
+0.82-0.99 s and 0.53-0.58 s).
 
 The figures swing with the machine's load: on 2026-12-03 at 02:35 UTC (load 2.8; the code of
 this section's run but for its last change, totals read as float8) the suite gave 1.76 s
