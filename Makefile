@@ -22,7 +22,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check service tests bench migrations
-	$(BIN)/mypy --strict service
+	$(BIN)/mypy --strict service bench
 
 test: lint
 	$(BIN)/pytest -q -m "not faults and not fuzz"

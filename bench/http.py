@@ -617,8 +617,8 @@ async def seed(port: int, headers: Mapping[str, str]) -> None:
                 orjson.dumps({"period": PERIOD, "scheme_version": 1}))
             assert status == 201, answer
             for k in range(AGENTS_PER_TEAM):
-                _, (method, path, body) = evaluation_request(t, k)
-                status, answer = await conn.request(method, path, body)
+                _, (method, path, revision) = evaluation_request(t, k)
+                status, answer = await conn.request(method, path, revision)
                 assert status == 200, answer
         finally:
             conn.close()

@@ -184,9 +184,8 @@ def make_day(
     rng = random.Random(seed)
     day = day or (datetime.now(UTC) - timedelta(days=1)).date()
     teams = centre(prefix)
-    streams: dict[str, list[tuple[str, str, str, float, datetime]]] = {
-        f"chat-{i}": [] for i in range(CHAT_FEEDS)
-    } | {f"orders-{i}": [] for i in range(ORDER_FEEDS)}
+    feeds = [f"chat-{i}" for i in range(CHAT_FEEDS)] + [f"orders-{i}" for i in range(ORDER_FEEDS)]
+    streams: dict[str, list[tuple[str, str, str, float, datetime]]] = {f: [] for f in feeds}
     placement: dict[str, tuple[str, ZoneInfo]] = {}
     for t, team in enumerate(teams):
         zone = ZoneInfo(team.timezone)
