@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import traceback
 import asyncio
 import importlib
 import importlib.util
@@ -112,6 +113,7 @@ async def run(args: argparse.Namespace, server_url: str) -> int:
             except Exception as exc:  # report it and go on with the others
                 failed = suite_failed = True
                 ctx.log(f"{suite.key}.{benchmark.key} FAILED: {exc!r}")
+                traceback.print_exc()
                 rows.append(Row(name=f"{benchmark.key} (failed)", figure=float("nan"),
                                 unit="", target="-", met=False, notes=repr(exc)))
         everything += rows

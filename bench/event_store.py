@@ -1043,7 +1043,7 @@ async def read_pass(conn: asyncpg.Connection, how: str) -> tuple[float, int]:
             cursor = batch[-1].cursor
         else:
             rows = await conn.fetch(READ_ALL, cursor.tx_id, cursor.position, BUILD_BATCH,
-                                    None, None, [])
+                                    None, None, [], [])
             if not rows:
                 break
             batch = rows

@@ -147,10 +147,15 @@ async def seed(port: int, admin: Mapping[str, str]) -> None:
     async def one_team(t: int) -> None:
         rng = random.Random(t)
         conn = await Client.open(port, admin)
+        # Only the agent may submit their own self-evaluation (service.domain.policy): each
+        # agent's go on a connection with that agent's token; the rest is the admin's.
+        agents = [await Client.open(port, {
+            "Authorization": f"Bearer {token('agent', agent_id(t, k))}"}) for k in range(AGENTS)]
         try:
-            async def ok(method: bytes, path: str, body: object = None) -> None:
+            async def ok(method: bytes, path: str, body: object = None,
+                         client: Client = conn) -> None:
                 data = orjson.dumps(body) if body is not None else None
-                status, answer = await conn.request(method, path.encode(), data)
+                status, answer = await client.request(method, path.encode(), data)
                 assert 200 <= status < 300, (path, status, answer[:300])
 
             await ok(b"PUT", f"/v1/teams/{team_id(t)}",
@@ -166,7 +171,8 @@ async def seed(port: int, admin: Mapping[str, str]) -> None:
                 base = f"/v1/teams/{team_id(t)}/cycles/{period}/evaluations"
                 for k in range(AGENTS):
                     await ok(b"PUT", f"{base}/{agent_id(t, k)}/self",
-                             {"scores": {"task_completion": float(rng.randint(40, 100))}})
+                             {"scores": {"task_completion": float(rng.randint(40, 100))}},
+                             agents[k])
                     status, answer = await conn.request(
                         b"PUT", f"{base}/{agent_id(t, k)}/manager".encode(), scores(rng))
                     assert status == 200, answer[:300]
@@ -175,9 +181,9 @@ async def seed(port: int, admin: Mapping[str, str]) -> None:
                 await ok(b"POST", f"{base}/close", {})
                 await ok(b"POST", f"{base}/publish")
         finally:
-            conn.close()
+            for client in (conn, *agents):
+                client.close()
 
-    # An admin may submit any role's evaluation (service.domain.principal.may_rate_as).
     await asyncio.gather(*(one_team(t) for t in range(TEAMS)))
 
 
