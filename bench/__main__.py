@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import traceback
 import asyncio
 import importlib
 import importlib.util
@@ -16,6 +15,7 @@ import json
 import pkgutil
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 
 import bench
