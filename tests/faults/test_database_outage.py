@@ -89,6 +89,20 @@ CLIENTS = 8
 HANG_SECONDS = 10.0
 
 
+async def team_agents(client: httpx.AsyncClient, team: str) -> set[str]:
+    """Every agent the team's list shows, page after page (a fast run makes over 1,000)."""
+    listed: set[str] = set()
+    params: dict[str, str | int] = {"limit": 1000}
+    while True:
+        page = await client.get(f"/v1/teams/{team}/agents", params=params, headers=ADMIN)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        listed |= {a["agent_id"] for a in body["items"]}
+        if body["next"] is None:
+            return listed
+        params["after"] = body["next"]
+
+
 class LoadResult:
     """What the clients saw, per phase: statuses, worst latency, and the failures."""
 
@@ -207,10 +221,7 @@ async def test_outage_under_load_is_503_with_retry_after_never_500_nor_a_hang() 
             # Every acknowledged write is there, and the read model caught up with all of them.
             listed: set[str] = set()
             for _ in range(100):
-                page = await client.get("/v1/teams/outage-load/agents",
-                                        params={"limit": 1000}, headers=ADMIN)
-                assert page.status_code == 200, page.text
-                listed = {a["agent_id"] for a in page.json()["items"]}
+                listed = await team_agents(client, "outage-load")
                 if set(result.acknowledged) <= listed:
                     break
                 await asyncio.sleep(0.1)
