@@ -46,6 +46,25 @@ def admits_sql(stream_types: str, event_types: str) -> str:
             f" AND e.type <> ALL({event_types}::text[]))")
 
 
+def past_checkpoint_sql(stream_types: str, tx_id: str, position: str, counts: str,
+                        bound: str = "", *, first: bool = False) -> str:
+    """Return SQL for the rows of the events that count (``counts``: SQL of an event row
+    ``e``, as ``admits_sql``) past a checkpoint (``tx_id``, ``position``), each of the stream
+    types of the array ``stream_types`` probed forward on its own range of the
+    (stream_type, tx_id, position) index; ``bound`` adds a condition (``AND ...``), and
+    ``first`` keeps each type's first event only (enough to tell whether there is one). Every
+    argument is SQL (code and placeholders), never a value."""
+    limit = "ORDER BY e.stream_type, e.tx_id, e.position LIMIT 1" if first else ""
+    return f"""
+    SELECT 1 FROM unnest({stream_types}::text[]) AS t (stream_type)
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM event e
+        WHERE e.stream_type = t.stream_type
+          AND (e.stream_type, e.tx_id, e.position) > (t.stream_type, {tx_id}, {position})
+          AND {counts} {bound}
+        {limit}) AS counted"""
+
+
 class Tables:
     """Physical names of one generation of a projection's tables.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from service.projections.base import Projection, admits_sql
+from service.projections.base import Projection, admits_sql, past_checkpoint_sql
 from service.projections.checkpoints import Generation
 
 # The composed fragment is code (admits_sql); every value is a parameter.
@@ -22,12 +22,7 @@ WHERE (e.tx_id, e.position) > ($1, $2) AND {admits_sql("$3", "$4")}
 """
 # Each stream type on its own range of the (stream_type, tx_id, position) index.
 _TYPED = f"""
-SELECT count(*) FROM unnest($5::text[]) AS t (stream_type)
-CROSS JOIN LATERAL (
-    SELECT 1 FROM event e
-    WHERE e.stream_type = t.stream_type
-      AND (e.stream_type, e.tx_id, e.position) > (t.stream_type, $1, $2)
-      AND {admits_sql("$3", "$4")}) AS counted
+SELECT count(*) FROM ({past_checkpoint_sql("$5", "$1", "$2", admits_sql("$3", "$4"))}) AS past
 """
 
 

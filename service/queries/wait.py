@@ -18,7 +18,7 @@ import asyncio
 import asyncpg
 
 from service.context import ServiceContext
-from service.projections.base import Projection, admits_sql
+from service.projections.base import Projection, admits_sql, past_checkpoint_sql
 
 #: How long a read that may answer from slightly stale read models waits for them first
 #: (``wait`` then returns False and the read goes ahead with what they hold).
@@ -58,22 +58,13 @@ SELECT EXISTS (
 # $5) is past the live checkpoint. The newest of them would be a long probe back through the
 # events it skips, so each of its stream types ($2, never NULL here) is probed forward from the
 # checkpoint on its own index range, which the runner keeps within a batch of skipped events.
-_PAST = """
-    SELECT 1 FROM unnest($2::text[]) AS t (stream_type)
-    CROSS JOIN LATERAL (
-        SELECT 1 FROM event e
-        WHERE e.stream_type = t.stream_type
-          -- the stream type's own index, from the checkpoint on
-          AND (e.stream_type, e.tx_id, e.position) > (t.stream_type, c.tx_id, c.position)
-          AND {admits}
-          {bound}
-        ORDER BY e.stream_type, e.tx_id, e.position LIMIT 1) AS counted"""
 _ADMITS = admits_sql("$3", "$4")
 _APPLIED_ALL = f"""
 SELECT CASE WHEN c.name IS NULL THEN NOT EXISTS (
            SELECT 1 FROM event e WHERE e.stream_type = ANY($2::text[])
              AND {_ADMITS})
-       ELSE NOT EXISTS ({_PAST.format(admits=_ADMITS, bound="")}) END
+       ELSE NOT EXISTS ({past_checkpoint_sql("$2", "c.tx_id", "c.position", _ADMITS,
+                                             first=True)}) END
 FROM (VALUES (1)) AS one (x)
 LEFT JOIN projection_checkpoint c ON c.name = $1 AND c.status = 'live'
 """  # noqa: S608
@@ -81,7 +72,8 @@ _APPLIED_UP_TO = f"""
 SELECT EXISTS (
     SELECT 1 FROM projection_checkpoint c
     WHERE c.name = $1 AND c.status = 'live'
-      AND NOT EXISTS ({_PAST.format(admits=_ADMITS, bound="AND e.position <= $5")}))
+      AND NOT EXISTS ({past_checkpoint_sql("$2", "c.tx_id", "c.position", _ADMITS,
+                                           "AND e.position <= $5", first=True)}))
 """  # noqa: S608
 
 
