@@ -20,8 +20,14 @@ from service.domain import invitations as inv
 from service.domain.conflicts import ensure_not_own_case
 from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, Text
 from service.domain.events import DomainEvent, event, upcaster
-from service.domain.kpis import TeamTarget, compute, has_data
-from service.domain.presence import DateRange, Eligibility, Span, active_dates, eligibility
+from service.domain.kpis import TeamTarget, compute_all, has_data
+from service.domain.presence import (
+    DateRange,
+    Eligibility,
+    Span,
+    active_day_count,
+    eligibility,
+)
 from service.domain.ranking import RankEntry, rank
 from service.domain.release import appeal_until as appeal_window_end
 from service.domain.release import release_due_at
@@ -489,14 +495,11 @@ def measure(scheme: Scheme, period: str, roster: Sequence[RosterEntry],
     formulas = {k.name: k.formula for k in scheme.all_kpis()
                 if k.kind == "measured" and k.formula is not None}
     per_day = any(f.op == "per_active_day" for f in formulas.values())
-    return [
-        replace(agent, kpis=compute(
-            formulas, agent.totals, agent.observations,
-            len(active_dates(period, agent.span, agent.absences, through)) if per_day
-            else None,
-        ))
-        for agent in roster
-    ]
+    values = compute_all(formulas, [
+        (agent.totals, agent.observations,
+         active_day_count(period, agent.span, agent.absences, through) if per_day else None)
+        for agent in roster])
+    return [replace(agent, kpis=kpis) for agent, kpis in zip(roster, values, strict=True)]
 
 
 def eligibilities(scheme: Scheme, period: str, roster: Sequence[RosterEntry],

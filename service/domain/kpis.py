@@ -71,13 +71,6 @@ class Formula(Frozen):
         return f"sum of {self.of}"
 
 
-def _ratio(numerator: float, denominator: float) -> float | None:
-    # A zero denominator means there was nothing to measure: no data, never 0 and never a crash.
-    if denominator == 0:
-        return None
-    return numerator / denominator
-
-
 def evaluate(
     formula: Formula,
     totals: Mapping[str, float],
@@ -85,16 +78,7 @@ def evaluate(
     active_days: int | None = None,
 ) -> float | None:
     """Compute one KPI value from an agent's period totals; ratios are fractions."""
-    # A metric that never arrived counts as zero (0 lost customers is a fine month).
-    of = totals.get(formula.of, 0.0)
-    if formula.op == "sum":
-        return of
-    if formula.op == "mean":
-        return _ratio(of, observations.get(formula.of, 0))
-    if formula.op == "per_active_day":
-        return _ratio(of, active_days or 0)
-    assert formula.over is not None  # validate_scheme refuses a ratio without ``over``
-    return _ratio(of, totals.get(formula.over, 0.0))
+    return compute({"": formula}, totals, observations, active_days)[""]
 
 
 def has_data(formula: Formula, value: float | None, totals: Mapping[str, float]) -> bool:
@@ -111,6 +95,46 @@ def metrics_needed(formulas: Iterable[Formula]) -> frozenset[str]:
     return frozenset(metric for formula in formulas for metric in formula.metrics())
 
 
+#: A formula as ``compute_all`` runs it: its KPI's name, its operation and its metrics.
+_Step = tuple[str, FormulaOp, str, str | None]
+#: One agent's inputs: totals and observations per metric, and active days (None: not known).
+Inputs = tuple[Mapping[str, float], Mapping[str, int], int | None]
+
+
+def compute_all(formulas: Mapping[str, Formula], agents: Iterable[Inputs]
+                ) -> list[dict[str, float | None]]:
+    """Compute every named KPI for each agent's inputs, in their order; ratios are fractions.
+
+    The formulas are read once into plain tuples and their four operations written out in
+    one loop: a close computes every KPI of every agent (47,000 for 1,000 agents on 47
+    measured KPIs), and a call per KPI, reading the formula's fields off its model each
+    time, took three times as long as the arithmetic.
+    """
+    steps: list[_Step] = [(name, f.op, f.of, f.over) for name, f in formulas.items()]
+    found = []
+    for totals, observations, active_days in agents:
+        values: dict[str, float | None] = {}
+        total = totals.get
+        for name, op, of, over in steps:
+            # A metric that never arrived counts as zero (0 lost customers is a fine month).
+            numerator = total(of, 0.0)
+            if op == "sum":
+                values[name] = numerator
+                continue
+            if op == "mean":
+                denominator: float = observations.get(of, 0)
+            elif op == "per_active_day":
+                denominator = active_days or 0
+            else:
+                assert over is not None  # validate_scheme refuses a ratio without ``over``
+                denominator = total(over, 0.0)
+            # A zero denominator means there was nothing to measure: no data, never 0 and
+            # never a crash.
+            values[name] = None if denominator == 0 else numerator / denominator
+        found.append(values)
+    return found
+
+
 def compute(
     formulas: Mapping[str, Formula],
     totals: Mapping[str, float],
@@ -118,4 +142,4 @@ def compute(
     active_days: int | None = None,
 ) -> dict[str, float | None]:
     """Compute every named KPI from an agent's period totals."""
-    return {name: evaluate(f, totals, observations, active_days) for name, f in formulas.items()}
+    return compute_all(formulas, [(totals, observations, active_days)])[0]

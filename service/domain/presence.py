@@ -113,6 +113,20 @@ def active_dates(period: str, span: Span, absences: Iterable[DateRange],
     return days
 
 
+def active_day_count(period: str, span: Span, absences: Sequence[DateRange],
+                     through: date | None = None) -> int:
+    """Return how many dates ``active_dates`` gives, counted without making them when no
+    absence falls in the period (a close counts every agent's, for per-active-day KPIs)."""
+    first, last = period_dates(period)
+    if through is not None:
+        last = max(min(last, through), first - timedelta(days=1))
+    if any(a.end >= first and a.start <= last for a in absences):
+        return len(active_dates(period, span, absences, through))
+    start = first if span.hired_on is None else max(first, span.hired_on)
+    end = last if span.left_on is None else min(last, span.left_on)
+    return max(0, (end - start).days + 1)
+
+
 def reason_text(active: int, days: int) -> str:
     """Describe presence in words: "active 9 of 30 days"."""
     return f"active {active} of {days} days"

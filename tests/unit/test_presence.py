@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,6 +12,7 @@ from service.domain.presence import (
     DateRange,
     Span,
     active_dates,
+    active_day_count,
     eligibility,
     in_month,
     period_dates,
@@ -50,6 +52,23 @@ def test_overlapping_absences_count_each_day_once() -> None:
                 DateRange(date(2026, 11, 5), date(2026, 11, 12)),
                 DateRange(date(2026, 11, 12), date(2026, 11, 12))]
     assert len(active_dates(NOV, Span(), absences)) == 30 - 12
+
+
+def test_active_day_count_is_the_number_of_active_dates() -> None:
+    # Counted without making the dates when no absence falls in the month: the same number
+    # for spans inside, across and outside the month, absences or none, and a cut-off day.
+    rng = random.Random(19)
+    for _ in range(5_000):
+        hired = date(2026, 10, 15) + timedelta(days=rng.randrange(60))
+        left = hired + timedelta(days=rng.randrange(-5, 50))
+        span = Span(hired_on=rng.choice([None, hired]), left_on=rng.choice([None, left]))
+        absences = []
+        for _ in range(rng.choice([0, 0, 1, 3])):
+            start = date(2026, 10, 20) + timedelta(days=rng.randrange(50))
+            absences.append(DateRange(start, start + timedelta(days=rng.randrange(10))))
+        through = rng.choice([None, date(2026, 10, 31) + timedelta(days=rng.randrange(32))])
+        assert active_day_count(NOV, span, absences, through) == len(
+            active_dates(NOV, span, absences, through)), (span, absences, through)
 
 
 def test_an_absence_reaching_into_the_month_counts_only_its_days_inside() -> None:
