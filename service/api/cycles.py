@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 
 from service.api.access import (
@@ -18,6 +18,7 @@ from service.api.deps import Ctx, caller, service_context
 from service.api.params import IdPath, PeriodPath, PeriodText
 from service.api.problems import Problem
 from service.api.ranking_table import ranking_table
+from service.api.routing import Router
 from service.api.schemas import (
     CloseIn,
     CycleIn,
@@ -44,7 +45,7 @@ from service.queries import monitoring, results
 from service.queries.directory import get_team
 from service.queries.documents import Document
 
-router = APIRouter(prefix="/v1/teams/{team_id}/cycles", tags=["cycles"])
+router = Router(prefix="/v1/teams/{team_id}/cycles", tags=["cycles"])
 
 
 def cycle_out(cycle: c.Cycle) -> CycleOut:

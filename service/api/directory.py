@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from pydantic import Field
 
 from service.api.access import ensure_team_member_or_manager
@@ -17,6 +17,7 @@ from service.api.auth import (
 from service.api.deps import Ctx, caller
 from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.params import IdPath
+from service.api.routing import Router
 from service.api.schemas import (
     AbsenceIn,
     AbsenceList,
@@ -46,7 +47,7 @@ from service.queries.roster import team_agents
 from service.queries.wait import READ_TIMEOUT, wait
 from service.store import reminders as reminder_store
 
-router = APIRouter(prefix="/v1", tags=["directory"])
+router = Router(prefix="/v1", tags=["directory"])
 
 
 def team_out(team: d.Team) -> TeamOut:

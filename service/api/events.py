@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import Path, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -14,12 +14,13 @@ from service.api.auth import allow
 from service.api.deps import Ctx
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.problems import Problem
+from service.api.routing import Router
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.domain.principal import Principal
 from service.store.event_store import Cursor, RecordedEvent, read_stream
 from service.store.feed import event_document, read_feed
 
-router = APIRouter(prefix="/v1", tags=["audit"])
+router = Router(prefix="/v1", tags=["audit"])
 
 _NAME = r"^[A-Za-z0-9._:-]{1,100}$"
 MAX_BIGINT = 2**63 - 1

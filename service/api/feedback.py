@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import Ctx, caller
 from service.api.params import IdPath, PeriodPath
 from service.api.problems import Problem
+from service.api.routing import Router
 from service.api.schemas import (
     AcknowledgeIn,
     ClassificationOut,
@@ -28,7 +29,7 @@ from service.queries import feedback as reads
 from service.queries import release as release_reads
 from service.queries.directory import get_team
 
-router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}", tags=["feedback"])
+router = Router(prefix="/v1/teams/{team_id}/cycles/{period}", tags=["feedback"])
 INTERVIEW = "/interviews/{agent_id}"
 
 CLASSIFICATION_COLUMNS = ("team_id", "period", "agent_id", "name", "rank", "score", "band",

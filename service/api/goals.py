@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import Ctx, caller
 from service.api.params import IdPath, PeriodPath
 from service.api.problems import Problem
+from service.api.routing import Router
 from service.api.schemas import (
     AcknowledgeIn,
     DisputeIn,
@@ -30,7 +31,7 @@ from service.queries import cycles
 from service.queries import goals as reads
 from service.queries.directory import get_team
 
-router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}/goals", tags=["goals"])
+router = Router(prefix="/v1/teams/{team_id}/cycles/{period}/goals", tags=["goals"])
 
 #: CSV: one row per agent and target (a scheme's targets differ by position).
 GOAL_COLUMNS = ("team_id", "period", "agent_id", "position", "scheme_id", "scheme_version",

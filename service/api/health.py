@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service import observability
 from service.api.auth import allow, public
 from service.api.deps import context
 from service.api.problems import Problem
+from service.api.routing import Router
 from service.context import ServiceContext
 from service.projections import checkpoints
 from service.projections.lag import lag_events
@@ -18,7 +19,7 @@ from service.projections.registry import all_projections
 from service.store import migrate
 from service.store.database import DATABASE_AWAY
 
-router = APIRouter(tags=["operations"])
+router = Router(tags=["operations"])
 
 
 @router.get("/healthz", dependencies=[public()])

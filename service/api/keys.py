@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from service.api.auth import allow
@@ -15,6 +15,7 @@ from service.api.deps import Ctx, actor_metadata
 from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.params import IdPath, IdQuery
 from service.api.problems import Problem
+from service.api.routing import Router
 from service.api.schemas import Body
 from service.commands import keys as commands
 from service.commands.base import Caller
@@ -26,7 +27,7 @@ from service.store import keys
 
 log = logging.getLogger("csperf.auth")
 
-router = APIRouter(prefix="/v1/keys", tags=["keys"])
+router = Router(prefix="/v1/keys", tags=["keys"])
 
 Role = Literal["admin", "manager", "agent", "rater", "ingest", "reader"]
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 from pydantic import BaseModel, Field, StrictInt
 
 from service.api import metric_bodies as bodies
@@ -15,6 +15,7 @@ from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, e
 from service.api.deps import Ctx
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.params import PERIOD_QUERY, IdPath, IdQuery
+from service.api.routing import Router
 from service.api.schemas import Body
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import metrics as commands
@@ -32,7 +33,7 @@ from service.queries.sanctions import managed_teams
 from service.queries.wait import READ_TIMEOUT, wait
 from service.store import metrics as store
 
-router = APIRouter(prefix="/v1", tags=["metrics"])
+router = Router(prefix="/v1", tags=["metrics"])
 
 
 class RejectedOut(BaseModel):

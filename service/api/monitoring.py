@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import Query, Request, Response
 
 from service.api.auth import allow, ensure_manager_of
 from service.api.deps import Ctx
 from service.api.params import IdPath, PeriodPath
+from service.api.routing import Router
 from service.api.schemas import CalibrationOut, OverviewOut
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.domain.principal import Principal
@@ -16,7 +17,7 @@ from service.queries import calibration as calibration_query
 from service.queries import monitoring
 from service.queries.directory import get_team
 
-router = APIRouter(prefix="/v1/teams/{team_id}", tags=["monitoring"])
+router = Router(prefix="/v1/teams/{team_id}", tags=["monitoring"])
 
 #: CSV: the raters (the self-vs-manager gaps are reporting.self_manager_gaps).
 CALIBRATION_COLUMNS = ("team_id", "period", "rater_id", "rater_role", "count", "mean",

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import Ctx, caller
 from service.api.params import IdPath, IdQuery, PeriodPath
+from service.api.routing import Router
 from service.api.schemas import EvaluationList, InvitationIn, InvitationList
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import goals as commands
@@ -22,7 +23,7 @@ from service.queries import cycles, release
 from service.queries import goals as reads
 from service.queries.directory import get_team
 
-router = APIRouter(prefix="/v1/teams/{team_id}/cycles/{period}", tags=["raters"])
+router = Router(prefix="/v1/teams/{team_id}/cycles/{period}", tags=["raters"])
 
 #: CSV: one row per invited agent, and one row per score (criteria differ between schemes,
 #: so a column per criterion would change a BI tool's table from one month to the next).

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from service.api.access import appeal_filters, ensure_appellant
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
 from service.api.deps import Ctx, caller
 from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
+from service.api.routing import Router
 from service.api.schemas import AppealDecisionIn, AppealIn, AppealList, AppealOut, ReleaseOut
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import release as commands
@@ -19,7 +20,7 @@ from service.queries import appeals as queries
 from service.queries import release as reads
 from service.queries.directory import get_team
 
-router = APIRouter(tags=["feedback"])
+router = Router(tags=["feedback"])
 APPEAL_COLUMNS = ("appeal_id", "team_id", "period", "agent_id", "status", "reason", "filed_at",
                   "appeal_until", "decision", "note", "decided_by", "decided_at")
 CYCLE = "/v1/teams/{team_id}/cycles/{period}"

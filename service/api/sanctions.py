@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from pydantic import Field
 
 from service.api.access import ensure_released, sanction_filters
@@ -13,6 +13,7 @@ from service.api.auth import allow, ensure_manager_of, ensure_self, ensure_self_
 from service.api.deps import Ctx, caller
 from service.api.pagination import Paging, link, paginate, paging
 from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
+from service.api.routing import Router
 from service.api.schemas import (
     PayrollOut,
     PlanIn,
@@ -33,7 +34,7 @@ from service.queries import ledger as reads
 from service.queries import sanctions as queries
 from service.queries.directory import get_team, team_locales
 
-router = APIRouter(prefix="/v1", tags=["results"])
+router = Router(prefix="/v1", tags=["results"])
 PLAN = "/teams/{team_id}/cycles/{period}/improvement-plans/{agent_id}"
 
 FINAL = ("true: only entries that are final (the agent's appeal window passed unused, or"

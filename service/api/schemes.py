@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from service.api.auth import allow
 from service.api.deps import Ctx, caller
 from service.api.params import IdPath
 from service.api.problems import Problem
+from service.api.routing import Router
 from service.api.schemas import ApproveIn, SchemeIn, SchemeVersionList, SchemeVersionOut
 from service.commands import schemes as commands
 from service.domain.directory import check_id
@@ -24,7 +25,7 @@ from service.domain.scheme import Scheme
 from service.domain.scheme_history import version_history
 from service.queries import schemes as reads
 
-router = APIRouter(prefix="/v1", tags=["schemes"])
+router = Router(prefix="/v1", tags=["schemes"])
 
 
 @router.get("/schemes/{scheme_id}", response_model=Scheme,

@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import Header, Query, Request
 from prometheus_client import Gauge
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -38,6 +38,7 @@ from service.api.auth import allow
 from service.api.deps import Ctx
 from service.api.events import EventTypes, StreamTypes, check_names, event_out, parse_cursor
 from service.api.problems import Problem
+from service.api.routing import Router
 from service.background import woken
 from service.context import ServiceContext
 from service.domain.principal import Principal
@@ -45,7 +46,7 @@ from service.store.database import DATABASE_AWAY
 from service.store.event_store import Cursor, head
 from service.store.feed import CommitSignal, FeedPage, read_feed
 
-router = APIRouter(prefix="/v1", tags=["audit"])
+router = Router(prefix="/v1", tags=["audit"])
 
 MEDIA_TYPE = "text/event-stream"
 BATCH = 500

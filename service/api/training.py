@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from service.api.auth import allow
 from service.api.deps import Ctx, caller
 from service.api.params import IdPath
 from service.api.problems import Problem
+from service.api.routing import Router
 from service.api.schemas import TrainingIn, TrainingOut
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import training as commands
@@ -18,7 +19,7 @@ from service.domain import training as t
 from service.domain.principal import Principal
 from service.queries import training as reads
 
-router = APIRouter(prefix="/v1/training", tags=["training"])
+router = Router(prefix="/v1/training", tags=["training"])
 
 TRAINING_COLUMNS = ("evaluator_id", "topic", "title", "status", "completed_at", "valid_until",
                     "recorded_by", "recorded_at")

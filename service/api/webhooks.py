@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
 from service.api.auth import allow
@@ -18,6 +18,7 @@ from service.api.deps import Ctx, actor_metadata
 from service.api.events import parse_cursor
 from service.api.pagination import Paging, invalid, link, paginate, paging
 from service.api.problems import Problem
+from service.api.routing import Router
 from service.api.schemas import Body
 from service.commands import webhooks as commands
 from service.commands.base import Caller
@@ -26,7 +27,7 @@ from service.domain import webhooks as w
 from service.domain.principal import Principal
 from service.store import webhooks as store
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = Router(prefix="/v1/webhooks", tags=["webhooks"])
 Admin = Annotated[Principal, allow()]
 SubscriptionId = Annotated[str, Path(pattern=r"^wh_[a-z0-9]{16}$",
                                      description="the id POST /v1/webhooks returned")]
