@@ -92,8 +92,10 @@ def evaluation_document(
 KPI_ENTRY: tuple[str, ...] = ("value", "kind", "unit", "direction", "label", "formula",
                               "target_source", "target", "floor", "weight", "effective_weight",
                               "attainment", "dropped", "status", "prorated_by")
-#: One KPI of one scorecard as stored: its name and its entry's values in ``KPI_ENTRY`` order.
-KpiEntry = tuple[str, tuple[Any, ...]]
+#: One KPI of one scorecard as stored: its name, then its entry's values in ``KPI_ENTRY`` order
+#: (one flat tuple: a month of 1,000 agents on 50 KPIs holds 50,000 of them until they are
+#: stored, and a tuple in a tuple was twice the objects for the garbage collector to count).
+KpiEntry = tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,7 @@ def scorecard(document: Mapping[str, Any], kpis: Iterable[KpiEntry]) -> dict[str
     kept its detail (``_scorecard``) is shown as stored.
     """
     entries: dict[str, Any] = {}
-    for name, values in kpis:
+    for name, *values in kpis:
         entry = dict(zip(KPI_ENTRY, values, strict=True))
         if entry["prorated_by"] is None:
             del entry["prorated_by"]
@@ -204,25 +206,25 @@ def _scorecard(
     derivable = len(scored) == len(kpi_parts)
     values = result.kpis
     for kpi, name, measured, definition, fixed in kpi_parts:
+        kind, unit, direction, label, formula = fixed
         row = scored.get(name)
         if row is None:
             derivable = False
-            kpis.append((name, (
-                values.get(name) if measured else None, *fixed, None,
-                kpi.target, kpi.floor, kpi.weight, None, None, True, None, None)))
+            kpis.append((name, values.get(name) if measured else None, kind, unit, direction,
+                         label, formula, None, kpi.target, kpi.floor, kpi.weight, None, None,
+                         True, None, None))
             continue
         # A score's row, in ``scoring.KPI_FIELDS`` order (unpacked: 50,000 of them a month).
-        (kind, scored_value, target, floor, direction, weight, effective_weight, attainment,
-         dropped, kpi_status, prorated_by, target_source) = row
+        (scored_kind, scored_value, target, floor, scored_direction, weight, effective_weight,
+         attainment, dropped, kpi_status, prorated_by, target_source) = row
         value = values.get(name) if measured else scored_value
         derivable = derivable and effective_weight is not None and (
-            kind, direction, weight) == definition and (
+            scored_kind, scored_direction, weight) == definition and (
             scored_value == (None if kpi_status == "unavailable" else value))
-        kpis.append((name, (
-            value, *fixed,
-            # The targets the agent was scored against (a resolved dispute may adjust them).
-            target_source, target, floor, definition[2], effective_weight, attainment, dropped,
-            kpi_status, prorated_by)))
+        # The targets the agent was scored against (a resolved dispute may adjust them).
+        kpis.append((name, value, kind, unit, direction, label, formula, target_source, target,
+                     floor, definition[2], effective_weight, attainment, dropped, kpi_status,
+                     prorated_by))
     performance = None
     if score.work_performance is not None:
         performance = (score.work_performance.model_dump(mode="json", exclude={"rows"})

@@ -361,9 +361,9 @@ class CycleResults(Projection):
         # collector's full passes on sooner).
         await conn.copy_records_to_table(
             tables["scorecard_kpis"], columns=_KPI_COLUMNS,
-            records=((number, ordinal, name, *entry) for card in cards
+            records=((number, ordinal, *entry) for card in cards
                      for number in (numbers[card.document["agent_id"]],)
-                     for ordinal, (name, entry) in enumerate(card.kpis)),
+                     for ordinal, entry in enumerate(card.kpis)),
         )
 
     async def _drop_scorecards(self, conn: asyncpg.Connection, tables: Tables, team_id: str,

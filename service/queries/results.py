@@ -145,15 +145,15 @@ WITHHELD = ("your result is released to you at your feedback interview, or by yo
 
 
 #: Each frozen scorecard's document and its KPIs, each KPI its name and its entry's fields in
-#: ``reports.KPI_ENTRY`` order, in the card's order. The status column is the truth:
-#: publishing updates it, not the document.
+#: ``reports.KPI_ENTRY`` order (``reports.KpiEntry``), in the card's order. The status column
+#: is the truth: publishing updates it, not the document.
 _STORED_SCORECARDS = """
     SELECT s.period, s.agent_id,
            (s.document || jsonb_build_object('status', s.status))::text AS document,
-           (SELECT array_agg((k.kpi, (k.value, k.kind, k.unit, k.direction, k.label,
-                                      k.formula, k.target_source, k.target, k.floor, k.weight,
-                                      k.effective_weight, k.attainment, k.dropped,
-                                      k.kpi_status, k.prorated_by)) ORDER BY k.ordinal)
+           (SELECT array_agg((k.kpi, k.value, k.kind, k.unit, k.direction, k.label,
+                              k.formula, k.target_source, k.target, k.floor, k.weight,
+                              k.effective_weight, k.attainment, k.dropped, k.kpi_status,
+                              k.prorated_by) ORDER BY k.ordinal)
             FROM scorecard_kpis k WHERE k.card = s.card) AS kpis
     FROM scorecards s
     WHERE s.team_id = $1 AND s.period = ANY($2::text[]) AND s.agent_id = ANY($3::text[])

@@ -148,7 +148,7 @@ def test_a_stored_scorecard_shows_each_kpi_as_the_close_froze_it(scheme: Scheme)
         assert performance is not None
         # each KPI is stored once: the document keeps no detail of its own
         assert "kpis" not in card.document["work_performance"]
-        assert [name for name, _ in card.kpis] == list(performance.kpis)
+        assert [entry[0] for entry in card.kpis] == list(performance.kpis)
         shown = scorecard(json.loads(json.dumps(card.document)), card.kpis)
         assert shown["work_performance"] == dump_performance(performance), result.agent_id
         for name, entry in shown["kpis"].items():
