@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 
 from service.context import ServiceContext
+from service.domain.errors import DomainError
 from service.domain.events import DomainEvent
 from service.projections.decoded import remember
 from service.queries.streams import Evolve, Fold, S, held_key, load
@@ -83,7 +85,7 @@ async def execute(
         try:
             async with ctx.db.connection() as conn:
                 outcome = await _decide_and_append(conn, ctx, caller, stream_id, evolve,
-                                                   decide, fold, read)
+                                                   decide, fold, read, first=True)
                 done = await _finished(conn, ctx, stream_id, evolve, fold, outcome)
                 if done is not None:
                     return done
@@ -143,15 +145,37 @@ async def _finished(
 async def _decide_and_append(
     conn: asyncpg.Connection, ctx: ServiceContext, caller: Caller, stream_id: str,
     evolve: Evolve[S], decide: Callable[[S | None], list[DomainEvent]], fold: Fold[S] | None,
-    read: tuple[S | None, int] | None,
+    read: tuple[S | None, int] | None, *, first: bool = False,
 ) -> tuple[S | None, list[DomainEvent], AppendResult | None]:
     """Load the stream (unless it was just read), decide, append at the version loaded; return
-    the state decided on, the events and the append (None for "no change")."""
+    the state decided on, the events and the append (None for "no change").
+
+    ``first`` (the attempt without the stream's lock): decide on the state this process holds,
+    if it holds one, without reading the stream at all (one round trip, not two). The append
+    at the held version refuses it if the stream moved since, and then the stream is read and
+    decided on as always; so is a held state on which the decision is "no change" or an error,
+    which would be answered without a write to check that it is current."""
+    held = ctx.states.get(held_key(stream_id, evolve, fold)) if first and read is None else None
+    if held is not None:
+        try:
+            events = decide(cast("S | None", held[0]))
+        except DomainError:
+            events = []
+        if events:
+            with contextlib.suppress(ConcurrencyError):  # moved since: read it below
+                return (cast("S | None", held[0]), events,
+                        await _append(conn, ctx, caller, stream_id, events, held[1]))
     state, version = read if read is not None else await load(
         conn, stream_id, evolve, fold, states=ctx.states)
     events = decide(state)
     if not events:
         return state, events, None
+    return state, events, await _append(conn, ctx, caller, stream_id, events, version)
+
+
+async def _append(conn: asyncpg.Connection, ctx: ServiceContext, caller: Caller, stream_id: str,
+                  events: list[DomainEvent], version: int) -> AppendResult:
+    """Append a decision's events at the version decided on."""
     started = time.perf_counter()
     written = to_new(events)
     dumped = time.perf_counter() - started
@@ -167,4 +191,4 @@ async def _decide_and_append(
         for event, event_id, position in zip(events, result.event_ids, result.positions,
                                              strict=True):
             remember(event_id, result.tx_id, position, event, dumped / len(events))
-    return state, events, result
+    return result

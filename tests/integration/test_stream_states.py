@@ -142,3 +142,52 @@ async def test_a_command_on_a_state_read_before_another_writer_decides_again(
     async with db.connection() as conn:
         fresh, version = await load(conn, stream, d.evolve_agent)
     assert (fresh, version) == (state, 3)
+
+
+async def test_a_command_decides_on_the_state_it_holds_and_again_once_another_wrote(
+    db: Database, uid: str
+) -> None:
+    # A command of a process that holds the stream's state decides on it without reading the
+    # stream; the append refuses a state another process wrote past, and a decision of "no
+    # change" on a held state is taken again on the stream as read, so neither write is lost
+    # and no answer comes from a state that is not current.
+    ctx = ServiceContext(settings=conftest.test_settings(), db=db)
+    stream = d.agent_stream(f"a-{uid}")
+    decided_on: list[str | None] = []
+
+    def rename(name: str) -> Callable[[d.Agent | None], list[DomainEvent]]:
+        def decide(state: d.Agent | None) -> list[DomainEvent]:
+            decided_on.append(state.name if state is not None else None)
+            cmd = d.PutAgent(agent_id=f"a-{uid}", name=name, team_id=f"t-{uid}")
+            return list(d.decide_put_agent(state, cmd, NOW))
+        return decide
+
+    async def other_process(name: str, version: int) -> None:
+        async with db.connection() as conn:
+            state, _ = await load(conn, stream, d.evolve_agent)
+            await append(conn, stream, to_new(d.decide_put_agent(state, d.PutAgent(
+                agent_id=f"a-{uid}", name=name, team_id=f"t-{uid}"), NOW)),
+                expected_version=version, metadata=META, recorded_at=NOW)
+
+    await execute(ctx, Caller(META), stream, d.evolve_agent, rename("First"))
+    decided_on.clear()
+    state, result = await execute(ctx, Caller(META), stream, d.evolve_agent, rename("Second"))
+    assert decided_on == ["First"]  # the held state, written past at once
+    assert result is not None and result.version == 2
+    await other_process("Third", 2)
+    decided_on.clear()
+    state, result = await execute(ctx, Caller(META), stream, d.evolve_agent, rename("Fourth"))
+    # Decided on the held "Second", refused at version 2, decided again on "Third" as read.
+    assert decided_on == ["Second", "Third"]
+    assert result is not None and result.version == 4
+    assert state is not None and state.name == "Fourth"
+    await other_process("Fifth", 4)
+    decided_on.clear()
+    state, result = await execute(ctx, Caller(META), stream, d.evolve_agent, rename("Fourth"))
+    # "No change" on the held "Fourth" is not the answer: "Fifth" is, so it is renamed back.
+    assert decided_on == ["Fourth", "Fifth"]
+    assert result is not None and result.version == 6
+    assert state is not None and state.name == "Fourth"
+    async with db.connection() as conn:
+        fresh, version = await load(conn, stream, d.evolve_agent)
+    assert (fresh, version) == (state, 6)
