@@ -139,7 +139,7 @@ class FrozenResult(BaseModel):
 class CycleClosed(DomainEvent):
     """The month was closed; every number that will be published is in this event."""
 
-    schema_version = 2
+    schema_version = 3
     type: Literal["CycleClosed"] = "CycleClosed"
     team_id: str
     period: str
@@ -159,16 +159,17 @@ class CycleClosed(DomainEvent):
 
     def data(self) -> dict[str, Any]:
         """Return the payload with the KPI scores in the compact form (``kpi_shared``: the
-        fields alike for every agent, once)."""
+        fields alike for every agent, once; ``kpi_names``: the KPIs of most agents, in the
+        order of their scores' columns)."""
         # The scores go straight from the objects into their rows: dumping 50,000 of them to
         # dicts first (1,000 agents on 50 KPIs) cost more than the rest of the event.
         data = self.model_dump(mode="json", exclude={
             "type": True, "results": {"__all__": {"score": {"work_performance": {"rows"}}}}})
-        shared, compact = compact_kpis([r.score.work_performance for r in self.results])
+        shared, usual, compact = compact_kpis([r.score.work_performance for r in self.results])
         for result, kpis in zip(data["results"], compact, strict=True):
             if kpis is not None:
                 result["score"]["work_performance"]["kpis"] = kpis
-        return {**data, "kpi_shared": shared}
+        return {**data, "kpi_shared": shared, "kpi_names": usual}
 
     @model_validator(mode="before")
     @classmethod
@@ -178,11 +179,12 @@ class CycleClosed(DomainEvent):
             return data
         data = dict(data)
         templates = kpi_templates(data.pop("kpi_shared"))
+        usual = data.pop("kpi_names", ())
         results = []
         for result in data["results"]:
             performance = result["score"]["work_performance"]
             if performance is not None:
-                kpis = expand_kpis(templates, performance["kpis"])
+                kpis = expand_kpis(templates, performance["kpis"], usual)
                 result = {**result, "score": {
                     **result["score"], "work_performance": {**performance, "kpis": kpis}}}
             results.append(result)
@@ -193,6 +195,13 @@ class CycleClosed(DomainEvent):
 def _closed_v1(data: dict[str, Any]) -> dict[str, Any]:
     # Version 2 may store the KPI score fields alike for every agent once (kpi_shared); a
     # version 1 close has each agent's scores whole, which version 2 reads as they are.
+    return data
+
+
+@upcaster("CycleClosed", 2)
+def _closed_v2(data: dict[str, Any]) -> dict[str, Any]:
+    # Version 3 stores each agent's scores column by column under the month's KPI names
+    # (kpi_names); version 2's scores by KPI name (rows) read as they are.
     return data
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -110,14 +110,20 @@ _KIND, _WEIGHT, _EFFECTIVE, _ATTAINMENT, _DROPPED, _STATUS, _PRORATED = (
 
 
 def compact_kpis(performances: Sequence[WorkPerformance | None]
-                 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any] | None]]:
+                 ) -> tuple[dict[str, dict[str, Any]], list[str],
+                            list[dict[str, Any] | None]]:
     """Return a month's KPI scores compactly: the fields in which every agent's score of a KPI
-    is alike, once, by field and KPI; and each agent's scores (None: no work performance) as
-    one list of the other fields' values per KPI under one list of their names.
+    is alike, once, by field and KPI; the first agent's KPI names; and each agent's scores
+    (None: no work performance) as the names of the other fields, their values column by
+    column (each in the order of the agent's KPIs), and the agent's KPI names when they are
+    not the first agent's.
 
     A close of 1,000 agents on 50 KPIs repeated each KPI's kind, target, floor, direction,
     weight... in each of its 50,000 scores: PostgreSQL took 0.25 s of CPU to store its 7 MB as
-    jsonb, and 0.15 s with the alike fields left out. Every field is a JSON value already
+    jsonb, and 0.15 s with the alike fields left out. Stored as columns, each agent's scores
+    are a few lists where they were an object of 50 named lists: the columns are the ones
+    compared below (no list made per score, 50,000 a close), and the JSON is an eighth smaller
+    (the KPIs' names once rather than once per agent). Every field is a JSON value already
     (numbers, text, booleans, None); ``expand_kpis`` reads them back.
     """
     first: dict[str, tuple[Any, ...]] = {}
@@ -147,20 +153,18 @@ def compact_kpis(performances: Sequence[WorkPerformance | None]
     shared = {KPI_FIELDS[i]: {name: row[i] for name, row in first.items()} for i in alike}
     others = [i for i in range(len(KPI_FIELDS)) if i not in alike]
     fields = [KPI_FIELDS[i] for i in others]
-    return shared, [
-        None if performance is None
-        else {"fields": fields, "rows": {} if agent is None else _values(agent, others)}
-        for performance, agent in zip(performances, scored, strict=True)
-    ]
-
-
-def _values(agent: tuple[list[str], list[tuple[Any, ...]]], at: Sequence[int]
-            ) -> dict[str, tuple[Any, ...]]:
-    """Return an agent's scores by KPI as the values of the fields at these places."""
-    names, columns = agent
-    if not at:
-        return dict.fromkeys(names, ())
-    return dict(zip(names, zip(*(columns[i] for i in at), strict=True), strict=True))
+    usual = reference[0] if reference is not None else []
+    compact: list[dict[str, Any] | None] = []
+    for performance, agent in zip(performances, scored, strict=True):
+        if performance is None:
+            compact.append(None)
+            continue
+        names, columns = agent if agent is not None else ([], [])
+        kpis: dict[str, Any] = {"fields": fields, "columns": [columns[i] for i in others]}
+        if names != usual:
+            kpis["names"] = names
+        compact.append(kpis)
+    return shared, usual, compact
 
 
 def _picker(at: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
@@ -181,15 +185,22 @@ def kpi_templates(shared: Mapping[str, Mapping[str, Any]]) -> dict[str, list[Any
     return templates
 
 
-def expand_kpis(templates: Mapping[str, list[Any]], compact: Mapping[str, Any]
-                ) -> dict[str, tuple[Any, ...]]:
-    """Return one agent's KPI rows from their compact form and the month's ``kpi_templates``."""
+def expand_kpis(templates: Mapping[str, list[Any]], compact: Mapping[str, Any],
+                usual: Sequence[str] = ()) -> dict[str, tuple[Any, ...]]:
+    """Return one agent's KPI rows from their compact form (``compact_kpis``; or, as stored
+    before the columns, one list of values per KPI by name), the month's ``kpi_templates``
+    and its usual KPI names."""
     fields = list(compact["fields"])
     # A row is its stored values followed by its template, picked into KPI_FIELDS order.
     row = _picker([fields.index(f) if f in fields else len(fields) + i
                    for i, f in enumerate(KPI_FIELDS)])
-    return {name: row([*values, *templates.get(name, _DEFAULTS)])
-            for name, values in compact["rows"].items()}
+    if "rows" in compact:
+        stored: Iterable[tuple[str, Sequence[Any]]] = compact["rows"].items()
+    else:
+        names, columns = compact.get("names", usual), compact["columns"]
+        stored = zip(names, zip(*columns, strict=True) if columns else [()] * len(names),
+                     strict=True)
+    return {name: row([*values, *templates.get(name, _DEFAULTS)]) for name, values in stored}
 
 
 class WorkPerformance(_Frozen):

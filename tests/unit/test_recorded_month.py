@@ -9,6 +9,7 @@ must come out identical: KPI values, attainments, weights, statuses, composites,
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import date
 from pathlib import Path
@@ -106,15 +107,51 @@ def test_a_close_event_stores_kpi_scores_compactly_and_reads_them_back_the_same(
     closed = _close(DEFAULT_SCHEME_V2)
     stored = json.loads(json.dumps(closed.data()))
     first = stored["results"][0]["score"]["work_performance"]["kpis"]
-    # one list of field names, one list of values per KPI
-    assert set(first) == {"fields", "rows"} and "attainment" in first["fields"]
+    # one list of field names, one list of values per field, under the month's KPI names
+    assert set(first) == {"fields", "columns"} and "attainment" in first["fields"]
     performance = closed.results[0].score.work_performance
-    assert performance is not None and set(first["rows"]) == set(performance.kpis)
-    assert decode("CycleClosed", 1, stored) == closed
-    # a close stored before the compact form (each KPI score a dict) still reads the same
+    assert performance is not None and stored["kpi_names"] == list(performance.kpis)
+    assert [len(column) for column in first["columns"]] == [len(performance.kpis)] * len(
+        first["fields"])
+    assert decode("CycleClosed", 3, stored) == closed
+    # a close stored before the columns (version 2: one list of values per KPI by name)
+    # and one stored before the compact form (each KPI score a dict) still read the same
+    assert decode("CycleClosed", 2, _by_name(stored)) == closed
     full = closed.model_dump(mode="json", exclude={"type"})
     assert decode("CycleClosed", 1, json.loads(json.dumps(full))) == closed
     assert len(json.dumps(stored)) < 0.8 * len(json.dumps(full))
+    assert len(json.dumps(stored)) < len(json.dumps(_by_name(stored)))
+
+
+def test_a_close_event_names_the_kpis_of_an_agent_whose_kpis_differ() -> None:
+    closed = _close(DEFAULT_SCHEME_V2)
+    performance = closed.results[1].score.work_performance
+    assert performance is not None
+    # one agent scored on fewer KPIs, in another order (another position's)
+    fewer = performance.model_copy(update={"rows": dict(reversed(
+        list(performance.rows.items())[1:]))})
+    score = closed.results[1].score.model_copy(update={"work_performance": fewer})
+    results = list(closed.results)
+    results[1] = results[1].model_copy(update={"score": score})
+    odd = closed.model_copy(update={"results": tuple(results)})
+    stored = json.loads(json.dumps(odd.data()))
+    kpis = [r["score"]["work_performance"]["kpis"] for r in stored["results"][:3]]
+    assert "names" not in kpis[0] and "names" not in kpis[2]
+    assert kpis[1]["names"] == list(fewer.rows)
+    assert decode("CycleClosed", 3, stored) == odd
+
+
+def _by_name(stored: dict[str, Any]) -> dict[str, Any]:
+    """Return a version 3 close as version 2 stored it: each agent's values by KPI name."""
+    older = copy.deepcopy(stored)
+    usual = older.pop("kpi_names")
+    for result in older["results"]:
+        kpis = result["score"]["work_performance"]["kpis"]
+        if kpis is not None:
+            names, columns = kpis.pop("names", usual), kpis.pop("columns")
+            rows = zip(*columns, strict=True) if columns else [()] * len(names)
+            kpis["rows"] = {name: list(row) for name, row in zip(names, rows, strict=True)}
+    return older
 
 
 def test_a_compact_close_stored_with_fewer_fields_reads_them_as_their_defaults() -> None:
@@ -125,15 +162,15 @@ def test_a_compact_close_stored_with_fewer_fields_reads_them_as_their_defaults()
         # as stored before target sources were recorded: the last field is not there
         assert kpis["fields"][-1] == "target_source"
         kpis["fields"] = kpis["fields"][:-1]
-        kpis["rows"] = {name: row[:-1] for name, row in kpis["rows"].items()}
-    older = decode("CycleClosed", 1, stored)
-    assert isinstance(older, c.CycleClosed)
-    for before, after in zip(closed.results, older.results, strict=True):
-        assert before.score.work_performance is not None
-        assert after.score.work_performance is not None
-        assert after.score.work_performance.kpis == {
-            name: k._replace(target_source=None)
-            for name, k in before.score.work_performance.kpis.items()}
+        kpis["columns"] = kpis["columns"][:-1]
+    for older in (decode("CycleClosed", 3, stored), decode("CycleClosed", 2, _by_name(stored))):
+        assert isinstance(older, c.CycleClosed)
+        for before, after in zip(closed.results, older.results, strict=True):
+            assert before.score.work_performance is not None
+            assert after.score.work_performance is not None
+            assert after.score.work_performance.kpis == {
+                name: k._replace(target_source=None)
+                for name, k in before.score.work_performance.kpis.items()}
 
 
 @pytest.mark.parametrize("scheme", [DEFAULT_SCHEME, DEFAULT_SCHEME_V2], ids=["v1", "v2"])
