@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from functools import cached_property
+from types import MappingProxyType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -152,6 +154,18 @@ class CycleClosed(DomainEvent):
     #: Each agent's goals at close: acknowledged, pending (not acknowledged) or disputed (a
     #: forced close). Empty on closes recorded before goals were recorded at close.
     goals: dict[str, str] = {}
+
+    @cached_property
+    def not_ranked(self) -> Mapping[str, str | None]:
+        """Return each agent of the results: None when ranked, or why they are not.
+
+        Worked out once per event: every release and appeal of the month asks it, and a
+        1,000-agent month's loop cost as much as the rest of a release's route.
+        """
+        return MappingProxyType({
+            x.agent_id: x.eligibility.reason
+            if x.eligibility is not None and not x.eligibility.ranked else None
+            for x in self.results})
 
     def goals_in(self, status: str) -> list[str]:
         """Return the agents whose goals were in ``status`` at close."""

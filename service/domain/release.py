@@ -23,7 +23,7 @@ Pure: no I/O.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -185,7 +185,7 @@ class Month:
     #: The first publication's time (the release of everyone under on_publication).
     first_published_at: datetime | None
     #: agent -> None when ranked, or why they are not ranked; absent: not in the results.
-    results: dict[str, str | None]
+    results: Mapping[str, str | None]
 
 
 def released_at(state: AgentResult | None, month: Month) -> datetime | None:

@@ -18,12 +18,7 @@ from service.queries.wait import READ_TIMEOUT, wait
 
 def month_of(cycle: c.Cycle, policy: ResultsPolicy) -> r.Month:
     """Return what the release rules need of a cycle: status, policy, its agents."""
-    results: dict[str, str | None] = {}
-    if cycle.closed is not None:
-        for x in cycle.closed.results:
-            not_ranked = x.eligibility.reason if (
-                x.eligibility is not None and not x.eligibility.ranked) else None
-            results[x.agent_id] = not_ranked
+    results = cycle.closed.not_ranked if cycle.closed is not None else {}
     return r.Month(cycle.team_id, cycle.period, cycle.status, policy,
                    cycle.first_published_at, results)
 
