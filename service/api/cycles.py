@@ -14,8 +14,8 @@ from service.api.access import (
     ensure_team_member_or_manager,
 )
 from service.api.auth import allow, ensure_manager_of, ensure_rates_as, ensure_self_or_manager
-from service.api.deps import Ctx, caller, service_context
-from service.api.params import IdPath, PeriodPath, PeriodText
+from service.api.deps import caller, service_context
+from service.api.params import IdPath, PeriodText
 from service.api.problems import Problem
 from service.api.ranking_table import ranking_table
 from service.api.routing import Router
@@ -112,8 +112,6 @@ async def get_ranking(
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> Response:
     """Return the ranking, best first: frozen once closed, provisional while open (or CSV)."""
-    # Neither a Ctx nor a PeriodPath parameter: FastAPI solves a dependency in about 80 Python
-    # calls, a tenth of a held ranking's read (which asks PostgreSQL nothing) each.
     ctx = service_context(request)
     check_period(period, ctx.clock())
     team = None
@@ -132,10 +130,12 @@ async def get_ranking(
 
 @router.get("/{period}/scorecards/{agent_id}", response_model=ScorecardOut)
 async def get_scorecard(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, request: Request,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> JSONResponse | Response:
     """Return every number of an agent's month and how it was computed."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     cycle = await reads.get_cycle(ctx, team_id, period)
@@ -157,10 +157,11 @@ async def _manager(ctx: ServiceContext, principal: Principal, team_id: str) -> N
 
 @router.post("", response_model=CycleOut, status_code=201)
 async def open_cycle(
-    team_id: IdPath, body: CycleIn, request: Request, ctx: Ctx,
+    team_id: IdPath, body: CycleIn, request: Request,
     principal: Annotated[Principal, allow("manager")],
 ) -> CycleOut:
     """Open a team's month, pinned to the scheme version in force (409 if it exists)."""
+    ctx = service_context(request)
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     cycle = await commands.open_cycle(ctx, caller(principal, request), team, body.period,
@@ -170,11 +171,13 @@ async def open_cycle(
 
 @router.get("/{period}", response_model=CycleOut)
 async def get_cycle(
-    team_id: IdPath, period: PeriodPath,
-    ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    team_id: IdPath, period: PeriodText,
+    request: Request, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> CycleOut:
     """Return a cycle: status, scheme version, deadline, progress, and what drifts from the
     plan (missing evaluations, goals not acknowledged, interviews not held, quiet feeds...)."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
     cycle = await reads.get_cycle(ctx, team_id, period)
@@ -190,11 +193,12 @@ async def get_cycle(
 
 @router.put("/{period}/evaluations/{agent_id}/{rater_role}", response_model=EvaluationOut)
 async def put_evaluation(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, rater_role: str, body: EvaluationIn,
-    request: Request, ctx: Ctx,
-    principal: Annotated[Principal, allow("manager", "agent", "rater")],
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, rater_role: str, body: EvaluationIn,
+    request: Request, principal: Annotated[Principal, allow("manager", "agent", "rater")],
 ) -> EvaluationOut:
     """Submit or revise an evaluation: self by the agent, manager by a team manager."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     if rater_role not in RATER_ROLES:
         raise Problem(422, f"unknown rater role {rater_role!r}",
                       errors=[{"field": "rater_role", "reason": f"one of {list(RATER_ROLES)}"}])
@@ -213,10 +217,12 @@ async def put_evaluation(
 
 @router.post("/{period}/close", response_model=CycleOut)
 async def close_cycle(
-    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, request: Request,
     principal: Annotated[Principal, allow("manager")], body: CloseIn | None = None,
 ) -> CycleOut:
     """Close the month (409 listing missing evaluations unless forced with a reason)."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     await _manager(ctx, principal, team_id)
     body = body or CloseIn()
     cycle = await commands.close(ctx, caller(principal, request), commands.Close(
@@ -230,20 +236,24 @@ async def close_cycle(
 
 @router.post("/{period}/publish", response_model=CycleOut)
 async def publish_cycle(
-    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, request: Request,
     principal: Annotated[Principal, allow("manager")],
 ) -> CycleOut:
     """Publish a closed month's ranking."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     await _manager(ctx, principal, team_id)
     return cycle_out(await commands.publish(ctx, caller(principal, request), team_id, period))
 
 
 @router.post("/{period}/reopen", response_model=CycleOut)
 async def reopen_cycle(
-    team_id: IdPath, period: PeriodPath, body: ReopenIn, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, body: ReopenIn, request: Request,
     principal: Annotated[Principal, allow("manager")],
 ) -> CycleOut:
     """Reopen a closed or published month for a correction (recorded with its reason)."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     await _manager(ctx, principal, team_id)
     return cycle_out(await commands.reopen(ctx, caller(principal, request), team_id, period,
                                            body.reason))

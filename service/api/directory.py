@@ -14,7 +14,7 @@ from service.api.auth import (
     ensure_person,
     ensure_self_or_manager,
 )
-from service.api.deps import Ctx, caller
+from service.api.deps import caller, service_context
 from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.params import IdPath
 from service.api.routing import Router
@@ -82,10 +82,11 @@ def absence_out(agent_id: str, absence: d.Absence) -> AbsenceOut:
 @router.put("/teams/{team_id}", response_model=TeamOut,
             responses={201: {"model": TeamOut, "description": "created"}})
 async def put_team(
-    team_id: IdPath, body: TeamIn, request: Request, response: Response, ctx: Ctx,
+    team_id: IdPath, body: TeamIn, request: Request, response: Response,
     principal: Annotated[Principal, allow()],
 ) -> TeamOut:
     """Create or change a team (admin)."""
+    ctx = service_context(request)
     team, created = await commands.put_team(
         ctx, caller(principal, request),
         d.PutTeam(team_id, body.name, body.timezone, body.currency, body.manager_ids,
@@ -97,9 +98,10 @@ async def put_team(
 
 @router.get("/teams/{team_id}", response_model=TeamOut)
 async def get_team(
-    team_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    team_id: IdPath, request: Request, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> TeamOut:
     """Return a team (its managers, its agents, admins and readers)."""
+    ctx = service_context(request)
     team = await reads.get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
     return team_out(team)
@@ -118,13 +120,14 @@ _AGENT_PAGING = paging(("agent_id", "name", "position", "joined_at"), "agent_id"
 @router.get("/teams/{team_id}/agents", response_model=AgentPage,
             responses=CSV_ANSWER)
 async def list_team_agents(
-    team_id: IdPath, request: Request, response: Response, ctx: Ctx,
+    team_id: IdPath, request: Request, response: Response,
     principal: Annotated[Principal, allow("manager", "agent")],
     page: Annotated[Paging, Depends(_AGENT_PAGING)],
     position: Annotated[str | None, Query(max_length=100, pattern=PRINTABLE_PATTERN,
                                           description="only agents in this position")] = None,
 ) -> AgentPage | Response:
     """Return the team's current agents (paged, sorted, filtered by position; or CSV)."""
+    ctx = service_context(request)
     team = await reads.get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
     await wait(ctx, Directory(), timeout=READ_TIMEOUT)
@@ -146,11 +149,12 @@ async def list_team_agents(
 @router.put("/agents/{agent_id}", response_model=AgentOut,
             responses={201: {"model": AgentOut, "description": "created"}})
 async def put_agent(
-    agent_id: IdPath, body: AgentIn, request: Request, response: Response, ctx: Ctx,
+    agent_id: IdPath, body: AgentIn, request: Request, response: Response,
     principal: Annotated[Principal, allow("manager")],
 ) -> AgentOut:
     """Create or change an agent; a different team_id is a transfer (admin, or a manager of
     every team involved)."""
+    ctx = service_context(request)
     if principal.role == "manager":
         d.check_id(body.team_id, "team_id")
         target = await reads.get_team(ctx, body.team_id)
@@ -170,9 +174,10 @@ async def put_agent(
 
 @router.get("/agents/{agent_id}", response_model=AgentOut)
 async def get_agent(
-    agent_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    agent_id: IdPath, request: Request, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> AgentOut:
     """Return an agent (the agent, their team's managers, admins and readers)."""
+    ctx = service_context(request)
     agent = await reads.get_agent(ctx, agent_id)
     team = await reads.get_team(ctx, agent.team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
@@ -191,10 +196,11 @@ async def _absence_writer(ctx: ServiceContext, principal: Principal, agent_id: s
 async def put_absence(
     agent_id: IdPath, absence_id: IdPath, body: AbsenceIn, request: Request,
     response: Response,
-    ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+    principal: Annotated[Principal, allow("manager")],
 ) -> AbsenceOut:
     """Record or change an agent's absence, dates inclusive in the team's time zone (a
     manager of the agent's team, or an admin)."""
+    ctx = service_context(request)
     await _absence_writer(ctx, principal, agent_id)
     absence, created = await commands.put_absence(ctx, caller(principal, request), d.PutAbsence(
         agent_id, absence_id, body.from_date, body.to_date, body.kind, body.note))
@@ -205,10 +211,11 @@ async def put_absence(
 @router.delete("/agents/{agent_id}/absences/{absence_id}", response_model=AbsenceOut,
                response_model_by_alias=True)
 async def cancel_absence(
-    agent_id: IdPath, absence_id: IdPath, request: Request, ctx: Ctx,
+    agent_id: IdPath, absence_id: IdPath, request: Request,
     principal: Annotated[Principal, allow("manager")],
 ) -> AbsenceOut:
     """Cancel an absence: recorded as a cancellation, kept in the history."""
+    ctx = service_context(request)
     await _absence_writer(ctx, principal, agent_id)
     absence = await commands.cancel_absence(ctx, caller(principal, request), agent_id,
                                             absence_id)
@@ -225,10 +232,11 @@ async def _absence_reader(ctx: ServiceContext, principal: Principal, agent_id: s
 @router.get("/agents/{agent_id}/absences", response_model=AbsenceList,
             response_model_by_alias=True)
 async def list_absences(
-    agent_id: IdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    agent_id: IdPath, request: Request, principal: Annotated[Principal, allow("manager", "agent")],
 ) -> AbsenceList:
     """Return an agent's absences, cancelled ones included (the agent, their team's managers,
     admins and readers)."""
+    ctx = service_context(request)
     agent = await _absence_reader(ctx, principal, agent_id)
     ordered = sorted(agent.absences.values(), key=lambda a: (a.from_date, a.absence_id))
     return AbsenceList(agent_id=agent_id, items=[absence_out(agent_id, a) for a in ordered])
@@ -237,10 +245,11 @@ async def list_absences(
 @router.get("/agents/{agent_id}/absences/{absence_id}", response_model=AbsenceOut,
             response_model_by_alias=True)
 async def get_absence(
-    agent_id: IdPath, absence_id: IdPath, ctx: Ctx,
+    agent_id: IdPath, absence_id: IdPath, request: Request,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> AbsenceOut:
     """Return one absence of an agent."""
+    ctx = service_context(request)
     agent = await _absence_reader(ctx, principal, agent_id)
     absence = agent.absences.get(absence_id)
     if absence is None:
@@ -256,21 +265,24 @@ def person_out(person: d.Person) -> PersonOut:
 
 @router.get("/people/{person_id}", response_model=PersonOut)
 async def get_person(
-    person_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent", "rater")],
+    person_id: str, request: Request,
+    principal: Annotated[Principal, allow("manager", "agent", "rater")],
 ) -> PersonOut:
     """Return how a person is reached: email, language, reminders on or off (the person,
     admins and readers)."""
+    ctx = service_context(request)
     ensure_person(principal, person_id)
     return person_out(await reads.get_person(ctx, person_id))
 
 
 @router.put("/people/{person_id}", response_model=PersonOut)
 async def put_person(
-    person_id: str, body: PersonIn, request: Request, ctx: Ctx,
+    person_id: str, body: PersonIn, request: Request,
     principal: Annotated[Principal, allow("manager", "agent", "rater")],
 ) -> PersonOut:
     """Set a person's email address (admins), language or reminders on or off (admins and the
     person). A person is an agent, a manager (an id in a team's manager_ids) or a rater."""
+    ctx = service_context(request)
     ensure_person(principal, person_id)
     if "email" in body.model_fields_set and not policy.may_set_email(principal):
         raise Forbidden("only an admin sets email addresses; a person may change their own"
@@ -284,10 +296,12 @@ async def put_person(
 
 @router.get("/people/{person_id}/reminders", response_model=ReminderList)
 async def list_reminders(
-    person_id: str, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent", "rater")],
+    person_id: str, request: Request,
+    principal: Annotated[Principal, allow("manager", "agent", "rater")],
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ReminderList:
     """Return a person's latest reminders, newest first, with the state of their emails."""
+    ctx = service_context(request)
     ensure_person(principal, person_id)
     d.check_id(person_id, "person_id")
     async with ctx.db.connection() as conn:

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from service.api.auth import allow
-from service.api.deps import Ctx
+from service.api.deps import service_context
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.problems import Problem
 from service.api.routing import Router
@@ -105,7 +105,6 @@ class StreamOut(BaseModel):
 @router.get("/events", response_model=FeedOut, responses=CSV_ANSWER)
 async def event_feed(
     request: Request,
-    ctx: Ctx,
     principal: Annotated[Principal, allow()],
     after: Annotated[str | None, Query(max_length=200, description="cursor from `next`")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
@@ -117,6 +116,7 @@ async def event_feed(
     Filtered by stream type and event type. The order is the feed's contract (the commit
     order), so it has no `sort`.
     """
+    ctx = service_context(request)
     cursor = parse_cursor(after, "after")
     async with ctx.db.connection() as conn:
         page = await read_feed(conn, cursor, limit,
@@ -135,13 +135,14 @@ async def event_feed(
 @router.get("/streams/{stream_id}/events", response_model=StreamOut,
             responses=CSV_ANSWER)
 async def stream_events(
-    stream_id: Annotated[str, Path(max_length=300)], request: Request, ctx: Ctx,
+    stream_id: Annotated[str, Path(max_length=300)], request: Request,
     principal: Annotated[Principal, allow()],
     after: Annotated[str | None, Query(max_length=20, pattern=r"^\d{1,9}$",
                                        description="the version of `next`")] = None,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Response | dict[str, Any]:
     """Return one stream's history in version order: who decided what, when and why."""
+    ctx = service_context(request)
     if "\x00" in stream_id:
         raise Problem(404, "no such stream")
     after_version = int(after) if after else 0

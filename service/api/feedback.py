@@ -7,8 +7,8 @@ from typing import Annotated, Any
 from fastapi import Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
-from service.api.deps import Ctx, caller
-from service.api.params import IdPath, PeriodPath
+from service.api.deps import caller, service_context
+from service.api.params import IdPath, PeriodText
 from service.api.problems import Problem
 from service.api.routing import Router
 from service.api.schemas import (
@@ -23,6 +23,7 @@ from service.api.schemas import (
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import feedback as commands
 from service.domain import feedback as f
+from service.domain.periods import check_period
 from service.domain.principal import Principal
 from service.queries import cycles
 from service.queries import feedback as reads
@@ -43,11 +44,13 @@ INTERVIEW_COLUMNS = ("team_id", "period", "agent_id", "manager_id", "status", "s
 @router.get("/feedback/classification", response_model=ClassificationOut,
             responses={**CSV_ANSWER, 409: {"description": "the month is not published yet"}})
 async def classification(
-    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, request: Request,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any] | Response:
     """Classify a published month's agents by result band and trend (or CSV; 409 before
     publication)."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     document = await reads.classification(ctx, team_id, period)
@@ -60,11 +63,13 @@ async def classification(
 
 @router.get("/interviews", response_model=InterviewList, responses=CSV_ANSWER)
 async def list_interviews(
-    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, request: Request,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any] | Response:
     """Return the month's interviews and the evaluated agents still without one held (or
     CSV)."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     cycle = await cycles.get_cycle(ctx, team_id, period)
@@ -84,10 +89,12 @@ async def list_interviews(
 
 @router.get(INTERVIEW, response_model=InterviewOut)
 async def get_interview(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, request: Request,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return an agent's interview: plan, outline, record, acknowledgement."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     return await reads.get_interview(ctx, team_id, period, agent_id)
@@ -96,11 +103,13 @@ async def get_interview(
 @router.post(INTERVIEW, response_model=InterviewOut,
              responses={201: {"model": InterviewOut, "description": "scheduled"}})
 async def schedule_interview(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: InterviewIn, request: Request,
-    response: Response, ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, body: InterviewIn, request: Request,
+    response: Response, principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Schedule (201) or move (200) an interview; 409 naming the clash when the manager is
     already in another interview then."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     manager_id = body.manager_id or principal.subject
@@ -120,10 +129,12 @@ async def schedule_interview(
 
 @router.put(INTERVIEW + "/outline", response_model=InterviewOut)
 async def prepare_outline(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: OutlineIn, request: Request,
-    ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, body: OutlineIn, request: Request,
+    principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Prepare the interview outline: objective, sub-objectives, questions in order."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     return await commands.outline(
@@ -135,11 +146,13 @@ async def prepare_outline(
 
 @router.put(INTERVIEW + "/record", response_model=InterviewOut)
 async def record_interview(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: InterviewRecordIn,
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, body: InterviewRecordIn,
     request: Request,
-    ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+    principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Record the held interview: the four questions, agreed actions, next cycle's plan."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     record = f.Record(
@@ -154,10 +167,12 @@ async def record_interview(
 
 @router.post(INTERVIEW + "/acknowledge", response_model=InterviewOut)
 async def acknowledge_interview(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, request: Request,
     principal: Annotated[Principal, allow("agent")], body: AcknowledgeIn | None = None,
 ) -> dict[str, Any]:
     """Acknowledge the record of one's own interview (the agent only)."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     await get_team(ctx, team_id)
     if principal.role != "agent" or principal.subject != agent_id:
         raise Problem(403, f"only agent {agent_id} can acknowledge their interview",

@@ -12,8 +12,8 @@ from typing import Annotated, Any
 from fastapi import Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
-from service.api.deps import Ctx, caller
-from service.api.params import IdPath, PeriodPath
+from service.api.deps import caller, service_context
+from service.api.params import IdPath, PeriodText
 from service.api.problems import Problem
 from service.api.routing import Router
 from service.api.schemas import (
@@ -26,6 +26,7 @@ from service.api.schemas import (
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import goals as commands
 from service.domain.goals import TargetAdjustment
+from service.domain.periods import check_period
 from service.domain.principal import Principal
 from service.queries import cycles
 from service.queries import goals as reads
@@ -47,10 +48,12 @@ def ensure_is_agent(principal: Principal, agent_id: str, what: str) -> None:
 
 @router.get("", response_model=GoalsList, responses=CSV_ANSWER)
 async def list_goals(
-    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, request: Request,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any] | Response:
     """Return every current agent's targets and whether they acknowledged them (or CSV)."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     cycle = await cycles.get_cycle(ctx, team_id, period)
@@ -65,10 +68,12 @@ async def list_goals(
 
 @router.get("/{agent_id}", response_model=GoalsOut)
 async def get_goals(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, request: Request,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return the targets issued to an agent (scheme version and position), and their status."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     return await reads.get_goals(ctx, team_id, period, agent_id)
@@ -76,10 +81,12 @@ async def get_goals(
 
 @router.post("/{agent_id}/acknowledge", response_model=GoalsOut)
 async def acknowledge(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, request: Request,
     principal: Annotated[Principal, allow("agent")], body: AcknowledgeIn | None = None,
 ) -> dict[str, Any]:
     """Acknowledge one's own targets as issued (the agent only)."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     await get_team(ctx, team_id)
     ensure_is_agent(principal, agent_id, "acknowledge their goals")
     return await commands.acknowledge(ctx, caller(principal, request), team_id, period,
@@ -88,10 +95,12 @@ async def acknowledge(
 
 @router.post("/{agent_id}/dispute", response_model=GoalsOut)
 async def dispute(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: DisputeIn, request: Request,
-    ctx: Ctx, principal: Annotated[Principal, allow("agent")],
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, body: DisputeIn, request: Request,
+    principal: Annotated[Principal, allow("agent")],
 ) -> dict[str, Any]:
     """Dispute one's own targets with a comment (the agent only); a manager resolves it."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     await get_team(ctx, team_id)
     ensure_is_agent(principal, agent_id, "dispute their goals")
     return await commands.dispute(ctx, caller(principal, request), team_id, period, agent_id,
@@ -100,10 +109,12 @@ async def dispute(
 
 @router.post("/{agent_id}/resolve", response_model=GoalsOut)
 async def resolve(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: ResolveIn, request: Request,
-    ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, body: ResolveIn, request: Request,
+    principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Resolve an agent's dispute: adjust targets for this cycle's scoring, or keep them."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     adjustments = {k: TargetAdjustment(target=v.target, floor=v.floor)

@@ -11,7 +11,7 @@ from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from service.api.auth import allow
-from service.api.deps import Ctx, actor_metadata
+from service.api.deps import actor_metadata, service_context
 from service.api.pagination import Paging, link, matches, paginate, paging
 from service.api.params import IdPath, IdQuery
 from service.api.problems import Problem
@@ -89,9 +89,10 @@ Admin = Annotated[Principal, allow()]
 
 @router.post("", status_code=201, response_model=IssuedKeyView)
 async def create_key(
-    body: KeyCreate, principal: Admin, ctx: Ctx, request: Request, response: Response
+    body: KeyCreate, principal: Admin, request: Request, response: Response
 ) -> IssuedKeyView:
     """Issue a key; its secret is in this answer and nowhere else."""
+    ctx = service_context(request)
     problems = credential_problems(body.role, body.subject, body.source)
     if problems:
         raise Problem(
@@ -114,7 +115,7 @@ _KEY_PAGING = paging(("created_at", "key_id", "role", "subject", "source", "revo
 # Keys are administration, not business data: readers (BI tools) do not list them.
 @router.get("", response_model=KeyList, dependencies=[allow(reads=False)])
 async def list_keys(
-    ctx: Ctx, request: Request, response: Response,
+    request: Request, response: Response,
     page: Annotated[Paging, Depends(_KEY_PAGING)],
     role: Role | None = None,
     subject: IdQuery = None,
@@ -122,6 +123,7 @@ async def list_keys(
                                                       " active ones")] = None,
 ) -> KeyList:
     """List keys, revoked ones included unless filtered, without secrets."""
+    ctx = service_context(request)
     found = paginate(
         [k for k in await keys.list_keys(ctx.db)
          if matches(k.role, role) and matches(k.subject, subject)
@@ -136,10 +138,10 @@ async def list_keys(
 async def revoke_key(
     key_id: IdPath,
     principal: Admin,
-    ctx: Ctx,
     request: Request,
 ) -> KeyView:
     """Revoke a key: the next request that presents it is refused. Revoking twice is a no-op."""
+    ctx = service_context(request)
     result = await commands.revoke(
         ctx, Caller(actor_metadata(principal, request)), key_id, revoked_by=principal.subject,
     )

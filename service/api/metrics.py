@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, StrictInt
 from service.api import metric_bodies as bodies
 from service.api.access import ensure_team_member_or_manager
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager, ensure_source
-from service.api.deps import Ctx
+from service.api.deps import service_context
 from service.api.pagination import DEFAULT_LIMIT, LimitQuery, invalid, link
 from service.api.params import PERIOD_QUERY, IdPath, IdQuery
 from service.api.routing import Router
@@ -101,7 +101,7 @@ _INGEST_DOC: dict[str, Any] = {
                      " line, for a file)"}},
 )
 async def post_metrics(
-    request: Request, ctx: Ctx, principal: Annotated[Principal, allow("ingest")],
+    request: Request, principal: Annotated[Principal, allow("ingest")],
     source: Annotated[str | None, Query(
         max_length=64, description="the sending system, for text/csv and"
         " application/x-ndjson bodies (a JSON batch names it in the body)")] = None,
@@ -111,6 +111,7 @@ async def post_metrics(
     The body is a JSON batch, a CSV file or NDJSON lines (see the request body); a file that
     cannot be read is refused whole with a 422 naming each bad line.
     """
+    ctx = service_context(request)
     sender, samples = bodies.parse(request.headers.get("content-type"), await request.body(),
                                    source)
     ensure_source(principal, sender)
@@ -172,7 +173,6 @@ def _quarantined(row: Any) -> dict[str, Any]:
 async def list_quarantine(
     request: Request,
     response: Response,
-    ctx: Ctx,
     principal: Annotated[Principal, allow("manager")],
     source: IdQuery = None,
     agent_id: IdQuery = None,
@@ -189,6 +189,7 @@ async def list_quarantine(
     Paged like every list (`limit`, `after`, `next`, `Link`); the quarantine is a queue, so its
     only order is arrival (no `sort`).
     """
+    ctx = service_context(request)
     try:
         key = store.decode_after(after) if after else None
     except ValueError as exc:
@@ -255,10 +256,11 @@ class ReplayOut(BaseModel):
 
 @router.post("/metrics/quarantine/replay", response_model=ReplayOut)
 async def replay_quarantine(
-    request: Request, ctx: Ctx, principal: Annotated[Principal, allow()],
+    request: Request, principal: Annotated[Principal, allow()],
     body: ReplayIn | None = None,
 ) -> ReplayOut:
     """Try kept samples again with today's directory and cycles (admins)."""
+    ctx = service_context(request)
     body = body or ReplayIn()
     f = store.QuarantineFilter(body.source, body.agent_id, body.reason, "quarantined", body.ids)
     result = await commands.replay(ctx, f, by=principal.subject, limit=body.limit)
@@ -342,11 +344,12 @@ def _kpi_table(request: Request, document: AgentKpisOut | TeamKpisOut, agent_id:
 @router.get("/agents/{agent_id}/kpis", response_model=AgentKpisOut,
             responses=CSV_ANSWER)
 async def agent_kpis(
-    agent_id: IdPath, request: Request, ctx: Ctx,
-    principal: Annotated[Principal, allow("manager", "agent")], period: PeriodQuery = None,
+    agent_id: IdPath, request: Request, principal: Annotated[Principal, allow("manager", "agent")],
+    period: PeriodQuery = None,
 ) -> AgentKpisOut | Response:
     """Return an agent's live KPIs for a month, or CSV (the agent, their team's managers,
     admins, readers)."""
+    ctx = service_context(request)
     agent = await get_agent(ctx, agent_id)
     team = await get_team(ctx, agent.team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
@@ -362,11 +365,12 @@ async def agent_kpis(
 @router.get("/teams/{team_id}/kpis", response_model=TeamKpisOut,
             responses=CSV_ANSWER)
 async def team_kpis(
-    team_id: IdPath, request: Request, ctx: Ctx,
-    principal: Annotated[Principal, allow("manager", "agent")], period: PeriodQuery = None,
+    team_id: IdPath, request: Request, principal: Annotated[Principal, allow("manager", "agent")],
+    period: PeriodQuery = None,
 ) -> TeamKpisOut | Response:
     """Return a team's live totals and KPIs for a month, and when each feed last arrived (or
     CSV: the KPIs)."""
+    ctx = service_context(request)
     team = await get_team(ctx, team_id)
     await ensure_team_member_or_manager(ctx, principal, team)
     month = _period(period, team.timezone, ctx.clock())

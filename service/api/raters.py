@@ -11,12 +11,13 @@ from typing import Annotated, Any
 from fastapi import Request, Response
 
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
-from service.api.deps import Ctx, caller
-from service.api.params import IdPath, IdQuery, PeriodPath
+from service.api.deps import caller, service_context
+from service.api.params import IdPath, IdQuery, PeriodText
 from service.api.routing import Router
 from service.api.schemas import EvaluationList, InvitationIn, InvitationList
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import goals as commands
+from service.domain.periods import check_period
 from service.domain.principal import Principal
 from service.domain.reports import evaluation_document
 from service.queries import cycles, release
@@ -34,10 +35,12 @@ EVALUATION_COLUMNS = ("team_id", "period", "agent_id", "rater_role", "rater_id",
 
 @router.post("/invitations", response_model=InvitationList)
 async def invite(
-    team_id: IdPath, period: PeriodPath, body: InvitationIn, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, body: InvitationIn, request: Request,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Invite a peer, subordinate, customer or expert to rate agents of the cycle."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     cycle = await commands.invite(ctx, caller(principal, request), commands.Invite(
@@ -50,11 +53,13 @@ async def invite(
 
 @router.get("/invitations", response_model=InvitationList, responses=CSV_ANSWER)
 async def list_invitations(
-    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, request: Request,
     principal: Annotated[Principal, allow("manager", "rater")],
 ) -> dict[str, Any] | Response:
     """Return the cycle's invitations (or CSV): all for its managers, a rater's own for a
     rater."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     own = principal.subject if principal.role == "rater" else None
     if own is None:
@@ -71,11 +76,13 @@ async def list_invitations(
 
 @router.get("/evaluations", response_model=EvaluationList, responses=CSV_ANSWER)
 async def list_evaluations(
-    team_id: IdPath, period: PeriodPath, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, request: Request,
     principal: Annotated[Principal, allow("manager", "agent")],
     agent_id: IdQuery = None,
 ) -> dict[str, Any] | Response:
     """Return the cycle's evaluations (or CSV): an agent sees their own, peers anonymous."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     if principal.role == "agent":
         agent_id = agent_id or principal.subject

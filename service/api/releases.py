@@ -8,13 +8,14 @@ from fastapi import Request, Response
 
 from service.api.access import appeal_filters, ensure_appellant
 from service.api.auth import allow, ensure_manager_of, ensure_self_or_manager
-from service.api.deps import Ctx, caller
-from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
+from service.api.deps import caller, service_context
+from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodText
 from service.api.routing import Router
 from service.api.schemas import AppealDecisionIn, AppealIn, AppealList, AppealOut, ReleaseOut
 from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import release as commands
 from service.domain import release as r
+from service.domain.periods import check_period
 from service.domain.principal import Principal
 from service.queries import appeals as queries
 from service.queries import release as reads
@@ -33,10 +34,12 @@ def release_out(month: r.Month, state: r.AgentResult | None, agent_id: str) -> R
 
 @router.get(CYCLE + "/releases/{agent_id}", response_model=ReleaseOut)
 async def get_release(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, request: Request,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> ReleaseOut:
     """Tell whether an agent's result of the month has been released to them."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     month = await reads.load_month(ctx, team_id, period)
@@ -47,10 +50,12 @@ async def get_release(
 @router.post(CYCLE + "/releases/{agent_id}", response_model=ReleaseOut,
              responses={409: {"description": "the month is not published"}})
 async def release_result(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, request: Request,
     principal: Annotated[Principal, allow("manager")],
 ) -> ReleaseOut:
     """Release an agent's result to them now (a manager of the team or an admin); once."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     month = await reads.load_month(ctx, team_id, period)
@@ -63,11 +68,12 @@ async def release_result(
              responses={409: {"description": "unreleased, already appealed, or the window"
                                              " closed (saying when)"}})
 async def file_appeal(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: AppealIn, request: Request,
-    ctx: Ctx,
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, body: AppealIn, request: Request,
     principal: Annotated[Principal, allow("agent")],
 ) -> dict[str, Any]:
     """Appeal one's own month, once, within ``appeal_days`` of the release (the agent only)."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     await get_team(ctx, team_id)
     ensure_appellant(principal, agent_id)
     filed = await commands.appeal(ctx, caller(principal, request), team_id, period, agent_id,
@@ -77,12 +83,13 @@ async def file_appeal(
 
 @router.get("/v1/appeals", response_model=AppealList, responses=CSV_ANSWER)
 async def list_appeals(
-    request: Request, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    request: Request, principal: Annotated[Principal, allow("manager", "agent")],
     team_id: IdQuery = None,
     period: Annotated[str | None, PERIOD_QUERY] = None,
     status: queries.AppealStatus | None = None,
 ) -> dict[str, Any] | Response:
     """List appeals (managers: their teams'; agents: their own), oldest first (or CSV)."""
+    ctx = service_context(request)
     filters = await appeal_filters(ctx, principal, team_id=team_id, period=period,
                                    status=status)
     items = await queries.list_appeals(ctx, filters)
@@ -95,10 +102,11 @@ async def list_appeals(
              responses={409: {"description": "already decided"}})
 async def decide_appeal(
     appeal_id: CompoundIdPath, body: AppealDecisionIn, request: Request,
-    ctx: Ctx, principal: Annotated[Principal, allow("manager")],
+    principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Decide an appeal: uphold (with a note) or amend (reopens the month for a correction);
     a manager of the team who is not the appellant, or an admin."""
+    ctx = service_context(request)
     team_id, _, _ = await reads.find_appeal(ctx, appeal_id)
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)

@@ -10,9 +10,9 @@ from pydantic import Field
 
 from service.api.access import ensure_released, sanction_filters
 from service.api.auth import allow, ensure_manager_of, ensure_self, ensure_self_or_manager
-from service.api.deps import Ctx, caller
+from service.api.deps import caller, service_context
 from service.api.pagination import Paging, link, paginate, paging
-from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodPath
+from service.api.params import PERIOD_QUERY, CompoundIdPath, IdPath, IdQuery, PeriodText
 from service.api.routing import Router
 from service.api.schemas import (
     PayrollOut,
@@ -29,6 +29,7 @@ from service.api.tabular import CSV_ANSWER, table_response, wants_table
 from service.commands import sanctions as commands
 from service.context import ServiceContext
 from service.domain import sanctions as s
+from service.domain.periods import check_period
 from service.domain.principal import Principal
 from service.queries import ledger as reads
 from service.queries import sanctions as queries
@@ -76,7 +77,7 @@ async def _ordinals(ctx: ServiceContext, ids: Sequence[str]) -> dict[str, int]:
 
 @router.get("/sanctions", response_model=SanctionPage, responses=CSV_ANSWER)
 async def list_sanctions(
-    request: Request, response: Response, ctx: Ctx,
+    request: Request, response: Response,
     principal: Annotated[Principal, allow("manager", "agent")],
     page: Annotated[Paging, Depends(_SANCTION_PAGING)],
     team_id: IdQuery = None,
@@ -87,6 +88,7 @@ async def list_sanctions(
     final: Annotated[bool | None, Query(description=FINAL)] = None,
 ) -> Response | dict[str, Any]:
     """List ledger entries (JSON or CSV): managers see their teams, agents their own."""
+    ctx = service_context(request)
     filters = await sanction_filters(ctx, principal, team_id=team_id, period=period,
                                      agent_id=agent_id, kinds=[kind] if kind else None,
                                      status=status, final=final)
@@ -106,8 +108,7 @@ async def list_sanctions(
 
 @router.get("/payroll", response_model=PayrollPage, responses=CSV_ANSWER)
 async def payroll(
-    request: Request, response: Response, ctx: Ctx,
-    principal: Annotated[Principal, allow("manager")],
+    request: Request, response: Response, principal: Annotated[Principal, allow("manager")],
     page: Annotated[Paging, Depends(_PAYROLL_PAGING)],
     period: Annotated[str, PERIOD_QUERY],
     team_id: IdQuery = None,
@@ -115,6 +116,7 @@ async def payroll(
     final: Annotated[bool | None, Query(description=FINAL)] = None,
 ) -> Response | dict[str, Any]:
     """Export a month's rewards and deductions per agent, each line traced to its ranking."""
+    ctx = service_context(request)
     filters = await sanction_filters(ctx, principal, team_id=team_id, period=period,
                                      agent_id=agent_id, final=final)
     async with ctx.db.connection() as conn:
@@ -136,10 +138,12 @@ async def payroll(
 
 @router.get(PLAN, response_model=PlanOut)
 async def get_plan(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, request: Request,
     principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return the improvement plan an agent owes, with its submissions, reviews and status."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     await ensure_released(ctx, principal, team_id, period)
@@ -148,10 +152,12 @@ async def get_plan(
 
 @router.put(PLAN, response_model=PlanOut)
 async def submit_plan(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: PlanIn, request: Request, ctx: Ctx,
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, body: PlanIn, request: Request,
     principal: Annotated[Principal, allow("agent")],
 ) -> dict[str, Any]:
     """Submit (or, after a rejection, resubmit) one's improvement plan; late ones are marked."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     ensure_self(principal, agent_id)
     await ensure_released(ctx, principal, team_id, period)
     return await commands.submit_plan(ctx, caller(principal, request), commands.SubmitPlan(
@@ -162,11 +168,12 @@ async def submit_plan(
 
 @router.post(PLAN + "/review", response_model=PlanOut)
 async def review_plan(
-    team_id: IdPath, period: PeriodPath, agent_id: IdPath, body: PlanReviewIn,
-    request: Request, ctx: Ctx,
-    principal: Annotated[Principal, allow("manager")],
+    team_id: IdPath, period: PeriodText, agent_id: IdPath, body: PlanReviewIn,
+    request: Request, principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Approve or reject the latest submission of a plan (a rejection says why)."""
+    ctx = service_context(request)
+    check_period(period, ctx.clock())
     team = await get_team(ctx, team_id)
     ensure_manager_of(principal, team.manager_ids)
     return await commands.review_plan(
@@ -178,9 +185,11 @@ async def review_plan(
 @router.get("/reassignment-reviews/{review_id}", response_model=ReviewOut,
             responses={409: {"description": "the review id names more than one review"}})
 async def get_review(
-    review_id: CompoundIdPath, ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent")],
+    review_id: CompoundIdPath, request: Request,
+    principal: Annotated[Principal, allow("manager", "agent")],
 ) -> dict[str, Any]:
     """Return a reassignment review (`{team_id}:{period}:{agent_id}`) and its decision."""
+    ctx = service_context(request)
     team, ledger, agent_id = await reads.find_review(ctx, review_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     review = await reads.load_review(ctx, ledger, agent_id)
@@ -189,10 +198,11 @@ async def get_review(
 
 @router.post("/reassignment-reviews/{review_id}/decision", response_model=ReviewOut)
 async def decide_review(
-    review_id: CompoundIdPath, body: ReviewDecisionIn, request: Request, ctx: Ctx,
+    review_id: CompoundIdPath, body: ReviewDecisionIn, request: Request,
     principal: Annotated[Principal, allow("manager")],
 ) -> dict[str, Any]:
     """Decide a reassignment review once: reassign or retain, with a note."""
+    ctx = service_context(request)
     team, ledger, agent_id = await reads.find_review(ctx, review_id)
     ensure_manager_of(principal, team.manager_ids)
     return await commands.decide_review(

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import Request
 
 from service.api.auth import allow
-from service.api.deps import Ctx, caller
+from service.api.deps import caller, service_context
 from service.api.params import IdPath
 from service.api.problems import Problem
 from service.api.routing import Router
@@ -32,19 +32,20 @@ router = Router(prefix="/v1", tags=["schemes"])
             responses={409: {"description": "no version of the scheme is in force yet"}})
 async def get_scheme(
     scheme_id: IdPath,
-    ctx: Ctx, principal: Annotated[Principal, allow("manager", "agent", "rater")],
+    request: Request, principal: Annotated[Principal, allow("manager", "agent", "rater")],
     version: int | None = None,
 ) -> Scheme:
     """Return the version of a scheme in force (or ?version=N); 409 while none is."""
+    ctx = service_context(request)
     return await reads.get_scheme(ctx, scheme_id, version)
 
 
 @router.put("/schemes/{scheme_id}", response_model=SchemeVersionOut)
 async def put_scheme(
-    scheme_id: IdPath, body: SchemeIn, request: Request, ctx: Ctx,
-    principal: Annotated[Principal, allow()],
+    scheme_id: IdPath, body: SchemeIn, request: Request, principal: Annotated[Principal, allow()],
 ) -> dict[str, Any]:
     """Publish a new version (admin), or propose it when approvers are named; invalid is 422."""
+    ctx = service_context(request)
     check_id(scheme_id, "scheme_id")
     if body.scheme_id not in (None, scheme_id):
         raise Problem(422, "scheme_id in the body differs from the path",
@@ -65,10 +66,11 @@ async def put_scheme(
 
 @router.get("/schemes/{scheme_id}/versions", response_model=SchemeVersionList)
 async def list_versions(
-    scheme_id: IdPath, ctx: Ctx,
+    scheme_id: IdPath, request: Request,
     principal: Annotated[Principal, allow("manager", "agent", "rater")],
 ) -> dict[str, Any]:
     """Return every version, newest first: status, approvers, quorum and who approved when."""
+    ctx = service_context(request)
     state = await reads.history(ctx, scheme_id)
     return {"scheme_id": scheme_id,
             "in_force": state.latest.version if state.latest else None,
@@ -77,11 +79,12 @@ async def list_versions(
 
 @router.post("/schemes/{scheme_id}/versions/{version}/approve", response_model=SchemeVersionOut)
 async def approve_version(
-    scheme_id: IdPath, version: int, request: Request, ctx: Ctx,
+    scheme_id: IdPath, version: int, request: Request,
     principal: Annotated[Principal, allow("manager", "agent", "rater")],
     body: ApproveIn | None = None,
 ) -> dict[str, Any]:
     """Approve a proposed version as one of the people it names; the quorum puts it in force."""
+    ctx = service_context(request)
     return await commands.approve(ctx, caller(principal, request), scheme_id, version,
                                   approver_id=principal.subject,
                                   comment=body.comment if body else None)

@@ -35,7 +35,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from service import observability
 from service.api.auth import allow
-from service.api.deps import Ctx
+from service.api.deps import service_context
 from service.api.events import EventTypes, StreamTypes, check_names, event_out, parse_cursor
 from service.api.problems import Problem
 from service.api.routing import Router
@@ -132,7 +132,6 @@ async def _messages(
 )
 async def event_stream(
     request: Request,
-    ctx: Ctx,
     principal: Annotated[Principal, allow()],
     last_event_id: Annotated[str | None, Header(max_length=200,
                                                 description="resume after this event")] = None,
@@ -145,6 +144,7 @@ async def event_stream(
                                       description="seconds of silence before a heartbeat")] = 15,
 ) -> EventSourceResponse:
     """Stream events live as Server-Sent Events, resuming from Last-Event-ID (the cursor)."""
+    ctx = service_context(request)
     if MEDIA_TYPE not in request.headers.get("accept", ""):
         raise Problem(406, f"this endpoint streams {MEDIA_TYPE}; send Accept: {MEDIA_TYPE}",
                       kind="not-acceptable")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import Request, Response
 
 from service.api.auth import allow
-from service.api.deps import Ctx, caller
+from service.api.deps import caller, service_context
 from service.api.params import IdPath
 from service.api.problems import Problem
 from service.api.routing import Router
@@ -45,11 +45,12 @@ def training_document(training: t.Training, ctx: ServiceContext) -> dict[str, An
 
 @router.put("/{evaluator_id}/{topic}", response_model=TrainingOut)
 async def record_training(
-    evaluator_id: IdPath, topic: str, body: TrainingIn, request: Request, ctx: Ctx,
+    evaluator_id: IdPath, topic: str, body: TrainingIn, request: Request,
     principal: Annotated[Principal, allow()],
 ) -> dict[str, Any]:
     """Record that an evaluator completed training on a topic (admin): ethics, tools,
     criteria or policy."""
+    ctx = service_context(request)
     training = await commands.record(
         ctx, caller(principal, request), evaluator_id, topic,
         completed_at=body.completed_at, valid_until=body.valid_until,
@@ -60,11 +61,12 @@ async def record_training(
 
 @router.get("/{evaluator_id}", response_model=TrainingOut, responses=CSV_ANSWER)
 async def get_training(
-    evaluator_id: IdPath, request: Request, ctx: Ctx,
+    evaluator_id: IdPath, request: Request,
     principal: Annotated[Principal, allow("manager", "agent", "rater")],
 ) -> dict[str, Any] | Response:
     """Return an evaluator's training per topic (or CSV): managers see anyone's, others
     their own."""
+    ctx = service_context(request)
     if principal.role in ("agent", "rater") and principal.subject != evaluator_id:
         raise Problem(403, "an evaluator may only read their own training",
                       kind="out-of-scope")

@@ -14,7 +14,7 @@ from fastapi import Depends, Path, Query, Request, Response
 from pydantic import BaseModel, Field, field_validator
 
 from service.api.auth import allow
-from service.api.deps import Ctx, actor_metadata
+from service.api.deps import actor_metadata, service_context
 from service.api.events import parse_cursor
 from service.api.pagination import Paging, invalid, link, paginate, paging
 from service.api.problems import Problem
@@ -153,9 +153,10 @@ async def _get(ctx: ServiceContext, subscription_id: str) -> store.Subscription:
 
 @router.post("", status_code=201, response_model=CreatedWebhookOut)
 async def create_webhook(
-    body: WebhookIn, principal: Admin, ctx: Ctx, request: Request, response: Response,
+    body: WebhookIn, principal: Admin, request: Request, response: Response,
 ) -> CreatedWebhookOut:
     """Subscribe a URL to event types; the signing secret is in this answer and nowhere else."""
+    ctx = service_context(request)
     start = parse_cursor(body.after, "after", "body") if body.after is not None else None
     subscription, secret = await commands.create(
         ctx, Caller(actor_metadata(principal, request)), url=body.url,
@@ -168,12 +169,13 @@ async def create_webhook(
 
 @router.get("", response_model=WebhookList, dependencies=[allow(reads=False)])
 async def list_webhooks(
-    request: Request, response: Response, ctx: Ctx,
+    request: Request, response: Response,
     page: Annotated[Paging, Depends(paging(("created_at", "subscription_id", "url", "status"),
                                            "created_at", ("subscription_id",)))],
     status: Literal["active", "deleted"] | None = "active",
 ) -> WebhookList:
     """List subscriptions (active ones unless `status` says otherwise), without secrets."""
+    ctx = service_context(request)
     found = paginate(await store.list_all(ctx.db, status=status), page,
                      lambda s, f: getattr(s, f))
     link(response, request, found.next)
@@ -181,16 +183,18 @@ async def list_webhooks(
 
 
 @router.get("/{subscription_id}", response_model=WebhookOut, dependencies=[allow(reads=False)])
-async def get_webhook(subscription_id: SubscriptionId, ctx: Ctx) -> WebhookOut:
+async def get_webhook(subscription_id: SubscriptionId, request: Request) -> WebhookOut:
     """Return a subscription, without its secret."""
+    ctx = service_context(request)
     return WebhookOut.of(await _get(ctx, subscription_id))
 
 
 @router.delete("/{subscription_id}", response_model=WebhookOut)
 async def delete_webhook(
-    subscription_id: SubscriptionId, principal: Admin, ctx: Ctx, request: Request,
+    subscription_id: SubscriptionId, principal: Admin, request: Request,
 ) -> WebhookOut:
     """Delete a subscription: nothing more is sent, pending deliveries are cancelled."""
+    ctx = service_context(request)
     result = await commands.delete(ctx, Caller(actor_metadata(principal, request)),
                                    subscription_id, deleted_by=principal.subject)
     if result is None:
@@ -204,7 +208,7 @@ _DELIVERY_PAGING = paging(("seq",), "-seq", ("seq",))
 @router.get("/{subscription_id}/deliveries", response_model=DeliveryList,
             dependencies=[allow(reads=False)])
 async def list_deliveries(
-    subscription_id: SubscriptionId, request: Request, response: Response, ctx: Ctx,
+    subscription_id: SubscriptionId, request: Request, response: Response,
     page: Annotated[Paging, Depends(_DELIVERY_PAGING)],
     status: Literal["pending", "sending", "delivered", "failed", "cancelled"] | None = None,
     event_type: Annotated[str | None, Query(max_length=100, pattern=w.TYPE_NAME.pattern)] = None,
@@ -213,6 +217,7 @@ async def list_deliveries(
 
     `seq` is the order deliveries were enqueued in.
     """
+    ctx = service_context(request)
     await _get(ctx, subscription_id)
     after_seq = None
     if page.after_key is not None:
