@@ -69,7 +69,7 @@ def held(ctx: ServiceContext, stream_id: str, evolve: Evolve[S], fold: Fold[S] |
     """Return the state of a stream this process holds (as of its last read or command on it),
     without asking the database: only for what a stream never changes once recorded."""
     entry = ctx.states.get(held_key(stream_id, evolve, fold))
-    return cast(S | None, entry[0]) if entry is not None else None
+    return cast("S | None", entry[0]) if entry is not None else None
 
 
 async def read_state(
