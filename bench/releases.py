@@ -8,10 +8,11 @@ from collections.abc import Callable
 
 import httpx
 import orjson
+import psutil
 
 from bench.common import BenchContext, Row, Suite
 from bench.corrections import _seed_month
-from bench.http import ADMIN_KEY, Client, Request, service
+from bench.http import ADMIN_KEY, Client, Request, cpu_seconds, service
 from service.store.database import Database
 
 SUITE = Suite(
@@ -113,11 +114,16 @@ async def release(ctx: BenchContext) -> list[Row]:
             assert len(waiting) == agents, len(waiting)
 
             await _drive(server.port, min(agents, 200), _put_agent(0))  # warm-up
+            process = psutil.Process(server.pid)
+            cpu = [cpu_seconds(process)]
             before, e1 = await _drive(server.port, agents, _put_agent(1))
+            cpu.append(cpu_seconds(process))
             ctx.log(f"releases: PUT agent {agents / before:.0f}/s")
             released, e2 = await _drive(server.port, agents, _release)
+            cpu.append(cpu_seconds(process))
             ctx.log(f"releases: release {agents / released:.0f}/s")
             after, e3 = await _drive(server.port, agents, _put_agent(2))
+            cpu.append(cpu_seconds(process))
             ctx.log(f"releases: PUT agent again {agents / after:.0f}/s")
             left = (await client.get(f"{base}/interviews")).json()["waiting_for_result"]
             assert left == [] and e1 + e2 + e3 == 0, (len(left), e1, e2, e3)
@@ -137,5 +143,9 @@ async def release(ctx: BenchContext) -> list[Row]:
             notes=f"{agents} releases in {released:.2f} s; PUT agent {agents / before:.0f}/s"
                   f" before and {agents / after:.0f}/s after; a second release of"
                   f" {min(agents, 100)} agents answered 200 and recorded nothing"
-                  f" ({again:.2f} s)"),
+                  f" ({again:.2f} s). Service CPU per request: release"
+                  f" {(cpu[2] - cpu[1]) / agents * 1e6:,.0f} µs, PUT agent"
+                  f" {(cpu[1] - cpu[0]) / agents * 1e6:,.0f} and"
+                  f" {(cpu[3] - cpu[2]) / agents * 1e6:,.0f} µs (the service's projections"
+                  " included)"),
     ]
