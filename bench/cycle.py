@@ -88,10 +88,10 @@ them, 226-310 µs against 116-139 (1.9-2.6 times, five runs 09:50-10:19 UTC, oth
 up to two CPUs). In-process the read costs about 105 µs and the one-route app's 38: what is left is
 mostly the framework's, for the rule (a dependency), the two path parameters (FastAPI's
 extraction and validation, a tenth of the read), the route matched through an included
-router (a tenth), and the middleware stacks both apps share; FastAPI's OpenTelemetry hooks
-ask for three global providers on every request (3 % in-process; switched off with
-`telemetry={"tracing": False, "metrics": False, "logs": False}`, which the service does not
-set, a read took 4-6 % less CPU in two alternated pairs of runs).
+router (a tenth), and the middleware stacks both apps share. FastAPI's OpenTelemetry hooks
+asked for three global providers on every request to find none configured (3 % in-process;
+switched off, a read took 4-6 % less CPU in two alternated pairs of runs): the service now
+switches them off unless the OpenTelemetry SDK, which their reports need, is installed.
 
 On 2026-12-01 this shared 2-core VM ran about half as fast as on 2026-11-27 and varied by a
 third within the hour (a fixed pure-Python loop took 60-103 ms from one minute to the next):
