@@ -22,7 +22,7 @@ from service.domain import invitations as inv
 from service.domain.conflicts import ensure_not_own_case
 from service.domain.errors import Conflict, DomainError, FieldError, Forbidden, NotFound, Text
 from service.domain.events import DomainEvent, event, upcaster
-from service.domain.kpis import TeamTarget, compute_all, has_data
+from service.domain.kpis import TeamTarget, compute_all, has_data_all
 from service.domain.presence import (
     DateRange,
     Eligibility,
@@ -740,9 +740,9 @@ def yardsticks(scheme: Scheme, roster: Sequence[RosterEntry],
     for position, agents in by_position.items():
         measured = [k for k in scheme.kpis_for(position)
                     if k.kind == "measured" and k.formula is not None]
-        data = {a.agent_id: {k.name: has_data(k.formula, a.kpis.get(k.name), a.totals)
-                             for k in measured if k.formula is not None}
-                for a in agents}
+        found = has_data_all({k.name: k.formula for k in measured if k.formula is not None},
+                             [(a.kpis, a.totals) for a in agents])
+        data = {a.agent_id: has for a, has in zip(agents, found, strict=True)}
         ranked = [a for a in agents if present[a.agent_id].ranked] or agents
         unavailable = frozenset(
             k.name for k in measured if not any(data[a.agent_id][k.name] for a in ranked)

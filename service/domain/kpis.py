@@ -83,11 +83,20 @@ def evaluate(
 
 def has_data(formula: Formula, value: float | None, totals: Mapping[str, float]) -> bool:
     """Tell whether a measured KPI has data: a sum needs a sample, a ratio a denominator."""
-    if formula.op in ("sum", "per_active_day"):
-        # A metric that never arrived is computed as 0; "no sample at all" is still no
-        # evidence, which the one-yardstick rule needs to tell apart.
-        return formula.of in totals and value is not None
-    return value is not None
+    return has_data_all({"": formula}, [({"": value}, totals)])[0][""]
+
+
+def has_data_all(formulas: Mapping[str, Formula],
+                 agents: Iterable[tuple[Mapping[str, float | None], Mapping[str, float]]]
+                 ) -> list[dict[str, bool]]:
+    """Tell, for each agent's KPI values and totals, whether each named KPI has data
+    (``has_data``), with the formulas read once (a close asks for every KPI of every agent)."""
+    # A metric that never arrived is computed as 0 for a sum; "no sample at all" is still no
+    # evidence, which the one-yardstick rule needs to tell apart.
+    steps = [(name, f.op in ("sum", "per_active_day"), f.of) for name, f in formulas.items()]
+    return [{name: values.get(name) is not None and (not summed or of in totals)
+             for name, summed, of in steps}
+            for values, totals in agents]
 
 
 def metrics_needed(formulas: Iterable[Formula]) -> frozenset[str]:

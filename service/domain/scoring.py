@@ -382,17 +382,13 @@ def _work_performance(
     role, criterion = owner
     sources = sources or {}
     kpis = scheme.kpis_for(position)
-    fields = {
-        kpi.name: (
-            _kpi_fields(kpi, value, scheme.scale_max, sources.get(kpi.name, "scheme"))
-            if yardstick is None
-            else _fair_kpi_fields(kpi, value, scheme.scale_max, yardstick, notes,
-                                  sources.get(kpi.name, "scheme"))
-        )
-        for kpi in kpis
-        for value in (ratings.get(kpi.name) if kpi.kind == "rated"
-                      else kpi_values.get(kpi.name),)
-    }
+    fields: dict[str, list[Any]] = {}
+    for kpi in kpis:
+        name, scale_max = kpi.name, scheme.scale_max
+        value = ratings.get(name) if kpi.kind == "rated" else kpi_values.get(name)
+        source = sources.get(name, "scheme")
+        fields[name] = (_kpi_fields(kpi, value, scale_max, source) if yardstick is None
+                        else _fair_kpi_fields(kpi, value, scale_max, yardstick, notes, source))
     kept = [f for f in fields.values() if not f[_DROPPED]]
     total = math.fsum(f[_WEIGHT] for f in kept)
     dropped = [name for name, f in fields.items() if f[_DROPPED] and f[_WEIGHT] > 0]
