@@ -329,17 +329,19 @@ def _names(names: Sequence[str]) -> str:
 
 def _kpi_fields(kpi: KpiDef, value: float | None, scale_max: float,
                 source: str | None = None) -> list[Any]:
-    if kpi.kind == "rated":
+    # Each of the KPI's fields read once (a model's attribute costs as much as the arithmetic).
+    kind, target, floor, direction = kpi.kind, kpi.target, kpi.floor, kpi.direction
+    if kind == "rated":
         reached = None if value is None else value / scale_max * 100.0
-    elif kpi.target is None or kpi.floor is None:
+        source = None
+    elif target is None or floor is None:
         reached = None  # a scheme that passed validate_scheme never gets here
     else:
-        reached = attainment(value, kpi.target, kpi.floor, kpi.direction)
+        reached = attainment(value, target, floor, direction)
     # kind, value, target, floor, direction, weight, effective_weight, attainment, dropped,
     # status, prorated_by, target_source
-    return [kpi.kind, value, kpi.target, kpi.floor, kpi.direction, kpi.weight, 0.0, reached,
-            reached is None, "no_data" if reached is None else "measured", None,
-            None if kpi.kind == "rated" else source]
+    return [kind, value, target, floor, direction, kpi.weight, 0.0, reached, reached is None,
+            "no_data" if reached is None else "measured", None, source]
 
 
 def _fair_kpi_fields(kpi: KpiDef, value: float | None, scale_max: float, yardstick: Yardstick,
