@@ -44,7 +44,10 @@ class NewEvent:
     event_id: uuid.UUID | None = None
 
 
-@dataclass(frozen=True)
+# Not frozen: a frozen dataclass sets each field through object.__setattr__, and every reader
+# builds one of these per row (the eight projections reading the month's stream each build one
+# per evaluation): 4.5 us against 0.7 us for ten fields. Nothing changes one once read.
+@dataclass
 class RecordedEvent:
     """An event as stored, with its place in the stream and in the global order."""
 
