@@ -231,9 +231,12 @@ async def insert_rate(url: str, rows: list[tuple[Any, ...]]) -> float:
             months = m.months_spanned(min(r[7] for r in chunk), max(r[7] for r in chunk), now)
             async with conn.transaction():
                 await store.stage(conn, staged)
-                mark, pairs = await store.place(conn, agents, months)
-                accepts = await team_metrics.declared(conn, pairs)
-                await store.settle(conn, now, mark, accepts, agents, months)
+                placed = await store.place(conn, agents, months)
+                accepts = placed.accepts
+                if accepts is None:  # the read model of declared metrics lags
+                    accepts = await team_metrics.from_streams(conn, placed.pairs)
+                await store.settle(conn, now, placed.mark, accepts, agents, months,
+                                   placed.cycles)
 
     try:
         started = time.perf_counter()

@@ -92,13 +92,12 @@ async def settle(
 
     Python checks the value (and a time of a far year, which could not even be sent to the
     database); the batch is copied to the staging table and the database does the rest in
-    two statements (the cycle locks; the metrics each team's scheme declares for the month,
-    looked up in between by ``team_metrics.declared``; then a plausible time, placement,
-    closed months, storing once and the delta totals), so a KPI read after the commit
-    includes the batch. ``keep_rejected`` puts rejected samples in the quarantine
-    (ingestion); a replay leaves them where they are. Samples already stored count as
-    duplicates, even when they would be refused now (a retry of a sample accepted before its
-    month closed).
+    two statements (the cycle locks, with the metrics each team's scheme declares for the
+    month; then a plausible time, placement, closed months, storing once and the delta
+    totals), so a KPI read after the commit includes the batch. ``keep_rejected`` puts
+    rejected samples in the quarantine (ingestion); a replay leaves them where they are.
+    Samples already stored count as duplicates, even when they would be refused now (a retry
+    of a sample accepted before its month closed).
     """
     outcome = Settled()
     staged: list[store.Staged] = []
@@ -148,13 +147,17 @@ async def settle(
         months = m.months_spanned(datetime.fromtimestamp(first, UTC),
                                   datetime.fromtimestamp(last, UTC), now)
         for _ in range(PLACEMENTS):
-            mark, pairs = await store.place(conn, agents, months)
-            if mark is None:  # the directory read model lags: place from the streams
-                pairs = await store.place_by_hand(conn, staged)
             # What each (team, month) the batch can fall in accepts: its scheme's declared
             # metrics (issue 19); the storing statement judges each placed sample by them.
-            accepts = await team_metrics.declared(conn, pairs)
-            judged = await store.settle(conn, now, mark, accepts, agents, months)
+            placed = await store.place(conn, agents, months)
+            accepts = placed.accepts
+            if placed.mark is None:  # the directory read model lags: place from the streams
+                accepts = await team_metrics.declared(
+                    conn, await store.place_by_hand(conn, staged))
+            elif accepts is None:  # so does the read model of declared metrics
+                accepts = await team_metrics.from_streams(conn, placed.pairs)
+            judged = await store.settle(conn, now, placed.mark, accepts, agents, months,
+                                        placed.cycles)
             if not judged.moved:
                 break
         else:

@@ -40,7 +40,7 @@ from service.domain import team_metrics as tm
 from service.domain.cycle import cycle_stream
 from service.domain.events import decode
 from service.domain.kpis import COUNT_UNIT
-from service.store import cursors
+from service.store import cursors, team_metrics
 from service.store.applied import applied, newest_events
 
 #: The cycle events that set its status, and the status each sets.
@@ -284,12 +284,18 @@ def _memberships(agents: str) -> str:
 )"""
 
 
-# Share-locks, in one order, the cycles the staged samples can fall in (``months``: a superset
-# of the placement _SETTLE makes). Cycle commands hold the same locks exclusively while
-# appending, so a close either committed before _SETTLE reads the cycles' status, or waits
-# for this batch (see lock_cycles). Only when the directory read model is fresh; says so,
-# with its mark, and names the (team, month) pairs it locked (whose declared metrics _SETTLE
-# is given). $1: the batch's agents; $2: its months.
+# Share-locks, in one order, the cycles the staged samples can fall in (``pairs``: the batch's
+# teams and months, a superset of the placement _SETTLE makes). Cycle commands hold the same
+# locks exclusively while appending, so a close either committed before _SETTLE reads the
+# cycles' status, or waits for this batch (see lock_cycles). Only when the directory read
+# model is fresh; says so, with its mark, and names the (team, month) pairs it locked. $1:
+# the batch's agents; $2: its months.
+#
+# In the same round trip, what those pairs' schemes declare (team_metrics.lookup_sql), read
+# in this statement's snapshot, taken before its locks: a cycle opened while the batch waited
+# for them is not seen (its month is judged by the team's latest scheme), so _SETTLE, which
+# reads after the locks, counts the pairs' cycles begun again and places again when they
+# differ.
 #
 # It also tells PostgreSQL to use the generic plans of the statements that follow in the
 # batch's transaction, up to the storing statement, which sets the configured mode back (a
@@ -300,18 +306,22 @@ def _memberships(agents: str) -> str:
 # stage is a table PostgreSQL never analyses (it counts at least ten pages of it, about 500
 # rows), and every join is on the few slots, months and declared metrics of a batch.
 _PLACE = f"""
-WITH {_NEWEST_DIRECTORY}, {_memberships("$1")}
-SELECT d.fresh, d.mark, k.cycles, k.teams, k.periods,
+WITH {_NEWEST_DIRECTORY}, {_memberships("$1")}, pairs AS (
+    SELECT t.team_id, g.period
+    FROM (SELECT DISTINCT team_id FROM memberships) t CROSS JOIN unnest($2::text[]) AS g(period)
+)
+SELECT d.fresh, d.mark, k.cycles, k.teams, k.periods, l.*,
        set_config('plan_cache_mode', 'force_generic_plan', true) AS plans
 FROM directory d
 CROSS JOIN LATERAL (
     SELECT count(pg_advisory_xact_lock_shared(hashtextextended(
                'cycle:' || c.team_id || ':' || c.period, 0))) AS cycles,
            array_agg(c.team_id) AS teams, array_agg(c.period) AS periods
-    FROM (SELECT t.team_id, g.period
-          FROM (SELECT DISTINCT team_id FROM memberships) t
-          CROSS JOIN unnest($2::text[]) AS g(period)
-          WHERE d.fresh ORDER BY 1, 2) c) k
+    FROM (SELECT * FROM pairs WHERE d.fresh ORDER BY 1, 2) c) k
+CROSS JOIN ({team_metrics.lookup_sql(
+    "ARRAY(SELECT DISTINCT team_id FROM pairs)",
+    f"array_append($2::text[], '{tm.ANY_MONTH}')",
+    "ARRAY(SELECT 'cycle:' || team_id || ':' || period FROM pairs)")}) l
 """
 
 # Places each staged sample through the directory read model: the team the agent was in when
@@ -320,12 +330,18 @@ CROSS JOIN LATERAL (
 # zone (the ``months`` bounds it falls between). Each membership is cut at those bounds into
 # ``slots`` (a few per agent), so a sample is placed by one join on its agent, with its
 # month's cycle status and partition state along. $6: the mark place() returned (nothing is
-# written when the directory changed since: the caller places again); $7: the agents, $8:
-# the months, as given to place().
+# written when the directory changed since, or when the months have more cycles than
+# place() saw, $9: the caller places again); $7: the agents, $8: the months, as given to
+# place().
 _PLACED_BY_DIRECTORY = f"""
-{_NEWEST_DIRECTORY}, moved AS (
-    SELECT $6::text IS DISTINCT FROM (SELECT mark FROM directory) AS yes
-), {_memberships("$7")}, {_months("$8")}, slots AS MATERIALIZED (
+{_NEWEST_DIRECTORY}, {_memberships("$7")}, {_months("$8")}, moved AS (
+    SELECT $6::text IS DISTINCT FROM (SELECT mark FROM directory)
+           -- the months' cycles begun, as place() counted them (team_metrics.lookup_sql)
+           OR $9::bigint <> (SELECT count(*) FROM event e
+                             WHERE e.version = 1 AND e.stream_id IN (
+                                 SELECT 'cycle:' || team_id || ':' || period FROM months))
+           AS yes
+), slots AS MATERIALIZED (
     SELECT x.* FROM (
         SELECT ms.agent_id, ms.team_id, r.period, r.status, r.live,
                CASE WHEN ms.first THEN r.starts ELSE greatest(ms.since, r.starts) END AS lo,
@@ -466,17 +482,29 @@ async def stage(conn: asyncpg.Connection, rows: Sequence[Staged]) -> None:
     await conn.copy_records_to_table("metric_stage", records=rows, columns=STAGE_COLUMNS)
 
 
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """What place() found: the directory's mark for settle() (None when the directory read
+    model lags: call place_by_hand), the (team, period) pairs whose cycles it locked, what
+    each of them accepts (None when the read model of declared metrics cannot say: call
+    team_metrics.from_streams) and how many of them had a cycle, for settle()."""
+
+    mark: str | None
+    pairs: set[tuple[str, str]]
+    accepts: dict[tuple[str, str], dict[str, tm.Declared]] | None
+    cycles: int
+
+
 async def place(conn: asyncpg.Connection, agents: Sequence[str], months: Sequence[str]
-                ) -> tuple[str | None, set[tuple[str, str]]]:
+                ) -> Placed:
     """Share-lock the cycles the staged samples can fall in (``agents``: the batch's,
-    ``months``: ``m.months_spanned`` of its times); return the directory's mark for settle()
-    and those cycles' (team, period) pairs, or (None, none) when the directory read model lags
-    (call place_by_hand)."""
+    ``months``: ``m.months_spanned`` of its times) and look up what they accept."""
     row = await conn.fetchrow(_PLACE, agents, months)
     if not row["fresh"]:
-        return None, set()
-    mark: str = row["mark"]
-    return mark, set(zip(row["teams"] or (), row["periods"] or (), strict=True))
+        return Placed(None, set(), None, 0)
+    pairs = set(zip(row["teams"] or (), row["periods"] or (), strict=True))
+    return Placed(row["mark"], pairs, team_metrics.accepted(row, pairs),
+                  len(row["opened_cycles"] or ()))
 
 
 async def place_by_hand(conn: asyncpg.Connection, staged: Sequence[Staged]
@@ -505,10 +533,12 @@ async def place_as(conn: asyncpg.Connection, placed: Sequence[tuple[int, str, st
 
 async def settle(conn: asyncpg.Connection, received_at: datetime, mark: str | None,
                  accepts: Mapping[tuple[str, str], Mapping[str, tm.Declared]],
-                 agents: Sequence[str] = (), months: Sequence[str] = ()) -> Judged:
-    """Place (through the directory as place() saw it, given its mark and the same agents
-    and months; or as placed by hand: mark None), judge and store the staged samples once
-    each with their delta totals; ``accepts``: the metrics each (team, period) takes."""
+                 agents: Sequence[str] = (), months: Sequence[str] = (), cycles: int = 0
+                 ) -> Judged:
+    """Place (through the directory as place() saw it, given its mark, the same agents and
+    months and the cycles it counted; or as placed by hand: mark None), judge and store the
+    staged samples once each with their delta totals; ``accepts``: the metrics each (team,
+    period) takes."""
     declared = [(team, period, metric, found.unit == COUNT_UNIT)
                 for (team, period), metrics in accepts.items()
                 for metric, found in metrics.items()]
@@ -517,7 +547,8 @@ async def settle(conn: asyncpg.Connection, received_at: datetime, mark: str | No
     if mark is None:
         rows = await conn.fetch(_SETTLE_AS_PLACED, received_at, *columns)
     else:
-        rows = await conn.fetch(_SETTLE, received_at, *columns, mark, agents, months)
+        rows = await conn.fetch(_SETTLE, received_at, *columns, mark, agents, months,
+                                cycles)
     accepted = 0
     moved = False
     rejected = []

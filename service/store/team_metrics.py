@@ -1,4 +1,5 @@
-"""Look up the metrics a batch's teams accept, month by month (ingestion calls ``declared``).
+"""Look up the metrics a batch's teams accept, month by month (``declared``; ingestion asks
+``lookup_sql`` in its locking statement, service/store/metrics.py, and reads it by ``accepted``).
 
 The team_metrics read model answers (one query) when it has applied every committed scheme
 and team event; a month whose cycle it has not taken in yet, or every pair when it lags, is
@@ -7,7 +8,8 @@ read from the streams instead, so a scheme published a moment ago decides the ve
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
 
 import asyncpg
 
@@ -20,21 +22,30 @@ from service.store.applied import applied, newest_events
 
 Pair = tuple[str, str]
 
-# Also names which of the months' cycles ($3, their streams) have been opened: a month the
-# read model has no row of, with an opened cycle, was opened a moment ago (see ``declared``);
-# asked here rather than in a second round trip for every batch of a month without a cycle.
-_LOOKUP = f"""
+def lookup_sql(teams: str, periods: str, cycles: str) -> str:
+    """Return the lookup of what teams declare for months, given SQL for the arrays of the
+    teams, the months (with ``tm.ANY_MONTH``: the latest version's rows) and those months'
+    cycle streams (code, never values): one row, whether the read model has applied every
+    scheme and team event, its rows as arrays, and which of the cycles have been opened. A
+    month the read model has no row of, with an opened cycle, was opened a moment ago (see
+    ``accepted``); asked here rather than in a second round trip for every batch of a month
+    without a cycle. Its own ``newest`` (a query of its own, so it can be a subquery of
+    ingestion's locking statement, service/store/metrics.py, which has another)."""
+    return f"""
 WITH newest AS (
 {newest_events("scheme", "team")}
 ), fresh AS (SELECT {applied("team_metrics")} AS ok)
-SELECT (SELECT ok FROM fresh) AS fresh, array_agg(t.team_id) AS teams,
-       array_agg(t.period) AS periods, array_agg(t.metric) AS metrics,
-       array_agg(t.unit) AS units, array_agg(t.aggregation) AS aggregations,
+SELECT (SELECT ok FROM fresh) AS declared_fresh, array_agg(t.team_id) AS declared_teams,
+       array_agg(t.period) AS declared_periods, array_agg(t.metric) AS declared_metrics,
+       array_agg(t.unit) AS declared_units, array_agg(t.aggregation) AS declared_aggregations,
        (SELECT array_agg(e.stream_id) FROM event e
-        WHERE e.stream_id = ANY($3::text[]) AND e.version = 1) AS opened
+        WHERE e.stream_id = ANY({cycles}) AND e.version = 1) AS opened_cycles
 FROM team_metrics t
-WHERE t.team_id = ANY($1::text[]) AND t.period = ANY($2::text[])
+WHERE t.team_id = ANY({teams}) AND t.period = ANY({periods})
 """
+
+
+_LOOKUP = lookup_sql("$1::text[]", "$2::text[]", "$3::text[]")
 
 
 async def declared(conn: asyncpg.Connection, pairs: Collection[Pair]
@@ -44,21 +55,34 @@ async def declared(conn: asyncpg.Connection, pairs: Collection[Pair]
         return {}
     teams = sorted({t for t, _ in pairs})
     periods = sorted({p for _, p in pairs} | {tm.ANY_MONTH})
-    cycles = {c.cycle_stream(t, p): (t, p) for t, p in pairs}
     try:
-        row = await conn.fetchrow(_LOOKUP, teams, periods, list(cycles))
+        row = await conn.fetchrow(_LOOKUP, teams, periods,
+                                  [c.cycle_stream(t, p) for t, p in pairs])
     except asyncpg.UndefinedTableError:
         row = None  # the projection has not started yet
-    if row is None or not row["fresh"]:
-        return await _from_streams(conn, pairs)
+    found = accepted(row, pairs)
+    return await from_streams(conn, pairs) if found is None else found
+
+
+def accepted(row: Mapping[str, Any] | None, pairs: Collection[Pair]
+             ) -> dict[Pair, dict[str, tm.Declared]] | None:
+    """Return, per (team, month), the metrics its samples may carry, from a row of the
+    lookup (``lookup_sql``) of those pairs; None when the read model cannot answer (it lags,
+    or has not taken in a cycle opened a moment ago): read the streams (``from_streams``)."""
+    if not pairs:
+        return {}
+    if row is None or not row["declared_fresh"]:
+        return None
     found: dict[Pair, dict[str, tm.Declared]] = {}
     for team_id, period, metric, unit, aggregation in zip(
-            row["teams"] or (), row["periods"] or (), row["metrics"] or (), row["units"] or (),
-            row["aggregations"] or (), strict=True):
+            row["declared_teams"] or (), row["declared_periods"] or (),
+            row["declared_metrics"] or (), row["declared_units"] or (),
+            row["declared_aggregations"] or (), strict=True):
         found.setdefault((team_id, period), {})[metric] = tm.Declared(unit, aggregation)
     # A month whose cycle the read model has not taken in yet (opened a moment ago).
-    if any(cycles[stream] not in found for stream in row["opened"] or ()):
-        return await _from_streams(conn, pairs)
+    cycles = {c.cycle_stream(t, p): (t, p) for t, p in pairs}
+    if any(cycles.get(stream) not in found for stream in row["opened_cycles"] or ()):
+        return None
     return {(t, p): tm.in_force(found.get((t, tm.ANY_MONTH), {}), found.get((t, p)))
             for t, p in pairs}
 
@@ -75,8 +99,9 @@ async def _events(conn: asyncpg.Connection, stream_ids: list[str]
     return events
 
 
-async def _from_streams(conn: asyncpg.Connection, pairs: Collection[Pair]
-                        ) -> dict[Pair, dict[str, tm.Declared]]:
+async def from_streams(conn: asyncpg.Connection, pairs: Collection[Pair]
+                       ) -> dict[Pair, dict[str, tm.Declared]]:
+    """Return, per (team, month), the metrics its samples may carry, from the streams."""
     teams = sorted({t for t, _ in pairs})
     scheme_of: dict[str, str] = {}
     for events in (await _events(conn, [d.team_stream(t) for t in teams])).values():

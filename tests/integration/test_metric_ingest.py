@@ -203,7 +203,7 @@ async def test_placement_in_sql_follows_the_membership_and_the_local_month_of_ea
     assert response.status_code == 200
     for _ in range(500):  # until the read model has the transfer (else streams place it)
         async with ctx.db.transaction() as conn:
-            mark, _ = await store.place(conn, [agent], [])
+            mark = (await store.place(conn, [agent], [])).mark
         if mark is not None:
             break
         await asyncio.sleep(0.02)
@@ -245,10 +245,40 @@ async def test_a_batch_plans_generically_only_up_to_its_storing_statement(
         await store.stage(conn, [(0, f"src-{uid}", f"{uid}-1", team.agents[0], "orders", 1.0,
                                   at.timestamp())])
         months = m.months_spanned(at, at, NOW)
-        mark, _ = await store.place(conn, team.agents, months)
+        mark = (await store.place(conn, team.agents, months)).mark
         assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
         await store.settle(conn, NOW, mark, {}, team.agents, months)
         assert await conn.fetchval("SHOW plan_cache_mode") == configured
+
+
+async def test_a_cycle_begun_after_the_lookup_of_declared_metrics_places_the_batch_again(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    # The locking statement looks up what the months accept in its snapshot, taken before it
+    # waits for the cycles' locks: a cycle opened meanwhile pins a scheme version the lookup
+    # did not see. The storing statement counts the months' cycles again after the locks and
+    # writes nothing when they differ from place()'s count (the caller places again).
+    app_clock.set(NOW)
+    ctx = context(app_client)
+    team = await make_team(app_client, uid, 1)
+    await team.open("2026-11")
+    at = NOW - timedelta(hours=1)
+    months = m.months_spanned(at, at, NOW)
+    async with ctx.db.transaction() as conn:
+        await store.stage(conn, [(0, f"src-{uid}", f"{uid}-1", team.agents[0], "orders", 1.0,
+                                  at.timestamp())])
+        for _ in range(500):  # until the read models have the team and its cycle
+            placed = await store.place(conn, team.agents, months)
+            if placed.mark is not None and placed.accepts is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert placed.cycles == 1 and placed.accepts
+        seen_before = await store.settle(conn, NOW, placed.mark, placed.accepts, team.agents,
+                                         months, placed.cycles - 1)
+        assert seen_before.moved and seen_before.accepted == 0
+        judged = await store.settle(conn, NOW, placed.mark, placed.accepts, team.agents,
+                                    months, placed.cycles)
+        assert not judged.moved and judged.accepted == 1
 
 
 async def test_a_rebuild_from_the_samples_equals_the_live_totals(

@@ -53,7 +53,7 @@ async def test_the_read_model_and_the_streams_agree(
         rows = await conn.fetch("SELECT period, metric FROM team_metrics WHERE team_id = $1",
                                 team.team_id)
         looked_up = await team_metrics.declared(conn, pairs)
-        from_streams = await team_metrics._from_streams(conn, pairs)
+        from_streams = await team_metrics.from_streams(conn, pairs)
     # Then the read model holds the latest version's metrics for any month, and the pinned
     # version's for November; the lookup equals what the streams say
     stored = {(r["period"], r["metric"]) for r in rows}
