@@ -175,6 +175,30 @@ this round against main at 09:45 UTC (with the 50 ms pause, and the other change
 to the routes' overhead), alternating at load 4: service 1,144-1,277 -> 857-1,047 µs,
 PostgreSQL 596-709 -> 463-620 µs an evaluation.
 
+A fifth look (pg_stat_statements per request, pg_stat_activity during the run, py-spy) found
+the directory projection storing each rename in a statement of its own: under PUT agent a batch
+of renames held its transaction open for seconds of the busy event loop, and no projection reads
+past an open transaction, so the others fell behind and cycle_results stood still through much
+of the PUT evaluation run that followed (0.12 of its evaluation rows a request rather than 1):
+part of both commands' projection work was done outside their windows. Changed:
+
+- The directory stores a run of renames in one statement (each agent's last), and keeps up.
+- `execute`'s first attempt decides on the state the process holds, without reading the
+  stream, and appends at its version; the append refuses it if the stream moved, and the stream
+  is then read and decided on as before (so is a held state on which the decision is "no
+  change" or an error). PUT agent makes one statement before its answer: 2.72 statements a
+  request in all, projections included, against 3.87.
+- Lending a pooled connection costs what asyncpg's acquire and release cost (a small class
+  rather than a generator-based context manager, and the count of connections lent rather than
+  a pass over the pool's), and `RecordedEvent` is a plain dataclass (4.5 -> 0.7 µs a row; each
+  of the eight projections that read the month's stream builds one per evaluation).
+
+In one process, without HTTP or projections (8 clients, old and new code alternating four
+times at load 8-11): put_agent took 361-602 -> 293-415 µs of CPU, an evaluation's reads and
+command 799-899 -> 661-781 µs. PUT evaluation still reads the team, the agent and the month
+before it decides (the team for the rater's check); that round trip could go too if the append
+checked the team's and the agent's versions as well and a refusal ran the route's check again.
+
 The route waits for no read model: it answers once its event is committed; the projections
 follow in the background.
 
