@@ -40,11 +40,9 @@ async def get_release(
     """Tell whether an agent's result of the month has been released to them."""
     ctx = service_context(request)
     check_period(period, ctx.clock())
-    team = await get_team(ctx, team_id)
+    team, cycle, (state, _) = await reads.release_reads(ctx, team_id, period, agent_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
-    month = await reads.load_month(ctx, team_id, period)
-    state = await reads.load_result(ctx, team_id, period, agent_id)
-    return release_out(month, state, agent_id)
+    return release_out(await reads.month_view(ctx, team_id, period, cycle), state, agent_id)
 
 
 @router.post(CYCLE + "/releases/{agent_id}", response_model=ReleaseOut,
@@ -56,11 +54,12 @@ async def release_result(
     """Release an agent's result to them now (a manager of the team or an admin); once."""
     ctx = service_context(request)
     check_period(period, ctx.clock())
-    team = await get_team(ctx, team_id)
+    team, cycle, result = await reads.release_reads(ctx, team_id, period, agent_id)
     ensure_manager_of(principal, team.manager_ids)
-    month = await reads.load_month(ctx, team_id, period)
+    month = await reads.month_view(ctx, team_id, period, cycle)
     state = await commands.release(ctx, caller(principal, request), team_id, period, agent_id,
-                                   by="manager", released_by=principal.subject, month=month)
+                                   by="manager", released_by=principal.subject, month=month,
+                                   read=result)
     return release_out(month, state, agent_id)
 
 

@@ -33,14 +33,20 @@ def _step(caller: Caller, suffix: str) -> Caller:
 async def release(
     ctx: ServiceContext, caller: Caller, team_id: str, period: str, agent_id: str, *,
     by: r.ReleasedBy, released_by: str | None, month: r.Month | None = None,
+    read: tuple[r.AgentResult | None, int] | None = None,
 ) -> r.AgentResult:
-    """Release an agent's result once (a second release records nothing)."""
+    """Release an agent's result once (a second release records nothing).
+
+    ``read`` is the result stream's state and version as the caller just read it
+    (``queries.release.release_reads``), decided on without reading the stream again.
+    """
     month = month or await load_month(ctx, team_id, period)
     now = ctx.clock()
     state, _ = await execute(
         ctx, caller, r.result_stream(team_id, period, agent_id), r.evolve,
         lambda current: r.decide_release(current, month, agent_id, by=by,
                                          released_by=released_by, now=now),
+        read=read,
     )
     return state or r.AgentResult()
 

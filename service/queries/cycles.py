@@ -22,7 +22,7 @@ from service.domain.results import consecutive_last_places
 from service.domain.scheme import Scheme
 from service.projections.directory import Directory
 from service.queries import schemes
-from service.queries.directory import get_team
+from service.queries.directory import get_team, no_team
 from service.queries.metrics_source import agent_inputs
 from service.queries.roster import presence_inputs, team_agents, transfers_between
 from service.queries.streams import held, read_state, read_versions
@@ -35,14 +35,19 @@ async def find_cycle(ctx: ServiceContext, team_id: str, period: str) -> c.Cycle 
     return await read_state(ctx, c.cycle_stream(team_id, period), c.evolve, c.evolve_all)
 
 
+def no_cycle(team_id: str, period: str) -> NotFound:
+    """Return the 404 of a month its (existing) team has no cycle for."""
+    return NotFound("team %(team)s has no cycle for %(period)s",
+                    values={"team": team_id, "period": period})
+
+
 async def get_cycle(ctx: ServiceContext, team_id: str, period: str) -> c.Cycle:
     """Return the cycle; 404 when the team or the cycle does not exist."""
     parse_period(period)
     cycle = await find_cycle(ctx, team_id, period)
     if cycle is None:
         await get_team(ctx, team_id)
-        raise NotFound("team %(team)s has no cycle for %(period)s",
-                       values={"team": team_id, "period": period})
+        raise no_cycle(team_id, period)
     return cycle
 
 
@@ -61,7 +66,7 @@ async def evaluation_reads(ctx: ServiceContext, team_id: str, period: str, agent
         ctx, (d.team_stream(team_id), d.evolve_team), (d.agent_stream(agent_id), d.evolve_agent),
         (c.cycle_stream(team_id, period), c.evolve, c.evolve_all))
     if team is None:
-        raise NotFound("no team %(team)s", values={"team": team_id})
+        raise no_team(team_id)
     return team, agent, month
 
 
@@ -76,8 +81,7 @@ async def pinned_scheme(ctx: ServiceContext, team_id: str, period: str) -> Schem
         first = await read_stream(conn, c.cycle_stream(team_id, period), limit=1)
     if not first:
         await get_team(ctx, team_id)
-        raise NotFound("team %(team)s has no cycle for %(period)s",
-                       values={"team": team_id, "period": period})
+        raise no_cycle(team_id, period)
     opened = decode(first[0].type, first[0].schema_version, first[0].data)
     assert isinstance(opened, c.CycleOpened)
     return await schemes.get_scheme(ctx, opened.scheme_id, opened.scheme_version)

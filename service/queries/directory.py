@@ -11,11 +11,16 @@ from service.domain.errors import NotFound
 from service.queries.streams import read_state
 
 
+def no_team(team_id: str) -> NotFound:
+    """Return the 404 of a team that does not exist."""
+    return NotFound("no team %(team)s", values={"team": team_id})
+
+
 async def get_team(ctx: ServiceContext, team_id: str) -> d.Team:
     """Return a team from its stream; 404 when there is none."""
     team = await read_state(ctx, d.team_stream(team_id), d.evolve_team)
     if team is None:
-        raise NotFound("no team %(team)s", values={"team": team_id})
+        raise no_team(team_id)
     return team
 
 

@@ -7,12 +7,15 @@ from typing import Any
 
 from service.context import ServiceContext
 from service.domain import cycle as c
+from service.domain import directory as d
 from service.domain import release as r
 from service.domain.errors import NotFound
+from service.domain.periods import parse_period
 from service.domain.scheme import ResultsPolicy
 from service.projections.releases import Releases
 from service.queries import cycles
-from service.queries.streams import read_state
+from service.queries.directory import no_team
+from service.queries.streams import read_state, read_versions
 from service.queries.wait import READ_TIMEOUT, wait
 
 
@@ -43,9 +46,32 @@ def release_document(month: r.Month, state: r.AgentResult | None, agent_id: str
 
 async def load_month(ctx: ServiceContext, team_id: str, period: str) -> r.Month:
     """Return the release view of a team's month (404 when there is no such cycle)."""
-    cycle = await cycles.get_cycle(ctx, team_id, period)
+    return await month_view(ctx, team_id, period, await cycles.get_cycle(ctx, team_id, period))
+
+
+async def month_view(ctx: ServiceContext, team_id: str, period: str, cycle: c.Cycle | None
+                     ) -> r.Month:
+    """Return the release view of a team's month from its cycle (404 when it has none)."""
+    if cycle is None:
+        raise cycles.no_cycle(team_id, period)
     policy = (await cycles.cycle_scheme(ctx, cycle)).results
     return month_of(cycle, policy)
+
+
+async def release_reads(ctx: ServiceContext, team_id: str, period: str, agent_id: str
+                        ) -> tuple[d.Team, c.Cycle | None, tuple[r.AgentResult | None, int]]:
+    """Return what an agent's release is checked and decided on, read in one round trip: the
+    team (404 when there is none), the month's cycle (None when it has none) and the agent's
+    result stream with its version, on which ``commands.release`` decides without reading it
+    again (three round trips and pooled connections before)."""
+    parse_period(period)
+    (team, _), (cycle, _), result = await read_versions(
+        ctx, (d.team_stream(team_id), d.evolve_team),
+        (c.cycle_stream(team_id, period), c.evolve, c.evolve_all),
+        (r.result_stream(team_id, period, agent_id), r.evolve))
+    if team is None:
+        raise no_team(team_id)
+    return team, cycle, result
 
 
 async def load_result(ctx: ServiceContext, team_id: str, period: str, agent_id: str
