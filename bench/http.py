@@ -202,8 +202,19 @@ checked the team's and the agent's versions as well and a refusal ran the route'
 The route waits for no read model: it answers once its event is committed; the projections
 follow in the background.
 
+The route plumbing every route pays (issue 18, 13:00 UTC): FastAPI tried every router before
+the one serving a request, each of an included router's routes at about 25 Python calls, and
+that router's routes twice (a PUT agent, in the fourth router, about 450 Python calls to be
+routed); each API router now refuses a path none of its routes has in one regular expression
+(about 90). Routes solve one dependency, their rule, and take the service context from their
+request and check a month in their path themselves (py-spy had FastAPI's dependency solving at
+12 % of a PUT agent's service CPU; a dependency costs it 80-95 Python calls); FastAPI's
+OpenTelemetry hooks are off without the SDK they report to. The app called in-process with no
+projections (cProfile): PUT agent 2,268 -> 1,824 Python calls, PUT evaluation 2,744 ->
+2,432-2,566. Runs of this benchmark at load 8-11 moved more from run to run than that.
+
 What is left is the framework and the round trips themselves: FastAPI's dependency solving,
-middleware and routing through the included routers, the pool and asyncpg per statement (the
+middleware and the serving router's routes tried twice, the pool and asyncpg per statement (the
 route and the command each take a pooled connection), and the projections' fixed cost per
 batch; the five that skip evaluations still read past them, a read every 50 ms or so under
 load. Run as a diagnostic with the projections in a second service process

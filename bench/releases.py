@@ -34,6 +34,24 @@ agent is released: 1,000 `ResultReleased` events, each decided on the agent's re
 (`PUT /v1/agents/{id}`, one `AgentChanged` event each), once before and once after the
 releases; the figure compared is the mean of the two rates. The target: releases reach at
 least half the PUT agent rate.
+
+### Where a release's time went (issue 18's route work, 2026-12-03)
+
+A release cost the service two and a half times a PUT agent's CPU. Three things made it
+dearer than any other command, none of them its event: FastAPI tried every router before the
+releases' (the release was the fiftieth route, 1,241 Python calls to route it; now each router
+refuses a path none of its routes has in one regular expression, 214); the route built the
+1,000-agent month's ranked/not-ranked mapping again on every request (now once per close
+event, held with it); and it read the team, the cycle and then, in the command, the result
+stream in three round trips (now one, as PUT evaluation reads its three, the command deciding
+on the result stream as read). Like every route it also solved three dependencies (the rule,
+the service context, the month) where it now solves one. Service CPU per request, same run,
+code before and after the first two and the dependencies (12:50-12:53 UTC, load 7-10): release
+4,690 against PUT agent 1,880 and 1,820 µs before, 3,000 against 1,940 and 2,020 after; the
+single round trip took the release's in-process CPU from 6,960 to 5,620 µs (cProfile, the
+projections in the process). Under such load the check after the releases (every agent
+released in the read model) can fail, before and after: its read waits at most 2 s for the
+projection.
 """,
 )
 
