@@ -92,7 +92,7 @@ async def _read_models(client: httpx.AsyncClient, team: Any, conn: Any) -> dict[
                         ("team_kpi_history", "team_id = $1"), ("metric_totals", "team_id = $1"),
                         ("metric_feeds", "team_id = $1")):
         out[view] = [tuple(r) for r in await conn.fetch(
-            f"SELECT * FROM reporting.{view} WHERE {where} ORDER BY 1, 2, 3, 4",
+            f"SELECT * FROM reporting.{view} WHERE {where} ORDER BY 1, 2, 3, 4, 5",
             team.team_id)]
     return out
 
