@@ -90,7 +90,7 @@ warnings and ranking read the KPIs' status off the rows instead of making 50,000
 each: deciding the 50-KPI close went from 193-200 ms of CPU to 157 ms (104-111 ms to 94-99 ms
 for the built-in scheme, whose agents' active days are also counted faster).
 
-What is left still grows with the number of KPI scores: the close event's numbers (each KPI's
+What was left after that round grew with the KPI scores: the close event's numbers (each KPI's
 value and attainment per agent, its 47 values and 40 totals: jsonb stores every number as a
 numeric), the 50,000 rows and their five repeated text columns, the 40,000 totals read at
 close, and in Python about 0.2 s more of CPU than the built-in scheme (scoring 50,000 KPIs,
@@ -107,6 +107,34 @@ before this round at 09:13 UTC (load 3.4-13). Its CPU at load 5-6 (the service's
 PostgreSQL's, three rounds each): 0.48-0.59 s and 0.16-0.27 s for the built-in scheme, 0.89-1.02
 s and 0.41-0.42 s with 50 KPIs (before this round, at load 4-7: 0.39-0.62 s and 0.12-0.25 s,
 0.82-0.99 s and 0.53-0.58 s).
+
+This round (2026-12-03, 12:00-13:30 UTC, the machine at load 2-10 from other engineers'
+runs, the CPU of single steps measured in one process with the collector off): measuring
+1,000 agents' 47 measured KPIs reads each formula's fields once into plain tuples and runs the
+four operations in one loop (`kpis.compute_all`), and counts active days without making them
+(61-73 ms of CPU, now 22); a close reads its agents' totals as one row of arrays per agent and
+sums only the metrics stored in several rows (PostgreSQL's hash aggregation of 40,000 numeric
+sums, which spilled to disk at the default `work_mem`, cost 100-150 ms of its CPU and the
+40,000 rows about 100 ms of the service's; now 70-80 ms and 30 ms); a stored scorecard's KPI
+is one flat tuple; the close event stores each agent's scores column by column under the
+month's KPI names (`CycleClosed` schema version 3, version 2 reads as it did: 3.2 MB of JSON
+instead of 3.6, and no list made per score to dump it); the fair-month yardsticks read the
+formulas once (23-27 ms, now 9-10), and scoring reads each KPI's fields once per score. What
+the close keeps alive brings on the garbage collector: its scoring, event and scorecards set
+off 402 young collections for the 50-KPI month before and 273 now (198 and 168 for the
+built-in scheme; `gc.callbacks`). The service's CPU for close + publish (`psutil`, two rounds
+of each, the code before this round and after back to back): 1.10-1.22 s for the built-in
+scheme and 1.95-2.00 s with 50 KPIs before, 1.00-1.18 s and 1.36-1.84 s after; PostgreSQL's
+0.35-0.55 s and 0.75-1.00 s before, 0.43-0.55 s and 0.90-0.94 s after. A close's full
+collections (two or three, 50-190 ms each at that load) account for much of the spread: with
+`gc.set_threshold(20000)` in the service (tried, not kept) no full pass fell inside a close,
+and the service's CPU fell by 0.2-0.5 s for either scheme alike, which leaves the ratio where
+it was. What is left grows with the KPI scores: each KPI's value stored twice in the event
+(the agent's KPI values and its score), the 50,000 `scorecard_kpis` rows with five text
+columns alike for every agent of a position, and the 50,000 score tuples a close holds.
+Runs of this suite's pair alternated at load 2-4 (13:25-13:34 UTC): after this round 1.21x
+(2.35 s and 2.83 s) and 1.45x (1.81 s and 2.64 s), before it 1.98x (1.56 s and 3.09 s); at
+load 8-10 (12:41-13:10) 1.08x and 2.10x after, 1.03x and 1.23x before.
 
 The figures swing with the machine's load: on 2026-12-03 at 02:35 UTC (load 2.8; the code of
 this section's run but for its last change, totals read as float8) the suite gave 1.76 s
