@@ -108,6 +108,28 @@ async def test_several_streams_read_in_one_round_trip_see_other_writers(
         await evaluation_reads(ctx, absent, "2026-11", agent_id)
 
 
+def _renamer(uid: str, decided_on: list[str | None]
+             ) -> Callable[[str], Callable[[d.Agent | None], list[DomainEvent]]]:
+    """Return rename(name): a decision that renames the agent and records the name it decided on."""
+    def rename(name: str) -> Callable[[d.Agent | None], list[DomainEvent]]:
+        def decide(state: d.Agent | None) -> list[DomainEvent]:
+            decided_on.append(state.name if state is not None else None)
+            cmd = d.PutAgent(agent_id=f"a-{uid}", name=name, team_id=f"t-{uid}")
+            return list(d.decide_put_agent(state, cmd, NOW))
+        return decide
+    return rename
+
+
+async def _rename_elsewhere(db: Database, uid: str, name: str, version: int) -> None:
+    """Rename the agent as another process would: its own read of the stream and append."""
+    stream = d.agent_stream(f"a-{uid}")
+    async with db.connection() as conn:
+        state, _ = await load(conn, stream, d.evolve_agent)
+        await append(conn, stream, to_new(d.decide_put_agent(state, d.PutAgent(
+            agent_id=f"a-{uid}", name=name, team_id=f"t-{uid}"), NOW)),
+            expected_version=version, metadata=META, recorded_at=NOW)
+
+
 async def test_a_command_on_a_state_read_before_another_writer_decides_again(
     db: Database, uid: str
 ) -> None:
@@ -117,21 +139,12 @@ async def test_a_command_on_a_state_read_before_another_writer_decides_again(
     ctx = ServiceContext(settings=conftest.test_settings(), db=db)
     stream = d.agent_stream(f"a-{uid}")
     decided_on: list[str | None] = []
-
-    def rename(name: str) -> Callable[[d.Agent | None], list[DomainEvent]]:
-        def decide(state: d.Agent | None) -> list[DomainEvent]:
-            decided_on.append(state.name if state is not None else None)
-            cmd = d.PutAgent(agent_id=f"a-{uid}", name=name, team_id=f"t-{uid}")
-            return list(d.decide_put_agent(state, cmd, NOW))
-        return decide
+    rename = _renamer(uid, decided_on)
 
     await execute(ctx, Caller(META), stream, d.evolve_agent, rename("First"))
     [read] = await read_versions(ctx, (stream, d.evolve_agent))
     assert read[0] is not None and read[0].name == "First" and read[1] == 1
-    async with db.connection() as conn:  # another process renames it meanwhile
-        await append(conn, stream, to_new(d.decide_put_agent(read[0], d.PutAgent(
-            agent_id=f"a-{uid}", name="Second", team_id=f"t-{uid}"), NOW)),
-            expected_version=1, metadata=META, recorded_at=NOW)
+    await _rename_elsewhere(db, uid, "Second", 1)  # another process renames it meanwhile
     decided_on.clear()
     state, result = await execute(ctx, Caller(META), stream, d.evolve_agent, rename("Third"),
                                   read=read)
@@ -154,34 +167,21 @@ async def test_a_command_decides_on_the_state_it_holds_and_again_once_another_wr
     ctx = ServiceContext(settings=conftest.test_settings(), db=db)
     stream = d.agent_stream(f"a-{uid}")
     decided_on: list[str | None] = []
-
-    def rename(name: str) -> Callable[[d.Agent | None], list[DomainEvent]]:
-        def decide(state: d.Agent | None) -> list[DomainEvent]:
-            decided_on.append(state.name if state is not None else None)
-            cmd = d.PutAgent(agent_id=f"a-{uid}", name=name, team_id=f"t-{uid}")
-            return list(d.decide_put_agent(state, cmd, NOW))
-        return decide
-
-    async def other_process(name: str, version: int) -> None:
-        async with db.connection() as conn:
-            state, _ = await load(conn, stream, d.evolve_agent)
-            await append(conn, stream, to_new(d.decide_put_agent(state, d.PutAgent(
-                agent_id=f"a-{uid}", name=name, team_id=f"t-{uid}"), NOW)),
-                expected_version=version, metadata=META, recorded_at=NOW)
+    rename = _renamer(uid, decided_on)
 
     await execute(ctx, Caller(META), stream, d.evolve_agent, rename("First"))
     decided_on.clear()
     state, result = await execute(ctx, Caller(META), stream, d.evolve_agent, rename("Second"))
     assert decided_on == ["First"]  # the held state, written past at once
     assert result is not None and result.version == 2
-    await other_process("Third", 2)
+    await _rename_elsewhere(db, uid, "Third", 2)
     decided_on.clear()
     state, result = await execute(ctx, Caller(META), stream, d.evolve_agent, rename("Fourth"))
     # Decided on the held "Second", refused at version 2, decided again on "Third" as read.
     assert decided_on == ["Second", "Third"]
     assert result is not None and result.version == 4
     assert state is not None and state.name == "Fourth"
-    await other_process("Fifth", 4)
+    await _rename_elsewhere(db, uid, "Fifth", 4)
     decided_on.clear()
     state, result = await execute(ctx, Caller(META), stream, d.evolve_agent, rename("Fourth"))
     # "No change" on the held "Fourth" is not the answer: "Fifth" is, so it is renamed back.
