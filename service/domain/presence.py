@@ -97,13 +97,9 @@ def active_dates(period: str, span: Span, absences: Iterable[DateRange],
                  through: date | None = None) -> set[date]:
     """Return the period's dates inside the span and outside every absence (overlaps once);
     with ``through``, only those up to that day (a month still running: its days so far)."""
-    first, last = period_dates(period)
-    if through is not None:
-        last = max(min(last, through), first - timedelta(days=1))
+    first, last, start, end = _span_run(period, span, through)
     # The span is one run of days: its part of the period, made directly (a close asks for
     # every agent's days, up to three times).
-    start = first if span.hired_on is None else max(first, span.hired_on)
-    end = last if span.left_on is None else min(last, span.left_on)
     days = {start + timedelta(days=n) for n in range((end - start).days + 1)}
     for absence in absences:
         if absence.end < first or absence.start > last:
@@ -117,14 +113,22 @@ def active_day_count(period: str, span: Span, absences: Sequence[DateRange],
                      through: date | None = None) -> int:
     """Return how many dates ``active_dates`` gives, counted without making them when no
     absence falls in the period (a close counts every agent's, for per-active-day KPIs)."""
+    first, last, start, end = _span_run(period, span, through)
+    if any(a.end >= first and a.start <= last for a in absences):
+        return len(active_dates(period, span, absences, through))
+    return max(0, (end - start).days + 1)
+
+
+def _span_run(period: str, span: Span, through: date | None
+              ) -> tuple[date, date, date, date]:
+    """Return the period's first and last day (up to ``through``) and the span's run of days
+    inside them (empty when the run ends before it starts)."""
     first, last = period_dates(period)
     if through is not None:
         last = max(min(last, through), first - timedelta(days=1))
-    if any(a.end >= first and a.start <= last for a in absences):
-        return len(active_dates(period, span, absences, through))
     start = first if span.hired_on is None else max(first, span.hired_on)
     end = last if span.left_on is None else min(last, span.left_on)
-    return max(0, (end - start).days + 1)
+    return first, last, start, end
 
 
 def reason_text(active: int, days: int) -> str:
