@@ -17,7 +17,7 @@ import pytest
 from service.commands import metrics as commands
 from service.context import ServiceContext
 from service.domain import metrics as m
-from service.projections.metric_totals import compact, compact_all, rebuild
+from service.projections.metric_totals import compact, compact_all, compact_pass, rebuild
 from service.store import metric_partitions
 from service.store import metrics as store
 from tests.support.metrics import expected_totals, make_samples, stored_totals
@@ -306,6 +306,28 @@ async def test_a_rebuild_from_the_samples_equals_the_live_totals(
     assert rebuilt == live
     assert compacted == live
     assert compacted_arrivals == live_arrivals
+    assert await stored_totals(ctx.db, team.team_id, "2026-11") == expected_totals(samples)
+
+
+async def test_a_compacting_pass_folds_everything_pending_a_step_at_a_time(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    app_clock.set(NOW)
+    ctx = context(app_client)
+    team = await make_team(app_client, uid, 3)
+    samples = make_samples(uid, team.agents, 1_200, NOVEMBER, timedelta(days=25), seed=5)
+    for start in range(0, len(samples), 400):
+        await commands.ingest(ctx, f"src-{uid}", samples[start:start + 400])
+    pending = ("SELECT (SELECT count(*) FROM metric_total_delta WHERE team_id = $1)"
+               " + (SELECT count(*) FROM metric_arrival_delta WHERE team_id = $1)")
+    async with ctx.db.connection() as conn:
+        before = await conn.fetchval(pending, team.team_id)
+        # steps of 7 rows: many full steps, then one that finds fewer and ends the pass
+        folded = await compact_pass(conn, rows=7)
+        after = await conn.fetchval(pending, team.team_id)
+    assert before > 14
+    assert folded >= before
+    assert after == 0
     assert await stored_totals(ctx.db, team.team_id, "2026-11") == expected_totals(samples)
 
 
