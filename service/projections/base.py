@@ -107,6 +107,14 @@ class Projection(ABC):
     #: for it (service.queries.wait) wait for these events alone.
     applies: ClassVar[Only | None] = None
 
+    async def writes(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> bool:
+        """Tell whether applying this batch (of events it applies) would write anything; asked
+        before the runner opens the batch's transaction. When it would not, the runner stores
+        the checkpoint alone, one statement and no transaction (a commit costs PostgreSQL a WAL
+        flush and the process two round trips): the webhook dispatch with no subscription that
+        wants the batch, as under a load of evaluations with no subscriptions at all."""
+        return True
+
     @abstractmethod
     async def apply(
         self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], tables: Tables

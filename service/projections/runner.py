@@ -178,6 +178,12 @@ class Worker:
                     await checkpoints.advance(self.conn, generation, events[-1].cursor,
                                               self._unsaved)
                     self._unsaved = 0
+            elif not await self.projection.writes(self.conn, events):
+                self.passed = False
+                await checkpoints.advance(self.conn, generation, events[-1].cursor,
+                                          len(events) + (self._unsaved if live else 0))
+                if live:
+                    self._unsaved = 0
             else:
                 self.passed = False
                 data_only = self.projection.data_only

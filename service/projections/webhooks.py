@@ -41,18 +41,20 @@ class WebhookDispatch(Projection):
         #: Called when deliveries were enqueued (before commit: a wake-up, not a promise).
         self.on_enqueue = on_enqueue
 
+    async def writes(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]) -> bool:
+        """Tell whether an active subscription wants an event of the batch. One subscribed
+        after this read starts after the events visible then (``commands.webhooks.subscribe``),
+        these among them, unless given an earlier start; and one given an earlier start while
+        the batch's transaction ran would have missed them as well: the answer stands."""
+        return bool(_wanted(events, await store.active_targets(conn)))
+
     async def apply(
         self, conn: asyncpg.Connection, events: Sequence[RecordedEvent], tables: Tables
     ) -> None:
         """Match the batch against the active subscriptions and enqueue the deliveries."""
-        targets = await store.active_targets(conn)
-        if not targets:
+        wanted = _wanted(events, await store.active_targets(conn))
+        if not wanted:
             return
-        wanted = [
-            (e, subscribed) for e in events
-            if (subscribed := [t for t in targets if e.cursor > t.start and w.matches(
-                t.event_types, t.stream_types, e.type, stream_type(e.stream_id))])
-        ]
         payloads = await read_data(conn, [e.position for e, _ in wanted])
         rows = []
         for e, subscribed in wanted:
@@ -67,3 +69,15 @@ class WebhookDispatch(Projection):
             await store.enqueue(conn, rows)
             if self.on_enqueue is not None:
                 self.on_enqueue()
+
+
+def _wanted(events: Sequence[RecordedEvent], targets: Sequence[store.Target]
+            ) -> list[tuple[RecordedEvent, list[store.Target]]]:
+    """Return each event some target wants, with those targets."""
+    if not targets:
+        return []
+    return [
+        (e, subscribed) for e in events
+        if (subscribed := [t for t in targets if e.cursor > t.start and w.matches(
+            t.event_types, t.stream_types, e.type, stream_type(e.stream_id))])
+    ]

@@ -180,3 +180,45 @@ def test_a_commit_wakes_only_the_projections_that_apply_one_of_its_events(uid: s
     # A commit of unknown types wakes every projection that reads the stream type.
     assert woken((f"month{uid}",)) == {everything.name, projection.name}
     assert woken() == {everything.name, projection.name}
+
+
+async def test_a_batch_that_would_write_nothing_stores_its_checkpoint_alone(
+    db: Database, uid: str
+) -> None:
+    class Quiet(Projection):
+        """Applies every event, but a batch of Quiet ones writes nothing (the webhook
+        dispatch with no subscription that wants them)."""
+
+        name = f"quiet_{uid}"
+        version = 1
+        stream_types = (f"month{uid}",)
+        tables: dict[str, str] = {}
+        batches: list[list[str]] = []
+
+        async def writes(self, conn: asyncpg.Connection,
+                         events: Sequence[RecordedEvent]) -> bool:
+            return any(e.type != "Quiet" for e in events)
+
+        async def apply(self, conn: asyncpg.Connection, events: Sequence[RecordedEvent],
+                        tables: Tables) -> None:
+            self.batches.append([e.type for e in events])
+
+    projection = Quiet()
+    conn = await db.connect_single()
+    try:
+        worker = Worker(conn, projection)
+        await worker.run_once()
+        month = f"month{uid}:2026-11"
+        quiet = await _append(db, month, 0, "Quiet", "Quiet")
+        assert await _step(worker) == 2
+        # Not applied, yet stored at once (it applies every event: no reader skips these).
+        assert projection.batches == []
+        assert await _stored(db, projection.name) == (quiet, 2)
+        assert await _lag(db, projection) == 0
+        loud = await _append(db, month, 2, "Quiet", "Loud")
+        assert await _step(worker) == 2
+        assert projection.batches == [["Quiet", "Loud"]]
+        assert await _stored(db, projection.name) == (loud, 4)
+    finally:
+        await conn.close()
+        await _forget(db, projection.name)
