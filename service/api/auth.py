@@ -65,6 +65,7 @@ from service.api.problems import Problem
 from service.config import Settings, rsa_public_key
 from service.context import ServiceContext
 from service.domain import policy
+from service.domain.directory import Team
 from service.domain.errors import Text
 from service.domain.ids import ID_RE
 from service.domain.principal import ROLES, Principal, VerifiedToken, credential_problems
@@ -610,6 +611,16 @@ def ensure_source(principal: Principal, source: str) -> None:
     """Refuse (403) an ingest principal pushing for a source other than its own."""
     if not policy.may_push_for(principal, source):
         raise _out_of_scope(principal, "this ingest credential may only push for its own source")
+
+
+def rater_admission(principal: Principal, rater_role: str) -> Callable[[Team], None]:
+    """Return the check of an evaluation's rater against the team it is given in, for the
+    command to run on each state of the team it decides on: a manager evaluation is given by a
+    manager of the team (403 otherwise)."""
+    def admit(team: Team) -> None:
+        if rater_role == "manager":
+            ensure_manager_of(principal, team.manager_ids)
+    return admit
 
 
 def ensure_rates_as(principal: Principal, rater_role: str, agent_id: str) -> None:

@@ -13,7 +13,13 @@ from service.api.access import (
     ensure_ranking_released,
     ensure_team_member_or_manager,
 )
-from service.api.auth import allow, ensure_manager_of, ensure_rates_as, ensure_self_or_manager
+from service.api.auth import (
+    allow,
+    ensure_manager_of,
+    ensure_rates_as,
+    ensure_self_or_manager,
+    rater_admission,
+)
 from service.api.deps import caller, service_context
 from service.api.params import IdPath, PeriodText
 from service.api.problems import Problem
@@ -203,15 +209,12 @@ async def put_evaluation(
         raise Problem(422, f"unknown rater role {rater_role!r}",
                       errors=[{"field": "rater_role", "reason": f"one of {list(RATER_ROLES)}"}])
     ensure_rates_as(principal, rater_role, agent_id)
-    team, agent, month = await reads.evaluation_reads(ctx, team_id, period, agent_id)
-    if rater_role == "manager":
-        ensure_manager_of(principal, team.manager_ids)
     command = commands.Evaluate(
         team_id=team_id, period=period, agent_id=agent_id, rater_role=rater_role,
         rater_id=principal.subject, scores=body.scores, comment=body.comment,
     )
-    evaluation = await commands.evaluate(ctx, caller(principal, request), team, agent, month,
-                                         command)
+    evaluation = await commands.evaluate(ctx, caller(principal, request), command,
+                                         rater_admission(principal, rater_role))
     return EvaluationOut.model_validate(evaluation_document(team_id, period, evaluation))
 
 

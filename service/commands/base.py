@@ -51,6 +51,7 @@ async def execute(
     before: Step | None = None,
     then: Step | None = None,
     read: tuple[S | None, int] | None = None,
+    guards: Mapping[str, int] | None = None,
 ) -> tuple[S | None, AppendResult | None]:
     """Decide on the current state and append, as one transaction.
 
@@ -73,11 +74,19 @@ async def execute(
     streams in one round trip (``queries.streams.read_versions``): the first attempt decides on
     it without reading the stream again, since the append's version check refuses a stale one.
 
+    ``guards`` (with ``read``): other streams the caller decided on outside ``decide`` (what
+    ``decide`` was built from), by id, at the versions it read them. The append is refused if
+    any of them moved, and then ``execute`` raises ConcurrencyError rather than deciding again,
+    for the caller to read them all again and build its decision anew. Such a decision must
+    append or raise: a "no change" on them would be answered unchecked.
+
     Returns the state after the command and the append (None when the decision was "no change");
     ``AppendResult.position`` is the global position written, what a reader waits for.
     """
     outcome: tuple[S | None, list[DomainEvent], AppendResult | None] | None = None
     attempts = RETRIES
+    assert guards is None or (read is not None and announces is None and before is None
+                              and then is None)
     if announces is None and before is None and then is None:
         attempts -= 1
         # The first attempt needs no retry machinery (tenacity's per-call bookkeeping was a
@@ -85,11 +94,13 @@ async def execute(
         try:
             async with ctx.db.connection() as conn:
                 outcome = await _decide_and_append(conn, ctx, caller, stream_id, evolve,
-                                                   decide, fold, read, first=True)
+                                                   decide, fold, read, first=True, guards=guards)
                 done = await _finished(conn, ctx, stream_id, evolve, fold, outcome)
                 if done is not None:
                     return done
         except ConcurrencyError:
+            if guards is not None:
+                raise  # what decide was built from may have moved: the caller reads it again
             outcome = None  # another writer got there first
     if outcome is None:
         # Queue up behind the stream's lock (always, for a command with more to do).
@@ -146,6 +157,7 @@ async def _decide_and_append(
     conn: asyncpg.Connection, ctx: ServiceContext, caller: Caller, stream_id: str,
     evolve: Evolve[S], decide: Callable[[S | None], list[DomainEvent]], fold: Fold[S] | None,
     read: tuple[S | None, int] | None, *, first: bool = False,
+    guards: Mapping[str, int] | None = None,
 ) -> tuple[S | None, list[DomainEvent], AppendResult | None]:
     """Load the stream (unless it was just read), decide, append at the version loaded; return
     the state decided on, the events and the append (None for "no change").
@@ -170,18 +182,19 @@ async def _decide_and_append(
     events = decide(state)
     if not events:
         return state, events, None
-    return state, events, await _append(conn, ctx, caller, stream_id, events, version)
+    return state, events, await _append(conn, ctx, caller, stream_id, events, version, guards)
 
 
 async def _append(conn: asyncpg.Connection, ctx: ServiceContext, caller: Caller, stream_id: str,
-                  events: list[DomainEvent], version: int) -> AppendResult:
+                  events: list[DomainEvent], version: int,
+                  guards: Mapping[str, int] | None = None) -> AppendResult:
     """Append a decision's events at the version decided on."""
     started = time.perf_counter()
     written = to_new(events)
     dumped = time.perf_counter() - started
     result = await append(
         conn, stream_id, written, expected_version=version, metadata=caller.metadata,
-        recorded_at=ctx.clock(), idempotency_key=caller.idempotency_key,
+        recorded_at=ctx.clock(), idempotency_key=caller.idempotency_key, guards=guards,
     )
     if result.tx_id is not None and not result.duplicate:
         # Held from here, before the commit and the connection's release (both wait on the

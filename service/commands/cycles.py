@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from service.commands.base import Caller, execute
 from service.context import ServiceContext
 from service.domain import cycle as c
-from service.domain.directory import Agent, Team
+from service.domain.directory import Team
 from service.domain.errors import DomainError, FieldError, NotFound
 from service.domain.periods import (
     check_period,
@@ -20,9 +20,12 @@ from service.domain.periods import (
 from service.domain.scheme import ResultsPolicy
 from service.queries import schemes
 from service.queries.cycles import (
+    EvaluationReads,
     cycle_scheme,
+    evaluation_reads,
     find_cycle,
     get_cycle,
+    held_evaluation_reads,
     pinned_scheme,
     presence_of,
     previous_last_places,
@@ -30,6 +33,8 @@ from service.queries.cycles import (
 )
 from service.queries.directory import get_team
 from service.queries.training import find_training
+from service.store.database import DATABASE_AWAY
+from service.store.errors import ConcurrencyError
 
 #: How far ahead a correction can reach a streak, whatever a later month's policy says.
 MAX_STREAK_LOOKAHEAD = 12
@@ -75,18 +80,43 @@ class Evaluate:
     comment: str | None
 
 
-async def evaluate(
-    ctx: ServiceContext, caller: Caller, team: Team, agent: Agent | None,
-    month: tuple[c.Cycle | None, int], cmd: Evaluate,
-) -> c.EvaluationSubmitted:
-    """Record an evaluation of an agent (None: not in the directory) in a team's month; the
-    last committed revision wins.
+async def evaluate(ctx: ServiceContext, caller: Caller, cmd: Evaluate,
+                   admit: Callable[[Team], None]) -> c.EvaluationSubmitted:
+    """Record an evaluation of an agent in a team's month; the last committed revision wins.
+    ``admit`` is the caller's check of the rater against the team (it raises to refuse).
 
-    The caller reads the team, the agent and the month with its version
-    (``queries.cycles.evaluation_reads``, one round trip), as it needs the team to check the
-    rater; the decision is taken on that month, and the append refuses it if the month moved
-    since (then the command decides again on the month read under its lock).
+    First on the team, the agent and the month as this process holds them, with no read at
+    all: the one statement is the append, refused if any of the three moved since. A refusal,
+    of that append or by any check on those states, is taken again on the three read anew (one
+    round trip, ``queries.cycles.evaluation_reads``), so no answer comes from a state that is
+    not current; a check's refusal stands as it was when none of them had moved.
     """
+    held = held_evaluation_reads(ctx, cmd.team_id, cmd.period, cmd.agent_id)
+    if held is not None:
+        try:
+            return await _evaluate(ctx, caller, cmd, admit, held, guarded=True)
+        except ConcurrencyError:
+            pass  # one of the three moved since
+        except DATABASE_AWAY:
+            raise  # not a refusal: the append may even have committed
+        except Exception:
+            read = await evaluation_reads(ctx, cmd.team_id, cmd.period, cmd.agent_id)
+            if read[2][1] == held[2][1] and read[3] == held[3]:
+                raise  # decided on the current states: the refusal stands
+            return await _evaluate(ctx, caller, cmd, admit, read)
+    read = await evaluation_reads(ctx, cmd.team_id, cmd.period, cmd.agent_id)
+    return await _evaluate(ctx, caller, cmd, admit, read)
+
+
+async def _evaluate(ctx: ServiceContext, caller: Caller, cmd: Evaluate,
+                    admit: Callable[[Team], None], read: EvaluationReads, *,
+                    guarded: bool = False) -> c.EvaluationSubmitted:
+    """Check and record an evaluation on the team, the agent and the month given; ``guarded``:
+    the append also checks that the team and the agent are still at the versions given (the
+    month's own version it always checks, and decides again on it under its lock when that
+    alone moved and nothing is guarded)."""
+    team, agent, month, versions = read
+    admit(team)
     scheme = await pinned_scheme(ctx, cmd.team_id, cmd.period)
     in_team = agent is not None and agent.team_id == cmd.team_id
     # Only roles that need training pay for reading the rater's records.
@@ -104,7 +134,7 @@ async def evaluate(
             agent_in_team=in_team, now=now, rater_training=trained, manager_ids=managers,
             position=agent.position if agent is not None else None,
         ),
-        fold=c.evolve_all, read=month,
+        fold=c.evolve_all, read=month, guards=versions if guarded else None,
     )
     assert state is not None
     return state.evaluations[(cmd.agent_id, cmd.rater_role, cmd.rater_id)]

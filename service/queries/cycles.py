@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from service.context import ServiceContext
 from service.domain import cycle as c
@@ -25,7 +26,7 @@ from service.queries import schemes
 from service.queries.directory import get_team, no_team
 from service.queries.metrics_source import agent_inputs
 from service.queries.roster import presence_inputs, team_agents, transfers_between
-from service.queries.streams import held, read_state, read_versions
+from service.queries.streams import Spec, held, held_versions, read_state, read_versions
 from service.queries.wait import wait
 from service.store.event_store import read_stream
 
@@ -56,18 +57,46 @@ async def cycle_scheme(ctx: ServiceContext, cycle: c.Cycle) -> Scheme:
     return await schemes.get_scheme(ctx, cycle.scheme_id, cycle.scheme_version)
 
 
+#: What an evaluation is checked and decided on: the team, the agent (None when there is
+#: none), the month's cycle with its version, and the team's and the agent's stream versions.
+EvaluationReads = tuple[Team, Agent | None, tuple[c.Cycle | None, int], dict[str, int]]
+
+
+def _evaluation_streams(team_id: str, period: str, agent_id: str) -> tuple[Spec, Spec, Spec]:
+    return ((d.team_stream(team_id), d.evolve_team), (d.agent_stream(agent_id), d.evolve_agent),
+            (c.cycle_stream(team_id, period), c.evolve, c.evolve_all))
+
+
+def _evaluation_reads(team_id: str, agent_id: str, read: list[tuple[Any, int]]
+                      ) -> EvaluationReads:
+    (team, team_version), (agent, agent_version), month = read
+    return team, agent, month, {d.team_stream(team_id): team_version,
+                                d.agent_stream(agent_id): agent_version}
+
+
 async def evaluation_reads(ctx: ServiceContext, team_id: str, period: str, agent_id: str
-                           ) -> tuple[Team, Agent | None, tuple[c.Cycle | None, int]]:
+                           ) -> EvaluationReads:
     """Return what an evaluation is checked and decided on, read in one round trip: the team
     (404 when there is none), the agent (None when there is none), and the month's cycle with
     its version, on which ``commands.evaluate`` decides without reading its stream again."""
     parse_period(period)
-    (team, _), (agent, _), month = await read_versions(
-        ctx, (d.team_stream(team_id), d.evolve_team), (d.agent_stream(agent_id), d.evolve_agent),
-        (c.cycle_stream(team_id, period), c.evolve, c.evolve_all))
-    if team is None:
+    read = _evaluation_reads(team_id, agent_id, await read_versions(
+        ctx, *_evaluation_streams(team_id, period, agent_id)))
+    if read[0] is None:
         raise no_team(team_id)
-    return team, agent, month
+    return read
+
+
+def held_evaluation_reads(ctx: ServiceContext, team_id: str, period: str, agent_id: str
+                          ) -> EvaluationReads | None:
+    """Return the same as this process holds it, without asking the database; None unless it
+    holds the team, the agent and the month (an agent or a month that does not exist is never
+    held). They may be stale: only for a decision whose append checks that none of the three
+    moved (``execute(guards=...)`` with the versions returned)."""
+    held = held_versions(ctx, *_evaluation_streams(team_id, period, agent_id))
+    if held is None or held[0][0] is None or held[1][0] is None or held[2][0] is None:
+        return None
+    return _evaluation_reads(team_id, agent_id, held)
 
 
 async def pinned_scheme(ctx: ServiceContext, team_id: str, period: str) -> Scheme:

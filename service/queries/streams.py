@@ -102,3 +102,16 @@ async def read_versions(ctx: ServiceContext, *streams: Spec) -> list[tuple[Any, 
         for key, (state, version), (stream_id, evolve, fold)
         in zip(keys, starts, folded, strict=True)
     ]
+
+
+def held_versions(ctx: ServiceContext, *streams: Spec) -> list[tuple[Any, int]] | None:
+    """Return the states of several streams with their versions as this process holds them
+    (``read_versions`` without the round trip), or None unless it holds every one. They may be
+    stale: only for a decision whose append checks that none moved (``execute(guards=...)``)."""
+    found = []
+    for spec in streams:
+        entry = ctx.states.get(held_key(spec[0], spec[1], spec[2] if len(spec) > 2 else None))
+        if entry is None:
+            return None
+        found.append(entry)
+    return found

@@ -102,6 +102,8 @@ class StreamAppend:
     events: Sequence[NewEvent]
     expected_version: int | None
     idempotency_key: str | None = None
+    #: Other streams that must still be at these versions (the decision read them).
+    guards: Mapping[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -148,14 +150,14 @@ _LOCK_STREAM = "hashtextextended($1, 0)"
 # It probes the first id alone with "=": an "= ANY(array)" probe gets a sequential scan in the
 # generic plan asyncpg's cached statement settles on while the table is young, and every append
 # then reads the whole table until autovacuum's first ANALYZE replans it.
-_APPEND_SQL = f"""
+_APPEND_MANY = f"""
 WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({_LOCK_STREAM}) AS locked),
 bumped AS (
     INSERT INTO stream AS s (stream_id, stream_type, version)
     SELECT $1, $2, $4::int FROM lock
     WHERE ($3::int IS NULL OR $3::int = 0 OR EXISTS (SELECT 1 FROM stream WHERE stream_id = $1))
       AND ($11::bool IS NOT TRUE
-           OR NOT EXISTS (SELECT 1 FROM event WHERE event_id = ($7::uuid[])[1]))
+           OR NOT EXISTS (SELECT 1 FROM event WHERE event_id = ($7::uuid[])[1])){{guard}}
     ON CONFLICT (stream_id) DO UPDATE SET version = s.version + $4::int
     WHERE $3::int IS NULL OR s.version = $3::int
     RETURNING s.version
@@ -172,13 +174,14 @@ RETURNING position, version, tx_id
 """
 
 # One event, scalar parameters: no arrays to encode, parse and unnest (the common case).
-_APPEND_ONE_SQL = f"""
+_APPEND_ONE = f"""
 WITH lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({_LOCK_STREAM}) AS locked),
 bumped AS (
     INSERT INTO stream AS s (stream_id, stream_type, version)
     SELECT $1, $2, 1 FROM lock
     WHERE ($3::int IS NULL OR $3::int = 0 OR EXISTS (SELECT 1 FROM stream WHERE stream_id = $1))
-      AND ($10::bool IS NOT TRUE OR NOT EXISTS (SELECT 1 FROM event WHERE event_id = $4::uuid))
+      AND ($10::bool IS NOT TRUE
+           OR NOT EXISTS (SELECT 1 FROM event WHERE event_id = $4::uuid)){{guard}}
     ON CONFLICT (stream_id) DO UPDATE SET version = s.version + 1
     WHERE $3::int IS NULL OR s.version = $3::int
     RETURNING s.version
@@ -188,6 +191,20 @@ INSERT INTO event (stream_id, stream_type, version, event_id, type, schema_versi
 SELECT $1, $2, bumped.version, $4::uuid, $5, $6, $7::jsonb, $8::jsonb, $9 FROM bumped
 RETURNING position, version, tx_id
 """
+
+
+# Guards: other streams the decision was taken on must still be at the versions it read (the
+# team and the agent of an evaluation, decided on as this process holds them). A stream that
+# moved leaves no row to insert, so the append is refused like a stale version of its own.
+_GUARD = """
+      AND NOT EXISTS (
+          SELECT 1 FROM unnest(${ids}::text[], ${versions}::int[]) AS g(stream_id, version)
+          WHERE g.version <> coalesce(
+              (SELECT version FROM stream WHERE stream.stream_id = g.stream_id), 0))"""
+_APPEND_SQL = _APPEND_MANY.format(guard="")
+_GUARDED_APPEND_SQL = _APPEND_MANY.format(guard=_GUARD.format(ids=12, versions=13))
+_APPEND_ONE_SQL = _APPEND_ONE.format(guard="")
+_GUARDED_APPEND_ONE_SQL = _APPEND_ONE.format(guard=_GUARD.format(ids=11, versions=12))
 
 _COLUMNS = (
     "position, tx_id, stream_id, version, event_id, type, schema_version, data, metadata,"
@@ -204,13 +221,18 @@ async def append(
     metadata: Mapping[str, Any],
     recorded_at: datetime,
     idempotency_key: str | None = None,
+    guards: Mapping[str, int] | None = None,
 ) -> AppendResult:
     """Append events to one stream in one statement; raise ConcurrencyError on a stale version.
+
+    ``guards``: other streams, by id, that the decision was taken on at these versions (0: no
+    events); the append is refused the same way if any of them moved. They are read in the
+    statement's snapshot, as a read just before the append would have read them.
 
     Works inside the caller's transaction or on its own (autocommit), but it must be the
     transaction's first write: see the module docstring on per-stream order.
     """
-    request = StreamAppend(stream_id, events, expected_version, idempotency_key)
+    request = StreamAppend(stream_id, events, expected_version, idempotency_key, guards)
     return await _append_one(conn, request, metadata, recorded_at)
 
 
@@ -260,6 +282,9 @@ async def _append_one(
             recorded_at,
             chosen_ids,
         )
+        if request.guards:
+            sql = _GUARDED_APPEND_ONE_SQL
+            args = (*args, list(request.guards), list(request.guards.values()))
     else:
         sql = _APPEND_SQL
         args = (
@@ -275,6 +300,9 @@ async def _append_one(
             [_plain(e.data) for e in request.events],
             chosen_ids,
         )
+        if request.guards:
+            sql = _GUARDED_APPEND_SQL
+            args = (*args, list(request.guards), list(request.guards.values()))
     try:
         if conn.is_in_transaction():
             async with conn.transaction():  # a savepoint, so a retry lookup can follow

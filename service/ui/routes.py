@@ -32,6 +32,7 @@ from service.api.auth import (
     ensure_rates_as,
     ensure_self_or_manager,
     log_failure,
+    rater_admission,
 )
 from service.api.auth import public as public_rule
 from service.api.deps import Ctx, caller
@@ -917,7 +918,7 @@ async def submit_evaluation(
     """Submit the evaluation (the API's PUT .../evaluations/{agent_id}/{rater_role})."""
     form = await form_data(request)
     scheme = await pinned_scheme(ctx, team_id, period)
-    team, agent, month = await cycle_reads.evaluation_reads(ctx, team_id, period, agent_id)
+    _, agent, _, _ = await cycle_reads.evaluation_reads(ctx, team_id, period, agent_id)
     names = set(scheme.form(rater_role, agent.position if agent is not None else None))
     owner = scheme.kpi_attainment_criterion()
     if owner is not None and owner[0] == rater_role and form.get(owner[1].name, "").strip():
@@ -948,12 +949,10 @@ async def submit_evaluation(
         body = EvaluationIn(scores=scores, comment=comment)
         # PUT .../evaluations/{agent_id}/{rater_role}'s checks, then its command.
         ensure_rates_as(principal, rater_role, agent_id)
-        if rater_role == "manager":
-            ensure_manager_of(principal, team.manager_ids)
-        await cycle_commands.evaluate(ctx, caller(principal, request), team, agent, month,
-                                      cycle_commands.Evaluate(
+        await cycle_commands.evaluate(ctx, caller(principal, request), cycle_commands.Evaluate(
             team_id=team_id, period=period, agent_id=agent_id, rater_role=rater_role,
-            rater_id=principal.subject, scores=body.scores, comment=body.comment))
+            rater_id=principal.subject, scores=body.scores, comment=body.comment),
+            rater_admission(principal, rater_role))
     except DomainError as exc:
         if status_of(exc) != 422:
             raise

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
 from service.commands import base
-from service.domain.events import decode
+from service.commands import cycles as commands
+from service.domain import directory as d
+from service.domain.events import DomainEvent, decode
+from service.queries.streams import load
 from service.store.database import Database
-from service.store.event_store import read_stream
+from service.store.event_store import append, read_stream
 from tests.support.scenario import ADMIN, MANAGER_FORM, make_team, uniform_composite
 
 PERIOD = "2026-11"
@@ -374,3 +379,84 @@ async def test_a_close_is_held_as_written_and_equals_what_its_stored_data_decode
     closed = next(e for e in stored if e.type == "CycleClosed")
     model = written[(closed.event_id, closed.tx_id, closed.position)]
     assert model == decode(closed.type, closed.schema_version, closed.data)
+
+
+async def _as_another_process(db: Database, stream_id: str, evolve: Any,
+                              decide: Callable[[Any], Sequence[DomainEvent]]) -> None:
+    """Change a directory stream as another process would: its own read and append, unseen by
+    the states the service holds."""
+    async with db.connection() as conn:
+        state, version = await load(conn, stream_id, evolve)
+        await append(conn, stream_id, base.to_new(list(decide(state))), expected_version=version,
+                     metadata={"actor": {"subject": "elsewhere", "role": "admin"}},
+                     recorded_at=datetime.now(UTC))
+
+
+async def test_an_evaluation_on_held_states_is_checked_and_decided_again_once_they_moved(
+    app_client: httpx.AsyncClient, db: Database, uid: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PUT evaluation decides on the team, the agent and the month as the service holds them,
+    # and its append checks that none of them moved. A change another process made meanwhile
+    # (an agent renamed or moved to another team, a team's managers changed) refuses that
+    # append, and the rater's check and the decision are made again on the streams read anew.
+    team = await make_team(app_client, uid, 2)
+    other = await make_team(app_client, uid + "o", 1)
+    await team.open(PERIOD)
+    a, b = team.agents
+    await team.manager_eval(PERIOD, a, 70)
+    await team.manager_eval(PERIOD, b, 70)  # the service holds all three from here
+    decided_on: list[tuple[tuple[str, ...], str | None]] = []
+    evaluate = commands._evaluate
+
+    async def recording(ctx: Any, caller: Any, cmd: Any, admit: Any, read: Any,
+                        **kwargs: Any) -> Any:
+        decided_on.append((tuple(read[0].manager_ids), read[1].team_id if read[1] else None))
+        return await evaluate(ctx, caller, cmd, admit, read, **kwargs)
+
+    monkeypatch.setattr(commands, "_evaluate", recording)
+    held = ((team.manager_id,), team.team_id)
+    assert (await team.manager_eval(PERIOD, a, 71)).json()["revision"] == 2
+    assert decided_on == [held]  # nothing moved: decided once, on the states held
+
+    decided_on.clear()
+    await _as_another_process(db, d.agent_stream(a), d.evolve_agent, lambda s: d.decide_put_agent(
+        s, d.PutAgent(agent_id=a, name="Renamed", team_id=team.team_id), datetime.now(UTC)))
+    revised = await team.manager_eval(PERIOD, a, 75)
+    assert revised.json()["revision"] == 3 and revised.json()["scores"]["service"] == 75
+    assert decided_on == [held, held]  # refused on the agent's version, decided again
+
+    decided_on.clear()
+    await _as_another_process(db, d.agent_stream(b), d.evolve_agent, lambda s: d.decide_put_agent(
+        s, d.PutAgent(agent_id=b, name="Moved", team_id=other.team_id), datetime.now(UTC)))
+    moved = await app_client.put(team.url(PERIOD, f"/evaluations/{b}/manager"),
+                                 json={"scores": dict.fromkeys(MANAGER_FORM, 80)},
+                                 headers=team.manager)
+    assert moved.status_code == 422, moved.text
+    assert moved.json()["errors"][0]["field"] == "agent_id"
+    assert decided_on == [held, ((team.manager_id,), other.team_id)]
+
+    decided_on.clear()
+    await _as_another_process(db, d.team_stream(team.team_id), d.evolve_team,
+                              lambda s: d.decide_put_team(s, d.PutTeam(
+                                  team.team_id, s.name, manager_ids=(f"m2-{uid}",))))
+    refused = await app_client.put(team.url(PERIOD, f"/evaluations/{a}/manager"),
+                                   json={"scores": dict.fromkeys(MANAGER_FORM, 90)},
+                                   headers=team.manager)
+    assert refused.status_code == 403, refused.text
+    assert decided_on == [held, ((f"m2-{uid}",), team.team_id)]
+    # Refused again on the states now held: they are current, so the refusal stands as it is.
+    decided_on.clear()
+    again = await app_client.put(team.url(PERIOD, f"/evaluations/{a}/manager"),
+                                 json={"scores": dict.fromkeys(MANAGER_FORM, 90)},
+                                 headers=team.manager)
+    assert again.status_code == 403
+    assert decided_on == [((f"m2-{uid}",), team.team_id)]
+    events = await _month_events(db, team.team_id)
+    assert [e["scores"]["service"] for e in events if e["agent_id"] == a] == [70, 71, 75]
+    assert [e["scores"]["service"] for e in events if e["agent_id"] == b] == [70]
+
+
+async def _month_events(db: Database, team_id: str) -> list[dict[str, Any]]:
+    async with db.connection() as conn:
+        recorded = await read_stream(conn, f"cycle:{team_id}:{PERIOD}")
+    return [r.data for r in recorded if r.type == "EvaluationSubmitted"]

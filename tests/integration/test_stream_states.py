@@ -93,14 +93,14 @@ async def test_several_streams_read_in_one_round_trip_see_other_writers(
     cmd = d.PutAgent(agent_id=agent_id, name="First", team_id=team_id)
     await execute(ctx, Caller(META), d.agent_stream(agent_id), d.evolve_agent,
                   lambda state: list(d.decide_put_agent(state, cmd, NOW)))
-    team, agent, month = await evaluation_reads(ctx, team_id, "2026-11", agent_id)
+    team, agent, month, _ = await evaluation_reads(ctx, team_id, "2026-11", agent_id)
     assert month == (None, 0)
     assert team.manager_ids == ("m-1",) and agent is not None and agent.name == "First"
     async with db.connection() as conn:  # another process renames the agent
         await append(conn, d.agent_stream(agent_id), to_new(d.decide_put_agent(
             agent, d.PutAgent(agent_id=agent_id, name="Second", team_id=team_id), NOW)),
             expected_version=1, metadata=META, recorded_at=NOW)
-    team_again, renamed, _ = await evaluation_reads(ctx, team_id, "2026-11", agent_id)
+    team_again, renamed, _, _ = await evaluation_reads(ctx, team_id, "2026-11", agent_id)
     assert team_again == team and renamed is not None and renamed.name == "Second"
     assert renamed == await find_agent(ctx, agent_id)
     assert (await evaluation_reads(ctx, team_id, "2026-11", absent))[1] is None
