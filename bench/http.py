@@ -195,9 +195,9 @@ part of both commands' projection work was done outside their windows. Changed:
 
 In one process, without HTTP or projections (8 clients, old and new code alternating four
 times at load 8-11): put_agent took 361-602 -> 293-415 µs of CPU, an evaluation's reads and
-command 799-899 -> 661-781 µs. PUT evaluation still reads the team, the agent and the month
-before it decides (the team for the rater's check); that round trip could go too if the append
-checked the team's and the agent's versions as well and a refusal ran the route's check again.
+command 799-899 -> 661-781 µs. PUT evaluation still read the team, the agent and the month
+before it decided (the team for the rater's check); the sixth look below took that round trip
+out.
 
 The route waits for no read model: it answers once its event is committed; the projections
 follow in the background.
@@ -214,13 +214,36 @@ projections (cProfile): PUT agent 2,268 -> 1,824 Python calls, PUT evaluation 2,
 2,432-2,566. Runs of this benchmark at load 8-11 moved more from run to run than that.
 
 What is left is the framework and the round trips themselves: FastAPI's dependency solving,
-middleware and the serving router's routes tried twice, the pool and asyncpg per statement (the
-route and the command each take a pooled connection), and the projections' fixed cost per
-batch; the five that skip evaluations still read past them, a read every 50 ms or so under
-load. Run as a diagnostic with the projections in a second service process
-(`CSPERF_RUN_PROJECTIONS=false` on the measured one), that process took 130-204 µs an
-evaluation and the measured one 703-928 µs, against 992-1,189 µs with them in-process
-(09:39 UTC, load 5-6).
+middleware and the serving router's routes tried twice, the pool and asyncpg per statement, and
+the projections' fixed cost per batch; the five that skip evaluations still read past them, a
+read every 50 ms or so under load. Run as a diagnostic with the projections in a second service
+process (`CSPERF_RUN_PROJECTIONS=false` on the measured one), that process took 130-204 µs an
+evaluation and the measured one 703-928 µs, against 992-1,189 µs with them in-process (09:39
+UTC, load 5-6).
+
+A sixth look (py-spy under this load, 15:00 UTC) took out PUT evaluation's read before its
+decision. The command decides on the team, the agent and the month as the process holds them
+(`queries.cycles.held_evaluation_reads`), with no read at all: its one statement is the append,
+which checks the month's version as always and also that the team's and the agent's streams are
+still at the versions held (`event_store.append(guards=...)`, in the same INSERT). A refusal, of
+the append or by any check on those states (the rater's check, `auth.rater_admission`, now run
+by the command on each state of the team it decides on; the decision's own 403s and 422s), reads
+the three again in one round trip and checks and decides anew, so no answer comes from a state
+that is not current; a check's refusal stands as it was when that read finds none of the three
+moved (a test moves the agent, renames it and changes the team's managers from another process
+between evaluations). One statement and one pooled connection before the answer, as PUT agent.
+This benchmark, old and new code alternating four times (15:01-15:30 UTC, load 5-14): service
+CPU an evaluation 1,829-2,966 µs (mean 2,565) -> 2,101-2,312 µs (mean 2,233), PostgreSQL
+1,034-1,483 µs (mean 1,317) -> 872-1,103 µs (mean 985); against PUT agent's in the same run (the
+same code on both sides, so it takes out the machine's drift) the service's 2.0-2.45 times ->
+1.35-1.8 times, PostgreSQL's 2.3-2.8 -> 1.4-1.9. The app in one process without projections,
+one client, client and app together, alternating three times: 3,030-3,677 -> 2,343-2,890 µs a
+request (the best of five passes of 300). The throughputs at that load told nothing (the trivial
+route moved by half between its two runs of one suite). After it, py-spy of the service under
+PUT evaluation: the append itself 28 % of the samples (mostly asyncpg's protocol and the socket
+write), the pool's lend 5 %, the decision 4 %, the held reads and the scheme 3 %, the
+projections' workers 11 %, and FastAPI's routing, dependency solving, middleware and uvicorn the
+rest of the request's share.
 """,
 )
 
