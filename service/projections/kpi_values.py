@@ -45,6 +45,10 @@ LOCK_NAMESPACE = 7215003
 LOCK_NAME = "kpi-values:refresher"
 #: How often the months still running are recomputed whatever was counted.
 SWEEP_SECONDS = 300.0
+#: The most of the time the refresher's passes may take (``pause_after``): a tenth of a core,
+#: while that asks a pause of at most ``LONGEST_PAUSE`` seconds.
+SHARE = 0.1
+LONGEST_PAUSE = 10.0
 #: The scheme that measures a team's month and the team's own targets (None: no such team).
 MonthContext = Callable[[str, str], Awaitable[tuple[Scheme, Mapping[str, TeamTarget]] | None]]
 
@@ -105,7 +109,12 @@ class KpiValues(LockedLoop):
 
     A pass every 2 seconds: under steady ingestion every agent is touched every second, and
     a pass recomputes each agent once however many batches touched them, so a longer interval
-    is less work taken from ingestion (measured: BENCHMARKS.md, suite kpis).
+    is less work taken from ingestion (measured: BENCHMARKS.md, suite kpis). When a pass takes
+    longer than a ninth of that (a busy machine, a large centre), the pause after it is nine
+    times the pass, up to 10 seconds (``SHARE``, ``LONGEST_PAUSE``: passes of up to 1.1 s take
+    at most a tenth of the time, so of a core; the rows never lag by more than 10 seconds and
+    a pass), and 2 seconds again once the machine is quiet. The API's live KPIs never lag
+    (they sum the totals as they stand).
     """
 
     quiet = (asyncpg.UndefinedTableError,)  # not migrated yet
@@ -114,7 +123,8 @@ class KpiValues(LockedLoop):
                  clock: Callable[[], datetime], interval_seconds: float = 2.0) -> None:
         super().__init__(db, name="live KPI values", lock=(LOCK_NAMESPACE, LOCK_NAME),
                          interval_seconds=interval_seconds,
-                         standby_seconds=interval_seconds * 5)
+                         standby_seconds=interval_seconds * 5, share=SHARE,
+                         longest_seconds=LONGEST_PAUSE)
         self.month_context = month_context
         self.clock = clock
         self._swept = -SWEEP_SECONDS

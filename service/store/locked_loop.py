@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -46,19 +48,44 @@ async def take_lock(db: Database, lock: tuple[int, str], *, first: float, cap: f
     return None
 
 
+def pause_after(took: float, interval: float, share: float | None, longest: float) -> float:
+    """Return the pause after a pass that took ``took`` seconds: ``interval``, or, with a
+    ``share`` (0 < share < 1), as long as it takes for the pass to be at most that share of the
+    time from its start to the next one's, ``took * (1 - share) / share``, when that is longer,
+    up to ``longest``.
+
+    A pass's time grows with the machine's load (it waits for the CPU as well as working), so
+    under heavy load such a loop steps back, and takes the interval again once passes are
+    quick. One pass at a time on one connection, so its work is at most ``share`` of a core
+    (its own process's and PostgreSQL's together, in turn) while the pause it asks is at most
+    ``longest``; past that, what the loop keeps up to date is never more than ``longest``
+    and a pass behind."""
+    if share is None:
+        return interval
+    return min(longest, max(interval, took * (1 - share) / share))
+
+
 class LockedLoop(Background):
-    """Run ``work`` every ``interval`` seconds on the one replica that holds the lock."""
+    """Run ``work`` every ``interval`` seconds on the one replica that holds the lock (with
+    ``share``, after a longer pause, up to ``longest``, when a pass took long: ``pause_after``)."""
 
     #: Errors that mean "not yet" (say, a table the migrations have not made): wait quietly.
     quiet: tuple[type[BaseException], ...] = ()
 
     def __init__(self, db: Database, *, name: str, lock: tuple[int, str],
-                 interval_seconds: float, standby_seconds: float) -> None:
+                 interval_seconds: float, standby_seconds: float, share: float | None = None,
+                 longest_seconds: float | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.db = db
         self.name = name
         self.lock = lock
         self.interval = interval_seconds
         self.standby = standby_seconds
+        self.share = share
+        self.longest = longest_seconds if longest_seconds is not None else interval_seconds
+        self.monotonic = monotonic
+        self.sleep = sleep
         self.holding = False
         self.task_name = lock[1]
 
@@ -81,8 +108,10 @@ class LockedLoop(Background):
                 while True:
                     # A dead lock connection means another replica may hold the lock now.
                     await conn.fetchval("SELECT 1")
+                    started = self.monotonic()
                     await self.work(conn)
-                    await asyncio.sleep(self.interval)
+                    await self.sleep(pause_after(self.monotonic() - started, self.interval,
+                                                 self.share, self.longest))
             except asyncio.CancelledError:
                 raise
             except DATABASE_AWAY as exc:
