@@ -28,7 +28,7 @@ from service.domain.text import PRINTABLE_PATTERN
 from service.projections.directory import Directory
 from service.queries import kpis
 from service.queries.cycles import month_scheme
-from service.queries.directory import get_agent, get_team
+from service.queries.directory import get_team
 from service.queries.sanctions import managed_teams
 from service.queries.wait import READ_TIMEOUT, wait
 from service.store import metrics as store
@@ -350,13 +350,10 @@ async def agent_kpis(
     """Return an agent's live KPIs for a month, or CSV (the agent, their team's managers,
     admins, readers)."""
     ctx = service_context(request)
-    agent = await get_agent(ctx, agent_id)
-    team = await get_team(ctx, agent.team_id)
+    agent, team, latest = await kpis.agent_and_team(ctx, agent_id)
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
     month = _period(period, team.timezone, ctx.clock())
-    scheme = await month_scheme(ctx, team, month)
-    async with ctx.db.connection() as conn:
-        document = await kpis.agent_kpis(conn, agent_id, month, scheme, agent.position)
+    document = await kpis.agent_month(ctx, agent, team, month, latest)
     out = AgentKpisOut(agent_id=agent_id, team_id=agent.team_id, period=month, **document)
     return (_kpi_table(request, out, agent_id, f"kpis-{agent_id}-{month}")
             if wants_table(request) else out)

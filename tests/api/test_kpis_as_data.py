@@ -179,6 +179,15 @@ async def test_a_metric_renamed_while_a_month_is_open_counts_for_that_month_only
         "occurred_at": "2026-12-02T10:00:00+09:00"}
     refused = await send(app_client, source, [december])
     assert [r["reason"] for r in refused["rejected"]] == ["unknown_metric"]
+    # The live KPIs of November are measured by its version, December's by the latest, read
+    # after reading the agent, the team and the scheme in turn and then together (held)
+    for _ in range(2):
+        live = (await app_client.get(f"/v1/agents/{agent}/kpis?period={PERIOD}",
+                                     headers=ADMIN)).json()
+        assert live["totals"]["presence_days"] == 3 and "days_present" not in live["totals"]
+        later = (await app_client.get(f"/v1/agents/{agent}/kpis?period=2026-12",
+                                      headers=ADMIN)).json()
+        assert later["totals"]["days_present"] == 0 and "presence_days" not in later["totals"]
 
 
 async def test_a_kpi_whose_over_metric_never_arrives_is_unavailable_for_the_team(

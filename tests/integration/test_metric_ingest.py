@@ -158,6 +158,10 @@ async def test_transferred_agent_samples_follow_the_team_of_their_time(
     first = await make_team(app_client, uid + "a", 1, timezone="Asia/Seoul")
     second = await make_team(app_client, uid + "b", 0, timezone="UTC")
     agent = first.agents[0]
+    # Read before the move: the process then holds the agent and the first team, and the
+    # read after it must not take the team it holds for the agent's (kpis.agent_and_team).
+    before = await app_client.get(f"/v1/agents/{agent}/kpis?period=2026-11", headers=ADMIN)
+    assert before.json()["team_id"] == first.team_id and before.json()["samples"] == 0
     app_clock.set(datetime(2026, 11, 15, tzinfo=UTC))
     response = await app_client.put(f"/v1/agents/{agent}",
                                     json={"name": "Mover", "team_id": second.team_id},
@@ -179,6 +183,8 @@ async def test_transferred_agent_samples_follow_the_team_of_their_time(
     assert body["kpis"]["payment_ratio"] == 0.5
     assert body["by_team"] == [{"team_id": first.team_id, "samples": 1},
                                {"team_id": second.team_id, "samples": 2}]
+    again = await app_client.get(f"/v1/agents/{agent}/kpis?period=2026-11", headers=ADMIN)
+    assert again.json() == body
     team_totals = (await app_client.get(f"/v1/teams/{first.team_id}/kpis?period=2026-11",
                                         headers=ADMIN)).json()
     assert team_totals["totals"]["orders"] == 5 and team_totals["agents"] == 1
