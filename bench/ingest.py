@@ -171,6 +171,27 @@ steadier figure.
   before, 14.0 and 37.8 µs, 12.9 and 34.2 µs after, the peer's 9.3-9.9 and 24.9-28.7 µs;
   73 % and 101 % of the peer's rate before, 79 % and 90 % after: at that load the spread from
   run to run is larger than the change.
+- **What ran beside ingestion, cut** (2026-12-03, late afternoon; pg_stat_statements over the
+  csperf run, at load 5-10). The compactor folded until a step found nothing, and under
+  steady ingestion each step found the batch or two committed during the one before: a pass
+  never ended, and the totals fold ran 93 times in the run for 5.5 s of statement time, more
+  than the live KPI read model and the dashboard poll together. It now folds what is pending,
+  a step at a time, and stops at the first step short of a full one (`compact_pass`): 19
+  folds, 2.9 s. The live KPI read model's passes (7 in that run, 3.0 s: the sums of every
+  touched agent's totals, the delete and the COPY of 3,500 rows) now pause 2 s, or nine
+  times the pass when that is longer, up to 10 s (`LockedLoop` `share`, `pause_after`): at
+  most a tenth of a core for passes of up to 1.1 s, 2 s behind again when the machine is
+  quiet (README: reporting). The dashboard's `GET /v1/agents/{id}/kpis` took six or seven
+  round trips (the agent, the team, the cycle's first event, the team again, the scheme, the
+  totals per metric and per team), each on a pooled connection of its own; it now takes two
+  (the agent's, team's and scheme's streams together when the process holds the agent and
+  the team; the totals by grouping sets with the cycle's opening event). Suite runs
+  alternated, the code before this round and after (15:41-15:55 UTC, load 9-17, four other
+  test suites running): csperf's CPU per sample (service, PostgreSQL) 10.8 and 25.8 µs, 11.9
+  and 27.4 µs before, 10.9 and 23.2 µs, 11.3 and 24.8 µs after; the peer's 7.8-8.7 and
+  18.5-22.1 µs in the same runs: csperf's CPU per sample was 1.39 and 1.34 times the peer's
+  before, 1.12 and 1.25 after. The rates themselves moved with the load (csperf
+  before at 122 % and 70 % of the peer, after at 72 % and 93 %) and say nothing at that load.
 - **Load.** The run above shared the machine with other engineers' test suites (load 6; the
   COPY baseline moved from 53,837 to 124,892 rows/s between its two runs), which weighs on
   whichever of csperf and the peer it overlaps. A quick run (`--quick`, a fifth of the day) at
