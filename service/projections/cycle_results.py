@@ -222,82 +222,111 @@ class CycleResults(Projection):
         self, conn: asyncpg.Connection, tables: Tables,
         evaluations: Sequence[tuple[str, c.EvaluationSubmitted]],
     ) -> None:
-        # A statement per kind of row for the whole batch, never one per month: a batch holds
-        # its transaction (and so every projection's view of later events) while it runs.
-        touched: dict[tuple[str, str], set[str]] = {}
+        """Store a run of evaluations, the counts of their months, the months' rater
+        calibration (every rater's baseline moves with any evaluation) and the gaps of their
+        agents (a gap depends on its agent's evaluations alone)."""
+        # Two statements for the whole batch, never one per month or per kind of row: a batch
+        # holds its transaction (and so every projection's view of later events) while it
+        # runs. The first reads the months' scales and the evaluations they hold; the batch's
+        # are laid over those here, as the upsert lays them, so that the counts, the
+        # calibration and the gaps are worked out before the second writes all of it.
+        batch: dict[tuple[str, str], dict[tuple[str, str, str], c.EvaluationSubmitted]] = {}
         for stream_id, e in evaluations:
             _, team_id, period = stream_id.split(":", 2)
-            touched.setdefault((team_id, period), set()).add(e.agent_id)
-        months = _arrays(touched)
-        scales = {
-            (r["team_id"], r["period"]): float(r["scale_max"])
-            for r in await conn.fetch(
-                f"SELECT c.team_id, c.period, coalesce((v.scheme ->> 'scale_max')::float8,"
-                f" 100) AS scale_max FROM {tables['cycles']} c"
-                f" LEFT JOIN {tables['scheme_versions']} v ON v.scheme_id = c.scheme_id"
-                " AND v.version = c.scheme_version"
-                f" WHERE (c.team_id, c.period) IN ({_MONTHS})", *months)
-        }
-        rows = []
-        for stream_id, e in evaluations:
-            _, team_id, period = stream_id.split(":", 2)
-            rows.append((team_id, period, e.agent_id, e.rater_role, e.rater_id, e.revision,
-                         e.submitted_at, e.scores, e.model_dump(mode="json"),
-                         cal.level(e, scales.get((team_id, period), 100.0))))
-        await conn.executemany(
-            f"""
-            INSERT INTO {tables['evaluations']} AS v
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-            ON CONFLICT (team_id, period, agent_id, rater_role, rater_id) DO UPDATE SET
-                revision = $6, submitted_at = $7, scores = $8, event = $9, level = $10
-            """,
-            rows,
-        )
-        await conn.execute(
-            f"UPDATE {tables['cycles']} AS c SET evaluations = n.count FROM ("
-            f"SELECT team_id, period, count(*) FROM {tables['evaluations']}"
-            f" WHERE (team_id, period) IN ({_MONTHS}) GROUP BY team_id, period) AS n"
-            " WHERE c.team_id = n.team_id AND c.period = n.period",
-            *months,
-        )
-        await self._calibrate(conn, tables, touched)
-
-    async def _calibrate(self, conn: asyncpg.Connection, tables: Tables,
-                         touched: dict[tuple[str, str], set[str]]) -> None:
-        """Store the rater calibration of the months given, and the gaps of their agents
-        given."""
-        months = _arrays(touched)
-        levels: dict[tuple[str, str], list[cal.Level]] = {month: [] for month in touched}
+            # A revision later in the batch replaces an earlier one, as in the table.
+            batch.setdefault((team_id, period), {})[(e.agent_id, e.rater_role, e.rater_id)] = e
+        months = _arrays(batch)
+        scales: dict[tuple[str, str], float] = {}
+        held: dict[tuple[str, str], dict[tuple[str, str, str], cal.Level | None]] = {
+            month: {} for month in batch}
         for r in await conn.fetch(
-            f"SELECT team_id, period, agent_id, rater_role, rater_id, submitted_at, level"
-            f" FROM {tables['evaluations']} WHERE (team_id, period) IN ({_MONTHS})"
-            " AND level IS NOT NULL", *months,
+            "SELECT m.team_id, m.period, coalesce((v.scheme ->> 'scale_max')::float8, 100)"
+            " AS scale_max, e.agent_id, e.rater_role, e.rater_id, e.submitted_at, e.level"
+            f" FROM ({_MONTHS}) AS m (team_id, period)"
+            f" LEFT JOIN {tables['cycles']} c ON (c.team_id, c.period) = (m.team_id, m.period)"
+            f" LEFT JOIN {tables['scheme_versions']} v ON v.scheme_id = c.scheme_id"
+            " AND v.version = c.scheme_version"
+            f" LEFT JOIN {tables['evaluations']} e"
+            " ON (e.team_id, e.period) = (m.team_id, m.period)", *months,
         ):
-            levels[(r["team_id"], r["period"])].append(cal.Level(
-                r["agent_id"], r["rater_role"], r["rater_id"], r["submitted_at"], r["level"]))
-        # Every rater's baseline moves with any evaluation: the month's raters are rewritten;
-        # a gap depends on its agent's evaluations alone.
+            month = (r["team_id"], r["period"])
+            scales[month] = float(r["scale_max"])
+            if r["agent_id"] is not None:
+                held[month][(r["agent_id"], r["rater_role"], r["rater_id"])] = (
+                    None if r["level"] is None else cal.Level(
+                        r["agent_id"], r["rater_role"], r["rater_id"], r["submitted_at"],
+                        r["level"]))
+        # The rows go as one JSON document a table, read back by json_to_recordset: asyncpg
+        # encodes an array parameter at about a microsecond an element (an isinstance check
+        # against an abstract class each), which made arrays of every column cost the process
+        # more than the statements they replaced.
+        written: list[dict[str, Any]] = []
+        for (team_id, period), revised in batch.items():
+            for (agent_id, role, rater_id), e in revised.items():
+                level = cal.level(e, scales[(team_id, period)])
+                written.append({"team_id": team_id, "period": period, "agent_id": agent_id,
+                                "rater_role": role, "rater_id": rater_id,
+                                "revision": e.revision, "submitted_at": e.submitted_at,
+                                "scores": e.scores, "event": e.model_dump(mode="json"),
+                                "level": level})
+                held[(team_id, period)][(agent_id, role, rater_id)] = (
+                    None if level is None
+                    else cal.Level(agent_id, role, rater_id, e.submitted_at, level))
+        counts: list[dict[str, Any]] = []
+        raters: list[dict[str, Any]] = []
+        gaps: list[dict[str, Any]] = []
+        for (team_id, period), rows in held.items():
+            keys = {"team_id": team_id, "period": period}
+            counts.append({**keys, "count": len(rows)})
+            levels = [x for x in rows.values() if x is not None]
+            raters.extend({**keys, **r} for r in cal.rater_statistics(levels))
+            gaps.extend({**keys, **cal.self_manager_gap(levels, agent)}
+                        for agent in sorted({a for a, _, _ in batch[(team_id, period)]}))
         await conn.execute(
-            f"DELETE FROM {tables['rater_calibration']} WHERE (team_id, period) IN ({_MONTHS})",
-            *months,
-        )
-        await conn.executemany(
-            f"INSERT INTO {tables['rater_calibration']} VALUES"
-            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            [(team_id, period, r["rater_id"], r["rater_role"], r["count"], r["mean"],
-              r["stddev"], r["min"], r["max"], r["baseline_count"], r["baseline"],
-              r["deviation"], r["flag"], r["reason"])
-             for (team_id, period), month in levels.items()
-             for r in cal.rater_statistics(month)],
-        )
-        await conn.executemany(
-            f"INSERT INTO {tables['self_manager_gaps']} VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            " ON CONFLICT (team_id, period, agent_id) DO UPDATE SET self_level = $4,"
-            " manager_level = $5, gap = $6, flagged = $7",
-            [(team_id, period, g["agent_id"], g["self"], g["manager"], g["gap"], g["flag"])
-             for (team_id, period), agents in touched.items()
-             for g in (cal.self_manager_gap(levels[(team_id, period)], agent)
-                       for agent in sorted(agents))],
+            f"""
+            WITH revised AS (
+                INSERT INTO {tables['evaluations']}
+                SELECT * FROM json_to_recordset($1::json) AS r (team_id text, period text,
+                    agent_id text, rater_role text, rater_id text, revision integer,
+                    submitted_at timestamptz, scores jsonb, event jsonb, level float8)
+                ON CONFLICT (team_id, period, agent_id, rater_role, rater_id) DO UPDATE SET
+                    revision = EXCLUDED.revision, submitted_at = EXCLUDED.submitted_at,
+                    scores = EXCLUDED.scores, event = EXCLUDED.event, level = EXCLUDED.level
+            ), months AS (
+                SELECT * FROM json_to_recordset($2::json)
+                    AS m (team_id text, period text, count integer)
+            ), counted AS (
+                UPDATE {tables['cycles']} AS c SET evaluations = m.count FROM months m
+                WHERE c.team_id = m.team_id AND c.period = m.period
+            ), calibration AS (
+                SELECT * FROM json_to_recordset($3::json) AS r (team_id text, period text,
+                    rater_id text, rater_role text, count integer, mean float8, stddev float8,
+                    min float8, max float8, baseline_count integer, baseline float8,
+                    deviation float8, flag text, reason text)
+            ), gone AS (
+                -- the months' raters no longer calibrated (the others are upserted below)
+                DELETE FROM {tables['rater_calibration']} AS r
+                WHERE (r.team_id, r.period) IN (SELECT team_id, period FROM months)
+                  AND (r.team_id, r.period, r.rater_id, r.rater_role) NOT IN (
+                      SELECT team_id, period, rater_id, rater_role FROM calibration)
+            ), calibrated AS (
+                INSERT INTO {tables['rater_calibration']} SELECT * FROM calibration
+                ON CONFLICT (team_id, period, rater_id, rater_role) DO UPDATE SET
+                    evaluations = EXCLUDED.evaluations, mean = EXCLUDED.mean,
+                    stddev = EXCLUDED.stddev, min = EXCLUDED.min, max = EXCLUDED.max,
+                    baseline_evaluations = EXCLUDED.baseline_evaluations,
+                    baseline = EXCLUDED.baseline, deviation = EXCLUDED.deviation,
+                    flag = EXCLUDED.flag, reason = EXCLUDED.reason
+            )
+            INSERT INTO {tables['self_manager_gaps']}
+            SELECT team_id, period, agent_id, self, manager, gap, flag
+            FROM json_to_recordset($4::json) AS g (team_id text, period text, agent_id text,
+                self float8, manager float8, gap float8, flag boolean)
+            ON CONFLICT (team_id, period, agent_id) DO UPDATE SET
+                self_level = EXCLUDED.self_level, manager_level = EXCLUDED.manager_level,
+                gap = EXCLUDED.gap, flagged = EXCLUDED.flagged
+            """,
+            written, counts, raters, gaps,
         )
 
     async def _closed(self, conn: asyncpg.Connection, tables: Tables, e: c.CycleClosed) -> None:
