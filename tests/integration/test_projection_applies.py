@@ -222,3 +222,37 @@ async def test_a_batch_that_would_write_nothing_stores_its_checkpoint_alone(
     finally:
         await conn.close()
         await _forget(db, projection.name)
+
+
+async def test_the_events_it_reads_past_are_counted_not_sent(db: Database, uid: str) -> None:
+    projection = counting(uid)
+    conn = await db.connect_single()
+    try:
+        worker = Worker(conn, projection)
+        await worker.run_once()
+        month = f"month{uid}:2026-11"
+        await _append(db, month, 0, "Opened")
+        await _step(worker)
+        live = (await worker.ensure_live())[0]
+        evaluated = await _append(db, month, 1, "Evaluated", "Evaluated", "Evaluated")
+        async with asyncio.timeout(10):
+            while not (batch := await worker._read(live, 500))[2]:
+                await asyncio.sleep(0.01)
+        events, cursor, read = batch
+        # None of the three comes back; the cursor passes them all and counts them.
+        assert (events, cursor.position, read) == ([], evaluated, 3)
+        other = await _append(db, f"other{uid}:x", 0, "Anything")
+        reopened = await _append(db, month, 4, "Evaluated", "Opened")
+        async with asyncio.timeout(10):
+            while (batch := await worker._read(live, 500))[2] < 6:
+                await asyncio.sleep(0.01)
+        events, cursor, read = batch
+        assert [(e.type, e.position) for e in events] == [("Anything", other),
+                                                          ("Opened", reopened)]
+        assert (cursor.position, read) == (reopened, 6)
+        # Under a limit the batch ends where read_all's would, applied or not.
+        events, cursor, read = await worker._read(live, 2)
+        assert (events, cursor.position, read) == ([], evaluated - 1, 2)
+    finally:
+        await conn.close()
+        await _forget(db, projection.name)
