@@ -14,7 +14,7 @@ from service.api.problems import Problem
 from service.api.routing import Router
 from service.context import ServiceContext
 from service.projections import checkpoints
-from service.projections.lag import lag_events
+from service.projections.lag import lags_events
 from service.projections.registry import all_projections
 from service.store import migrate
 from service.store.database import DATABASE_AWAY
@@ -57,8 +57,9 @@ async def metrics(ctx: Annotated[ServiceContext, Depends(context)]) -> Response:
         async with ctx.db.connection() as conn:
             live = {g.name: g for g in await checkpoints.all_generations(conn)
                     if g.status == "live"}
-            lags = {p.name: await lag_events(conn, p, live[p.name])
-                    for p in all_projections() if p.name in live}
+            followed = [(p, live[p.name]) for p in all_projections() if p.name in live]
+            lags = dict(zip([p.name for p, _ in followed], await lags_events(conn, followed),
+                            strict=True))
         for name, lag in lags.items():
             observability.PROJECTION_LAG.labels(name).set(lag)
     except DATABASE_AWAY:

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from service.projections import checkpoints
 from service.projections.base import Projection
-from service.projections.lag import lag_events
+from service.projections.lag import lags_events
 from service.projections.registry import all_projections, by_name
 from service.projections.runner import try_lock, worker_for
 from service.store.database import Database
@@ -30,27 +30,26 @@ async def relevant_events(conn: asyncpg.Connection, projection: Projection) -> i
 
 async def status_rows(db: Database) -> list[dict[str, object]]:
     """Return each projection's generations with position, lag and error."""
-    rows: list[dict[str, object]] = []
     async with db.connection() as conn:
         generations = {(g.name, g.status): g for g in await checkpoints.all_generations(conn)}
-        for projection in all_projections():
-            for status in ("live", "building"):
-                g = generations.get((projection.name, status))
-                if g is None:
-                    continue
-                rows.append(
-                    {
-                        "projection": projection.name,
-                        "status": status,
-                        "generation": g.generation,
-                        "code_version": g.code_version,
-                        "position": g.cursor.position,
-                        "events_applied": g.events_applied,
-                        "lag_events": await lag_events(conn, projection, g),
-                        "error": g.error,
-                        "error_position": g.error_position,
-                    }
-                )
+        listed = [(projection, g) for projection in all_projections()
+                  for status in ("live", "building")
+                  if (g := generations.get((projection.name, status))) is not None]
+        lags = await lags_events(conn, listed)
+    rows: list[dict[str, object]] = [
+        {
+            "projection": projection.name,
+            "status": g.status,
+            "generation": g.generation,
+            "code_version": g.code_version,
+            "position": g.cursor.position,
+            "events_applied": g.events_applied,
+            "lag_events": lag,
+            "error": g.error,
+            "error_position": g.error_position,
+        }
+        for (projection, g), lag in zip(listed, lags, strict=True)
+    ]
     return rows
 
 

@@ -10,31 +10,53 @@ count of positions or of events read would show such a projection behind while i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
 
 from service.projections.base import Projection, admits_sql, past_checkpoint_sql
 from service.projections.checkpoints import Generation
 
-# The composed fragment is code (admits_sql); every value is a parameter.
-_ALL = f"""
-SELECT count(*) FROM event e
-WHERE (e.tx_id, e.position) > ($1, $2) AND {admits_sql("$3", "$4")}
-"""
-# Each stream type on its own range of the (stream_type, tx_id, position) index.
-_TYPED = f"""
-SELECT count(*) FROM ({past_checkpoint_sql("$5", "$1", "$2", admits_sql("$3", "$4"))}) AS past
-"""
+
+def _count_sql(projection: Projection, first: int) -> str:
+    """Return SQL counting the events that count for ``projection`` past a checkpoint, its
+    parameters numbered from ``first`` (``_parameters``' order; the stream types only when it
+    reads some). Every value is a parameter; the composed fragments are code."""
+    tx_id, position, skipped_streams, skipped_types, read = (
+        f"${first + k}" for k in range(5))
+    counts = admits_sql(skipped_streams, skipped_types)
+    if projection.stream_types is None:
+        return (f"SELECT count(*) FROM event e"
+                f" WHERE (e.tx_id, e.position) > ({tx_id}, {position}) AND {counts}")
+    # Each stream type on its own range of the (stream_type, tx_id, position) index.
+    return (f"SELECT count(*) FROM ({past_checkpoint_sql(read, tx_id, position, counts)})"
+            " AS past")
+
+
+def _parameters(projection: Projection, generation: Generation) -> list[object]:
+    only = projection.applies
+    skipped = only.parameters() if only else ([], [])
+    read = [list(projection.stream_types)] if projection.stream_types is not None else []
+    return [generation.cursor.tx_id, generation.cursor.position, *skipped, *read]
+
+
+async def lags_events(conn: asyncpg.Connection,
+                      generations: Sequence[tuple[Projection, Generation]]) -> list[int]:
+    """Count the events that count for each projection past its generation's checkpoint, in
+    one statement (``/metrics`` and ``csperf projections status`` ask for all of them)."""
+    if not generations:
+        return []
+    parts: list[str] = []
+    parameters: list[object] = []
+    for projection, generation in generations:
+        parts.append(f"({_count_sql(projection, len(parameters) + 1)})")
+        parameters.extend(_parameters(projection, generation))
+    row = await conn.fetchrow(f"SELECT {', '.join(parts)}", *parameters)
+    return [int(count) for count in row]
 
 
 async def lag_events(conn: asyncpg.Connection, projection: Projection,
                      generation: Generation) -> int:
     """Count the events that count for the projection past the generation's checkpoint."""
-    only = projection.applies
-    skipped = only.parameters() if only else ([], [])
-    cursor = generation.cursor
-    if projection.stream_types is None:
-        counted = await conn.fetchval(_ALL, cursor.tx_id, cursor.position, *skipped)
-    else:
-        counted = await conn.fetchval(_TYPED, cursor.tx_id, cursor.position, *skipped,
-                                      list(projection.stream_types))
-    return int(counted)
+    (counted,) = await lags_events(conn, [(projection, generation)])
+    return counted

@@ -15,8 +15,10 @@ import pytest
 from service.context import ServiceContext
 from service.projections import checkpoints
 from service.projections import runner as runner_module
+from service.projections.admin import status_rows
 from service.projections.base import Only, Projection, Tables
-from service.projections.lag import lag_events
+from service.projections.lag import lag_events, lags_events
+from service.projections.registry import all_projections
 from service.projections.runner import ProjectionRunner, Worker
 from service.queries.wait import wait
 from service.store.database import Database
@@ -256,3 +258,31 @@ async def test_the_events_it_reads_past_are_counted_not_sent(db: Database, uid: 
     finally:
         await conn.close()
         await _forget(db, projection.name)
+
+
+async def test_the_lags_of_many_projections_are_counted_in_one_statement_each_as_alone(
+    db: Database, uid: str
+) -> None:
+    skipping, other = counting(uid), counting(f"{uid}b")
+    conn = await db.connect_single()
+    try:
+        workers = [Worker(conn, skipping), Worker(conn, other)]
+        for worker in workers:
+            await worker.run_once()
+        await _append(db, f"month{uid}:2026-11", 0, "Evaluated", "Opened", "Evaluated")
+        await _append(db, f"other{uid}:x", 0, "Anything")
+        await _append(db, f"other{uid}b:x", 0, "Anything", "Anything")
+        live = [(w.projection, (await w.ensure_live())[0]) for w in workers]
+        assert await lags_events(conn, live) == [2, 2]
+        assert [await lag_events(conn, p, g) for p, g in live] == [2, 2]
+        assert await lags_events(conn, live[1:]) == [2]
+        assert await lags_events(conn, []) == []
+        # `csperf projections status` lists the service's projections with their lags so.
+        rows = await status_rows(db)
+        assert {r["projection"] for r in rows} <= {p.name for p in all_projections()}
+        assert all(isinstance(r["lag_events"], int) and r["lag_events"] >= 0
+                            for r in rows)
+    finally:
+        await conn.close()
+        await _forget(db, skipping.name)
+        await _forget(db, f"counting_{uid}b")
