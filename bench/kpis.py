@@ -169,6 +169,10 @@ reporting views joined to it). The service's and PostgreSQL's CPU for a close + 
 rounds each, at load 13-14, after this round's changes): 0.84-1.03 s and 0.37-0.51 s for the
 built-in scheme, 1.16-1.47 s and 0.67-1.59 s with 50 KPIs; single runs of the pair ran from
 0.89x to 2.7x in wall time.
+Two runs of this suite (`--no-write`) on the code after this round, at load 2-5 (16:04-16:10
+UTC): 50 KPIs / the built-in scheme 0.94x (1.99 s against 2.12 s; the built-in scheme's three
+runs 2.12-4.14 s) and 1.41x (1.56 s against 1.11 s); the built-in scheme against the code
+before 1.00x and 0.89x; ingestion in one run after them 1.43x.
 
 The figures swing with the machine's load: on 2026-12-03 at 02:35 UTC (load 2.8; the code of
 this section's run but for its last change, totals read as float8) the suite gave 1.76 s
