@@ -326,7 +326,11 @@ async def test_a_compacting_pass_folds_everything_pending_a_step_at_a_time(
         await commands.ingest(ctx, f"src-{uid}", samples[start:start + 400])
     pending = ("SELECT (SELECT count(*) FROM metric_total_delta WHERE team_id = $1)"
                " + (SELECT count(*) FROM metric_arrival_delta WHERE team_id = $1)")
-    async with ctx.db.connection() as conn:
+    async with ctx.db.connection() as conn, conn.transaction():
+        # The app's own compactor would fold some of them meanwhile (then this pass folded
+        # fewer than were pending): its folds wait for this lock until the test's are done.
+        await conn.execute("LOCK TABLE metric_total_delta, metric_arrival_delta"
+                           " IN SHARE ROW EXCLUSIVE MODE")
         before = await conn.fetchval(pending, team.team_id)
         # steps of 7 rows: many full steps, then one that finds fewer and ends the pass
         folded = await compact_pass(conn, rows=7)
