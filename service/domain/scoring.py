@@ -104,9 +104,8 @@ KPI_FIELDS: tuple[str, ...] = KpiScore._fields
 _KPI_AT = {name: i for i, name in enumerate(KPI_FIELDS)}
 #: A row's fields at their defaults (None for those without one).
 _DEFAULTS = [KpiScore._field_defaults.get(f) for f in KPI_FIELDS]
-_KIND, _WEIGHT, _EFFECTIVE, _ATTAINMENT, _DROPPED, _STATUS, _PRORATED = (
-    _KPI_AT[f] for f in ("kind", "weight", "effective_weight", "attainment", "dropped", "status",
-                         "prorated_by"))
+_KIND, _WEIGHT, _EFFECTIVE, _ATTAINMENT, _DROPPED, _STATUS = (
+    _KPI_AT[f] for f in ("kind", "weight", "effective_weight", "attainment", "dropped", "status"))
 
 
 def compact_kpis(performances: Sequence[WorkPerformance | None]

@@ -112,24 +112,16 @@ async def compact(conn: asyncpg.Connection, rows: int = STEP_ROWS) -> int:
     return sum(await _step(conn, rows))
 
 
-async def compact_all(conn: asyncpg.Connection) -> int:
-    """Fold every pending delta; return how many."""
-    folded = 0
-    while (step := await compact(conn)) > 0:
-        folded += step
-    return folded
-
-
 async def compact_pass(conn: asyncpg.Connection, rows: int = STEP_ROWS) -> int:
     """Fold what is pending, a step of ``rows`` at a time, until a step finds fewer than
     ``rows`` of each kind; return how many were folded.
 
-    Unlike compact_all it does not chase what ingestion appends meanwhile: under steady
-    ingestion each step found the deltas of the batch or two committed during the step before,
-    so a pass never ended, and every step paid a fold's fixed cost for a batch's rows (93
-    steps in a 30 s benchmark run, 5.5 s of PostgreSQL's time, more than the KPI read model
-    and the dashboard's reads together; pg_stat_statements). Rows appended during a pass wait
-    for the next one, which reads sum with the rest."""
+    It does not chase what ingestion appends meanwhile, as folding until a step found nothing
+    did: under steady ingestion each step found the deltas of the batch or two committed
+    during the step before, so a pass never ended, and every step paid a fold's fixed cost for
+    a batch's rows (93 steps in a 30 s benchmark run, 5.5 s of PostgreSQL's time, more than
+    the KPI read model and the dashboard's reads together; pg_stat_statements). Rows appended
+    during a pass wait for the next one, which reads sum with the rest."""
     folded = 0
     while True:
         totals, arrivals = await _step(conn, rows)

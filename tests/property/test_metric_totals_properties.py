@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.domain.team_metrics import Declared
-from service.projections.metric_totals import compact, compact_all
+from service.projections.metric_totals import compact, compact_pass
 from service.store import metrics as store
 from service.store.database import _init_connection, asyncpg_dsn
 
@@ -73,7 +73,7 @@ async def _run(url: str, plan: list[tuple[list[tuple[int, str, str, str, str, fl
         like = f"{prefix}%"
         expected = [tuple(r) for r in await conn.fetch(_FROM_SAMPLES, like)]
         assert [tuple(r) for r in await conn.fetch(_TOTALS, like)] == expected
-        await compact_all(conn)
+        await compact_pass(conn)
         assert [tuple(r) for r in await conn.fetch(_TOTALS, like)] == expected
     finally:
         await conn.close()
