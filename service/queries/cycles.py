@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
@@ -111,7 +112,14 @@ async def pinned_scheme(ctx: ServiceContext, team_id: str, period: str) -> Schem
     if not first:
         await get_team(ctx, team_id)
         raise no_cycle(team_id, period)
-    opened = decode(first[0].type, first[0].schema_version, first[0].data)
+    return await opening_scheme(ctx, first[0].type, first[0].schema_version, first[0].data)
+
+
+async def opening_scheme(ctx: ServiceContext, type_: str, schema_version: int,
+                         data: Mapping[str, Any]) -> Scheme:
+    """Return the scheme version a cycle's opening event (its stream's first, as stored)
+    pins."""
+    opened = decode(type_, schema_version, data)
     assert isinstance(opened, c.CycleOpened)
     return await schemes.get_scheme(ctx, opened.scheme_id, opened.scheme_version)
 

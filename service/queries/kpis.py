@@ -13,12 +13,11 @@ from service.domain import cycle as c
 from service.domain import directory as d
 from service.domain import scheme_history as h
 from service.domain.errors import Conflict, NotFound
-from service.domain.events import decode
 from service.domain.kpis import TeamTarget
 from service.domain.live_kpis import live_kpis
 from service.domain.scheme import Scheme
 from service.queries import schemes
-from service.queries.cycles import month_scheme
+from service.queries.cycles import month_scheme, opening_scheme
 from service.queries.directory import get_agent, get_team
 from service.queries.streams import held, read_versions
 
@@ -110,9 +109,8 @@ async def agent_month(ctx: ServiceContext, agent: d.Agent, team: d.Team, period:
     if rows is None:
         scheme = await month_scheme(ctx, team, period)
     elif opened is not None:
-        event = decode(opened["type"], opened["schema_version"], opened["data"])
-        assert isinstance(event, c.CycleOpened)
-        scheme = await schemes.get_scheme(ctx, event.scheme_id, event.scheme_version)
+        scheme = await opening_scheme(ctx, opened["type"], opened["schema_version"],
+                                      opened["data"])
     else:
         scheme = latest or await schemes.get_scheme(ctx, team.scheme_id)
     return _agent_document(rows or [], scheme, agent.position)
