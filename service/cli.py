@@ -416,10 +416,11 @@ def cmd_metrics_archive(args: argparse.Namespace) -> int:
     import re
     from datetime import UTC, datetime
 
+    from service.domain.periods import PERIOD_PATTERN
     from service.store import metric_partitions
     from service.store.database import Database
 
-    if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", args.before):
+    if not re.fullmatch(PERIOD_PATTERN, args.before):
         print(f"--before {args.before!r}: expected YYYY-MM", file=sys.stderr)
         return 2
     settings = get_settings()

@@ -9,16 +9,16 @@ API's first page, a ledger or payroll download holds at most ``MAX_LIMIT`` rows.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from service.api import access
 from service.api.deps import Ctx
 from service.api.pagination import MAX_LIMIT
+from service.api.params import IdQuery
 from service.api.ranking_table import ranking_table
 from service.api.tabular import table_answer
-from service.domain.ids import ID_PATTERN
 from service.queries import sanctions as ledger_reads
 from service.queries.directory import team_locales
 from service.ui.render import UiRoute
@@ -26,7 +26,6 @@ from service.ui.routes import Id, Manager, Month, MonthQuery, Viewer, month_read
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=UiRoute)
 Kind = Literal["csv", "xlsx"]
-TeamQuery = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64)]
 
 
 @router.get("/teams/{team_id}/months/{period}/ranking.{kind}")
@@ -41,7 +40,7 @@ async def ranking_download(
 
 @router.get("/sanctions.{kind}")
 async def sanctions_download(
-    kind: Kind, ctx: Ctx, principal: Viewer, team_id: TeamQuery = None,
+    kind: Kind, ctx: Ctx, principal: Viewer, team_id: IdQuery = None,
     period: MonthQuery = None,
 ) -> Response:
     """Download the ledger (a team's, a month's, or all one may read) as CSV or Excel."""
@@ -57,7 +56,7 @@ async def sanctions_download(
 
 @router.get("/payroll/{period}.{kind}")
 async def payroll_download(
-    period: Month, kind: Kind, ctx: Ctx, principal: Manager, team_id: TeamQuery = None,
+    period: Month, kind: Kind, ctx: Ctx, principal: Manager, team_id: IdQuery = None,
 ) -> Response:
     """Download a month's payroll (a team's, or every team one manages) as CSV or Excel."""
     filters = await access.sanction_filters(ctx, principal, team_id=team_id, period=period,

@@ -36,6 +36,7 @@ from service.api.auth import (
 )
 from service.api.auth import public as public_rule
 from service.api.deps import Ctx, caller
+from service.api.params import CompoundIdPath, IdPath, IdQuery
 from service.api.problems import Problem, status_of
 from service.api.schemas import (
     AppealDecisionIn,
@@ -53,8 +54,13 @@ from service.domain import policy
 from service.domain.cycle import Cycle
 from service.domain.directory import Team
 from service.domain.errors import DomainError, NotFound, Text
-from service.domain.ids import COMPOUND_ID_PATTERN, ID_PATTERN
-from service.domain.periods import next_period, parse_period, period_of, previous_period
+from service.domain.periods import (
+    PERIOD_PATTERN,
+    next_period,
+    parse_period,
+    period_of,
+    previous_period,
+)
 from service.domain.principal import Principal
 from service.i18n import N_
 from service.queries import appeals as appeal_reads
@@ -77,9 +83,10 @@ from service.ui.session import form_data, require_csrf, safe_next, ui_allow
 log = logging.getLogger("csperf.auth")
 
 router = APIRouter(prefix="/ui", include_in_schema=False, route_class=UiRoute)
-Id = Annotated[str, Path(pattern=ID_PATTERN)]
-Month = Annotated[str, Path(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
-MonthQuery = Annotated[str | None, Query(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")]
+#: The API's id parameters and the one month pattern (service.domain.periods), not copies.
+Id = IdPath
+Month = Annotated[str, Path(pattern=PERIOD_PATTERN)]
+MonthQuery = Annotated[str | None, Query(pattern=PERIOD_PATTERN)]
 #: The roles of the API routes behind the pages: reading a team's months, managing them.
 VIEWER_ROLES = ("manager", "agent")
 MANAGER_ROLES = ("manager",)
@@ -690,7 +697,7 @@ async def _feedback(
 @router.get("/sanctions")
 async def sanctions_page(
     request: Request, ctx: Ctx, principal: Viewer,
-    team_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
+    team_id: IdQuery = None,
     done: Annotated[str | None, Query(max_length=40)] = None,
 ) -> HTMLResponse:
     """Show plans due, overdue and waiting for review, open reviews, and the ledger."""
@@ -780,7 +787,7 @@ async def review_plan(
 
 @router.post("/reviews/{review_id}/decision")
 async def decide_review(
-    request: Request, review_id: Annotated[str, Path(pattern=COMPOUND_ID_PATTERN)], ctx: Ctx,
+    request: Request, review_id: CompoundIdPath, ctx: Ctx,
     principal: Manager,
 ) -> Response:
     """Decide a reassignment review (the API's POST .../decision)."""
