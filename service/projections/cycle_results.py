@@ -239,14 +239,19 @@ class CycleResults(Projection):
         scales: dict[tuple[str, str], float] = {}
         held: dict[tuple[str, str], dict[tuple[str, str, str], cal.Level | None]] = {
             month: {} for month in batch}
+        # The scale is taken once a month (MATERIALIZED), not once an evaluation row: the
+        # planner otherwise joins the scheme to every row and decompresses its document (2 kB)
+        # for each, 7 ms of a batch over 32 months of 8 agents against 0.5-0.7 ms.
         for r in await conn.fetch(
-            "SELECT m.team_id, m.period, coalesce((v.scheme ->> 'scale_max')::float8, 100)"
-            " AS scale_max, e.agent_id, e.rater_role, e.rater_id, e.submitted_at, e.level"
+            "WITH m AS MATERIALIZED ("
+            " SELECT m.team_id, m.period,"
+            " coalesce((v.scheme ->> 'scale_max')::float8, 100) AS scale_max"
             f" FROM ({_MONTHS}) AS m (team_id, period)"
             f" LEFT JOIN {tables['cycles']} c ON (c.team_id, c.period) = (m.team_id, m.period)"
             f" LEFT JOIN {tables['scheme_versions']} v ON v.scheme_id = c.scheme_id"
-            " AND v.version = c.scheme_version"
-            f" LEFT JOIN {tables['evaluations']} e"
+            " AND v.version = c.scheme_version)"
+            " SELECT m.team_id, m.period, m.scale_max, e.agent_id, e.rater_role, e.rater_id,"
+            f" e.submitted_at, e.level FROM m LEFT JOIN {tables['evaluations']} e"
             " ON (e.team_id, e.period) = (m.team_id, m.period)", *months,
         ):
             month = (r["team_id"], r["period"])
