@@ -580,10 +580,13 @@ def _out_of_scope(principal: Principal, detail: str) -> Problem:
     return Problem(403, detail, kind="out-of-scope")
 
 
+_MANAGERS_ONLY = "only a manager of this team may do this"
+
+
 def ensure_manager_of(principal: Principal, manager_ids: Collection[str]) -> None:
     """Refuse (403) unless the principal manages the team whose managers are ``manager_ids``."""
     if not policy.may_manage(principal, manager_ids):
-        raise _out_of_scope(principal, "only a manager of this team may do this")
+        raise _out_of_scope(principal, _MANAGERS_ONLY)
 
 
 def ensure_self(principal: Principal, agent_id: str) -> None:
@@ -616,10 +619,19 @@ def ensure_source(principal: Principal, source: str) -> None:
 def rater_admission(principal: Principal, rater_role: str) -> Callable[[Team], None]:
     """Return the check of an evaluation's rater against the team it is given in, for the
     command to run on each state of the team it decides on: a manager evaluation is given by a
-    manager of the team (403 otherwise)."""
+    manager of the team (403 otherwise).
+
+    A refusal is counted and logged once, however many states of the team the command runs it
+    on (the one it holds, then the one read anew when anything moved): it is one refused
+    request, and the second state refusing again is its answer, not another attempt."""
+    refused: list[Problem] = []
+
     def admit(team: Team) -> None:
-        if rater_role == "manager":
-            ensure_manager_of(principal, team.manager_ids)
+        if rater_role != "manager" or policy.may_manage(principal, team.manager_ids):
+            return
+        if not refused:
+            refused.append(_out_of_scope(principal, _MANAGERS_ONLY))
+        raise refused[0]
     return admit
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service import observability
 from service.commands import base
 from service.commands import cycles as commands
 from service.domain import directory as d
@@ -454,6 +456,44 @@ async def test_an_evaluation_on_held_states_is_checked_and_decided_again_once_th
     events = await _month_events(db, team.team_id)
     assert [e["scores"]["service"] for e in events if e["agent_id"] == a] == [70, 71, 75]
     assert [e["scores"]["service"] for e in events if e["agent_id"] == b] == [70]
+
+
+def _scope_refusals() -> float:
+    counted = observability.REGISTRY.get_sample_value("csperf_auth_failures_total",
+                                                      {"reason": "scope"})
+    return counted or 0.0
+
+
+async def test_an_evaluation_refused_on_held_states_and_again_on_fresh_ones_counts_once(
+    app_client: httpx.AsyncClient, db: Database, uid: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The rater's check refuses on the team the service holds; the agent moved meanwhile, so
+    # the states are read anew and the check refuses again: one refused request, counted and
+    # logged once.
+    team = await make_team(app_client, uid, 1)
+    await team.open(PERIOD)
+    (a,) = team.agents
+    await team.manager_eval(PERIOD, a, 70)
+    await _as_another_process(db, d.team_stream(team.team_id), d.evolve_team,
+                              lambda s: d.decide_put_team(s, d.PutTeam(
+                                  team.team_id, s.name, manager_ids=(f"m2-{uid}",))))
+    url = team.url(PERIOD, f"/evaluations/{a}/manager")
+    body = {"scores": dict.fromkeys(MANAGER_FORM, 80)}
+    # Held team still names the manager: admitted, the append refused, refused on the new team.
+    before = _scope_refusals()
+    assert (await app_client.put(url, json=body, headers=team.manager)).status_code == 403
+    assert _scope_refusals() == before + 1
+    await _as_another_process(db, d.agent_stream(a), d.evolve_agent, lambda s: d.decide_put_agent(
+        s, d.PutAgent(agent_id=a, name="Renamed", team_id=team.team_id), datetime.now(UTC)))
+    before = _scope_refusals()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="csperf.auth"):
+        refused = await app_client.put(url, json=body, headers=team.manager)
+    assert refused.status_code == 403 and refused.json()["type"].endswith("/out-of-scope")
+    assert _scope_refusals() == before + 1
+    assert [r.getMessage() for r in caplog.records if r.name == "csperf.auth"] == [
+        "authorisation refused: only a manager of this team may do this"]
+    assert [e["scores"]["service"] for e in await _month_events(db, team.team_id)] == [70]
 
 
 async def _month_events(db: Database, team_id: str) -> list[dict[str, Any]]:
