@@ -92,10 +92,27 @@ def evaluation_document(
 KPI_ENTRY: tuple[str, ...] = ("value", "kind", "unit", "direction", "label", "formula",
                               "target_source", "target", "floor", "weight", "effective_weight",
                               "attainment", "dropped", "status", "prorated_by")
-#: One KPI of one scorecard as stored: its name, then its entry's values in ``KPI_ENTRY`` order
-#: (one flat tuple: a month of 1,000 agents on 50 KPIs holds 50,000 of them until they are
-#: stored, and a tuple in a tuple was twice the objects for the garbage collector to count).
+#: One KPI of one scorecard as the API's card shows it: its name, then its entry's values in
+#: ``KPI_ENTRY`` order (one flat tuple).
 KpiEntry = tuple[Any, ...]
+#: What a KPI's entry says on every card of a position in a month, whatever the agent: its
+#: name, then these fields. Stored once per position and month (``scorecard_kpi_definitions``).
+KPI_DEFINITION: tuple[str, ...] = ("kind", "unit", "direction", "label", "formula", "weight")
+#: What a KPI's entry says for one agent: these fields, in this order (``scorecard_kpis``; a
+#: month of 1,000 agents on 50 KPIs holds 50,000 such tuples until they are stored).
+KPI_SCORE: tuple[str, ...] = ("value", "target_source", "target", "floor", "effective_weight",
+                              "attainment", "dropped", "status", "prorated_by")
+KpiDefinition = tuple[Any, ...]
+KpiScoreEntry = tuple[Any, ...]
+
+
+def kpi_entry(definition: KpiDefinition, score: KpiScoreEntry) -> KpiEntry:
+    """Return a card's KPI entry from its position's definition and the agent's score."""
+    name, kind, unit, direction, label, formula, weight = definition
+    (value, target_source, target, floor, effective_weight, attainment, dropped, status,
+     prorated_by) = score
+    return (name, value, kind, unit, direction, label, formula, target_source, target, floor,
+            weight, effective_weight, attainment, dropped, status, prorated_by)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +121,20 @@ class StoredScorecard:
 
     The API's scorecard shows each KPI twice, as the card's entry and again in the work
     performance detail; a month of 1,000 agents on 50 KPIs stored both in its documents (27 KB
-    each) and again in long form for the reporting views. Stored once, in long form
-    (``scorecard_kpis``), the document is the rest, and ``scorecard`` puts them together.
+    each) and again in long form for the reporting views. Stored once, in long form, the
+    document is the rest, and ``scorecard`` puts them together. What an entry says alike for
+    every agent of a position (its label, unit, formula, weight...) is the position's
+    ``definitions``, one list shared by its cards; ``scores`` are the agent's own fields.
     """
 
     document: dict[str, Any]
-    kpis: list[KpiEntry]
+    definitions: Sequence[KpiDefinition]
+    scores: list[KpiScoreEntry]
+
+    @property
+    def kpis(self) -> list[KpiEntry]:
+        """Return the card's KPI entries (``KpiEntry``), in the position's order."""
+        return [kpi_entry(d, s) for d, s in zip(self.definitions, self.scores, strict=True)]
 
 
 def scorecard_document(
@@ -157,19 +182,21 @@ def _detail(entry: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-#: What a position's KPI says on every card whatever the agent: the KPI, its name, whether it is
-#: measured, the kind, direction and weight its scores are checked against, and its entry's
-#: kind, unit, direction, label and formula (``KPI_ENTRY[1:6]``). Read once per position: a
-#: month of 1,000 agents on 50 KPIs asks 50,000 times.
-_KpiPart = tuple[KpiDef, str, bool, tuple[Any, ...], tuple[Any, ...]]
+#: A position's KPIs as its cards show them: their definitions (``KPI_DEFINITION``, shared by
+#: the position's cards), and for each KPI the KPI, whether it is measured, and the kind,
+#: direction and weight its scores are checked against. Read once per position: a month of
+#: 1,000 agents on 50 KPIs asks 50,000 times.
+_Position = tuple[list[KpiDefinition], list[tuple[KpiDef, bool, tuple[Any, ...]]]]
 
 
-def _kpi_parts(scheme: Scheme, position: str | None) -> list[_KpiPart]:
-    """Return a position's KPIs with what their scorecard entries say whatever the agent."""
-    return [(kpi, kpi.name, kpi.kind == "measured", (kpi.kind, kpi.direction, kpi.weight),
-             (kpi.kind, kpi.unit, kpi.direction, kpi.title,
-              kpi.formula.text() if kpi.formula is not None else None))
-            for kpi in scheme.kpis_for(position)]
+def _position(scheme: Scheme, position: str | None) -> _Position:
+    """Return a position's KPI definitions and what their scores are checked against."""
+    kpis = scheme.kpis_for(position)
+    return ([(kpi.name, kpi.kind, kpi.unit, kpi.direction, kpi.title,
+              kpi.formula.text() if kpi.formula is not None else None, kpi.weight)
+             for kpi in kpis],
+            [(kpi, kpi.kind == "measured", (kpi.kind, kpi.direction, kpi.weight))
+             for kpi in kpis])
 
 
 def stored_scorecards(
@@ -178,41 +205,40 @@ def stored_scorecards(
 ) -> list[StoredScorecard]:
     """Return the scorecards of a month's results as stored.
 
-    A position's KPI labels and formulas are worked out once, not once per agent: a month of
-    1,000 agents on 50 KPIs has 50,000 entries.
+    A position's KPI definitions are worked out once, not once per agent, and its cards share
+    them: a month of 1,000 agents on 50 KPIs has 50,000 entries.
     """
-    parts: dict[str | None, list[_KpiPart]] = {}
+    positions: dict[str | None, _Position] = {}
     stored = []
     for result in results:
-        if result.position not in parts:
-            parts[result.position] = _kpi_parts(scheme, result.position)
-        stored.append(_scorecard(team_id, period, status, result, parts[result.position],
+        if result.position not in positions:
+            positions[result.position] = _position(scheme, result.position)
+        stored.append(_scorecard(team_id, period, status, result, positions[result.position],
                                  evaluations.get(result.agent_id, ())))
     return stored
 
 
 def _scorecard(
-    team_id: str, period: str, status: str, result: FrozenResult,
-    kpi_parts: Sequence[_KpiPart],
+    team_id: str, period: str, status: str, result: FrozenResult, position: _Position,
     evaluations: Sequence[EvaluationSubmitted],
 ) -> StoredScorecard:
     score = result.score
-    kpis: list[KpiEntry] = []
+    definitions, checks = position
+    kpis: list[KpiScoreEntry] = []
     scored = score.work_performance.rows if score.work_performance else {}
     # Whether ``scorecard`` rebuilds the work performance detail from the entries exactly: it
     # does for every close this code scores, each of the position's KPIs scored with the kind,
     # direction and weight the card shows. A close scored otherwise (an older scheme's KPIs
     # that no longer match) keeps its detail in the document as it was.
-    derivable = len(scored) == len(kpi_parts)
+    derivable = len(scored) == len(checks)
     values = result.kpis
-    for kpi, name, measured, definition, fixed in kpi_parts:
-        kind, unit, direction, label, formula = fixed
+    for kpi, measured, definition in checks:
+        name = kpi.name
         row = scored.get(name)
         if row is None:
             derivable = False
-            kpis.append((name, values.get(name) if measured else None, kind, unit, direction,
-                         label, formula, None, kpi.target, kpi.floor, kpi.weight, None, None,
-                         True, None, None))
+            kpis.append((values.get(name) if measured else None, None, kpi.target, kpi.floor,
+                         None, None, True, None, None))
             continue
         # A score's row, in ``scoring.KPI_FIELDS`` order (unpacked: 50,000 of them a month).
         (scored_kind, scored_value, target, floor, scored_direction, weight, effective_weight,
@@ -222,9 +248,8 @@ def _scorecard(
             scored_kind, scored_direction, weight) == definition and (
             scored_value == (None if kpi_status == "unavailable" else value))
         # The targets the agent was scored against (a resolved dispute may adjust them).
-        kpis.append((name, value, kind, unit, direction, label, formula, target_source, target,
-                     floor, definition[2], effective_weight, attainment, dropped, kpi_status,
-                     prorated_by))
+        kpis.append((value, target_source, target, floor, effective_weight, attainment,
+                     dropped, kpi_status, prorated_by))
     performance = None
     if score.work_performance is not None:
         performance = (score.work_performance.model_dump(mode="json", exclude={"rows"})
@@ -250,5 +275,5 @@ def _scorecard(
         "eligibility": (result.eligibility.model_dump(mode="json")
                         if result.eligibility is not None else None),
     }
-    return StoredScorecard(document, kpis)
+    return StoredScorecard(document, definitions, kpis)
 

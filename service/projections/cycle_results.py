@@ -5,7 +5,8 @@ closes, so reading a published ranking is one indexed row and no computation.
 
 Beside them, in long form for the reporting views (``service/store/reporting.py``), the
 numbers ``service/domain/`` computed, so that no view restates a rule in SQL: each KPI of each
-scorecard (``scorecard_kpis``, whatever KPIs the scheme declares), each evaluation's level, and
+scorecard (``scorecard_kpis``, whatever KPIs the scheme declares; its label, unit, formula and
+weight once per position and month in ``scorecard_kpi_definitions``), each evaluation's level, and
 each month's rater calibration and self-vs-manager gaps (``service/domain/calibration.py``),
 recomputed for the months a batch of evaluations touched.
 """
@@ -20,17 +21,19 @@ import orjson
 
 from service.domain import calibration as cal
 from service.domain import cycle as c
-from service.domain.reports import KPI_ENTRY, ranking_document, stored_scorecards
+from service.domain.reports import KPI_DEFINITION, KPI_SCORE, ranking_document, stored_scorecards
 from service.domain.scheme import Scheme
 from service.domain.scheme_history import SchemePublished
 from service.projections.base import Projection, Tables
 from service.projections.decoded import LARGE, decoded
 from service.store.event_store import DataOnly, RecordedEvent
 
-#: A scorecard KPI's columns: its card, its place on the card, its name, then its entry's
-#: fields (``service.domain.reports.KPI_ENTRY``).
-_KPI_COLUMNS = ["card", "ordinal", "kpi",
-                *(("kpi_status" if f == "status" else f) for f in KPI_ENTRY)]
+#: A scorecard KPI's columns: its card, its definition, then the agent's fields of its entry
+#: (``service.domain.reports.KPI_SCORE``).
+_KPI_COLUMNS = ["card", "kpi_def", *(("kpi_status" if f == "status" else f) for f in KPI_SCORE)]
+#: A KPI definition's columns after its key and month: its position, its place on the
+#: position's cards (the scheme's order), its name, then ``reports.KPI_DEFINITION``.
+_DEFINITION_COLUMNS = ["position", "ordinal", "kpi", *KPI_DEFINITION]
 #: The (team_id, period) pairs of two array parameters, $1 and $2.
 _MONTHS = "SELECT * FROM unnest($1::text[], $2::text[])"
 
@@ -51,7 +54,9 @@ class CycleResults(Projection):
     # 6: each scorecard KPI stored once, in scorecard_kpis (with its place and pro-rating);
     #    the documents hold the rest
     # 7: scorecard KPIs keyed by their card's number
-    version = 7
+    # 8: what a KPI's entry says alike on every card of a position and month (label, unit,
+    #    formula, weight...) stored once, in scorecard_kpi_definitions
+    version = 8
     stream_types = ("cycle", "scheme")
     data_only = DataOnly((), on_demand=LARGE)  # every event's data, a close's when not held
     tables = {
@@ -127,32 +132,44 @@ class CycleResults(Projection):
             card     bigint GENERATED ALWAYS AS IDENTITY UNIQUE,
             PRIMARY KEY (team_id, period, agent_id)
         )""",
+        # What a KPI's entry says on every card of a position in a month, whatever the agent,
+        # once per position and month: a month of 1,000 agents on 50 KPIs had these seven
+        # columns alike in 50,000 scorecard_kpis rows, 18 columns each, whose COPY was the
+        # largest statement of the close.
+        "scorecard_kpi_definitions": """(
+            kpi_def   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            team_id   text NOT NULL,
+            period    text NOT NULL,
+            position  text,
+            -- the KPI's place on the position's cards (the scheme's order)
+            ordinal   integer NOT NULL,
+            kpi       text NOT NULL,
+            kind      text NOT NULL,
+            unit      text NOT NULL,
+            direction text NOT NULL,
+            label     text NOT NULL,
+            formula   text,
+            weight    double precision NOT NULL
+        )""",
         # Keyed by the card's number rather than (team_id, period, agent_id, kpi): a month of
         # 1,000 agents on 50 KPIs is 50,000 rows, and their index on four text columns was
         # half of the COPY (150 ms of PostgreSQL's CPU against 70 ms with this key, whose new
         # entries all go at its right end).
         "scorecard_kpis": """(
             card             bigint NOT NULL,
-            kpi              text NOT NULL,
-            kind             text NOT NULL,
-            unit             text NOT NULL,
-            direction        text NOT NULL,
+            -- the KPI's definition on the card's position (scorecard_kpi_definitions)
+            kpi_def          bigint NOT NULL,
             value            double precision,
+            target_source    text,
             target           double precision,
             floor            double precision,
-            weight           double precision NOT NULL,
             effective_weight double precision,
             attainment       double precision,
             dropped          boolean NOT NULL,
             kpi_status       text,
-            target_source    text,
-            label            text NOT NULL,
-            formula          text,
-            -- the KPI's place on the card (the scheme's order)
-            ordinal          integer NOT NULL,
             -- fair months: the share of the month target and floor were scaled by
             prorated_by      double precision,
-            PRIMARY KEY (card, ordinal)
+            PRIMARY KEY (card, kpi_def)
         )""",
         "rater_calibration": """(
             team_id              text NOT NULL,
@@ -390,14 +407,32 @@ class CycleResults(Projection):
             e.team_id, e.period, [card.document["agent_id"] for card in cards],
             [orjson.dumps(card.document).decode() for card in cards],
         )}
+        # Each position's KPI definitions once, numbered in the scheme's order.
+        definitions = {card.document["position"]: card.definitions for card in cards}
+        rows = [(position, ordinal, *definition) for position, kpis in definitions.items()
+                for ordinal, definition in enumerate(kpis)]
+        columns = [list(c) for c in zip(*rows, strict=True)] or [[]] * len(_DEFINITION_COLUMNS)
+        numbered = {(r["position"], r["ordinal"]): r["kpi_def"] for r in await conn.fetch(
+            f"INSERT INTO {tables['scorecard_kpi_definitions']} (team_id, period,"
+            f" {', '.join(_DEFINITION_COLUMNS)}) SELECT $1, $2,"
+            f" {', '.join('d.' + c for c in _DEFINITION_COLUMNS)}"
+            " FROM unnest($3::text[], $4::int[], $5::text[], $6::text[], $7::text[],"
+            " $8::text[], $9::text[], $10::text[], $11::float8[]) WITH ORDINALITY"
+            f" AS d({', '.join(_DEFINITION_COLUMNS)}, n) ORDER BY n"
+            " RETURNING position, ordinal, kpi_def",
+            e.team_id, e.period, *columns,
+        )}
+        defined = {position: [numbered[(position, i)] for i in range(len(kpis))]
+                   for position, kpis in definitions.items()}
         # COPY: a month of 1,000 agents on 50 KPIs is 50,000 rows, made as COPY takes them
         # rather than all held at once (as many tuples live at a time bring the garbage
         # collector's full passes on sooner).
         await conn.copy_records_to_table(
             tables["scorecard_kpis"], columns=_KPI_COLUMNS,
-            records=((number, ordinal, *entry) for card in cards
+            records=((number, kpi_def, *score) for card in cards
                      for number in (numbers[card.document["agent_id"]],)
-                     for ordinal, entry in enumerate(card.kpis)),
+                     for kpi_def, score in zip(defined[card.document["position"]],
+                                               card.scores, strict=True)),
         )
 
     async def _drop_scorecards(self, conn: asyncpg.Connection, tables: Tables, team_id: str,
@@ -410,6 +445,11 @@ class CycleResults(Projection):
         )
         await conn.execute(
             f"DELETE FROM {tables['scorecards']} WHERE team_id = $1 AND period = $2",
+            team_id, period,
+        )
+        await conn.execute(
+            f"DELETE FROM {tables['scorecard_kpi_definitions']} WHERE team_id = $1"
+            " AND period = $2",
             team_id, period,
         )
 

@@ -150,11 +150,12 @@ WITHHELD = ("your result is released to you at your feedback interview, or by yo
 _STORED_SCORECARDS = """
     SELECT s.period, s.agent_id,
            (s.document || jsonb_build_object('status', s.status))::text AS document,
-           (SELECT array_agg((k.kpi, k.value, k.kind, k.unit, k.direction, k.label,
-                              k.formula, k.target_source, k.target, k.floor, k.weight,
+           (SELECT array_agg((d.kpi, k.value, d.kind, d.unit, d.direction, d.label,
+                              d.formula, k.target_source, k.target, k.floor, d.weight,
                               k.effective_weight, k.attainment, k.dropped, k.kpi_status,
-                              k.prorated_by) ORDER BY k.ordinal)
-            FROM scorecard_kpis k WHERE k.card = s.card) AS kpis
+                              k.prorated_by) ORDER BY d.ordinal)
+            FROM scorecard_kpis k JOIN scorecard_kpi_definitions d ON d.kpi_def = k.kpi_def
+            WHERE k.card = s.card) AS kpis
     FROM scorecards s
     WHERE s.team_id = $1 AND s.period = ANY($2::text[]) AND s.agent_id = ANY($3::text[])
 """

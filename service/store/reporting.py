@@ -348,12 +348,14 @@ VIEWS: list[View] = [
         " scorecard_kpis.",
         {name: meaning for name, _, meaning in _SCORECARD_PARTS},
         "SELECT " + ", ".join(sql for _, sql, _ in _SCORECARD_PARTS) + " FROM public.scorecards s"
-        # A scorecard's KPIs are stored once, in scorecard_kpis (one row per KPI).
+        # A scorecard's KPIs are stored once, in scorecard_kpis (one row per KPI), what they
+        # say alike for a position's cards in scorecard_kpi_definitions.
         " LEFT JOIN LATERAL (SELECT "
-        + ", ".join(f"max(x.{f}) FILTER (WHERE x.kpi = {_literal(k)}) AS {k}_{f}"
+        + ", ".join(f"max(x.{f}) FILTER (WHERE d.kpi = {_literal(k)}) AS {k}_{f}"
                     for k in KPI_NAMES for f in ("value", "attainment"))
-        + " FROM public.scorecard_kpis x WHERE x.card = s.card) k ON true",
-        ("scorecards", "scorecard_kpis"),
+        + " FROM public.scorecard_kpis x JOIN public.scorecard_kpi_definitions d"
+        " ON d.kpi_def = x.kpi_def WHERE x.card = s.card) k ON true",
+        ("scorecards", "scorecard_kpis", "scorecard_kpi_definitions"),
     ),
     View(
         "scorecard_kpis",
@@ -374,11 +376,11 @@ VIEWS: list[View] = [
          "label": "the KPI's label in its scheme",
          "formula": "the KPI's formula in words (null: rated)"},
         "SELECT s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id, s.status,"
-        " k.kpi, k.kind, k.unit, k.direction, k.value, k.target, k.floor, k.weight,"
+        " d.kpi, d.kind, d.unit, d.direction, k.value, k.target, k.floor, d.weight,"
         " k.effective_weight, k.attainment, k.dropped, k.kpi_status, k.target_source,"
-        " k.label, k.formula FROM public.scorecard_kpis k JOIN public.scorecards s"
-        " ON s.card = k.card",
-        ("scorecard_kpis", "scorecards"),
+        " d.label, d.formula FROM public.scorecard_kpis k JOIN public.scorecards s"
+        " ON s.card = k.card JOIN public.scorecard_kpi_definitions d ON d.kpi_def = k.kpi_def",
+        ("scorecard_kpis", "scorecards", "scorecard_kpi_definitions"),
     ),
     View(
         "scorecard_criteria",

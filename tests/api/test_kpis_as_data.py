@@ -7,6 +7,8 @@ from typing import Any
 
 import httpx
 
+from service.store import reporting
+from service.store.database import Database
 from tests.conftest import bearer, make_token
 from tests.support.raters import train
 from tests.support.scenario import ADMIN, Team, make_team
@@ -74,7 +76,7 @@ async def card(client: httpx.AsyncClient, team: Team, agent: str) -> dict[str, A
 
 
 async def test_hr_adds_attendance_for_a_security_desk_and_a_position_with_no_kpis(
-    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+    app_client: httpx.AsyncClient, db: Database, uid: str, app_clock: Any
 ) -> None:
     # Given a team whose scheme does not know days_present yet
     team = await make_team(app_client, uid, 3, positions=("security-desk", "courier", "sales"))
@@ -131,6 +133,20 @@ async def test_hr_adds_attendance_for_a_security_desk_and_a_position_with_no_kpi
     assert abs(courier_card["components"]["manager"]["score"] - 80.0) < 1e-9
     # the seller keeps the built-in KPIs and has no attendance KPI
     assert "attendance_rate" not in (await card(app_client, team, seller))["kpis"]
+
+    # The reporting view shows each agent's KPIs as their card does: their position's own
+    # (label, unit, formula and weight are stored once per position and month)
+    async with db.connection() as conn:
+        await reporting.ensure_reporting(conn)
+        for agent in team.agents:
+            shown = (await card(app_client, team, agent))["kpis"]
+            rows = await conn.fetch(
+                "SELECT * FROM reporting.scorecard_kpis WHERE team_id = $1 AND agent_id = $2",
+                team.team_id, agent)
+            assert {r["kpi"]: (r["label"], r["unit"], r["formula"], r["weight"], r["value"],
+                               r["target"], r["target_source"]) for r in rows} == {
+                name: (k["label"], k["unit"], k["formula"], k["weight"], k["value"],
+                       k["target"], k["target_source"]) for name, k in shown.items()}, agent
 
 
 async def test_every_kpi_problem_of_a_scheme_is_a_422_naming_each_field(
