@@ -55,7 +55,7 @@ one that missed the neighbours' bursts likelier).
 ten built-in metrics, over 500 agents, from 8 clients) to the code before issue 19 and to this
 branch, each on a fresh database, alternated twice, the best of each kept: this branch checks
 each sample against the metrics its team's scheme declares (the team_metrics read model), and
-its live KPI read model recomputes the agents and teams the compactor saw change while the
+its live KPI read model recomputes the agents and teams its fold saw change while the
 day runs.
 
 ### Where a close's time goes with 50 KPIs

@@ -1,7 +1,8 @@
 """Work that runs beside the requests, in one asyncio task from ``start`` until ``stop``.
 
-The notifier, the cache listener, the locked loops (scheduler, compactor, KPI values) and the
-mail and webhook senders are such work: each writes ``run``; starting and stopping are here.
+The notifier, the cache listener, the locked loops (scheduler, KPI values, partition upkeep)
+and the mail and webhook senders are such work: each writes ``run``; starting and stopping are
+here.
 """
 
 from __future__ import annotations

@@ -43,7 +43,6 @@ from service.mail.smtp import parse_smtp_url
 from service.notifier import Notifier
 from service.projections.base import Projection
 from service.projections.kpi_values import KpiValues
-from service.projections.metric_totals import Compactor
 from service.projections.registry import all_projections
 from service.projections.reminders import Reminders
 from service.projections.runner import ProjectionRunner
@@ -204,13 +203,14 @@ def create_app(
             await hook(ctx)
         sender = _start_webhook_sender(ctx, chosen, webhooks)
         # This month's samples and the next few months' have a partition before they arrive
-        # (the compactor's replica keeps it so as months pass).
+        # (one replica's Upkeep keeps it so as months pass).
         async with db.connection() as conn:
             await metric_partitions.ensure(conn, ctx.clock())
-        compactor = Compactor(db, clock=ctx.clock) if settings.run_projections else None
+        partitions = (metric_partitions.Upkeep(db, clock=ctx.clock)
+                      if settings.run_projections else None)
         kpi_values = (KpiValues(db, partial(month_context, ctx), clock=ctx.clock)
                       if settings.run_projections else None)
-        for loop in (compactor, kpi_values):
+        for loop in (partitions, kpi_values):
             if loop is not None:
                 loop.start()
         reminders = _start_reminder_sender(ctx, chosen)
@@ -227,7 +227,7 @@ def create_app(
                 await reminders.stop()
             if scheduler is not None:
                 await scheduler.stop()
-            for loop in (kpi_values, compactor):
+            for loop in (kpi_values, partitions):
                 if loop is not None:
                     await loop.stop()
             await listener.stop()

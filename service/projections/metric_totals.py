@@ -7,13 +7,13 @@ the pending deltas, summed in one snapshot) include a batch as soon as its 200 i
 is no lag to wait for. Totals are ``numeric`` (each sample rounded to the 15 significant digits
 a double holds), so sums are exact whatever the order of folding.
 
-The compactor folds deltas into ``metric_total`` and ``metric_arrival`` in the background so
-reads stay a handful of rows (and marks the keys it folded in ``kpi_dirty``, for the live KPI
-read model, service/projections/kpi_values.py): one statement per step deletes a slice of
-deltas and upserts their sums, in one transaction, so a reader sees each delta exactly once,
-before or after.
-One replica compacts at a time (a session advisory lock on a dedicated connection, as the
-scheduler and the projection runner do); ingestion never waits for it (it only inserts).
+Deltas are folded into ``metric_total`` and ``metric_arrival`` in the background so reads
+stay a handful of rows (``compact_pass``, which marks the keys it folded in ``kpi_dirty``):
+one statement per step deletes a slice of deltas and upserts their sums, in one transaction,
+so a reader sees each delta exactly once, before or after. The live KPI read model's loop
+(service/projections/kpi_values.py) folds at the start of each of its passes, then recomputes
+what the fold marked: one replica at a time (its session advisory lock), at its pace, which
+steps back when passes are slow. Ingestion never waits for a fold (it only inserts).
 
 ``rebuild`` recomputes the compacted tables from ``metric_sample`` for the months still
 stored (archived months keep their compacted rows: their samples are in the archive files).
@@ -21,18 +21,7 @@ stored (archived months keep their compacted rows: their samples are in the arch
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Callable
-from datetime import datetime
-
 import asyncpg
-
-from service.store import metric_partitions
-from service.store.database import Database
-from service.store.locked_loop import LockedLoop
-
-log = logging.getLogger(__name__)
 
 
 def current_rows(columns: str, where: str) -> str:
@@ -43,10 +32,6 @@ def current_rows(columns: str, where: str) -> str:
     return (f"SELECT {columns} FROM metric_total WHERE {where}"
             f" UNION ALL SELECT {columns} FROM metric_total_delta WHERE {where}")
 
-LOCK_NAMESPACE = 7215003
-LOCK_NAME = "metric-totals:compactor"
-#: How often the compacting replica makes the coming months' partitions.
-PARTITIONS_EVERY_SECONDS = 3600.0
 #: Deltas folded per statement: a step stays short whatever the backlog.
 STEP_ROWS = 50_000
 
@@ -155,33 +140,3 @@ async def rebuild(conn: asyncpg.Connection) -> None:
         await conn.execute("LOCK TABLE metric_total_delta IN EXCLUSIVE MODE")
         for statement in _REBUILD:
             await conn.execute(statement)
-
-
-class Compactor(LockedLoop):
-    """Fold deltas every ``interval_seconds`` on the replica holding the lock, and make the
-    coming months' sample partitions ahead of them.
-
-    Every 2 seconds, the pace of the live KPI read model it feeds (kpi_values.py): reads add
-    the pending deltas, so nothing waits for a fold, and a fold updates each (team, month,
-    agent, metric) it touches once however many batches counted for it meanwhile. That update
-    is most of a fold's cost; under steady ingestion every agent is touched every second, so
-    folding every second updated the same rows twice as often.
-    """
-
-    quiet = (asyncpg.UndefinedTableError,)  # not migrated yet
-
-    def __init__(self, db: Database, *, clock: Callable[[], datetime],
-                 interval_seconds: float = 2.0) -> None:
-        super().__init__(db, name="metric totals compaction", lock=(LOCK_NAMESPACE, LOCK_NAME),
-                         interval_seconds=interval_seconds,
-                         standby_seconds=interval_seconds * 5)
-        self.clock = clock
-        self._partitions_checked = -PARTITIONS_EVERY_SECONDS
-
-    async def work(self, conn: asyncpg.Connection) -> None:
-        """Fold the deltas pending; now and then make the next months' partitions."""
-        await compact_pass(conn)
-        if time.monotonic() - self._partitions_checked > PARTITIONS_EVERY_SECONDS:
-            # Months keep coming: the next ones get their partition ahead.
-            await metric_partitions.ensure(conn, self.clock())
-            self._partitions_checked = time.monotonic()

@@ -2,7 +2,8 @@
 
 The lock lives on a dedicated connection (``connect_single``): when the process or its
 connection dies, PostgreSQL releases the lock and another replica's loop takes it within
-``standby_seconds``. The scheduler and the metric-totals compactor are such loops.
+``standby_seconds``. The scheduler, the live KPI values (which fold the metric totals too) and
+the metric partitions' upkeep are such loops.
 """
 
 from __future__ import annotations

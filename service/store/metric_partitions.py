@@ -32,11 +32,17 @@ from pathlib import Path
 
 import asyncpg
 
+from service.store.database import Database
+from service.store.locked_loop import LockedLoop
 from service.store.metrics import cycle_status_sql
 
 #: Months prepared ahead of the current one, and kept ready behind it for late samples.
 AHEAD = 3
 BEHIND = 12
+#: How often one replica makes the coming months' partitions (``Upkeep``), under this lock.
+EVERY_SECONDS = 3600.0
+LOCK_NAMESPACE = 7215003
+LOCK_NAME = "metric-partitions"
 
 _MISSING = """
 SELECT p FROM unnest($1::text[]) p
@@ -71,6 +77,22 @@ async def ensure(conn: asyncpg.Connection, now: datetime, *, behind: int = BEHIN
         if await make(conn, period):
             made.append(period)
     return made
+
+
+class Upkeep(LockedLoop):
+    """Make the coming months' partitions ahead of them, hourly, on one replica at a time:
+    months keep coming while a service runs (it makes them at start too)."""
+
+    quiet = (asyncpg.UndefinedTableError,)  # not migrated yet
+
+    def __init__(self, db: Database, *, clock: Callable[[], datetime]) -> None:
+        super().__init__(db, name="metric partitions", lock=(LOCK_NAMESPACE, LOCK_NAME),
+                         interval_seconds=EVERY_SECONDS, standby_seconds=60.0)
+        self.clock = clock
+
+    async def work(self, conn: asyncpg.Connection) -> None:
+        """Make the partitions missing around now."""
+        await ensure(conn, self.clock())
 
 
 # CREATE TABLE IF NOT EXISTS is not safe against a concurrent creation of the same table (the

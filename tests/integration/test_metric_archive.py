@@ -99,7 +99,7 @@ async def _read_models(client: httpx.AsyncClient, team: Any, conn: Any) -> dict[
 
 async def _kpis_computed(conn: Any, team_id: str) -> None:
     """Wait (a minute at most) for the live KPI rows of the month (service/projections/
-    kpi_values.py, filled by a background loop after the compactor): the views compared before
+    kpi_values.py, filled by a background loop after its fold): the views compared before
     and after the archive must both show them, not a pass still pending."""
     for _ in range(1200):
         pending = await conn.fetchval(

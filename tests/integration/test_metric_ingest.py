@@ -301,7 +301,7 @@ async def test_a_rebuild_from_the_samples_equals_the_live_totals(
     async with ctx.db.connection() as conn:
         for start in range(0, len(samples), 700):
             await commands.ingest(ctx, f"src-{uid}", samples[start:start + 700])
-            await compact(conn, rows=7)  # fold a little now and then, as the compactor does
+            await compact(conn, rows=7)  # fold a little now and then, as the live KPI loop does
         live: list[Any] = [tuple(r) for r in await conn.fetch(query, team.team_id)]
         live_arrivals = [tuple(r) for r in await conn.fetch(arrivals, team.team_id)]
         await rebuild(conn)
@@ -327,7 +327,7 @@ async def test_a_compacting_pass_folds_everything_pending_a_step_at_a_time(
     pending = ("SELECT (SELECT count(*) FROM metric_total_delta WHERE team_id = $1)"
                " + (SELECT count(*) FROM metric_arrival_delta WHERE team_id = $1)")
     async with ctx.db.connection() as conn, conn.transaction():
-        # The app's own compactor would fold some of them meanwhile (then this pass folded
+        # The app's own live KPI loop would fold some of them meanwhile (then this pass folded
         # fewer than were pending): its folds wait for this lock until the test's are done.
         await conn.execute("LOCK TABLE metric_total_delta, metric_arrival_delta"
                            " IN SHARE ROW EXCLUSIVE MODE")

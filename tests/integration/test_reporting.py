@@ -7,14 +7,18 @@ import asyncio
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
+from service.commands import metrics as metric_commands
+from service.domain import metrics as m
 from service.projections import checkpoints, kpi_values
 from service.projections.base import Projection, Tables
+from service.queries.kpis import month_context
 from service.store import reporting, reporting_role
 from service.store.database import Database
 from service.store.event_store import RecordedEvent
@@ -602,3 +606,35 @@ async def test_a_kpi_a_scheme_adds_appears_in_the_views_without_a_migration(
         assert await conn.fetchval(
             "SELECT count(*) FROM information_schema.columns WHERE table_schema = 'reporting'"
         ) == columns_before
+
+
+async def test_a_live_kpi_pass_folds_the_pending_totals_then_recomputes_them(
+    app_client: httpx.AsyncClient, db: Database, uid: str, app_clock: PinnedClock
+) -> None:
+    # The live KPI loop folds the totals itself (there is no compactor loop of its own), so
+    # one pass leaves none of an agent's deltas pending and its rows counting them.
+    app_clock.set(datetime(2026, 11, 27, 9, 0, tzinfo=UTC))
+    team = await make_team(app_client, uid, 1)
+    [agent] = team.agents
+    ctx = app_client.app.state.ctx  # type: ignore[attr-defined]
+    loop = kpi_values.KpiValues(db, partial(month_context, ctx), clock=ctx.clock)
+    at = datetime.fromisoformat(AT)
+    batch = m.Samples.of([
+        m.Sample(id=f"{uid}-{i}", agent_id=agent, metric=metric, value=value, occurred_at=at)
+        for i, (metric, value) in enumerate([("consultations", 4), ("conversions", 1)])])
+    async with db.connection() as conn, conn.transaction():
+        # The app's own loop waits for this transaction (its fold deletes deltas), so the
+        # pass below is the one that folds.
+        await conn.execute("LOCK TABLE metric_total_delta IN SHARE ROW EXCLUSIVE MODE")
+        stored = await metric_commands.settle(conn, [f"chat-{uid}"] * 2, batch,
+                                              app_clock(), keep_rejected=True)
+        assert stored.accepted == 2
+        pending = "SELECT count(*) FROM metric_total_delta WHERE agent_id = $1"
+        assert await conn.fetchval(pending, agent) == 2
+        await loop.work(conn)
+        assert await conn.fetchval(pending, agent) == 0
+        assert await conn.fetchval(
+            "SELECT sum(observations) FROM metric_total WHERE agent_id = $1", agent) == 2
+        row = await conn.fetchrow("SELECT value, samples FROM kpi_values WHERE agent_id = $1"
+                                  " AND kpi = 'conversion_rate'", agent)
+        assert (row["value"], row["samples"]) == (pytest.approx(0.25), 2)
