@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -124,26 +124,17 @@ class StoredScorecard:
     each) and again in long form for the reporting views. Stored once, in long form, the
     document is the rest, and ``scorecard`` puts them together. What an entry says alike for
     every agent of a position (its label, unit, formula, weight...) is the position's
-    ``definitions``, one list shared by its cards; ``scores()`` gives the agent's own fields.
+    ``definitions``, one list shared by its cards; ``scores`` are the agent's own fields.
     """
 
     document: dict[str, Any]
     definitions: Sequence[KpiDefinition]
-    result: FrozenResult
-    checks: Sequence[_Check]
-
-    def scores(self) -> Iterator[KpiScoreEntry]:
-        """Yield the agent's fields of each KPI entry (``KPI_SCORE``), in the position's order.
-
-        Made as they are stored rather than held: a month of 1,000 agents on 50 KPIs has
-        50,000, and as many tuples held at once brought the garbage collector's passes on.
-        """
-        return _scores(self.result, self.checks)
+    scores: list[KpiScoreEntry]
 
     @property
     def kpis(self) -> list[KpiEntry]:
         """Return the card's KPI entries (``KpiEntry``), in the position's order."""
-        return [kpi_entry(d, s) for d, s in zip(self.definitions, self.scores(), strict=True)]
+        return [kpi_entry(d, s) for d, s in zip(self.definitions, self.scores, strict=True)]
 
 
 def scorecard_document(
@@ -191,13 +182,11 @@ def _detail(entry: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-#: A KPI of a position as its scores are checked: the KPI, whether it is measured, and the
-#: kind, direction and weight its scores must have for the card to show them as they are.
-_Check = tuple[KpiDef, bool, tuple[Any, ...]]
 #: A position's KPIs as its cards show them: their definitions (``KPI_DEFINITION``, shared by
-#: the position's cards) and their checks. Read once per position: a month of 1,000 agents on
-#: 50 KPIs asks 50,000 times.
-_Position = tuple[list[KpiDefinition], list[_Check]]
+#: the position's cards), and for each KPI the KPI, whether it is measured, and the kind,
+#: direction and weight its scores are checked against. Read once per position: a month of
+#: 1,000 agents on 50 KPIs asks 50,000 times.
+_Position = tuple[list[KpiDefinition], list[tuple[KpiDef, bool, tuple[Any, ...]]]]
 
 
 def _position(scheme: Scheme, position: str | None) -> _Position:
@@ -229,57 +218,42 @@ def stored_scorecards(
     return stored
 
 
-def _scores(result: FrozenResult, checks: Sequence[_Check]) -> Iterator[KpiScoreEntry]:
-    """Yield an agent's fields of each of its position's KPI entries (``KPI_SCORE``)."""
-    scored = result.score.work_performance.rows if result.score.work_performance else {}
-    values = result.kpis
-    for kpi, measured, _ in checks:
-        row = scored.get(kpi.name)
-        if row is None:
-            yield (values.get(kpi.name) if measured else None, None, kpi.target, kpi.floor,
-                   None, None, True, None, None)
-            continue
-        # A score's row, in ``scoring.KPI_FIELDS`` order (unpacked: 50,000 of them a month).
-        (_, scored_value, target, floor, _, _, effective_weight, attainment, dropped,
-         kpi_status, prorated_by, target_source) = row
-        # The targets the agent was scored against (a resolved dispute may adjust them).
-        yield (values.get(kpi.name) if measured else scored_value, target_source, target,
-               floor, effective_weight, attainment, dropped, kpi_status, prorated_by)
-
-
-def _derivable(result: FrozenResult, checks: Sequence[_Check]) -> bool:
-    """Tell whether ``scorecard`` rebuilds the work performance detail from the card's
-    entries exactly.
-
-    It does for every close this code scores, each of the position's KPIs scored with the
-    kind, direction and weight the card shows. A close scored otherwise (an older scheme's
-    KPIs that no longer match) keeps its detail in the document as it was.
-    """
-    scored = result.score.work_performance.rows if result.score.work_performance else {}
-    if len(scored) != len(checks):
-        return False
-    for (kpi, _, definition), (value, *_) in zip(checks, _scores(result, checks), strict=True):
-        row = scored.get(kpi.name)
-        if row is None:
-            return False
-        (scored_kind, scored_value, _, _, scored_direction, weight, effective_weight, _, _,
-         kpi_status, _, _) = row
-        if effective_weight is None or (scored_kind, scored_direction, weight) != definition or (
-                scored_value != (None if kpi_status == "unavailable" else value)):
-            return False
-    return True
-
-
 def _scorecard(
     team_id: str, period: str, status: str, result: FrozenResult, position: _Position,
     evaluations: Sequence[EvaluationSubmitted],
 ) -> StoredScorecard:
     score = result.score
     definitions, checks = position
+    kpis: list[KpiScoreEntry] = []
+    scored = score.work_performance.rows if score.work_performance else {}
+    # Whether ``scorecard`` rebuilds the work performance detail from the entries exactly: it
+    # does for every close this code scores, each of the position's KPIs scored with the kind,
+    # direction and weight the card shows. A close scored otherwise (an older scheme's KPIs
+    # that no longer match) keeps its detail in the document as it was.
+    derivable = len(scored) == len(checks)
+    values = result.kpis
+    for kpi, measured, definition in checks:
+        name = kpi.name
+        row = scored.get(name)
+        if row is None:
+            derivable = False
+            kpis.append((values.get(name) if measured else None, None, kpi.target, kpi.floor,
+                         None, None, True, None, None))
+            continue
+        # A score's row, in ``scoring.KPI_FIELDS`` order (unpacked: 50,000 of them a month).
+        (scored_kind, scored_value, target, floor, scored_direction, weight, effective_weight,
+         attainment, dropped, kpi_status, prorated_by, target_source) = row
+        value = values.get(name) if measured else scored_value
+        derivable = derivable and effective_weight is not None and (
+            scored_kind, scored_direction, weight) == definition and (
+            scored_value == (None if kpi_status == "unavailable" else value))
+        # The targets the agent was scored against (a resolved dispute may adjust them).
+        kpis.append((value, target_source, target, floor, effective_weight, attainment,
+                     dropped, kpi_status, prorated_by))
     performance = None
     if score.work_performance is not None:
         performance = (score.work_performance.model_dump(mode="json", exclude={"rows"})
-                       if _derivable(result, checks) else dump_performance(score.work_performance))
+                       if derivable else dump_performance(score.work_performance))
     document = {
         "team_id": team_id, "period": period, "agent_id": result.agent_id,
         "name": result.name, "position": result.position, "status": status,
@@ -301,5 +275,5 @@ def _scorecard(
         "eligibility": (result.eligibility.model_dump(mode="json")
                         if result.eligibility is not None else None),
     }
-    return StoredScorecard(document, definitions, result, checks)
+    return StoredScorecard(document, definitions, kpis)
 

@@ -432,7 +432,7 @@ class CycleResults(Projection):
             records=((number, kpi_def, *score) for card in cards
                      for number in (numbers[card.document["agent_id"]],)
                      for kpi_def, score in zip(defined[card.document["position"]],
-                                               card.scores(), strict=True)),
+                                               card.scores, strict=True)),
         )
 
     async def _drop_scorecards(self, conn: asyncpg.Connection, tables: Tables, team_id: str,
