@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Path(".csperf")
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
     jwt_secret: SecretStr | None = None
     jwt_public_key: str | None = Field(
         default=None, description="PEM public key; enables RS256 tokens when set."
@@ -66,24 +66,25 @@ class Settings(BaseSettings):
         default=None, description="When set, tokens must carry this 'iss' claim."
     )
     jwt_leeway_seconds: int = Field(
-        default=30, description="Clock skew tolerated on a token's exp and nbf."
+        default=30, ge=0, description="Clock skew tolerated on a token's exp and nbf."
     )
     bootstrap_admin_key: SecretStr | None = None
     log_level: str = "INFO"
-    db_pool_size: int = 20
-    max_body_bytes: int = 8 * 1024 * 1024
+    db_pool_size: int = Field(default=20, ge=1)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1)
     projection_poll_seconds: float = Field(
-        default=0.05, description="Longest idle sleep of a projection runner between polls."
+        default=0.05, gt=0, description="Longest idle sleep of a projection runner between polls."
     )
     run_projections: bool = Field(
         default=True, description="Run projection runners in this process."
     )
     feed_quiet_minutes: int = Field(
-        default=120, description="A KPI input silent this long is flagged on the cycle."
+        default=120, ge=1, description="A KPI input silent this long is flagged on the cycle."
     )
     auth_failure_limit: int = Field(
-        default=20, description="Failed authentications a minute, per client address and per"
-        " presented credential, before failing ones are answered 429 (valid ones never are)."
+        default=20, ge=0, description="Failed authentications a minute, per client address and"
+        " per presented credential, before failing ones are answered 429 (valid ones never are);"
+        " 0 disables the limit."
     )
     trusted_proxies: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), description="Comma-separated IPs and CIDR networks of the reverse proxies"

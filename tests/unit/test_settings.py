@@ -87,6 +87,11 @@ def test_a_short_jwt_secret_is_refused(env: pytest.MonkeyPatch) -> None:
     ("CSPERF_BOOTSTRAP_ADMIN_KEY", "admin-password", "the key must start with 'csk_'"),
     ("CSPERF_JWT_SECRET", "short-secret", "an HS256 secret must be at least 32 bytes"),
     ("CSPERF_PORT", "eighty", "Input should be a valid integer"),
+    # A number out of its range stops the start too, rather than meaning something else:
+    # a negative limit used to disable the limiter as 0 does, a pool of none to hang requests.
+    ("CSPERF_AUTH_FAILURE_LIMIT", "-1", "Input should be greater than or equal to 0"),
+    ("CSPERF_DB_POOL_SIZE", "0", "Input should be greater than or equal to 1"),
+    ("CSPERF_PORT", "70000", "Input should be less than or equal to 65535"),
 ])
 def test_a_bad_setting_stops_serve_with_one_line(
     tmp_path: Path, name: str, value: str, rule: str
