@@ -19,6 +19,7 @@ from service.projections.base import Tables
 from service.projections.cycle_results import CycleResults
 from service.store.database import Database
 from service.store.event_store import RecordedEvent
+from tests.support.projections import scratch_tables
 
 NOW = datetime(2026, 11, 3, 9, 15, tzinfo=UTC)
 FORM = ("work_ability", "cooperation", "service", "report_timeliness", "report_reliability",
@@ -42,15 +43,8 @@ def _evaluation(agent: str, role: str, rater: str, score: float, revision: int,
 @pytest.fixture
 async def tables(db: Database, uid: str) -> object:
     projection = CycleResults()
-    made = Tables(list(projection.tables), 900_000 + int(uid, 16) % 99_999)
-    async with db.connection() as conn:
-        for logical, physical in made.items():
-            await conn.execute(f"DROP TABLE IF EXISTS {physical}")
-            await conn.execute(f"CREATE TABLE {physical} {projection.tables[logical]}")
-    yield made
-    async with db.connection() as conn:
-        for _, physical in made.items():
-            await conn.execute(f"DROP TABLE IF EXISTS {physical}")
+    async with scratch_tables(db, projection, uid) as made:
+        yield made
 
 
 async def test_a_months_calibration_and_gaps_are_the_domains_over_all_its_evaluations(

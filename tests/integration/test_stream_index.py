@@ -14,6 +14,7 @@ from service.projections.base import Tables
 from service.projections.stream_index import StreamIndex
 from service.store.database import Database
 from service.store.event_store import RecordedEvent
+from tests.support.projections import scratch_tables
 
 T0 = datetime(2026, 11, 3, 9, 15, 0, 123456, tzinfo=UTC)
 _positions = count(1)
@@ -28,15 +29,8 @@ def _recorded(stream_id: str, version: int, event_type: str, minutes: int) -> Re
 @pytest.fixture
 async def tables(db: Database, uid: str) -> AsyncIterator[Tables]:
     projection = StreamIndex()
-    made = Tables(list(projection.tables), 900_000 + int(uid, 16) % 99_999)
-    async with db.connection() as conn:
-        for logical, physical in made.items():
-            await conn.execute(f"DROP TABLE IF EXISTS {physical}")
-            await conn.execute(f"CREATE TABLE {physical} {projection.tables[logical]}")
-    yield made
-    async with db.connection() as conn:
-        for _, physical in made.items():
-            await conn.execute(f"DROP TABLE IF EXISTS {physical}")
+    async with scratch_tables(db, projection, uid) as made:
+        yield made
 
 
 async def test_a_streams_row_counts_its_events_over_batches(

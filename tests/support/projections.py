@@ -1,14 +1,17 @@
-"""A projection that records every event it applies, for exactly-once and ordering checks."""
+"""A projection that records every event it applies, for exactly-once and ordering checks, and
+a projection's tables made apart from the live ones, for applying batches to it directly."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 import asyncpg
 
 from service.projections.base import Projection, Tables
+from service.store.database import Database
 from service.store.event_store import RecordedEvent
 
 
@@ -50,3 +53,19 @@ def event_log(name: str, *, delay_seconds: float = 0.0, version: int = 1) -> Pro
     )
     projection: Projection = cls()
     return projection
+
+
+@asynccontextmanager
+async def scratch_tables(db: Database, projection: Projection, uid: str) -> AsyncIterator[Tables]:
+    """Make the projection's tables under a generation of the test's own, dropped afterwards."""
+    made = Tables(list(projection.tables), 900_000 + int(uid, 16) % 99_999)
+    async with db.connection() as conn:
+        for logical, physical in made.items():
+            await conn.execute(f"DROP TABLE IF EXISTS {physical}")
+            await conn.execute(f"CREATE TABLE {physical} {projection.tables[logical]}")
+    try:
+        yield made
+    finally:
+        async with db.connection() as conn:
+            for _, physical in made.items():
+                await conn.execute(f"DROP TABLE IF EXISTS {physical}")
