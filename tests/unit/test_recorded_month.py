@@ -113,14 +113,67 @@ def test_a_close_event_stores_kpi_scores_compactly_and_reads_them_back_the_same(
     assert performance is not None and stored["kpi_names"] == list(performance.kpis)
     assert [len(column) for column in first["columns"]] == [len(performance.kpis)] * len(
         first["fields"])
-    assert decode("CycleClosed", 3, stored) == closed
-    # a close stored before the columns (version 2: one list of values per KPI by name)
-    # and one stored before the compact form (each KPI score a dict) still read the same
-    assert decode("CycleClosed", 2, _by_name(stored)) == closed
+    assert decode("CycleClosed", 4, stored) == closed
+    # a close stored with each agent's KPI values and totals whole (version 3), one stored
+    # before the columns (version 2: one list of values per KPI by name) and one stored
+    # before the compact form (each KPI score a dict) still read the same
+    assert decode("CycleClosed", 3, _whole(stored)) == closed
+    assert decode("CycleClosed", 2, _by_name(_whole(stored))) == closed
     full = closed.model_dump(mode="json", exclude={"type"})
     assert decode("CycleClosed", 1, json.loads(json.dumps(full))) == closed
-    assert len(json.dumps(stored)) < 0.8 * len(json.dumps(full))
-    assert len(json.dumps(stored)) < len(json.dumps(_by_name(stored)))
+    assert len(json.dumps(stored)) < 0.7 * len(json.dumps(full))
+    assert len(json.dumps(stored)) < len(json.dumps(_whole(stored)))
+    assert len(json.dumps(_whole(stored))) < len(json.dumps(_by_name(_whole(stored))))
+
+
+def test_a_close_event_stores_each_kpi_value_and_total_once() -> None:
+    # order amounts never arrive: under fair months order_amount is unavailable to the team,
+    # and an agent's value of it (0) is not its score's (none): that value alone is stored
+    closed = _close(DEFAULT_SCHEME_V2, without=("order_amount",))
+    stored = json.loads(json.dumps(closed.data()))
+    assert stored["kpi_value_names"] == list(closed.results[0].kpis)
+    assert stored["total_names"] == sorted(closed.results[0].totals)
+    for result, kept in zip(closed.results, stored["results"], strict=True):
+        performance = result.score.work_performance
+        assert performance is not None
+        assert kept["kpis"] == {name: value for name, value in result.kpis.items()
+                                if name not in performance.kpis
+                                or performance.kpis[name].status == "unavailable"}
+        # a list under the month's metric names when the agent has them all, else by name
+        names = stored["total_names"]
+        assert kept["totals"] == ([result.totals[m] for m in names]
+                                  if set(result.totals) == set(names) else result.totals)
+    assert {"order_amount": 0.0} in [kept["kpis"] for kept in stored["results"]]
+    assert {type(kept["totals"]) for kept in stored["results"]} == {list, dict}
+    decoded = decode("CycleClosed", 4, stored)
+    assert decoded == closed
+    assert isinstance(decoded, c.CycleClosed)
+    for before, after in zip(closed.results, decoded.results, strict=True):
+        assert (after.kpis, after.totals) == (before.kpis, before.totals)
+        assert list(after.kpis) == list(before.kpis)
+
+
+def test_a_close_event_names_the_kpi_values_and_totals_of_an_agent_whose_differ() -> None:
+    closed = _close(DEFAULT_SCHEME_V2)
+    results = list(closed.results)
+    # one agent with its KPI values in another order and a metric fewer, one with a value
+    # its scores do not hold and a metric more
+    first, second = results[1], results[2]
+    results[1] = first.model_copy(update={
+        "kpis": dict(reversed(first.kpis.items())), "totals": dict(list(first.totals.items())[1:])})
+    results[2] = second.model_copy(update={
+        "kpis": {**second.kpis, "extra": 1.5}, "totals": {**second.totals, "extra": 2.0}})
+    odd = closed.model_copy(update={"results": tuple(results)})
+    stored = json.loads(json.dumps(odd.data()))
+    kept = stored["results"]
+    assert "kpi_value_names" not in kept[0] and isinstance(kept[0]["totals"], list)
+    assert kept[1]["kpi_value_names"] == list(results[1].kpis)
+    assert kept[1]["totals"] == results[1].totals and kept[2]["totals"] == results[2].totals
+    assert kept[2]["kpis"] == {"extra": 1.5}
+    decoded = decode("CycleClosed", 4, stored)
+    assert decoded == odd
+    assert isinstance(decoded, c.CycleClosed)
+    assert list(decoded.results[1].kpis) == list(results[1].kpis)
 
 
 def test_a_close_event_names_the_kpis_of_an_agent_whose_kpis_differ() -> None:
@@ -138,7 +191,24 @@ def test_a_close_event_names_the_kpis_of_an_agent_whose_kpis_differ() -> None:
     kpis = [r["score"]["work_performance"]["kpis"] for r in stored["results"][:3]]
     assert "names" not in kpis[0] and "names" not in kpis[2]
     assert kpis[1]["names"] == list(fewer.rows)
-    assert decode("CycleClosed", 3, stored) == odd
+    assert decode("CycleClosed", 4, stored) == odd
+
+
+def _whole(stored: dict[str, Any]) -> dict[str, Any]:
+    """Return a version 4 close as version 3 stored it: each agent's KPI values and totals
+    whole, by name."""
+    older = copy.deepcopy(stored)
+    value_names, total_names = older.pop("kpi_value_names"), older.pop("total_names")
+    usual = older["kpi_names"]
+    for result in older["results"]:
+        kpis = result["score"]["work_performance"]["kpis"]
+        values = dict(zip(kpis.get("names", usual), kpis["columns"][kpis["fields"].index(
+            "value")], strict=True))
+        result["kpis"] = {name: result["kpis"].get(name, values.get(name))
+                          for name in result.pop("kpi_value_names", value_names)}
+        if isinstance(result["totals"], list):
+            result["totals"] = dict(zip(total_names, result["totals"], strict=True))
+    return older
 
 
 def _by_name(stored: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +233,8 @@ def test_a_compact_close_stored_with_fewer_fields_reads_them_as_their_defaults()
         assert kpis["fields"][-1] == "target_source"
         kpis["fields"] = kpis["fields"][:-1]
         kpis["columns"] = kpis["columns"][:-1]
-    for older in (decode("CycleClosed", 3, stored), decode("CycleClosed", 2, _by_name(stored))):
+    for older in (decode("CycleClosed", 4, stored),
+                  decode("CycleClosed", 2, _by_name(_whole(stored)))):
         assert isinstance(older, c.CycleClosed)
         for before, after in zip(closed.results, older.results, strict=True):
             assert before.score.work_performance is not None
