@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from service.store.database import DATABASE_AWAY
+from service.store.database import database_away
 
 
 class Background:
@@ -62,11 +62,11 @@ async def poll(work: Callable[[], Awaitable[int]], wake: asyncio.Event, *, first
         wake.clear()
         try:
             done = await work()
-        except DATABASE_AWAY as exc:
-            log.warning("%s lost the database (%s)", name, type(exc).__name__)
-            done, idle = 0, cap
-        except Exception:
-            log.exception("%s failed; retrying", name)
+        except Exception as exc:
+            if database_away(exc):
+                log.warning("%s lost the database (%s)", name, type(exc).__name__)
+            else:
+                log.exception("%s failed; retrying", name)
             done, idle = 0, cap
         if done:
             idle = first

@@ -8,17 +8,19 @@ last error unchanged when the attempts run out.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
+    retry_if_exception,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
 )
 
 from service.domain.errors import IdTaken
-from service.store.database import DATABASE_AWAY
+from service.store.database import database_away
 from service.store.errors import ConcurrencyError
 
 log = logging.getLogger(__name__)
@@ -41,15 +43,16 @@ def on_taken_id(attempts: int = RETRIES) -> AsyncRetrying:
 
 def reconnecting(
     *, first: float, cap: float, name: str,
-    on: type[BaseException] | tuple[type[BaseException], ...] = DATABASE_AWAY,
+    on: Callable[[BaseException], bool] = database_away,
 ) -> AsyncRetrying:
-    """Retry, for as long as it takes, while the database is away (an error of ``on``): after
-    ``first`` seconds, doubling up to ``cap``; each wait is logged under ``name``."""
+    """Retry, for as long as it takes, while the database is away (an error ``on`` says
+    yes to): after ``first`` seconds, doubling up to ``cap``; each wait is logged under
+    ``name``."""
 
     def lost(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         log.warning("%s cannot reach the database (%s); retrying", name, type(error).__name__)
 
-    return AsyncRetrying(retry=retry_if_exception_type(on),
+    return AsyncRetrying(retry=retry_if_exception(on),
                          wait=wait_exponential(multiplier=first, min=first, max=cap),
                          before_sleep=lost, reraise=True)

@@ -48,7 +48,7 @@ from service.projections.checkpoints import Generation
 from service.projections.decoded import with_data
 from service.projections.progress import Progress
 from service.retrying import reconnecting
-from service.store.database import DATABASE_AWAY, UNAVAILABLE_ERRORS, Database
+from service.store.database import DATABASE_AWAY, Database, database_away
 from service.store.event_store import READ_ALL, Cursor, RecordedEvent, heads, read_all
 from service.store.locked_loop import take_lock, try_advisory_lock
 
@@ -236,9 +236,9 @@ class Worker:
                                               read + (self._unsaved if live else 0))
                 if live:
                     self._unsaved = 0
-        except UNAVAILABLE_ERRORS:
-            raise
         except Exception as exc:
+            if database_away(exc):
+                raise
             if limit > 1:
                 # Find the exact event: replay the batch one event at a time.
                 self._single_steps.add(generation.generation)
@@ -421,13 +421,14 @@ class ProjectionRunner(Background):
                 raise
             except ProjectionFailed:
                 await asyncio.sleep(FAILURE_RETRY_SECONDS)
-            except DATABASE_AWAY as exc:
-                # Reconnecting backs off in take_lock, starting again from its first wait.
-                log.warning("projection %s lost the database (%s); retrying", projection.name,
-                            type(exc).__name__)
-            except Exception:
-                log.exception("projection %s runner failed; retrying", projection.name)
-                await asyncio.sleep(FAILURE_RETRY_SECONDS)
+            except Exception as exc:
+                if database_away(exc):
+                    # Reconnecting backs off in take_lock, starting again from its first wait.
+                    log.warning("projection %s lost the database (%s); retrying",
+                                projection.name, type(exc).__name__)
+                else:
+                    log.exception("projection %s runner failed; retrying", projection.name)
+                    await asyncio.sleep(FAILURE_RETRY_SECONDS)
             finally:
                 self.holding.discard(projection.name)
                 self._workers.pop(projection.name, None)
@@ -479,12 +480,13 @@ class ProjectionRunner(Background):
                 await self._follow_heads(conn)
             except asyncio.CancelledError:
                 raise
-            except DATABASE_AWAY as exc:
-                log.warning("projection heads lost the database (%s); retrying",
-                            type(exc).__name__)
-            except Exception:
-                log.exception("projection heads poll failed; retrying")
-                await asyncio.sleep(FAILURE_RETRY_SECONDS)
+            except Exception as exc:
+                if database_away(exc):
+                    log.warning("projection heads lost the database (%s); retrying",
+                                type(exc).__name__)
+                else:
+                    log.exception("projection heads poll failed; retrying")
+                    await asyncio.sleep(FAILURE_RETRY_SECONDS)
             finally:
                 if conn is not None:
                     with contextlib.suppress(Exception):

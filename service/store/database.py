@@ -35,6 +35,22 @@ UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (
 )
 #: The same, plus our own wrapper: what "the database is away" looks like to callers.
 DATABASE_AWAY: tuple[type[Exception], ...] = (*UNAVAILABLE_ERRORS, DatabaseUnavailable)
+#: asyncpg's InterfaceError subclasses that are our own mistakes, not a lost server: an
+#: argument of the wrong type or out of its column's range (DataError), a bad setting, a
+#: feature missing. A request meeting one is a bug to see (a 500 and its log), not a 503
+#: that tells the client to come back later, and a loop meeting one must not retry it for
+#: ever as if the server were away.
+CLIENT_MISTAKES: tuple[type[Exception], ...] = (
+    asyncpg.exceptions.DataError,
+    asyncpg.exceptions.ClientConfigurationError,
+    asyncpg.exceptions.UnsupportedClientFeatureError,
+    asyncpg.exceptions.UnsupportedServerFeatureError,
+)
+
+
+def database_away(exc: BaseException) -> bool:
+    """Tell whether an error means the database is away (rather than a bug of ours)."""
+    return isinstance(exc, DATABASE_AWAY) and not isinstance(exc, CLIENT_MISTAKES)
 #: How long a request waits for a pooled connection when every one is busy.
 ACQUIRE_TIMEOUT_SECONDS = 10.0
 
@@ -224,7 +240,7 @@ class Lent:
 
 def _raise_away(exc: BaseException) -> None:
     """Raise DatabaseUnavailable from a lent connection's error that means a lost server."""
-    if isinstance(exc, UNAVAILABLE_ERRORS):
+    if isinstance(exc, UNAVAILABLE_ERRORS) and not isinstance(exc, CLIENT_MISTAKES):
         raise DatabaseUnavailable(str(type(exc).__name__)) from exc
     # A server that goes away can leave asyncpg's protocol mid-operation: the connection's
     # next use (a statement, the rollback, or the pool's reset on release) fails with "another

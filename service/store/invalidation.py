@@ -43,6 +43,10 @@ async def announce(conn: asyncpg.Connection, cache: str) -> None:
     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, cache)
 
 
+def _any_error(exc: BaseException) -> bool:
+    return isinstance(exc, Exception)
+
+
 class CacheListener(Background):
     """Listen for ``announce``; say which cache to drop, and whether notifications arrive."""
 
@@ -70,7 +74,7 @@ class CacheListener(Background):
             # being away: a listener that gave up would leave every cache on its short
             # time-to-live for the rest of the process's life.
             async for attempt in reconnecting(first=RETRY_SECONDS[0], cap=RETRY_SECONDS[1],
-                                              name="cache listener", on=Exception):
+                                              name="cache listener", on=_any_error):
                 with attempt:
                     conn = await self._listen()
             try:

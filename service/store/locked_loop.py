@@ -18,7 +18,7 @@ import asyncpg
 
 from service.background import Background
 from service.retrying import reconnecting
-from service.store.database import DATABASE_AWAY, Database
+from service.store.database import Database, database_away
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +115,15 @@ class LockedLoop(Background):
                                                  self.share, self.longest))
             except asyncio.CancelledError:
                 raise
-            except DATABASE_AWAY as exc:
-                # Reconnecting backs off in take_lock, starting again from its first wait.
-                log.warning("%s lost the database (%s); retrying", self.name,
-                            type(exc).__name__)
             except Exception as exc:
-                if not isinstance(exc, self.quiet):
-                    log.exception("%s pass failed; retrying", self.name)
-                await asyncio.sleep(self.interval)
+                if database_away(exc):
+                    # Reconnecting backs off in take_lock, starting again from its first wait.
+                    log.warning("%s lost the database (%s); retrying", self.name,
+                                type(exc).__name__)
+                else:
+                    if not isinstance(exc, self.quiet):
+                        log.exception("%s pass failed; retrying", self.name)
+                    await asyncio.sleep(self.interval)
             finally:
                 self.holding = False
                 if conn is not None:
