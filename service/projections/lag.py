@@ -53,10 +53,3 @@ async def lags_events(conn: asyncpg.Connection,
         parameters.extend(_parameters(projection, generation))
     row = await conn.fetchrow(f"SELECT {', '.join(parts)}", *parameters)
     return [int(count) for count in row]
-
-
-async def lag_events(conn: asyncpg.Connection, projection: Projection,
-                     generation: Generation) -> int:
-    """Count the events that count for the projection past the generation's checkpoint."""
-    (counted,) = await lags_events(conn, [(projection, generation)])
-    return counted

@@ -17,7 +17,7 @@ from service.projections import checkpoints
 from service.projections import runner as runner_module
 from service.projections.admin import status_rows
 from service.projections.base import Only, Projection, Tables
-from service.projections.lag import lag_events, lags_events
+from service.projections.lag import lags_events
 from service.projections.registry import all_projections
 from service.projections.runner import ProjectionRunner, Worker
 from service.queries.wait import wait
@@ -76,7 +76,8 @@ async def _lag(db: Database, projection: Projection) -> int:
     async with db.connection() as conn:
         live = await checkpoints.current(conn, projection.name, "live")
         assert live is not None
-        return await lag_events(conn, projection, live)
+        (lag,) = await lags_events(conn, [(projection, live)])
+        return lag
 
 
 async def _forget(db: Database, name: str) -> None:
@@ -274,7 +275,7 @@ async def test_the_lags_of_many_projections_are_counted_in_one_statement_each_as
         await _append(db, f"other{uid}b:x", 0, "Anything", "Anything")
         live = [(w.projection, (await w.ensure_live())[0]) for w in workers]
         assert await lags_events(conn, live) == [2, 2]
-        assert [await lag_events(conn, p, g) for p, g in live] == [2, 2]
+        assert [await lags_events(conn, [one]) for one in live] == [[2], [2]]
         assert await lags_events(conn, live[1:]) == [2]
         assert await lags_events(conn, []) == []
         # `csperf projections status` lists the service's projections with their lags so.
