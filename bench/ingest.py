@@ -212,6 +212,28 @@ steadier figure.
   starts at 2); the declared metrics sent as one JSON document instead of four arrays
   (asyncpg's encoding 100 µs a batch less, PostgreSQL's json_to_recordset 65 µs more: no
   gain).
+- **The key led by the sample id, and whole values summed as bigints** (2026-12-03, night; a
+  scratch harness playing the bench's day through csperf's stage, place and settle on one
+  connection per variant, the code and schema before in one database and after in another,
+  batch by batch alternately, backends' CPU from `/proc/PID/schedstat`, at load 8-10, where
+  every figure is about twice a quiet one). Under `(source, sample_id, period)` nearly every
+  comparison of the key index's two probes a sample found the sources equal (a batch has one
+  feed) and walked the index tuple past the source to compare the id; migration 0013 makes
+  the key `(sample_id, source, period)` (the same columns, so the same duplicates) and the
+  storing statement inserts in its order. The delta totals' `sum(value::numeric)` printed
+  every double to 15 digits and parsed it back (0.5 µs a value); whole values are summed as
+  bigints (the same number with the same scale, checked on a million random values). The
+  transaction went from 25.2 to 23.4 µs a sample (paired difference 1.76 ± 0.17 µs), its
+  storing statement from 21.1 to 19.3; the sums alone 0.44 ± 0.26 µs. The insert alone, into
+  a plain table keyed either way: 11.3 against 9.6 µs. One `--only ingest.http_day` pair, the
+  code before and after (22:40-22:52 UTC, load 9-14, the test suite running): csperf's
+  PostgreSQL 33.6 and 29.3 µs a sample against the peer's 27.3 and 27.3, its service 14.1 and
+  13.5 against 9.8 and 9.9. Tried without a gain: inserting straight into the month's
+  partition when a batch names one month. PostgreSQL then checks each row against that
+  partition's bounds, about what routing it cost (ExecFindPartition was 0.4 % of the backend),
+  and whether the month is live (its partition may have been archived) took a round trip:
+  0.09 ± 0.18 µs more of the backend and 0.2 µs more of the client a sample. The judged rows
+  computed twice instead of materialised once: 0.02 ± 0.16 µs more.
 - **Load.** The run above shared the machine with other engineers' test suites (load 6; the
   COPY baseline moved from 53,837 to 124,892 rows/s between its two runs), which weighs on
   whichever of csperf and the peer it overlaps. A quick run (`--quick`, a fifth of the day) at

@@ -201,3 +201,10 @@ async def test_archiving_a_month_keeps_every_read_model_and_loses_nothing(
         again = await metric_partitions.archive(conn, "2024-04", tmp_path, CLOCK)
     assert MONTH not in {r.period for r in again}
     assert all(isinstance(r, metric_partitions.Skipped) for r in again)
+    # The month gone, a sample of it sent now is refused and kept, never a 500.
+    late = m.Sample(id=f"{uid}-after", agent_id=other.agents[0], metric="orders", value=1,
+                    occurred_at=datetime(2024, 3, 15, tzinfo=UTC))
+    assert m.months_spanned(late["occurred_at"], late["occurred_at"], CLOCK) == [MONTH]
+    gone = await commands.ingest(ctx, source, [late])
+    assert gone.accepted == 0
+    assert [r.reason for r in gone.rejected] == [m.PERIOD_UNAVAILABLE]
