@@ -13,7 +13,8 @@ recomputed for the months a batch of evaluations touched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate
 from typing import Any
 
 import asyncpg
@@ -26,11 +27,23 @@ from service.domain.scheme import Scheme
 from service.domain.scheme_history import SchemePublished
 from service.projections.base import Projection, Tables
 from service.projections.decoded import LARGE, decoded
+from service.store import binary_copy
 from service.store.event_store import DataOnly, RecordedEvent
+from service.store.reporting import CARD_KPI_FIELDS
 
-#: A scorecard KPI's columns: its card, its definition, then the agent's fields of its entry
-#: (``service.domain.reports.KPI_SCORE``).
-_KPI_COLUMNS = ["card", "kpi_def", *(("kpi_status" if f == "status" else f) for f in KPI_SCORE)]
+#: A card's KPIs' columns: its card, then an array each of its KPIs' definitions and fields.
+_KPI_COLUMNS = ("card", *CARD_KPI_FIELDS)
+#: How each of a card's KPI fields is sent (the arrays' types), in ``KPI_SCORE`` order.
+_Encoder = Callable[[Sequence[Any], Sequence[int]], list[bytes]]
+_FLOATS: _Encoder = binary_copy.float8_arrays
+_TEXTS: _Encoder = binary_copy.text_arrays
+_ENCODER: dict[str, _Encoder] = {
+    "value": _FLOATS, "target_source": _TEXTS, "target": _FLOATS, "floor": _FLOATS,
+    "effective_weight": _FLOATS, "attainment": _FLOATS, "dropped": binary_copy.bool_arrays,
+    "status": _TEXTS, "prorated_by": _FLOATS}
+_KPI_ENCODERS = [_ENCODER[f] for f in KPI_SCORE]
+#: The fields of a month without KPIs (its positions have none), an empty column each.
+_NO_KPIS: list[tuple[()]] = [()] * len(KPI_SCORE)
 #: A KPI definition's columns after its key and month: its position, its place on the
 #: position's cards (the scheme's order), its name, then ``reports.KPI_DEFINITION``.
 _DEFINITION_COLUMNS = ["position", "ordinal", "kpi", *KPI_DEFINITION]
@@ -56,7 +69,9 @@ class CycleResults(Projection):
     # 7: scorecard KPIs keyed by their card's number
     # 8: what a KPI's entry says alike on every card of a position and month (label, unit,
     #    formula, weight...) stored once, in scorecard_kpi_definitions
-    version = 8
+    # 9: a card's KPIs in one scorecard_kpis row of arrays, in the card's order, rather than
+    #    a row per KPI
+    version = 9
     stream_types = ("cycle", "scheme")
     data_only = DataOnly((), on_demand=LARGE)  # every event's data, a close's when not held
     tables = {
@@ -151,26 +166,27 @@ class CycleResults(Projection):
             formula   text,
             weight    double precision NOT NULL
         )""",
-        # Keyed by the card's number rather than (team_id, period, agent_id, kpi): a month of
-        # 1,000 agents on 50 KPIs is 50,000 rows, and their index on four text columns was
-        # half of the COPY (150 ms of PostgreSQL's CPU against 70 ms with this key, whose new
-        # entries all go at its right end).
+        # A card's KPIs, one row of arrays a card, each KPI at its place on the card (the
+        # position's order): a month of 1,000 agents on 50 KPIs had a row per KPI, 50,000 of
+        # them, whose COPY was the largest statement of the close. The reporting views and
+        # the stored cards' reads unnest them (service.store.reporting.card_kpis). The rows
+        # stay whole in the table (toast_tuple_target): 50 KPIs are some 4 kB, which
+        # PostgreSQL would otherwise compress at close, card by card.
         "scorecard_kpis": """(
-            card             bigint NOT NULL,
-            -- the KPI's definition on the card's position (scorecard_kpi_definitions)
-            kpi_def          bigint NOT NULL,
-            value            double precision,
-            target_source    text,
-            target           double precision,
-            floor            double precision,
-            effective_weight double precision,
-            attainment       double precision,
-            dropped          boolean NOT NULL,
-            kpi_status       text,
+            card             bigint PRIMARY KEY,
+            -- each KPI's definition on the card's position (scorecard_kpi_definitions)
+            kpi_def          bigint[] NOT NULL,
+            value            double precision[] NOT NULL,
+            target_source    text[] NOT NULL,
+            target           double precision[] NOT NULL,
+            floor            double precision[] NOT NULL,
+            effective_weight double precision[] NOT NULL,
+            attainment       double precision[] NOT NULL,
+            dropped          boolean[] NOT NULL,
+            kpi_status       text[] NOT NULL,
             -- fair months: the share of the month target and floor were scaled by
-            prorated_by      double precision,
-            PRIMARY KEY (card, kpi_def)
-        )""",
+            prorated_by      double precision[] NOT NULL
+        ) WITH (toast_tuple_target = 8160)""",
         "rater_calibration": """(
             team_id              text NOT NULL,
             period               text NOT NULL,
@@ -424,15 +440,19 @@ class CycleResults(Projection):
         )}
         defined = {position: [numbered[(position, i)] for i in range(len(kpis))]
                    for position, kpis in definitions.items()}
-        # COPY: a month of 1,000 agents on 50 KPIs is 50,000 rows, made as COPY takes them
-        # rather than all held at once (as many tuples live at a time bring the garbage
-        # collector's full passes on sooner).
-        await conn.copy_records_to_table(
-            tables["scorecard_kpis"], columns=_KPI_COLUMNS,
-            records=((number, kpi_def, *score) for card in cards
-                     for number in (numbers[card.document["agent_id"]],)
-                     for kpi_def, score in zip(defined[card.document["position"]],
-                                               card.scores, strict=True)),
+        # A card's KPIs as one row of arrays: each field's column of the month encoded at
+        # once, each card's the run of it between its bounds.
+        scores = [score for card in cards for score in card.scores]
+        bounds = [0, *accumulate(len(card.scores) for card in cards)]
+        fields = zip(*scores, strict=True) if scores else _NO_KPIS
+        kpi_defs = {position: binary_copy.int8_arrays(ids, [0, len(ids)])[0]
+                    for position, ids in defined.items()}
+        await binary_copy.copy(
+            conn, tables["scorecard_kpis"], _KPI_COLUMNS,
+            zip([binary_copy.int8(numbers[card.document["agent_id"]]) for card in cards],
+                [kpi_defs[card.document["position"]] for card in cards],
+                *(encode(column, bounds) for encode, column in zip(
+                    _KPI_ENCODERS, fields, strict=True)), strict=True),
         )
 
     async def _drop_scorecards(self, conn: asyncpg.Connection, tables: Tables, team_id: str,

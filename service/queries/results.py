@@ -26,6 +26,7 @@ from service.queries.documents import Document, StoredRanking
 from service.queries.kpis import last_arrivals
 from service.queries.release import load_result, month_of
 from service.queries.wait import applied_stream, wait
+from service.store.reporting import card_kpis
 
 #: Process monitoring warns this long before the evaluation deadline.
 DEADLINE_WARNING = timedelta(days=2)
@@ -147,18 +148,19 @@ WITHHELD = ("your result is released to you at your feedback interview, or by yo
 #: Each frozen scorecard's document and its KPIs, each KPI its name and its entry's fields in
 #: ``reports.KPI_ENTRY`` order (``reports.KpiEntry``), in the card's order. The status column
 #: is the truth: publishing updates it, not the document.
-_STORED_SCORECARDS = """
+_STORED_SCORECARDS = f"""
     SELECT s.period, s.agent_id,
            (s.document || jsonb_build_object('status', s.status))::text AS document,
            (SELECT array_agg((d.kpi, k.value, d.kind, d.unit, d.direction, d.label,
                               d.formula, k.target_source, k.target, k.floor, d.weight,
                               k.effective_weight, k.attainment, k.dropped, k.kpi_status,
-                              k.prorated_by) ORDER BY d.ordinal)
-            FROM scorecard_kpis k JOIN scorecard_kpi_definitions d ON d.kpi_def = k.kpi_def
-            WHERE k.card = s.card) AS kpis
+                              k.prorated_by) ORDER BY k.n)
+            FROM scorecard_kpis x CROSS JOIN LATERAL {card_kpis("x")}
+            JOIN scorecard_kpi_definitions d ON d.kpi_def = k.kpi_def
+            WHERE x.card = s.card) AS kpis
     FROM scorecards s
     WHERE s.team_id = $1 AND s.period = ANY($2::text[]) AND s.agent_id = ANY($3::text[])
-"""
+"""  # noqa: S608
 
 
 async def stored_scorecards(

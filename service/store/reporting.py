@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from service.domain.calibration import DEVIATION_POINTS, GAP_POINTS, MIN_RATINGS
+from service.domain.reports import KPI_SCORE
 from service.domain.scheme import DEFAULT_SCHEME
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,20 @@ class View:
             for c, text in self.columns.items()
         ]
         return ";\n".join(parts)
+
+
+#: A stored card's KPIs, in the projection's ``scorecard_kpis`` (one row a card): an array each
+#: of their definitions (``scorecard_kpi_definitions.kpi_def``) and of the agent's fields of
+#: their entries (``service.domain.reports.KPI_SCORE``), in the card's order.
+CARD_KPI_FIELDS: tuple[str, ...] = (
+    "kpi_def", *(("kpi_status" if f == "status" else f) for f in KPI_SCORE))
+
+
+def card_kpis(row: str, fields: Sequence[str] = CARD_KPI_FIELDS) -> str:
+    """Return a FROM item of the KPIs of the ``scorecard_kpis`` row ``row``, one row a KPI
+    named k, with these fields and its place on the card (n, from 1)."""
+    return (f"unnest({', '.join(f'{row}.{f}' for f in fields)}) WITH ORDINALITY"
+            f" AS k ({', '.join(fields)}, n)")
 
 
 def _period_start(column: str) -> str:
@@ -348,13 +363,15 @@ VIEWS: list[View] = [
         " scorecard_kpis.",
         {name: meaning for name, _, meaning in _SCORECARD_PARTS},
         "SELECT " + ", ".join(sql for _, sql, _ in _SCORECARD_PARTS) + " FROM public.scorecards s"
-        # A scorecard's KPIs are stored once, in scorecard_kpis (one row per KPI), what they
-        # say alike for a position's cards in scorecard_kpi_definitions.
+        # A scorecard's KPIs are stored once, in scorecard_kpis (one row of arrays a card),
+        # what they say alike for a position's cards in scorecard_kpi_definitions.
         " LEFT JOIN LATERAL (SELECT "
-        + ", ".join(f"max(x.{f}) FILTER (WHERE d.kpi = {_literal(k)}) AS {k}_{f}"
-                    for k in KPI_NAMES for f in ("value", "attainment"))
-        + " FROM public.scorecard_kpis x JOIN public.scorecard_kpi_definitions d"
-        " ON d.kpi_def = x.kpi_def WHERE x.card = s.card) k ON true",
+        + ", ".join(f"max(k.{f}) FILTER (WHERE d.kpi = {_literal(n)}) AS {n}_{f}"
+                    for n in KPI_NAMES for f in ("value", "attainment"))
+        + " FROM public.scorecard_kpis x CROSS JOIN LATERAL "
+        + card_kpis("x", ("kpi_def", "value", "attainment"))
+        + " JOIN public.scorecard_kpi_definitions d"
+        " ON d.kpi_def = k.kpi_def WHERE x.card = s.card) k ON true",
         ("scorecards", "scorecard_kpis", "scorecard_kpi_definitions"),
     ),
     View(
@@ -378,8 +395,9 @@ VIEWS: list[View] = [
         "SELECT s.team_id, s.period, " + _period_start("s.period") + ", s.agent_id, s.status,"
         " d.kpi, d.kind, d.unit, d.direction, k.value, k.target, k.floor, d.weight,"
         " k.effective_weight, k.attainment, k.dropped, k.kpi_status, k.target_source,"
-        " d.label, d.formula FROM public.scorecard_kpis k JOIN public.scorecards s"
-        " ON s.card = k.card JOIN public.scorecard_kpi_definitions d ON d.kpi_def = k.kpi_def",
+        " d.label, d.formula FROM public.scorecards s JOIN public.scorecard_kpis x"
+        " ON x.card = s.card CROSS JOIN LATERAL " + card_kpis("x")
+        + " JOIN public.scorecard_kpi_definitions d ON d.kpi_def = k.kpi_def",
         ("scorecard_kpis", "scorecards", "scorecard_kpi_definitions"),
     ),
     View(
