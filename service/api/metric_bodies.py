@@ -107,11 +107,12 @@ def validation_problem(exc: ValidationError, prefix: tuple[int | str, ...] = ())
 
 
 class _WireSample(msgspec.Struct, forbid_unknown_fields=True, gc=False):
-    """A sample as ``_decoded`` reads it: the fields of ``Sample``, types only."""
+    """A sample as ``_decoded`` reads it: the fields of ``Sample``, their types and lengths
+    (checked in C as each is read; ``_decoded`` checks the rest)."""
 
-    id: str
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
     agent_id: str
-    metric: str
+    metric: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     value: float
     occurred_at: Annotated[datetime, msgspec.Meta(tz=True)]
 
@@ -126,6 +127,10 @@ class _WireBatch(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 _WIRE = msgspec.json.Decoder(_WireBatch)
 # msgspec rounds a seventh decimal of a second where the adapter truncates: such times (a
 # colon, two digits, seven decimals; anywhere in the body, to be safe) go to the adapter.
+# Searched for in two steps: a dot and seven digits first, a literal the search skips to
+# (half the CPU of the whole pattern, which stops at every colon of the document: 0.16
+# against 0.31 ms a 1,000-sample body), then the whole pattern only in a body that has one.
+_SEVEN_DECIMALS = re.compile(rb"\.\d{7}")
 _LONG_FRACTION = re.compile(rb":\d\d\.\d{7}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -133,7 +138,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 def _decoded(body: bytes) -> tuple[str, m.Samples] | None:
     """Return the batch when it has the exact shape the adapter accepts, in the same values;
     None for anything else (the adapter decides)."""
-    if _LONG_FRACTION.search(body):
+    if _SEVEN_DECIMALS.search(body) and _LONG_FRACTION.search(body):
         return None
     try:
         batch = _WIRE.decode(body)
@@ -145,13 +150,13 @@ def _decoded(body: bytes) -> tuple[str, m.Samples] | None:
     ids = [s.id for s in items]
     agents = [s.agent_id for s in items]
     metrics = [s.metric for s in items]
-    if items:
-        names = set(metrics)
-        if (min(map(len, ids)) < 1 or max(map(len, ids)) > 128
-                or _CONTROL.search("".join(ids)) or _CONTROL.search("".join(names))
-                or not all(1 <= len(name) <= 64 for name in names)
-                or not all(_AGENT.fullmatch(agent) for agent in set(agents))):
-            return None
+    # A control character inside a JSON string is refused by the decoder unless escaped, all
+    # but DEL: a body with neither a backslash nor a DEL holds none, and most bodies are such.
+    if (b"\\" in body or b"\x7f" in body) and (
+            _CONTROL.search("".join(ids)) or _CONTROL.search("".join(set(metrics)))):
+        return None
+    if not all(_AGENT.fullmatch(agent) for agent in set(agents)):
+        return None
     return batch.source, m.Samples(ids, agents, metrics, [s.value for s in items],
                                    [s.occurred_at for s in items])
 

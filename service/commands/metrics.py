@@ -109,7 +109,7 @@ async def settle(
     # Times as seconds since the epoch, once: what the stage takes, and what the batch's
     # bounds are found from (comparing aware datetimes of different offsets asks each for its
     # offset: the min and the max of the column had cost more than all the rest here).
-    epochs = list(map(datetime.timestamp, times))
+    epochs = m.epochs(times)
     first, last = (min(epochs), max(epochs)) if count else (now.timestamp(), now.timestamp())
     # The common batch, judged by its columns at C speed: no id twice, every value and every
     # time in bounds (instants a day inside the years, so every local year is inside too).

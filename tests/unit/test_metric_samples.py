@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -128,6 +128,21 @@ def test_the_months_spanned_hold_every_plausible_time_in_every_zone(
             and (last < m.EARLIEST or first > NOW + m.MAX_FUTURE):
         assert months == []
     assert months == sorted(set(months)) and len(months) <= length.days // 28 + 3
+
+
+_OFFSETS = st.timedeltas(timedelta(hours=-23, minutes=-59), timedelta(hours=23, minutes=59))
+
+
+@given(st.lists(st.tuples(
+    st.datetimes(datetime(1900, 1, 1), datetime(2200, 1, 1)),
+    st.one_of(_OFFSETS.map(timezone), st.sampled_from([UTC, SEOUL, ZoneInfo("Europe/Paris")]))),
+    max_size=30))
+def test_epochs_are_the_times_timestamps(times: list[tuple[datetime, tzinfo]]) -> None:
+    # What the stage takes: the same seconds as datetime.timestamp, to the bit, for fixed
+    # offsets (subtracted from the epoch in their own offset) and zones with rules alike, in
+    # batches mixing several of each.
+    aware = [local.replace(tzinfo=zone) for local, zone in times]
+    assert m.epochs(aware) == [at.timestamp() for at in aware]
 
 
 def test_an_unknown_agent_is_rejected() -> None:
