@@ -174,6 +174,38 @@ UTC): 50 KPIs / the built-in scheme 0.94x (1.99 s against 2.12 s; the built-in s
 runs 2.12-4.14 s) and 1.41x (1.56 s against 1.11 s); the built-in scheme against the code
 before 1.00x and 0.89x; ingestion in one run after them 1.43x.
 
+This round (2026-12-03, 20:00-23:50 UTC, the machine at load 6-14 from four engineers' runs,
+so judged by the CPU of single steps, alternated with the code before): the close event stores
+each agent's KPI values and totals once (`CycleClosed` schema version 4; versions 1-3 read as
+they did, and a version 3 close decodes to the same object). An agent's KPI value is also its
+score's value of that KPI, so only the values its scores do not hold are stored, and its totals
+are a list under the month's metric names. The 50-KPI month's close is 2.28 MB of JSON instead
+of 3.21 MB (the built-in scheme's 1.39 MB instead of 1.76 MB). PostgreSQL's CPU for the append
+(psutil on the backend, rolled back, six rounds in each of two alternated processes per code,
+load 8) went from 180-240 ms to 60-115 ms (the built-in scheme's from 50-80 to 40-70 ms), and
+the dump from 88-92 ms to 68-78 ms (median).
+`scorecard_kpis` is now one row per card, with each card's KPI definitions (`kpi_def bigint[]`)
+and the agent's fields (value, target, floor, target source, effective weight, attainment,
+dropped, status, pro-rating) as an array each, in the card's order (cycle_results projection
+version 9): 1,000 rows for the month instead of 50,000. The table keeps its rows whole
+(`toast_tuple_target = 8160`): otherwise PostgreSQL compressed a 50-KPI card's 4 kB of arrays
+card by card, at 80-130 ms of its CPU for the month against 20-30 ms. The arrays are sent in
+PostgreSQL's binary COPY format by `service/store/binary_copy.py`, not by asyncpg, which spends
+about a microsecond per element on them (190-260 ms of the process's CPU for the month's
+500,000 elements). Reading them back as JSON through `json_populate_recordset` (tried) cost
+PostgreSQL 130-190 ms, and text array literals 110-170 ms. The reporting views and the read of
+a stored card unnest the arrays (`reporting.card_kpis`); the views' columns and rows and the
+API's cards are unchanged.
+The storing step (the statement alone, 10 rounds alternated, load 6-8) took 39-47 ms of the
+process's CPU and 70-90 ms of PostgreSQL's for the 50-KPI month before, and 54-74 ms and
+10-30 ms after. The whole cycle_results apply of the close (8 rounds alternated, load 11-12)
+took 250-360 ms of PostgreSQL's CPU before and 180-240 ms after, and 212-293 ms and 223-339 ms
+of the process's. Single runs of the pair at load 10-14 (8-14 s for a close + publish) said
+nothing either way. What is left beside the 50,000 scores themselves: `score_roster` (about 75
+ms more than the built-in scheme; the eligibility pass, about 120 ms, costs both schemes
+alike), the close's read of 40,000 totals (40-50 ms more of PostgreSQL's CPU), and the 50,000
+tuples a stored month's cards are rebuilt from.
+
 The figures swing with the machine's load: on 2026-12-03 at 02:35 UTC (load 2.8; the code of
 this section's run but for its last change, totals read as float8) the suite gave 1.76 s
 before, 1.58 s as data (0.90x) and 3.71 s with 50 KPIs (2.35x); at 03:06 UTC, with other
