@@ -60,8 +60,10 @@ statement that stores the samples, so there is no lag to measure).
   FastAPI endpoint of issue 20 (orjson, a Python shape loop, COPY into a temporary staging
   table, one statement placing, inserting with `ON CONFLICT DO NOTHING RETURNING`,
   quarantining unknown agents and appending delta totals, with a KPI read summing an agent's
-  deltas), played the same day by the same clients after csperf, with the same KPI poll
-  (target: csperf at least 0.9 times the peer). csperf also applies the
+  deltas), played the same day by the same clients with the same KPI poll, in two rounds on
+  fresh databases alternated (csperf then the peer, then the peer then csperf; since
+  2026-12-04, one round before), each side's best round kept, and every csperf round checked
+  exact (target: csperf at least 0.9 times the peer). csperf also applies the
   closed-period rule, membership history (transfers), the metric catalogue as a table, feed
   tracking, authentication and per-sample answers with reasons; the peer does none of these.
 - **for scale**: csperf's own SQL path (COPY to the stage, the placing and locking statement,
@@ -602,27 +604,36 @@ async def _csperf_run(url: str, day: Day,
     return Run(elapsed, totals, monitor, fresh, cpu_me, cpu_svc, cpu_pg)
 
 
+async def _stored(url: str) -> tuple[int, int]:
+    """Return how many samples csperf stored and how many its totals count."""
+    conn = await asyncpg.connect(url)
+    try:
+        stored = await conn.fetchval("SELECT count(*) FROM metric_sample")
+        applied = await conn.fetchval("SELECT sum(observations) FROM metric_totals")
+    finally:
+        await conn.close()
+    return int(stored), int(applied or 0)
+
+
 @SUITE.benchmark("http_day", "a 500-agent centre's day through HTTP from 8 clients, vs COPY")
 async def http_day(ctx: BenchContext) -> list[Row]:
     """Ingest a day through the HTTP service; compare with COPY; measure lag and memory."""
     day: Day = make_day(prefix="b-", consultations_per_agent=ctx.scaled(120, 25))
     ctx.log(f"ingest: {day.sent:,} samples in {day.batches} batches, {len(day.rows):,} distinct"
             f" good, {day.bad} bad")
+    rounds = int(ctx.scaled(2, 1))
+    runs: list[Run] = []
+    peers: list[tuple[float, tuple[int, int, int], float, float, list[float]]] = []
+    counts: list[tuple[int, int]] = []
     async with ctx.fresh_database("csperf_bench_ingest") as url:
         url = asyncpg_dsn(url)
         copy_before = await copy_rate(url, day.rows)
         ctx.log(f"ingest: COPY {copy_before:,.0f} rows/s")
-        run = await _csperf_run(url, day)
-        elapsed, totals, monitor, fresh = run.elapsed, run.totals, run.monitor, run.fresh
-        cpu_me, cpu_svc, cpu_pg = run.cpu_client, run.cpu_service, run.cpu_postgres
-        peer_rate, peer_answers, peer_cpu, peer_pg, peer_reads = await _peer_run(url, day)
-        ctx.log(f"ingest: the peer {peer_rate:,.0f} samples/s; answers {peer_answers}")
-        conn = await asyncpg.connect(url)
-        try:
-            stored = await conn.fetch("SELECT source, sample_id FROM metric_sample")
-            applied = await conn.fetchval("SELECT sum(observations) FROM metric_totals")
-        finally:
-            await conn.close()
+        runs.append(await _csperf_run(url, day))
+        peers.append(await _peer_run(url, day))
+        ctx.log(f"ingest: csperf {day.sent / runs[-1].elapsed:,.0f} samples/s, the peer"
+                f" {peers[-1][0]:,.0f}")
+        counts.append(await _stored(url))
         copy_after = await copy_rate(url, day.rows)
         ctx.log(f"ingest: COPY again {copy_after:,.0f} rows/s")
         copy_single = await copy_rate(url, day.rows, clients=1)
@@ -634,13 +645,32 @@ async def http_day(ctx: BenchContext) -> list[Row]:
         direct = await insert_rate(url, day.rows)
         ctx.log(f"ingest: COPY from one connection {copy_single:,.0f} rows/s; the ingest INSERT"
                 f" alone {direct:,.0f} rows/s")
+    # Further rounds on fresh databases, the peer first this time: a neighbour's burst on this
+    # shared machine weighs on whichever run it overlaps, so each side keeps its best round.
+    for _ in range(1, rounds):
+        async with ctx.fresh_database("csperf_bench_ingest") as url:
+            url = asyncpg_dsn(url)
+            peers.append(await _peer_run(url, day))
+            runs.append(await _csperf_run(url, day))
+            ctx.log(f"ingest: the peer {peers[-1][0]:,.0f} samples/s, csperf"
+                    f" {day.sent / runs[-1].elapsed:,.0f}")
+            counts.append(await _stored(url))
+    run = min(runs, key=lambda r: r.elapsed)
+    elapsed, totals, monitor, fresh = run.elapsed, run.totals, run.monitor, run.fresh
+    cpu_me, cpu_svc, cpu_pg = run.cpu_client, run.cpu_service, run.cpu_postgres
+    peer_rate, peer_answers, peer_cpu, peer_pg, peer_reads = max(peers, key=lambda p: p[0])
+    ctx.log(f"ingest: the peer {peer_rate:,.0f} samples/s; answers {peer_answers}")
     rate = day.sent / elapsed
     baseline = (copy_before + copy_after) / 2
     rejections = day.rejections
     expected = (len(day.rows), rejections, day.sent - len(day.rows) - rejections)
     got = (totals["accepted"], totals["rejected"], totals["duplicates"])
-    correct = (got == expected and applied == len(day.rows) and len(stored) == len(day.rows)
-               and fresh == len(day.rows))
+    correct = all(
+        (r.totals["accepted"], r.totals["rejected"], r.totals["duplicates"]) == expected
+        and r.fresh == len(day.rows) for r in runs
+    ) and all(c == (len(day.rows), len(day.rows)) for c in counts)
+    csperf_rates = ", ".join(f"{day.sent / r.elapsed:,.0f}" for r in runs)
+    peer_rates = ", ".join(f"{p[0]:,.0f}" for p in peers)
     ctx.log(f"ingest: {rate:,.0f} samples/s; answers {got}, expected {expected}")
     p50, p99 = percentile(monitor.reads, 50), percentile(monitor.reads, 99)
     rss = max(monitor.rss) / 2**20 if monitor.rss else float("nan")
@@ -652,9 +682,11 @@ async def http_day(ctx: BenchContext) -> list[Row]:
             baseline_figure=baseline,
             at_least=0.25,
             notes=f"{day.sent:,} samples ({len(day.rows):,} distinct good, {day.bad} bad, the"
-            f" rest duplicates) in {day.batches} batches took {elapsed:.1f} s"
+            f" rest duplicates) in {day.batches} batches took {elapsed:.1f} s (the best of"
+            f" {len(runs)} runs alternated with the peer's: {csperf_rates} samples/s)"
             f" ({len(day.rows) / elapsed:,.0f} stored/s). Answers (accepted, rejected,"
-            f" duplicates) {got}, expected {expected}: {'exact' if correct else 'WRONG'}. COPY"
+            f" duplicates) {got}, expected {expected}; every run's answers, stored samples and"
+            f" totals {'exact' if correct else 'WRONG'}. COPY"
             f" {copy_before:,.0f} rows/s before and {copy_after:,.0f} after. CPU seconds in the"
             f" window: service {cpu_svc:.1f}, PostgreSQL {cpu_pg:.1f}, client {cpu_me:.1f}"
             f" (of {elapsed * (os.cpu_count() or 1):.1f} available). Machine: nproc"
@@ -669,7 +701,9 @@ async def http_day(ctx: BenchContext) -> list[Row]:
             baseline="the peer: COPY to a staging table, one statement, deltas",
             baseline_figure=peer_rate,
             at_least=0.90,
-            notes=f"the peer answered (accepted, rejected, duplicates) {peer_answers} (it has no"
+            notes=f"the best of {len(peers)} runs of each, alternated (csperf first, then the"
+            f" peer first; csperf {csperf_rates}, the peer {peer_rates} samples/s). The peer"
+            f" answered (accepted, rejected, duplicates) {peer_answers} (it has no"
             " metric catalogue or fractional-count rule, so it stores the odd bad sample that"
             f" csperf keeps). CPU per sample: the peer's process {peer_cpu / day.sent * 1e6:.1f}"
             f" µs and its PostgreSQL {peer_pg / day.sent * 1e6:.1f} µs, csperf's"
