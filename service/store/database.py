@@ -173,6 +173,22 @@ class Database:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
+    @asynccontextmanager
+    async def transaction_begun_by_work(self) -> AsyncIterator[asyncpg.Connection]:
+        """Run one command's statements in a transaction that its first write begins in its
+        own round trip (``BEGIN; ...``, as metric ingestion's COPY does,
+        service/store/metrics.py ``stage``) instead of one of its own; commit it, or roll it
+        back on an error. Statements before that write run each in its own."""
+        async with self.connection() as conn:
+            try:
+                yield conn
+            except BaseException:
+                if conn.is_in_transaction():
+                    await conn.execute("ROLLBACK")
+                raise
+            if conn.is_in_transaction():
+                await conn.execute("COMMIT")
+
     async def connect_single(self) -> asyncpg.Connection:
         """Open a dedicated connection outside the pool (projection runners hold locks on it)."""
         try:

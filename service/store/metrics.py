@@ -274,6 +274,28 @@ _LIVE = """EXISTS (SELECT 1 FROM metric_partition p
                    WHERE p.period = {period} AND p.state = 'live')"""
 
 
+def text_array(values: Sequence[str]) -> str:
+    """Return strings in the text form of a PostgreSQL text[], for a ``$n::text::text[]``
+    parameter (in a scalar subquery where a row filter would parse it again for every row).
+
+    asyncpg encodes an array at about 0.45 µs an element (service/store/binary_copy.py says
+    why); a batch sent its agents twice and its declared metrics as four arrays, some 600
+    elements in the benchmark's day, where one string is one ``join``. Each element is
+    quoted, so a comma, a brace or NULL is only text; a backslash or a quote is escaped.
+    """
+    if not values:
+        return "{}"
+    text = "".join(values)
+    if "\\" in text or '"' in text:
+        values = [v.replace("\\", "\\\\").replace('"', '\\"') for v in values]
+    return '{"' + '","'.join(values) + '"}'
+
+
+def bool_array(values: Sequence[bool]) -> str:
+    """Return booleans in the text form of a PostgreSQL boolean[] (see ``text_array``)."""
+    return "{" + ",".join(["t" if v else "f" for v in values]) + "}"
+
+
 def _memberships(agents: str) -> str:
     """Return the ``memberships`` CTE: the memberships of the agents named by the SQL array
     ``agents`` (the batch's), with their teams' time zones."""
@@ -307,7 +329,7 @@ def _memberships(agents: str) -> str:
 # stage is a table PostgreSQL never analyses (it counts at least ten pages of it, about 500
 # rows), and every join is on the few slots, months and declared metrics of a batch.
 _PLACE = f"""
-WITH {_NEWEST_DIRECTORY}, {_memberships("$1")}, pairs AS (
+WITH {_NEWEST_DIRECTORY}, {_memberships("(SELECT $1::text::text[])")}, pairs AS (
     SELECT t.team_id, g.period
     FROM (SELECT DISTINCT team_id FROM memberships) t CROSS JOIN unnest($2::text[]) AS g(period)
 )
@@ -335,7 +357,7 @@ CROSS JOIN ({team_metrics.lookup_sql(
 # place() saw, $9: the caller places again); $7: the agents, $8: the months, as given to
 # place().
 _PLACED_BY_DIRECTORY = f"""
-{_NEWEST_DIRECTORY}, {_memberships("$7")}, {_months("$8")}, moved AS (
+{_NEWEST_DIRECTORY}, {_memberships("(SELECT $7::text::text[])")}, {_months("$8")}, moved AS (
     SELECT $6::text IS DISTINCT FROM (SELECT mark FROM directory)
            -- the months' cycles begun, as place() counted them (team_metrics.lookup_sql)
            OR $9::bigint <> (SELECT count(*) FROM event e
@@ -390,7 +412,8 @@ def _settle(placing: str) -> str:
     """
     return f"""
 WITH {placing.strip()}, accepts AS (
-    SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::boolean[])
+    SELECT * FROM unnest($2::text::text[], $3::text::text[], $4::text::text[],
+                         $5::text::boolean[])
                   AS a(team_id, period, metric, whole)
 ), judged AS (
     SELECT s.*,
@@ -484,9 +507,25 @@ class Judged:
     moved: bool = False
 
 
+# The COPY that stages a batch, and the columns whose types asyncpg encodes its rows by (what
+# ``copy_records_to_table`` would send; the statement is asyncpg's cached one).
+_COPY_STAGE = f"COPY metric_stage ({', '.join(STAGE_COLUMNS)}) FROM STDIN (FORMAT binary)"
+_STAGE_TYPES = f"SELECT {', '.join(STAGE_COLUMNS)} FROM metric_stage LIMIT 1"
+
+
 async def stage(conn: asyncpg.Connection, rows: Sequence[Staged]) -> None:
-    """Copy a batch's checked samples into the connection's staging table."""
-    await conn.copy_records_to_table("metric_stage", records=rows, columns=STAGE_COLUMNS)
+    """Copy a batch's checked samples into the connection's staging table; on a connection
+    outside a transaction, begin the batch's (``Database.transaction_begun_by_work``).
+
+    The BEGIN goes in the COPY's own query (``BEGIN; COPY ...``: PostgreSQL runs the BEGIN,
+    then takes the rows), saving a batch the round trip of asyncpg's BEGIN: 0.1-0.3 ms of
+    the service's CPU a round trip under the benchmark's load. asyncpg has no public way to
+    send a statement before its COPY, so this is ``copy_records_to_table``'s own last step
+    with that query (tests/integration/test_metric_ingest.py pins the behaviour).
+    """
+    copy = _COPY_STAGE if conn.is_in_transaction() else "BEGIN; " + _COPY_STAGE
+    types = await conn._prepare(_STAGE_TYPES, use_cache=True)
+    await conn._protocol.copy_in(copy, None, None, rows, types._state, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,7 +545,7 @@ async def place(conn: asyncpg.Connection, agents: Sequence[str], months: Sequenc
                 ) -> Placed:
     """Share-lock the cycles the staged samples can fall in (``agents``: the batch's,
     ``months``: ``m.months_spanned`` of its times) and look up what they accept."""
-    row = await conn.fetchrow(_PLACE, agents, months)
+    row = await conn.fetchrow(_PLACE, text_array(agents), months)
     if not row["fresh"]:
         return Placed(None, set(), None, 0)
     pairs = set(zip(row["teams"] or (), row["periods"] or (), strict=True))
@@ -549,12 +588,12 @@ async def settle(conn: asyncpg.Connection, received_at: datetime, mark: str | No
     declared = [(team, period, metric, found.unit == COUNT_UNIT)
                 for (team, period), metrics in accepts.items()
                 for metric, found in metrics.items()]
-    columns = ([d[0] for d in declared], [d[1] for d in declared], [d[2] for d in declared],
-               [d[3] for d in declared])
+    columns = (text_array([d[0] for d in declared]), text_array([d[1] for d in declared]),
+               text_array([d[2] for d in declared]), bool_array([d[3] for d in declared]))
     if mark is None:
         rows = await conn.fetch(_SETTLE_AS_PLACED, received_at, *columns)
     else:
-        rows = await conn.fetch(_SETTLE, received_at, *columns, mark, agents, months,
+        rows = await conn.fetch(_SETTLE, received_at, *columns, mark, text_array(agents), months,
                                 cycles)
     accepted = 0
     moved = False

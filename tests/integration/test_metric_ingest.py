@@ -446,3 +446,51 @@ async def test_every_microsecond_of_a_time_is_stored_as_sent(
                                 " WHERE source = $1", f"src-{uid}")
     stored = {r["sample_id"]: r["occurred_at"] for r in rows}
     assert [stored[f"{uid}-{i}"] for i in range(len(times))] == times
+
+
+async def test_the_staging_copy_begins_the_batch_transaction_when_none_is_open(
+    app_client: httpx.AsyncClient, uid: str
+) -> None:
+    # Ingestion's transaction is begun by its COPY (BEGIN; COPY ...: one round trip fewer):
+    # what follows runs in it, commits at the end, and rolls back on an error.
+    ctx = context(app_client)
+    row = (0, f"src-{uid}", f"{uid}-1", "nobody", "orders", 1.0,
+           (NOW - timedelta(hours=1)).timestamp())
+    async with ctx.db.transaction_begun_by_work() as conn:
+        assert not conn.is_in_transaction()
+        await store.stage(conn, [row])
+        assert conn.is_in_transaction()
+        assert await conn.fetchval("SELECT count(*) FROM metric_stage") == 1
+        await conn.execute(f'CREATE TABLE "kept_{uid}" (x integer)')
+    async with ctx.db.connection() as conn:
+        assert not conn.is_in_transaction()
+        assert await conn.fetchval("SELECT count(*) FROM metric_stage") == 0
+        assert await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"kept_{uid}")
+        await conn.execute(f'DROP TABLE "kept_{uid}"')
+    with pytest.raises(RuntimeError):
+        async with ctx.db.transaction_begun_by_work() as conn:
+            await store.stage(conn, [row])
+            await conn.execute(f'CREATE TABLE "lost_{uid}" (x integer)')
+            raise RuntimeError("the batch failed")
+    async with ctx.db.connection() as conn:
+        assert not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"lost_{uid}")
+    # Inside a transaction already (a replay), the COPY begins nothing.
+    async with ctx.db.transaction() as conn:
+        began = await conn.fetchval("SELECT txid_current()")
+        await store.stage(conn, [row])
+        assert await conn.fetchval("SELECT txid_current()") == began
+        assert await conn.fetchval("SELECT count(*) FROM metric_stage") == 1
+
+
+async def test_arrays_sent_in_text_form_arrive_as_sent(app_client: httpx.AsyncClient) -> None:
+    # The batch's agents and declared metrics travel as one string each (store.text_array):
+    # a quote, a backslash, a comma, a brace, NULL or an empty string must arrive unchanged.
+    ctx = context(app_client)
+    odd = ["a-1", "NULL", "null", "x,y", 'q"z', "b\\s", "", " sp ", "{}", "é☃", "t\tn\n"]
+    async with ctx.db.connection() as conn:
+        for values in ([], ["a-1"], odd):
+            assert await conn.fetchval("SELECT (SELECT $1::text::text[])",
+                                       store.text_array(values)) == values
+        for flags in ([], [True], [True, False, False]):
+            assert await conn.fetchval("SELECT $1::text::boolean[]",
+                                       store.bool_array(flags)) == flags
