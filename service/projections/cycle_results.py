@@ -14,7 +14,6 @@ recomputed for the months a batch of evaluations touched.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from itertools import accumulate
 from typing import Any
 
 import asyncpg
@@ -42,8 +41,6 @@ _ENCODER: dict[str, _Encoder] = {
     "effective_weight": _FLOATS, "attainment": _FLOATS, "dropped": binary_copy.bool_arrays,
     "status": _TEXTS, "prorated_by": _FLOATS}
 _KPI_ENCODERS = [_ENCODER[f] for f in KPI_SCORE]
-#: The fields of a month without KPIs (its positions have none), an empty column each.
-_NO_KPIS: list[tuple[()]] = [()] * len(KPI_SCORE)
 #: A KPI definition's columns after its key and month: its position, its place on the
 #: position's cards (the scheme's order), its name, then ``reports.KPI_DEFINITION``.
 _DEFINITION_COLUMNS = ["position", "ordinal", "kpi", *KPI_DEFINITION]
@@ -440,11 +437,10 @@ class CycleResults(Projection):
         )}
         defined = {position: [numbered[(position, i)] for i in range(len(kpis))]
                    for position, kpis in definitions.items()}
-        # A card's KPIs as one row of arrays: each field's column of the month encoded at
-        # once, each card's the run of it between its bounds.
-        scores = [score for card in cards for score in card.scores]
-        bounds = [0, *accumulate(len(card.scores) for card in cards)]
-        fields = zip(*scores, strict=True) if scores else _NO_KPIS
+        # A card's KPIs as one row of arrays: each field's column of the month (its cards
+        # share them) encoded at once, each card's the run of it between its bounds.
+        fields = cards[0].columns if cards else [[]] * len(KPI_SCORE)
+        bounds = [0, *(card.end for card in cards)]
         kpi_defs = {position: binary_copy.int8_arrays(ids, [0, len(ids)])[0]
                     for position, ids in defined.items()}
         await binary_copy.copy(

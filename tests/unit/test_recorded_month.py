@@ -287,3 +287,30 @@ def test_a_close_whose_detail_the_card_cannot_rebuild_keeps_it_in_the_document()
     assert card.document["work_performance"]["kpis"][name]["weight"] == 0.5
     shown = scorecard(card.document, card.kpis)
     assert shown["work_performance"] == dump_performance(odd)
+
+
+def test_a_kpi_its_close_did_not_score_is_shown_dropped_at_the_schemes_target() -> None:
+    closed = _close(DEFAULT_SCHEME_V2)
+    results = closed.results[:2]
+    performance = results[0].score.work_performance
+    assert performance is not None
+    # the first agent's close has no score of one KPI (as an older close of a scheme that
+    # added it since could have)
+    name = next(n for n, row in performance.kpis.items() if row.kind == "measured")
+    odd = performance.model_copy(update={"rows": {
+        n: row for n, row in performance.rows.items() if n != name}})
+    first = results[0].model_copy(update={"score": results[0].score.model_copy(
+        update={"work_performance": odd})})
+    scheme = _scheme(DEFAULT_SCHEME_V2)
+    cards = stored_scorecards("t", PERIOD, "closed", [first, results[1]], scheme, {})
+    kpi = next(k for k in scheme.kpis if k.name == name)
+    entry = scorecard(cards[0].document, cards[0].kpis)["kpis"][name]
+    assert (entry["value"], entry["target_source"], entry["target"], entry["floor"],
+            entry["effective_weight"], entry["attainment"], entry["dropped"],
+            entry["status"]) == (first.kpis.get(name), None, kpi.target, kpi.floor, None,
+                                 None, True, None)
+    # the card keeps its detail as scored, and the next card its own KPIs
+    assert name not in cards[0].document["work_performance"]["kpis"]
+    second = results[1].score.work_performance
+    assert second is not None
+    assert [e[0] for e in cards[1].kpis] == list(second.kpis)
