@@ -248,6 +248,27 @@ steadier figure.
   transaction takes 472 µs instead of 583. The whole day at load 1-3, in three runs: the
   service's CPU went from 13.2, 11.7 and 12.3 µs a sample to 10.3, 11.0 and 9.5, and
   PostgreSQL's from 33.4, 29.4 and 31.7 to 27.3, 28.5 and 26.1.
+- **A batch's round trips and arrays** (2026-12-04, early morning; a scratch harness playing
+  the bench's day through main's `commands.settle` and the new one into two databases, batch
+  by batch alternately, client CPU from `time.thread_time`, the backends' from
+  `/proc/PID/schedstat`, load 2.5-4.2). asyncpg's BEGIN was a round trip of its own; the
+  batch's COPY now begins the transaction in its own query (`BEGIN; COPY ...`, `store.stage`,
+  committed by `Database.transaction_begun_by_work`): 89 ± 2 µs of client CPU and 22 ± 5 µs
+  of the backend's a batch. asyncpg encodes an array at about 0.45 µs an element, and a batch
+  sent its agents twice and its declared metrics as four arrays, some 600 elements; they now
+  travel as one string each in PostgreSQL's text form of an array (`store.text_array`, cast
+  by a scalar subquery so a row filter never parses it again). Together: the transaction's
+  client CPU went from 3.27 to 2.93 µs a sample (paired 338 ± 24 µs a batch), the backend's
+  12.08 against 12.10 µs (no change), with identical answers. What is left of the service's
+  side of a batch: the stage's COPY (asyncpg's encoding, about 0.45 ms a batch: 65 ns a
+  field), decoding and epoch seconds, the place, settle and COMMIT round trips, HTTP. Looked at
+  and left: generic plans for the locking statement (PostgreSQL's auto mode already takes
+  them after five custom plans: 302-430 µs of backend auto, 368 forced, 980 custom), place's
+  result arrays as text (20 µs a batch), and a hand-written COPY encoder (no faster than
+  asyncpg's Cython in Python). Three whole-bench pairs at load 3-8 (05:17-05:36 UTC) put the
+  service at 5.7, 5.5 and 5.0 µs a sample before and 4.4, 5.0 and 6.3 after, and the rate
+  between 85 % and 137 % of the peer for the same code: at that load only the paired figure
+  says anything.
 - **Load.** The run above shared the machine with other engineers' test suites (load 6; the
   COPY baseline moved from 53,837 to 124,892 rows/s between its two runs), which weighs on
   whichever of csperf and the peer it overlaps. A quick run (`--quick`, a fifth of the day) at
