@@ -350,10 +350,14 @@ async def agent_kpis(
     """Return an agent's live KPIs for a month, or CSV (the agent, their team's managers,
     admins, readers)."""
     ctx = service_context(request)
-    agent, team, latest = await kpis.agent_and_team(ctx, agent_id)
+    now = ctx.clock()
+    # The month is read with the agent before the access check, unchecked (it is only a
+    # guess, the team as held may change): nothing of it is answered until both pass.
+    agent, team, read = await kpis.agent_and_team(
+        ctx, agent_id, lambda held: period or period_of(now, ZoneInfo(held.timezone)))
     ensure_self_or_manager(principal, agent_id, team.manager_ids)
-    month = _period(period, team.timezone, ctx.clock())
-    document = await kpis.agent_month(ctx, agent, team, month, latest)
+    month = _period(period, team.timezone, now)
+    document = await kpis.agent_month(ctx, agent, team, month, read)
     out = AgentKpisOut(agent_id=agent_id, team_id=agent.team_id, period=month, **document)
     return (_kpi_table(request, out, agent_id, f"kpis-{agent_id}-{month}")
             if wants_table(request) else out)

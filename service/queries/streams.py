@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import asyncpg
@@ -89,19 +90,43 @@ async def read_versions(ctx: ServiceContext, *streams: Spec) -> list[tuple[Any, 
     """Return the current states of several streams with their versions, from one round trip
     (a read, outside any command). A command may decide on a state read so, without reading
     its stream again (``execute(read=...)``)."""
-    folded = [(spec[0], spec[1], spec[2] if len(spec) > 2 else None)
-              for spec in streams]
-    keys = [held_key(stream_id, evolve, fold) for stream_id, evolve, fold in folded]
-    starts = [_start(ctx.states, key) for key in keys]
+    wanted = Reading.of(ctx, *streams)
     async with ctx.db.connection() as conn:
-        recorded = await read_streams(
-            conn, {stream_id: version
-                   for (stream_id, _, _), (_, version) in zip(folded, starts, strict=True)})
-    return [
-        _folded(ctx.states, key, state, version, recorded[stream_id], evolve, fold)
-        for key, (state, version), (stream_id, evolve, fold)
-        in zip(keys, starts, folded, strict=True)
-    ]
+        recorded = await read_streams(conn, wanted.after)
+    return wanted.fold(recorded)
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """``read_versions`` in two halves, for a statement that reads the streams with more
+    beside them (``event_store.streams_after``): ``after`` is what to ask for, the versions
+    this process holds; ``fold`` folds the events read into the states held."""
+
+    states: StreamStates
+    specs: list[tuple[str, Evolve[Any], Fold[Any] | None]]
+    keys: list[tuple[object, ...]]
+    starts: list[tuple[Any, int]]
+
+    @classmethod
+    def of(cls, ctx: ServiceContext, *streams: Spec) -> Reading:
+        """Return the reading of streams from the versions this process holds."""
+        specs = [(spec[0], spec[1], spec[2] if len(spec) > 2 else None) for spec in streams]
+        keys = [held_key(stream_id, evolve, fold) for stream_id, evolve, fold in specs]
+        return cls(ctx.states, specs, keys, [_start(ctx.states, key) for key in keys])
+
+    @property
+    def after(self) -> dict[str, int]:
+        """Return each stream's version held (0: none), which the read starts after."""
+        return {stream_id: version
+                for (stream_id, _, _), (_, version) in zip(self.specs, self.starts, strict=True)}
+
+    def fold(self, recorded: Mapping[str, Sequence[RecordedEvent]]) -> list[tuple[Any, int]]:
+        """Return each stream's state and version, the events read folded in (and held)."""
+        return [
+            _folded(self.states, key, state, version, recorded[stream_id], evolve, fold)
+            for key, (state, version), (stream_id, evolve, fold)
+            in zip(self.keys, self.starts, self.specs, strict=True)
+        ]
 
 
 def held_versions(ctx: ServiceContext, *streams: Spec) -> list[tuple[Any, int]] | None:

@@ -21,7 +21,7 @@ identity value is drawn.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -206,10 +206,12 @@ _GUARDED_APPEND_SQL = _APPEND_MANY.format(guard=_GUARD.format(ids=12, versions=1
 _APPEND_ONE_SQL = _APPEND_ONE.format(guard="")
 _GUARDED_APPEND_ONE_SQL = _APPEND_ONE.format(guard=_GUARD.format(ids=11, versions=12))
 
-_COLUMNS = (
+#: An event's columns as stored, in ``RecordedEvent``'s field order.
+COLUMNS = (
     "position, tx_id, stream_id, version, event_id, type, schema_version, data, metadata,"
     " recorded_at"
 )
+_WIDTH = len(COLUMNS.split(","))
 
 
 async def append(
@@ -347,7 +349,7 @@ async def read_stream(
 ) -> list[RecordedEvent]:
     """Return a stream's events in version order (the first `limit` of them, if given)."""
     rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM event WHERE stream_id = $1 AND version > $2 ORDER BY version"
+        f"SELECT {COLUMNS} FROM event WHERE stream_id = $1 AND version > $2 ORDER BY version"
         " LIMIT $3",
         stream_id,
         after_version,
@@ -361,21 +363,35 @@ async def read_streams(
 ) -> dict[str, list[RecordedEvent]]:
     """Return several streams' events after the given versions, each in version order: one
     round trip where reading them one by one would take one each."""
-    # One probe of the (stream_id, version) index per stream. Joined plainly, the planner
-    # cannot know that few events follow each version asked for, and hashes the whole event
-    # table instead (milliseconds that grow with the log); OFFSET 0 keeps the lateral read
-    # apart, so each stream is read by its own index scan.
     rows = await conn.fetch(
-        "SELECT e.* FROM unnest($1::text[], $2::bigint[]) AS wanted(id, after_version)"
-        f" CROSS JOIN LATERAL (SELECT {_COLUMNS} FROM event"
-        " WHERE stream_id = wanted.id AND version > wanted.after_version OFFSET 0) AS e"
+        "SELECT e.* FROM"
+        f" {streams_after('unnest($1::text[], $2::bigint[]) AS wanted(id, after_version)')}"
         " ORDER BY e.stream_id, e.version",
         list(after_versions),
         list(after_versions.values()),
     )
-    found: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in after_versions}
+    return by_stream(rows, after_versions)
+
+
+def streams_after(wanted: str) -> str:
+    """Return the FROM clause of ``read_streams``, its ``e`` the events (``COLUMNS``) of the
+    streams that ``wanted`` (a FROM item with columns ``id`` and ``after_version``) lists,
+    after those versions: for a statement that reads more beside them in the same round trip."""
+    # One probe of the (stream_id, version) index per stream. Joined plainly, the planner
+    # cannot know that few events follow each version asked for, and hashes the whole event
+    # table instead (milliseconds that grow with the log); OFFSET 0 keeps the lateral read
+    # apart, so each stream is read by its own index scan.
+    return (f"{wanted} CROSS JOIN LATERAL (SELECT {COLUMNS} FROM event"
+            " WHERE stream_id = wanted.id AND version > wanted.after_version OFFSET 0) AS e")
+
+
+def by_stream(rows: Iterable[asyncpg.Record], stream_ids: Iterable[str]
+              ) -> dict[str, list[RecordedEvent]]:
+    """Return the events of rows that start with ``COLUMNS`` (in version order within each
+    stream), by stream, every one of ``stream_ids`` present."""
+    found: dict[str, list[RecordedEvent]] = {stream_id: [] for stream_id in stream_ids}
     for row in rows:
-        found[row["stream_id"]].append(_recorded(row))
+        found[row["stream_id"]].append(RecordedEvent(*row[:_WIDTH]))
     return found
 
 
@@ -484,5 +500,5 @@ def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _recorded(row: asyncpg.Record) -> RecordedEvent:
-    # The row's columns are _COLUMNS, in the dataclass's field order.
+    # The row's columns are COLUMNS, in the dataclass's field order.
     return RecordedEvent(*row)

@@ -16,10 +16,14 @@ import pytest
 
 from service.commands import metrics as commands
 from service.context import ServiceContext
+from service.domain import directory as d
 from service.domain import metrics as m
 from service.projections.metric_totals import compact, compact_pass, rebuild
+from service.queries import kpis
+from service.queries.streams import held_key
 from service.store import metric_partitions
 from service.store import metrics as store
+from service.store.database import Database
 from tests.support.metrics import expected_totals, make_samples, stored_totals
 from tests.support.scenario import ADMIN, make_team
 
@@ -188,6 +192,51 @@ async def test_transferred_agent_samples_follow_the_team_of_their_time(
     team_totals = (await app_client.get(f"/v1/teams/{first.team_id}/kpis?period=2026-11",
                                         headers=ADMIN)).json()
     assert team_totals["totals"]["orders"] == 5 and team_totals["agents"] == 1
+
+
+async def test_agent_kpis_of_the_current_month_follow_a_time_zone_the_process_did_not_hold(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    # The read asks for the month of the team as this process holds it, with the team's
+    # stream (kpis.agent_and_team); when another replica moved the team to another time zone
+    # meanwhile, the current month is another one and must be read again.
+    app_clock.set(datetime(2026, 11, 30, 20, 0, tzinfo=UTC))  # December in Seoul, not in UTC
+    ctx = context(app_client)
+    team = await make_team(app_client, uid, 1, timezone="Asia/Seoul")
+    agent = team.agents[0]
+    before = await app_client.get(f"/v1/agents/{agent}/kpis", headers=ADMIN)
+    assert before.json()["period"] == "2026-12"
+    key = held_key(d.team_stream(team.team_id), d.evolve_team, None)
+    in_seoul = ctx.states.get(key)
+    response = await app_client.put(
+        f"/v1/teams/{team.team_id}",
+        json={"name": f"Team {uid}", "timezone": "UTC", "currency": "CNY",
+              "manager_ids": [team.manager_id]},
+        headers=ADMIN)
+    assert response.status_code == 200, response.text
+    assert in_seoul is not None
+    ctx.states.put(key, in_seoul)  # as a process that did not write the change holds it
+    await commands.ingest(ctx, f"src-{uid}", [
+        sample(f"{uid}-1", agent, "orders", 5, datetime(2026, 11, 30, 12, tzinfo=UTC))])
+    body = (await app_client.get(f"/v1/agents/{agent}/kpis", headers=ADMIN)).json()
+    assert body["period"] == "2026-11"
+    assert body["totals"]["orders"] == 5 and body["samples"] == 1
+
+
+async def test_the_agent_month_statement_is_planned_once_not_at_every_read(
+    db: Database, uid: str
+) -> None:
+    # A dashboard polls GET /v1/agents/{id}/kpis; PostgreSQL keeps a generic plan of its
+    # statement only if that plan looks no costlier than the custom ones (queries.kpis).
+    async with db.connection() as conn:
+        for i in range(8):
+            await conn.fetch(kpis._AGENT_MONTH, f"a-{uid}-{i}", "2026-11", f"cycle-{uid}",
+                             *kpis._stream_pairs({f"agent-{uid}-{i}": 1, f"team-{uid}": 2,
+                                                  f"scheme-{uid}": 1}))
+        plans = await conn.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+            " WHERE statement = $1", kpis._AGENT_MONTH)
+    assert plans is not None and plans["generic_plans"] > 0, dict(plans or {})
 
 
 async def test_placement_in_sql_follows_the_membership_and_the_local_month_of_each_time(
