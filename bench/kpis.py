@@ -206,6 +206,27 @@ ms more than the built-in scheme; the eligibility pass, about 120 ms, costs both
 alike), the close's read of 40,000 totals (40-50 ms more of PostgreSQL's CPU), and the 50,000
 tuples a stored month's cards are rebuilt from.
 
+This round (2026-12-04, 04:55-05:57 UTC, load 1.5-8; the garbage collector's collections
+counted in the service with `gc.callbacks`, and the changed step timed alone by thread CPU,
+alternated with the code before): the largest part of the gap was the garbage collector.
+Before this round, a 50-KPI close + publish set off 426-429 young, 38-39 middle and 2-4 full
+collections, against 271-279, 25 and 2 for the built-in scheme. A full pass walks everything
+the service holds and cost 50-190 ms of CPU, growing with the closes the service held. Most of
+the extra collections came from the month's stored scorecards: a tuple of 9 fields per KPI
+(50,000), turned into the COPY's columns by `zip(*scores)`, which held an iterator per tuple
+until the COPY ended. The collector moved those iterators into its oldest generation, and
+every full pass then walked them. The month's scorecards now gather each KPI's value and its
+work-performance row into month-wide columns, with the other fields read off the rows by
+position in C (`StoredScorecard.columns`, each card a run of them). A 50-KPI close + publish
+now sets off 296-298 young, 27 middle and 2 full collections (built-in: 243-251, 22-23, 2).
+Storing a 50-KPI month's cards and columns took 151-193 ms of CPU before (one full pass
+inside it) and 48-63 ms after (44-51 and 46-57 ms with the collector off). Alternated runs
+of this suite between 05:33 and 05:57 UTC, at load 1.6-3.9: 1.70x, 1.56x, 1.65x and 1.66x
+before, 1.14x, 1.48x, 1.46x and 1.59x after. What is left is spread thin: scoring 40-45 ms
+more than the built-in scheme, the event's dump 15-18 ms, the cards 20 ms and measuring 9 ms
+of the service's CPU, and 50-90 ms of PostgreSQL's. The embedded server is built without lz4,
+so the close's pglz compression stays.
+
 The figures swing with the machine's load: on 2026-12-03 at 02:35 UTC (load 2.8; the code of
 this section's run but for its last change, totals read as float8) the suite gave 1.76 s
 before, 1.58 s as data (0.90x) and 3.71 s with 50 KPIs (2.35x); at 03:06 UTC, with other
