@@ -293,6 +293,18 @@ steadier figure.
   load 2 measured csperf at 44,481 samples/s against the peer's 60,777 (73 %) and 19 % of
   COPY, with CPU per sample 9.5 and 26.2 µs (service, PostgreSQL) against the peer's 6.7
   and 17.0 µs.
+- **Where the peer's margin stands** (2026-12-04, 04:38-06:16 UTC, the machine quiet, load
+  0.2-2.5 at each start). Four runs of `ingest.http_day`, two before this morning's changes
+  (a batch's round trips and arrays, the KPI read) and two after: csperf at 91 % of the peer
+  (one round each, 04:38), 88 % (best of two alternated rounds, 04:50; single rounds 88 % and
+  85 %); after, 85 % (the run above, 06:07; rounds 83 % and 85 %) and 93 % (06:16,
+  `--no-write`; rounds 102 % and 89 %). CPU per sample, the steadier figure: the
+  service 4.4-6.1 µs against the peer's 3.7-4.9, PostgreSQL 12.8-15.6 against 11.2-15.1;
+  csperf's total 0.83-0.92 of the peer's. The gap is PostgreSQL's (1.7-3.1 µs a sample in
+  the last three runs); the batch's transaction measured alone costs about what the peer's
+  does, so what is left is what runs beside it (the live KPI read model's folds and
+  refreshes, the projection runners, autovacuum of the folded delta tables): the next thing
+  to measure, backend by backend.
 """,
 )
 
