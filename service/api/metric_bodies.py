@@ -110,9 +110,9 @@ class _WireSample(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A sample as ``_decoded`` reads it: the fields of ``Sample``, their types and lengths
     (checked in C as each is read; ``_decoded`` checks the rest)."""
 
-    id: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    id: Annotated[str, msgspec.Meta(min_length=1, max_length=m.SAMPLE_ID_MAX)]
     agent_id: str
-    metric: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    metric: Annotated[str, msgspec.Meta(min_length=1, max_length=m.METRIC_MAX)]
     value: float
     occurred_at: Annotated[datetime, msgspec.Meta(tz=True)]
 

@@ -22,7 +22,7 @@ from pydantic import AwareDatetime, ConfigDict, Field, Strict, with_config
 from typing_extensions import TypedDict
 
 from service.domain.directory import Agent, team_at
-from service.domain.ids import ID_PATTERN
+from service.domain.ids import ID_MAX, ID_PATTERN
 from service.domain.kpis import COUNT_UNIT
 from service.domain.periods import period_of
 from service.domain.scheme import Scheme
@@ -37,6 +37,12 @@ MAX_FUTURE = timedelta(days=1)
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 #: No single observation is this large; it bounds every sum far below float overflow.
 MAX_VALUE = 1e12
+#: The longest sample id and metric name, in characters (the API refuses longer; the batch's
+#: staging table relies on it: service/store/metrics.py STAGE).
+SAMPLE_ID_MAX = 128
+METRIC_MAX = 64
+#: The longest source, agent and team id.
+SOURCE_MAX = ID_MAX
 
 
 # Reasons a well-formed sample is not used: stable codes clients can switch on.
@@ -67,11 +73,13 @@ class Sample(TypedDict):
     or epochs."""
 
     id: Annotated[str, Field(
-        min_length=1, max_length=128, pattern=PRINTABLE_PATTERN, examples=["conv-81723-r4"],
+        min_length=1, max_length=SAMPLE_ID_MAX, pattern=PRINTABLE_PATTERN,
+        examples=["conv-81723-r4"],
         description="With the source, the idempotency key: sent twice, counted once.")]
     agent_id: Annotated[str, Field(pattern=ID_PATTERN, examples=["a-17"])]
     metric: Annotated[str, Field(
-        min_length=1, max_length=64, pattern=PRINTABLE_PATTERN, examples=["response_time_seconds"],
+        min_length=1, max_length=METRIC_MAX, pattern=PRINTABLE_PATTERN,
+        examples=["response_time_seconds"],
         description="A metric the scheme of the agent's team declares; another name is"
                     " rejected (and kept, to replay once a scheme version declares it).")]
     value: Annotated[float, Strict(), Field(examples=[12.4])]

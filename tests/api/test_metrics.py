@@ -12,6 +12,8 @@ import httpx
 import orjson
 import pytest
 
+from service.domain import metrics as m
+from service.domain.ids import ID_MAX
 from service.main import create_app
 from tests import conftest
 from tests.conftest import bearer, make_token
@@ -64,6 +66,36 @@ async def test_a_bad_sample_in_the_middle_does_not_stop_the_rest(
     twice = [one(a, f"{uid}-x", "orders", 1), one(a, f"{uid}-x", "orders", 1)]
     response = (await post(app_client, source, twice)).json()
     assert (response["accepted"], response["duplicates"]) == (1, 1)
+
+
+async def test_the_longest_ids_and_names_the_api_takes_are_stored_or_kept(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    # A batch is staged in a table whose text columns are bounded by the API's limits (in
+    # characters): the longest values, at four bytes a character where the alphabet allows
+    # it, go through, one stored and one kept; one character more is refused as a 422.
+    app_clock.set(NOW)
+    team = await make_team(app_client, uid, 1)
+    source = f"chat-{uid}".ljust(m.SOURCE_MAX, "s")
+    longest_id = "\U0001F600" * m.SAMPLE_ID_MAX
+    stranger = f"nobody-{uid}".ljust(ID_MAX, "n")
+    batch = [one(team.agents[0], longest_id, "orders", 1),
+             one(stranger, "\U0001F601" * m.SAMPLE_ID_MAX, "\U0001F602" * m.METRIC_MAX, 1)]
+    body = (await post(app_client, source, batch)).json()
+    assert body["accepted"] == 1, body
+    assert [(r["index"], r["id"], r["reason"]) for r in body["rejected"]] == [
+        (1, batch[1]["id"], "unknown_agent")]
+    again = (await post(app_client, source, batch)).json()
+    assert (again["accepted"], again["duplicates"], len(again["rejected"])) == (0, 1, 1)
+    kpis = (await app_client.get(kpis_url(team.agents[0]), headers=ADMIN)).json()
+    assert kpis["samples"] == 1
+    for too_long in ({"id": longest_id + "x"}, {"metric": "m" * (m.METRIC_MAX + 1)},
+                     {"agent_id": stranger + "n"}):
+        response = await post(app_client, source, [{**batch[0], **too_long}])
+        assert response.status_code == 422, response.text
+        assert next(iter(too_long)) in response.text
+    response = await post(app_client, source + "s", [batch[0]], headers=ingest(source))
+    assert response.status_code == 422 and "source" in response.text, response.text
 
 
 async def test_kpis_include_a_batch_as_soon_as_it_is_answered(

@@ -287,14 +287,18 @@ async def test_placement_in_sql_follows_the_membership_and_the_local_month_of_ea
         assert m.place(s, found.agents[agent], found.zones) == where, s["occurred_at"]
 
 
-async def test_a_batch_plans_generically_only_up_to_its_storing_statement(
-    app_client: httpx.AsyncClient, uid: str
+async def test_a_batch_plans_generically_up_to_its_look_up_of_refused_samples(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
 ) -> None:
-    # The locking statement asks for generic plans; the storing statement sets the mode back,
-    # so the look-ups that may follow (stored keys, the quarantine) are planned for their keys.
+    # The locking statement asks for generic plans; the look-up of refused samples' keys sets
+    # the mode back, so what a replay runs after it is planned for its values. The look-up,
+    # planned generically, still finds exactly the keys stored.
+    app_clock.set(NOW)
     ctx = context(app_client)
     team = await make_team(app_client, uid, 1)
     at = NOW - timedelta(hours=1)
+    stored_before = [sample(f"{uid}-0", team.agents[0], "orders", 1, at)]
+    assert (await commands.ingest(ctx, f"src-{uid}", stored_before)).accepted == 1
     async with ctx.db.transaction() as conn:
         configured = await conn.fetchval("SHOW plan_cache_mode")
         await store.stage(conn, [(0, f"src-{uid}", f"{uid}-1", team.agents[0], "orders", 1.0,
@@ -303,7 +307,20 @@ async def test_a_batch_plans_generically_only_up_to_its_storing_statement(
         mark = (await store.place(conn, team.agents, months)).mark
         assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
         await store.settle(conn, NOW, mark, {}, team.agents, months)
+        assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        keys = [(f"src-{uid}", f"{uid}-0"), (f"src-{uid}", f"{uid}-1"),
+                (f"other-{uid}", f"{uid}-0")]
+        assert await store.stored(conn, keys) == {(f"src-{uid}", f"{uid}-0")}
         assert await conn.fetchval("SHOW plan_cache_mode") == configured
+
+
+async def test_the_staging_table_has_no_toast_table(app_client: httpx.AsyncClient) -> None:
+    # Its text columns are bounded by what the API takes, so that every commit's truncation
+    # of the stage has no TOAST table and TOAST index to truncate and build again.
+    async with context(app_client).db.connection() as conn:
+        toast = await conn.fetchval("SELECT reltoastrelid FROM pg_class"
+                                    " WHERE oid = 'pg_temp.metric_stage'::regclass")
+    assert toast == 0
 
 
 async def test_a_cycle_begun_after_the_lookup_of_declared_metrics_places_the_batch_again(
