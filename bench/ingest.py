@@ -305,7 +305,50 @@ steadier figure.
   the last three runs); the batch's transaction measured alone costs about what the peer's
   does, so what is left is what runs beside it (the live KPI read model's folds and
   refreshes, the projection runners, autovacuum of the folded delta tables): the next thing
-  to measure, backend by backend.
+  to measure, backend by backend (the next bullet).
+- **Backend by backend, then three cuts** (2026-12-04, late morning UTC, load 0.5-2.5; the
+  play window alone: each server backend's CPU labelled by what `pg_stat_activity` saw it
+  run, perf with DWARF call graphs on the server, py-spy on the service, pg_stat_statements
+  on a server of its own, `gc.callbacks` in the service).
+  - What runs beside ingestion is small. The live KPI read model's backend used 0.11-0.18 s
+    of PostgreSQL's 7.6-8.3 s in a run; the batches' backends (the dashboard's reads share
+    them) 7.4-7.9 s, against 5.6-6.2 s for the peer's. Runs with the read model's loop off
+    and on, alternated, differed by less than the noise (PostgreSQL 11.9, 13.1 and 12.0 µs a
+    sample off, 11.7, 13.5 and 13.0 on).
+  - So the gap is in the batches' own statements under eight concurrent clients, which
+    serially cost about what the peer's do. perf over the window: csperf's PostgreSQL 16,130
+    samples against the peer's 14,620. The peer loses some 1,150 to COPY's multi-insert
+    mode (`ResourceOwnerAddToHash` and `ResourceOwnerForget`, which csperf's stage avoids)
+    and about 300 to strcoll. csperf spends more on forming tuples: its materialised CTEs,
+    the key-order sort and the stage's generated time column (`fill_val` +325,
+    `ExecInterpExpr` +340). Comparing keys bytewise (`memcmp` +540) replaces the peer's
+    strcoll.
+  - **The stage's TOAST table.** Every commit truncates the staging table (`ON COMMIT DELETE
+    ROWS`). With its text columns, the table had a TOAST table, which the truncation also
+    truncated, building its index again, empty: 3 % of ingestion's PostgreSQL CPU (perf:
+    `RelationTruncateIndexes` and `index_build` under `PreCommit_on_commit_actions`). The
+    text columns are now bounded by what the API accepts (`varchar(128)` for the sample id,
+    64 for the rest, `m.SAMPLE_ID_MAX` and the like), which keeps a row under the TOAST
+    threshold even at four bytes a character, so the table has none. BEGIN, COPY and COMMIT
+    of a 1,000-sample batch cost the backend 1.46 ms against 1.79 ms (1,000 batches of
+    each, interleaved on one server). A test ingests the longest values, at four bytes a
+    character.
+  - **The look-up of refused samples.** 193 batches of the day's 508 refuse a sample. Its
+    look-up was planned again at every call, over every partition: 202 plans, 161 ms of
+    planning against 12 ms of execution. It is now one lateral probe of the key index per
+    key, in the generic plan the locking statement asks for: 15 plans (one per pooled
+    connection) in the same day.
+  - **The garbage collector.** Its young collections, every 700 net allocations (CPython's
+    default), ran 409-444 times in a run. Each walked a request's objects in flight, for
+    0.25 s of the service's CPU in all (thread CPU time), about 9 % of it. At 20,000
+    (`service/cli.py`) they ran twice: 0.01 s.
+  - Whole runs alternated, the code before these cuts and after, at load 0.7-1.7. Before:
+    92,795, 103,381 and 96,984 samples/s, with CPU 16.8, 15.4 and 16.3 µs a sample (service
+    and PostgreSQL). After: 88,723, 94,272 and 104,714 samples/s, with CPU 17.2, 16.6 and
+    15.0 µs. The cuts, about 0.8 µs a sample of some 20 (client included), are smaller than
+    a run's spread. Two `ingest.http_day` runs after them put csperf at 121 % and 108 % of
+    the peer (best of three rounds each; CPU per sample 16.1 µs against the peer's 17.1 in
+    the second).
 """,
 )
 
