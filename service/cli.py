@@ -69,12 +69,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Each such pass cost about 0.12 s of CPU in the ingestion benchmark, a sixth of the
     # service's CPU (requests allocate enough to set one off every few seconds).
     gc.freeze()
-    # A young collection every 700 net allocations (CPython's default) ran some 420 times in
-    # the ingestion benchmark's day, each walking a request's objects in flight (a batch
-    # holds thousands): 0.25 s of CPU (gc.callbacks), about 9 % of the service's. Nearly every
-    # object a request makes is freed by its reference count, so the count seldom reaches
-    # 20,000: 2 young collections and 0.01 s. Cycles wait a little longer to be collected.
-    gc.set_threshold(20_000, 20, 20)
     # No uvicorn access log: the app writes its own (service.api.middleware), and uvicorn's,
     # silenced by its logger's level, still formatted the client and path of every request.
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None,
