@@ -132,7 +132,11 @@ scheme and 1.95-2.00 s with 50 KPIs before, 1.00-1.18 s and 1.36-1.84 s after; P
 collections (two or three, 50-190 ms each at that load) account for much of the spread: with
 `gc.set_threshold(20000)` in the service (tried, not kept) no full pass fell inside a close,
 and the service's CPU fell by 0.2-0.5 s for either scheme alike, which leaves the ratio where
-it was. What is left grows with the KPI scores: each KPI's value stored twice in the event
+it was. Tried again on 2026-12-04, once the close gathered its KPI fields as columns: close +
+publish took 0.52-0.64 s instead of 0.91 s for the built-in scheme, but 0.76-0.95 s instead of
+0.95 s with 50 KPIs, whose young collections the columns had already made few; the ratio
+read 1.36-1.56 in three runs, so it was not kept (suite ingest).
+What is left grows with the KPI scores: each KPI's value stored twice in the event
 (the agent's KPI values and its score), the 50,000 `scorecard_kpis` rows with five text
 columns alike for every agent of a position, and the 50,000 score tuples a close holds.
 Runs of this suite's pair alternated at load 2-4 (13:25-13:34 UTC): after this round 1.21x
