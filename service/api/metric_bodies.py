@@ -75,9 +75,11 @@ def shaped(sample: Any) -> bool:
         return False
     sample_id, agent_id, metric = sample["id"], sample["agent_id"], sample["metric"]
     value, at = sample["value"], sample["occurred_at"]
-    if (type(sample_id) is not str or len(sample_id) > 128 or not _TEXT.fullmatch(sample_id)
+    if (type(sample_id) is not str or len(sample_id) > m.SAMPLE_ID_MAX
+            or not _TEXT.fullmatch(sample_id)
             or type(agent_id) is not str or not _AGENT.fullmatch(agent_id)
-            or type(metric) is not str or len(metric) > 64 or not _TEXT.fullmatch(metric)
+            or type(metric) is not str or len(metric) > m.METRIC_MAX
+            or not _TEXT.fullmatch(metric)
             or type(at) is not str or not _TIME.fullmatch(at)):
         return False
     if type(value) is int:

@@ -13,6 +13,7 @@ import httpx
 import orjson
 import pytest
 
+from service.domain import metrics as m
 from tests.conftest import bearer, make_token
 from tests.support.scenario import ADMIN, make_team
 
@@ -35,6 +36,28 @@ async def samples_of(client: httpx.AsyncClient, agent: str) -> int:
     body = (await client.get(f"/v1/agents/{agent}/kpis?period=2026-11", headers=ADMIN)).json()
     count: int = body["samples"]
     return count
+
+
+async def test_csv_rows_at_the_longest_lengths_are_used_and_one_more_is_a_422(
+    app_client: httpx.AsyncClient, uid: str, app_clock: Any
+) -> None:
+    # A CSV row takes its own quick check (``shaped``) before the adapter: the same limits,
+    # up to the staging table's bounds, at four bytes a character.
+    app_clock.set(NOW)
+    team = await make_team(app_client, uid, 1)
+    a = team.agents[0]
+    longest = "\U0001F600" * m.SAMPLE_ID_MAX
+    metric = "\U0001F601" * m.METRIC_MAX
+    body = "\n".join([HEADER, f"{longest},{a},orders,1,2026-11-20T10:00:00Z",
+                      f"{uid}-2,{a},{metric},1,2026-11-20T10:00:00Z"]) + "\n"
+    answer = (await post(app_client, f"csv-{uid}", body, "text/csv")).json()
+    assert answer["accepted"] == 1, answer
+    assert [(r["index"], r["reason"]) for r in answer["rejected"]] == [(1, "unknown_metric")]
+    for row in (f"{longest}x,{a},orders,1,2026-11-20T10:00:00Z",
+                f"{uid}-3,{a},{metric}x,1,2026-11-20T10:00:00Z"):
+        response = await post(app_client, f"csv-{uid}", f"{HEADER}\n{row}\n", "text/csv")
+        assert response.status_code == 422, response.text
+        assert "line 2" in response.text, response.text
 
 
 async def test_csv_with_bom_and_crlf_answers_as_json_does(
