@@ -22,7 +22,7 @@ from pydantic import AwareDatetime, ConfigDict, Field, Strict, with_config
 from typing_extensions import TypedDict
 
 from service.domain.directory import Agent, team_at
-from service.domain.ids import ID_MAX, ID_PATTERN
+from service.domain.ids import ID_PATTERN
 from service.domain.kpis import COUNT_UNIT
 from service.domain.periods import period_of
 from service.domain.scheme import Scheme
@@ -41,8 +41,6 @@ MAX_VALUE = 1e12
 #: staging table relies on it: service/store/metrics.py STAGE).
 SAMPLE_ID_MAX = 128
 METRIC_MAX = 64
-#: The longest source, agent and team id.
-SOURCE_MAX = ID_MAX
 
 
 # Reasons a well-formed sample is not used: stable codes clients can switch on.

@@ -215,16 +215,17 @@ async def lock_cycles(
 #: memory anyway (a temporary table has no WAL to save). Interleaved batches on one
 #: connection: 10.0 µs a sample against 10.65.
 #:
-#: The text columns are bounded by what the API accepts (``m.SAMPLE_ID_MAX`` and the rest, in
-#: characters), which bounds a row under PostgreSQL's TOAST threshold even at four bytes a
-#: character: the table then has no TOAST table. With one, every commit's truncation of the
+#: The text columns are bounded by what the API accepts (``m.SAMPLE_ID_MAX``, ``m.METRIC_MAX``,
+#: ``ID_MAX`` for sources, agents and teams, in characters), which bounds a row under
+#: PostgreSQL's TOAST threshold even at four bytes a character: the table then has no TOAST
+#: table. With one, every commit's truncation of the
 #: stage also truncated the TOAST table and built its index again, empty: 0.33 ms of the
 #: backend's CPU a 1,000-sample batch (1.79 against 1.46 ms for BEGIN, COPY and COMMIT,
 #: interleaved on one server; perf put it at 3 % of ingestion's PostgreSQL CPU).
 STAGE = f"""
 CREATE TEMP TABLE IF NOT EXISTS metric_stage (
     idx         integer NOT NULL,
-    source      varchar({m.SOURCE_MAX}) NOT NULL,
+    source      varchar({ID_MAX}) NOT NULL,
     sample_id   varchar({m.SAMPLE_ID_MAX}) NOT NULL,
     agent_id    varchar({ID_MAX}) NOT NULL,
     metric      varchar({m.METRIC_MAX}) NOT NULL,
@@ -330,8 +331,9 @@ def _memberships(agents: str) -> str:
 #
 # It also tells PostgreSQL to use the generic plans of the statements that follow in the
 # batch's transaction (a set_config(..., true) lasts until the transaction ends or is set
-# again), up to the look-up of refused samples (_STORED), which sets the configured mode back
-# for whatever a replay's transaction runs after it. The storing
+# again): up to the storing statement, which sets the configured mode back when it refused
+# nothing, else up to the look-up of refused samples that follows (_STORED), which does. What
+# a replay's transaction runs after them is planned for its values. The storing
 # statement (_SETTLE) was otherwise planned again for every batch, its cost estimated with its
 # values being lower than its generic plan's: a tenth of ingestion's PostgreSQL CPU during the
 # benchmark (perf), for the same plan every time. Its plan does not depend on the values: the
@@ -472,9 +474,13 @@ WITH {placing.strip()}, accepts AS (
 SELECT NULL::integer AS idx, NULL::text AS reason, NULL::text AS status,
        NULL::text AS team_id, NULL::text AS period,
        (SELECT coalesce(sum(samples), 0) FROM grouped)::bigint AS accepted,
-       (SELECT yes FROM moved) AS moved
+       (SELECT yes FROM moved) AS moved,
+       -- The generic plans _PLACE asked for end here when nothing was refused; a refusal is
+       -- looked up next (_STORED), in a generic plan, which ends them.
+       CASE WHEN NOT EXISTS (SELECT FROM judged WHERE reason IS NOT NULL)
+            THEN set_config('plan_cache_mode', NULL, true) END AS plans
 UNION ALL
-SELECT j.idx, j.reason, j.status, j.team_id, j.period, NULL, NULL
+SELECT j.idx, j.reason, j.status, j.team_id, j.period, NULL, NULL, NULL
 FROM judged j
 WHERE j.reason IS NOT NULL AND NOT (SELECT yes FROM moved)
 """
@@ -615,8 +621,9 @@ async def settle(conn: asyncpg.Connection, received_at: datetime, mark: str | No
 
 # Which of a batch's refused samples are stored already: each key looked up in every month's
 # partition by the key index (the month is the key's last column), whatever the tables' sizes.
-# It runs in the generic plan _PLACE asked for, and ends the batch's generic plans (the
-# setting's row, whose source is NULL). Written as `(source, sample_id) IN (unnest ...)`, it
+# It runs in the generic plan _PLACE asked for when the storing statement refused a sample
+# (else in the configured mode), and ends the batch's generic plans (the setting's row, whose
+# source is NULL). Written as `(source, sample_id) IN (unnest ...)`, it
 # was planned again at every batch that refused a sample: a custom plan over every partition
 # (16 in the benchmark, 40 with two years stored), 0.3-0.8 ms each, for a lookup of a few
 # keys (pg_stat_statements: 202 plans in 193 calls, 161 ms of planning against 12 ms of

@@ -76,7 +76,7 @@ async def test_the_longest_ids_and_names_the_api_takes_are_stored_or_kept(
     # it, go through, one stored and one kept; one character more is refused as a 422.
     app_clock.set(NOW)
     team = await make_team(app_client, uid, 1)
-    source = f"chat-{uid}".ljust(m.SOURCE_MAX, "s")
+    source = f"chat-{uid}".ljust(ID_MAX, "s")
     longest_id = "\U0001F600" * m.SAMPLE_ID_MAX
     stranger = f"nobody-{uid}".ljust(ID_MAX, "n")
     batch = [one(team.agents[0], longest_id, "orders", 1),

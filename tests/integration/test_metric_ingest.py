@@ -287,12 +287,13 @@ async def test_placement_in_sql_follows_the_membership_and_the_local_month_of_ea
         assert m.place(s, found.agents[agent], found.zones) == where, s["occurred_at"]
 
 
-async def test_a_batch_plans_generically_up_to_its_look_up_of_refused_samples(
+async def test_a_batch_plans_generically_up_to_its_storing_statement_or_refusals_look_up(
     app_client: httpx.AsyncClient, uid: str, app_clock: Any
 ) -> None:
-    # The locking statement asks for generic plans; the look-up of refused samples' keys sets
-    # the mode back, so what a replay runs after it is planned for its values. The look-up,
-    # planned generically, still finds exactly the keys stored.
+    # The locking statement asks for generic plans. The storing statement sets the mode back
+    # when it refused nothing, else the look-up of refused samples' keys that follows does, so
+    # what a replay runs after them is planned for its values. The look-up, planned
+    # generically, still finds exactly the keys stored.
     app_clock.set(NOW)
     ctx = context(app_client)
     team = await make_team(app_client, uid, 1)
@@ -311,6 +312,19 @@ async def test_a_batch_plans_generically_up_to_its_look_up_of_refused_samples(
         keys = [(f"src-{uid}", f"{uid}-0"), (f"src-{uid}", f"{uid}-1"),
                 (f"other-{uid}", f"{uid}-0")]
         assert await store.stored(conn, keys) == {(f"src-{uid}", f"{uid}-0")}
+        assert await conn.fetchval("SHOW plan_cache_mode") == configured
+    async with ctx.db.transaction() as conn:
+        await store.stage(conn, [(0, f"src-{uid}", f"{uid}-2", team.agents[0], "orders", 1.0,
+                                  at.timestamp())])
+        for _ in range(500):  # until the read models have the team
+            placed = await store.place(conn, team.agents, months)
+            if placed.mark is not None and placed.accepts is not None:
+                break
+            await asyncio.sleep(0.02)
+        assert await conn.fetchval("SHOW plan_cache_mode") == "force_generic_plan"
+        judged = await store.settle(conn, NOW, placed.mark, placed.accepts, team.agents,
+                                    months, placed.cycles)
+        assert (judged.accepted, judged.rejected) == (1, [])
         assert await conn.fetchval("SHOW plan_cache_mode") == configured
 
 
